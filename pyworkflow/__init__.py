@@ -1,0 +1,186 @@
+"""pyworkflow: durable, event-sourced workflows — embedded on SQLite, serverless on AWS.
+
+    import pyworkflow
+    from pyworkflow import workflow, step, sleep, start
+
+    @step
+    async def charge(order_id: str) -> dict: ...
+
+    @workflow
+    async def order(order_id: str) -> dict:
+        receipt = await charge(order_id)
+        await sleep("1d")
+        return receipt
+
+    run_id = await start(order, "o-1")
+
+The programming model follows pyworkflow-engine's public API, so its examples run unchanged.
+"""
+
+from pyworkflow.config import configure, get_config, get_storage, reset_config
+from pyworkflow.core.child import ChildWorkflowHandle, start_child_workflow
+from pyworkflow.core.continue_as_new import continue_as_new
+from pyworkflow.core.events import Event, EventType
+from pyworkflow.core.hook import TypedHook, define_hook, hook
+from pyworkflow.core.models import (
+    CalendarSpec,
+    HookStatus,
+    OverlapPolicy,
+    RunStatus,
+    Schedule,
+    ScheduleSpec,
+    ScheduleStatus,
+    WorkflowRun,
+)
+from pyworkflow.core.registry import get_step, get_workflow, list_steps, list_workflows
+from pyworkflow.core.shield import shield
+from pyworkflow.core.sleep import sleep
+from pyworkflow.core.step import step
+from pyworkflow.core.step_context import (
+    StepContext,
+    get_step_context,
+    has_step_context,
+    set_step_context,
+)
+from pyworkflow.core.workflow import workflow
+from pyworkflow.exceptions import (
+    CancellationError,
+    ChildWorkflowError,
+    ChildWorkflowFailedError,
+    ConcurrencyError,
+    ConfigurationError,
+    EventLimitExceededError,
+    FatalError,
+    HookAlreadyReceivedError,
+    HookExpiredError,
+    HookNotFoundError,
+    HookPayloadError,
+    InvalidArgumentsError,
+    InvalidTokenError,
+    MaxNestingDepthError,
+    NonDeterminismError,
+    RetryableError,
+    SerializationError,
+    SuspensionSignal,
+    WorkflowAlreadyRunningError,
+    WorkflowError,
+    WorkflowNotFoundError,
+)
+from pyworkflow.runtime.api import (
+    ResumeResult,
+    cancel_workflow,
+    get_workflow_chain,
+    get_workflow_events,
+    get_workflow_run,
+    resume,
+    resume_hook,
+    start,
+)
+from pyworkflow.runtime.schedules import (
+    backfill_schedule,
+    create_schedule,
+    delete_schedule,
+    get_schedule,
+    list_schedules,
+    pause_schedule,
+    resume_schedule,
+    scheduled_workflow,
+    trigger_schedule,
+    update_schedule,
+)
+from pyworkflow.scheduler import LocalScheduler
+from pyworkflow.storage import (
+    FileStorageBackend,
+    InMemoryStorageBackend,
+    SQLiteStorageBackend,
+    StorageBackend,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    # configuration
+    "configure",
+    "get_config",
+    "get_storage",
+    "reset_config",
+    # decorators and primitives
+    "workflow",
+    "step",
+    "sleep",
+    "hook",
+    "define_hook",
+    "TypedHook",
+    "shield",
+    "continue_as_new",
+    "start_child_workflow",
+    "ChildWorkflowHandle",
+    "StepContext",
+    "get_step_context",
+    "has_step_context",
+    "set_step_context",
+    # running and inspecting
+    "start",
+    "resume",
+    "cancel_workflow",
+    "resume_hook",
+    "ResumeResult",
+    "get_workflow_run",
+    "get_workflow_events",
+    "get_workflow_chain",
+    "get_workflow",
+    "list_workflows",
+    "get_step",
+    "list_steps",
+    # schedules
+    "scheduled_workflow",
+    "create_schedule",
+    "get_schedule",
+    "list_schedules",
+    "update_schedule",
+    "pause_schedule",
+    "resume_schedule",
+    "delete_schedule",
+    "trigger_schedule",
+    "backfill_schedule",
+    "LocalScheduler",
+    # records
+    "WorkflowRun",
+    "RunStatus",
+    "Event",
+    "EventType",
+    "HookStatus",
+    "Schedule",
+    "ScheduleSpec",
+    "CalendarSpec",
+    "ScheduleStatus",
+    "OverlapPolicy",
+    # storage
+    "StorageBackend",
+    "InMemoryStorageBackend",
+    "FileStorageBackend",
+    "SQLiteStorageBackend",
+    # exceptions
+    "WorkflowError",
+    "FatalError",
+    "RetryableError",
+    "CancellationError",
+    "WorkflowNotFoundError",
+    "WorkflowAlreadyRunningError",
+    "ConfigurationError",
+    "HookNotFoundError",
+    "HookExpiredError",
+    "HookAlreadyReceivedError",
+    "HookPayloadError",
+    "InvalidTokenError",
+    "ChildWorkflowError",
+    "ChildWorkflowFailedError",
+    "MaxNestingDepthError",
+    "NonDeterminismError",
+    "EventLimitExceededError",
+    "SerializationError",
+    "InvalidArgumentsError",
+    "ConcurrencyError",
+    "SuspensionSignal",
+]

@@ -1,0 +1,116 @@
+"""Configuration: ``configure()`` in code, or environment variables (each named once, here)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyworkflow.core.clock import Clock
+    from pyworkflow.storage.base import StorageBackend
+
+ENV_DB_PATH = "PYWORKFLOW_DB"              # SQLite file of the embedded default storage
+ENV_MODULE = "PYWORKFLOW_MODULE"           # module(s) defining workflows, for the CLI and worker
+ENV_STORAGE = "PYWORKFLOW_STORAGE"         # "sqlite" (default), "memory" or "file:<dir>"
+DEFAULT_DB_PATH = ".pyworkflow/pyworkflow.db"
+
+
+@dataclass
+class PyWorkflowConfig:
+    default_runtime: str = "local"
+    default_durable: bool = True
+    default_retries: int = 3
+    default_recover_on_worker_loss: bool | None = None
+    default_max_recovery_attempts: int = 3
+    storage: StorageBackend | None = None
+    celery_broker: str | None = None
+    aws_region: str | None = None
+    event_soft_limit: int = 10_000
+    event_hard_limit: int = 50_000
+    event_warning_interval: int = 100
+    # pyworkflow's own settings
+    db_path: str = field(default_factory=lambda: os.environ.get(ENV_DB_PATH, DEFAULT_DB_PATH))
+    # Retry backoffs up to this long wait in-process instead of suspending the run. 0 keeps
+    # pyworkflow-engine's behaviour: every retry suspends and a timer resumes it.
+    retry_inline_max_seconds: float = 0.0
+    lease_seconds: float = 60.0             # how long a crashed process blocks its runs
+    clock: Clock | None = None
+
+
+_config: PyWorkflowConfig | None = None
+
+
+def configure(*, module: str | None = None, discover: bool = True, **kwargs: Any) -> None:
+    """Set defaults: ``configure(storage=InMemoryStorageBackend(), default_durable=True)``.
+
+    ``module="myapp.workflows"`` imports that module so its workflows are registered.
+    """
+    config = get_config()
+    limits = {"event_soft_limit", "event_hard_limit", "event_warning_interval"} & kwargs.keys()
+    if limits:
+        warnings.warn(
+            f"Changing {', '.join(sorted(limits))} is not recommended: the limits stop runaway "
+            "histories; prefer continue_as_new()",
+            UserWarning,
+            stacklevel=2,
+        )
+    valid = {f.name for f in fields(PyWorkflowConfig)}
+    for key, value in kwargs.items():
+        if key not in valid:
+            raise ValueError(f"Unknown config option {key!r}. Valid options: {', '.join(sorted(valid))}")
+        setattr(config, key, value)
+    if "storage" in kwargs or "clock" in kwargs:
+        from pyworkflow.runtime.local import reset_runtime
+
+        reset_runtime()
+    if module and discover:
+        import_modules(module)
+
+
+def import_modules(spec: str) -> None:
+    import importlib
+    import sys
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in [m.strip() for m in spec.split(",") if m.strip()]:
+        importlib.import_module(name)
+
+
+def get_config() -> PyWorkflowConfig:
+    global _config
+    if _config is None:
+        _config = PyWorkflowConfig()
+    return _config
+
+
+def reset_config() -> None:
+    """Back to defaults (storage and runtime included)."""
+    global _config
+    _config = None
+    from pyworkflow.runtime.local import reset_runtime
+
+    reset_runtime()
+
+
+def get_storage() -> StorageBackend:
+    """The configured storage, created lazily: SQLite at ``./.pyworkflow/pyworkflow.db`` unless
+    ``configure(storage=...)`` or ``PYWORKFLOW_STORAGE`` says otherwise."""
+    config = get_config()
+    if config.storage is None:
+        choice = os.environ.get(ENV_STORAGE, "sqlite")
+        if choice == "memory":
+            from pyworkflow.storage.memory import InMemoryStorageBackend
+
+            config.storage = InMemoryStorageBackend()
+        elif choice.startswith("file"):
+            from pyworkflow.storage.file import FileStorageBackend
+
+            config.storage = FileStorageBackend(choice.partition(":")[2] or ".pyworkflow/data")
+        else:
+            from pyworkflow.storage.sqlite import SQLiteStorageBackend
+
+            config.storage = SQLiteStorageBackend(config.db_path)
+    return config.storage

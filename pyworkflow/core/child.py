@@ -1,0 +1,167 @@
+"""``start_child_workflow``: run another workflow as a child, with its own run and history.
+
+The child's run id is derived from the parent's run id and the op number, so a parent replayed
+after a crash finds the same child instead of starting a second one. With
+``wait_for_completion=True`` the parent suspends until the child ends and records its outcome;
+otherwise it gets a handle and the child lives on its own (``parent_close_policy="cancel"`` makes
+the child end with its parent instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from pyworkflow.core import context as _ctx
+from pyworkflow.core.events import EventType
+from pyworkflow.core.models import RunStatus, WorkflowRun
+from pyworkflow.core.registry import get_workflow_by_func
+from pyworkflow.core.serde import from_jsonable
+from pyworkflow.exceptions import (
+    ChildWorkflowFailedError,
+    MaxNestingDepthError,
+    SuspensionSignal,
+    WorkflowNotFoundError,
+)
+
+PARENT_CLOSE_POLICIES = ("abandon", "cancel")
+
+
+class ChildWorkflowHandle:
+    """A started child run, for fire-and-forget children."""
+
+    def __init__(
+        self, child_run_id: str, child_workflow_name: str, parent_run_id: str, journal: Any
+    ) -> None:
+        self.child_id = child_run_id
+        self.child_run_id = child_run_id
+        self.child_workflow_name = child_workflow_name
+        self.parent_run_id = parent_run_id
+        self._journal = journal
+
+    async def _run(self) -> WorkflowRun:
+        run: WorkflowRun | None = await self._journal.get_run(self.child_run_id)
+        if run is None:
+            raise WorkflowNotFoundError(self.child_run_id)
+        return run
+
+    async def get_status(self) -> RunStatus:
+        return (await self._run()).status
+
+    async def is_running(self) -> bool:
+        return not (await self._run()).status.is_terminal
+
+    async def is_terminal(self) -> bool:
+        return (await self._run()).status.is_terminal
+
+    async def result(self, timeout: float | None = None, poll_interval: float = 0.05) -> Any:
+        """Wait for the child to end and return its result (``ChildWorkflowFailedError`` if it
+        failed or was cancelled; ``TimeoutError`` after ``timeout`` seconds)."""
+
+        async def wait() -> WorkflowRun:
+            while True:
+                run = await self._run()
+                if run.status.is_terminal:
+                    return run
+                await asyncio.sleep(poll_interval)
+
+        run = await asyncio.wait_for(wait(), timeout)
+        if run.status == RunStatus.COMPLETED:
+            return run.get_result()
+        if run.status == RunStatus.CONTINUED_AS_NEW:
+            chain_end = run
+            while chain_end.continued_to_run_id:
+                self.child_run_id = chain_end.continued_to_run_id
+                chain_end = await asyncio.wait_for(wait(), timeout)
+            return chain_end.get_result()
+        raise ChildWorkflowFailedError(
+            run.run_id, run.workflow_name, run.error or run.status.value, run.error_type
+        )
+
+    async def cancel(self, reason: str | None = None) -> bool:
+        run = await self._run()
+        if run.status.is_terminal:
+            return False
+        await self._journal.cancel_run(self.child_run_id, reason)
+        return True
+
+    def __repr__(self) -> str:
+        return f"ChildWorkflowHandle({self.child_run_id!r}, {self.child_workflow_name!r})"
+
+
+async def start_child_workflow(
+    workflow_func: Callable[..., Any],
+    *args: Any,
+    wait_for_completion: bool = True,
+    parent_close_policy: str = "abandon",
+    **kwargs: Any,
+) -> Any:
+    """Start ``workflow_func`` as a child run. Returns its result (``wait_for_completion=True``)
+    or a ``ChildWorkflowHandle``. Children nest at most 3 deep."""
+    ctx = _ctx.require("start_child_workflow()")
+    defn = get_workflow_by_func(workflow_func)
+    if defn is None:
+        raise ValueError(
+            f"{getattr(workflow_func, '__name__', workflow_func)!r} is not a workflow: "
+            "decorate it with @workflow"
+        )
+    if parent_close_policy not in PARENT_CLOSE_POLICIES:
+        raise ValueError(f"parent_close_policy must be one of {PARENT_CLOSE_POLICIES}")
+
+    rec = await ctx.begin("child", defn.name)
+    ctx.check_cancellation(rec)
+    op = ctx.peek_op() - 1
+    if rec is not None and rec.terminal is not None and rec.terminal.type != \
+            EventType.CHILD_WORKFLOW_STARTED:
+        return _outcome(rec.terminal.type, rec.terminal.data, defn)
+
+    if rec is None:
+        if ctx.run.nesting_depth >= MaxNestingDepthError.MAX_DEPTH:
+            raise MaxNestingDepthError(ctx.run.nesting_depth)
+        child_run_id = f"{ctx.run_id}-c{op}"
+        await ctx.journal.start_child(
+            defn.name, child_run_id, args, kwargs, op, parent_close_policy, wait_for_completion
+        )
+        await ctx.record(
+            EventType.CHILD_WORKFLOW_STARTED,
+            {"op": op, "name": defn.name, "child_run_id": child_run_id,
+             "wait": wait_for_completion, "parent_close_policy": parent_close_policy},
+        )
+    else:
+        started = rec.first(EventType.CHILD_WORKFLOW_STARTED)
+        assert started is not None
+        child_run_id = started.data["child_run_id"]
+
+    if not wait_for_completion:
+        return ChildWorkflowHandle(child_run_id, defn.name, ctx.run_id, ctx.journal)
+
+    child = await ctx.journal.get_run(child_run_id)
+    while child is not None and child.status == RunStatus.CONTINUED_AS_NEW and \
+            child.continued_to_run_id:
+        child = await ctx.journal.get_run(child.continued_to_run_id)
+    if child is None or not child.status.is_terminal:
+        raise SuspensionSignal("child", wake_at=None, op=op, child_run_id=child_run_id)
+    type_, data = _child_event(child, op, defn.name)
+    await ctx.record(type_, data)
+    return _outcome(type_, data, defn)
+
+
+def _child_event(child: WorkflowRun, op: int, name: str) -> tuple[EventType, dict[str, Any]]:
+    base = {"op": op, "name": name, "child_run_id": child.run_id}
+    if child.status == RunStatus.COMPLETED:
+        return EventType.CHILD_WORKFLOW_COMPLETED, {**base, "result": child.get_result()}
+    if child.status == RunStatus.CANCELLED:
+        return EventType.CHILD_WORKFLOW_CANCELLED, {**base, "error": child.error or "cancelled"}
+    return EventType.CHILD_WORKFLOW_FAILED, {
+        **base, "error": child.error or child.status.value, "error_type": child.error_type,
+    }
+
+
+def _outcome(type_: EventType, data: dict[str, Any], defn: Any) -> Any:
+    if type_ == EventType.CHILD_WORKFLOW_COMPLETED:
+        return from_jsonable(data.get("result"), defn.hints.get("return"))
+    raise ChildWorkflowFailedError(
+        data.get("child_run_id", ""), defn.name, data.get("error", "failed"),
+        data.get("error_type"),
+    )

@@ -1,0 +1,295 @@
+"""The replay state of one execution of one run. Pure bookkeeping: all I/O goes through the
+``Journal`` the runtime injects.
+
+Each durable operation (step, sleep, hook, child, context update) gets an ``op`` number from a
+counter, in call order: never a hash of its arguments, so a step called twice with the same
+arguments runs twice. Its events carry that number. On replay, ``begin`` finds the recorded events
+of the op and checks that the code asks for the same kind and name; if not, the run fails with
+``NonDeterminismError`` naming both.
+
+Cancellation is an event like any other. An op is *settled* if its terminal event comes before
+the first ``cancellation.requested`` event; awaiting an unsettled op outside ``shield()`` raises
+``CancellationError``. Replay therefore delivers cancellation at exactly the same await as the
+execution that first saw it.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pyworkflow.core.clock import Clock, new_id
+from pyworkflow.core.events import TERMINAL_OP_EVENTS, Event, EventType
+from pyworkflow.exceptions import (
+    CancellationError,
+    EventLimitExceededError,
+    NonDeterminismError,
+    RunFailure,
+    WorkflowError,
+)
+
+if TYPE_CHECKING:
+    from pyworkflow.core.models import Hook, WorkflowRun
+
+logger = logging.getLogger("pyworkflow")
+
+_KIND_BY_PREFIX = {
+    "step": "step",
+    "sleep": "sleep",
+    "hook": "hook",
+    "child_workflow": "child",
+    "context": "context",
+}
+
+
+class Journal(Protocol):
+    """What an execution needs from the runtime. Implemented in ``pyworkflow.runtime``."""
+
+    clock: Clock
+
+    async def write(self, events: list[Event]) -> None:
+        """Append events conditionally (``ConcurrencyError`` if the history moved)."""
+
+    async def checkpoint(self) -> None:
+        """Called before each new operation: renew the lease, notice outside changes
+        (raises ``RestartSignal`` when the run must be reloaded)."""
+
+    async def create_hook(self, hook: Hook) -> None: ...
+
+    async def get_hook(self, run_id: str, hook_id: str) -> Hook | None: ...
+
+    async def expire_hook(self, hook: Hook) -> Hook:
+        """Mark a pending hook expired; returns the stored hook (which may have been received)."""
+
+    async def start_child(
+        self, workflow_name: str, child_run_id: str, args: tuple[Any, ...],
+        kwargs: dict[str, Any], op: int, parent_close_policy: str, wait: bool,
+    ) -> None: ...
+
+    async def get_run(self, run_id: str) -> WorkflowRun | None: ...
+
+    async def cancel_run(self, run_id: str, reason: str | None) -> None: ...
+
+
+@dataclass
+class OpRecord:
+    op: int
+    kind: str
+    name: str
+    events: list[Event] = field(default_factory=list)
+    terminal: Event | None = None
+
+    def first(self, type_: EventType) -> Event | None:
+        return next((e for e in self.events if e.type == type_), None)
+
+
+def op_kind(event: Event) -> str:
+    return _KIND_BY_PREFIX.get(event.type.value.split(".", 1)[0], "?")
+
+
+@dataclass
+class Limits:
+    soft: int = 10_000
+    hard: int = 50_000
+    warning_interval: int = 100
+
+
+class WorkflowContext:
+    """State of one execution. ``current()`` returns it inside workflow and step code."""
+
+    def __init__(
+        self,
+        run: WorkflowRun,
+        history: list[Event],
+        journal: Journal,
+        *,
+        durable: bool = True,
+        inline_wait_max: float = 0.0,
+        inline_sleep_max: float = 0.0,
+        limits: Limits | None = None,
+    ) -> None:
+        self.run = run
+        self.run_id = run.run_id
+        self.workflow_name = run.workflow_name
+        self.journal = journal
+        self.clock = journal.clock
+        self.is_durable = durable
+        self.inline_wait_max = inline_wait_max  # retry backoffs up to this wait in-process
+        self.inline_sleep_max = inline_sleep_max  # sleeps up to this too (transient runs)
+        self.limits = limits or Limits()
+        self.history = history
+        self.next_seq = len(history) + 1
+        self._pending: list[Event] = []
+        self._next_op = 0
+        self._ops: dict[int, OpRecord] = {}
+        self.cancel_seq: int | None = None
+        self.cancel_reason: str | None = None
+        self.shield_depth = 0
+        self.in_step = False
+        self.step_context: Any = None
+        self.interrupted = False  # set by the runtime: reload at the next new operation
+        for event in history:
+            self._index(event)
+
+    # --- history -----------------------------------------------------------------------------
+    def _index(self, event: Event) -> None:
+        if event.type == EventType.CANCELLATION_REQUESTED and self.cancel_seq is None:
+            self.cancel_seq = event.sequence
+            self.cancel_reason = event.data.get("reason")
+        op = event.op
+        if op is None:
+            return
+        rec = self._ops.get(op)
+        if rec is None:
+            rec = self._ops[op] = OpRecord(op, op_kind(event), str(event.data.get("name", "")))
+        rec.events.append(event)
+        if event.type in TERMINAL_OP_EVENTS or (
+            event.type == EventType.CHILD_WORKFLOW_STARTED and not event.data.get("wait", True)
+        ):
+            rec.terminal = event
+
+    @property
+    def op_count(self) -> int:
+        return self._next_op
+
+    def recorded_ops(self) -> int:
+        return len(self._ops)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def make_event(self, type_: EventType, data: dict[str, Any]) -> Event:
+        seq = self.next_seq + len(self._pending)
+        return Event(
+            event_id=new_id("evt"),
+            run_id=self.run_id,
+            type=type_,
+            timestamp=self.clock.now(),
+            data=data,
+            sequence=seq,
+        )
+
+    async def record(
+        self, type_: EventType, data: dict[str, Any], *, defer: bool = False, final: bool = False
+    ) -> Event:
+        """Record an event. Deferred events ride along with the next write (a suspension writes
+        them together with the run record, in one atomic write)."""
+        event = self.make_event(type_, data)
+        if not final:  # the event that ends a run is always written, even past the limit
+            self._check_limits(event.sequence)
+        self._pending.append(event)
+        # Indexed at once: if the write fails the whole execution is discarded and replayed.
+        self._index(event)
+        if not defer:
+            await self.flush()
+        return event
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        batch = self._pending
+        await self.journal.write(batch)
+        self._pending = []
+        self.next_seq += len(batch)
+        self.history.extend(batch)
+
+    def take_pending(self) -> list[Event]:
+        """Hand deferred events to the runtime, which writes them with the run record."""
+        batch, self._pending = self._pending, []
+        return batch
+
+    def _check_limits(self, count: int) -> None:
+        if count >= self.limits.hard:
+            raise RunFailure(EventLimitExceededError(self.run_id, count, self.limits.hard))
+        if count >= self.limits.soft and (count - self.limits.soft) % max(
+            1, self.limits.warning_interval
+        ) == 0:
+            logger.warning(
+                "Run %s has %d events (soft limit %d, hard limit %d): consider continue_as_new()",
+                self.run_id, count, self.limits.soft, self.limits.hard,
+            )
+
+    # --- operations --------------------------------------------------------------------------
+    async def begin(self, kind: str, name: str) -> OpRecord | None:
+        """Allocate the next op. Returns its record if history has one (after checking it is the
+        same kind and name), else None — a new operation, after a runtime checkpoint."""
+        op = self._next_op
+        self._next_op += 1
+        rec = self._ops.get(op)
+        if rec is not None:
+            if rec.kind != kind or rec.name != name:
+                raise RunFailure(
+                    NonDeterminismError(
+                        f"Run {self.run_id}, operation #{op}: the history recorded {rec.kind} "
+                        f"{rec.name!r} but the code now calls {kind} {name!r}. Workflow code must "
+                        "make the same durable calls in the same order on replay."
+                    )
+                )
+            return rec
+        if self.interrupted:
+            from pyworkflow.exceptions import RestartSignal
+
+            raise RestartSignal()
+        await self.journal.checkpoint()
+        self.check_deadline()
+        return None
+
+    def peek_op(self) -> int:
+        return self._next_op
+
+    def check_deadline(self) -> None:
+        deadline = self.run.deadline_at
+        if deadline is not None and self.clock.now() >= deadline:
+            raise RunFailure(
+                WorkflowError(
+                    f"Run {self.run_id} exceeded its max_duration ({self.run.max_duration})"
+                )
+            )
+
+    def settled(self, rec: OpRecord | None) -> bool:
+        """Whether the op finished before any cancellation request."""
+        if rec is None or rec.terminal is None:
+            return False
+        return self.cancel_seq is None or rec.terminal.sequence < self.cancel_seq
+
+    @property
+    def cancellation_requested(self) -> bool:
+        return self.cancel_seq is not None
+
+    def check_cancellation(self, rec: OpRecord | None = None) -> None:
+        """Raise ``CancellationError`` if cancellation applies to this op (see module doc)."""
+        if self.cancel_seq is None or self.shield_depth > 0 or self.settled(rec):
+            return
+        raise CancellationError(
+            f"Workflow {self.run_id} was cancelled"
+            + (f": {self.cancel_reason}" if self.cancel_reason else ""),
+            reason=self.cancel_reason,
+        )
+
+    def unconsumed_ops(self) -> list[OpRecord]:
+        return [r for op, r in sorted(self._ops.items()) if op >= self._next_op]
+
+
+_current: ContextVar[WorkflowContext | None] = ContextVar("pyworkflow_context", default=None)
+
+
+def current() -> WorkflowContext | None:
+    return _current.get()
+
+
+def require(what: str) -> WorkflowContext:
+    ctx = _current.get()
+    if ctx is None:
+        raise RuntimeError(f"{what} can only be used inside a workflow (a @workflow function)")
+    return ctx
+
+
+def activate(ctx: WorkflowContext | None) -> Any:
+    return _current.set(ctx)
+
+
+def deactivate(token: Any) -> None:
+    _current.reset(token)

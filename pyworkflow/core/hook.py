@@ -1,0 +1,139 @@
+"""``hook``: wait for a payload from outside (an approval, a webhook, a callback).
+
+The token handed to ``on_created`` is 192 random bits, unrelated to the run id. Storage keeps only
+its SHA-256 and the history never contains it. ``resume_hook`` stores the payload on the hook
+record and wakes the run; the run itself copies it into its history (``hook.received``) when it
+reaches the hook, so only the run's own worker ever writes its history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from pyworkflow.core import context as _ctx
+from pyworkflow.core.clock import new_token
+from pyworkflow.core.duration import parse_duration, resolve_wake_time
+from pyworkflow.core.events import EventType
+from pyworkflow.core.models import Hook, HookStatus
+from pyworkflow.core.registry import get_hook_schema, register_hook_schema
+from pyworkflow.core.serde import from_jsonable
+from pyworkflow.exceptions import HookExpiredError, SuspensionSignal
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def hook(
+    name: str,
+    *,
+    timeout: str | int | float | None = None,
+    on_created: Callable[[str], Awaitable[None] | None] | None = None,
+    payload_schema: type[BaseModel] | None = None,
+) -> Any:
+    """Suspend until ``resume_hook(token, payload)``; return the payload (validated into
+    ``payload_schema`` when given). ``timeout`` ("24h", seconds) raises ``HookExpiredError``.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError("hook() needs a non-empty name")
+    if timeout is not None:
+        parse_duration(timeout)
+    ctx = _ctx.require("hook()")
+    if payload_schema is not None:
+        register_hook_schema(name, payload_schema)
+    schema = payload_schema or get_hook_schema(name)
+
+    rec = await ctx.begin("hook", name)
+    ctx.check_cancellation(rec)
+    if rec is not None and rec.terminal is not None:
+        return _outcome(rec.terminal.type, rec.terminal.data, name, schema)
+
+    op = ctx.peek_op() - 1
+    hook_id = f"hook_{name}_{op}"
+    if rec is None:
+        expires_at = resolve_wake_time(timeout, ctx.now()) if timeout is not None else None
+        token = new_token()
+        await ctx.journal.create_hook(
+            Hook(
+                token_hash=hash_token(token), run_id=ctx.run_id, hook_id=hook_id, op=op,
+                name=name, created_at=ctx.now(), expires_at=expires_at,
+                payload_schema=schema.model_json_schema() if schema else None,
+            )
+        )
+        await ctx.record(
+            EventType.HOOK_CREATED,
+            {"op": op, "name": name, "hook_id": hook_id,
+             "expires_at": expires_at.isoformat() if expires_at else None},
+        )
+        if on_created is not None:
+            result = on_created(token)
+            if inspect.isawaitable(result):
+                await result
+    else:
+        created = rec.first(EventType.HOOK_CREATED)
+        assert created is not None
+        raw = created.data.get("expires_at")
+        expires_at = datetime.fromisoformat(raw) if raw else None
+
+    stored = await ctx.journal.get_hook(ctx.run_id, hook_id)
+    if stored is not None and stored.status == HookStatus.PENDING and expires_at is not None \
+            and ctx.now() >= expires_at:
+        stored = await ctx.journal.expire_hook(stored)
+    if stored is not None and stored.status == HookStatus.RECEIVED:
+        data = {"op": op, "name": name, "hook_id": hook_id, "payload": stored_payload(stored)}
+        await ctx.record(EventType.HOOK_RECEIVED, data)
+        return _outcome(EventType.HOOK_RECEIVED, data, name, schema)
+    if stored is not None and stored.status == HookStatus.EXPIRED:
+        data = {"op": op, "name": name, "hook_id": hook_id}
+        await ctx.record(EventType.HOOK_EXPIRED, data)
+        return _outcome(EventType.HOOK_EXPIRED, data, name, schema)
+    raise SuspensionSignal("hook", wake_at=expires_at, op=op, hook_id=hook_id)
+
+
+def stored_payload(hook: Hook) -> Any:
+    return hook.payload
+
+
+def _outcome(type_: EventType, data: dict[str, Any], name: str, schema: type | None) -> Any:
+    if type_ == EventType.HOOK_EXPIRED:
+        raise HookExpiredError(f"{name} (timed out waiting for its payload)")
+    return from_jsonable(data.get("payload"), schema)
+
+
+class TypedHook(Generic[T]):
+    """A named hook whose payload is validated against a pydantic model (``define_hook``)."""
+
+    def __init__(self, name: str, schema: type[T]) -> None:
+        if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+            raise TypeError("define_hook() needs a pydantic BaseModel subclass as its schema")
+        self.name = name
+        self.schema = schema
+        register_hook_schema(name, schema)
+
+    async def __call__(
+        self,
+        *,
+        timeout: str | int | float | None = None,
+        on_created: Callable[[str], Awaitable[None] | None] | None = None,
+    ) -> T:
+        result: T = await hook(
+            self.name, timeout=timeout, on_created=on_created, payload_schema=self.schema
+        )
+        return result
+
+    def __repr__(self) -> str:
+        return f"TypedHook({self.name!r}, {self.schema.__name__})"
+
+
+def define_hook(name: str, schema: type[T]) -> TypedHook[T]:
+    """A reusable typed hook: ``approval = define_hook("approval", Approval)``, then
+    ``payload = await approval(timeout="24h")`` inside a workflow."""
+    return TypedHook(name, schema)

@@ -1,0 +1,96 @@
+"""Registries of workflows, steps and hook schemas, filled by the decorators at import time."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+from pyworkflow.exceptions import ConfigurationError
+
+
+@dataclass
+class WorkflowDefinition:
+    name: str
+    func: Callable[..., Any]          # the user's function
+    wrapper: Callable[..., Any]       # what @workflow returned
+    durable: bool | None = None
+    max_duration: str | None = None
+    tags: list[str] = field(default_factory=list)
+    context_class: type | None = None
+    version: str | None = None
+    signature: inspect.Signature | None = None
+    hints: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepDefinition:
+    name: str
+    func: Callable[..., Any]
+    max_retries: int
+    retry_delay: str | int | float | list[int | float]
+    timeout: float | None
+    metadata: dict[str, Any]
+    return_annotation: Any = None
+
+
+_workflows: dict[str, WorkflowDefinition] = {}
+_steps: dict[str, StepDefinition] = {}
+_hook_schemas: dict[str, type] = {}
+
+
+def type_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return get_type_hints(func)
+    except Exception:  # noqa: BLE001 - unresolvable forward refs: fall back to plain JSON
+        return {}
+
+
+def register_workflow(defn: WorkflowDefinition) -> None:
+    existing = _workflows.get(defn.name)
+    if existing is not None and existing.func.__qualname__ != defn.func.__qualname__:
+        raise ConfigurationError(
+            f"Two different workflows are named {defn.name!r} ({existing.func.__module__}."
+            f"{existing.func.__qualname__} and {defn.func.__module__}.{defn.func.__qualname__}). "
+            "Pass name=... to @workflow to tell them apart."
+        )
+    _workflows[defn.name] = defn
+
+
+def register_step(defn: StepDefinition) -> None:
+    _steps[defn.name] = defn
+
+
+def register_hook_schema(name: str, schema: type) -> None:
+    _hook_schemas[name] = schema
+
+
+def get_hook_schema(name: str) -> type | None:
+    return _hook_schemas.get(name)
+
+
+def get_workflow(name: str) -> WorkflowDefinition | None:
+    return _workflows.get(name)
+
+
+def get_workflow_by_func(func: Callable[..., Any]) -> WorkflowDefinition | None:
+    name = getattr(func, "__workflow_name__", None)
+    if name is not None:
+        return _workflows.get(name)
+    for defn in _workflows.values():
+        if defn.func is func or defn.wrapper is func:
+            return defn
+    return None
+
+
+def list_workflows() -> dict[str, WorkflowDefinition]:
+    return dict(_workflows)
+
+
+def get_step(name: str) -> StepDefinition | None:
+    return _steps.get(name)
+
+
+def list_steps() -> dict[str, StepDefinition]:
+    return dict(_steps)

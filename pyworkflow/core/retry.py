@@ -1,0 +1,88 @@
+"""Retry delays and the recording of step failures as data (never as pickled exceptions)."""
+
+from __future__ import annotations
+
+import builtins
+from datetime import datetime, timedelta
+from typing import Any
+
+from pyworkflow import exceptions as _exc
+from pyworkflow.core.duration import parse_duration
+
+MAX_BACKOFF_SECONDS = 300.0
+
+
+def retry_delay_seconds(policy: str | int | float | list[int | float], attempt: int) -> float:
+    """Delay before retry number ``attempt`` (1 = first retry).
+
+    "exponential": 1, 2, 4, 8… capped at 300 s; a number: fixed; a list: one per retry, the last
+    repeating; a duration string ("10s"): fixed.
+    """
+    if policy == "exponential":
+        return min(2.0 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+    if isinstance(policy, bool):
+        raise ValueError("retry_delay must be 'exponential', seconds, a duration or a list")
+    if isinstance(policy, int | float):
+        return float(policy)
+    if isinstance(policy, list):
+        if not policy:
+            return 1.0
+        return float(policy[min(attempt - 1, len(policy) - 1)])
+    if isinstance(policy, str):
+        return parse_duration(policy)
+    raise ValueError(f"Invalid retry_delay {policy!r}")
+
+
+def validate_retry_delay(policy: Any) -> None:
+    if policy == "exponential":
+        return
+    if isinstance(policy, list):
+        if not all(isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in policy):
+            raise ValueError("retry_delay list must hold non-negative numbers of seconds")
+        return
+    retry_delay_seconds(policy, 1)
+
+
+def retry_after_seconds(value: Any, now: datetime) -> float | None:
+    """Seconds until ``RetryableError.retry_after``, or None when it was not given."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return max(0.0, (value - now).total_seconds())
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return parse_duration(value)
+
+
+# Exception types a recorded failure may be raised as again: builtins and our own tree. A type
+# outside this list comes back as FatalError naming it: storage holds data, never code.
+_SAFE_BUILTINS = {
+    name: obj
+    for name, obj in vars(builtins).items()
+    if isinstance(obj, type) and issubclass(obj, Exception)
+}
+_OWN = {
+    name: obj
+    for name, obj in vars(_exc).items()
+    if isinstance(obj, type) and issubclass(obj, _exc.WorkflowError)
+}
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    return {"error": str(exc) or type(exc).__name__, "error_type": type(exc).__name__}
+
+
+def rebuild_error(data: dict[str, Any], step_name: str) -> Exception:
+    """The exception a recorded ``step.failed`` raises, identical on every replay."""
+    error_type = str(data.get("error_type") or "Exception")
+    message = str(data.get("error") or "")
+    cls = _SAFE_BUILTINS.get(error_type)
+    if cls is not None:
+        try:
+            return cls(message)
+        except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError needs five arguments
+            pass
+    own = _OWN.get(error_type)
+    if own is not None and own in (_exc.FatalError, _exc.WorkflowError, _exc.RetryableError):
+        return own(message)
+    return _exc.FatalError(f"Step {step_name!r} failed: {error_type}: {message}")

@@ -1,0 +1,63 @@
+"""``sleep``: a durable wait. The absolute wake time is recorded, so a replay or a restart never
+stretches it; the run suspends and the runtime wakes it then (a timer locally, EventBridge
+Scheduler or SQS on AWS)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from pyworkflow.core import context as _ctx
+from pyworkflow.core.duration import Duration, parse_duration, resolve_wake_time
+from pyworkflow.core.events import EventType
+from pyworkflow.exceptions import SuspensionSignal
+
+
+async def sleep(duration: Duration) -> None:
+    """Wait for ``duration``: "30s", "5m", "2h", "1d", seconds, a timedelta, or until a datetime.
+
+    Inside a durable workflow the run suspends and costs nothing while it waits; outside a
+    workflow this is ``asyncio.sleep``.
+    """
+    if not isinstance(duration, datetime):
+        parse_duration(duration)  # a bad value fails here, before anything is recorded
+    ctx = _ctx.current()
+    if ctx is None or ctx.in_step:
+        now = None
+        if isinstance(duration, datetime):
+            from datetime import UTC
+
+            now = datetime.now(UTC)
+        seconds = (
+            (resolve_wake_time(duration, now) - now).total_seconds() if now else
+            parse_duration(duration)  # type: ignore[arg-type]
+        )
+        await asyncio.sleep(max(0.0, seconds))
+        return
+
+    rec = await ctx.begin("sleep", "sleep")
+    ctx.check_cancellation(rec)
+    if rec is not None and rec.terminal is not None:
+        return
+    op = ctx.peek_op() - 1
+    if rec is None:
+        wake_at = resolve_wake_time(duration, ctx.now())
+        await ctx.record(
+            EventType.SLEEP_STARTED,
+            {"op": op, "name": "sleep", "resume_at": wake_at.isoformat(),
+             "duration": str(duration)},
+            defer=True,
+        )
+    else:
+        started = rec.first(EventType.SLEEP_STARTED)
+        assert started is not None
+        wake_at = datetime.fromisoformat(started.data["resume_at"])
+
+    remaining = (wake_at - ctx.now()).total_seconds()
+    if remaining > 0 and (not ctx.is_durable or remaining <= ctx.inline_sleep_max):
+        await ctx.clock.sleep(remaining)
+        remaining = 0
+    if remaining <= 0:
+        await ctx.record(EventType.SLEEP_COMPLETED, {"op": op, "name": "sleep"}, defer=True)
+        return
+    raise SuspensionSignal("sleep", wake_at=wake_at, op=op)

@@ -1,0 +1,193 @@
+"""``@step``: a unit of work whose result is recorded once and returned from history on replay.
+
+Two phases, like every primitive: look the op up in history; settled → return (or raise) what was
+recorded; otherwise run the function inline, record one ``step.completed`` (the only write a step
+costs) and return the decoded result. Failures are retried with the step's policy: each retry
+records ``step.retrying`` with its absolute ``retry_at``, waits inline when the backoff is short
+and otherwise suspends the run until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar, overload
+
+from pyworkflow.core import context as _ctx
+from pyworkflow.core.duration import parse_duration
+from pyworkflow.core.events import EventType
+from pyworkflow.core.registry import StepDefinition, register_step, type_hints
+from pyworkflow.core.retry import (
+    describe_error,
+    rebuild_error,
+    retry_after_seconds,
+    retry_delay_seconds,
+    validate_retry_delay,
+)
+from pyworkflow.core.serde import from_jsonable, to_jsonable
+from pyworkflow.exceptions import FatalError, RetryableError, SerializationError, SuspensionSignal
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def step(name: F) -> F: ...
+@overload
+def step(
+    name: str | None = None,
+    max_retries: int = 3,
+    retry_delay: str | int | float | list[int | float] = "exponential",
+    timeout: int | float | str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Callable[[F], F]: ...
+
+
+def step(
+    name: Any = None,
+    max_retries: int = 3,
+    retry_delay: str | int | float | list[int | float] = "exponential",
+    timeout: int | float | str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Any:
+    """Mark an async function as a durable step. Usable as ``@step`` or ``@step(...)``.
+
+    ``max_retries`` retries after the first attempt; ``retry_delay`` is "exponential" (1 s, 2 s,
+    4 s… up to 5 min), seconds, or a list of seconds per retry; ``timeout`` (seconds or "30s")
+    bounds each attempt. Raise ``FatalError`` to fail without retrying, ``RetryableError(
+    retry_after=...)`` to choose the wait.
+    """
+    if callable(name):
+        return step()(name)
+    if not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+    validate_retry_delay(retry_delay)
+    timeout_s = None if timeout is None else parse_duration(timeout)
+
+    def decorate(func: F) -> F:
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError(
+                f"@step needs an async function: make {func.__qualname__} 'async def'"
+            )
+        defn = StepDefinition(
+            name=name or func.__name__,
+            func=func,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            timeout=timeout_s,
+            metadata=dict(metadata or {}),
+            return_annotation=type_hints(func).get("return"),
+        )
+        register_step(defn)
+
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await execute_step(defn, args, kwargs)
+
+        wrapper.__step__ = True  # type: ignore[attr-defined]
+        wrapper.__step_name__ = defn.name  # type: ignore[attr-defined]
+        wrapper.__step_definition__ = defn  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+async def _call(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if defn.timeout is None:
+        return await defn.func(*args, **kwargs)
+    try:
+        return await asyncio.wait_for(defn.func(*args, **kwargs), defn.timeout)
+    except TimeoutError:
+        raise TimeoutError(f"Step {defn.name!r} timed out after {defn.timeout:g}s") from None
+
+
+async def execute_step(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    ctx = _ctx.current()
+    if ctx is None or ctx.in_step:
+        # Outside a workflow, or a step calling a step: plain call, nothing recorded.
+        return await defn.func(*args, **kwargs)
+
+    rec = await ctx.begin("step", defn.name)
+    ctx.check_cancellation(rec)
+    if rec is not None and rec.terminal is not None:
+        if rec.terminal.type == EventType.STEP_COMPLETED:
+            return from_jsonable(rec.terminal.data.get("result"), defn.return_annotation)
+        raise rebuild_error(rec.terminal.data, defn.name)
+
+    op = ctx.peek_op() - 1
+    retries = [e for e in rec.events if e.type == EventType.STEP_RETRYING] if rec else []
+    attempt = len(retries) + 1
+    if retries:
+        await _wait_until(ctx, retries[-1].data["retry_at"], op)
+
+    while True:
+        started = time.perf_counter()
+        ctx.in_step = True
+        try:
+            result = await _call(defn, args, kwargs)
+            payload = to_jsonable(result, what=f"The result of step {defn.name!r}")
+        except SerializationError as exc:
+            await _record_failure(ctx, defn, op, attempt, exc)
+            raise rebuild_error(describe_error(exc), defn.name) from exc
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded, then retried or raised
+            retry_in = None
+            if not isinstance(exc, FatalError) and attempt <= defn.max_retries:
+                retry_in = retry_after_seconds(getattr(exc, "retry_after", None), ctx.now())
+                if retry_in is None:
+                    retry_in = retry_delay_seconds(defn.retry_delay, attempt)
+            if retry_in is None:
+                await _record_failure(ctx, defn, op, attempt, exc)
+                raise rebuild_error(describe_error(exc), defn.name) from exc
+            retry_at = ctx.now() + timedelta(seconds=retry_in)
+            await ctx.record(
+                EventType.STEP_RETRYING,
+                {
+                    "op": op, "name": defn.name, "step_name": defn.name, "attempt": attempt,
+                    "retry_at": retry_at.isoformat(), **describe_error(exc),
+                },
+            )
+            attempt += 1
+            ctx.in_step = False
+            await _wait_until(ctx, retry_at.isoformat(), op)
+            continue
+        finally:
+            ctx.in_step = False
+        await ctx.record(
+            EventType.STEP_COMPLETED,
+            {
+                "op": op, "name": defn.name, "step_name": defn.name, "result": payload,
+                "attempt": attempt,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            },
+        )
+        return from_jsonable(payload, defn.return_annotation)
+
+
+async def _record_failure(
+    ctx: _ctx.WorkflowContext, defn: StepDefinition, op: int, attempt: int, exc: BaseException
+) -> None:
+    await ctx.record(
+        EventType.STEP_FAILED,
+        {"op": op, "name": defn.name, "step_name": defn.name, "attempt": attempt,
+         **describe_error(exc)},
+    )
+
+
+async def _wait_until(ctx: _ctx.WorkflowContext, when_iso: str, op: int) -> None:
+    """Wait for a retry backoff: inline if short, else suspend the run until then."""
+    from datetime import datetime
+
+    when = datetime.fromisoformat(when_iso)
+    remaining = (when - ctx.now()).total_seconds()
+    if remaining <= 0:
+        return
+    if not ctx.is_durable or remaining <= ctx.inline_wait_max:
+        await ctx.clock.sleep(remaining)
+        return
+    raise SuspensionSignal("retry", wake_at=when, op=op)
+
+
+__all__ = ["step", "execute_step", "RetryableError"]

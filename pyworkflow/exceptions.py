@@ -1,0 +1,210 @@
+"""The exception tree. Imports only the standard library: everything else may import it.
+
+    Exception
+    └── WorkflowError                    anything pyworkflow raises on purpose
+        ├── FatalError                   a step failure that must not be retried
+        ├── RetryableError               a step failure to retry (optionally after ``retry_after``)
+        ├── CancellationError            delivered into a cancelled workflow at its next await
+        ├── WorkflowNotFoundError
+        ├── WorkflowAlreadyRunningError
+        ├── ConfigurationError
+        ├── HookError
+        │   ├── HookNotFoundError
+        │   ├── HookExpiredError
+        │   ├── HookAlreadyReceivedError
+        │   ├── HookPayloadError         payload failed the hook's schema (hook stays pending)
+        │   └── InvalidTokenError
+        ├── ChildWorkflowError
+        │   ├── ChildWorkflowFailedError
+        │   └── MaxNestingDepthError
+        ├── NonDeterminismError          replay met code that no longer matches the history
+        ├── EventLimitExceededError      history reached the hard event limit
+        ├── SerializationError           a value cannot be stored as JSON
+        ├── InvalidArgumentsError        arguments do not fit the workflow's signature
+        ├── ScheduleError / ScheduleNotFoundError
+        └── ConcurrencyError             a conditional write lost the race (storage)
+
+    BaseException
+    ├── SuspensionSignal                 the run must wait (sleep, hook, retry, child)
+    └── ContinueAsNewSignal              the run ends and a fresh run takes over
+
+The two signals are ``BaseException`` so that a user's ``except Exception:`` cannot swallow them.
+``CancellationError`` stays an ``Exception`` for compatibility with pyworkflow-engine; a workflow
+that swallows it is cancelled again at its next unshielded await.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+
+class WorkflowError(Exception):
+    """Base class of every error pyworkflow raises on purpose."""
+
+
+class FatalError(WorkflowError):
+    """Raise from a step to fail it at once, without retries."""
+
+
+class RetryableError(WorkflowError):
+    """Raise from a step to ask for a retry, optionally after ``retry_after``.
+
+    ``retry_after`` may be seconds, a duration string ("30s"), a timedelta or a datetime.
+    """
+
+    def __init__(
+        self, message: str = "", retry_after: int | float | str | timedelta | datetime | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CancellationError(WorkflowError):
+    """Delivered into a workflow whose cancellation was requested."""
+
+    def __init__(self, message: str = "Workflow was cancelled", reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class WorkflowNotFoundError(WorkflowError):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"Workflow run not found: {run_id}")
+        self.run_id = run_id
+
+
+class WorkflowAlreadyRunningError(WorkflowError):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"Workflow already running: {run_id}")
+        self.run_id = run_id
+
+
+class ConfigurationError(WorkflowError):
+    """pyworkflow is configured in a way that cannot work; the message says how to fix it."""
+
+
+class HookError(WorkflowError):
+    """Base class of hook errors."""
+
+
+class HookNotFoundError(HookError):
+    def __init__(self, hook: str = "") -> None:
+        super().__init__(f"Hook not found{': ' + hook if hook else ''}")
+
+
+class HookExpiredError(HookError):
+    def __init__(self, hook: str = "") -> None:
+        super().__init__(f"Hook expired{': ' + hook if hook else ''}")
+
+
+class HookAlreadyReceivedError(HookError):
+    def __init__(self, hook: str = "") -> None:
+        super().__init__(f"Hook already received a payload{': ' + hook if hook else ''}")
+
+
+class HookPayloadError(HookError):
+    """The payload does not match the hook's schema; the hook stays pending."""
+
+
+class InvalidTokenError(HookError):
+    pass
+
+
+class ChildWorkflowError(WorkflowError):
+    pass
+
+
+class ChildWorkflowFailedError(ChildWorkflowError):
+    def __init__(
+        self,
+        child_run_id: str,
+        child_workflow_name: str,
+        error: str,
+        error_type: str | None = None,
+    ) -> None:
+        super().__init__(f"Child workflow {child_workflow_name} ({child_run_id}) failed: {error}")
+        self.child_run_id = child_run_id
+        self.child_workflow_name = child_workflow_name
+        self.error = error
+        self.error_type = error_type
+
+
+class MaxNestingDepthError(ChildWorkflowError):
+    MAX_DEPTH = 3
+
+    def __init__(self, current_depth: int) -> None:
+        super().__init__(
+            f"Child workflows nest at most {self.MAX_DEPTH} deep; this one would be at depth "
+            f"{current_depth + 1}. Flatten the hierarchy or start it as a top-level run."
+        )
+        self.current_depth = current_depth
+
+
+class NonDeterminismError(WorkflowError):
+    """The workflow code no longer produces the operations recorded in its history."""
+
+
+class EventLimitExceededError(WorkflowError):
+    def __init__(self, run_id: str, count: int, limit: int) -> None:
+        super().__init__(
+            f"Run {run_id} reached {count} events (hard limit {limit}). Use continue_as_new() "
+            "to carry the state into a fresh run with an empty history."
+        )
+        self.run_id = run_id
+        self.count = count
+        self.limit = limit
+
+
+class SerializationError(WorkflowError):
+    """A value cannot be stored: payloads are JSON (pydantic models, dataclasses, datetimes ok)."""
+
+
+class InvalidArgumentsError(WorkflowError):
+    """The arguments do not fit the workflow's signature or annotations."""
+
+
+class ScheduleError(WorkflowError):
+    pass
+
+
+class ScheduleNotFoundError(ScheduleError):
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"Schedule not found: {schedule_id}")
+        self.schedule_id = schedule_id
+
+
+class ConcurrencyError(WorkflowError):
+    """A conditional write found the record changed: someone else wrote first. Reload and retry."""
+
+
+class SuspensionSignal(BaseException):  # noqa: N818 - name kept from pyworkflow-engine
+    """Raised inside a workflow to stop this execution until ``wake_at`` or an outside event."""
+
+    def __init__(self, reason: str, wake_at: datetime | None = None, **data: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.wake_at = wake_at
+        self.data = data
+
+
+class ContinueAsNewSignal(BaseException):  # noqa: N818
+    """Raised by ``continue_as_new``: the run ends and a fresh run starts with these arguments."""
+
+    def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        super().__init__("continue_as_new")
+        self.args_ = args
+        self.kwargs = kwargs
+
+
+class RestartSignal(BaseException):  # noqa: N818
+    """Internal: the execution's view of the run is stale; reload the history and replay."""
+
+
+class RunFailure(BaseException):  # noqa: N818
+    """Internal: fail the run with ``error`` no matter what the workflow code catches
+    (nondeterminism, event hard limit, ``max_duration`` exceeded)."""
+
+    def __init__(self, error: WorkflowError) -> None:
+        super().__init__(str(error))
+        self.error = error

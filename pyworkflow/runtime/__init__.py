@@ -1,0 +1,1 @@
+"""The only code that executes what the core decides: load → replay → run → append → dispatch."""

@@ -1,0 +1,489 @@
+"""Drive one run: take its lease, read its history once, replay the workflow function, run new
+steps inline (one conditional append each), and finish with one atomic write of the remaining
+events plus the run record (completed, failed, cancelled, suspended or continued-as-new).
+
+Only the lease holder writes a run's history. Outsiders (cancel, hook resume, child completion)
+change the run *record* (compare-and-set on its version) and wake the run; the holder notices
+when its next write of the record fails, re-reads it and replays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from pyworkflow.core import context as _ctx
+from pyworkflow.core.clock import Clock, new_id
+from pyworkflow.core.context import Limits, WorkflowContext
+from pyworkflow.core.events import Event, EventType
+from pyworkflow.core.models import Hook, HookStatus, RunStatus, WorkflowRun
+from pyworkflow.core.registry import WorkflowDefinition, get_workflow
+from pyworkflow.core.serde import dumps, loads, to_jsonable
+from pyworkflow.core.workflow import decode_arguments, encode_arguments
+from pyworkflow.exceptions import (
+    CancellationError,
+    ConcurrencyError,
+    ConfigurationError,
+    ContinueAsNewSignal,
+    NonDeterminismError,
+    RestartSignal,
+    RunFailure,
+    SerializationError,
+    SuspensionSignal,
+    WorkflowError,
+    WorkflowNotFoundError,
+)
+from pyworkflow.storage.base import StorageBackend
+
+logger = logging.getLogger("pyworkflow")
+
+MAX_RESTARTS = 50
+WakeFn = Callable[[str], Awaitable[None]]
+
+
+def process_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[2:]}"
+
+
+def continued_run_id(run_id: str) -> str:
+    """The id of the run that continues ``run_id``: derived, so a retried continue-as-new finds
+    the run it already created instead of forking the chain."""
+    return "run_" + hashlib.sha256(f"{run_id}/continue".encode()).hexdigest()[:16]
+
+
+class Executor:
+    def __init__(
+        self,
+        storage: StorageBackend,
+        clock: Clock,
+        *,
+        wake: WakeFn,
+        wake_at: Callable[[str, Any], None],
+        drive_child: Callable[[str, bool], Awaitable[None]],
+        owner: str | None = None,
+        lease_seconds: float = 60.0,
+        inline_wait_max: float = 5.0,
+        inline_sleep_max: float = 0.0,
+        limits: Limits | None = None,
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.wake = wake
+        self.wake_at = wake_at
+        self.drive_child = drive_child
+        self.owner = owner or process_owner()
+        self.lease = timedelta(seconds=lease_seconds)
+        self.inline_wait_max = inline_wait_max
+        self.inline_sleep_max = inline_sleep_max
+        self.limits = limits or Limits()
+        self.active: dict[str, WorkflowContext] = {}
+        # The exception a run failed with, for the caller that started it in this process.
+        self.failures: dict[str, BaseException] = {}
+
+    # --- entry points --------------------------------------------------------------------------
+    async def drive(self, run_id: str, *, steal: bool = False) -> WorkflowRun:
+        """Drive ``run_id`` until it ends or must wait. Returns the run record as left."""
+        for _ in range(MAX_RESTARTS):
+            run = await self.storage.get_run(run_id)
+            if run is None:
+                raise WorkflowNotFoundError(run_id)
+            if run.status.is_terminal:
+                return run
+            now = self.clock.now()
+            held = (
+                run.lease_owner not in (None, self.owner)
+                and run.lease_expires_at is not None
+                and run.lease_expires_at > now
+            )
+            if held and not steal:
+                return run
+            try:
+                run = await self.storage.update_run(
+                    run.model_copy(update={
+                        "status": RunStatus.RUNNING, "lease_owner": self.owner,
+                        "lease_expires_at": now + self.lease, "updated_at": now,
+                        "started_at": run.started_at or now, "wake_at": None,
+                    }),
+                    expected_version=run.version,
+                )
+            except ConcurrencyError:
+                continue
+            history = await self.storage.get_events(run_id)
+            try:
+                return await self.execute(run, history)
+            except (ConcurrencyError, RestartSignal):
+                continue
+        raise WorkflowError(f"Run {run_id}: gave up after {MAX_RESTARTS} conflicting writes")
+
+    async def create(
+        self,
+        defn: WorkflowDefinition,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+        lease: bool = False,
+        **fields: Any,
+    ) -> tuple[WorkflowRun, list[Event]]:
+        """Check the arguments and store a new run with its ``workflow.started`` event, in one
+        write. With ``lease=True`` the run is created already held by this executor."""
+        enc_args, enc_kwargs = encode_arguments(defn, args, kwargs)
+        now = self.clock.now()
+        run_id = run_id or new_id("run")
+        deadline = None
+        if defn.max_duration:
+            from pyworkflow.core.duration import parse_duration
+
+            deadline = now + timedelta(seconds=parse_duration(defn.max_duration))
+        run = WorkflowRun(
+            run_id=run_id, workflow_name=defn.name,
+            status=RunStatus.RUNNING if lease else RunStatus.PENDING,
+            created_at=now, updated_at=now, started_at=now if lease else None,
+            input_args=dumps(enc_args), input_kwargs=dumps(enc_kwargs),
+            idempotency_key=idempotency_key, max_duration=defn.max_duration,
+            deadline_at=deadline, tags=list(defn.tags),
+            metadata={"version": defn.version} if defn.version else {},
+            lease_owner=self.owner if lease else None,
+            lease_expires_at=now + self.lease if lease else None,
+            **fields,
+        )
+        started = Event(
+            event_id=new_id("evt"), run_id=run_id, type=EventType.WORKFLOW_STARTED,
+            timestamp=now, sequence=1,
+            data={"workflow_name": defn.name, "args": enc_args, "kwargs": enc_kwargs,
+                  "idempotency_key": idempotency_key,
+                  **({"continued_from_run_id": fields["continued_from_run_id"]}
+                     if fields.get("continued_from_run_id") else {}),
+                  **({"parent_run_id": fields["parent_run_id"]}
+                     if fields.get("parent_run_id") else {})},
+        )
+        stored = await self.storage.create_run(run, [started])
+        return stored, [started]
+
+    # --- one execution -----------------------------------------------------------------------------
+    async def execute(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
+        defn = get_workflow(run.workflow_name)
+        if defn is None:
+            await self._release(run)
+            raise ConfigurationError(
+                f"Workflow {run.workflow_name!r} (run {run.run_id}) is not defined in this "
+                "process: import the module that defines it (pyworkflow --module / "
+                "PYWORKFLOW_MODULE)."
+            )
+        journal = RunJournal(self, run)
+        durable = defn.durable is not False
+        ctx = WorkflowContext(
+            run, list(history), journal, durable=durable,
+            inline_wait_max=self.inline_wait_max, inline_sleep_max=self.inline_sleep_max,
+            limits=self.limits,
+        )
+        journal.ctx = ctx
+        if run.cancel_requested and ctx.cancel_seq is None:
+            await ctx.record(
+                EventType.CANCELLATION_REQUESTED, {"reason": run.cancel_reason}, defer=True
+            )
+        started = history[0].data if history else {}
+        token = _ctx.activate(ctx)
+        self.active[run.run_id] = ctx
+        try:
+            try:
+                ctx.check_deadline()
+                args, kwargs = decode_arguments(
+                    defn, started.get("args", loads(run.input_args)),
+                    started.get("kwargs", loads(run.input_kwargs)),
+                )
+                result = await defn.func(*args, **kwargs)
+            finally:
+                _ctx.deactivate(token)
+                self.active.pop(run.run_id, None)
+        except SuspensionSignal as signal:
+            return await self._suspend(journal, signal)
+        except ContinueAsNewSignal as signal:
+            return await self._continue_as_new(journal, defn, signal)
+        except CancellationError as exc:
+            if ctx.cancellation_requested:
+                return await self._finish(journal, RunStatus.CANCELLED, error=exc)
+            return await self._finish(journal, RunStatus.FAILED, error=exc)
+        except RunFailure as failure:
+            return await self._finish(journal, RunStatus.FAILED, error=failure.error)
+        except (ConcurrencyError, RestartSignal):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the workflow's own failure is the run's outcome
+            return await self._finish(journal, RunStatus.FAILED, error=exc)
+        leftover = ctx.unconsumed_ops()
+        if leftover:
+            first = leftover[0]
+            err = NonDeterminismError(
+                f"Run {run.run_id}: the workflow returned, but the history has {len(leftover)} "
+                f"more operation(s), starting with {first.kind} {first.name!r} (#{first.op})."
+            )
+            return await self._finish(journal, RunStatus.FAILED, error=err)
+        try:
+            encoded = dumps(result, what=f"The result of workflow {defn.name!r}")
+        except SerializationError as exc:
+            return await self._finish(journal, RunStatus.FAILED, error=exc)
+        return await self._finish(journal, RunStatus.COMPLETED, result=encoded)
+
+    # --- endings -------------------------------------------------------------------------------
+    async def _write_final(
+        self, journal: RunJournal, events_data: list[tuple[EventType, dict[str, Any]]],
+        update: dict[str, Any], *, retry_on_conflict: bool,
+    ) -> WorkflowRun:
+        ctx = journal.ctx
+        assert ctx is not None
+        for type_, data in events_data:
+            await ctx.record(type_, data, defer=True, final=True)
+        events = ctx.take_pending()
+        while True:
+            now = self.clock.now()
+            new = journal.run.model_copy(update={
+                "updated_at": now, "lease_owner": None, "lease_expires_at": None, **update,
+            })
+            try:
+                stored = await self.storage.append_events(
+                    journal.run.run_id, events, run=new, expected_version=journal.run.version
+                )
+                assert stored is not None
+                return stored
+            except ConcurrencyError:
+                if not retry_on_conflict:
+                    raise
+                # Someone changed the record (cancel request, hook, child): our outcome stands,
+                # only the version moved. If the history moved, this raises again: replay.
+                latest = await self.storage.get_run(journal.run.run_id)
+                if latest is None or latest.lease_owner not in (None, self.owner):
+                    raise
+                journal.run = latest
+
+    async def _finish(
+        self, journal: RunJournal, status: RunStatus, *, result: str | None = None,
+        error: BaseException | None = None,
+    ) -> WorkflowRun:
+        now = self.clock.now()
+        update: dict[str, Any] = {"status": status, "completed_at": now, "wake_at": None}
+        if status == RunStatus.COMPLETED:
+            events = [(EventType.WORKFLOW_COMPLETED, {"result": loads(result)})]
+            update["result"] = result
+        else:
+            message = str(error) if error is not None else status.value
+            type_name = type(error).__name__ if error is not None else None
+            kind = (EventType.WORKFLOW_CANCELLED if status == RunStatus.CANCELLED
+                    else EventType.WORKFLOW_FAILED)
+            events = [(kind, {"error": message, "error_type": type_name})]
+            update.update(error=message, error_type=type_name)
+            if status == RunStatus.FAILED and error is not None:
+                self.failures[journal.run.run_id] = error
+                while len(self.failures) > 1000:  # only the latest matter to a waiting caller
+                    self.failures.pop(next(iter(self.failures)))
+        run = await self._write_final(journal, events, update, retry_on_conflict=True)
+        logger.info("run %s %s", run.run_id, status.value)
+        await self._after_terminal(run, journal)
+        return run
+
+    async def _suspend(self, journal: RunJournal, signal: SuspensionSignal) -> WorkflowRun:
+        wake_at = signal.wake_at
+        deadline = journal.run.deadline_at
+        if deadline is not None and (wake_at is None or deadline < wake_at):
+            wake_at = deadline
+        run = await self._write_final(
+            journal, [], {"status": RunStatus.SUSPENDED, "wake_at": wake_at},
+            retry_on_conflict=False,
+        )
+        if wake_at is not None:
+            self.wake_at(run.run_id, wake_at)
+        return run
+
+    async def _continue_as_new(
+        self, journal: RunJournal, defn: WorkflowDefinition, signal: ContinueAsNewSignal
+    ) -> WorkflowRun:
+        old = journal.run
+        new_id_ = continued_run_id(old.run_id)
+        try:
+            await self.create(
+                defn, signal.args_, signal.kwargs, run_id=new_id_,
+                continued_from_run_id=old.run_id, parent_run_id=old.parent_run_id,
+                parent_op=old.parent_op, parent_close_policy=old.parent_close_policy,
+                nesting_depth=old.nesting_depth, schedule_id=old.schedule_id,
+            )
+        except ConcurrencyError:
+            pass  # created by an earlier attempt of this same step
+        except WorkflowError as exc:  # bad arguments for the next run
+            return await self._finish(journal, RunStatus.FAILED, error=exc)
+        run = await self._write_final(
+            journal,
+            [(EventType.WORKFLOW_CONTINUED_AS_NEW, {
+                "new_run_id": new_id_, "args": to_jsonable(list(signal.args_)),
+                "kwargs": to_jsonable(signal.kwargs)})],
+            {"status": RunStatus.CONTINUED_AS_NEW, "continued_to_run_id": new_id_,
+             "completed_at": self.clock.now(), "wake_at": None},
+            retry_on_conflict=True,
+        )
+        await self._after_terminal(run, journal, notify_parent=False)
+        return run
+
+    async def _release(self, run: WorkflowRun) -> None:
+        try:
+            await self.storage.update_run(
+                run.model_copy(update={"lease_owner": None, "lease_expires_at": None}),
+                expected_version=run.version,
+            )
+        except ConcurrencyError:
+            pass
+
+    async def _after_terminal(
+        self, run: WorkflowRun, journal: RunJournal, *, notify_parent: bool = True
+    ) -> None:
+        if run.status == RunStatus.CONTINUED_AS_NEW:
+            await self.wake(run.continued_to_run_id or "")
+        elif run.parent_run_id and notify_parent:
+            await self.touch(run.parent_run_id)
+            await self.wake(run.parent_run_id)
+        ctx = journal.ctx
+        if ctx is None or not any(
+            e.type == EventType.CHILD_WORKFLOW_STARTED for e in ctx.history
+        ):
+            return
+        for event in ctx.history:
+            if event.type != EventType.CHILD_WORKFLOW_STARTED:
+                continue
+            policy_cancel = event.data.get("parent_close_policy") == "cancel"
+            awaited = event.data.get("wait", True)
+            if policy_cancel or (awaited and run.status == RunStatus.CANCELLED):
+                await request_cancel(
+                    self.storage, self.clock, event.data["child_run_id"],
+                    f"parent {run.run_id} {run.status.value}",
+                )
+                await self.wake(event.data["child_run_id"])
+
+    async def touch(self, run_id: str) -> None:
+        """Bump a run's record so its holder re-checks, and make it due now."""
+        for _ in range(MAX_RESTARTS):
+            run = await self.storage.get_run(run_id)
+            if run is None or run.status.is_terminal:
+                return
+            update: dict[str, Any] = {"updated_at": self.clock.now()}
+            if run.status == RunStatus.SUSPENDED:
+                update["wake_at"] = self.clock.now()
+            try:
+                await self.storage.update_run(
+                    run.model_copy(update=update), expected_version=run.version
+                )
+                return
+            except ConcurrencyError:
+                continue
+
+
+async def request_cancel(
+    storage: StorageBackend, clock: Clock, run_id: str, reason: str | None
+) -> WorkflowRun | None:
+    """Flag a run for cancellation (compare-and-set). Returns the run, or None if it was
+    already terminal."""
+    for _ in range(MAX_RESTARTS):
+        run = await storage.get_run(run_id)
+        if run is None:
+            raise WorkflowNotFoundError(run_id)
+        if run.status.is_terminal:
+            return None
+        if run.cancel_requested:
+            return run
+        now = clock.now()
+        update: dict[str, Any] = {
+            "cancel_requested": True, "cancel_reason": reason, "updated_at": now,
+        }
+        if run.status in (RunStatus.SUSPENDED, RunStatus.PENDING):
+            update["wake_at"] = now
+        try:
+            return await storage.update_run(run.model_copy(update=update), expected_version=run.version)
+        except ConcurrencyError:
+            continue
+    raise WorkflowError(f"Could not flag run {run_id} for cancellation: too many conflicts")
+
+
+class RunJournal:
+    """The ``Journal`` an execution writes through (see ``pyworkflow.core.context``)."""
+
+    def __init__(self, executor: Executor, run: WorkflowRun) -> None:
+        self.executor = executor
+        self.storage = executor.storage
+        self.clock = executor.clock
+        self.run = run
+        self.ctx: WorkflowContext | None = None
+
+    async def write(self, events: list[Event]) -> None:
+        await self.storage.append_events(self.run.run_id, events)
+
+    async def checkpoint(self) -> None:
+        """Renew the lease when half of it is used; a moved version means someone changed the
+        record: adopt it, and reload if that someone asked for cancellation."""
+        now = self.clock.now()
+        expires = self.run.lease_expires_at
+        if expires is not None and expires - now > self.executor.lease / 2:
+            return
+        for _ in range(MAX_RESTARTS):
+            try:
+                self.run = await self.storage.update_run(
+                    self.run.model_copy(update={
+                        "lease_expires_at": now + self.executor.lease, "updated_at": now}),
+                    expected_version=self.run.version,
+                )
+                return
+            except ConcurrencyError:
+                latest = await self.storage.get_run(self.run.run_id)
+                if latest is None or latest.lease_owner not in (None, self.executor.owner):
+                    raise RestartSignal() from None
+                if latest.cancel_requested and self.ctx and self.ctx.cancel_seq is None:
+                    raise RestartSignal() from None
+                self.run = latest
+
+    async def create_hook(self, hook: Hook) -> None:
+        await self.storage.create_hook(hook)
+
+    async def get_hook(self, run_id: str, hook_id: str) -> Hook | None:
+        return await self.storage.find_hook(run_id, hook_id=hook_id)
+
+    async def expire_hook(self, hook: Hook) -> Hook:
+        try:
+            return await self.storage.update_hook(
+                hook.model_copy(update={"status": HookStatus.EXPIRED}),
+                expected_version=hook.version,
+            )
+        except ConcurrencyError:
+            latest = await self.storage.get_hook(hook.token_hash)
+            return latest or hook
+
+    async def start_child(
+        self, workflow_name: str, child_run_id: str, args: tuple[Any, ...],
+        kwargs: dict[str, Any], op: int, parent_close_policy: str, wait: bool,
+    ) -> None:
+        defn = get_workflow(workflow_name)
+        assert defn is not None
+        try:
+            await self.executor.create(
+                defn, args, kwargs, run_id=child_run_id, parent_run_id=self.run.run_id,
+                parent_op=op, parent_close_policy=parent_close_policy,
+                nesting_depth=self.run.nesting_depth + 1,
+            )
+        except ConcurrencyError:
+            return  # an earlier attempt created it; it is already on its way
+        await self.executor.drive_child(child_run_id, wait)
+        if wait:
+            # The child's completion touched our record: adopt the new version (a cancel request
+            # among the changes is noticed at the next checkpoint).
+            latest = await self.storage.get_run(self.run.run_id)
+            if latest is not None and latest.lease_owner == self.executor.owner:
+                if latest.cancel_requested and self.ctx and self.ctx.cancel_seq is None:
+                    self.ctx.interrupted = True
+                self.run = latest
+
+    async def get_run(self, run_id: str) -> WorkflowRun | None:
+        return await self.storage.get_run(run_id)
+
+    async def cancel_run(self, run_id: str, reason: str | None) -> None:
+        await request_cancel(self.storage, self.clock, run_id, reason)
+        await self.executor.wake(run_id)

@@ -1,0 +1,171 @@
+"""The embedded runtime: runs in this process, on the configured storage (SQLite by default).
+
+``start()`` drives a run inline until it completes or waits. Waits resume by themselves while
+this process's event loop runs (``loop.call_later``); ``pyworkflow worker`` picks up whatever is
+due after a restart. One asyncio lock per run keeps two drives of the same run in this process
+from overlapping; across processes the run's lease does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+from typing import Any
+
+from pyworkflow.config import get_config, get_storage
+from pyworkflow.core.clock import Clock, SystemClock
+from pyworkflow.core.context import Limits
+from pyworkflow.core.events import Event
+from pyworkflow.core.models import RunStatus, WorkflowRun
+from pyworkflow.exceptions import ConcurrencyError, RestartSignal
+from pyworkflow.runtime.executor import Executor
+from pyworkflow.storage.base import StorageBackend
+
+logger = logging.getLogger("pyworkflow")
+
+
+class LocalRuntime:
+    def __init__(
+        self,
+        storage: StorageBackend,
+        clock: Clock | None = None,
+        *,
+        lease_seconds: float | None = None,
+        inline_wait_max: float | None = None,
+        inline_sleep_max: float = 0.0,
+    ) -> None:
+        config = get_config()
+        self.storage = storage
+        self.clock = clock or config.clock or SystemClock()
+        self.executor = Executor(
+            storage,
+            self.clock,
+            wake=self.wake,
+            wake_at=self.wake_at,
+            drive_child=self._drive_child,
+            lease_seconds=lease_seconds if lease_seconds is not None else config.lease_seconds,
+            inline_wait_max=(inline_wait_max if inline_wait_max is not None
+                             else config.retry_inline_max_seconds),
+            inline_sleep_max=inline_sleep_max,
+            limits=Limits(config.event_soft_limit, config.event_hard_limit,
+                          config.event_warning_interval),
+        )
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def drive(self, run_id: str, *, follow_chain: bool = True,
+                    steal: bool = False) -> WorkflowRun:
+        """Drive a run (and, by default, the runs that continue it) until they end or wait."""
+        while True:
+            lock = self._locks.setdefault(run_id, asyncio.Lock())
+            async with lock:
+                run = await self.executor.drive(run_id, steal=steal)
+            if not lock.locked():
+                self._locks.pop(run_id, None)
+            if not (follow_chain and run.status == RunStatus.CONTINUED_AS_NEW
+                    and run.continued_to_run_id):
+                return run
+            run_id = run.continued_to_run_id
+
+    async def drive_created(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
+        """Drive a run this process just created, leased to it: no second read is needed.
+        Follows continue-as-new; returns the last run of the chain as left."""
+        lock = self._locks.setdefault(run.run_id, asyncio.Lock())
+        async with lock:
+            try:
+                result = await self.executor.execute(run, history)
+            except (ConcurrencyError, RestartSignal):
+                result = await self.executor.drive(run.run_id)
+        self._locks.pop(run.run_id, None)
+        if result.status == RunStatus.CONTINUED_AS_NEW and result.continued_to_run_id:
+            result = await self.drive(result.continued_to_run_id)
+        return result
+
+    def is_active(self, run_id: str) -> bool:
+        return run_id in self.executor.active
+
+    def interrupt(self, run_id: str) -> None:
+        """Make an in-process execution of ``run_id`` reload before its next operation."""
+        ctx = self.executor.active.get(run_id)
+        if ctx is not None:
+            ctx.interrupted = True
+
+    async def wake(self, run_id: str) -> None:
+        """Drive ``run_id`` soon, in the background of this event loop."""
+        self.spawn(run_id)
+
+    def spawn(self, run_id: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: `pyworkflow worker` will find the run when it is due
+        task = loop.create_task(self._background(run_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _background(self, run_id: str) -> None:
+        try:
+            await self.drive(run_id, follow_chain=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a background drive must not kill the loop
+            logger.exception("background drive of run %s failed", run_id)
+
+    def wake_at(self, run_id: str, when: datetime) -> None:
+        """Drive ``run_id`` at ``when`` if this process's event loop is still running then."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        delay = max(0.0, (when - self.clock.now()).total_seconds())
+        loop.call_later(delay, self.spawn, run_id)
+
+    async def _drive_child(self, run_id: str, wait: bool) -> None:
+        if wait:
+            await self.drive(run_id)
+        else:
+            self.spawn(run_id)
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for background drives started so far (tests and short scripts)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+_runtimes: dict[int, LocalRuntime] = {}
+_transient: LocalRuntime | None = None
+
+
+def get_runtime(storage: StorageBackend | None = None) -> LocalRuntime:
+    """The runtime for ``storage`` (default: the configured storage)."""
+    storage = storage or get_storage()
+    runtime = _runtimes.get(id(storage))
+    if runtime is None or runtime.storage is not storage:
+        runtime = _runtimes[id(storage)] = LocalRuntime(storage)
+    return runtime
+
+
+def get_transient_runtime() -> LocalRuntime:
+    """Runs with ``durable=False`` live in memory and wait inline."""
+    global _transient
+    if _transient is None:
+        from pyworkflow.storage.memory import InMemoryStorageBackend
+
+        _transient = LocalRuntime(
+            InMemoryStorageBackend(), inline_wait_max=float("inf"), inline_sleep_max=float("inf")
+        )
+    return _transient
+
+
+def reset_runtime() -> None:
+    global _transient
+    _runtimes.clear()
+    _transient = None

@@ -1,0 +1,185 @@
+"""The storage contract. Backends only append, read and compare-and-set; they make no decisions.
+
+Every write that records progress is conditional:
+- ``append_events`` writes events whose ``sequence`` must not exist yet (the next free numbers);
+  if any does, nothing is written and ``ConcurrencyError`` is raised. Two writers can therefore
+  never fork a history.
+- ``update_run`` (and the ``run=`` of ``append_events``/``create_run``) succeeds only if the stored
+  ``version`` equals ``expected_version``; the stored record then carries ``expected_version + 1``.
+- ``append_events(..., run=...)`` writes the events and the run record in one atomic step.
+
+Timestamps are given by the caller; backends never read the clock.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+
+from pyworkflow.core.events import Event
+from pyworkflow.core.models import (
+    Hook,
+    HookStatus,
+    Page,
+    RunStatus,
+    Schedule,
+    WorkflowRun,
+)
+
+
+class StorageBackend(ABC):
+    """Abstract storage. Subclasses implement every abstract method; see ``tests/storage``."""
+
+    #: counters of round trips, read by bench/ (a write is one atomic operation)
+    writes: int = 0
+    reads: int = 0
+
+    # --- runs --------------------------------------------------------------------------------
+    @abstractmethod
+    async def create_run(self, run: WorkflowRun, events: list[Event]) -> WorkflowRun:
+        """Atomically store a new run (version 1), its first events and its idempotency key.
+
+        Raises ``ConcurrencyError`` if the run id exists or the idempotency key is taken.
+        Returns the stored run.
+        """
+
+    @abstractmethod
+    async def get_run(self, run_id: str) -> WorkflowRun | None: ...
+
+    @abstractmethod
+    async def get_run_by_idempotency_key(self, key: str) -> WorkflowRun | None: ...
+
+    @abstractmethod
+    async def update_run(self, run: WorkflowRun, *, expected_version: int) -> WorkflowRun:
+        """Replace the run if its stored version is ``expected_version``; returns the new record
+        (version + 1). Raises ``ConcurrencyError`` otherwise, ``WorkflowNotFoundError`` if absent.
+        """
+
+    @abstractmethod
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow_name: str | None = None,
+        parent_run_id: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        """Runs newest first (by ``created_at``, then ``run_id``); ``Page.items`` are runs."""
+
+    @abstractmethod
+    async def list_due_runs(self, now: datetime, *, limit: int = 100) -> list[WorkflowRun]:
+        """Runs a worker should drive now: pending; suspended with ``wake_at <= now``; running
+        with ``lease_expires_at <= now`` or no lease."""
+
+    # --- events ------------------------------------------------------------------------------
+    @abstractmethod
+    async def append_events(
+        self,
+        run_id: str,
+        events: list[Event],
+        *,
+        run: WorkflowRun | None = None,
+        expected_version: int | None = None,
+    ) -> WorkflowRun | None:
+        """Append ``events`` (consecutive sequences) and, if ``run`` is given, replace the run
+        record conditionally on ``expected_version`` — all or nothing. Returns the new run record
+        when one was written. ``ConcurrencyError`` if a sequence exists or the version moved.
+        """
+
+    @abstractmethod
+    async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
+        """Events with ``sequence > after_sequence``, in order."""
+
+    # --- hooks -------------------------------------------------------------------------------
+    @abstractmethod
+    async def create_hook(self, hook: Hook) -> None:
+        """Store a new hook (version 1). Replaces a hook with the same token hash."""
+
+    @abstractmethod
+    async def get_hook(self, token_hash: str) -> Hook | None: ...
+
+    @abstractmethod
+    async def find_hook(self, run_id: str, *, hook_id: str | None = None, name: str | None = None
+                        ) -> Hook | None:
+        """The newest hook of a run with this id or name (for resume-by-name)."""
+
+    @abstractmethod
+    async def update_hook(self, hook: Hook, *, expected_version: int) -> Hook:
+        """Compare-and-set on ``version``, as ``update_run``."""
+
+    @abstractmethod
+    async def list_hooks(
+        self, *, run_id: str | None = None, status: HookStatus | None = None, limit: int = 100
+    ) -> list[Hook]:
+        """Hooks newest first."""
+
+    # --- schedules ---------------------------------------------------------------------------
+    @abstractmethod
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        """Store a new schedule (version 1); ``ConcurrencyError`` if the id exists."""
+
+    @abstractmethod
+    async def get_schedule(self, schedule_id: str) -> Schedule | None: ...
+
+    @abstractmethod
+    async def update_schedule(self, schedule: Schedule, *, expected_version: int) -> Schedule: ...
+
+    @abstractmethod
+    async def delete_schedule(self, schedule_id: str) -> bool: ...
+
+    @abstractmethod
+    async def list_schedules(
+        self, *, workflow_name: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Schedule]: ...
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. Backends open lazily, so calling this is optional."""
+
+    # --- conveniences built on the primitives (backends may override) --------------------------
+    async def get_children(
+        self, parent_run_id: str, status: RunStatus | None = None
+    ) -> list[WorkflowRun]:
+        """Child runs of ``parent_run_id``, oldest first (pyworkflow-engine API)."""
+        children: list[WorkflowRun] = []
+        cursor = None
+        while True:
+            page = await self.list_runs(parent_run_id=parent_run_id, status=status, cursor=cursor)
+            children.extend(page.items)
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        children.sort(key=lambda r: (r.created_at, r.run_id))
+        return children
+
+    async def get_parent(self, run_id: str) -> WorkflowRun | None:
+        run = await self.get_run(run_id)
+        return await self.get_run(run.parent_run_id) if run and run.parent_run_id else None
+
+    async def get_nesting_depth(self, run_id: str) -> int:
+        run = await self.get_run(run_id)
+        return run.nesting_depth if run else 0
+
+    async def get_workflow_chain(self, run_id: str) -> list[WorkflowRun]:
+        """All runs of a continue-as-new chain, oldest first, by following the links."""
+        from pyworkflow.exceptions import WorkflowNotFoundError
+
+        run = await self.get_run(run_id)
+        if run is None:
+            raise WorkflowNotFoundError(run_id)
+        chain = [run]
+        seen = {run.run_id}
+        while chain[0].continued_from_run_id and chain[0].continued_from_run_id not in seen:
+            prev = await self.get_run(chain[0].continued_from_run_id)
+            if prev is None:
+                break
+            seen.add(prev.run_id)
+            chain.insert(0, prev)
+        while chain[-1].continued_to_run_id and chain[-1].continued_to_run_id not in seen:
+            nxt = await self.get_run(chain[-1].continued_to_run_id)
+            if nxt is None:
+                break
+            seen.add(nxt.run_id)
+            chain.append(nxt)
+        return chain
