@@ -77,6 +77,9 @@ from pyworkflow.runtime.api import (
     start,
 )
 from pyworkflow.runtime.schedules import (
+    activate_scheduled_workflows,
+    get_scheduled_workflow,
+    list_scheduled_workflows,
     backfill_schedule,
     create_schedule,
     delete_schedule,
@@ -145,6 +148,9 @@ __all__ = [
     "trigger_schedule",
     "backfill_schedule",
     "LocalScheduler",
+    "activate_scheduled_workflows",
+    "get_scheduled_workflow",
+    "list_scheduled_workflows",
     # records
     "WorkflowRun",
     "RunStatus",

@@ -164,8 +164,8 @@ class InvalidArgumentsError(WorkflowError):
     """The arguments do not fit the workflow's signature or annotations."""
 
 
-class ScheduleError(WorkflowError):
-    pass
+class ScheduleError(WorkflowError, ValueError):
+    """Also a ValueError: pyworkflow-engine raised ValueError for bad schedules."""
 
 
 class ScheduleNotFoundError(ScheduleError):

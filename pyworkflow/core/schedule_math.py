@@ -23,7 +23,7 @@ from __future__ import annotations
 import calendar as _calendar
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -113,12 +113,12 @@ def _check_calendar(entries: list[CalendarSpec]) -> None:
     ranges = {"second": (0, 59), "minute": (0, 59), "hour": (0, 23), "day_of_month": (1, 31),
               "month": (1, 12), "day_of_week": (0, 6)}
     for i, entry in enumerate(entries):
-        for field, (low, high) in ranges.items():
-            value = getattr(entry, field)
+        for part, (low, high) in ranges.items():
+            value = getattr(entry, part)
             if value is not None and not low <= value <= high:
                 raise ScheduleError(
-                    f"Invalid calendar entry #{i}: {field}={value} is outside {low}..{high}"
-                    + (" (0 = Monday)" if field == "day_of_week" else "")
+                    f"Invalid calendar entry #{i}: {part}={value} is outside {low}..{high}"
+                    + (" (0 = Monday)" if part == "day_of_week" else "")
                 )
         if entry.month is not None and entry.day_of_month is not None:
             longest = 29 if entry.month == 2 else _calendar.monthrange(2001, entry.month)[1]
@@ -151,7 +151,7 @@ def validate_spec(spec: ScheduleSpec) -> None:
 
 
 # --- fire times --------------------------------------------------------------------------------
-def as_aware(value: datetime, tz: ZoneInfo) -> datetime:
+def as_aware(value: datetime, tz: tzinfo) -> datetime:
     """``value`` with ``tz`` attached if naive (0.1.9 reads naive times in the spec's zone)."""
     return value if value.tzinfo is not None else value.replace(tzinfo=tz)
 
@@ -161,7 +161,7 @@ def _next_cron(expr: str, after: datetime, tz: ZoneInfo) -> datetime | None:
     fires once (at its first occurrence) unless the hour field is ``*``."""
     try:
         it = croniter(expr, after.astimezone(tz))
-        hourly = expr.split()[1:2] == ["*"]
+        hourly = expr.split()[1:2] == ["*"] or expr.strip().lower() == "@hourly"
         for _ in range(4):
             candidate: datetime = it.get_next(datetime)
             if hourly or not _second_occurrence(candidate):

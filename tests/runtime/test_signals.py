@@ -340,3 +340,22 @@ async def test_cancellation_wins_over_continue_as_new(storage):
     run = await get_workflow_run(run_id)
     assert run.status == RunStatus.CANCELLED
     assert run.continued_to_run_id is None
+
+
+@workflow
+async def short_nap() -> str:
+    await note("before-nap")
+    await sleep(0.2)
+    return "rested"
+
+
+async def test_durable_sleep_completes_by_itself_while_the_loop_runs(storage):
+    run_id = await start(short_nap)
+    assert (await get_workflow_run(run_id)).status == RunStatus.SUSPENDED
+    for _ in range(100):  # no resume() call: the runtime's own timer wakes the run
+        await asyncio.sleep(0.05)
+        if (await get_workflow_run(run_id)).status == RunStatus.COMPLETED:
+            break
+    run = await get_workflow_run(run_id)
+    assert run.status == RunStatus.COMPLETED and run.get_result() == "rested"
+    assert calls["before-nap"] == 1

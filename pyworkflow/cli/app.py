@@ -1,0 +1,109 @@
+"""The ``pyworkflow`` command: global options and the command groups."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+import pyworkflow
+from pyworkflow.cli.config import ENV_DB_PATH, ENV_MODULE, CliState, resolve
+from pyworkflow.cli.errors import CliError, to_cli_error
+
+
+class _EchoHandler(logging.Handler):
+    """Engine warnings as one line on the current stderr (tracebacks only with --verbose)."""
+
+    verbose = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                if self.verbose:
+                    message += "\n" + logging.Formatter().formatException(record.exc_info)
+                else:
+                    message += f": {type(exc).__name__}: {exc}"
+            click.echo(f"{record.levelname.lower()}: {message}", err=True)
+        except Exception:  # noqa: BLE001 - logging must never break the command
+            self.handleError(record)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logger = logging.getLogger("pyworkflow")
+    handler = next((h for h in logger.handlers if isinstance(h, _EchoHandler)), None)
+    if handler is None:
+        handler = _EchoHandler(level=logging.WARNING)
+        logger.addHandler(handler)
+    handler.verbose = verbose
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    if verbose:
+        logger.setLevel(logging.INFO)
+
+
+class PyworkflowGroup(click.Group):
+    """Turns every error a command raises into one readable line (see ``errors``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            obj = ctx.find_object(CliState)
+            if obj is not None and obj.verbose:
+                raise
+            db = obj.db_label() if obj is not None else "?"
+            raise to_cli_error(exc, db=db) from None
+
+
+@click.group(cls=PyworkflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(pyworkflow.__version__, "--version", prog_name="pyworkflow")
+@click.option("--module", "-m", envvar=ENV_MODULE, metavar="MODULES",
+              help=f"Module(s) defining workflows, comma-separated (env {ENV_MODULE}, or "
+                   "module = \"...\" in pyworkflow.toml / [tool.pyworkflow]).")
+@click.option("--db", envvar=ENV_DB_PATH, metavar="PATH",
+              help=f"SQLite file (env {ENV_DB_PATH}; default .pyworkflow/pyworkflow.db).")
+@click.option("--output", "-o", type=click.Choice(["table", "json"], case_sensitive=False),
+              default="table", show_default=True, help="Output format.")
+@click.option("--verbose", "-v", is_flag=True, help="Engine logs, and tracebacks on errors.")
+@click.pass_context
+def main(ctx: click.Context, module: str | None, db: str | None, output: str,
+         verbose: bool) -> None:
+    """pyworkflow: durable, event-sourced workflows on SQLite.
+
+    \b
+      pyworkflow -m myapp.workflows workflows list
+      pyworkflow -m myapp.workflows workflows run order --arg order_id=o-1
+      pyworkflow runs list --status suspended
+      pyworkflow runs logs RUN_ID
+      pyworkflow -m myapp.workflows worker
+    """
+    source = None
+    if module is not None:
+        source = ("--module" if ctx.get_parameter_source("module") == ParameterSource.COMMANDLINE
+                  else ENV_MODULE)
+    _setup_logging(verbose)
+    obj = resolve(module, source, db, output.lower(), verbose)
+    ctx.obj = obj
+    try:
+        obj.configure_storage()
+    except (ValueError, OSError) as exc:
+        raise CliError(f"Cannot use database {obj.db}: {exc}") from None
+
+
+def _register() -> None:
+    from pyworkflow.cli.hooks import hooks
+    from pyworkflow.cli.runs import runs
+    from pyworkflow.cli.schedules import schedules
+    from pyworkflow.cli.worker import worker
+    from pyworkflow.cli.workflows import workflows
+
+    for command in (workflows, runs, hooks, schedules, worker):
+        main.add_command(command)
+
+
+_register()

@@ -1,0 +1,170 @@
+"""``pyworkflow hooks list | resume``. Tokens are stored only as hashes, so operators resume a
+hook by run id and name; a token (handed to ``on_created``) works too."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from rich.text import Text
+
+from pyworkflow.cli.config import run_async, state
+from pyworkflow.cli.errors import CliError
+from pyworkflow.cli.output import (
+    fmt_time,
+    info,
+    json_text,
+    pretty,
+    print_json,
+    print_key_values,
+    print_table,
+    status_text,
+)
+from pyworkflow.core.models import Hook, HookStatus
+
+PAYLOAD_HINT = ("--payload takes JSON: '{\"approved\": true}', '42', '\"text\"' (a string needs "
+                "its quotes)")
+
+
+def _status(hook: Hook, now: datetime) -> Text:
+    if hook.status == HookStatus.PENDING and hook.expires_at and hook.expires_at <= now:
+        return Text("pending (expired)", style="red")
+    return status_text(hook.status)
+
+
+def _hook_json(hook: Hook) -> dict[str, Any]:
+    return hook.model_dump(mode="json", exclude={"token_hash"})
+
+
+@click.group()
+def hooks() -> None:
+    """Hooks: runs waiting for a payload from outside."""
+
+
+@hooks.command("list")
+@click.option("--run", "--run-id", "run_id", metavar="RUN_ID", help="Only this run's hooks.")
+@click.option("--status", type=click.Choice([s.value for s in HookStatus], case_sensitive=False),
+              help="Only hooks in this status (e.g. pending).")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+def list_cmd(run_id: str | None, status: str | None, limit: int) -> None:
+    """List hooks, newest first."""
+    st = state()
+
+    async def go() -> list[Hook]:
+        from pyworkflow.config import get_storage
+
+        return await get_storage().list_hooks(
+            run_id=run_id, status=HookStatus(status.lower()) if status else None, limit=limit)
+
+    found = run_async(go())
+    if st.json:
+        print_json([_hook_json(h) for h in found])
+        return
+    if not found:
+        info("No hooks found.")
+        return
+    now = datetime.now(UTC)
+    print_table(None, ["Run ID", "Hook ID", "Name", "Status", "Created", "Expires"], [
+        (h.run_id, h.hook_id, h.name, _status(h, now), fmt_time(h.created_at),
+         fmt_time(h.expires_at)) for h in found
+    ])
+
+
+@hooks.command("resume")
+@click.argument("token", required=False)
+@click.option("--run", "--run-id", "run_id", metavar="RUN_ID",
+              help="The run waiting on the hook (with --name; no token needed).")
+@click.option("--name", metavar="NAME",
+              help="The hook's name (default: the run's only pending hook).")
+@click.option("--payload", "-p", default="null", show_default=True, metavar="JSON",
+              help="The payload, as JSON.")
+@click.option("--payload-file", type=click.File("r"), metavar="FILE",
+              help="Read the JSON payload from a file ('-' for stdin).")
+def resume_cmd(token: str | None, run_id: str | None, name: str | None, payload: str,
+               payload_file: Any) -> None:
+    """Deliver a payload to a hook and drive its run.
+
+    \b
+      pyworkflow -m app.flows hooks resume --run RUN_ID --name approve --payload '{"ok": true}'
+      pyworkflow -m app.flows hooks resume TOKEN --payload '{"ok": true}'
+    """
+    st = state()
+    if token and (run_id or name):
+        raise click.UsageError("Give either a TOKEN or --run/--name, not both.")
+    if not token and not run_id:
+        raise click.UsageError("Give a TOKEN, or --run RUN_ID (and --name NAME).")
+    if name and not run_id:
+        raise click.UsageError("--name needs --run RUN_ID.")
+    text = payload_file.read() if payload_file is not None else payload
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"The payload is not valid JSON: {exc}", PAYLOAD_HINT) from None
+    st.load_modules()
+    outcome = run_async(_resume(token, run_id, name, data))
+    if st.json:
+        print_json(outcome)
+        return
+    pairs: list[tuple[str, Any]] = [("Run ID", outcome["run_id"]),
+                                    ("Hook", outcome["hook_id"]),
+                                    ("Run status", status_text(outcome["run_status"]))]
+    if outcome["run_status"] == "completed":
+        pairs.append(("Result", pretty(outcome["result"])))
+    if outcome.get("waiting_for"):
+        pairs.append(("Waiting for", outcome["waiting_for"]))
+    print_key_values("Hook resumed", pairs)
+
+
+async def _check_open(run_id: str) -> None:
+    """A run that has ended takes no more payloads (its hooks may still read "pending")."""
+    from pyworkflow.config import get_storage
+    from pyworkflow.exceptions import WorkflowNotFoundError
+
+    run = await get_storage().get_run(run_id)
+    if run is None:
+        raise WorkflowNotFoundError(run_id)
+    if run.status.is_terminal:
+        raise CliError(f"Run {run_id} already ended ({run.status.value}); its hooks take no "
+                       "payload", f"'pyworkflow runs status {run_id}' shows how it ended")
+    state().workflow(run.workflow_name, run_id=run_id)  # resuming drives the run here
+
+
+async def _resume(token: str | None, run_id: str | None, name: str | None,
+                  payload: Any) -> dict[str, Any]:
+    from pyworkflow.cli.watch import follow_chain, waiting_for
+    from pyworkflow.runtime.api import resume_hook, resume_hook_by_name
+    from pyworkflow.runtime.local import get_runtime
+
+    rt = get_runtime()
+    if token:
+        from pyworkflow.core.hook import hash_token
+
+        found = await rt.storage.get_hook(hash_token(token)) if len(token) <= 256 else None
+        if found is not None:
+            await _check_open(found.run_id)
+        result = await resume_hook(token, payload)
+    else:
+        assert run_id is not None
+        await _check_open(run_id)
+        if name is None:
+            pending = await rt.storage.list_hooks(run_id=run_id, status=HookStatus.PENDING)
+            names = sorted({h.name for h in pending})
+            if len(names) != 1:
+                raise CliError(
+                    f"Run {run_id} has {'no' if not names else len(names)} pending hooks"
+                    + (f" ({', '.join(names)})" if names else ""),
+                    "name the hook with --name" if names else "'pyworkflow hooks list --run "
+                    f"{run_id}' shows its hooks")
+            name = names[0]
+        result = await resume_hook_by_name(run_id, name, payload)
+    await rt.drain(timeout=5.0)
+    run = await rt.storage.get_run(result.run_id)
+    assert run is not None
+    run = await follow_chain(rt, run)
+    return {
+        "run_id": result.run_id, "hook_id": result.hook_id, "status": result.status,
+        "run_status": run.status.value, "current_run_id": run.run_id,
+        "result": json_text(run.result), "waiting_for": await waiting_for(rt, run),
+    }

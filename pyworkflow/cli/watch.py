@@ -1,0 +1,116 @@
+"""What a run is waiting for, and waiting for a run (chain) to end with a live status line."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Any
+
+from pyworkflow.cli.output import console, fmt_time
+from pyworkflow.core.events import TERMINAL_OP_EVENTS, Event, EventType
+from pyworkflow.core.models import RunStatus, WorkflowRun
+from pyworkflow.runtime.local import LocalRuntime
+from pyworkflow.storage.memory import is_due
+
+
+class WaitTracker:
+    """Follows a run's history incrementally: open waits and completed steps."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, str] = {}
+        self.steps = 0
+        self.last_sequence = 0
+
+    def feed(self, events: list[Event]) -> None:
+        for event in events:
+            self.last_sequence = max(self.last_sequence, event.sequence)
+            op, data = event.op, event.data
+            if event.type == EventType.STEP_COMPLETED:
+                self.steps += 1
+            if op is None:
+                continue
+            if event.type == EventType.SLEEP_STARTED:
+                self.open[op] = f"sleep until {_when(data.get('resume_at'))}"
+            elif event.type == EventType.HOOK_CREATED:
+                self.open[op] = f"hook {data.get('name')!r}"
+            elif event.type == EventType.CHILD_WORKFLOW_STARTED and data.get("wait", True):
+                self.open[op] = f"child {data.get('name')} ({data.get('child_run_id')})"
+            elif event.type == EventType.STEP_RETRYING:
+                self.open[op] = (f"retry of step {data.get('step_name')} at "
+                                 f"{_when(data.get('retry_at'))}")
+            elif event.type in TERMINAL_OP_EVENTS:
+                self.open.pop(op, None)
+
+    def describe(self) -> str | None:
+        return "; ".join(self.open.values()) or None
+
+    def hook_names(self) -> list[str]:
+        return [text.split("'")[1] for text in self.open.values() if text.startswith("hook '")]
+
+
+def _when(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            return fmt_time(datetime.fromisoformat(value))
+        except ValueError:
+            return value
+    return "-"
+
+
+async def waiting_for(rt: LocalRuntime, run: WorkflowRun) -> str | None:
+    """What a non-terminal run waits for ("sleep until ...", "hook 'approve'"), if anything."""
+    if run.status.is_terminal:
+        return None
+    tracker = WaitTracker()
+    tracker.feed(await rt.storage.get_events(run.run_id))
+    return tracker.describe()
+
+
+async def follow_chain(rt: LocalRuntime, run: WorkflowRun) -> WorkflowRun:
+    """The latest run of ``run``'s continue-as-new chain."""
+    seen = {run.run_id}
+    while run.status == RunStatus.CONTINUED_AS_NEW and run.continued_to_run_id \
+            and run.continued_to_run_id not in seen:
+        nxt = await rt.storage.get_run(run.continued_to_run_id)
+        if nxt is None:
+            break
+        seen.add(nxt.run_id)
+        run = nxt
+    return run
+
+
+async def wait_until_terminal(rt: LocalRuntime, run_id: str, *, timeout: float | None,
+                              show: bool, poll: float = 0.1) -> WorkflowRun:
+    """Keep this event loop (and so the run's timers) alive until the chain that ``run_id``
+    starts ends; drive it whenever it is due. Returns the latest run (maybe not terminal if
+    ``timeout`` passed)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    tracker, current = WaitTracker(), run_id
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console(stderr=True), transient=True, disable=not show) as progress:
+        task = progress.add_task("starting", total=None)
+        while True:
+            run = await rt.storage.get_run(current)
+            if run is None:
+                from pyworkflow.exceptions import WorkflowNotFoundError
+
+                raise WorkflowNotFoundError(current)
+            if run.status == RunStatus.CONTINUED_AS_NEW and run.continued_to_run_id:
+                current, tracker = run.continued_to_run_id, WaitTracker()
+                continue
+            if run.status.is_terminal:
+                return run
+            tracker.feed(await rt.storage.get_events(current, after_sequence=tracker.last_sequence))
+            waiting = tracker.describe()
+            progress.update(task, description=(
+                f"{current} [bold]{run.status.value}[/] · {tracker.steps} step(s) done"
+                + (f" · waiting for {waiting}" if waiting else "")))
+            if deadline is not None and time.monotonic() >= deadline:
+                return run
+            if not rt.is_active(current) and is_due(run, rt.clock.now()):
+                await rt.drive(current)
+                continue
+            await asyncio.sleep(poll)
