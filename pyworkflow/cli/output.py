@@ -17,7 +17,7 @@ from rich.text import Text
 
 from pyworkflow.core.duration import format_duration
 from pyworkflow.core.events import Event, EventType
-from pyworkflow.core.models import RunStatus, WorkflowRun
+from pyworkflow.core.models import WorkflowRun
 
 STATUS_STYLES = {
     "pending": "dim",
@@ -92,7 +92,10 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
         table.add_column(name, overflow="fold")
     for row in rows:
         table.add_row(*[cell if isinstance(cell, Text) else Text(str(cell)) for cell in row])
-    console().print(table)
+    out = console()
+    with out.capture() as captured:  # drop the padding rich leaves at the end of each line
+        out.print(table)
+    out.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 def print_key_values(title: str | None, pairs: Sequence[tuple[str, Any]]) -> None:
@@ -101,19 +104,26 @@ def print_key_values(title: str | None, pairs: Sequence[tuple[str, Any]]) -> Non
         out.print(Text(title, style="bold"))
     width = max((len(k) for k, _ in pairs), default=0) + 1
     for key, value in pairs:
-        line = Text(f"{key + ':':<{width}} ", style="bold")
+        line = Text()
+        line.append(f"{key + ':':<{width}} ", style="bold")
         line.append(value if isinstance(value, Text) else Text(str(value)))
         out.print(line)
 
 
 # --- formatting ---------------------------------------------------------------------------------
-def fmt_time(dt: datetime | None, *, precise: bool = False) -> str:
+def fmt_time(dt: datetime | None, *, precise: bool = False, short_today: bool = False) -> str:
+    """Local time; ``precise``: time of day with milliseconds; ``short_today``: time of day
+    only when ``dt`` is today."""
     if dt is None:
         return "-"
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     local = dt.astimezone()
-    return local.strftime("%H:%M:%S.%f")[:-3] if precise else local.strftime("%Y-%m-%d %H:%M:%S")
+    if precise:
+        return local.strftime("%H:%M:%S.%f")[:-3]
+    if short_today and local.date() == datetime.now().astimezone().date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def run_duration(run: WorkflowRun) -> str:
@@ -176,8 +186,11 @@ def event_summary(event: Event) -> str:
                 f"{short(d.get('error', ''), 50)}")
     if t == EventType.SLEEP_STARTED:
         resume = d.get("resume_at")
-        when = fmt_time(datetime.fromisoformat(resume)) if isinstance(resume, str) else "-"
+        when = (fmt_time(datetime.fromisoformat(resume), precise=True)
+                if isinstance(resume, str) else "-")
         return f"{d.get('duration', '')} until {when}"
+    if t == EventType.SLEEP_COMPLETED:
+        return ""
     if t in (EventType.HOOK_CREATED, EventType.HOOK_EXPIRED, EventType.HOOK_DISPOSED):
         return f"{d.get('name')} ({d.get('hook_id')})"
     if t == EventType.HOOK_RECEIVED:
@@ -192,5 +205,3 @@ def event_summary(event: Event) -> str:
 def dump_run(run: WorkflowRun) -> dict[str, Any]:
     return run.model_dump(mode="json")
 
-
-TERMINAL = frozenset(s for s in RunStatus if s.is_terminal)

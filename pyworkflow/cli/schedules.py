@@ -3,7 +3,7 @@ on the 0.1.9-style functions of ``pyworkflow.runtime.schedules``."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
@@ -47,9 +47,10 @@ def _parse_time(value: str, option: str) -> datetime:
         dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         raise CliError(f"{option} {value!r} is not an ISO date/time",
-                       "e.g. 2024-01-01 or 2024-01-01T09:00:00 (UTC unless an offset is given)"
+                       "e.g. 2024-01-01 or 2024-01-01T09:00:00+00:00 (no offset: the "
+                       "schedule's timezone)"
                        ) from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    return dt  # naive: read in the schedule's timezone
 
 
 async def _get(schedule_id: str) -> Schedule:
@@ -205,26 +206,33 @@ def trigger_cmd(schedule_id: str) -> None:
     st = state()
     st.load_modules()
 
-    async def go() -> str:
-        await _get(schedule_id)
-        return await _api().trigger_schedule(schedule_id)
+    async def go() -> tuple[str, str | None]:
+        from pyworkflow.config import get_storage
 
-    run_id = run_async(go())
+        await _get(schedule_id)
+        run_id = await _api().trigger_schedule(schedule_id)
+        run = await get_storage().get_run(run_id)
+        return run_id, run.status.value if run else None
+
+    run_id, status = run_async(go())
     if st.json:
-        print_json({"schedule_id": schedule_id, "run_id": run_id})
+        print_json({"schedule_id": schedule_id, "run_id": run_id, "status": status})
     else:
-        success(f"Schedule {schedule_id} triggered: run {run_id}")
+        success(f"Schedule {schedule_id} triggered: run {run_id} ({status})")
+
+
+_TZ = " (without an offset: in the schedule's timezone)"
 
 
 @schedules.command("backfill")
 @click.argument("schedule_id")
-@click.option("--start", "start", required=True, metavar="TIME", help="ISO date/time (UTC).")
-@click.option("--end", "end", required=True, metavar="TIME", help="ISO date/time (UTC).")
+@click.option("--start", "start", required=True, metavar="TIME", help=f"ISO date/time{_TZ}.")
+@click.option("--end", "end", required=True, metavar="TIME", help=f"ISO date/time{_TZ}.")
 def backfill_cmd(schedule_id: str, start: str, end: str) -> None:
     """Start the runs the schedule would have started between --start and --end."""
     st = state()
     start_time, end_time = _parse_time(start, "--start"), _parse_time(end, "--end")
-    if end_time <= start_time:
+    if (end_time.tzinfo is None) == (start_time.tzinfo is None) and end_time <= start_time:
         raise CliError("--end must be after --start")
     st.load_modules()
 

@@ -7,6 +7,8 @@ import time
 from datetime import datetime
 from typing import Any
 
+from rich.markup import escape
+
 from pyworkflow.cli.output import console, fmt_time
 from pyworkflow.core.events import TERMINAL_OP_EVENTS, Event, EventType
 from pyworkflow.core.models import RunStatus, WorkflowRun
@@ -52,7 +54,7 @@ class WaitTracker:
 def _when(value: Any) -> str:
     if isinstance(value, str):
         try:
-            return fmt_time(datetime.fromisoformat(value))
+            return fmt_time(datetime.fromisoformat(value), short_today=True)
         except ValueError:
             return value
     return "-"
@@ -80,14 +82,14 @@ async def follow_chain(rt: LocalRuntime, run: WorkflowRun) -> WorkflowRun:
     return run
 
 
-async def wait_until_terminal(rt: LocalRuntime, run_id: str, *, timeout: float | None,
+async def wait_until_terminal(rt: LocalRuntime, run_id: str, *, patience: float | None,
                               show: bool, poll: float = 0.1) -> WorkflowRun:
     """Keep this event loop (and so the run's timers) alive until the chain that ``run_id``
     starts ends; drive it whenever it is due. Returns the latest run (maybe not terminal if
-    ``timeout`` passed)."""
+    ``patience`` seconds passed)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = None if patience is None else time.monotonic() + patience
     tracker, current = WaitTracker(), run_id
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console(stderr=True), transient=True, disable=not show) as progress:
@@ -107,7 +109,7 @@ async def wait_until_terminal(rt: LocalRuntime, run_id: str, *, timeout: float |
             waiting = tracker.describe()
             progress.update(task, description=(
                 f"{current} [bold]{run.status.value}[/] · {tracker.steps} step(s) done"
-                + (f" · waiting for {waiting}" if waiting else "")))
+                + (f" · waiting for {escape(waiting)}" if waiting else "")))
             if deadline is not None and time.monotonic() >= deadline:
                 return run
             if not rt.is_active(current) and is_due(run, rt.clock.now()):

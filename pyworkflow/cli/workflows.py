@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+from datetime import datetime
 from typing import Any
 
 import click
@@ -29,7 +30,8 @@ ARGS_HINT = ("keyword arguments: --arg key=value (repeatable; values parse as JS
 _RESERVED = {"runtime", "durable", "storage", "idempotency_key"}
 
 
-def parse_arguments(arg: tuple[str, ...], args_json: str | None) -> tuple[list[Any], dict[str, Any]]:
+def parse_arguments(arg: tuple[str, ...], args_json: str | None
+                    ) -> tuple[list[Any], dict[str, Any]]:
     """``--args-json`` (object: keyword arguments, list: positional) plus ``--arg k=v``."""
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
@@ -123,7 +125,8 @@ def list_cmd() -> None:
         print_json([_definition_json(d) for d in defs])
         return
     if not defs:
-        info(f"No workflows registered ({'imported: ' + ', '.join(st.imported) if st.imported else 'no module imported'}).")
+        where = f"imported: {', '.join(st.imported)}" if st.imported else "no module imported"
+        info(f"No workflows registered ({where}).")
         info(f"Hint: {MODULE_HINT}")
         return
     print_table("Workflows", ["Name", "Parameters", "Max duration", "Tags", "Module"], [
@@ -194,20 +197,43 @@ def run_cmd(name: str, arg: tuple[str, ...], args_json: str | None,
         raise click.exceptions.Exit(1)
 
 
+async def _failed_run(rt: Any, name: str, since: datetime, exc: Exception) -> str | None:
+    """The run this process just started that failed with ``exc`` (None: no run was created)."""
+    from pyworkflow.cli.watch import follow_chain
+
+    page = await rt.storage.list_runs(workflow_name=name, limit=20)
+    for run in reversed(page.items):  # oldest first: ours started right after ``since``
+        if run.created_at < since or run.parent_run_id or run.continued_from_run_id:
+            continue
+        final = await follow_chain(rt, run)
+        if final.status == RunStatus.FAILED and final.error_type == type(exc).__name__ \
+                and final.error == str(exc):
+            return run.run_id
+    return None
+
+
 async def _run(st: CliState, defn: WorkflowDefinition, args: list[Any], kwargs: dict[str, Any],
-               idempotency_key: str | None, wait: bool, timeout: float | None) -> bool:
+               idempotency_key: str | None, wait: bool, patience: float | None) -> bool:
     import pyworkflow
     from pyworkflow.cli.watch import follow_chain, wait_until_terminal, waiting_for
     from pyworkflow.runtime.local import get_runtime
 
-    run_id = await pyworkflow.start(defn.wrapper, *args, idempotency_key=idempotency_key,
-                                    **kwargs)
     rt = get_runtime()
+    started_at = rt.clock.now()
+    try:
+        run_id = await pyworkflow.start(defn.wrapper, *args, idempotency_key=idempotency_key,
+                                        **kwargs)
+    except Exception as exc:
+        # start() re-raises a failed run's exception (as 0.1.9): report the run instead.
+        found = await _failed_run(rt, defn.name, started_at, exc)
+        if found is None:
+            raise
+        run_id = found
     first = await rt.storage.get_run(run_id)
     assert first is not None
     if wait:
         try:
-            final = await wait_until_terminal(rt, run_id, timeout=timeout, show=not st.json)
+            final = await wait_until_terminal(rt, run_id, patience=patience, show=not st.json)
         except asyncio.CancelledError:  # Ctrl-C: stop waiting, report where the run is
             info("Stopped waiting; the run carries on under 'pyworkflow worker'.", json_mode=True)
             final = await follow_chain(rt, first)

@@ -15,6 +15,7 @@ execution that first saw it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -123,12 +124,13 @@ class WorkflowContext:
         self.history = history
         self.next_seq = len(history) + 1
         self._pending: list[Event] = []
+        self._next_assign = self.next_seq  # sequences are handed out here, written in order
+        self._write_lock = asyncio.Lock()
         self._next_op = 0
         self._ops: dict[int, OpRecord] = {}
         self.cancel_seq: int | None = None
         self.cancel_reason: str | None = None
         self.shield_depth = 0
-        self.in_step = False
         self.step_context: Any = None
         self.interrupted = False  # set by the runtime: reload at the next new operation
         for event in history:
@@ -161,8 +163,15 @@ class WorkflowContext:
     def now(self) -> datetime:
         return self.clock.now()
 
+    @property
+    def in_step(self) -> bool:
+        """Whether the calling task is inside a step. Per task (a ContextVar), so steps run
+        concurrently with asyncio.gather each see only their own state."""
+        return _in_step.get()
+
     def make_event(self, type_: EventType, data: dict[str, Any]) -> Event:
-        seq = self.next_seq + len(self._pending)
+        seq = self._next_assign
+        self._next_assign += 1
         return Event(
             event_id=new_id("evt"),
             run_id=self.run_id,
@@ -177,9 +186,9 @@ class WorkflowContext:
     ) -> Event:
         """Record an event. Deferred events ride along with the next write (a suspension writes
         them together with the run record, in one atomic write)."""
-        event = self.make_event(type_, data)
         if not final:  # the event that ends a run is always written, even past the limit
-            self._check_limits(event.sequence)
+            self._check_limits(self._next_assign)
+        event = self.make_event(type_, data)
         self._pending.append(event)
         # Indexed at once: if the write fails the whole execution is discarded and replayed.
         self._index(event)
@@ -188,13 +197,14 @@ class WorkflowContext:
         return event
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
-        batch = self._pending
-        await self.journal.write(batch)
-        self._pending = []
-        self.next_seq += len(batch)
-        self.history.extend(batch)
+        # Concurrent steps (asyncio.gather) flush in sequence order, one write at a time.
+        async with self._write_lock:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, []
+            await self.journal.write(batch)
+            self.next_seq += len(batch)
+            self.history.extend(batch)
 
     def take_pending(self) -> list[Event]:
         """Hand deferred events to the runtime, which writes them with the run record."""
@@ -274,6 +284,15 @@ class WorkflowContext:
 
 
 _current: ContextVar[WorkflowContext | None] = ContextVar("pyworkflow_context", default=None)
+_in_step: ContextVar[bool] = ContextVar("pyworkflow_in_step", default=False)
+
+
+def enter_step() -> Any:
+    return _in_step.set(True)
+
+
+def leave_step(token: Any) -> None:
+    _in_step.reset(token)
 
 
 def current() -> WorkflowContext | None:

@@ -125,45 +125,44 @@ async def execute_step(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict
 
     while True:
         started = time.perf_counter()
-        ctx.in_step = True
+        step_token = _ctx.enter_step()
+        error: Exception | None = None
         try:
-            result = await _call(defn, args, kwargs)
-            payload = to_jsonable(result, what=f"The result of step {defn.name!r}")
-        except SerializationError as exc:
-            await _record_failure(ctx, defn, op, attempt, exc)
-            raise rebuild_error(describe_error(exc), defn.name) from exc
+            payload = to_jsonable(
+                await _call(defn, args, kwargs), what=f"The result of step {defn.name!r}"
+            )
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, then retried or raised
-            retry_in = None
-            if not isinstance(exc, FatalError) and attempt <= defn.max_retries:
-                retry_in = retry_after_seconds(getattr(exc, "retry_after", None), ctx.now())
-                if retry_in is None:
-                    retry_in = retry_delay_seconds(defn.retry_delay, attempt)
-            if retry_in is None:
-                await _record_failure(ctx, defn, op, attempt, exc)
-                raise rebuild_error(describe_error(exc), defn.name) from exc
-            retry_at = ctx.now() + timedelta(seconds=retry_in)
+            error = exc
+        finally:
+            _ctx.leave_step(step_token)
+        if error is None:
             await ctx.record(
-                EventType.STEP_RETRYING,
+                EventType.STEP_COMPLETED,
                 {
-                    "op": op, "name": defn.name, "step_name": defn.name, "attempt": attempt,
-                    "retry_at": retry_at.isoformat(), **describe_error(exc),
+                    "op": op, "name": defn.name, "step_name": defn.name, "result": payload,
+                    "attempt": attempt,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 },
             )
-            attempt += 1
-            ctx.in_step = False
-            await _wait_until(ctx, retry_at.isoformat(), op)
-            continue
-        finally:
-            ctx.in_step = False
+            return from_jsonable(payload, defn.return_annotation)
+
+        retry_in = None
+        retryable = not isinstance(error, FatalError | SerializationError)
+        if retryable and attempt <= defn.max_retries:
+            retry_in = retry_after_seconds(getattr(error, "retry_after", None), ctx.now())
+            if retry_in is None:
+                retry_in = retry_delay_seconds(defn.retry_delay, attempt)
+        if retry_in is None:
+            await _record_failure(ctx, defn, op, attempt, error)
+            raise rebuild_error(describe_error(error), defn.name) from error
+        retry_at = ctx.now() + timedelta(seconds=retry_in)
         await ctx.record(
-            EventType.STEP_COMPLETED,
-            {
-                "op": op, "name": defn.name, "step_name": defn.name, "result": payload,
-                "attempt": attempt,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            },
+            EventType.STEP_RETRYING,
+            {"op": op, "name": defn.name, "step_name": defn.name, "attempt": attempt,
+             "retry_at": retry_at.isoformat(), **describe_error(error)},
         )
-        return from_jsonable(payload, defn.return_annotation)
+        attempt += 1
+        await _wait_until(ctx, retry_at.isoformat(), op)
 
 
 async def _record_failure(

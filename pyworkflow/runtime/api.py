@@ -86,6 +86,11 @@ async def start(
         # As in pyworkflow-engine: the caller that started the run sees its exception.
         error = rt.executor.failures.pop(final.run_id, None)
         if error is not None:
+            error.add_note(f"pyworkflow run: {final.run_id} (status failed)")
+            try:
+                error.run_id = final.run_id  # type: ignore[attr-defined]
+            except AttributeError:  # exceptions with __slots__
+                pass
             raise error
     return run.run_id
 
@@ -198,6 +203,14 @@ async def resume_hook_by_name(run_id: str, name: str, payload: Any, *,
 
 
 async def deliver_hook(rt: LocalRuntime, hook: Hook, payload: Any) -> ResumeResult:
+    if hook.status == HookStatus.RECEIVED:
+        raise HookAlreadyReceivedError(hook.name)
+    run = await rt.storage.get_run(hook.run_id)
+    if run is None or run.status.is_terminal:
+        raise HookExpiredError(
+            f"{hook.name} (its run {hook.run_id} already ended"
+            + (f": {run.status.value})" if run else ")")
+        )
     for _ in range(20):
         if hook.status == HookStatus.RECEIVED:
             raise HookAlreadyReceivedError(hook.name)

@@ -240,7 +240,7 @@ class Executor:
         for type_, data in events_data:
             await ctx.record(type_, data, defer=True, final=True)
         events = ctx.take_pending()
-        while True:
+        for _ in range(MAX_RESTARTS):
             now = self.clock.now()
             new = journal.run.model_copy(update={
                 "updated_at": now, "lease_owner": None, "lease_expires_at": None, **update,
@@ -260,6 +260,7 @@ class Executor:
                 if latest is None or latest.lease_owner not in (None, self.owner):
                     raise
                 journal.run = latest
+        raise ConcurrencyError(f"Run {journal.run.run_id}: gave up writing its outcome")
 
     async def _finish(
         self, journal: RunJournal, status: RunStatus, *, result: str | None = None,
@@ -345,9 +346,11 @@ class Executor:
             await self.touch(run.parent_run_id)
             await self.wake(run.parent_run_id)
         ctx = journal.ctx
-        if ctx is None or not any(
-            e.type == EventType.CHILD_WORKFLOW_STARTED for e in ctx.history
-        ):
+        if ctx is None:
+            return
+        if any(e.type == EventType.HOOK_CREATED for e in ctx.history):
+            await self._dispose_hooks(run.run_id)
+        if not any(e.type == EventType.CHILD_WORKFLOW_STARTED for e in ctx.history):
             return
         for event in ctx.history:
             if event.type != EventType.CHILD_WORKFLOW_STARTED:
@@ -360,6 +363,17 @@ class Executor:
                     f"parent {run.run_id} {run.status.value}",
                 )
                 await self.wake(event.data["child_run_id"])
+
+    async def _dispose_hooks(self, run_id: str) -> None:
+        """A finished run's pending hooks take no more payloads."""
+        for hook in await self.storage.list_hooks(run_id=run_id, status=HookStatus.PENDING):
+            try:
+                await self.storage.update_hook(
+                    hook.model_copy(update={"status": HookStatus.DISPOSED}),
+                    expected_version=hook.version,
+                )
+            except ConcurrencyError:
+                pass  # received or expired meanwhile: either way it is closed
 
     async def touch(self, run_id: str) -> None:
         """Bump a run's record so its holder re-checks, and make it due now."""

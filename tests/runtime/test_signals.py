@@ -359,3 +359,12 @@ async def test_durable_sleep_completes_by_itself_while_the_loop_runs(storage):
     run = await get_workflow_run(run_id)
     assert run.status == RunStatus.COMPLETED and run.get_result() == "rested"
     assert calls["before-nap"] == 1
+
+
+async def test_hooks_of_a_finished_run_are_disposed_and_refuse_payloads(storage):
+    run_id = await start(approval_flow, "k")
+    await cancel_workflow(run_id)
+    [h] = await storage.list_hooks(run_id=run_id)
+    assert h.status.value == "disposed"
+    with pytest.raises(HookExpiredError, match="already ended"):
+        await resume_hook(tokens["k"], {"approved": True, "reviewer": "x"})

@@ -261,3 +261,22 @@ async def test_transient_workflow_runs_without_touching_storage(storage):
     assert run_id
     assert (await storage.list_runs()).items == []
     assert calls["transient"] == 1
+
+
+@workflow
+async def gathered() -> list[str]:
+    first = await asyncio.gather(count("g1"), count("g2"), count("g3"))
+    await sleep("1m")
+    return list(first)
+
+
+async def test_steps_gathered_concurrently_are_each_recorded_and_replayed(storage, clock):
+    run_id = await start(gathered)
+    clock.advance(60)
+    await resume(run_id)
+    run = await get_workflow_run(run_id)
+    assert run.get_result() == ["g1:1", "g2:1", "g3:1"]
+    assert (calls["g1"], calls["g2"], calls["g3"]) == (1, 1, 1)
+    ops = [e.data["op"] for e in await get_workflow_events(run_id)
+           if e.type == EventType.STEP_COMPLETED]
+    assert sorted(ops) == [0, 1, 2]
