@@ -78,12 +78,12 @@ from pyworkflow.runtime.api import (
 )
 from pyworkflow.runtime.schedules import (
     activate_scheduled_workflows,
-    get_scheduled_workflow,
-    list_scheduled_workflows,
     backfill_schedule,
     create_schedule,
     delete_schedule,
     get_schedule,
+    get_scheduled_workflow,
+    list_scheduled_workflows,
     list_schedules,
     pause_schedule,
     resume_schedule,

@@ -59,7 +59,9 @@ def configure(*, module: str | None = None, discover: bool = True, **kwargs: Any
     valid = {f.name for f in fields(PyWorkflowConfig)}
     for key, value in kwargs.items():
         if key not in valid:
-            raise ValueError(f"Unknown config option {key!r}. Valid options: {', '.join(sorted(valid))}")
+            raise ValueError(
+                f"Unknown config option {key!r}. Valid options: {', '.join(sorted(valid))}"
+            )
         setattr(config, key, value)
     if "storage" in kwargs or "clock" in kwargs:
         from pyworkflow.runtime.local import reset_runtime

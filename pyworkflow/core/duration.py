@@ -1,4 +1,4 @@
-"""Durations: "30s", "5m", "2h", "1d", "1w", "1h30m", seconds, timedelta, or an absolute datetime."""
+"""Durations: "30s", "5m", "2h", "1d", "1w", "1h30m", seconds, timedelta, or a datetime."""
 
 from __future__ import annotations
 

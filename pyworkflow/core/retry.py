@@ -37,7 +37,9 @@ def validate_retry_delay(policy: Any) -> None:
     if policy == "exponential":
         return
     if isinstance(policy, list):
-        if not all(isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in policy):
+        if not all(
+            isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in policy
+        ):
             raise ValueError("retry_delay list must hold non-negative numbers of seconds")
         return
     retry_delay_seconds(policy, 1)

@@ -73,7 +73,9 @@ async def set_step_context(value: StepContext) -> None:
         raise TypeError("set_step_context() takes a StepContext instance")
     cls = _context_class(ctx)
     if cls is not None and not isinstance(value, cls):
-        raise TypeError(f"This workflow's context_class is {cls.__name__}, got {type(value).__name__}")
+        raise TypeError(
+            f"This workflow's context_class is {cls.__name__}, got {type(value).__name__}"
+        )
     name = type(value).__name__
     rec = await ctx.begin("context", name)
     if rec is not None and rec.terminal is not None:

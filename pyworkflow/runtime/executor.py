@@ -166,7 +166,7 @@ class Executor:
         stored = await self.storage.create_run(run, [started])
         return stored, [started]
 
-    # --- one execution -----------------------------------------------------------------------------
+    # --- one execution ---------------------------------------------------------------------
     async def execute(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
         defn = get_workflow(run.workflow_name)
         if defn is None:
@@ -413,7 +413,9 @@ async def request_cancel(
         if run.status in (RunStatus.SUSPENDED, RunStatus.PENDING):
             update["wake_at"] = now
         try:
-            return await storage.update_run(run.model_copy(update=update), expected_version=run.version)
+            return await storage.update_run(
+                run.model_copy(update=update), expected_version=run.version
+            )
         except ConcurrencyError:
             continue
     raise WorkflowError(f"Could not flag run {run_id} for cancellation: too many conflicts")

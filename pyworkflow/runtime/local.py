@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -52,18 +53,16 @@ class LocalRuntime:
             limits=Limits(config.event_soft_limit, config.event_hard_limit,
                           config.event_warning_interval),
         )
-        self._locks: dict[str, asyncio.Lock] = {}
+        # run id -> (lock, number of drives holding or waiting for it); dropped at zero
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def drive(self, run_id: str, *, follow_chain: bool = True,
                     steal: bool = False) -> WorkflowRun:
         """Drive a run (and, by default, the runs that continue it) until they end or wait."""
         while True:
-            lock = self._locks.setdefault(run_id, asyncio.Lock())
-            async with lock:
+            async with self._run_lock(run_id):
                 run = await self.executor.drive(run_id, steal=steal)
-            if not lock.locked():
-                self._locks.pop(run_id, None)
             if not (follow_chain and run.status == RunStatus.CONTINUED_AS_NEW
                     and run.continued_to_run_id):
                 return run
@@ -72,16 +71,31 @@ class LocalRuntime:
     async def drive_created(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
         """Drive a run this process just created, leased to it: no second read is needed.
         Follows continue-as-new; returns the last run of the chain as left."""
-        lock = self._locks.setdefault(run.run_id, asyncio.Lock())
-        async with lock:
+        async with self._run_lock(run.run_id):
             try:
                 result = await self.executor.execute(run, history)
             except (ConcurrencyError, RestartSignal):
                 result = await self.executor.drive(run.run_id)
-        self._locks.pop(run.run_id, None)
         if result.status == RunStatus.CONTINUED_AS_NEW and result.continued_to_run_id:
             result = await self.drive(result.continued_to_run_id)
         return result
+
+    @contextlib.asynccontextmanager
+    async def _run_lock(self, run_id: str) -> AsyncIterator[None]:
+        """One drive of a run at a time in this process (the lease covers other processes)."""
+        lock, users = self._locks.get(run_id, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[run_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[run_id]
+            if users <= 1:
+                del self._locks[run_id]
+            else:
+                self._locks[run_id] = (lock, users - 1)
 
     def is_active(self, run_id: str) -> bool:
         return run_id in self.executor.active

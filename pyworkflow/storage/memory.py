@@ -33,7 +33,9 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
         created, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         return str(created), str(run_id)
     except Exception as exc:
-        raise ValueError(f"Invalid cursor {cursor!r}: pass back a next_cursor you were given") from exc
+        raise ValueError(
+            f"Invalid cursor {cursor!r}: pass back a next_cursor you were given"
+        ) from exc
 
 
 def run_sort_key(run: WorkflowRun) -> tuple[str, str]:

@@ -4,8 +4,6 @@ import warnings
 
 import pytest
 
-from tests.runtime.conftest import start_failing
-
 import pyworkflow
 from pyworkflow import (
     EventType,
@@ -21,6 +19,7 @@ from pyworkflow import (
     step,
     workflow,
 )
+from tests.runtime.conftest import start_failing
 
 version = {"v": 1}
 

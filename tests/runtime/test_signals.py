@@ -5,8 +5,6 @@ import hashlib
 from collections import Counter
 
 import pytest
-
-from tests.runtime.conftest import start_failing
 from pydantic import BaseModel
 
 from pyworkflow import (
@@ -18,7 +16,6 @@ from pyworkflow import (
     HookNotFoundError,
     HookPayloadError,
     InvalidTokenError,
-    MaxNestingDepthError,
     RunStatus,
     cancel_workflow,
     continue_as_new,
@@ -36,6 +33,7 @@ from pyworkflow import (
     step,
     workflow,
 )
+from tests.runtime.conftest import start_failing
 
 calls: Counter[str] = Counter()
 tokens: dict[str, str] = {}

@@ -4,8 +4,6 @@ import asyncio
 from collections import Counter
 
 import pytest
-
-from tests.runtime.conftest import start_failing
 from pydantic import BaseModel
 
 import pyworkflow
@@ -23,6 +21,7 @@ from pyworkflow import (
     step,
     workflow,
 )
+from tests.runtime.conftest import start_failing
 
 calls: Counter[str] = Counter()
 
