@@ -9,6 +9,7 @@ when its next write of the record fails, re-reads it and replays.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -46,6 +47,11 @@ MAX_RESTARTS = 50
 WakeFn = Callable[[str], Awaitable[None]]
 
 
+# Lease owners of this process that are still open: a lease held by one of this process's
+# owners that is no longer here (a closed runtime) is dead, like one of a dead process.
+LIVE_OWNERS: set[str] = set()
+
+
 def process_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[2:]}"
 
@@ -77,6 +83,7 @@ class Executor:
         self.wake_at = wake_at
         self.drive_child = drive_child
         self.owner = owner or process_owner()
+        LIVE_OWNERS.add(self.owner)
         self.lease = timedelta(seconds=lease_seconds)
         self.inline_wait_max = inline_wait_max
         self.inline_sleep_max = inline_sleep_max
@@ -213,6 +220,11 @@ class Executor:
         except RunFailure as failure:
             return await self._finish(journal, RunStatus.FAILED, error=failure.error)
         except (ConcurrencyError, RestartSignal):
+            raise
+        except asyncio.CancelledError:
+            # Stopped from outside (shutdown, Ctrl-C): hand the run back now instead of making
+            # the next worker wait out the lease. Its next drive replays from the history.
+            await self._release(journal.run)
             raise
         except Exception as exc:  # noqa: BLE001 - the workflow's own failure is the run's outcome
             return await self._finish(journal, RunStatus.FAILED, error=exc)

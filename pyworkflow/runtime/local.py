@@ -148,6 +148,9 @@ class LocalRuntime:
             await asyncio.wait(set(self._tasks), timeout=timeout)
 
     async def close(self) -> None:
+        from pyworkflow.runtime.executor import LIVE_OWNERS
+
+        LIVE_OWNERS.discard(self.executor.owner)
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(Exception):

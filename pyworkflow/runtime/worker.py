@@ -16,6 +16,8 @@ from pyworkflow.runtime.local import LocalRuntime
 
 logger = logging.getLogger("pyworkflow")
 
+MAX_BATCHES = 1000  # of 100 due runs each, per pass
+
 
 @dataclass
 class WorkerStats:
@@ -38,7 +40,9 @@ def owner_is_dead(owner: str | None) -> bool:
         return False
     pid = int(pid_text)
     if pid == os.getpid():
-        return False
+        from pyworkflow.runtime.executor import LIVE_OWNERS
+
+        return owner not in LIVE_OWNERS
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -68,21 +72,27 @@ async def run_once(rt: LocalRuntime, stats: WorkerStats | None = None) -> Worker
         stats.schedules_fired += len(await fire_due_schedules(rt))
     except WorkflowError as exc:
         stats.errors.append(str(exc))
-    for run, steal in await due_runs(rt):
-        if rt.is_active(run.run_id):
-            continue
-        try:
-            result = await rt.drive(run.run_id, steal=steal, follow_chain=True)
-        except ConfigurationError as exc:
-            stats.errors.append(str(exc))
-            continue
-        stats.driven += 1
-        if result.status == RunStatus.COMPLETED:
-            stats.completed += 1
-        elif result.status == RunStatus.FAILED:
-            stats.failed += 1
-        elif result.status == RunStatus.SUSPENDED:
-            stats.suspended += 1
+    tried: set[str] = set()
+    for _ in range(MAX_BATCHES):  # until nothing due is left that this pass has not tried
+        batch = [(r, s) for r, s in await due_runs(rt) if r.run_id not in tried]
+        if not batch:
+            break
+        for run, steal in batch:
+            tried.add(run.run_id)
+            if rt.is_active(run.run_id):
+                continue
+            try:
+                result = await rt.drive(run.run_id, steal=steal, follow_chain=True)
+            except ConfigurationError as exc:
+                stats.errors.append(str(exc))
+                continue
+            stats.driven += 1
+            if result.status == RunStatus.COMPLETED:
+                stats.completed += 1
+            elif result.status == RunStatus.FAILED:
+                stats.failed += 1
+            elif result.status == RunStatus.SUSPENDED:
+                stats.suspended += 1
     return stats
 
 
