@@ -66,6 +66,7 @@ class WorkflowRun(BaseModel):
     # Engine bookkeeping
     version: int = 0
     wake_at: datetime | None = None
+    wake_key: str | None = None  # names the pending timer (a Scheduler schedule on AWS)
     cancel_requested: bool = False
     cancel_reason: str | None = None
     lease_owner: str | None = None

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -39,12 +39,12 @@ from pyworkflow.exceptions import (
     WorkflowError,
     WorkflowNotFoundError,
 )
+from pyworkflow.runtime.dispatch import Dispatcher
 from pyworkflow.storage.base import StorageBackend
 
 logger = logging.getLogger("pyworkflow")
 
 MAX_RESTARTS = 50
-WakeFn = Callable[[str], Awaitable[None]]
 
 
 # Lease owners of this process that are still open: a lease held by one of this process's
@@ -67,10 +67,8 @@ class Executor:
         self,
         storage: StorageBackend,
         clock: Clock,
+        dispatcher: Dispatcher,
         *,
-        wake: WakeFn,
-        wake_at: Callable[[str, Any], None],
-        drive_child: Callable[[str, bool], Awaitable[None]],
         owner: str | None = None,
         lease_seconds: float = 60.0,
         inline_wait_max: float = 5.0,
@@ -79,9 +77,10 @@ class Executor:
     ) -> None:
         self.storage = storage
         self.clock = clock
-        self.wake = wake
-        self.wake_at = wake_at
-        self.drive_child = drive_child
+        self.dispatcher = dispatcher
+        # Seconds left before this process must stop (Lambda's remaining time); None: no limit.
+        self.time_left: Callable[[], float] | None = None
+        self.yield_margin = 10.0
         self.owner = owner or process_owner()
         LIVE_OWNERS.add(self.owner)
         self.lease = timedelta(seconds=lease_seconds)
@@ -304,12 +303,15 @@ class Executor:
         deadline = journal.run.deadline_at
         if deadline is not None and (wake_at is None or deadline < wake_at):
             wake_at = deadline
+        key = f"{journal.run.run_id}-{journal.ctx.next_seq if journal.ctx else 0}"
         run = await self._write_final(
-            journal, [], {"status": RunStatus.SUSPENDED, "wake_at": wake_at},
+            journal, [],
+            {"status": RunStatus.SUSPENDED, "wake_at": wake_at,
+             "wake_key": key if wake_at is not None else None},
             retry_on_conflict=False,
         )
         if wake_at is not None:
-            self.wake_at(run.run_id, wake_at)
+            await self.dispatcher.wake_at(run.run_id, wake_at, key=key)
         return run
 
     async def _continue_as_new(
@@ -352,11 +354,13 @@ class Executor:
     async def _after_terminal(
         self, run: WorkflowRun, journal: RunJournal, *, notify_parent: bool = True
     ) -> None:
+        if run.wake_key:
+            await self.dispatcher.forget(run)
         if run.status == RunStatus.CONTINUED_AS_NEW:
-            await self.wake(run.continued_to_run_id or "")
+            await self.dispatcher.wake(run.continued_to_run_id or "", reason="continued")
         elif run.parent_run_id and notify_parent:
             await self.touch(run.parent_run_id)
-            await self.wake(run.parent_run_id)
+            await self.dispatcher.wake(run.parent_run_id, reason="child-ended")
         ctx = journal.ctx
         if ctx is None:
             return
@@ -374,7 +378,7 @@ class Executor:
                     self.storage, self.clock, event.data["child_run_id"],
                     f"parent {run.run_id} {run.status.value}",
                 )
-                await self.wake(event.data["child_run_id"])
+                await self.dispatcher.wake(event.data["child_run_id"], reason="cancel")
 
     async def _dispose_hooks(self, run_id: str) -> None:
         """A finished run's pending hooks take no more payloads."""
@@ -450,6 +454,10 @@ class RunJournal:
         """Renew the lease when half of it is used; a moved version means someone changed the
         record: adopt it, and reload if that someone asked for cancellation."""
         now = self.clock.now()
+        time_left = self.executor.time_left
+        if time_left is not None and time_left() < self.executor.yield_margin:
+            # Out of time in this invocation: suspend and wake at once, in a fresh one.
+            raise SuspensionSignal("yield", wake_at=now)
         expires = self.run.lease_expires_at
         if expires is not None and expires - now > self.executor.lease / 2:
             return
@@ -499,7 +507,7 @@ class RunJournal:
             )
         except ConcurrencyError:
             return  # an earlier attempt created it; it is already on its way
-        await self.executor.drive_child(child_run_id, wait)
+        await self.executor.dispatcher.start_child(child_run_id, wait=wait)
         if wait:
             # The child's completion touched our record: adopt the new version (a cancel request
             # among the changes is noticed at the next checkpoint).
@@ -514,4 +522,4 @@ class RunJournal:
 
     async def cancel_run(self, run_id: str, reason: str | None) -> None:
         await request_cancel(self.storage, self.clock, run_id, reason)
-        await self.executor.wake(run_id)
+        await self.executor.dispatcher.wake(run_id, reason="cancel")

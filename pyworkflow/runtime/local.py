@@ -43,9 +43,7 @@ class LocalRuntime:
         self.executor = Executor(
             storage,
             self.clock,
-            wake=self.wake,
-            wake_at=self.wake_at,
-            drive_child=self._drive_child,
+            self,
             lease_seconds=lease_seconds if lease_seconds is not None else config.lease_seconds,
             inline_wait_max=(inline_wait_max if inline_wait_max is not None
                              else config.retry_inline_max_seconds),
@@ -106,9 +104,30 @@ class LocalRuntime:
         if ctx is not None:
             ctx.interrupted = True
 
-    async def wake(self, run_id: str) -> None:
+    # --- Dispatcher ----------------------------------------------------------------------------
+    async def wake(self, run_id: str, *, reason: str = "wake") -> None:
         """Drive ``run_id`` soon, in the background of this event loop."""
         self.spawn(run_id)
+
+    async def wake_at(self, run_id: str, when: datetime, *, key: str = "") -> None:
+        """Drive ``run_id`` at ``when`` if this process's event loop is still running then
+        (otherwise ``pyworkflow worker`` finds it due)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        delay = max(0.0, (when - self.clock.now()).total_seconds())
+        loop.call_later(delay, self.spawn, run_id)
+
+    async def start_child(self, run_id: str, *, wait: bool) -> None:
+        # A waited-for child runs inline, so a parent often continues without suspending.
+        if wait:
+            await self.drive(run_id)
+        else:
+            self.spawn(run_id)
+
+    async def forget(self, run: WorkflowRun) -> None:
+        """Nothing to drop: a stale timer only drives a finished run, which is a no-op."""
 
     def spawn(self, run_id: str) -> None:
         try:
@@ -126,21 +145,6 @@ class LocalRuntime:
             raise
         except Exception:  # noqa: BLE001 - a background drive must not kill the loop
             logger.exception("background drive of run %s failed", run_id)
-
-    def wake_at(self, run_id: str, when: datetime) -> None:
-        """Drive ``run_id`` at ``when`` if this process's event loop is still running then."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        delay = max(0.0, (when - self.clock.now()).total_seconds())
-        loop.call_later(delay, self.spawn, run_id)
-
-    async def _drive_child(self, run_id: str, wait: bool) -> None:
-        if wait:
-            await self.drive(run_id)
-        else:
-            self.spawn(run_id)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait for background drives started so far (tests and short scripts)."""
