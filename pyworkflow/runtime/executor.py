@@ -81,6 +81,7 @@ class Executor:
         # Seconds left before this process must stop (Lambda's remaining time); None: no limit.
         self.time_left: Callable[[], float] | None = None
         self.yield_margin = 10.0
+        self.refresh_seconds = 1.0  # how often a long execution re-reads its run record
         self.owner = owner or process_owner()
         LIVE_OWNERS.add(self.owner)
         self.lease = timedelta(seconds=lease_seconds)
@@ -446,6 +447,7 @@ class RunJournal:
         self.clock = executor.clock
         self.run = run
         self.ctx: WorkflowContext | None = None
+        self._looked_at = executor.clock.now()
 
     async def write(self, events: list[Event]) -> None:
         await self.storage.append_events(self.run.run_id, events)
@@ -458,6 +460,16 @@ class RunJournal:
         if time_left is not None and time_left() < self.executor.yield_margin:
             # Out of time in this invocation: suspend and wake at once, in a fresh one.
             raise SuspensionSignal("yield", wake_at=now)
+        if (now - self._looked_at).total_seconds() >= self.executor.refresh_seconds:
+            # A cancel from another process reaches a long execution within about this long,
+            # at the cost of one read per interval of wall time (never one per step).
+            self._looked_at = now
+            latest = await self.storage.get_run(self.run.run_id)
+            if latest is None or latest.lease_owner not in (None, self.executor.owner):
+                raise RestartSignal()
+            if latest.cancel_requested and self.ctx and self.ctx.cancel_seq is None:
+                raise RestartSignal()
+            self.run = latest
         expires = self.run.lease_expires_at
         if expires is not None and expires - now > self.executor.lease / 2:
             return

@@ -366,3 +366,20 @@ async def test_hooks_of_a_finished_run_are_disposed_and_refuse_payloads(storage)
     assert h.status.value == "disposed"
     with pytest.raises(HookExpiredError, match="already ended"):
         await resume_hook(tokens["k"], {"approved": True, "reviewer": "x"})
+
+
+async def test_a_cancel_from_another_process_reaches_a_long_execution(storage, clock):
+    from pyworkflow.runtime.executor import request_cancel
+
+    sync.update(gate=asyncio.Event(), entered=asyncio.Event())
+    task = asyncio.create_task(start(running_flow))
+    await sync["entered"].wait()
+    run_id = (await storage.list_runs()).items[0].run_id
+    # Only the stored record changes (as a CLI in another process would do): no in-process flag.
+    await request_cancel(storage, clock, run_id, "from elsewhere")
+    clock.advance(2)  # the execution re-reads its record about once a second
+    sync["gate"].set()
+    await task
+    run = await get_workflow_run(run_id)
+    assert run.status == RunStatus.CANCELLED
+    assert calls["next"] == 0
