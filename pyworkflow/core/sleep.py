@@ -4,7 +4,6 @@ Scheduler or SQS on AWS)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 from pyworkflow.core import context as _ctx
@@ -23,16 +22,12 @@ async def sleep(duration: Duration) -> None:
         parse_duration(duration)  # a bad value fails here, before anything is recorded
     ctx = _ctx.current()
     if ctx is None or ctx.in_step:
-        now = None
-        if isinstance(duration, datetime):
-            from datetime import UTC
+        # Not recorded: a plain wait (outside a workflow, or inside a step).
+        from pyworkflow.core.clock import SystemClock
 
-            now = datetime.now(UTC)
-        seconds = (
-            (resolve_wake_time(duration, now) - now).total_seconds() if now else
-            parse_duration(duration)  # type: ignore[arg-type]
-        )
-        await asyncio.sleep(max(0.0, seconds))
+        clock = SystemClock()
+        now = clock.now()
+        await clock.sleep((resolve_wake_time(duration, now) - now).total_seconds())
         return
 
     rec = await ctx.begin("sleep", "sleep")
