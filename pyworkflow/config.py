@@ -14,7 +14,20 @@ if TYPE_CHECKING:
 ENV_DB_PATH = "PYWORKFLOW_DB"              # SQLite file of the embedded default storage
 ENV_MODULE = "PYWORKFLOW_MODULE"           # module(s) defining workflows, for the CLI and worker
 ENV_STORAGE = "PYWORKFLOW_STORAGE"         # "sqlite" (default), "memory" or "file:<dir>"
+ENV_DYNAMODB_TABLE = "PYWORKFLOW_TABLE"    # DynamoDB table of the AWS storage
+ENV_DYNAMODB_ENDPOINT = "PYWORKFLOW_DYNAMODB_ENDPOINT"  # e.g. DynamoDB Local; unset on AWS
+ENV_AWS_REGION = "AWS_REGION"              # set by Lambda; AWS_DEFAULT_REGION is the fallback
+ENV_AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 DEFAULT_DB_PATH = ".pyworkflow/pyworkflow.db"
+
+# AWS runtime (pyworkflow.runtime.aws, handlers/worker.py)
+ENV_QUEUE_URL = "PYWORKFLOW_QUEUE_URL"                # the work queue every wake-up goes to
+ENV_QUEUE_ARN = "PYWORKFLOW_QUEUE_ARN"                # the same queue, as Scheduler's target
+ENV_SCHEDULER_GROUP = "PYWORKFLOW_SCHEDULER_GROUP"    # schedule group of one-time timers
+ENV_SCHEDULER_ROLE_ARN = "PYWORKFLOW_SCHEDULER_ROLE_ARN"  # role Scheduler sends to SQS with
+ENV_SQS_DELAY_MAX = "PYWORKFLOW_SQS_DELAY_MAX_SECONDS"  # waits up to this use DelaySeconds
+ENV_VISIBILITY_TIMEOUT = "PYWORKFLOW_VISIBILITY_TIMEOUT"  # the queue's, in seconds: the lease
+ENV_MAX_RECEIVES = "PYWORKFLOW_MAX_RECEIVES"          # a message failing this often fails its run
 
 
 @dataclass

