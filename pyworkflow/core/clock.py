@@ -46,5 +46,7 @@ def new_id(prefix: str) -> str:
 
 
 def new_token() -> str:
-    """A hook token: 192 random bits, URL-safe, unrelated to any id."""
-    return secrets.token_urlsafe(24)
+    """A hook token: 192 random bits, URL-safe, unrelated to any id. The prefix makes tokens
+    recognisable in logs and keeps one from starting with "-" (a command line would read it as
+    an option)."""
+    return "whk_" + secrets.token_urlsafe(24)
