@@ -1,0 +1,220 @@
+"""What AWS does between the services, done by hand for a local stack: the SQS → Lambda event
+source mapping (``pump_queue``) and EventBridge Scheduler firing one-time schedules
+(``fire_due_schedules``). moto stores queues and schedules but never invokes anything.
+
+``pump_queue`` shapes each batch exactly as Lambda's SQS event source does (see
+``tests/events/sqs_message.json``), calls the handler in a worker thread (the handler runs its
+own event loop, as in a Lambda container), deletes the records it did not report in
+``batchItemFailures`` and leaves the others for redelivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+_AT = re.compile(r"^at\((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\)$")
+
+
+@dataclass
+class FakeLambdaContext:
+    """The parts of Lambda's context object that handlers and Powertools read.
+    ``remaining`` is the seconds left, or a function returning them (to run out mid-way)."""
+
+    remaining: float | Callable[[], float] = 900.0
+    function_name: str = "pyworkflow-worker"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = (
+        "arn:aws:lambda:us-east-1:123456789012:function:pyworkflow-worker")
+    log_group_name: str = "/aws/lambda/pyworkflow-worker"
+    log_stream_name: str = "2030/01/01/[$LATEST]0123456789abcdef"
+
+    def get_remaining_time_in_millis(self) -> int:
+        left = self.remaining() if callable(self.remaining) else self.remaining
+        return max(0, int(left * 1000))
+
+
+def sqs_event(messages: list[dict[str, Any]], *, queue_arn: str, region: str) -> dict[str, Any]:
+    """A Lambda SQS event for messages as ``ReceiveMessage`` returned them."""
+    records = []
+    for m in messages:
+        attrs = m.get("Attributes", {})
+        records.append({
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"],
+            "attributes": {
+                "ApproximateReceiveCount": attrs.get("ApproximateReceiveCount", "1"),
+                "SentTimestamp": attrs.get("SentTimestamp", "0"),
+                "SenderId": attrs.get("SenderId", "AIDAIENQZJOLO23YVJ4VO"),
+                "ApproximateFirstReceiveTimestamp": attrs.get(
+                    "ApproximateFirstReceiveTimestamp", "0"),
+            },
+            "messageAttributes": {
+                name: {"stringValue": a.get("StringValue"), "binaryValue": a.get("BinaryValue"),
+                       "stringListValues": [], "binaryListValues": [],
+                       "dataType": a["DataType"]}
+                for name, a in m.get("MessageAttributes", {}).items()
+            },
+            "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode()).hexdigest(),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": queue_arn,
+            "awsRegion": region,
+        })
+    return {"Records": records}
+
+
+@dataclass
+class PumpResult:
+    invocations: int = 0
+    received: int = 0
+    deleted: int = 0
+    failed: int = 0
+    responses: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def receive_batch(sqs: Any, queue_url: str, *, batch_size: int = 10,
+                        wait_seconds: int = 1) -> list[dict[str, Any]]:
+    """One ReceiveMessage with every system attribute (ApproximateReceiveCount included)."""
+    response = await sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=batch_size, WaitTimeSeconds=wait_seconds,
+        MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"],
+    )
+    return list(response.get("Messages", []))
+
+
+async def invoke(handler: Handler, messages: list[dict[str, Any]], context: Any, *,
+                 queue_arn: str, region: str) -> dict[str, Any]:
+    """Call the handler as Lambda would, in a thread; returns its response. A handler that
+    raises fails the whole batch, as on Lambda."""
+    event = sqs_event(messages, queue_arn=queue_arn, region=region)
+    try:
+        response = await asyncio.to_thread(handler, event, context)
+    except Exception:  # noqa: BLE001 - Lambda retries the whole batch
+        return {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in messages]}
+    return response or {"batchItemFailures": []}
+
+
+async def settle(sqs: Any, queue_url: str, messages: list[dict[str, Any]],
+                 response: dict[str, Any], *, retry_failed_now: bool = True) -> tuple[int, int]:
+    """Delete the records that succeeded; make the failed ones visible again at once (instead
+    of after the visibility timeout) if ``retry_failed_now``. Returns (deleted, failed)."""
+    failed_ids = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+    done = [m for m in messages if m["MessageId"] not in failed_ids]
+    for start in range(0, len(done), 10):
+        await sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+            for i, m in enumerate(done[start:start + 10])])
+    if retry_failed_now:
+        for m in messages:
+            if m["MessageId"] in failed_ids:
+                await sqs.change_message_visibility(
+                    QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+    return len(done), len(failed_ids)
+
+
+async def pump_queue(
+    handler: Handler,
+    queue_url: str,
+    *,
+    sqs: Any,
+    queue_arn: str,
+    region: str = "us-east-1",
+    context_factory: Callable[[], Any] = FakeLambdaContext,
+    batch_size: int = 10,
+    wait_seconds: int = 1,
+    idle_polls: int = 1,
+    max_invocations: int = 200,
+    stop_when: Callable[[], Awaitable[bool]] | None = None,
+    retry_failed_now: bool = True,
+) -> PumpResult:
+    """Deliver the queue's messages to ``handler`` batch by batch, until ``idle_polls``
+    receives in a row come back empty (each waits up to ``wait_seconds``: delayed messages
+    arrive meanwhile), ``stop_when()`` is true, or ``max_invocations`` is reached."""
+    result = PumpResult()
+    idle = 0
+    while result.invocations < max_invocations:
+        if stop_when is not None and await stop_when():
+            break
+        messages = await receive_batch(sqs, queue_url, batch_size=batch_size,
+                                       wait_seconds=wait_seconds)
+        if not messages:
+            idle += 1
+            if idle >= idle_polls:
+                break
+            continue
+        idle = 0
+        result.received += len(messages)
+        response = await invoke(handler, messages, context_factory(),
+                                queue_arn=queue_arn, region=region)
+        result.invocations += 1
+        result.responses.append(response)
+        deleted, failed = await settle(sqs, queue_url, messages, response,
+                                       retry_failed_now=retry_failed_now)
+        result.deleted += deleted
+        result.failed += failed
+    return result
+
+
+def parse_at(expression: str, timezone: str = "UTC") -> datetime | None:
+    """The time of a one-time ``at(...)`` expression (None for rate/cron schedules)."""
+    match = _AT.match(expression.strip())
+    if match is None:
+        return None
+    local = datetime.fromisoformat(match.group(1))
+    return local.replace(tzinfo=UTC if timezone in ("", "UTC") else ZoneInfo(timezone))
+
+
+def queue_url_of(arn: str) -> tuple[str, str]:
+    """(queue name, account) of an SQS queue ARN."""
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[2] != "sqs":
+        raise ValueError(f"not an SQS queue ARN: {arn}")
+    return parts[5], parts[4]
+
+
+async def fire_due_schedules(scheduler: Any, sqs: Any, now: datetime, *,
+                             group: str | None = None) -> list[str]:
+    """Fire every one-time schedule whose time has come: send its target's Input to its target
+    queue and delete it if ``ActionAfterCompletion`` is DELETE. Returns the names fired."""
+    fired: list[str] = []
+    kwargs: dict[str, Any] = {"GroupName": group} if group else {}
+    summaries: list[dict[str, Any]] = []
+    while True:
+        page = await scheduler.list_schedules(**kwargs)
+        summaries.extend(page.get("Schedules", []))
+        if not page.get("NextToken"):
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    urls: dict[str, str] = {}
+    for summary in summaries:
+        if summary.get("State", "ENABLED") != "ENABLED":
+            continue
+        schedule = await scheduler.get_schedule(Name=summary["Name"],
+                                                GroupName=summary.get("GroupName", "default"))
+        when = parse_at(schedule["ScheduleExpression"],
+                        schedule.get("ScheduleExpressionTimezone") or "UTC")
+        if when is None or when > now:
+            continue
+        target = schedule["Target"]
+        if target["Arn"] not in urls:
+            name, account = queue_url_of(target["Arn"])
+            urls[target["Arn"]] = (await sqs.get_queue_url(
+                QueueName=name, QueueOwnerAWSAccountId=account))["QueueUrl"]
+        await sqs.send_message(QueueUrl=urls[target["Arn"]], MessageBody=target.get("Input", ""))
+        if schedule.get("ActionAfterCompletion") == "DELETE":
+            await scheduler.delete_schedule(Name=schedule["Name"],
+                                            GroupName=schedule.get("GroupName", "default"))
+        fired.append(schedule["Name"])
+    return fired

@@ -1,0 +1,533 @@
+"""The AWS runtime: the same executor as the embedded one, with SQS and EventBridge Scheduler as
+its transport.
+
+Every wake-up of a run is one SQS message ``{"run_id", "reason"}`` on the work queue; the worker
+Lambda (``handlers/worker.py``) drives the run named in it. A wait longer than
+``PYWORKFLOW_SQS_DELAY_MAX_SECONDS`` (default 900, SQS's limit) becomes a one-time Scheduler
+schedule ``at(...)`` that sends that same message to the queue; shorter waits ride on the
+message's ``DelaySeconds``. Schedule names derive from the wait's key (run and sequence), so a
+retried suspension meets ``ConflictException`` instead of creating a second timer.
+
+Unlike ``LocalRuntime`` nothing here waits in-process: a run that must wait suspends, and the
+message that wakes it arrives in some later invocation, possibly in another container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pyworkflow.config import (
+    ENV_MAX_RECEIVES,
+    ENV_QUEUE_ARN,
+    ENV_QUEUE_URL,
+    ENV_SCHEDULER_GROUP,
+    ENV_SCHEDULER_ROLE_ARN,
+    ENV_SQS_DELAY_MAX,
+    ENV_STORAGE,
+    ENV_VISIBILITY_TIMEOUT,
+    get_config,
+    get_storage,
+)
+from pyworkflow.core.clock import Clock, SystemClock, new_id
+from pyworkflow.core.context import Limits, WorkflowContext
+from pyworkflow.core.events import Event, EventType
+from pyworkflow.core.hook import hash_token
+from pyworkflow.core.models import RunStatus, WorkflowRun
+from pyworkflow.core.registry import get_workflow_by_func
+from pyworkflow.exceptions import (
+    ConcurrencyError,
+    ConfigurationError,
+    HookNotFoundError,
+    InvalidTokenError,
+    WorkflowError,
+)
+from pyworkflow.runtime.executor import MAX_RESTARTS, Executor, request_cancel
+from pyworkflow.storage.base import StorageBackend
+
+if TYPE_CHECKING:
+    from pyworkflow.runtime.api import ResumeResult
+
+logger = logging.getLogger("pyworkflow")
+
+SQS_MAX_DELAY_SECONDS = 900          # SQS refuses a longer DelaySeconds
+DEFAULT_VISIBILITY_TIMEOUT = 900.0
+DEFAULT_MAX_RECEIVES = 5
+SCHEDULE_NAME_MAX = 64               # Scheduler: [0-9a-zA-Z-_.]+, 1..64 characters
+_NAME_BAD = re.compile(r"[^0-9A-Za-z_.-]")
+POISON_ERROR_TYPE = "PoisonMessageError"
+
+
+class WakeMessage(BaseModel):
+    """The body of every message on the work queue (and every Scheduler target's Input)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str
+    reason: str = "wake"
+
+
+class MalformedMessageError(WorkflowError):
+    """A queue message that is not a ``WakeMessage``: retrying it can never help."""
+
+
+class PoisonMessageError(WorkflowError):
+    """A message kept failing: its run is marked failed and the message goes to the DLQ."""
+
+
+def parse_message(body: str | bytes | dict[str, Any]) -> WakeMessage:
+    """Validate a message body; ``MalformedMessageError`` says why it is not one of ours."""
+    try:
+        if isinstance(body, dict):
+            return WakeMessage.model_validate(body)
+        return WakeMessage.model_validate_json(body)
+    except ValidationError as exc:
+        raise MalformedMessageError(f"not a pyworkflow wake-up message: {exc}") from None
+
+
+def schedule_name(key: str) -> str:
+    """A Scheduler name for the wait ``key``: the same key always gives the same name, so a
+    retried suspension finds the timer it already made. Invalid characters become ``_``; a name
+    too long keeps its start and ends with a hash of the whole key, so it stays unique."""
+    name = _NAME_BAD.sub("_", key) or "wake"
+    if len(name) <= SCHEDULE_NAME_MAX and name == key:
+        return name
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    if len(name) + 1 + len(digest) <= SCHEDULE_NAME_MAX:
+        return f"{name}-{digest}"  # sanitised: the hash keeps "a/b" and "a_b" apart
+    return f"{name[:SCHEDULE_NAME_MAX - 1 - len(digest)]}-{digest}"
+
+
+def at_expression(when: datetime) -> str:
+    """``at(YYYY-MM-DDThh:mm:ss)`` in UTC, rounded *up* to the second: a timer may fire late,
+    never early (an early wake would find the wait not yet due and suspend again)."""
+    when = when.astimezone(UTC)
+    if when.microsecond:
+        when = when.replace(microsecond=0) + timedelta(seconds=1)
+    return f"at({when:%Y-%m-%dT%H:%M:%S})"
+
+
+def _is_error(exc: Exception, *codes: str) -> bool:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    return response.get("Error", {}).get("Code") in codes
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
+class AwsDispatcher:
+    """``Dispatcher`` over SQS and EventBridge Scheduler. One client of each per instance,
+    created on first use and kept: a Lambda container reuses its connections."""
+
+    def __init__(
+        self,
+        queue_url: str,
+        *,
+        scheduler_group: str,
+        scheduler_role_arn: str,
+        queue_arn: str,
+        sqs_delay_max_seconds: float | None = None,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self.scheduler_group = scheduler_group
+        self.scheduler_role_arn = scheduler_role_arn
+        if sqs_delay_max_seconds is None:
+            sqs_delay_max_seconds = _env_float(ENV_SQS_DELAY_MAX, SQS_MAX_DELAY_SECONDS)
+        self.sqs_delay_max = min(max(0.0, sqs_delay_max_seconds), SQS_MAX_DELAY_SECONDS)
+        self.endpoint_url = endpoint_url
+        self.clock = clock or SystemClock()
+        self._session = session
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._clients: dict[str, Any] = {}
+        self._lock: asyncio.Lock | None = None
+        #: AWS requests made, by "service.Operation" (read by tests and bench/)
+        self.requests: Counter[str] = Counter()
+
+    @classmethod
+    def from_env(cls, *, clock: Clock | None = None, session: Any = None) -> AwsDispatcher:
+        """Built from ``PYWORKFLOW_QUEUE_URL`` and friends (see ``pyworkflow.config``)."""
+        missing = [n for n in (ENV_QUEUE_URL, ENV_QUEUE_ARN, ENV_SCHEDULER_GROUP,
+                               ENV_SCHEDULER_ROLE_ARN) if not os.environ.get(n)]
+        if missing:
+            raise ConfigurationError(f"The AWS runtime needs {', '.join(missing)} set")
+        return cls(
+            os.environ[ENV_QUEUE_URL], queue_arn=os.environ[ENV_QUEUE_ARN],
+            scheduler_group=os.environ[ENV_SCHEDULER_GROUP],
+            scheduler_role_arn=os.environ[ENV_SCHEDULER_ROLE_ARN], clock=clock, session=session,
+        )
+
+    async def _client(self, service: str) -> Any:
+        client = self._clients.get(service)
+        if client is not None:
+            return client
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if service not in self._clients:
+                if self._session is None:
+                    import aioboto3
+
+                    self._session = aioboto3.Session()
+                if self._stack is None:
+                    self._stack = contextlib.AsyncExitStack()
+                kwargs = {"endpoint_url": self.endpoint_url} if self.endpoint_url else {}
+                self._clients[service] = await self._stack.enter_async_context(
+                    self._session.client(service, **kwargs)
+                )
+            return self._clients[service]
+
+    async def close(self) -> None:
+        """Close the clients (they are recreated if used again)."""
+        stack, self._stack, self._clients = self._stack, None, {}
+        if stack is not None:
+            await stack.aclose()
+
+    # --- Dispatcher ------------------------------------------------------------------------
+    @staticmethod
+    def body(run_id: str, reason: str) -> str:
+        return WakeMessage(run_id=run_id, reason=reason).model_dump_json()
+
+    async def wake(self, run_id: str, *, reason: str = "wake") -> None:
+        """One SendMessage: the run is driven by whichever worker receives it."""
+        await self._send(run_id, reason, delay=0)
+
+    async def wake_at(self, run_id: str, when: datetime, *, key: str) -> None:
+        """A delayed message for waits up to the threshold, else a one-time schedule."""
+        delay = (when - self.clock.now()).total_seconds()
+        if delay <= 0:
+            await self._send(run_id, "timer", delay=0)
+        elif delay <= self.sqs_delay_max:
+            await self._send(run_id, "timer", delay=min(SQS_MAX_DELAY_SECONDS, math.ceil(delay)))
+        else:
+            await self._create_schedule(run_id, when, key)
+
+    async def start_child(self, run_id: str, *, wait: bool) -> None:
+        """A child is just another run to wake; its parent suspends until it reports back."""
+        await self._send(run_id, "child", delay=0)
+
+    async def forget(self, run: WorkflowRun) -> None:
+        """Delete the run's pending schedule, if it has one (a fired one deleted itself)."""
+        if run.wake_key:
+            await self.delete_schedule(run.wake_key)
+
+    # --- requests --------------------------------------------------------------------------
+    async def _send(self, run_id: str, reason: str, *, delay: int) -> None:
+        sqs = await self._client("sqs")
+        kwargs: dict[str, Any] = {"QueueUrl": self.queue_url,
+                                  "MessageBody": self.body(run_id, reason)}
+        if delay > 0:
+            kwargs["DelaySeconds"] = delay
+        self.requests["sqs.SendMessage"] += 1
+        await sqs.send_message(**kwargs)
+
+    async def _create_schedule(self, run_id: str, when: datetime, key: str) -> None:
+        scheduler = await self._client("scheduler")
+        self.requests["scheduler.CreateSchedule"] += 1
+        try:
+            await scheduler.create_schedule(
+                Name=schedule_name(key),
+                GroupName=self.scheduler_group,
+                ScheduleExpression=at_expression(when),
+                ScheduleExpressionTimezone="UTC",
+                FlexibleTimeWindow={"Mode": "OFF"},
+                ActionAfterCompletion="DELETE",
+                Target={"Arn": self.queue_arn, "RoleArn": self.scheduler_role_arn,
+                        "Input": self.body(run_id, "timer")},
+            )
+        except Exception as exc:
+            if not _is_error(exc, "ConflictException"):
+                raise
+            # Made by an earlier attempt of this same suspension: that timer stands.
+
+    async def delete_schedule(self, key: str) -> bool:
+        """Delete the schedule of wait ``key``; False if there was none."""
+        scheduler = await self._client("scheduler")
+        self.requests["scheduler.DeleteSchedule"] += 1
+        try:
+            await scheduler.delete_schedule(Name=schedule_name(key),
+                                            GroupName=self.scheduler_group)
+        except Exception as exc:
+            if _is_error(exc, "ResourceNotFoundException"):
+                return False
+            raise
+        return True
+
+
+@dataclass
+class DriveStats:
+    """What executions did, for the worker's metrics (counted from what the executor already
+    holds: no extra reads)."""
+
+    runs_started: int = 0
+    events_replayed: int = 0
+    steps_executed: int = 0
+
+
+_STEP_ENDINGS = frozenset({EventType.STEP_COMPLETED, EventType.STEP_FAILED,
+                           EventType.STEP_RETRYING})
+
+
+class _ObservedActive(dict[str, WorkflowContext]):
+    """``Executor.active`` that reports each finished execution's context to ``on_done``."""
+
+    def __init__(self, on_done: Callable[[WorkflowContext], None]) -> None:
+        super().__init__()
+        self._on_done = on_done
+
+    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
+        ctx = super().pop(key, *default)
+        if isinstance(ctx, WorkflowContext):
+            self._on_done(ctx)
+        return ctx
+
+
+class AwsExecutor(Executor):
+    """The executor, counting replayed events and executed steps for metrics."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stats = DriveStats()
+        self._replayed: dict[str, int] = {}
+        self.active = _ObservedActive(self._count)
+
+    async def execute(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
+        self.stats.events_replayed += len(history)
+        if len(history) <= 1:
+            self.stats.runs_started += 1
+        self._replayed[run.run_id] = len(history)
+        return await super().execute(run, history)
+
+    def _count(self, ctx: WorkflowContext) -> None:
+        before = self._replayed.pop(ctx.run_id, len(ctx.history))
+        self.stats.steps_executed += sum(
+            1 for e in ctx.history[before:] if e.type in _STEP_ENDINGS
+        )
+
+
+@dataclass
+class DriveOutcome:
+    """What one message did to its run."""
+
+    run_id: str | None
+    status: RunStatus | None = None
+    noop: bool = False            # duplicate/stale: finished run, or leased to a live worker
+    malformed: bool = False
+    stats: DriveStats = field(default_factory=DriveStats)
+
+
+def storage_from_env() -> StorageBackend:
+    """``PYWORKFLOW_STORAGE=dynamodb`` gives the DynamoDB backend (table, endpoint and region
+    from its own env: ``PYWORKFLOW_TABLE``...); anything else is the embedded choice of
+    ``pyworkflow.config``."""
+    if os.environ.get(ENV_STORAGE, "").strip().lower() == "dynamodb":
+        from pyworkflow.storage.dynamodb import DynamoDBStorageBackend  # only where used
+
+        return DynamoDBStorageBackend()
+    return get_storage()
+
+
+class AwsRuntime:
+    """Storage + an executor whose dispatcher is SQS/Scheduler. Drives one message at a time;
+    never waits in-process."""
+
+    def __init__(
+        self,
+        storage: StorageBackend,
+        dispatcher: AwsDispatcher,
+        *,
+        clock: Clock | None = None,
+        lease_seconds: float | None = None,
+        max_receives: int | None = None,
+    ) -> None:
+        config = get_config()
+        self.storage = storage
+        self.dispatcher = dispatcher
+        self.clock = clock or config.clock or SystemClock()
+        if lease_seconds is None:
+            lease_seconds = lease_for_visibility(
+                _env_float(ENV_VISIBILITY_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT))
+        self.max_receives = max_receives or int(
+            _env_float(ENV_MAX_RECEIVES, DEFAULT_MAX_RECEIVES))
+        self.executor = AwsExecutor(
+            storage, self.clock, dispatcher, lease_seconds=lease_seconds,
+            # Nothing waits in-process: a Lambda second costs more than a timer.
+            inline_wait_max=0.0, inline_sleep_max=0.0,
+            limits=Limits(config.event_soft_limit, config.event_hard_limit,
+                          config.event_warning_interval),
+        )
+
+    @classmethod
+    def from_env(cls, *, clock: Clock | None = None) -> AwsRuntime:
+        return cls(storage_from_env(), AwsDispatcher.from_env(clock=clock), clock=clock)
+
+    async def close(self) -> None:
+        """Close the clients of the dispatcher and the storage (both reopen lazily)."""
+        from pyworkflow.runtime.executor import LIVE_OWNERS
+
+        LIVE_OWNERS.discard(self.executor.owner)
+        await self.dispatcher.close()
+        await self.storage.close()
+
+    # --- the worker's side -----------------------------------------------------------------
+    async def drive_message(
+        self, body: str | bytes | dict[str, Any], *,
+        time_left: Callable[[], float] | None = None, receive_count: int = 1,
+    ) -> DriveOutcome:
+        """Drive the run a queue message names, until it ends or must wait.
+
+        Returns normally when the message is done with (including a malformed body, a finished
+        run, or a run another live worker holds). Raises when it should be delivered again; at
+        ``receive_count >= max_receives`` the run is first marked failed with the reason and
+        ``PoisonMessageError`` is raised, so the message ends in the dead-letter queue.
+        """
+        try:
+            message = parse_message(body)
+        except MalformedMessageError as exc:
+            logger.error("dropping malformed message: %s", exc)
+            return DriveOutcome(run_id=None, malformed=True)
+        self.executor.stats = stats = DriveStats()
+        self.executor.time_left = time_left
+        try:
+            run = await self.executor.drive(message.run_id)
+        except Exception as exc:
+            if receive_count < self.max_receives:
+                raise
+            reason = (f"gave up after {receive_count} deliveries of a wake-up message: "
+                      f"{type(exc).__name__}: {exc}")
+            await self.fail_run(message.run_id, reason)
+            raise PoisonMessageError(f"run {message.run_id}: {reason}") from exc
+        finally:
+            self.executor.time_left = None
+        if (run.status == RunStatus.FAILED and run.error_type == POISON_ERROR_TYPE
+                and receive_count >= self.max_receives):
+            # Marked failed by an earlier delivery of this message: keep failing it so SQS
+            # moves it to the dead-letter queue, where an operator can see it.
+            raise PoisonMessageError(f"run {run.run_id}: {run.error}")
+        held = run.lease_owner not in (None, self.executor.owner)
+        noop = stats.events_replayed == 0 and (run.status.is_terminal or held)
+        return DriveOutcome(run_id=run.run_id, status=run.status, noop=noop, stats=stats)
+
+    async def fail_run(self, run_id: str, reason: str) -> WorkflowRun | None:
+        """Mark ``run_id`` failed with ``reason``: a compare-and-set of the record to FAILED and
+        a ``workflow.failed`` event at the next sequence, in one write. Its parent is told and
+        its pending schedule dropped, as for any other ending. None if the run does not exist;
+        the run as found if it had already ended."""
+        for _ in range(MAX_RESTARTS):
+            run = await self.storage.get_run(run_id)
+            if run is None or run.status.is_terminal:
+                return run
+            history = await self.storage.get_events(run_id)
+            now = self.clock.now()
+            event = Event(
+                event_id=new_id("evt"), run_id=run_id, type=EventType.WORKFLOW_FAILED,
+                timestamp=now, sequence=(history[-1].sequence + 1) if history else 1,
+                data={"error": reason, "error_type": POISON_ERROR_TYPE},
+            )
+            failed = run.model_copy(update={
+                "status": RunStatus.FAILED, "error": reason, "error_type": POISON_ERROR_TYPE,
+                "completed_at": now, "updated_at": now, "wake_at": None,
+                "lease_owner": None, "lease_expires_at": None,
+            })
+            try:
+                stored = await self.storage.append_events(
+                    run_id, [event], run=failed, expected_version=run.version)
+            except ConcurrencyError:
+                continue
+            assert stored is not None
+            logger.error("run %s failed: %s", run_id, reason)
+            await self.dispatcher.forget(stored)
+            if stored.parent_run_id:
+                await self.executor.touch(stored.parent_run_id)
+                await self.dispatcher.wake(stored.parent_run_id, reason="child-ended")
+            return stored
+        raise WorkflowError(f"Could not mark run {run_id} failed: too many conflicts")
+
+    # --- the client's side -----------------------------------------------------------------
+    async def start(self, workflow_func: Callable[..., Any], *args: Any,
+                    idempotency_key: str | None = None, **kwargs: Any) -> str:
+        """Create a run (one write) and send the message that starts it; returns its id."""
+        defn = get_workflow_by_func(workflow_func)
+        if defn is None:
+            raise ValueError(f"{workflow_func!r} is not a workflow: decorate it with @workflow")
+        if idempotency_key:
+            existing = await self.storage.get_run_by_idempotency_key(idempotency_key)
+            if existing is not None:
+                return existing.run_id
+        try:
+            run, _ = await self.executor.create(defn, args, kwargs,
+                                                idempotency_key=idempotency_key)
+        except ConcurrencyError:
+            existing = (await self.storage.get_run_by_idempotency_key(idempotency_key)
+                        if idempotency_key else None)
+            if existing is None:
+                raise
+            return existing.run_id
+        await self.dispatcher.wake(run.run_id, reason="start")
+        return run.run_id
+
+    async def cancel(self, run_id: str, reason: str | None = None) -> bool:
+        """Flag the run for cancellation and wake it; False if it had already ended. Its worker
+        delivers ``CancellationError`` and, once the run ends, deletes its pending schedule."""
+        run = await request_cancel(self.storage, self.clock, run_id, reason)
+        if run is None:
+            return False
+        await self.dispatcher.wake(run_id, reason="cancel")
+        return True
+
+    async def resume_hook(self, token: str, payload: Any) -> ResumeResult:
+        """Deliver ``payload`` to the hook ``token`` names and wake its run through SQS (the
+        same checks as the embedded ``resume_hook``; the run is driven by a worker)."""
+        from pyworkflow.runtime.api import MAX_TOKEN_LENGTH, deliver_hook
+
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidTokenError("Invalid hook token: pass the token given to on_created")
+        hook = await self.storage.get_hook(hash_token(token))
+        if hook is None or not hmac.compare_digest(hook.token_hash, hash_token(token)):
+            raise HookNotFoundError()
+        return await deliver_hook(cast(Any, _WakeInsteadOfDrive(self)), hook, payload)
+
+
+class _WakeInsteadOfDrive:
+    """What ``api.deliver_hook`` needs from a runtime, with its final "drive the run now"
+    turned into an SQS wake-up: on AWS the worker drives runs, not the API."""
+
+    def __init__(self, runtime: AwsRuntime) -> None:
+        self.storage = runtime.storage
+        self.clock = runtime.clock
+        self.executor = runtime.executor
+        self._dispatcher = runtime.dispatcher
+
+    def is_active(self, run_id: str) -> bool:
+        return False
+
+    async def drive(self, run_id: str) -> None:
+        await self._dispatcher.wake(run_id, reason="hook")
+
+
+def lease_for_visibility(visibility_timeout: float) -> float:
+    """The run lease for a queue's visibility timeout: a little shorter, so that when a crashed
+    worker's message reappears its lease has already expired (otherwise that redelivery would
+    see a live-looking lease, do nothing, and be deleted). Assumes the function timeout is well
+    under the visibility timeout, as AWS recommends (visibility = 6 x timeout)."""
+    return max(1.0, visibility_timeout - max(5.0, visibility_timeout * 0.1))
