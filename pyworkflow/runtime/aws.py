@@ -78,6 +78,8 @@ class WakeMessage(BaseModel):
 
     run_id: str
     reason: str = "wake"
+    # A timer's wait (run and sequence): tells a timer that fired early from a stale one.
+    key: str | None = None
 
 
 class MalformedMessageError(WorkflowError):
@@ -205,8 +207,10 @@ class AwsDispatcher:
 
     # --- Dispatcher ------------------------------------------------------------------------
     @staticmethod
-    def body(run_id: str, reason: str) -> str:
-        return WakeMessage(run_id=run_id, reason=reason).model_dump_json()
+    def body(run_id: str, reason: str, key: str | None = None) -> str:
+        return WakeMessage(run_id=run_id, reason=reason, key=key).model_dump_json(
+            exclude_none=True
+        )
 
     async def wake(self, run_id: str, *, reason: str = "wake") -> None:
         """One SendMessage: the run is driven by whichever worker receives it."""
@@ -216,9 +220,10 @@ class AwsDispatcher:
         """A delayed message for waits up to the threshold, else a one-time schedule."""
         delay = (when - self.clock.now()).total_seconds()
         if delay <= 0:
-            await self._send(run_id, "timer", delay=0)
+            await self._send(run_id, "timer", delay=0, key=key)
         elif delay <= self.sqs_delay_max:
-            await self._send(run_id, "timer", delay=min(SQS_MAX_DELAY_SECONDS, math.ceil(delay)))
+            await self._send(run_id, "timer", delay=min(SQS_MAX_DELAY_SECONDS, math.ceil(delay)),
+                             key=key)
         else:
             await self._create_schedule(run_id, when, key)
 
@@ -232,10 +237,10 @@ class AwsDispatcher:
             await self.delete_schedule(run.wake_key)
 
     # --- requests --------------------------------------------------------------------------
-    async def _send(self, run_id: str, reason: str, *, delay: int) -> None:
+    async def _send(self, run_id: str, reason: str, *, delay: int, key: str | None = None) -> None:
         sqs = await self._client("sqs")
         kwargs: dict[str, Any] = {"QueueUrl": self.queue_url,
-                                  "MessageBody": self.body(run_id, reason)}
+                                  "MessageBody": self.body(run_id, reason, key)}
         if delay > 0:
             kwargs["DelaySeconds"] = delay
         self.requests["sqs.SendMessage"] += 1
@@ -409,7 +414,9 @@ class AwsRuntime:
         self.executor.stats = stats = DriveStats()
         self.executor.time_left = time_left
         try:
-            run = await self.executor.drive(message.run_id)
+            run = await self.executor.drive(
+                message.run_id, only_if_due=True, timer_key=message.key
+            )
         except Exception as exc:
             if receive_count < self.max_receives:
                 raise

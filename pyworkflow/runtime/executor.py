@@ -93,8 +93,16 @@ class Executor:
         self.failures: dict[str, BaseException] = {}
 
     # --- entry points --------------------------------------------------------------------------
-    async def drive(self, run_id: str, *, steal: bool = False) -> WorkflowRun:
-        """Drive ``run_id`` until it ends or must wait. Returns the run record as left."""
+    async def drive(
+        self, run_id: str, *, steal: bool = False, only_if_due: bool = False,
+        timer_key: str | None = None,
+    ) -> WorkflowRun:
+        """Drive ``run_id`` until it ends or must wait. Returns the run record as left.
+
+        ``only_if_due`` (queue workers): a waiting run whose time has not come is left alone, so
+        a duplicate or stale wake-up costs one read instead of a replay and a second timer. A
+        timer that fired early (``timer_key`` is the run's current wait) is armed again.
+        """
         for _ in range(MAX_RESTARTS):
             run = await self.storage.get_run(run_id)
             if run is None:
@@ -108,6 +116,11 @@ class Executor:
                 and run.lease_expires_at > now
             )
             if held and not steal:
+                return run
+            if only_if_due and run.status == RunStatus.SUSPENDED and not run.cancel_requested \
+                    and (run.wake_at is None or run.wake_at > now):
+                if timer_key is not None and timer_key == run.wake_key and run.wake_at:
+                    await self.dispatcher.wake_at(run_id, run.wake_at, key=timer_key)
                 return run
             try:
                 run = await self.storage.update_run(

@@ -11,7 +11,8 @@ Layout under ``base_path``::
 
 Why this shape: every file is human-readable and a run's history can be inspected with ``tail``.
 Safety comes from one lock: an ``asyncio.Lock`` in process plus ``fcntl.flock`` on
-``.locks/storage.lock`` across processes (where ``fcntl`` is missing, e.g. Windows, only the in-process lock applies).
+``.locks/storage.lock`` across processes (where ``fcntl`` is missing, e.g. Windows, only the
+in-process lock applies).
 File I/O is synchronous inside the async methods on purpose: the files are small and local, and
 a lock body without awaits is what keeps the blocking flock from stalling other tasks for long.
 

@@ -52,3 +52,26 @@ async def test_a_cancelled_drive_hands_the_run_back_at_once(storage):
     finished = await other.drive(run.run_id)
     assert finished.status == RunStatus.COMPLETED
     assert finished.get_result() == "second time"
+
+
+async def test_a_stale_wake_up_costs_one_read_and_an_early_timer_is_armed_again(storage, clock):
+    rt = get_runtime()
+    run_id = await start(napper, 1)
+    run = await get_workflow_run(run_id)
+    armed: list[tuple[str, object, str]] = []
+
+    async def record_wake_at(rid, when, *, key=""):
+        armed.append((rid, when, key))
+
+    rt.wake_at = record_wake_at  # the dispatcher the executor calls
+    reads = storage.reads
+    same = await rt.executor.drive(run_id, only_if_due=True, timer_key="some-old-wait")
+    assert same.status == RunStatus.SUSPENDED and same.version == run.version  # untouched
+    assert storage.reads - reads == 1 and armed == []  # no history read, no new timer
+
+    await rt.executor.drive(run_id, only_if_due=True, timer_key=run.wake_key)
+    assert armed == [(run_id, run.wake_at, run.wake_key)]  # fired early: armed again
+
+    clock.advance(61)
+    done = await rt.executor.drive(run_id, only_if_due=True, timer_key=run.wake_key)
+    assert done.status == RunStatus.COMPLETED
