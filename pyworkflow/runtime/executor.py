@@ -149,6 +149,7 @@ class Executor:
         run_id: str | None = None,
         idempotency_key: str | None = None,
         lease: bool = False,
+        store: bool = True,
         **fields: Any,
     ) -> tuple[WorkflowRun, list[Event]]:
         """Check the arguments and store a new run with its ``workflow.started`` event, in one
@@ -183,6 +184,8 @@ class Executor:
                   **({"parent_run_id": fields["parent_run_id"]}
                      if fields.get("parent_run_id") else {})},
         )
+        if not store:
+            return run, [started]
         stored = await self.storage.create_run(run, [started])
         return stored, [started]
 
@@ -259,6 +262,7 @@ class Executor:
     async def _write_final(
         self, journal: RunJournal, events_data: list[tuple[EventType, dict[str, Any]]],
         update: dict[str, Any], *, retry_on_conflict: bool,
+        successor: tuple[WorkflowRun, list[Event]] | None = None,
     ) -> WorkflowRun:
         ctx = journal.ctx
         assert ctx is not None
@@ -271,6 +275,11 @@ class Executor:
                 "updated_at": now, "lease_owner": None, "lease_expires_at": None, **update,
             })
             try:
+                if successor is not None:
+                    return await self.storage.continue_run(
+                        new, events, expected_version=journal.run.version,
+                        new_run=successor[0], new_events=successor[1],
+                    )
                 stored = await self.storage.append_events(
                     journal.run.run_id, events, run=new, expected_version=journal.run.version
                 )
@@ -334,16 +343,16 @@ class Executor:
         old = journal.run
         new_id_ = continued_run_id(old.run_id)
         try:
-            await self.create(
-                defn, signal.args_, signal.kwargs, run_id=new_id_,
+            successor = await self.create(
+                defn, signal.args_, signal.kwargs, run_id=new_id_, store=False,
                 continued_from_run_id=old.run_id, parent_run_id=old.parent_run_id,
                 parent_op=old.parent_op, parent_close_policy=old.parent_close_policy,
                 nesting_depth=old.nesting_depth, schedule_id=old.schedule_id,
             )
-        except ConcurrencyError:
-            pass  # created by an earlier attempt of this same step
         except WorkflowError as exc:  # bad arguments for the next run
             return await self._finish(journal, RunStatus.FAILED, error=exc)
+        # One write ends this run and creates the next (one transaction where the backend
+        # has them); the next run's id is derived from this one, so a retry never forks.
         run = await self._write_final(
             journal,
             [(EventType.WORKFLOW_CONTINUED_AS_NEW, {
@@ -351,7 +360,7 @@ class Executor:
                 "kwargs": to_jsonable(signal.kwargs)})],
             {"status": RunStatus.CONTINUED_AS_NEW, "continued_to_run_id": new_id_,
              "completed_at": self.clock.now(), "wake_at": None},
-            retry_on_conflict=True,
+            retry_on_conflict=True, successor=successor,
         )
         await self._after_terminal(run, journal, notify_parent=False)
         return run

@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from datetime import datetime
 
 from pyworkflow.core.events import Event
+from pyworkflow.exceptions import ConcurrencyError
 from pyworkflow.core.models import (
     Hook,
     HookStatus,
@@ -138,6 +139,31 @@ class StorageBackend(ABC):
         """Release connections. Backends open lazily, so calling this is optional."""
 
     # --- conveniences built on the primitives (backends may override) --------------------------
+    async def continue_run(
+        self,
+        run: WorkflowRun,
+        events: list[Event],
+        *,
+        expected_version: int,
+        new_run: WorkflowRun,
+        new_events: list[Event],
+    ) -> WorkflowRun:
+        """Continue-as-new: append ``run``'s last ``events`` and replace its record (conditional
+        on ``expected_version``) and create ``new_run`` with ``new_events``. Backends with
+        transactions do it in one; this default creates the new run first — its id is derived
+        from the old run's, so a retry after a crash finds it instead of forking the chain.
+        Returns the old run's new record."""
+        try:
+            await self.create_run(new_run, new_events)
+        except ConcurrencyError:
+            if await self.get_run(new_run.run_id) is None:
+                raise
+        stored = await self.append_events(
+            run.run_id, events, run=run, expected_version=expected_version
+        )
+        assert stored is not None
+        return stored
+
     async def get_children(
         self, parent_run_id: str, status: RunStatus | None = None
     ) -> list[WorkflowRun]:

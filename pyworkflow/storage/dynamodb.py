@@ -262,6 +262,43 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         self._remember(run_id, last)
         return stored
 
+    async def continue_run(
+        self,
+        run: WorkflowRun,
+        events: list[Event],
+        *,
+        expected_version: int,
+        new_run: WorkflowRun,
+        new_events: list[Event],
+    ) -> WorkflowRun:
+        """One TransactWriteItems: the old run's last events and record (version-conditioned)
+        and the new run with its first events (attribute_not_exists)."""
+        self.writes += 1
+        _check_batch(run.run_id, events, first=events[0].sequence if events else 1)
+        _check_batch(new_run.run_id, new_events, first=1)
+        stored = run.model_copy(update={"version": expected_version + 1}, deep=True)
+        ttl = self._event_ttl(stored)
+        items = [self._tx_put(layout.run_item(stored, self.retention_days), "#v = :v",
+                              {":v": n(expected_version)})]
+        items += [self._tx_put(layout.event_item(e, ttl), "attribute_not_exists(SK)")
+                  for e in events]
+        created = new_run.model_copy(update={"version": 1}, deep=True)
+        items.append(self._tx_put(layout.run_item(created, self.retention_days),
+                                  "attribute_not_exists(PK)"))
+        items += [self._tx_put(layout.event_item(e), "attribute_not_exists(SK)")
+                  for e in new_events]
+        codes = await self._transact(items)
+        if codes is not None:
+            if codes[0] != "None":
+                raise await self._run_conflict(run.run_id, f"expected version {expected_version}")
+            raise ConcurrencyError(
+                f"Run {run.run_id}: its history moved or {new_run.run_id} already exists"
+            )
+        if events:
+            self._remember(run.run_id, events[-1].sequence)
+        self._remember(new_run.run_id, len(new_events))
+        return stored
+
     async def _require_previous(self, run_id: str, first: int) -> None:
         """Unknown history: make sure ``first - 1`` is stored (or, for 1, that the run exists)."""
         if first > 1 and await self._exists(layout.event_key(run_id, first - 1)):

@@ -224,20 +224,43 @@ class SQLiteStorageBackend(StorageBackend):
     async def create_run(self, run: WorkflowRun, events: list[Event]) -> WorkflowRun:
         self.writes += 1
         _check_batch(run.run_id, events, first=1)
+        with self._write() as db:
+            return self._insert_run(db, run, events)
+
+    def _insert_run(self, db: sqlite3.Connection, run: WorkflowRun, events: list[Event]
+                    ) -> WorkflowRun:
         stored = run.model_copy(update={"version": 1}, deep=True)
         try:
-            with self._write() as db:
-                db.execute(
-                    "INSERT INTO runs (status, workflow_name, parent_run_id, created_at, wake_at,"
-                    " lease_expires_at, version, data, run_id, idempotency_key)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*self._run_row(stored), run.run_id, run.idempotency_key),
-                )
-                _insert_events(db, events)
+            db.execute(
+                "INSERT INTO runs (status, workflow_name, parent_run_id, created_at, wake_at,"
+                " lease_expires_at, version, data, run_id, idempotency_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*self._run_row(stored), run.run_id, run.idempotency_key),
+            )
+            _insert_events(db, events)
         except sqlite3.IntegrityError as exc:
             raise ConcurrencyError(
                 f"Run {run.run_id} or idempotency key {run.idempotency_key!r} already exists"
             ) from exc
+        return stored
+
+    async def continue_run(
+        self,
+        run: WorkflowRun,
+        events: list[Event],
+        *,
+        expected_version: int,
+        new_run: WorkflowRun,
+        new_events: list[Event],
+    ) -> WorkflowRun:
+        """Both runs in one transaction: the chain never has a dangling link."""
+        self.writes += 1
+        _check_batch(run.run_id, events, first=events[0].sequence if events else 1)
+        _check_batch(new_run.run_id, new_events, first=1)
+        with self._write() as db:
+            stored = self._append_in(db, run.run_id, events, run, expected_version)
+            self._insert_run(db, new_run, new_events)
+        assert stored is not None
         return stored
 
     async def get_run(self, run_id: str) -> WorkflowRun | None:
@@ -356,31 +379,38 @@ class SQLiteStorageBackend(StorageBackend):
         if run is not None and expected_version is None:
             raise ValueError("expected_version is required with run=")
         _check_batch(run_id, events, first=events[0].sequence if events else 1)
-        stored = None
         with self._write() as db:
-            last = db.execute(
-                "SELECT MAX(sequence) FROM events WHERE run_id = ?", (run_id,)
-            ).fetchone()[0]
-            # runs are never deleted, so a run with events exists: skip the lookup on the hot path
-            if (
-                last is None
-                and not db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            ):
-                raise WorkflowNotFoundError(run_id)
-            if events:
-                expected = (last or 0) + 1
-                if events[0].sequence != expected:
-                    raise ConcurrencyError(
-                        f"Run {run_id}: sequence {events[0].sequence} is taken or out of order "
-                        f"(next free is {expected})"
-                    )
-                try:
-                    _insert_events(db, events)
-                except sqlite3.IntegrityError as exc:  # unreachable under the write lock
-                    raise ConcurrencyError(f"Run {run_id}: a sequence is taken") from exc
-            if run is not None:
-                assert expected_version is not None
-                stored = self._replace_run(db, run_id, run, expected_version)
+            return self._append_in(db, run_id, events, run, expected_version)
+
+    def _append_in(
+        self, db: sqlite3.Connection, run_id: str, events: list[Event],
+        run: WorkflowRun | None, expected_version: int | None,
+    ) -> WorkflowRun | None:
+        """The conditional append, inside the caller's write transaction."""
+        stored = None
+        last = db.execute(
+            "SELECT MAX(sequence) FROM events WHERE run_id = ?", (run_id,)
+        ).fetchone()[0]
+        # runs are never deleted, so a run with events exists: skip the lookup on the hot path
+        if (
+            last is None
+            and not db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        ):
+            raise WorkflowNotFoundError(run_id)
+        if events:
+            expected = (last or 0) + 1
+            if events[0].sequence != expected:
+                raise ConcurrencyError(
+                    f"Run {run_id}: sequence {events[0].sequence} is taken or out of order "
+                    f"(next free is {expected})"
+                )
+            try:
+                _insert_events(db, events)
+            except sqlite3.IntegrityError as exc:  # unreachable under the write lock
+                raise ConcurrencyError(f"Run {run_id}: a sequence is taken") from exc
+        if run is not None:
+            assert expected_version is not None
+            stored = self._replace_run(db, run_id, run, expected_version)
         return stored
 
     async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:

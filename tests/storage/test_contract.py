@@ -671,3 +671,46 @@ async def test_two_instances_racing_for_a_sequence_one_wins(kind: str, tmp_path:
         await check.close()
     assert [e.sequence for e in events] == list(range(1, rounds + 2))
     assert [e.data.get("tag") for e in events[1:]] == [winners[s][0] for s in range(2, rounds + 2)]
+
+
+# --- continue-as-new ---------------------------------------------------------------------------
+TRANSACTIONAL = (SQLiteStorageBackend,)
+
+
+def transactional(storage: StorageBackend) -> bool:
+    from pyworkflow.storage.dynamodb import DynamoDBStorageBackend
+
+    return isinstance(storage, TRANSACTIONAL + (DynamoDBStorageBackend,))
+
+
+async def test_continue_run_ends_one_run_and_creates_the_next(storage: StorageBackend) -> None:
+    old = await storage.create_run(make_run("c-old"), make_events("c-old", 1, 2))
+    done = old.model_copy(update={"status": RunStatus.CONTINUED_AS_NEW,
+                                  "continued_to_run_id": "c-new"})
+    stored = await storage.continue_run(
+        done, make_events("c-old", 3, 3), expected_version=old.version,
+        new_run=make_run("c-new", continued_from_run_id="c-old"),
+        new_events=make_events("c-new", 1, 1),
+    )
+    assert stored.version == old.version + 1
+    assert (await storage.get_run("c-old")).status == RunStatus.CONTINUED_AS_NEW
+    assert await sequences(storage, "c-old") == [1, 2, 3]
+    assert (await storage.get_run("c-new")).version == 1
+    assert await sequences(storage, "c-new") == [1]
+    assert [r.run_id for r in await storage.get_workflow_chain("c-new")] == ["c-old", "c-new"]
+
+
+async def test_continue_run_with_a_stale_version_leaves_the_old_run_alone(
+    storage: StorageBackend,
+) -> None:
+    old = await storage.create_run(make_run("s-old"), make_events("s-old", 1, 1))
+    with pytest.raises(ConcurrencyError):
+        await storage.continue_run(
+            old.model_copy(update={"status": RunStatus.CONTINUED_AS_NEW}),
+            make_events("s-old", 2, 2), expected_version=old.version + 5,
+            new_run=make_run("s-new"), new_events=make_events("s-new", 1, 1),
+        )
+    assert (await storage.get_run("s-old")).status == RunStatus.PENDING
+    assert await sequences(storage, "s-old") == [1]
+    if transactional(storage):  # all or nothing: the next run was not created either
+        assert await storage.get_run("s-new") is None
