@@ -17,7 +17,6 @@ from abc import ABC, abstractmethod
 from datetime import datetime
 
 from pyworkflow.core.events import Event
-from pyworkflow.exceptions import ConcurrencyError
 from pyworkflow.core.models import (
     Hook,
     HookStatus,
@@ -26,6 +25,7 @@ from pyworkflow.core.models import (
     Schedule,
     WorkflowRun,
 )
+from pyworkflow.exceptions import ConcurrencyError
 
 
 class StorageBackend(ABC):
