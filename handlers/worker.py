@@ -133,7 +133,13 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point (SQS event source with ``ReportBatchItemFailures``)."""
+    """Lambda entry point (SQS event source with ``ReportBatchItemFailures``). A scheduled
+    invoke with ``{"pyworkflow": "sweep"}`` wakes every run that is due instead."""
+    if event.get("pyworkflow") == "sweep":
+        woken = _loop.run_until_complete(get_runtime().sweep())
+        metrics.add_metric(name="RunsSwept", unit=MetricUnit.Count, value=len(woken))
+        logger.info("sweep", extra={"woken": len(woken)})
+        return {"woken": woken}
     metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count,
                        value=len(event.get("Records", [])))
     return dict(process_partial_response(

@@ -435,6 +435,15 @@ class AwsRuntime:
         noop = stats.events_replayed == 0 and (run.status.is_terminal or held)
         return DriveOutcome(run_id=run.run_id, status=run.status, noop=noop, stats=stats)
 
+    async def sweep(self, *, limit: int = 100) -> list[str]:
+        """Wake every run that is due but may have no timer (a worker that died between
+        recording a wait and creating its timer). Meant for a rate() schedule: one Query per
+        index shard, one SQS message per due run, no Scan."""
+        due = await self.storage.list_due_runs(self.clock.now(), limit=limit)
+        for run in due:
+            await self.dispatcher.wake(run.run_id, reason="sweep")
+        return [run.run_id for run in due]
+
     async def fail_run(self, run_id: str, reason: str) -> WorkflowRun | None:
         """Mark ``run_id`` failed with ``reason``: a compare-and-set of the record to FAILED and
         a ``workflow.failed`` event at the next sequence, in one write. Its parent is told and

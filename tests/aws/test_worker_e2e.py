@@ -246,3 +246,23 @@ async def test_time_running_out_reenqueues(aws: Aws, worker: Any) -> None:
     assert all(wf.CALLS[f"add:{key}:{i}"] == 1 for i in range(10))
     # the yield re-enqueued the run with one immediate SendMessage (no delay, no schedule)
     assert worker_requests(worker) == {"sqs.SendMessage": 1, "scheduler.DeleteSchedule": 1}
+
+
+async def test_sweep_wakes_a_due_run_whose_timer_was_lost(aws: Aws, worker: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYWORKFLOW_SQS_DELAY_MAX_SECONDS", "0")
+    run_id = await aws.client.start(wf.sleeper, new_id("k"), 2)
+    await aws.pump(idle_polls=1, wait_seconds=0)
+    run = await aws.run(run_id)
+    assert run.status == RunStatus.SUSPENDED and run.wake_key
+    # The worker died after recording the wait and before its timer existed:
+    await aws.scheduler.delete_schedule(Name=schedule_name(run.wake_key),
+                                        GroupName=aws.stack.scheduler_group)
+    sweep = {"pyworkflow": "sweep"}
+    # Not due yet: the sweep leaves it alone.
+    assert await asyncio.to_thread(worker.handler, sweep, FakeLambdaContext()) == {"woken": []}
+    await asyncio.sleep(max(0.0, (run.wake_at - datetime.now(UTC)).total_seconds()) + 0.5)
+    assert await asyncio.to_thread(worker.handler, sweep, FakeLambdaContext()) == {
+        "woken": [run_id]}
+    await aws.pump_until_done(run_id)
+    assert (await aws.run(run_id)).status == RunStatus.COMPLETED
