@@ -109,9 +109,8 @@ async def start_child_workflow(
     if parent_close_policy not in PARENT_CLOSE_POLICIES:
         raise ValueError(f"parent_close_policy must be one of {PARENT_CLOSE_POLICIES}")
 
-    rec = await ctx.begin("child", defn.name)
+    op, rec = await ctx.begin("child", defn.name)
     ctx.check_cancellation(rec)
-    op = ctx.peek_op() - 1
     if rec is not None and rec.terminal is not None and rec.terminal.type != \
             EventType.CHILD_WORKFLOW_STARTED:
         return _outcome(rec.terminal.type, rec.terminal.data, defn)

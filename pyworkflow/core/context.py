@@ -223,9 +223,12 @@ class WorkflowContext:
             )
 
     # --- operations --------------------------------------------------------------------------
-    async def begin(self, kind: str, name: str) -> OpRecord | None:
-        """Allocate the next op. Returns its record if history has one (after checking it is the
-        same kind and name), else None — a new operation, after a runtime checkpoint."""
+    async def begin(self, kind: str, name: str) -> tuple[int, OpRecord | None]:
+        """Allocate the next op: its number and its record if history has one (after checking
+        it is the same kind and name), else None — a new operation, after a runtime checkpoint.
+
+        The number is returned rather than read back later: concurrent operations (gather)
+        allocate while this one awaits its checkpoint."""
         op = self._next_op
         self._next_op += 1
         rec = self._ops.get(op)
@@ -238,17 +241,14 @@ class WorkflowContext:
                         "make the same durable calls in the same order on replay."
                     )
                 )
-            return rec
+            return op, rec
         if self.interrupted:
             from pyworkflow.exceptions import RestartSignal
 
             raise RestartSignal()
         await self.journal.checkpoint()
         self.check_deadline()
-        return None
-
-    def peek_op(self) -> int:
-        return self._next_op
+        return op, None
 
     def check_deadline(self) -> None:
         deadline = self.run.deadline_at

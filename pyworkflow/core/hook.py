@@ -51,12 +51,11 @@ async def hook(
         register_hook_schema(name, payload_schema)
     schema = payload_schema or get_hook_schema(name)
 
-    rec = await ctx.begin("hook", name)
+    op, rec = await ctx.begin("hook", name)
     ctx.check_cancellation(rec)
     if rec is not None and rec.terminal is not None:
         return _outcome(rec.terminal.type, rec.terminal.data, name, schema)
 
-    op = ctx.peek_op() - 1
     hook_id = f"hook_{name}_{op}"
     if rec is None:
         expires_at = resolve_wake_time(timeout, ctx.now()) if timeout is not None else None

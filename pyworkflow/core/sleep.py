@@ -30,11 +30,10 @@ async def sleep(duration: Duration) -> None:
         await clock.sleep((resolve_wake_time(duration, now) - now).total_seconds())
         return
 
-    rec = await ctx.begin("sleep", "sleep")
+    op, rec = await ctx.begin("sleep", "sleep")
     ctx.check_cancellation(rec)
     if rec is not None and rec.terminal is not None:
         return
-    op = ctx.peek_op() - 1
     if rec is None:
         wake_at = resolve_wake_time(duration, ctx.now())
         await ctx.record(

@@ -110,14 +110,13 @@ async def execute_step(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict
         # Outside a workflow, or a step calling a step: plain call, nothing recorded.
         return await defn.func(*args, **kwargs)
 
-    rec = await ctx.begin("step", defn.name)
+    op, rec = await ctx.begin("step", defn.name)
     ctx.check_cancellation(rec)
     if rec is not None and rec.terminal is not None:
         if rec.terminal.type == EventType.STEP_COMPLETED:
             return from_jsonable(rec.terminal.data.get("result"), defn.return_annotation)
         raise rebuild_error(rec.terminal.data, defn.name)
 
-    op = ctx.peek_op() - 1
     retries = [e for e in rec.events if e.type == EventType.STEP_RETRYING] if rec else []
     attempt = len(retries) + 1
     if retries:

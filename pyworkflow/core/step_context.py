@@ -77,11 +77,10 @@ async def set_step_context(value: StepContext) -> None:
             f"This workflow's context_class is {cls.__name__}, got {type(value).__name__}"
         )
     name = type(value).__name__
-    rec = await ctx.begin("context", name)
+    op, rec = await ctx.begin("context", name)
     if rec is not None and rec.terminal is not None:
         ctx.step_context = type(value).model_validate(rec.terminal.data["context"])
         return
-    op = ctx.peek_op() - 1
     await ctx.record(
         EventType.CONTEXT_UPDATED, {"op": op, "name": name, "context": value.to_dict()}, defer=True
     )

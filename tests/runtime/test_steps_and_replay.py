@@ -279,3 +279,26 @@ async def test_steps_gathered_concurrently_are_each_recorded_and_replayed(storag
     ops = [e.data["op"] for e in await get_workflow_events(run_id)
            if e.type == EventType.STEP_COMPLETED]
     assert sorted(ops) == [0, 1, 2]
+
+
+async def test_gathered_steps_keep_their_op_numbers_when_checkpoints_yield(
+    storage, clock, monkeypatch
+):
+    from pyworkflow.runtime.executor import RunJournal
+
+    original = RunJournal.checkpoint
+
+    async def yielding_checkpoint(self):  # as a network round trip would (DynamoDB)
+        await asyncio.sleep(0)
+        await original(self)
+
+    monkeypatch.setattr(RunJournal, "checkpoint", yielding_checkpoint)
+    run_id = await start(gathered)
+    clock.advance(60)
+    await resume(run_id)  # replay returns each op's recorded result to the same call
+    run = await get_workflow_run(run_id)
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.get_result() == ["g1:1", "g2:1", "g3:1"]
+    by_op = {e.data["op"]: e.data["result"] for e in await get_workflow_events(run_id)
+             if e.type == EventType.STEP_COMPLETED}
+    assert by_op == {0: "g1:1", 1: "g2:1", 2: "g3:1"}

@@ -129,7 +129,7 @@ async def test_begin_returns_recorded_ops_and_detects_mismatch():
         _event(3, EventType.SLEEP_STARTED, op=1, name="sleep", resume_at="2030-01-01T01:00:00"),
     ]
     ctx = WorkflowContext(_run(), history, _NullJournal())
-    rec = await ctx.begin("step", "a")
+    _, rec = await ctx.begin("step", "a")
     assert rec is not None and rec.terminal is not None and rec.terminal.data["result"] == 1
     with pytest.raises(RunFailure) as info:
         await ctx.begin("step", "b")
@@ -145,16 +145,17 @@ async def test_cancellation_applies_only_to_ops_unsettled_before_the_request():
         _event(4, EventType.STEP_COMPLETED, op=1, name="cleanup", result=2),
     ]
     ctx = WorkflowContext(_run(), history, _NullJournal())
-    settled = await ctx.begin("step", "a")
+    _, settled = await ctx.begin("step", "a")
     ctx.check_cancellation(settled)  # finished before the request: returns its result
-    after = await ctx.begin("step", "cleanup")
+    _, after = await ctx.begin("step", "cleanup")
     with pytest.raises(CancellationError) as info:
         ctx.check_cancellation(after)
     assert info.value.reason == "stop"
     ctx.shield_depth = 1
     ctx.check_cancellation(after)  # shielded: runs
     ctx.shield_depth = 0
-    new = await ctx.begin("step", "next")
+    op, new = await ctx.begin("step", "next")
+    assert op == 2
     assert new is None
     with pytest.raises(CancellationError):
         ctx.check_cancellation(new)
