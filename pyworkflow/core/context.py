@@ -130,7 +130,6 @@ class WorkflowContext:
         self._ops: dict[int, OpRecord] = {}
         self.cancel_seq: int | None = None
         self.cancel_reason: str | None = None
-        self.shield_depth = 0
         self.step_context: Any = None
         self.interrupted = False  # set by the runtime: reload at the next new operation
         for event in history:
@@ -162,6 +161,16 @@ class WorkflowContext:
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    @property
+    def shield_depth(self) -> int:
+        """How many ``shield()`` blocks the calling task is inside. Per task, like ``in_step``:
+        one gathered branch's cleanup does not shield its siblings."""
+        return _shield_depth.get()
+
+    @shield_depth.setter
+    def shield_depth(self, depth: int) -> None:
+        _shield_depth.set(depth)
 
     @property
     def in_step(self) -> bool:
@@ -285,6 +294,7 @@ class WorkflowContext:
 
 _current: ContextVar[WorkflowContext | None] = ContextVar("pyworkflow_context", default=None)
 _in_step: ContextVar[bool] = ContextVar("pyworkflow_in_step", default=False)
+_shield_depth: ContextVar[int] = ContextVar("pyworkflow_shield_depth", default=0)
 
 
 def enter_step() -> Any:

@@ -383,3 +383,30 @@ async def test_a_cancel_from_another_process_reaches_a_long_execution(storage, c
     run = await get_workflow_run(run_id)
     assert run.status == RunStatus.CANCELLED
     assert calls["next"] == 0
+
+
+@workflow
+async def shielded_sibling_flow() -> None:
+    try:
+        await sleep("1h")
+    except CancellationError:
+        async def cleanup() -> None:
+            async with shield():
+                for _ in range(3):  # let the sibling run while this branch is shielded
+                    await asyncio.sleep(0)
+                await note("cleanup")
+
+        async def sibling() -> None:
+            await asyncio.sleep(0)
+            await note("sibling")
+
+        await asyncio.gather(cleanup(), sibling(), return_exceptions=True)
+        raise
+
+
+async def test_shield_protects_only_its_own_branch_of_a_gather(storage):
+    run_id = await start(shielded_sibling_flow)
+    await cancel_workflow(run_id)
+    assert (await get_workflow_run(run_id)).status == RunStatus.CANCELLED
+    assert calls["cleanup"] == 1
+    assert calls["sibling"] == 0  # not shielded: cancelled at its await
