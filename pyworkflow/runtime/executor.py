@@ -486,12 +486,8 @@ class RunJournal:
             # A cancel from another process reaches a long execution within about this long,
             # at the cost of one read per interval of wall time (never one per step).
             self._looked_at = now
-            latest = await self.storage.get_run(self.run.run_id)
-            if latest is None or latest.lease_owner not in (None, self.executor.owner):
+            if not await self.adopt_latest():
                 raise RestartSignal()
-            if latest.cancel_requested and self.ctx and self.ctx.cancel_seq is None:
-                raise RestartSignal()
-            self.run = latest
         expires = self.run.lease_expires_at
         if expires is not None and expires - now > self.executor.lease / 2:
             return
@@ -504,12 +500,20 @@ class RunJournal:
                 )
                 return
             except ConcurrencyError:
-                latest = await self.storage.get_run(self.run.run_id)
-                if latest is None or latest.lease_owner not in (None, self.executor.owner):
+                if not await self.adopt_latest():
                     raise RestartSignal() from None
-                if latest.cancel_requested and self.ctx and self.ctx.cancel_seq is None:
-                    raise RestartSignal() from None
-                self.run = latest
+
+    async def adopt_latest(self) -> bool:
+        """Re-read the run record and take it as ours (outsiders only move its version). False
+        when the execution must reload instead: the lease is lost, or a cancel it has not
+        recorded yet was requested."""
+        latest = await self.storage.get_run(self.run.run_id)
+        if latest is None or latest.lease_owner not in (None, self.executor.owner):
+            return False
+        if latest.cancel_requested and self.ctx and self.ctx.cancel_seq is None:
+            return False
+        self.run = latest
+        return True
 
     async def create_hook(self, hook: Hook) -> None:
         await self.storage.create_hook(hook)
@@ -543,13 +547,10 @@ class RunJournal:
             return  # an earlier attempt created it; it is already on its way
         await self.executor.dispatcher.start_child(child_run_id, wait=wait)
         if wait:
-            # The child's completion touched our record: adopt the new version (a cancel request
-            # among the changes is noticed at the next checkpoint).
-            latest = await self.storage.get_run(self.run.run_id)
-            if latest is not None and latest.lease_owner == self.executor.owner:
-                if latest.cancel_requested and self.ctx and self.ctx.cancel_seq is None:
-                    self.ctx.interrupted = True
-                self.run = latest
+            # The child's completion touched our record: adopt the new version; if that cannot
+            # be done (a cancel request among the changes), reload before the next operation.
+            if not await self.adopt_latest() and self.ctx is not None:
+                self.ctx.interrupted = True
 
     async def get_run(self, run_id: str) -> WorkflowRun | None:
         return await self.storage.get_run(run_id)
