@@ -29,6 +29,9 @@ ENV_SQS_DELAY_MAX = "PYWORKFLOW_SQS_DELAY_MAX_SECONDS"  # waits up to this use D
 ENV_VISIBILITY_TIMEOUT = "PYWORKFLOW_VISIBILITY_TIMEOUT"  # the queue's, in seconds: the lease
 ENV_MAX_RECEIVES = "PYWORKFLOW_MAX_RECEIVES"          # a message failing this often fails its run
 
+# API (handlers/api.py)
+ENV_MAX_REQUEST_BYTES = "PYWORKFLOW_MAX_REQUEST_BYTES"  # larger request bodies are a 413
+
 
 @dataclass
 class PyWorkflowConfig:
