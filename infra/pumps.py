@@ -11,6 +11,7 @@ own event loop, as in a Lambda container), deletes the records it did not report
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import uuid
@@ -218,3 +219,112 @@ async def fire_due_schedules(scheduler: Any, sqs: Any, now: datetime, *,
                                             GroupName=schedule.get("GroupName", "default"))
         fired.append(schedule["Name"])
     return fired
+
+
+# --- continuous polling, for the local stack ---------------------------------------------------
+Invoker = Callable[[dict[str, Any], Any], Awaitable[Any]]
+
+
+def failed_ids(messages: list[dict[str, Any]], response: Any, *,
+               report_batch_item_failures: bool) -> set[str]:
+    """Which messages Lambda leaves on the queue after an invocation that returned ``response``.
+
+    Without ReportBatchItemFailures a normal return deletes the whole batch. With it, the
+    listed ``itemIdentifier``s stay; a response Lambda cannot read (an identifier empty or not
+    in the batch) fails the whole batch, as AWS documents."""
+    every = {m["MessageId"] for m in messages}
+    if not report_batch_item_failures or not response:
+        return set()
+    if not isinstance(response, dict):
+        return set()
+    failures = response.get("batchItemFailures")
+    if failures is None:
+        return set()
+    ids: set[str] = set()
+    for failure in failures if isinstance(failures, list) else [None]:
+        ident = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not ident or ident not in every:
+            return every
+        ids.add(ident)
+    return ids
+
+
+@dataclass
+class SqsEventSource:
+    """Lambda's SQS event source mapping, polling until stopped: receive up to ``batch_size``
+    messages (waiting up to ``batching_window`` seconds to fill a batch), invoke, delete what
+    succeeded. Failed messages are left alone, so they come back after the queue's visibility
+    timeout, and SQS (moto does it on receive) moves a message to the dead-letter queue once
+    its receive count reaches the redrive policy's ``maxReceiveCount``."""
+
+    invoke: Invoker              # runs the function (in its "container" thread)
+    sqs: Any
+    queue_url: str
+    queue_arn: str
+    region: str = "us-east-1"
+    batch_size: int = 10
+    batching_window: float = 0.0
+    report_batch_item_failures: bool = True
+    context_factory: Callable[[], Any] = FakeLambdaContext
+    wait_seconds: int = 1
+    stats: PumpResult = field(default_factory=PumpResult)
+    _invoking: bool = field(default=False, init=False, repr=False)
+
+    async def poll_once(self) -> int:
+        """One receive → invoke → settle; returns how many messages were delivered."""
+        messages = await receive_batch(self.sqs, self.queue_url, batch_size=self.batch_size,
+                                       wait_seconds=self.wait_seconds)
+        if messages and self.batching_window > 0 and len(messages) < self.batch_size:
+            deadline = asyncio.get_running_loop().time() + self.batching_window
+            while len(messages) < self.batch_size:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                messages += await receive_batch(
+                    self.sqs, self.queue_url, batch_size=self.batch_size - len(messages),
+                    wait_seconds=max(0, min(20, int(left))))
+        if not messages:
+            return 0
+        event = sqs_event(messages, queue_arn=self.queue_arn, region=self.region)
+        self._invoking = True
+        try:
+            try:
+                response = await self.invoke(event, self.context_factory())
+                failed = failed_ids(messages, response,
+                                    report_batch_item_failures=self.report_batch_item_failures)
+            except Exception:  # noqa: BLE001 - a function error fails the whole batch
+                response, failed = None, {m["MessageId"] for m in messages}
+            deleted, _ = await settle(
+                self.sqs, self.queue_url, messages,
+                {"batchItemFailures": [{"itemIdentifier": i} for i in failed]},
+                retry_failed_now=False)
+        finally:
+            self._invoking = False
+        self.stats.invocations += 1
+        self.stats.received += len(messages)
+        self.stats.deleted += deleted
+        self.stats.failed += len(failed)
+        if isinstance(response, dict):
+            self.stats.responses = [*self.stats.responses[-99:], response]
+        return len(messages)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop`` is set. A receive in progress is abandoned at once (its messages
+        come back after the visibility timeout); an invocation in progress is finished."""
+        while not stop.is_set():
+            poll = asyncio.ensure_future(self.poll_once())
+            stopping = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({poll, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if poll in done:
+                stopping.cancel()
+                poll.result()
+                continue
+            # Stopping: only cut a receive short, never an invocation that has begun.
+            if self._invoking:
+                with contextlib.suppress(Exception):
+                    await poll
+            else:
+                poll.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await poll
+            return

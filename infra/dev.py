@@ -1,0 +1,500 @@
+"""The whole AWS stack on one machine, built from ``template.yaml``: ``pyworkflow dev``.
+
+``LocalStack`` starts DynamoDB Local and a moto server on loopback, creates the template's
+table, queues, schedule groups (resolving its parameters, ``!Ref``, ``!GetAtt``, ``!Sub``...),
+sets the functions' environment for the in-process handlers, and runs, on one background event
+loop: the HTTP API (``infra.http_api``) in front of the function that has HttpApi events, the
+SQS event source of each function with an SQS event (``infra.pumps.SqsEventSource``), and the
+scheduler (``infra.scheduler_pump``: Scheduler schedules, and the template's Schedule events).
+
+Each function module is one Lambda "container": its own single thread, so one invocation at a
+time (its handler keeps one event loop, as in Lambda). All functions share this process's
+environment, so it holds the union of their variables.
+
+    with LocalStack(port=0, module="myapp.workflows") as stack:
+        print(stack.api_url)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import Any
+
+from infra import moto_server
+from infra.http_api import HttpApiServer
+from infra.pumps import FakeLambdaContext, SqsEventSource
+from infra.scheduler_pump import RuleTimer, SchedulerPump
+from infra.template import ACCOUNT_ID, TEMPLATE_PATH, FunctionSpec, QueueSpec, StackTemplate
+from pyworkflow import config
+
+logger = logging.getLogger("pyworkflow.dev")
+
+DEFAULT_PORT = 8787
+DEFAULT_REGION = "us-east-1"
+MODULE_PARAMETER = "WorkflowModule"
+# Credentials and endpoints every AWS client in this process (handlers, CLI, SDK) picks up.
+_LOCAL_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+}
+
+
+class LocalStackError(RuntimeError):
+    """The local stack could not start; the message says why."""
+
+
+@dataclass
+class Function:
+    """A template function, bound to its imported handler and its container thread."""
+
+    spec: FunctionSpec
+    name: str
+    arn: str
+    module: ModuleType
+    executor: ThreadPoolExecutor
+
+    def context(self) -> FakeLambdaContext:
+        deadline = time.monotonic() + self.spec.timeout
+        return FakeLambdaContext(
+            remaining=lambda: deadline - time.monotonic(), function_name=self.name,
+            memory_limit_in_mb=self.spec.memory_size, aws_request_id=str(uuid.uuid4()),
+            invoked_function_arn=self.arn, log_group_name=f"/aws/lambda/{self.name}")
+
+    def call(self, event: dict[str, Any], context: Any) -> Any:
+        """The handler, looked up at each call (a test may patch the module)."""
+        return getattr(self.module, self.spec.attribute)(event, context)
+
+    async def invoke(self, event: dict[str, Any], context: Any = None) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.call, event,
+                                          context or self.context())
+
+
+@dataclass
+class StackInfo:
+    """What a user (or a test) points clients at."""
+
+    api_url: str
+    region: str
+    dynamodb_endpoint: str
+    moto_endpoint: str
+    tables: dict[str, str]              # logical id -> table name
+    queues: dict[str, str]              # logical id -> queue URL
+    schedule_groups: dict[str, str]     # logical id -> group name
+    outputs: dict[str, Any]
+    environment: dict[str, str]         # what the functions see
+
+
+@dataclass
+class LocalStack:
+    """Start with ``start()`` (or ``with``), stop with ``stop()``; ``run_forever()`` serves until
+    Ctrl-C. ``dynamodb_endpoint`` reuses a running DynamoDB Local (tests) instead of starting
+    one; ``env`` adds or overrides variables of the functions' environment."""
+
+    template: Path | str = TEMPLATE_PATH
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    # False lets tests go below the template's MinValue (a 2 s visibility timeout instead of
+    # 60 s makes a redelivery test take seconds); the deployed stack always checks.
+    check_parameter_ranges: bool = True
+    module: str | None = None
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    stack_name: str = "pyworkflow-dev"
+    region: str = DEFAULT_REGION
+    dynamodb_endpoint: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    tick_seconds: float = 0.25
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    on_progress: Callable[[str], None] = field(default=lambda message: None)
+    on_request: Callable[[str, str, int, float], None] | None = None
+
+    info: StackInfo | None = field(default=None, init=False)
+    functions: dict[str, Function] = field(default_factory=dict, init=False)
+    sources: list[SqsEventSource] = field(default_factory=list, init=False)
+    scheduler_pump: SchedulerPump | None = field(default=None, init=False)
+    _exit: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, init=False)
+    _saved_env: dict[str, str | None] = field(default_factory=dict, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
+    _stop: asyncio.Event | None = field(default=None, init=False)
+    _ready: threading.Event = field(default_factory=threading.Event, init=False)
+    _failure: BaseException | None = field(default=None, init=False)
+    _api: HttpApiServer | None = field(default=None, init=False)
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def api_url(self) -> str:
+        if self.info is None:
+            raise LocalStackError("the stack is not running")
+        return self.info.api_url
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        parameters = dict(self.parameters)
+        if self.module:
+            parameters[MODULE_PARAMETER] = self.module
+        tpl = StackTemplate.load(self.template, parameters=parameters, region=self.region,
+                                 stack_name=self.stack_name,
+                                 check_ranges=self.check_parameter_ranges)
+        self._set_env({"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
+                       **_LOCAL_AWS_ENV})
+        ddb_endpoint = self.dynamodb_endpoint
+        if ddb_endpoint is None:
+            from infra.dynamodb_local import DynamoDBLocalError
+            from infra.dynamodb_local import start as start_dynamodb
+
+            self.on_progress("starting DynamoDB Local (Java)...")
+            try:
+                ddb = start_dynamodb()
+            except DynamoDBLocalError as exc:
+                raise LocalStackError(str(exc)) from None
+            self._exit.callback(ddb.stop)
+            ddb_endpoint = ddb.endpoint_url
+        self.on_progress(f"DynamoDB Local at {ddb_endpoint}")
+        moto = self._exit.enter_context(moto_server.start())
+        self.on_progress(f"moto (SQS, Scheduler) at {moto.endpoint_url}")
+        tables = self._create_tables(tpl, ddb_endpoint)
+        queues = self._create_queues(tpl, moto.endpoint_url)
+        groups = self._create_schedule_groups(tpl, moto.endpoint_url)
+        self._record_others(tpl)
+        specs = [tpl.function_spec(f) for f in tpl.function_ids()]
+        environment = self._environment(specs, ddb_endpoint, moto.endpoint_url)
+        self._set_env(environment)
+        self._bind_functions(tpl, specs)
+        self.info = StackInfo(
+            api_url="", region=self.region, dynamodb_endpoint=ddb_endpoint,
+            moto_endpoint=moto.endpoint_url, tables=tables, queues=queues,
+            schedule_groups=groups, outputs={}, environment=environment)
+        self._thread = threading.Thread(target=self._serve_thread, args=(tpl, moto.endpoint_url),
+                                        name="pyworkflow-dev", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._failure is not None:
+            raise LocalStackError(f"the local stack failed to start: {self._failure}") \
+                from self._failure
+        api_url = self._api.url if self._api is not None else ""
+        for logical_id in tpl.resources("AWS::Serverless::HttpApi"):
+            tpl.set_physical(logical_id, ApiEndpoint=api_url)
+        outputs = tpl.outputs()
+        for name in list(outputs):
+            if name.lower() in ("apiurl", "apiendpoint"):
+                outputs[name] = api_url  # the deployed API's URL is meaningless here
+        self.info.api_url = api_url
+        self.info.outputs = outputs
+
+    def stop(self) -> None:
+        """Stop serving (an invocation in progress finishes), drop the handlers' runtimes,
+        stop moto and DynamoDB Local, restore the environment. Idempotent."""
+        if self._thread is not None:
+            if self._loop is not None and self._stop is not None:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=60)
+            self._thread = None
+        for function in {f.module.__name__: f for f in self.functions.values()}.values():
+            reset = getattr(function.module, "reset", None)
+            if callable(reset):
+                try:
+                    function.executor.submit(reset).result(timeout=30)
+                except Exception as exc:  # noqa: BLE001 - stopping must go on
+                    logger.warning("reset of %s failed: %s", function.module.__name__, exc)
+        for executor in {id(f.executor): f.executor for f in self.functions.values()}.values():
+            executor.shutdown(wait=True)
+        self.functions = {}
+        self._exit.close()
+        self._restore_env()
+
+    def run_forever(self) -> None:
+        """Serve until Ctrl-C (or SIGTERM), then stop cleanly."""
+        import signal
+
+        stopped = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        try:
+            while not stopped.is_set():
+                if self._thread is None or not self._thread.is_alive():
+                    raise LocalStackError("the local stack stopped unexpectedly")
+                stopped.wait(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self.stop()
+
+    # --- environment -----------------------------------------------------------------------
+    def _set_env(self, values: Mapping[str, str]) -> None:
+        for name, value in values.items():
+            if name not in self._saved_env:
+                self._saved_env[name] = os.environ.get(name)
+            os.environ[name] = value
+
+    def _restore_env(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env = {}
+
+    def _environment(self, specs: list[FunctionSpec], ddb: str, moto: str) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for spec in specs:
+            for name, value in spec.environment.items():
+                if name in merged and merged[name] != value:
+                    # One process holds one environment. Only pyworkflow's own variables
+                    # matter for behaviour (POWERTOOLS_SERVICE_NAME only names log lines).
+                    log = logger.warning if name.startswith("PYWORKFLOW_") else logger.debug
+                    log("%s differs between functions (%r, %r): one process holds one "
+                        "value; using %r", name, merged[name], value, value)
+                merged[name] = value
+        merged.update({
+            config.ENV_DYNAMODB_ENDPOINT: ddb,
+            "AWS_ENDPOINT_URL_DYNAMODB": ddb,
+            "AWS_ENDPOINT_URL_SQS": moto,
+            "AWS_ENDPOINT_URL_SCHEDULER": moto,
+        })
+        merged.update(self.env)
+        return merged
+
+    # --- resources -------------------------------------------------------------------------
+    def _create_tables(self, tpl: StackTemplate, endpoint: str) -> dict[str, str]:
+        import boto3
+
+        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=self.region)
+        names = {}
+        for logical_id in tpl.table_ids():
+            args = tpl.table_args(logical_id)
+            name = args["TableName"]
+            try:
+                client.create_table(**args)
+                created = True
+            except client.exceptions.ResourceInUseException:
+                created = False  # a shared DynamoDB Local: the table from an earlier stack
+            client.get_waiter("table_exists").wait(
+                TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300})  # type: ignore[typeddict-item]
+            ttl = tpl.table_ttl(logical_id)
+            if created and ttl:
+                client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+            table = client.describe_table(TableName=name)["Table"]
+            tpl.set_physical(logical_id, Ref=name, Arn=table["TableArn"],
+                             StreamArn=table.get("LatestStreamArn", ""))
+            names[logical_id] = name
+            self.on_progress(f"table {name} ({'created' if created else 'existing'})")
+        return names
+
+    def _create_queues(self, tpl: StackTemplate, endpoint: str) -> dict[str, str]:
+        import boto3
+
+        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=self.region)
+        urls = {}
+        for logical_id in tpl.queue_ids():
+            spec: QueueSpec = tpl.queue_spec(logical_id)
+            url = sqs.create_queue(QueueName=spec.name, Attributes=spec.attributes)["QueueUrl"]
+            arn = sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            tpl.set_physical(logical_id, Ref=url, Arn=arn, QueueName=spec.name, QueueUrl=url)
+            urls[logical_id] = url
+        return urls
+
+    def _create_schedule_groups(self, tpl: StackTemplate, endpoint: str) -> dict[str, str]:
+        import boto3
+
+        scheduler = boto3.client("scheduler", endpoint_url=endpoint, region_name=self.region)
+        groups = tpl.schedule_groups()
+        for logical_id, name in groups.items():
+            arn = scheduler.create_schedule_group(Name=name)["ScheduleGroupArn"]
+            tpl.set_physical(logical_id, Ref=name, Arn=arn)
+        return groups
+
+    def _record_others(self, tpl: StackTemplate) -> None:
+        """Values for what exists only on AWS but may be referred to: roles (moto's Scheduler
+        takes any role ARN), functions, the HTTP API."""
+        for logical_id in tpl.role_ids():
+            name = tpl.physical_name(logical_id)
+            tpl.set_physical(logical_id, Ref=name, RoleId=f"AROA{logical_id.upper()[:17]}",
+                             Arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}")
+        for logical_id in tpl.function_ids():
+            name = tpl.physical_name(logical_id)
+            tpl.set_physical(logical_id, Ref=name,
+                             Arn=f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}")
+        for logical_id in tpl.resources("AWS::Serverless::HttpApi"):
+            tpl.set_physical(logical_id, Ref="localapi")
+
+    def _bind_functions(self, tpl: StackTemplate, specs: list[FunctionSpec]) -> None:
+        executors: dict[str, ThreadPoolExecutor] = {}
+        for spec in specs:
+            try:
+                module = importlib.import_module(spec.module)
+            except ImportError as exc:
+                raise LocalStackError(f"{spec.logical_id}: cannot import its handler module "
+                                      f"{spec.module}: {exc}") from exc
+            if not callable(getattr(module, spec.attribute, None)):
+                raise LocalStackError(f"{spec.logical_id}: {spec.handler} is not a function")
+            if spec.module not in executors:
+                executors[spec.module] = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=f"lambda-{spec.logical_id}")
+                reset = getattr(module, "reset", None)
+                if callable(reset):
+                    # A fresh container: its runtime is rebuilt from this stack's environment.
+                    executors[spec.module].submit(reset).result()
+            physical = tpl.resolver.physical[spec.logical_id]
+            self.functions[spec.logical_id] = Function(
+                spec=spec, name=physical["Ref"], arn=physical["Arn"], module=module,
+                executor=executors[spec.module])
+
+    # --- the background loop ---------------------------------------------------------------
+    def _serve_thread(self, tpl: StackTemplate, moto_endpoint: str) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve(tpl, moto_endpoint))
+        except BaseException as exc:  # noqa: BLE001 - reported to start() or logged
+            if not self._ready.is_set():
+                self._failure = exc
+            else:
+                logger.exception("the local stack's event loop failed")
+        finally:
+            self._ready.set()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _serve(self, tpl: StackTemplate, moto_endpoint: str) -> None:
+        import aioboto3
+
+        self._stop = stop = asyncio.Event()
+        session = aioboto3.Session()
+        async with contextlib.AsyncExitStack() as stack:
+            sqs = await stack.enter_async_context(
+                session.client("sqs", endpoint_url=moto_endpoint, region_name=self.region))
+            scheduler = await stack.enter_async_context(
+                session.client("scheduler", endpoint_url=moto_endpoint, region_name=self.region))
+            api_functions = [f for f in self.functions.values() if f.spec.http_routes]
+            if len(api_functions) > 1:
+                raise LocalStackError("more than one function has HttpApi events: "
+                                      + ", ".join(f.spec.logical_id for f in api_functions))
+            if api_functions:
+                function = api_functions[0]
+                self._api = HttpApiServer(
+                    handler=function.call, routes=function.spec.http_routes, host=self.host,
+                    port=self.port, context_factory=function.context,
+                    executor=function.executor, on_request=self.on_request)
+                try:
+                    await self._api.start()
+                except OSError as exc:
+                    raise LocalStackError(f"cannot listen on {self.host}:{self.port}: {exc}"
+                                          " (--port 0 picks a free port)") from None
+                stack.push_async_callback(self._api.stop)
+            tasks = []
+            for function in self.functions.values():
+                for event in function.spec.sqs_events:
+                    if not event.enabled:
+                        continue
+                    url = tpl.resolver.physical[event.queue]["Ref"]
+                    source = SqsEventSource(
+                        invoke=function.invoke, sqs=sqs, queue_url=url,
+                        queue_arn=tpl.resolver.physical[event.queue]["Arn"], region=self.region,
+                        batch_size=event.batch_size,
+                        batching_window=event.batching_window_seconds,
+                        report_batch_item_failures=event.report_batch_item_failures,
+                        context_factory=function.context)
+                    self.sources.append(source)
+                    tasks.append(asyncio.ensure_future(source.run(stop)))
+            # The template's groups and "default" only: moto's state is per process, so other
+            # stacks' schedules (tests) are visible from here too.
+            groups = [*tpl.schedule_groups().values(), "default"]
+            self.scheduler_pump = SchedulerPump(scheduler=scheduler, sqs=sqs, groups=groups,
+                                                invoke_lambda=self._invoke_arn)
+            tasks.append(asyncio.ensure_future(self._timers(stop)))
+            self._ready.set()
+            try:
+                await stop.wait()
+            finally:
+                stop.set()
+                results = await asyncio.gather(*tasks, return_exceptions=True)
+                for result in results:
+                    if isinstance(result, BaseException) and not isinstance(
+                            result, asyncio.CancelledError):
+                        logger.error("a local stack task failed: %r", result)
+
+    async def _invoke_arn(self, arn: str, event: Any) -> Any:
+        for function in self.functions.values():
+            if function.arn == arn or arn.startswith(function.arn + ":"):
+                return await function.invoke(event)
+        logger.warning("no local function has the ARN %s", arn)
+        return None
+
+    async def _timers(self, stop: asyncio.Event) -> None:
+        """Fire Scheduler schedules and the template's Schedule events, every tick."""
+        assert self.scheduler_pump is not None
+        started = self.clock()
+        rules = [RuleTimer(function=logical_id, event=event, started=started)
+                 for logical_id, function in self.functions.items()
+                 for event in function.spec.schedule_events]
+        running: set[asyncio.Future[None]] = set()
+        while not stop.is_set():
+            now = self.clock()
+            try:
+                for fired in await self.scheduler_pump.tick(now):
+                    logger.info("schedule %s/%s fired", fired.group, fired.name)
+                for rule in rules:
+                    if rule.take(now):
+                        running.add(asyncio.ensure_future(self._invoke_rule(rule)))
+            except Exception:  # noqa: BLE001 - keep ticking; moto may be restarting
+                logger.exception("scheduler tick failed")
+            running = {task for task in running if not task.done()}
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.tick_seconds)
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _invoke_rule(self, rule: RuleTimer) -> None:
+        """An EventBridge rule invokes asynchronously: a failure is logged, nothing retried
+        (the next occurrence comes soon enough for the sweep)."""
+        try:
+            await self.functions[rule.function].invoke(
+                rule.event.input if rule.event.input is not None else {})
+        except Exception:  # noqa: BLE001 - an asynchronous invoke's error only gets logged
+            logger.exception("%s: scheduled invoke %s failed", rule.function, rule.event.name)
+
+    # --- conveniences ----------------------------------------------------------------------
+    def describe(self) -> Iterator[tuple[str, str]]:
+        """(label, value) lines for humans: the URLs and names to point clients at."""
+        if self.info is None:
+            return
+        info = self.info
+        if info.api_url:
+            yield "API", info.api_url
+        yield "DynamoDB", info.dynamodb_endpoint
+        for logical_id, name in info.tables.items():
+            yield f"  {logical_id}", name
+        yield "moto (SQS, Scheduler)", info.moto_endpoint
+        for logical_id, url in info.queues.items():
+            yield f"  {logical_id}", url
+        for logical_id, name in info.schedule_groups.items():
+            yield f"  {logical_id}", name

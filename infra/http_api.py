@@ -1,0 +1,296 @@
+"""An API Gateway HTTP API on loopback: each HTTP request becomes a payload-format-2.0 event for
+a Lambda handler, and the handler's response becomes the HTTP response, as API Gateway does it.
+
+What it reproduces (payload format 2.0, see AWS's "Lambda proxy integrations for HTTP APIs"):
+header names lower-cased and repeated headers joined with commas; cookies moved out of the
+headers into ``cookies``; repeated query parameters joined with commas; ``rawPath`` /
+``rawQueryString`` untouched; a body that is not text is base64-encoded; ``requestContext``
+with the method, path, source IP, request id, stage ``$default`` and times. Routes come from the
+template: the most specific route matching the request sets ``routeKey`` and
+``pathParameters``; none matching is API Gateway's 404 ``{"message":"Not Found"}``.
+On the way back a response without ``statusCode`` is taken as a JSON body with status 200,
+``isBase64Encoded`` bodies are decoded and ``cookies`` become ``set-cookie`` headers.
+
+What it does not: authorizers are recorded in the event (IAM routes get a local caller
+identity) but never enforced, so a local client needs no signing.
+
+The handler runs in ``executor`` (one thread by default: a Lambda container handles one
+request at a time, and the handler owns its own event loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from infra.template import HttpRouteSpec
+
+Handler = Callable[[dict[str, Any], Any], Any]
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024   # API Gateway's request payload limit
+_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
+               "application/x-www-form-urlencoded", "+json", "+xml")
+_VARIABLE = re.compile(r"\{([^}/]+?)(\+)?\}")
+ACCOUNT_ID = "123456789012"
+API_ID = "localapi"
+
+
+@dataclass(frozen=True)
+class Route:
+    """A template route compiled for matching."""
+
+    spec: HttpRouteSpec
+    pattern: re.Pattern[str] | None       # None: the $default route
+    variables: tuple[str, ...]
+    literal_chars: int                    # more literal text = more specific
+    greedy: bool
+
+    @property
+    def key(self) -> str:
+        return "$default" if self.pattern is None else f"{self.spec.method} {self.spec.path}"
+
+    @classmethod
+    def compile(cls, spec: HttpRouteSpec) -> Route:
+        if spec.path == "$default":
+            return cls(spec, None, (), -1, True)
+        parts, names, last, greedy = [], [], 0, False
+        for match in _VARIABLE.finditer(spec.path):
+            parts.append(re.escape(spec.path[last:match.start()]))
+            names.append(match.group(1))
+            greedy = greedy or bool(match.group(2))
+            parts.append("(.+)" if match.group(2) else "([^/]+)")
+            last = match.end()
+        parts.append(re.escape(spec.path[last:]))
+        literal = len(_VARIABLE.sub("", spec.path))
+        return cls(spec, re.compile("^" + "".join(parts) + "$"), tuple(names), literal, greedy)
+
+
+def match_route(routes: Sequence[Route], method: str, path: str
+                ) -> tuple[Route, dict[str, str]] | None:
+    """API Gateway's choice: exact routes before ones with variables, before greedy ones,
+    before ``$default``; a method-specific route before ``ANY``."""
+    candidates = []
+    for route in routes:
+        if route.spec.method not in ("ANY", method):
+            continue
+        if route.pattern is None:
+            candidates.append(((3, 0, 0), route, {}))
+            continue
+        found = route.pattern.match(path)
+        if found is None:
+            continue
+        rank = 2 if route.greedy else (1 if route.variables else 0)
+        params = dict(zip(route.variables, found.groups(), strict=True))
+        candidates.append(((rank, -route.literal_chars, route.spec.method == "ANY"),
+                           route, params))
+    if not candidates:
+        return None
+    _, route, params = min(candidates, key=lambda c: c[0])
+    return route, params
+
+
+def _is_text(content_type: str) -> bool:
+    content_type = content_type.lower()
+    return not content_type or any(t in content_type for t in _TEXT_TYPES)
+
+
+def _authorizer(route: Route | None, source_ip: str) -> dict[str, Any] | None:
+    if route is None or route.spec.authorizer == "NONE":
+        return None
+    if route.spec.authorizer == "AWS_IAM":
+        return {"iam": {
+            "accessKey": "ASIALOCALDEVSTACK0000", "accountId": ACCOUNT_ID,
+            "callerId": "AIDALOCALDEVSTACK0000", "cognitoIdentity": None,
+            "principalOrgId": None, "userArn": f"arn:aws:iam::{ACCOUNT_ID}:user/local",
+            "userId": "AIDALOCALDEVSTACK0000"}}
+    return {"jwt": {"claims": {}, "scopes": None}}
+
+
+def build_event(*, method: str, raw_path: str, raw_query: str,
+                headers: Sequence[tuple[str, str]], body: bytes, source_ip: str,
+                route: Route | None = None, path_parameters: dict[str, str] | None = None,
+                host: str = "127.0.0.1", now: datetime | None = None) -> dict[str, Any]:
+    """The payload-format-2.0 event API Gateway would send for this request."""
+    now = now or datetime.now(UTC)
+    merged: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        name = name.lower()
+        if name == "cookie":
+            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+            continue
+        merged[name] = f"{merged[name]},{value}" if name in merged else value
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
+    route_key = route.key if route is not None else "$default"
+    request_id = base64.b32encode(uuid.uuid4().bytes[:10]).decode().rstrip("=")
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": raw_path,
+        "rawQueryString": raw_query,
+        "headers": merged,
+        "requestContext": {
+            "accountId": ACCOUNT_ID,
+            "apiId": API_ID,
+            "domainName": host,
+            "domainPrefix": host.split(".", 1)[0],
+            "http": {
+                "method": method,
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": merged.get("user-agent", ""),
+            },
+            "requestId": request_id,
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if query:
+        event["queryStringParameters"] = query
+    if path_parameters:
+        event["pathParameters"] = path_parameters
+    authorizer = _authorizer(route, source_ip)
+    if authorizer is not None:
+        event["requestContext"]["authorizer"] = authorizer
+    if body:
+        if _is_text(merged.get("content-type", "")):
+            try:
+                event["body"] = body.decode("utf-8")
+            except UnicodeDecodeError:
+                event["body"] = base64.b64encode(body).decode()
+                event["isBase64Encoded"] = True
+        else:
+            event["body"] = base64.b64encode(body).decode()
+            event["isBase64Encoded"] = True
+    return event
+
+
+@dataclass
+class HttpResult:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def to_http(response: Any) -> HttpResult:
+    """Interpret a handler's return value as API Gateway does for payload format 2.0."""
+    if not (isinstance(response, dict) and "statusCode" in response):
+        # No statusCode: API Gateway treats the whole value as a JSON body.
+        body = json.dumps(response).encode()
+        return HttpResult(200, [("content-type", "application/json")], body)
+    headers = [(k.lower(), str(v)) for k, v in (response.get("headers") or {}).items()]
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        headers.extend((name.lower(), str(v)) for v in values)
+    headers.extend(("set-cookie", c) for c in response.get("cookies") or [])
+    raw = response.get("body")
+    if raw is None:
+        body = b""
+    elif response.get("isBase64Encoded"):
+        body = base64.b64decode(raw)
+    else:
+        body = (raw if isinstance(raw, str) else json.dumps(raw)).encode()
+    return HttpResult(int(response["statusCode"]), headers, body)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.Response(status=status, body=json.dumps({"message": message}).encode(),
+                        content_type="application/json")
+
+
+@dataclass
+class HttpApiServer:
+    """``await start()`` serves ``handler`` on ``host:port`` (0: a free port) until
+    ``await stop()``."""
+
+    handler: Handler
+    routes: Sequence[HttpRouteSpec] = ()
+    host: str = "127.0.0.1"
+    port: int = 8787
+    context_factory: Callable[[], Any] | None = None
+    executor: Executor = field(default_factory=lambda: ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="api-function"))
+    on_request: Callable[[str, str, int, float], None] | None = None
+    _runner: web.AppRunner | None = field(default=None, init=False, repr=False)
+    _compiled: list[Route] = field(default_factory=list, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._compiled = [Route.compile(spec) for spec in self.routes]
+        app = web.Application(client_max_size=MAX_PAYLOAD_BYTES)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        server = site._server  # the bound socket tells which port 0 became
+        if server is not None and getattr(server, "sockets", None):
+            self.port = int(server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        raw_path = request.raw_path.split("?", 1)[0]
+        path = request.path
+        route, params = None, {}
+        if self._compiled:
+            found = match_route(self._compiled, request.method, path)
+            if found is None:
+                return _error(404, "Not Found")
+            route, params = found
+        body = await request.read()
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        event = build_event(
+            method=request.method, raw_path=raw_path, raw_query=request.query_string,
+            headers=list(request.headers.items()), body=body,
+            source_ip=peer[0] if peer else "127.0.0.1", route=route, path_parameters=params,
+            host=request.host.split(":", 1)[0] or self.host,
+        )
+        context = self.context_factory() if self.context_factory else None
+        loop = asyncio.get_running_loop()
+        try:
+            response = await loop.run_in_executor(self.executor, self.handler, event, context)
+            result = to_http(response)
+        except Exception:  # noqa: BLE001 - API Gateway answers 500 when the function fails
+            import logging
+
+            logging.getLogger("pyworkflow.dev").exception("API function failed")
+            result = HttpResult(500, [("content-type", "application/json")],
+                                b'{"message":"Internal Server Error"}')
+        if self.on_request is not None:
+            self.on_request(request.method, request.path_qs, result.status,
+                            time.monotonic() - started)
+        out = web.Response(status=result.status, body=result.body)
+        for name, value in result.headers:
+            if name in ("content-length", "transfer-encoding", "connection"):
+                continue
+            if name == "content-type":
+                out.headers["Content-Type"] = value
+            else:
+                out.headers.add(name, value)
+        return out
