@@ -1,0 +1,222 @@
+"""The API's wire shapes: request bodies, query parameters, direct-invoke params and answers.
+
+The HTTP routes (``handlers/api.py``) and the direct-invoke actions (``handlers/api_invoke.py``)
+validate with these same models, so a request means the same thing whichever way it arrives.
+Request models forbid unknown fields: a misspelt ``kwarg`` is a 422 naming it, not an argument
+silently dropped. Runs, events and schedules go out as the core's own records (a run without its
+lease and version bookkeeping), so a client can read them back into ``WorkflowRun`` & co.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from pyworkflow.core.events import Event
+from pyworkflow.core.models import (
+    OverlapPolicy,
+    RunStatus,
+    Schedule,
+    ScheduleSpec,
+    ScheduleStatus,
+    WorkflowRun,
+)
+
+MAX_LIST_LIMIT = 1000
+#: Fields of a run record that belong to the engine's concurrency control, not to callers.
+INTERNAL_RUN_FIELDS = frozenset({"lease_owner", "lease_expires_at", "version"})
+
+_NAME = Field(min_length=1, max_length=256)
+_ID = Field(min_length=1, max_length=256)
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors ----------------------------------------------------------------------------------
+class ErrorDetail(BaseModel):
+    type: str = Field(description="The error's name, e.g. HookExpiredError")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": {"type", "message"}}``."""
+
+    error: ErrorDetail
+
+
+# --- runs ------------------------------------------------------------------------------------
+class StartRunRequest(_Request):
+    """``POST /runs``: start ``workflow(*args, **kwargs)``. A repeated ``idempotency_key``
+    returns the run it started the first time instead of starting another."""
+
+    workflow: str = _NAME
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
+
+
+class StartRunResponse(BaseModel):
+    run_id: str
+    status: RunStatus
+
+
+# The public view of a run: every field of ``WorkflowRun`` except the internal ones, derived
+# from the model so that a field added to runs shows up here without a second list to keep.
+RunView: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "RunView",
+    __doc__="A workflow run (``result``, ``input_args`` and ``input_kwargs`` are JSON text).",
+    **{name: (info.annotation, info) for name, info in WorkflowRun.model_fields.items()
+       if name not in INTERNAL_RUN_FIELDS},
+)
+
+
+def run_view(run: WorkflowRun) -> BaseModel:
+    return RunView.model_validate(run.model_dump(exclude=set(INTERNAL_RUN_FIELDS)))
+
+
+class ListRunsQuery(_Request):
+    """``GET /runs`` filters; pass ``next_cursor`` back as ``cursor`` for the next page."""
+
+    status: RunStatus | None = None
+    workflow: str | None = Field(default=None, min_length=1, max_length=256)
+    limit: int = Field(default=100, ge=1, le=MAX_LIST_LIMIT)
+    cursor: str | None = Field(default=None, min_length=1, max_length=2048)
+
+
+class RunPage(BaseModel):
+    items: list[RunView]  # type: ignore[valid-type]
+    next_cursor: str | None = None
+
+
+class RunChain(BaseModel):
+    """The runs of a continue-as-new chain, oldest first."""
+
+    items: list[RunView]  # type: ignore[valid-type]
+
+
+class RunRef(_Request):
+    run_id: str = _ID
+
+
+class EventsQuery(_Request):
+    after: int = Field(default=0, ge=0, description="only events with a greater sequence")
+
+
+class GetEventsParams(RunRef, EventsQuery):
+    pass
+
+
+class EventPage(BaseModel):
+    items: list[Event]
+
+
+class CancelRequest(_Request):
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class CancelParams(RunRef, CancelRequest):
+    pass
+
+
+class CancelResponse(BaseModel):
+    run_id: str
+    cancelled: bool
+
+
+# --- hooks -----------------------------------------------------------------------------------
+class HookPayloadRequest(_Request):
+    """``POST /runs/{run_id}/hooks/{name}``: the payload to deliver (any JSON value)."""
+
+    payload: Any = None
+
+
+class ResumeHookParams(_Request):
+    """Direct invoke ``resume_hook``: the token is the credential, as in ``POST /hooks/{token}``."""
+
+    token: str  # its length is checked where an invalid token is a 404, like an unknown one
+    payload: Any = None
+
+
+class ResumeHookByNameParams(RunRef, HookPayloadRequest):
+    name: str = _NAME
+
+
+class HookResumeResponse(BaseModel):
+    run_id: str
+    hook_id: str
+    status: str = "resumed"
+
+
+# --- workflows -------------------------------------------------------------------------------
+class WorkflowInfo(BaseModel):
+    name: str
+    max_duration: str | None = None
+    durable: bool | None = None
+    tags: list[str] = Field(default_factory=list)
+    version: str | None = None
+    signature: str | None = Field(default=None, description="e.g. (order_id: str) -> dict")
+    description: str | None = Field(default=None, description="the docstring's first line")
+
+
+class WorkflowList(BaseModel):
+    items: list[WorkflowInfo]
+
+
+# --- schedules -------------------------------------------------------------------------------
+class ScheduleSpecIn(ScheduleSpec):
+    """``ScheduleSpec`` as a request field: unknown keys are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateScheduleRequest(_Request):
+    workflow: str = _NAME
+    spec: ScheduleSpecIn
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
+    schedule_id: str | None = Field(default=None, min_length=1, max_length=256,
+                                    pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
+class UpdateScheduleRequest(_Request):
+    """``PATCH /schedules/{id}``: only the fields given change."""
+
+    spec: ScheduleSpecIn | None = None
+    overlap_policy: OverlapPolicy | None = None
+
+
+class ScheduleRef(_Request):
+    schedule_id: str = _ID
+
+
+class UpdateScheduleParams(ScheduleRef, UpdateScheduleRequest):
+    pass
+
+
+class ListSchedulesQuery(_Request):
+    workflow: str | None = Field(default=None, min_length=1, max_length=256)
+    status: ScheduleStatus | None = None
+    limit: int = Field(default=100, ge=1, le=MAX_LIST_LIMIT)
+    offset: int = Field(default=0, ge=0)
+
+
+class SchedulePage(BaseModel):
+    items: list[Schedule]
+
+
+class TriggerResponse(BaseModel):
+    schedule_id: str
+    run_id: str
+
+
+# --- misc ------------------------------------------------------------------------------------
+class NoParams(_Request):
+    pass
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
