@@ -8,12 +8,12 @@ answer into the core models, so both transports read runs, events and schedules 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from pyworkflow.client.errors import ApiError
+from pyworkflow.client.errors import ApiError, TransportError
 from pyworkflow.client.models import (
     Cancelled,
     HookResumed,
@@ -35,6 +35,7 @@ from pyworkflow.core.models import (
 )
 
 RUN_ALREADY_ENDED = "RunAlreadyEndedError"
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -63,6 +64,16 @@ def _dump(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json", exclude_none=True)
 
 
+def _as(model: type[M], answer: Any) -> M:
+    """``answer`` as ``model``; an answer of another shape (a URL that is not a pyworkflow API,
+    a server of another version) is a ``TransportError`` saying so, not a bare pydantic one."""
+    try:
+        return model.model_validate(answer)
+    except ValidationError as error:
+        raise TransportError(f"The API's answer is not a {model.__name__}: "
+                             f"{str(error)[:500]}") from None
+
+
 def _items(answer: Any) -> list[Any]:
     if isinstance(answer, dict):
         return list(answer.get("items") or [])
@@ -84,12 +95,12 @@ class RemoteTransport:
                                   idempotency_key=idempotency_key))
         answer = await self._call(Call("start_run", "POST", "/runs", params=body, body=body,
                                        has_body=True))
-        return Started.model_validate(answer).run_id
+        return _as(Started, answer).run_id
 
     async def get_run(self, run_id: str) -> WorkflowRun:
         answer = await self._call(Call("get_run", "GET", f"/runs/{seg(run_id)}",
                                        params={"run_id": run_id}))
-        return WorkflowRun.model_validate(answer)
+        return _as(WorkflowRun, answer)
 
     async def list_runs(self, *, status: RunStatus | None = None, workflow: str | None = None,
                         limit: int = 100, cursor: str | None = None) -> Page:
@@ -97,19 +108,19 @@ class RemoteTransport:
                                    "workflow": workflow, "limit": limit,
                                    "cursor": cursor}.items() if v is not None}
         answer = await self._call(Call("list_runs", "GET", "/runs", params=query, query=query))
-        return Page(items=[WorkflowRun.model_validate(r) for r in _items(answer)],
+        return Page(items=[_as(WorkflowRun, r) for r in _items(answer)],
                     next_cursor=answer.get("next_cursor") if isinstance(answer, dict) else None)
 
     async def events(self, run_id: str, *, after: int = 0) -> list[Event]:
         query = {"after": after} if after else {}
         answer = await self._call(Call("get_events", "GET", f"/runs/{seg(run_id)}/events",
                                        params={"run_id": run_id, **query}, query=query))
-        return [Event.model_validate(e) for e in _items(answer)]
+        return [_as(Event, e) for e in _items(answer)]
 
     async def chain(self, run_id: str) -> list[WorkflowRun]:
         answer = await self._call(Call("get_chain", "GET", f"/runs/{seg(run_id)}/chain",
                                        params={"run_id": run_id}))
-        return [WorkflowRun.model_validate(r) for r in _items(answer)]
+        return [_as(WorkflowRun, r) for r in _items(answer)]
 
     async def cancel(self, run_id: str, reason: str | None = None) -> bool:
         body = {"reason": reason} if reason is not None else {}
@@ -123,7 +134,7 @@ class RemoteTransport:
             if error.error_type == RUN_ALREADY_ENDED:
                 return False
             raise
-        return Cancelled.model_validate(answer).cancelled
+        return _as(Cancelled, answer).cancelled
 
     # --- hooks -------------------------------------------------------------------------------
     async def resume_hook(self, token: str, payload: Any) -> HookResumed:
@@ -131,19 +142,19 @@ class RemoteTransport:
         answer = await self._call(Call("resume_hook", "POST", f"/hooks/{seg(token)}",
                                        params={"token": token, "payload": payload},
                                        body=payload, has_body=True))
-        return HookResumed.model_validate(answer)
+        return _as(HookResumed, answer)
 
     async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> HookResumed:
         answer = await self._call(Call(
             "resume_hook_by_name", "POST", f"/runs/{seg(run_id)}/hooks/{seg(name)}",
             params={"run_id": run_id, "name": name, "payload": payload},
             body={"payload": payload}, has_body=True))
-        return HookResumed.model_validate(answer)
+        return _as(HookResumed, answer)
 
     # --- workflows and schedules -------------------------------------------------------------
     async def list_workflows(self) -> list[WorkflowInfo]:
         answer = await self._call(Call("list_workflows", "GET", "/workflows"))
-        return [WorkflowInfo.model_validate(w) for w in _items(answer)]
+        return [_as(WorkflowInfo, w) for w in _items(answer)]
 
     async def create_schedule(self, workflow: str, spec: ScheduleSpec, args: list[Any],
                               kwargs: dict[str, Any], *, overlap_policy: OverlapPolicy,
@@ -153,7 +164,7 @@ class RemoteTransport:
                                            schedule_id=schedule_id))
         answer = await self._call(Call("create_schedule", "POST", "/schedules", params=body,
                                        body=body, has_body=True))
-        return Schedule.model_validate(answer)
+        return _as(Schedule, answer)
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
         return await self._schedule_call("get_schedule", "GET", schedule_id)
@@ -166,7 +177,7 @@ class RemoteTransport:
                                    "limit": limit}.items() if v is not None}
         answer = await self._call(Call("list_schedules", "GET", "/schedules", params=query,
                                        query=query))
-        return [Schedule.model_validate(s) for s in _items(answer)]
+        return [_as(Schedule, s) for s in _items(answer)]
 
     async def update_schedule(self, schedule_id: str, *, spec: ScheduleSpec | None = None,
                               overlap_policy: OverlapPolicy | None = None) -> Schedule:
@@ -174,7 +185,7 @@ class RemoteTransport:
         answer = await self._call(Call(
             "update_schedule", "PATCH", f"/schedules/{seg(schedule_id)}",
             params={"schedule_id": schedule_id, **body}, body=body, has_body=True))
-        return Schedule.model_validate(answer)
+        return _as(Schedule, answer)
 
     async def delete_schedule(self, schedule_id: str) -> None:
         await self._call(Call("delete_schedule", "DELETE", f"/schedules/{seg(schedule_id)}",
@@ -190,7 +201,7 @@ class RemoteTransport:
         answer = await self._call(Call(
             "trigger_schedule", "POST", f"/schedules/{seg(schedule_id)}/trigger",
             params={"schedule_id": schedule_id}, body={}, has_body=True))
-        return Started.model_validate(answer).run_id
+        return _as(Started, answer).run_id
 
     async def _schedule_call(self, action: str, method: str, schedule_id: str,
                              suffix: str = "") -> Schedule:
@@ -198,7 +209,7 @@ class RemoteTransport:
                     params={"schedule_id": schedule_id})
         if method == "POST":
             call.body, call.has_body = {}, True
-        return Schedule.model_validate(await self._call(call))
+        return _as(Schedule, await self._call(call))
 
     async def health(self) -> dict[str, Any]:
         answer = await self._call(Call("health", "GET", "/health"))

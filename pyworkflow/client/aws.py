@@ -65,6 +65,21 @@ def build_runtime(
     return AwsRuntime(storage, dispatcher)
 
 
+class _UnleasedCreates:
+    """The executor, except that the runs it creates are not leased to it: the schedules
+    module creates a claimed run leased to the process that will drive it, but here a worker
+    drives it, and would leave a run leased to someone else alone until the lease expired."""
+
+    def __init__(self, executor: Any) -> None:
+        self._executor = executor
+
+    async def create(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._executor.create(*args, **{**kwargs, "lease": False})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._executor, name)
+
+
 class _Queueing:
     """What the schedules module's claim helpers need from a runtime: storage, clock and
     executor (to create runs). Nothing runs in this process, so nothing is active here."""
@@ -72,7 +87,7 @@ class _Queueing:
     def __init__(self, runtime: AwsRuntime) -> None:
         self.storage = runtime.storage
         self.clock = runtime.clock
-        self.executor = runtime.executor
+        self.executor = _UnleasedCreates(runtime.executor)
 
     def is_active(self, run_id: str) -> bool:
         return False
