@@ -62,6 +62,15 @@ def continued_run_id(run_id: str) -> str:
     return "run_" + hashlib.sha256(f"{run_id}/continue".encode()).hexdigest()[:16]
 
 
+# Endings a history can hold while the run record does not show them yet (see
+# ``_settle_recorded_ending``); continue-as-new is always written in one transaction.
+_RECORDED_ENDINGS = {
+    EventType.WORKFLOW_COMPLETED: RunStatus.COMPLETED,
+    EventType.WORKFLOW_FAILED: RunStatus.FAILED,
+    EventType.WORKFLOW_CANCELLED: RunStatus.CANCELLED,
+}
+
+
 class Executor:
     def __init__(
         self,
@@ -134,6 +143,11 @@ class Executor:
             except ConcurrencyError:
                 continue
             history = await self.storage.get_events(run_id)
+            if history and history[-1].type in _RECORDED_ENDINGS:
+                try:
+                    return await self._settle_recorded_ending(run, history)
+                except ConcurrencyError:
+                    continue
             try:
                 return await self.execute(run, history)
             except (ConcurrencyError, RestartSignal):
@@ -318,7 +332,7 @@ class Executor:
                     self.failures.pop(next(iter(self.failures)))
         run = await self._write_final(journal, events, update, retry_on_conflict=True)
         logger.info("run %s %s", run.run_id, status.value)
-        await self._after_terminal(run, journal)
+        await self._after_terminal(run, journal.ctx.history if journal.ctx else [])
         return run
 
     async def _suspend(self, journal: RunJournal, signal: SuspensionSignal) -> WorkflowRun:
@@ -362,7 +376,8 @@ class Executor:
              "completed_at": self.clock.now(), "wake_at": None},
             retry_on_conflict=True, successor=successor,
         )
-        await self._after_terminal(run, journal, notify_parent=False)
+        await self._after_terminal(run, journal.ctx.history if journal.ctx else [],
+                                   notify_parent=False)
         return run
 
     async def _release(self, run: WorkflowRun) -> None:
@@ -374,8 +389,30 @@ class Executor:
         except ConcurrencyError:
             pass
 
+    async def _settle_recorded_ending(
+        self, run: WorkflowRun, history: list[Event]
+    ) -> WorkflowRun:
+        """The history already ends the run but the record does not say so: a backend that
+        writes the ending event before the record (DynamoDB, to skip a transaction) lost its
+        worker in between. The history is the truth: copy its ending into the record."""
+        last = history[-1]
+        status = _RECORDED_ENDINGS[last.type]
+        update: dict[str, Any] = {
+            "status": status, "completed_at": last.timestamp, "updated_at": self.clock.now(),
+            "wake_at": None, "lease_owner": None, "lease_expires_at": None,
+        }
+        if status == RunStatus.COMPLETED:
+            update["result"] = dumps(last.data.get("result"))
+        else:
+            update.update(error=last.data.get("error"), error_type=last.data.get("error_type"))
+        stored = await self.storage.update_run(
+            run.model_copy(update=update), expected_version=run.version)
+        logger.info("run %s %s (recorded ending settled)", run.run_id, status.value)
+        await self._after_terminal(stored, history)
+        return stored
+
     async def _after_terminal(
-        self, run: WorkflowRun, journal: RunJournal, *, notify_parent: bool = True
+        self, run: WorkflowRun, history: list[Event], *, notify_parent: bool = True
     ) -> None:
         if run.wake_key:
             await self.dispatcher.forget(run)
@@ -384,14 +421,11 @@ class Executor:
         elif run.parent_run_id and notify_parent:
             await self.touch(run.parent_run_id)
             await self.dispatcher.wake(run.parent_run_id, reason="child-ended")
-        ctx = journal.ctx
-        if ctx is None:
-            return
-        if any(e.type == EventType.HOOK_CREATED for e in ctx.history):
+        if any(e.type == EventType.HOOK_CREATED for e in history):
             await self._dispose_hooks(run.run_id)
-        if not any(e.type == EventType.CHILD_WORKFLOW_STARTED for e in ctx.history):
+        if not any(e.type == EventType.CHILD_WORKFLOW_STARTED for e in history):
             return
-        for event in ctx.history:
+        for event in history:
             if event.type != EventType.CHILD_WORKFLOW_STARTED:
                 continue
             policy_cancel = event.data.get("parent_close_policy") == "cancel"

@@ -35,7 +35,7 @@ import aioboto3
 from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
 
-from pyworkflow.core.events import Event
+from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import Hook, HookStatus, Page, RunStatus, Schedule, WorkflowRun
 from pyworkflow.exceptions import ConcurrencyError, WorkflowNotFoundError
 from pyworkflow.storage import dynamodb_items as layout
@@ -45,8 +45,15 @@ from pyworkflow.storage.dynamodb_table import DynamoDBTable, error_code
 from pyworkflow.storage.memory import decode_cursor, is_due
 
 _EVENT_LIST = TypeAdapter(list[Event])
+#: endings written as events first, record second (see ``_append_then_end``); they must be the
+#: endings the executor settles from a history (continue-as-new stays one transaction)
+_RECORDED_ENDINGS = frozenset({
+    EventType.WORKFLOW_COMPLETED, EventType.WORKFLOW_FAILED, EventType.WORKFLOW_CANCELLED,
+})
 #: runs whose last stored sequence is remembered (a few hundred KB at most)
 _HEADS_MAX = 10_000
+#: index pages a due sweep reads at most (the next sweep goes on where this one could not)
+_DUE_PAGES = 10
 
 __all__ = ["DynamoDBStorageBackend"]
 
@@ -98,19 +105,21 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         self.writes += 1
         _check_batch(run.run_id, events, first=1)
         stored = run.model_copy(update={"version": 1}, deep=True)
-        run_put = (layout.run_item(stored, self.retention_days), "attribute_not_exists(PK)")
-        if not events and not run.idempotency_key:
+        ttl = self._event_ttl(stored)
+        # event 1 rides in the run item: a plain start is one PutItem
+        item = layout.run_item(stored, self.retention_days, events[0] if events else None)
+        rest = events[1:]
+        if not rest and not run.idempotency_key:
             try:
-                await self._put(*run_put)
+                await self._put(item, "attribute_not_exists(PK)")
             except ClientError as exc:
                 if error_code(exc) == "ConditionalCheckFailedException":
                     raise ConcurrencyError(f"Run {run.run_id} already exists") from exc
                 raise
         else:
-            ttl = self._event_ttl(stored)
-            items = [self._tx_put(*run_put)]
+            items = [self._tx_put(item, "attribute_not_exists(PK)")]
             items += [
-                self._tx_put(layout.event_item(e, ttl), "attribute_not_exists(SK)") for e in events
+                self._tx_put(layout.event_item(e, ttl), "attribute_not_exists(SK)") for e in rest
             ]
             if run.idempotency_key:
                 idem = {**layout.idem_key(run.idempotency_key), "run_id": s(run.run_id)}
@@ -140,12 +149,22 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         return await self._replace_run(run, expected_version)
 
     async def _replace_run(self, run: WorkflowRun, expected_version: int) -> WorkflowRun:
+        """One conditional UpdateItem (not a PutItem: the item also holds event 1)."""
         stored = run.model_copy(update={"version": expected_version + 1}, deep=True)
-        if not await self._put_versioned(
-            layout.run_item(stored, self.retention_days), expected_version
-        ):
-            raise await self._run_conflict(run.run_id, f"expected version {expected_version}")
+        update = self._run_update(stored, expected_version)
+        try:
+            await (await self._db()).update_item(TableName=self.table_name, **update)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise await self._run_conflict(
+                    run.run_id, f"expected version {expected_version}") from exc
+            raise
         return stored
+
+    def _run_update(self, stored: WorkflowRun, expected_version: int) -> dict[str, Any]:
+        return layout.run_update(
+            layout.run_item(stored, self.retention_days), "#v = :v", {":v": n(expected_version)}
+        )
 
     async def _run_conflict(self, run_id: str, why: str) -> Exception:
         """The error for a failed conditional write on a run: read only on this failure path."""
@@ -198,18 +217,25 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         self.reads += 1
         if limit <= 0:
             return []
-        entries = await self._query_merged(
-            "GSI5",
-            [f"DUE#{i}" for i in range(SHARDS)],
-            want=limit,
-            sk_below=utc_iso(now) + "$",  # '$' sorts after '#': includes runs due exactly now
-            ascending=True,
-            filter_expr="#st = :susp OR attribute_not_exists(#lease) OR #lease <= :now",
-            filter_names={"#st": "st", "#lease": "lease"},
-            filter_values={":susp": s(RunStatus.SUSPENDED.value), ":now": s(utc_iso(now))},
-        )
-        runs = (WorkflowRun.model_validate_json(d) for d in await self._fetch(entries))
-        return [r for r in runs if is_due(r, now)]  # the index may lag; the record may not
+        # GSI5 holds keys only (so leases rewrite no index): leases are checked on the fetched
+        # records, page after page, so runs held by live workers never hide due ones behind them
+        due: list[WorkflowRun] = []
+        after: str | None = None
+        for _ in range(_DUE_PAGES):
+            entries = await self._query_merged(
+                "GSI5",
+                [f"DUE#{i}" for i in range(SHARDS)],
+                want=limit,
+                sk_below=utc_iso(now) + "$",  # '$' sorts after '#': includes runs due right now
+                sk_above=after,
+                ascending=True,
+            )
+            runs = (WorkflowRun.model_validate_json(d) for d in await self._fetch(entries))
+            due += [r for r in runs if is_due(r, now)]  # the index may lag; the record may not
+            if len(due) >= limit or len(entries) < limit:
+                break
+            after = entries[-1]["DUESK"]["S"]
+        return due[:limit]
 
     # --- events ------------------------------------------------------------------------------
     def _event_ttl(self, run: WorkflowRun | None) -> int | None:
@@ -244,6 +270,13 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         if head is not None and first <= head:  # known stored: no request can succeed
             raise ConcurrencyError(f"Run {run_id}: sequence {first} is taken (next free > {head})")
         prev_known = head is not None and head >= first - 1
+        if first == 1:  # event 1 belongs in the run item (a run created without events)
+            stored = await self._append_first(run_id, events, run, expected_version)
+            self._remember(run_id, last)
+            return stored
+        if run is not None and run.status.is_terminal and events[-1].type in _RECORDED_ENDINGS:
+            return await self._append_then_end(run_id, events, run, expected_version,
+                                               prev_known=prev_known)
         if run is None and len(events) == 1:
             if not prev_known:
                 await self._require_previous(run_id, first)
@@ -278,15 +311,15 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         _check_batch(new_run.run_id, new_events, first=1)
         stored = run.model_copy(update={"version": expected_version + 1}, deep=True)
         ttl = self._event_ttl(stored)
-        items = [self._tx_put(layout.run_item(stored, self.retention_days), "#v = :v",
-                              {":v": n(expected_version)})]
+        items = [self._tx_update(self._run_update(stored, expected_version))]
         items += [self._tx_put(layout.event_item(e, ttl), "attribute_not_exists(SK)")
                   for e in events]
         created = new_run.model_copy(update={"version": 1}, deep=True)
-        items.append(self._tx_put(layout.run_item(created, self.retention_days),
-                                  "attribute_not_exists(PK)"))
+        new_item = layout.run_item(created, self.retention_days,
+                                   new_events[0] if new_events else None)
+        items.append(self._tx_put(new_item, "attribute_not_exists(PK)"))
         items += [self._tx_put(layout.event_item(e), "attribute_not_exists(SK)")
-                  for e in new_events]
+                  for e in new_events[1:]]
         codes = await self._transact(items)
         if codes is not None:
             if codes[0] != "None":
@@ -299,9 +332,69 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         self._remember(new_run.run_id, len(new_events))
         return stored
 
+    async def _append_then_end(
+        self, run_id: str, events: list[Event], run: WorkflowRun, expected_version: int | None,
+        *, prev_known: bool,
+    ) -> WorkflowRun:
+        """A run's ending without a transaction (which bills every item twice): its events by
+        conditional PutItems, in order, then the record by a versioned UpdateItem. A worker
+        that dies in between leaves a history that ends the run under a record that does not;
+        the next drive settles the record from the history (``Executor``). If the record's
+        version moved, ``ConcurrencyError`` is raised with the events stored: the history is
+        the truth either way."""
+        assert expected_version is not None
+        ttl = layout.ttl_at(run.completed_at or run.updated_at, self.retention_days)
+        if not prev_known:
+            await self._require_previous(run_id, events[0].sequence)
+        for event in events:
+            try:
+                await self._put(layout.event_item(event, ttl), "attribute_not_exists(SK)")
+            except ClientError as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    self._remember(run_id, event.sequence)
+                    raise ConcurrencyError(
+                        f"Run {run_id}: sequence {event.sequence} is taken") from exc
+                raise
+            self._remember(run_id, event.sequence)
+        return await self._replace_run(run, expected_version)
+
+    async def _append_first(
+        self, run_id: str, events: list[Event], run: WorkflowRun | None,
+        expected_version: int | None,
+    ) -> WorkflowRun | None:
+        """Events from sequence 1 on, for a run created without any: event 1 goes into the run
+        item (``attribute_not_exists(e1)``), the rest as event items, in one transaction."""
+        e1 = {":e1": s(events[0].model_dump_json(exclude_defaults=True))}
+        stored = None
+        if run is not None:
+            assert expected_version is not None
+            stored = run.model_copy(update={"version": expected_version + 1}, deep=True)
+            update = self._run_update(stored, expected_version)
+            update["UpdateExpression"] = update["UpdateExpression"].replace(
+                "SET ", "SET #e1 = :e1, ", 1)
+            update["ConditionExpression"] += " AND attribute_not_exists(#e1)"
+        else:
+            update = {
+                "Key": layout.run_key(run_id), "UpdateExpression": "SET #e1 = :e1",
+                "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(#e1)",
+                "ExpressionAttributeNames": {},
+            }
+        update["ExpressionAttributeNames"]["#e1"] = layout.E1
+        update["ExpressionAttributeValues"] = {**update.get("ExpressionAttributeValues", {}),
+                                               **e1}
+        ttl = self._event_ttl(stored)
+        items = [self._tx_update(update)]
+        items += [self._tx_put(layout.event_item(e, ttl), "attribute_not_exists(SK)")
+                  for e in events[1:]]
+        if await self._transact(items) is not None:
+            raise await self._run_conflict(run_id, "sequence 1 is taken or the version moved")
+        return stored
+
     async def _require_previous(self, run_id: str, first: int) -> None:
         """Unknown history: make sure ``first - 1`` is stored (or, for 1, that the run exists)."""
-        if first > 1 and await self._exists(layout.event_key(run_id, first - 1)):
+        if first == 2 and await self._get(layout.run_key(run_id), projection=layout.E1):
+            return
+        if first > 2 and await self._exists(layout.event_key(run_id, first - 1)):
             return
         if not await self._exists(layout.run_key(run_id)):
             raise WorkflowNotFoundError(run_id)
@@ -325,13 +418,15 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         if run is not None:
             assert expected_version is not None
             stored = run.model_copy(update={"version": expected_version + 1}, deep=True)
-            item = layout.run_item(stored, self.retention_days)
-            items.append(self._tx_put(item, "#v = :v", {":v": n(expected_version)}))
+            items.append(self._tx_update(self._run_update(stored, expected_version)))
             kinds.append("run")
         elif not prev_known and first == 1:
             items.append(self._tx_exists(layout.run_key(run_id), "PK"))
             kinds.append("run")
-        if not prev_known and first > 1:
+        if not prev_known and first == 2:  # event 1 lives in the run item
+            items.append(self._tx_exists(layout.run_key(run_id), layout.E1))
+            kinds.append("previous")
+        elif not prev_known and first > 2:
             items.append(self._tx_exists(layout.event_key(run_id, first - 1), "SK"))
             kinds.append("previous")
         ttl = self._event_ttl(stored)
@@ -352,27 +447,33 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
 
     async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
         self.reads += 1
+        with_first = after_sequence < 1  # event 1 is in the run item, the range's last key
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lo AND :hi",
             "ExpressionAttributeValues": {
                 ":pk": s(f"RUN#{run_id}"),
                 ":lo": s(layout.event_sk(max(after_sequence, 0) + 1)),
-                ":hi": s(EVT_MAX),
+                ":hi": s(layout.RUN_SK if with_first else EVT_MAX),
             },
-            "ProjectionExpression": "#d",
-            "ExpressionAttributeNames": {"#d": "data"},
+            "ProjectionExpression": "SK, #d, #e1",
+            "ExpressionAttributeNames": {"#d": "data", "#e1": layout.E1},
             "ConsistentRead": True,
         }
         client = await self._db()
+        first: list[str] = []
         chunks: list[str] = []
         while True:  # one request unless the history exceeds 1 MB
             resp = await client.query(**kwargs)
-            chunks.extend(item["data"]["S"] for item in resp.get("Items", []))
+            for item in resp.get("Items", []):
+                if item["SK"]["S"] == layout.RUN_SK:
+                    first.extend(item[layout.E1]["S"] for _ in (1,) if layout.E1 in item)
+                else:
+                    chunks.append(item["data"]["S"])
             if "LastEvaluatedKey" not in resp:
                 break
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-        events = _EVENT_LIST.validate_json("[" + ",".join(chunks) + "]")
+        events = _EVENT_LIST.validate_json("[" + ",".join(first + chunks) + "]")
         if events:
             self._remember(run_id, events[-1].sequence)
         return events

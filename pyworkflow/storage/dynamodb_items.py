@@ -7,12 +7,21 @@ attributes only exist to be keyed or filtered on.
 | item     | PK                 | SK               | index attributes                          |
 | -------- | ------------------ | ---------------- | ----------------------------------------- |
 | run      | ``RUN#<run_id>``   | ``RUN``          | GSI1 status, GSI2 workflow, GSI3 parent,  |
-|          |                    |                  | GSI4 all-runs shard, GSI5 due (sparse)    |
+|          |                    |                  | GSI4 all-runs shard, GSI5 due (sparse);   |
+|          |                    |                  | also holds event 1 (``e1``)               |
 | event    | ``RUN#<run_id>``   | ``EVT#<seq:010>``| none (so an append writes no index)       |
 | hook     | ``HOOK#<hash>``    | ``HOOK``         | GSI1 hook status, GSI4 all-hooks shard,   |
 |          |                    |                  | GSI6 hooks of a run                       |
 | idem key | ``IDEM#<key>``     | ``IDEM``         | none                                      |
 | schedule | ``SCHED#<id>``     | ``SCHED``        | GSI1 ``SCHEDULES``                        |
+
+Why a run's first event lives in the run item (attribute ``e1``): starting a run then costs one
+PutItem instead of a two-item transaction (4 write units), and sequence 1 can still be written
+only once (``attribute_not_exists(e1)``). The history Query's key range ends at ``RUN``, so it
+reads ``e1`` in the same request. Run records are written with UpdateItem, so ``e1`` stays.
+
+Why the records are small: ``data`` leaves out fields at their defaults, so a run item stays
+under 1 KB and each write of it costs one write unit.
 
 Why the indexes look like this:
 - GSI1–GSI4 share one sort attribute, ``GSISK = <created_at UTC ISO>#<id>``: text order is
@@ -26,7 +35,9 @@ Why the indexes look like this:
   no single partition key receives every run.
 - GSI5 (``DUE#<shard>``, ``DUESK = <due time>#<run_id>``) holds only runs a worker may have to
   drive (pending, running, interrupted, and suspended with a ``wake_at``): a sparse index, so the
-  due sweep never reads finished or sleeping-forever runs.
+  due sweep never reads finished or sleeping-forever runs. It projects keys only: taking,
+  renewing or releasing a lease (and pending -> running) then rewrites no index entry; the
+  sweep, which runs every few minutes, checks leases on the fetched records instead.
 """
 
 from __future__ import annotations
@@ -46,6 +57,12 @@ SHARDS = 4
 SEQ_WIDTH = 10
 #: the largest event sort key, so a range never reaches the run item (``RUN`` > ``EVT#``)
 EVT_MAX = "EVT#" + "9" * SEQ_WIDTH
+#: the run item's sort key: a history range ending here also reads the run's first event
+RUN_SK = "RUN"
+#: the run item attribute holding event 1 (see the module docstring)
+E1 = "e1"
+#: run item attributes that come and go with the run's state (removed when absent)
+OPTIONAL_RUN_ATTRS = ("GSI3PK", "GSI5PK", "DUESK", "ttl")
 
 Item = dict[str, dict[str, Any]]
 
@@ -64,7 +81,7 @@ _PROJECTIONS: dict[str, dict[str, Any]] = {
     "GSI2": {"ProjectionType": "KEYS_ONLY"},
     "GSI3": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["wf", "st"]},
     "GSI4": {"ProjectionType": "KEYS_ONLY"},
-    "GSI5": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["st", "lease"]},
+    "GSI5": {"ProjectionType": "KEYS_ONLY"},
     "GSI6": {"ProjectionType": "ALL"},  # hooks only: small, and find_hook needs them whole
 }
 
@@ -128,7 +145,7 @@ def ttl_at(when: datetime | None, retention_days: float | None) -> int | None:
 
 # --- keys --------------------------------------------------------------------------------------
 def run_key(run_id: str) -> Item:
-    return {"PK": s(f"RUN#{run_id}"), "SK": s("RUN")}
+    return {"PK": s(f"RUN#{run_id}"), "SK": s(RUN_SK)}
 
 
 def event_sk(sequence: int) -> str:
@@ -161,12 +178,16 @@ def hook_sort(hook: Hook) -> str:
 
 
 # --- items -------------------------------------------------------------------------------------
-def run_item(run: WorkflowRun, retention_days: float | None) -> Item:
-    """The run record plus the attributes of every index it belongs to right now. Written whole
-    on every update, so an index the run has left (e.g. GSI5 once finished) loses it."""
+def run_item(
+    run: WorkflowRun, retention_days: float | None, first_event: Event | None = None
+) -> Item:
+    """The run record plus the attributes of every index it belongs to right now (and, when
+    the run is created with it, its first event). Updates SET these attributes and REMOVE the
+    optional ones it lacks (``run_update``), so an index the run has left (e.g. GSI5 once
+    finished) loses it."""
     item: Item = {
         **run_key(run.run_id),
-        "data": s(run.model_dump_json()),
+        "data": s(run.model_dump_json(exclude_defaults=True)),
         "version": n(run.version),
         "st": s(run.status.value),
         "wf": s(run.workflow_name),
@@ -181,13 +202,41 @@ def run_item(run: WorkflowRun, retention_days: float | None) -> Item:
     if due is not None:
         item["GSI5PK"] = s(f"DUE#{shard(run.run_id)}")
         item["DUESK"] = s(due)
-    if run.lease_expires_at is not None:
-        item["lease"] = s(utc_iso(run.lease_expires_at))
+    if first_event is not None:
+        item[E1] = s(first_event.model_dump_json(exclude_defaults=True))
     if run.status.is_terminal:
         expires = ttl_at(run.completed_at or run.updated_at, retention_days)
         if expires is not None:
             item["ttl"] = n(expires)
     return item
+
+
+def run_update(item: Item, condition: str, values: Item) -> dict[str, Any]:
+    """UpdateItem arguments (without TableName) that make the stored run item equal ``item``
+    (a ``run_item`` without ``e1``) but keep ``e1``: SET every attribute, REMOVE the optional
+    ones ``item`` lacks. ``condition`` may use ``#v`` (version) and its ``values``."""
+    names: dict[str, str] = {"#v": "version"}
+    sets: list[str] = []
+    for i, (attr, value) in enumerate(a for a in item.items() if a[0] not in ("PK", "SK")):
+        if attr == "version":
+            sets.append("#v = :set_v")
+            values = {**values, ":set_v": value}
+            continue
+        names[f"#a{i}"] = attr
+        values = {**values, f":a{i}": value}
+        sets.append(f"#a{i} = :a{i}")
+    removes = []
+    for j, attr in enumerate(a for a in OPTIONAL_RUN_ATTRS if a not in item):
+        names[f"#r{j}"] = attr
+        removes.append(f"#r{j}")
+    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+    return {
+        "Key": {"PK": item["PK"], "SK": item["SK"]},
+        "UpdateExpression": expression,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
 
 
 def due_sort(run: WorkflowRun) -> str | None:
@@ -201,7 +250,10 @@ def due_sort(run: WorkflowRun) -> str | None:
 
 
 def event_item(event: Event, ttl: int | None = None) -> Item:
-    item: Item = {**event_key(event.run_id, event.sequence), "data": s(event.model_dump_json())}
+    item: Item = {
+        **event_key(event.run_id, event.sequence),
+        "data": s(event.model_dump_json(exclude_defaults=True)),
+    }
     if ttl is not None:
         item["ttl"] = n(ttl)
     return item

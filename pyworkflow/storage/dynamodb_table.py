@@ -215,6 +215,10 @@ class DynamoDBTable:
             put["ExpressionAttributeValues"] = values
         return {"Put": put}
 
+    def _tx_update(self, update: dict[str, Any]) -> dict[str, Any]:
+        """A transaction item from ``layout.run_update``-style UpdateItem arguments."""
+        return {"Update": {"TableName": self.table_name, **update}}
+
     def _tx_exists(self, key: Item, attribute: str) -> dict[str, Any]:
         return {
             "ConditionCheck": {
@@ -250,6 +254,7 @@ class DynamoDBTable:
         *,
         want: int,
         sk_below: str | None = None,
+        sk_above: str | None = None,
         ascending: bool = False,
         filters: dict[str, str] | None = None,
         filter_expr: str | None = None,
@@ -257,15 +262,26 @@ class DynamoDBTable:
         filter_values: Item | None = None,
     ) -> list[Entry]:
         """Query one index partition (newest first unless ``ascending``), only entries whose sort
-        key is below ``sk_below``, until ``want`` pass the filter or the partition ends."""
+        key is below ``sk_below`` (and above ``sk_above``), until ``want`` pass the filter or the
+        partition ends."""
         pk_attr, sk_attr = layout.INDEXES[index]
         names = {"#pk": pk_attr, **(filter_names or {})}
         values: Item = {":pk": s(pk), **(filter_values or {})}
         condition = "#pk = :pk"
-        if sk_below is not None:
+        if sk_below is not None and sk_above is not None:
+            # BETWEEN is inclusive: the entry at sk_above is dropped below, and none sits at
+            # sk_below ('$' is never part of a stored key)
+            condition += " AND #sk BETWEEN :above AND :below"
+        elif sk_below is not None:
             condition += " AND #sk < :below"
-            names["#sk"] = sk_attr
+        elif sk_above is not None:
+            condition += " AND #sk > :above"
+        if sk_below is not None:
             values[":below"] = s(sk_below)
+        if sk_above is not None:
+            values[":above"] = s(sk_above)
+        if sk_below is not None or sk_above is not None:
+            names["#sk"] = sk_attr
         clauses = [filter_expr] if filter_expr else []
         for i, (attr, value) in enumerate((filters or {}).items()):
             names[f"#f{i}"], values[f":f{i}"] = attr, s(value)
@@ -286,7 +302,8 @@ class DynamoDBTable:
         found: list[Entry] = []
         while True:
             resp = await client.query(**kwargs)
-            found.extend(resp.get("Items", []))
+            found.extend(i for i in resp.get("Items", [])
+                         if sk_above is None or i[sk_attr]["S"] != sk_above)
             last = resp.get("LastEvaluatedKey")
             if len(found) >= want or not last:
                 return found[:want]

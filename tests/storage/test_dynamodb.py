@@ -50,8 +50,9 @@ async def raw_item(backend: DynamoDBStorageBackend, key: dict[str, Any]) -> dict
 
 
 async def test_a_step_is_one_put_item(ddb: DynamoDBStorageBackend) -> None:
+    # a start is one PutItem too: event 1 rides in the run item
     assert await cost(ddb, ddb.create_run(make_run("r1"), make_events("r1", 1, 1))) == {
-        "TransactWriteItems": 1
+        "PutItem": 1
     }
     assert await cost(ddb, ddb.create_run(make_run("r0"), [])) == {"PutItem": 1}
     for seq in range(2, 6):
@@ -103,7 +104,42 @@ async def test_run_update_with_events_is_one_transaction(ddb: DynamoDBStorageBac
         ddb, ddb.append_events("r1", make_events("r1", 2, 3), run=running, expected_version=1)
     )
     assert got == {"TransactWriteItems": 1}
-    assert await cost(ddb, ddb.update_run(running, expected_version=2)) == {"PutItem": 1}
+    assert await cost(ddb, ddb.update_run(running, expected_version=2)) == {"UpdateItem": 1}
+    assert [e.sequence for e in await ddb.get_events("r1")] == [1, 2, 3]  # e1 survived
+
+
+async def test_event_one_lives_in_the_run_item_and_is_written_once(
+    ddb: DynamoDBStorageBackend,
+) -> None:
+    run = await ddb.create_run(make_run("r1", input_args='["o-1", 42]'), make_events("r1", 1, 1))
+    item = await raw_item(ddb, run_key("r1"))
+    assert "e1" in item and not await raw_item(
+        ddb, {"PK": {"S": "RUN#r1"}, "SK": {"S": "EVT#0000000001"}})
+    size = sum(len(k) + len(next(iter(v.values()))) for k, v in item.items())
+    assert size < 1024, f"run item is {size} bytes: over one write unit"
+    # a run created without events gets event 1 once; a second writer gets ConcurrencyError
+    await ddb.create_run(make_run("r2"), [])
+    await ddb.append_events("r2", make_events("r2", 1, 2))
+    with pytest.raises(ConcurrencyError):
+        await ddb.append_events("r2", [make_event("r2", 1, tag="again")])
+    assert [e.event_id for e in await ddb.get_events("r2")] == ["r2-1-", "r2-2-"]
+    # updates (UpdateItem) keep it; a history read after event 1 does not return it
+    await ddb.update_run(run.model_copy(update={"status": RunStatus.RUNNING}), expected_version=1)
+    assert [e.sequence for e in await ddb.get_events("r1")] == [1]
+    assert await ddb.get_events("r1", after_sequence=1) == []
+
+
+async def test_sweep_looks_past_runs_held_by_live_workers(ddb: DynamoDBStorageBackend) -> None:
+    """GSI5 holds keys only, so leases are checked on the records: a page of runs whose leases
+    are live must not hide a due run behind it."""
+    for i in range(5):
+        await ddb.create_run(make_run(f"held{i}", created=T0 + timedelta(seconds=i),
+                                      status=RunStatus.RUNNING, lease_owner="w",
+                                      lease_expires_at=T0 + timedelta(days=1)), [])
+    await ddb.create_run(make_run("asleep", created=T0, status=RunStatus.SUSPENDED,
+                                  wake_at=T0 + timedelta(minutes=1)), [])
+    now = T0 + timedelta(minutes=5)
+    assert [r.run_id for r in await ddb.list_due_runs(now, limit=2)] == ["asleep"]
 
 
 async def test_listings_never_scan(ddb: DynamoDBStorageBackend) -> None:
@@ -172,8 +208,10 @@ async def test_finished_runs_and_their_last_events_carry_ttl(ddb: DynamoDBStorag
     assert "GSI5PK" not in item  # left the due index
     terminal_event = await raw_item(ddb, {"PK": {"S": "RUN#r1"}, "SK": {"S": "EVT#0000000002"}})
     assert terminal_event["ttl"] == {"N": str(expires)}
-    first_event = await raw_item(ddb, {"PK": {"S": "RUN#r1"}, "SK": {"S": "EVT#0000000001"}})
-    assert "ttl" not in first_event  # documented: earlier events keep none
+    assert "e1" in item  # event 1 lives (and expires) with the run item
+    await ddb.create_run(make_run("r2"), make_events("r2", 1, 2))
+    middle = await raw_item(ddb, {"PK": {"S": "RUN#r2"}, "SK": {"S": "EVT#0000000002"}})
+    assert middle and "ttl" not in middle  # documented: events before the last keep none
 
 
 async def test_table_definition_matches_template() -> None:
@@ -197,3 +235,23 @@ def test_table_name_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYWORKFLOW_DYNAMODB_ENDPOINT", "http://127.0.0.1:1")
     backend = DynamoDBStorageBackend()
     assert backend.table_name == "from-env" and backend.endpoint_url == "http://127.0.0.1:1"
+
+
+async def test_an_ending_is_a_put_then_an_update_not_a_transaction(
+    ddb: DynamoDBStorageBackend,
+) -> None:
+    """A transaction bills each item twice; a run's ending is its event, then its record
+    (the executor settles the record from the history if a worker dies in between)."""
+    from pyworkflow.core.events import Event, EventType
+
+    run = await ddb.create_run(make_run("r1"), make_events("r1", 1, 1))
+    done = run.model_copy(update={"status": RunStatus.COMPLETED, "completed_at": T0})
+    ending = Event(event_id="end", run_id="r1", type=EventType.WORKFLOW_COMPLETED,
+                   timestamp=T0, sequence=2, data={"result": 1})
+    got = await cost(ddb, ddb.append_events("r1", [ending], run=done, expected_version=1))
+    assert got == {"PutItem": 1, "UpdateItem": 1}
+    assert (await ddb.get_run("r1")).status == RunStatus.COMPLETED  # type: ignore[union-attr]
+    # a moved version: the event is refused first, so nothing is written twice
+    with pytest.raises(ConcurrencyError):
+        await ddb.append_events("r1", [ending], run=done, expected_version=1)
+    assert [e.event_id for e in await ddb.get_events("r1")] == ["r1-1-", "end"]
