@@ -116,7 +116,7 @@ class LocalStack:
     region: str = DEFAULT_REGION
     dynamodb_endpoint: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    tick_seconds: float = 0.25
+    tick_seconds: float = 0.5     # how often due schedules are looked for
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     on_progress: Callable[[str], None] = field(default=lambda message: None)
     on_request: Callable[[str, str, int, float], None] | None = None

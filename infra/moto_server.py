@@ -30,8 +30,12 @@ class MotoServer:
 @contextlib.contextmanager
 def start() -> Iterator[MotoServer]:
     """Run a moto server on 127.0.0.1 on a free port until the block ends."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    # werkzeug logs every request on stderr unless told otherwise: the local stack polls.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

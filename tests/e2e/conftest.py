@@ -1,0 +1,102 @@
+"""One local stack (``infra.dev.LocalStack``, what ``pyworkflow dev`` runs) for the e2e tests:
+built from the repository's template.yaml, with DynamoDB Local started once, and every test
+talking to it over real HTTP like any client.
+
+Two settings make the tests fast without changing what they exercise:
+``PYWORKFLOW_SQS_DELAY_MAX_SECONDS=0`` sends every sleep through an EventBridge Scheduler
+schedule (fired by the stack's scheduler pump), and a 2 s visibility timeout (below the
+template's MinValue, hence ``check_parameter_ranges=False``) makes redeliveries, and so the
+dead-letter path, take seconds instead of minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from infra.dev import LocalStack
+
+VISIBILITY_TIMEOUT = 2
+MAX_RECEIVE_COUNT = 3          # the worker fails a run on the 2nd failing delivery
+
+
+@pytest.fixture(scope="package")
+def dynamodb_endpoint() -> Iterator[str]:
+    from infra.dynamodb_local import DynamoDBLocalError, running
+
+    try:
+        with running() as ddb:
+            yield ddb.endpoint_url
+    except DynamoDBLocalError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="package")
+def stack(dynamodb_endpoint: str) -> Iterator[LocalStack]:
+    local = LocalStack(
+        module="tests.e2e.workflows", port=0, stack_name="e2e",
+        dynamodb_endpoint=dynamodb_endpoint, tick_seconds=0.2,
+        parameters={"VisibilityTimeout": VISIBILITY_TIMEOUT,
+                    "MaxReceiveCount": MAX_RECEIVE_COUNT},
+        check_parameter_ranges=False,
+        env={"PYWORKFLOW_SQS_DELAY_MAX_SECONDS": "0", "POWERTOOLS_METRICS_DISABLED": "true",
+             "POWERTOOLS_LOG_LEVEL": "WARNING"},
+    )
+    with local:
+        yield local
+
+
+@dataclass
+class Api:
+    """A plain HTTP client of the stack's API (no SDK: the wire format is what is tested)."""
+
+    url: str
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method,
+            headers={"content-type": "application/json"} if data is not None else {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        return status, (json.loads(raw) if raw else None)
+
+    def ok(self, method: str, path: str, body: Any = None, *, expect: int = 200) -> Any:
+        status, payload = self.call(method, path, body)
+        assert status == expect, (method, path, status, payload)
+        return payload
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        return self.ok("GET", f"/runs/{run_id}")
+
+    def wait(self, run_id: str, *statuses: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Poll until the run's status is one of ``statuses`` (a bound, not a measurement:
+        the stack fires timers and redelivers on its own clock)."""
+        return until(lambda: (r := self.run(run_id))["status"] in statuses and r, timeout,
+                     what=f"run {run_id} to be {'/'.join(statuses)}")
+
+
+def until(probe: Callable[[], Any], timeout: float = 60.0, *, what: str = "it") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def api(stack: LocalStack) -> Api:
+    return Api(stack.api_url)
