@@ -35,6 +35,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any, TypeVar
+from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -171,6 +172,12 @@ def _json_response(status: int, body: Any) -> Response:
                     body=json.dumps(body))
 
 
+def _seg(value: str) -> str:
+    """A path parameter as meant: API Gateway's rawPath keeps the percent-encoding (a client
+    quotes ids and hook names), and the router matches on it."""
+    return unquote(value)
+
+
 RunId = Annotated[str, Path(min_length=1, max_length=256)]
 ScheduleId = Annotated[str, Path(min_length=1, max_length=256)]
 
@@ -191,26 +198,26 @@ def list_runs(query: Annotated[ListRunsQuery, Query()]) -> RunPage:
 @app.get("/runs/<run_id>", tags=["runs"], summary="Get a run",
          responses=_responses(200, "The run", 404))
 def get_run(run_id: RunId) -> RunView:  # type: ignore[valid-type]
-    return _run(ops.get_run(get_runtime(), run_id))
+    return _run(ops.get_run(get_runtime(), _seg(run_id)))
 
 
 @app.get("/runs/<run_id>/events", tags=["runs"], summary="A run's history",
          responses=_responses(200, "Events in order", 404, 422))
 def get_events(run_id: RunId, query: Annotated[EventsQuery, Query()]) -> EventPage:
-    return _run(ops.get_events(get_runtime(), run_id, query.after))
+    return _run(ops.get_events(get_runtime(), _seg(run_id), query.after))
 
 
 @app.get("/runs/<run_id>/chain", tags=["runs"], summary="A run's continue-as-new chain",
          responses=_responses(200, "Runs of the chain, oldest first", 404))
 def get_chain(run_id: RunId) -> RunChain:
-    return _run(ops.get_chain(get_runtime(), run_id))
+    return _run(ops.get_chain(get_runtime(), _seg(run_id)))
 
 
 @app.post("/runs/<run_id>/cancel", status_code=202, tags=["runs"], summary="Cancel a run",
           responses=_responses(202, "Cancellation requested", 400, 404, 409, 422))
 def cancel_run(run_id: RunId, body: Annotated[CancelRequest | None, Body()] = None
                ) -> CancelResponse:
-    return _run(ops.cancel_run(get_runtime(), run_id, body.reason if body else None))
+    return _run(ops.cancel_run(get_runtime(), _seg(run_id), body.reason if body else None))
 
 
 @app.post("/runs/<run_id>/hooks/<name>", status_code=202, tags=["hooks"],
@@ -218,7 +225,7 @@ def cancel_run(run_id: RunId, body: Annotated[CancelRequest | None, Body()] = No
           responses=_responses(202, "Payload delivered", 400, 404, 409, 410, 413, 422))
 def resume_hook_by_name(run_id: RunId, name: Annotated[str, Path(min_length=1)],
                         body: Annotated[HookPayloadRequest, Body()]) -> HookResumeResponse:
-    return _run(ops.resume_hook_by_name(get_runtime(), run_id, name, body.payload))
+    return _run(ops.resume_hook_by_name(get_runtime(), _seg(run_id), _seg(name), body.payload))
 
 
 # --- the public webhook ------------------------------------------------------------------------
@@ -228,7 +235,7 @@ def resume_hook_by_name(run_id: RunId, name: Annotated[str, Path(min_length=1)],
 def resume_hook(token: str,
                 payload: Annotated[Any, Body(description="The payload: any JSON value")] = None,
                 ) -> HookResumeResponse:
-    return _run(ops.resume_hook(get_runtime(), token, payload))
+    return _run(ops.resume_hook(get_runtime(), _seg(token), payload))
 
 
 # --- workflows and schedules -------------------------------------------------------------------
@@ -253,39 +260,39 @@ def list_schedules(query: Annotated[ListSchedulesQuery, Query()]) -> SchedulePag
 @app.get("/schedules/<schedule_id>", tags=["schedules"], summary="Get a schedule",
          responses=_responses(200, "The schedule (deleted ones too)", 404))
 def get_schedule(schedule_id: ScheduleId) -> Schedule:
-    return _run(ops.get_schedule(get_runtime(), schedule_id))
+    return _run(ops.get_schedule(get_runtime(), _seg(schedule_id)))
 
 
 @app.patch("/schedules/<schedule_id>", tags=["schedules"], summary="Change a schedule",
            responses=_responses(200, "The schedule as changed", 400, 404, 413, 422))
 def update_schedule(schedule_id: ScheduleId,
                     body: Annotated[UpdateScheduleRequest, Body()]) -> Schedule:
-    return _run(ops.update_schedule(get_runtime(), schedule_id, body))
+    return _run(ops.update_schedule(get_runtime(), _seg(schedule_id), body))
 
 
 @app.delete("/schedules/<schedule_id>", tags=["schedules"], summary="Delete a schedule",
             responses=_responses(200, "The schedule, now deleted", 404))
 def delete_schedule(schedule_id: ScheduleId) -> Schedule:
-    return _run(ops.delete_schedule(get_runtime(), schedule_id))
+    return _run(ops.delete_schedule(get_runtime(), _seg(schedule_id)))
 
 
 @app.post("/schedules/<schedule_id>/pause", tags=["schedules"], summary="Pause a schedule",
           responses=_responses(200, "The schedule", 404, 422))
 def pause_schedule(schedule_id: ScheduleId) -> Schedule:
-    return _run(ops.pause_schedule(get_runtime(), schedule_id))
+    return _run(ops.pause_schedule(get_runtime(), _seg(schedule_id)))
 
 
 @app.post("/schedules/<schedule_id>/resume", tags=["schedules"], summary="Resume a schedule",
           responses=_responses(200, "The schedule", 404, 422))
 def resume_schedule(schedule_id: ScheduleId) -> Schedule:
-    return _run(ops.resume_schedule(get_runtime(), schedule_id))
+    return _run(ops.resume_schedule(get_runtime(), _seg(schedule_id)))
 
 
 @app.post("/schedules/<schedule_id>/trigger", status_code=202, tags=["schedules"],
           summary="Start a run of a schedule now",
           responses=_responses(202, "Run created", 404, 422))
 def trigger_schedule(schedule_id: ScheduleId) -> TriggerResponse:
-    return _run(ops.trigger_schedule(get_runtime(), schedule_id))
+    return _run(ops.trigger_schedule(get_runtime(), _seg(schedule_id)))
 
 
 # --- service -----------------------------------------------------------------------------------

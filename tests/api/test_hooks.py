@@ -114,7 +114,7 @@ def test_other_methods_on_a_hook_are_404_without_the_token(api: Api) -> None:
 
 def test_resume_by_name(api: Api) -> None:
     run_id, _ = waiting_run(api)
-    response = api.http("POST", f"/runs/{run_id}/hooks/api_approval",
+    response = api.http("POST", f"/runs/{run_id}/hooks/api%5Fapproval",  # quoted by a client
                         {"payload": {"ok": True, "by": "ops"}})
     assert response.status == 202
     assert response.body["run_id"] == run_id

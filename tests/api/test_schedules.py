@@ -140,3 +140,10 @@ def test_unknown_schedule_is_404(api: Api, method: str, suffix: str, body: Any) 
     assert response.status == 404, response.body
     assert response.body["error"] == {"type": "ScheduleNotFoundError",
                                       "message": "Schedule not found: sched_missing"}
+
+
+def test_ids_in_paths_are_percent_decoded(api: Api) -> None:
+    create(api, schedule_id="team:daily.v1")
+    response = api.http("GET", "/schedules/team%3Adaily.v1")  # as a client quotes it
+    assert response.status == 200 and response.body["schedule_id"] == "team:daily.v1"
+    assert api.http("POST", "/schedules/team%3Adaily.v1/pause").body["status"] == "paused"
