@@ -80,8 +80,10 @@ def _curl_hint(api_url: str, modules: str | None) -> str:
 @click.option("--env", "envs", multiple=True, metavar="NAME=VALUE",
               help="Extra function environment (repeatable), e.g. "
                    "--env PYWORKFLOW_SQS_DELAY_MAX_SECONDS=0 (every timer via the Scheduler).")
+@click.option("--dynamodb-endpoint", metavar="URL",
+              help="Use this running DynamoDB (Local) instead of starting one.")
 def dev(port: int, module: str | None, template: Path | None, params: tuple[str, ...],
-        envs: tuple[str, ...]) -> None:
+        envs: tuple[str, ...], dynamodb_endpoint: str | None) -> None:
     """Run the deployable stack locally: DynamoDB Local, SQS and Scheduler (moto), the API
     function behind an HTTP API, the worker fed by the queue. Ctrl-C stops it.
 
@@ -116,7 +118,7 @@ def dev(port: int, module: str | None, template: Path | None, params: tuple[str,
     template_path = template or _default_template()
     stack = LocalStack(template=template_path, parameters=_pairs(params, "--param"),
                        module=module, port=port, env=env, on_progress=progress,
-                       on_request=request_line)
+                       on_request=request_line, dynamodb_endpoint=dynamodb_endpoint)
     try:
         stack.start()
     except (LocalStackError, TemplateError) as exc:
