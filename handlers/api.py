@@ -148,7 +148,7 @@ def max_request_bytes() -> int:
 
 # --- OpenAPI helpers ---------------------------------------------------------------------------
 _ERROR_DESCRIPTIONS = {
-    400: "Malformed request (body not JSON, bad cursor)",
+    400: "Malformed request (body not JSON or nested too deeply, bad cursor)",
     404: "Not found (run, workflow, schedule or hook)",
     409: "Conflict with the current state",
     410: "Gone (the hook expired, or its run ended)",
@@ -389,23 +389,32 @@ def _route_label(event: dict[str, Any]) -> str:
 
 
 # --- entry point -------------------------------------------------------------------------------
-def _body_size(event: dict[str, Any]) -> int:
+def _body_bytes(event: dict[str, Any]) -> bytes:
+    """The request body as received (base64 decoded). ``MalformedBody`` (400) if it is not
+    valid base64 or not UTF-8 text, which Powertools would otherwise fail on with a 500."""
     body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        try:
-            return len(base64.b64decode(body, validate=False))
-        except (binascii.Error, ValueError):
-            return len(body)
-    return len(body.encode("utf-8")) if isinstance(body, str) else len(str(body))
+    if not isinstance(body, str):
+        body = str(body)
+    if not event.get("isBase64Encoded"):
+        return body.encode("utf-8", "surrogatepass")
+    try:
+        raw = base64.b64decode(body, validate=True)
+        raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise ops.ApiError(400, "MalformedBody",
+                           "Request body is not valid base64-encoded UTF-8 text") from None
+    return raw
 
 
 def _http(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_id = (event.get("requestContext") or {}).get("requestId")
     logger.set_correlation_id(request_id)
-    size, limit = _body_size(event), max_request_bytes()
-    if size > limit:
-        # Before parsing: a body this large is refused without reading it.
-        status, body = ops.error_for(ops.too_large(size, limit, ENV_MAX_REQUEST_BYTES))
+    try:
+        size, limit = len(_body_bytes(event)), max_request_bytes()
+        if size > limit:  # refused before it is parsed
+            raise ops.too_large(size, limit, ENV_MAX_REQUEST_BYTES)
+    except ops.ApiError as error:
+        status, body = ops.error_for(error)
         _log_rejected(status, body)
         response = {"statusCode": status, "headers": {"Content-Type": "application/json"},
                     "body": body.model_dump_json(), "isBase64Encoded": False}

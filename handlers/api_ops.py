@@ -78,6 +78,33 @@ _STATUS: dict[type[BaseException], int] = {
 }
 
 
+#: How deeply a value sent to a run (arguments, hook payloads) may nest. Deeper values are
+#: refused up front: one that parsed here might still overflow the stack where it is replayed.
+MAX_DEPTH = 100
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, "TooDeeplyNested",
+                    f"The request nests values too deeply (at most {MAX_DEPTH} levels)")
+
+
+def check_depth(value: Any) -> None:
+    """``TooDeeplyNested`` (400) if ``value`` nests lists/dicts deeper than ``MAX_DEPTH``;
+    iterative, so the check itself cannot overflow."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list | tuple):
+            children = list(item)
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise _too_deep()
+        stack.extend((child, depth + 1) for child in children)
+
+
 def status_of(error: BaseException) -> int | None:
     """The HTTP status for an expected error; None for anything else (a 500)."""
     if isinstance(error, ApiError):
@@ -104,6 +131,8 @@ def validation_message(errors: Any) -> str:
 def error_for(error: BaseException, request_id: str | None = None) -> tuple[int, ErrorBody]:
     """The status and body answering ``error``. Unexpected errors are a 500 whose message holds
     only the request id (the traceback goes to the log, never to the caller)."""
+    if isinstance(error, RecursionError):  # a body nested past what the parser can take
+        error = _too_deep()
     status = status_of(error)
     if status is None:
         message = "internal error" + (f" (request id {request_id})" if request_id else "")
@@ -184,6 +213,7 @@ async def start_run(rt: AwsRuntime, req: StartRunRequest, *, import_error: str |
     wake-up message. Bad arguments fail before anything is written."""
     defn = require_workflow(req.workflow, import_error)
     _check_reserved(req.kwargs, _START_RESERVED, defn)
+    check_depth([req.args, req.kwargs])
     run_id = await rt.start(defn.wrapper, *req.args, idempotency_key=req.idempotency_key,
                             **req.kwargs)
     status = RunStatus.PENDING
@@ -237,6 +267,7 @@ async def cancel_run(rt: AwsRuntime, run_id: str, reason: str | None = None) -> 
 # --- hooks ------------------------------------------------------------------------------------
 async def resume_hook(rt: AwsRuntime, token: str, payload: Any) -> HookResumeResponse:
     """The public webhook: the token is the credential. Errors never repeat the token."""
+    check_depth(payload)
     result = await rt.resume_hook(token, payload)
     return HookResumeResponse(run_id=result.run_id, hook_id=result.hook_id,
                               status=result.status)
@@ -246,6 +277,7 @@ async def resume_hook_by_name(rt: AwsRuntime, run_id: str, name: str, payload: A
                               ) -> HookResumeResponse:
     """For operators, who never see tokens: the newest hook ``name`` of ``run_id``. The same
     checks as by token (received → 409, expired or run ended → 410, schema → 422)."""
+    check_depth(payload)
     hook = await rt.storage.find_hook(run_id, name=name)
     if hook is None:
         if await rt.storage.get_run(run_id) is None:
@@ -263,6 +295,7 @@ async def create_schedule(rt: AwsRuntime, req: CreateScheduleRequest, *,
                           import_error: str | None = None) -> Schedule:
     defn = require_workflow(req.workflow, import_error)
     _check_reserved(req.kwargs, _SCHEDULE_RESERVED, defn)
+    check_depth([req.args, req.kwargs])
     try:
         return await sched.create_schedule(
             defn.name, ScheduleSpec.model_validate(req.spec.model_dump()), *req.args,

@@ -216,3 +216,44 @@ def test_an_event_that_is_neither_http_nor_action_is_400(api: Api) -> None:
     result = api.module.handler({"hello": "world"}, FakeLambdaContext())
     assert result["ok"] is False and result["status"] == 400
     assert "start_run" in result["error"]["message"]
+
+
+def nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("depth", [150, 50_000])
+def test_values_nested_too_deeply_are_400(api: Api, depth: int) -> None:
+    # 150 levels parse but are refused; 50,000 overflow the JSON parser itself.
+    body = '{"workflow": "api_greet", "args": [' + "[" * depth + "]" * depth + "]}"
+    response = api.http("POST", "/runs", raw_body=body)
+    assert response.status == 400, response.body
+    assert response.body["error"]["type"] == "TooDeeplyNested"
+    hook = api.http("POST", "/hooks/whk_x", raw_body="[" * depth + "]" * depth)
+    assert hook.status == 400 and hook.body["error"]["type"] == "TooDeeplyNested"
+    answer = api.invoke("start_run", workflow="api_greet", args=["x"],
+                        kwargs={"punctuation": nested(depth)})
+    assert (answer["status"], answer["error"]["type"]) == (400, "TooDeeplyNested")
+    assert api.count_runs() == 0
+
+
+def test_values_nested_within_the_limit_are_accepted(api: Api) -> None:
+    start = api.http("POST", "/runs", {"workflow": "api_waiter"})
+    api.drive()
+    token = wf.TOKENS[start.body["run_id"]]
+    response = api.http("POST", f"/hooks/{token}", {"ok": True, "by": "x", "deep": nested(90)})
+    assert response.status == 202, response.body
+    api.drive()
+    assert api.get(start.body["run_id"]).get_result() == {"ok": True, "by": "x"}
+
+
+@pytest.mark.parametrize("body", ["%%% not base64 %%%", "//79/w=="])  # the 2nd is not UTF-8
+def test_a_body_that_cannot_be_decoded_is_400(api: Api, body: str) -> None:
+    event = sample_event("start_run") | {"body": body, "isBase64Encoded": True}
+    response = api.call(event)
+    assert response.status == 400
+    assert response.body["error"]["type"] == "MalformedBody"
+    assert api.count_runs() == 0
