@@ -35,6 +35,7 @@ from pyworkflow.runtime.aws import (
     PoisonMessageError,
     parse_message,
 )
+from pyworkflow.runtime.aws_schedules import ScheduleTick
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "pyworkflow-worker"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "pyworkflow"))
@@ -95,6 +96,14 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
         metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
         return
     runtime = get_runtime()
+    if isinstance(message, ScheduleTick):  # a schedule's EventBridge tick: start what is due
+        started = _loop.run_until_complete(runtime.schedules.fire(message))
+        if started:
+            metrics.add_metric(name="ScheduledRunsStarted", unit=MetricUnit.Count,
+                               value=len(started))
+        logger.info("schedule tick", extra={"schedule_id": message.schedule_id,
+                                            "started": started})
+        return
     logger.append_keys(run_id=message.run_id)
     try:
         if lambda_context is not None:
@@ -134,7 +143,8 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point (SQS event source with ``ReportBatchItemFailures``). A scheduled
-    invoke with ``{"pyworkflow": "sweep"}`` wakes every run that is due instead."""
+    invoke with ``{"pyworkflow": "sweep"}`` wakes every run that is due, and fires every
+    schedule that is due, instead."""
     if event.get("pyworkflow") == "sweep":
         woken = _loop.run_until_complete(get_runtime().sweep())
         metrics.add_metric(name="RunsSwept", unit=MetricUnit.Count, value=len(woken))

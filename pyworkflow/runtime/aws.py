@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import math
 import os
@@ -55,6 +56,7 @@ from pyworkflow.exceptions import (
     InvalidTokenError,
     WorkflowError,
 )
+from pyworkflow.runtime.aws_schedules import AwsSchedules, ScheduleTick, parse_tick
 from pyworkflow.runtime.executor import MAX_RESTARTS, Executor, request_cancel
 from pyworkflow.storage.base import StorageBackend
 
@@ -90,12 +92,19 @@ class PoisonMessageError(WorkflowError):
     """A message kept failing: its run is marked failed and the message goes to the DLQ."""
 
 
-def parse_message(body: str | bytes | dict[str, Any]) -> WakeMessage:
-    """Validate a message body; ``MalformedMessageError`` says why it is not one of ours."""
+def parse_message(body: str | bytes | dict[str, Any]) -> WakeMessage | ScheduleTick:
+    """Validate a message body: a run's wake-up, or a schedule's tick (from its EventBridge
+    schedule); ``MalformedMessageError`` says why it is neither."""
     try:
-        if isinstance(body, dict):
-            return WakeMessage.model_validate(body)
-        return WakeMessage.model_validate_json(body)
+        data = body if isinstance(body, dict) else json.loads(body)
+    except ValueError as exc:
+        raise MalformedMessageError(f"not a pyworkflow wake-up message: {exc}") from None
+    if isinstance(data, dict):
+        tick = parse_tick(data)
+        if tick is not None:
+            return tick
+    try:
+        return WakeMessage.model_validate(data)
     except ValidationError as exc:
         raise MalformedMessageError(f"not a pyworkflow wake-up message: {exc}") from None
 
@@ -339,6 +348,7 @@ class DriveOutcome:
     noop: bool = False            # duplicate/stale: finished run, or leased to a live worker
     malformed: bool = False
     stats: DriveStats = field(default_factory=DriveStats)
+    started: list[str] = field(default_factory=list)  # runs a schedule tick started
 
 
 def storage_from_env() -> StorageBackend:
@@ -381,6 +391,8 @@ class AwsRuntime:
             limits=Limits(config.event_soft_limit, config.event_hard_limit,
                           config.event_warning_interval),
         )
+        #: schedules: the embedded operations plus their EventBridge schedules
+        self.schedules = AwsSchedules(self)
 
     @classmethod
     def from_env(cls, *, clock: Clock | None = None) -> AwsRuntime:
@@ -411,6 +423,9 @@ class AwsRuntime:
         except MalformedMessageError as exc:
             logger.error("dropping malformed message: %s", exc)
             return DriveOutcome(run_id=None, malformed=True)
+        if isinstance(message, ScheduleTick):
+            started = await self.schedules.fire(message)
+            return DriveOutcome(run_id=None, noop=not started, started=started)
         self.executor.stats = stats = DriveStats()
         self.executor.time_left = time_left
         try:
@@ -437,12 +452,14 @@ class AwsRuntime:
 
     async def sweep(self, *, limit: int = 100) -> list[str]:
         """Wake every run that is due but may have no timer (a worker that died between
-        recording a wait and creating its timer). Meant for a rate() schedule: one Query per
-        index shard, one SQS message per due run, no Scan."""
+        recording a wait and creating its timer), and fire every schedule that is due (a tick
+        lost to an outage). Meant for a rate() schedule: one Query per index shard plus one
+        of schedules, one SQS message per due run, no Scan."""
         due = await self.storage.list_due_runs(self.clock.now(), limit=limit)
         for run in due:
             await self.dispatcher.wake(run.run_id, reason="sweep")
-        return [run.run_id for run in due]
+        started = await self.schedules.fire_due()  # ticks lost to an outage are made up here
+        return [run.run_id for run in due] + started
 
     async def fail_run(self, run_id: str, reason: str) -> WorkflowRun | None:
         """Mark ``run_id`` failed with ``reason``: a compare-and-set of the record to FAILED and
@@ -521,6 +538,16 @@ class AwsRuntime:
         hook = await self.storage.get_hook(hash_token(token))
         if hook is None or not hmac.compare_digest(hook.token_hash, hash_token(token)):
             raise HookNotFoundError()
+        return await deliver_hook(cast(Any, _WakeInsteadOfDrive(self)), hook, payload)
+
+    async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> ResumeResult:
+        """Deliver ``payload`` to the newest hook named ``name`` of ``run_id`` (the caller is
+        authenticated some other way: no token), and wake the run through SQS."""
+        from pyworkflow.runtime.api import deliver_hook
+
+        hook = await self.storage.find_hook(run_id, name=name)
+        if hook is None:
+            raise HookNotFoundError(f"No hook named {name!r} on run {run_id}")
         return await deliver_hook(cast(Any, _WakeInsteadOfDrive(self)), hook, payload)
 
 

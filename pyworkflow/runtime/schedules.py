@@ -386,11 +386,13 @@ async def delete_schedule(schedule_id: str, storage: StorageBackend | None = Non
     logger.info("deleted schedule %s", schedule_id)
 
 
-async def trigger_schedule(schedule_id: str, storage: StorageBackend | None = None) -> str:
+async def trigger_schedule(schedule_id: str, storage: StorageBackend | None = None, *,
+                           runtime: Any = None) -> str:
     """Start a run of the schedule now, whatever its overlap policy and next run time (which
     stays as it is). Works on paused schedules. The run is driven here until it completes or
-    waits, like ``start()``. Returns its id."""
-    rt = get_runtime(storage)
+    waits, like ``start()``. Returns its id. ``runtime`` replaces the embedded runtime (the AWS
+    one creates runs unleased and "drives" them with a wake-up message)."""
+    rt = runtime or get_runtime(storage)
 
     async def claim(current: Schedule) -> tuple[Schedule | None, FirePlan]:
         _require_live(current)
@@ -411,13 +413,16 @@ async def backfill_schedule(
     start_time: datetime,
     end_time: datetime,
     storage: StorageBackend | None = None,
+    *,
+    runtime: Any = None,
 ) -> list[str]:
     """Start one run per fire time in ``[start_time, end_time)`` that has no run yet (fire times
     that already ran — live or by an earlier backfill — are skipped, so a backfill can be
     repeated safely). Overlap policy does not apply, as in 0.1.9. Naive times are read in the
     schedule's timezone. Runs are driven here one after the other. Returns the new runs' ids.
+    ``runtime`` as for ``trigger_schedule``.
     """
-    rt = get_runtime(storage)
+    rt = runtime or get_runtime(storage)
     schedule = await _require(rt.storage, schedule_id)
     _require_live(schedule)
     times = fire_times_between(schedule.spec, start_time, end_time, MAX_BACKFILL_RUNS + 1,
@@ -562,6 +567,16 @@ async def _fire_one(rt: LocalRuntime, schedule_id: str, now: datetime
     if plan is None:
         return [], []
     return [run_id for run_id, _ in plan.starts], await _carry_out(rt, stored, plan)
+
+
+async def fire_schedule(rt: Any, schedule_id: str, now: datetime) -> list[str]:
+    """Start what is due on one schedule at ``now`` and drive it (``rt.drive``): a tick of the
+    schedule's EventBridge schedule on AWS. Returns the ids of runs started (none when the fire
+    time was already claimed: duplicate ticks are harmless)."""
+    started, to_drive = await _fire_one(rt, schedule_id, now)
+    for run_id in dict.fromkeys(to_drive):
+        await rt.drive(run_id)
+    return started
 
 
 async def fire_due_schedules(rt: LocalRuntime) -> list[str]:
