@@ -37,7 +37,7 @@ from infra import moto_server
 from infra.http_api import HttpApiServer
 from infra.pumps import FakeLambdaContext, SqsEventSource
 from infra.scheduler_pump import RuleTimer, SchedulerPump
-from infra.template import ACCOUNT_ID, TEMPLATE_PATH, FunctionSpec, QueueSpec, StackTemplate
+from infra.template import ACCOUNT_ID, TEMPLATE_PATH, FunctionSpec, StackTemplate
 from pyworkflow import config
 
 logger = logging.getLogger("pyworkflow.dev")
@@ -181,8 +181,8 @@ class LocalStack:
         moto = self._exit.enter_context(moto_server.start())
         self.on_progress(f"moto (SQS, Scheduler) at {moto.endpoint_url}")
         tables = self._create_tables(tpl, ddb_endpoint)
-        queues = self._create_queues(tpl, moto.endpoint_url)
-        groups = self._create_schedule_groups(tpl, moto.endpoint_url)
+        queues = moto_server.create_queues(tpl, moto.endpoint_url, region=self.region)
+        groups = moto_server.create_schedule_groups(tpl, moto.endpoint_url, region=self.region)
         self._record_others(tpl)
         specs = [tpl.function_spec(f) for f in tpl.function_ids()]
         environment = self._environment(specs, ddb_endpoint, moto.endpoint_url)
@@ -307,30 +307,6 @@ class LocalStack:
             names[logical_id] = name
             self.on_progress(f"table {name} ({'created' if created else 'existing'})")
         return names
-
-    def _create_queues(self, tpl: StackTemplate, endpoint: str) -> dict[str, str]:
-        import boto3
-
-        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=self.region)
-        urls = {}
-        for logical_id in tpl.queue_ids():
-            spec: QueueSpec = tpl.queue_spec(logical_id)
-            url = sqs.create_queue(QueueName=spec.name, Attributes=spec.attributes)["QueueUrl"]
-            arn = sqs.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            tpl.set_physical(logical_id, Ref=url, Arn=arn, QueueName=spec.name, QueueUrl=url)
-            urls[logical_id] = url
-        return urls
-
-    def _create_schedule_groups(self, tpl: StackTemplate, endpoint: str) -> dict[str, str]:
-        import boto3
-
-        scheduler = boto3.client("scheduler", endpoint_url=endpoint, region_name=self.region)
-        groups = tpl.schedule_groups()
-        for logical_id, name in groups.items():
-            arn = scheduler.create_schedule_group(Name=name)["ScheduleGroupArn"]
-            tpl.set_physical(logical_id, Ref=name, Arn=arn)
-        return groups
 
     def _record_others(self, tpl: StackTemplate) -> None:
         """Values for what exists only on AWS but may be referred to: roles (moto's Scheduler

@@ -1,5 +1,6 @@
 """A moto server on loopback for SQS and EventBridge Scheduler, and the resources the worker
-needs in it (work queue + dead-letter queue, schedule group, a role ARN).
+needs in it, created from ``template.yaml`` (work queue + dead-letter queue with the template's
+redrive policy, the timer schedule group, a role ARN).
 
 Why a server and not ``mock_aws``: aioboto3 talks HTTP through aiohttp, which ``mock_aws``
 cannot intercept. moto accepts any well-formed role ARN, so no IAM is set up. moto never fires
@@ -12,10 +13,12 @@ schedules nor runs Lambda: ``infra.pumps`` does both.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from infra.template import StackTemplate
 
 DEFAULT_REGION = "us-east-1"
 FAKE_ROLE_ARN = "arn:aws:iam::123456789012:role/pyworkflow-scheduler"
@@ -71,6 +74,36 @@ class AwsStack:
         }
 
 
+def create_queues(tpl: StackTemplate, endpoint_url: str, *, region: str) -> dict[str, str]:
+    """Create the template's SQS queues (redrive targets first) and record their URL / ARN in
+    ``tpl`` for later references; returns logical id -> URL."""
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=endpoint_url, region_name=region)
+    urls = {}
+    for logical_id in tpl.queue_ids():
+        spec = tpl.queue_spec(logical_id)
+        url = sqs.create_queue(QueueName=spec.name, Attributes=spec.attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        tpl.set_physical(logical_id, Ref=url, Arn=arn, QueueName=spec.name, QueueUrl=url)
+        urls[logical_id] = url
+    return urls
+
+
+def create_schedule_groups(tpl: StackTemplate, endpoint_url: str, *,
+                           region: str) -> dict[str, str]:
+    """Create the template's Scheduler schedule groups; returns logical id -> name."""
+    import boto3
+
+    scheduler = boto3.client("scheduler", endpoint_url=endpoint_url, region_name=region)
+    groups = tpl.schedule_groups()
+    for logical_id, name in groups.items():
+        arn = scheduler.create_schedule_group(Name=name)["ScheduleGroupArn"]
+        tpl.set_physical(logical_id, Ref=name, Arn=arn)
+    return groups
+
+
 def create_stack(
     endpoint_url: str,
     prefix: str,
@@ -79,25 +112,24 @@ def create_stack(
     visibility_timeout: int = 30,
     max_receive_count: int = 6,
 ) -> AwsStack:
-    """Create ``<prefix>-work`` with a redrive to ``<prefix>-dlq`` after ``max_receive_count``
-    receives, and the schedule group ``<prefix>-timers``. Synchronous boto3: setup is not the
-    code under test, and it runs before any event loop."""
-    import boto3
+    """Create template.yaml's ``WorkQueue`` (redrive to ``DeadLetterQueue`` after
+    ``max_receive_count`` receives) and ``TimerScheduleGroup``, named ``<prefix>-<logical id>``.
+    The two numbers are the template's parameters, not checked against its ranges (tests want
+    a short visibility timeout). Synchronous boto3: setup is not the code under test, and it
+    runs before any event loop."""
+    from infra.template import StackTemplate
 
-    sqs = boto3.client("sqs", endpoint_url=endpoint_url, region_name=region)
-    scheduler = boto3.client("scheduler", endpoint_url=endpoint_url, region_name=region)
-    dlq_url = sqs.create_queue(QueueName=f"{prefix}-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(
-        QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue_url = sqs.create_queue(QueueName=f"{prefix}-work", Attributes={
-        "VisibilityTimeout": str(visibility_timeout),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
-                                     "maxReceiveCount": str(max_receive_count)}),
-    })["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    group = f"{prefix}-timers"
-    scheduler.create_schedule_group(Name=group)
-    return AwsStack(queue_url=queue_url, queue_arn=queue_arn, dlq_url=dlq_url,
-                    dlq_arn=dlq_arn, scheduler_group=group, scheduler_role_arn=FAKE_ROLE_ARN,
-                    visibility_timeout=visibility_timeout, max_receive_count=max_receive_count)
+    tpl = StackTemplate.load(
+        parameters={"VisibilityTimeout": visibility_timeout,
+                    "MaxReceiveCount": max_receive_count},
+        region=region, stack_name=prefix, check_ranges=False)
+    urls = create_queues(tpl, endpoint_url, region=region)
+    groups = create_schedule_groups(tpl, endpoint_url, region=region)
+    physical = tpl.resolver.physical
+    work = tpl.queue_spec("WorkQueue")
+    return AwsStack(queue_url=urls["WorkQueue"], queue_arn=physical["WorkQueue"]["Arn"],
+                    dlq_url=urls["DeadLetterQueue"], dlq_arn=physical["DeadLetterQueue"]["Arn"],
+                    scheduler_group=groups["TimerScheduleGroup"],
+                    scheduler_role_arn=FAKE_ROLE_ARN,
+                    visibility_timeout=work.visibility_timeout,
+                    max_receive_count=work.max_receive_count or max_receive_count)
