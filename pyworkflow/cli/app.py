@@ -98,12 +98,13 @@ def main(ctx: click.Context, module: str | None, db: str | None, output: str,
 def _register() -> None:
     from pyworkflow.cli.dev import dev
     from pyworkflow.cli.hooks import hooks
+    from pyworkflow.cli.init import init
     from pyworkflow.cli.runs import runs
     from pyworkflow.cli.schedules import schedules
     from pyworkflow.cli.worker import worker
     from pyworkflow.cli.workflows import workflows
 
-    for command in (workflows, runs, hooks, schedules, worker, dev):
+    for command in (workflows, runs, hooks, schedules, worker, dev, init):
         main.add_command(command)
 
 

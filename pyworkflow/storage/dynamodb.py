@@ -76,7 +76,7 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         region: str | None = None,
         endpoint_url: str | None = None,
         session: aioboto3.Session | None = None,
-        retention_days: float | None = 30,
+        retention_days: float | None = None,
         create_table: bool = False,
     ) -> None:
         super().__init__(

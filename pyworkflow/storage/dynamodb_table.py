@@ -21,11 +21,14 @@ from pyworkflow.config import (
     ENV_AWS_REGION,
     ENV_DYNAMODB_ENDPOINT,
     ENV_DYNAMODB_TABLE,
+    ENV_RETENTION_DAYS,
 )
 from pyworkflow.exceptions import ConfigurationError
 from pyworkflow.storage import dynamodb_items as layout
 from pyworkflow.storage.dynamodb_items import Item, n, s
 
+#: days a finished run is kept when neither the caller nor PYWORKFLOW_RETENTION_DAYS says
+DEFAULT_RETENTION_DAYS = 30.0
 #: DynamoDB's limit of items in one TransactWriteItems
 MAX_TRANSACTION_ITEMS = 100
 _NAMES = {"#d": "data", "#v": "version"}
@@ -49,7 +52,7 @@ class DynamoDBTable:
         region: str | None = None,
         endpoint_url: str | None = None,
         session: aioboto3.Session | None = None,
-        retention_days: float | None = 30,
+        retention_days: float | None = None,
         create_table: bool = False,
     ) -> None:
         name = table_name or os.environ.get(ENV_DYNAMODB_TABLE)
@@ -65,6 +68,8 @@ class DynamoDBTable:
             or os.environ.get(ENV_AWS_DEFAULT_REGION)
             or ("us-east-1" if self.endpoint_url else None)  # a local endpoint ignores it
         )
+        if retention_days is None:
+            retention_days = float(os.environ.get(ENV_RETENTION_DAYS) or DEFAULT_RETENTION_DAYS)
         self.retention_days = retention_days
         #: AWS requests sent, by operation name (retries included), for bench/
         self.requests: Counter[str] = Counter()
