@@ -533,9 +533,30 @@ class StackTemplate:
         method = str(props.get("Method", "ANY")).upper()
         authorizer = (props.get("Auth") or {}).get("Authorizer")
         if authorizer is None:
+            authorizer = self._definition_security(api, path, method)
+        if authorizer is None:
             authorizer = self.default_authorizer(api)
         return HttpRouteSpec(name=name, method=method, path=path, api=api,
                              authorizer=str(authorizer))
+
+    def _definition_security(self, api: str | None, path: str, method: str) -> str | None:
+        """The authorizer an OpenAPI ``DefinitionBody`` sets on this route (``security``),
+        which SAM lets override the DefaultAuthorizer."""
+        apis = self.resources("AWS::Serverless::HttpApi")
+        if api is None or api not in apis:
+            return None
+        body = (apis[api].get("Properties") or {}).get("DefinitionBody")
+        if not isinstance(body, dict):
+            return None
+        operations = ((body.get("paths") or {}).get(path)) or {}
+        operation = operations.get(method.lower()) or operations.get(
+            "x-amazon-apigateway-any-method")
+        if not isinstance(operation, dict) or "security" not in operation:
+            return None
+        security = self.resolver.resolve(operation["security"])
+        if not security:
+            return "NONE"
+        return str(next(iter(security[0])))
 
     def default_authorizer(self, api: str | None) -> str:
         """The HttpApi's DefaultAuthorizer ("NONE" when it sets none)."""

@@ -170,6 +170,14 @@ def test_jwt_auth_mode_switches_the_default_authorizer() -> None:
     assert routes == {"/{proxy+}": "JwtAuthorizer", "/hooks/{token}": "NONE"}
 
 
+def _physical_repo(tpl: StackTemplate) -> None:
+    """Values for everything the repository template's functions refer to."""
+    _physical(tpl)
+    for logical_id in tpl.data["Resources"]:
+        tpl.resolver.physical.setdefault(logical_id, {}).setdefault("Ref", logical_id)
+        tpl.resolver.physical[logical_id].setdefault("Arn", f"arn:{logical_id}")
+
+
 def test_the_repository_template_describes_the_contract_resources() -> None:
     """The real template.yaml, read the way ``pyworkflow dev`` reads it."""
     tpl = StackTemplate.load(TEMPLATE_PATH, stack_name="repo")
@@ -181,6 +189,28 @@ def test_the_repository_template_describes_the_contract_resources() -> None:
     args = tpl.table_args("WorkflowTable")
     from pyworkflow.storage.dynamodb_items import table_definition
 
+    _physical_repo(tpl)
+    worker = tpl.function_spec("WorkerFunction")
+    assert worker.handler == "handlers.worker.handler"
+    (sqs,) = worker.sqs_events
+    assert (sqs.queue, sqs.batch_size, sqs.report_batch_item_failures) == ("WorkQueue", 10, True)
+    assert [(e.expression, e.input) for e in worker.schedule_events] == [
+        ("rate(5 minutes)", {"pyworkflow": "sweep"})]
+    env = worker.environment
+    assert env["PYWORKFLOW_MAX_RECEIVES"] == str(int(tpl.parameters["MaxReceiveCount"]) - 1)
+    assert env["PYWORKFLOW_QUEUE_URL"] == "http://q/work"
+    api = tpl.function_spec("ApiFunction")
+    assert api.handler == "handlers.api.handler"
+    routes = {(r.method, r.path): r.authorizer for r in api.http_routes}
+    assert routes[("ANY", "/{proxy+}")] == "AWS_IAM"
+    assert routes[("POST", "/hooks/{token}")] == "NONE"
+    jwt = StackTemplate.load(TEMPLATE_PATH, parameters={
+        "AuthMode": "JWT", "JwtIssuer": "https://issuer.example", "JwtAudience": "a"})
+    _physical_repo(jwt)
+    routes = {(r.method, r.path): r.authorizer
+              for r in jwt.function_spec("ApiFunction").http_routes}
+    assert routes[("ANY", "/{proxy+}")] == "JwtAuthorizer"
+    assert routes[("POST", "/hooks/{token}")] == "NONE"
     expected = table_definition(args["TableName"])
     assert sorted(map(str, args["AttributeDefinitions"])) == sorted(
         map(str, expected["AttributeDefinitions"]))
