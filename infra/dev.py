@@ -37,7 +37,13 @@ from infra import moto_server
 from infra.http_api import HttpApiServer
 from infra.pumps import FakeLambdaContext, SqsEventSource
 from infra.scheduler_pump import RuleTimer, SchedulerPump
-from infra.template import ACCOUNT_ID, TEMPLATE_PATH, FunctionSpec, StackTemplate
+from infra.template import (
+    ACCOUNT_ID,
+    TEMPLATE_PATH,
+    FunctionSpec,
+    StackTemplate,
+    load_template,
+)
 from pyworkflow import config
 
 logger = logging.getLogger("pyworkflow.dev")
@@ -158,7 +164,8 @@ class LocalStack:
 
     def _start(self) -> None:
         parameters = dict(self.parameters)
-        if self.module:
+        declared = (load_template(self.template).get("Parameters") or {})
+        if self.module and MODULE_PARAMETER in declared:
             parameters[MODULE_PARAMETER] = self.module
         tpl = StackTemplate.load(self.template, parameters=parameters, region=self.region,
                                  stack_name=self.stack_name,
@@ -279,6 +286,8 @@ class LocalStack:
             "AWS_ENDPOINT_URL_SQS": moto,
             "AWS_ENDPOINT_URL_SCHEDULER": moto,
         })
+        if self.module:
+            merged[config.ENV_MODULE] = self.module  # also when the template has no parameter
         merged.update(self.env)
         return merged
 

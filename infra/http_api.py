@@ -80,7 +80,7 @@ def match_route(routes: Sequence[Route], method: str, path: str
                 ) -> tuple[Route, dict[str, str]] | None:
     """API Gateway's choice: exact routes before ones with variables, before greedy ones,
     before ``$default``; a method-specific route before ``ANY``."""
-    candidates = []
+    candidates: list[tuple[tuple[int, int, int], Route, dict[str, str]]] = []
     for route in routes:
         if route.spec.method not in ("ANY", method):
             continue
@@ -92,7 +92,7 @@ def match_route(routes: Sequence[Route], method: str, path: str
             continue
         rank = 2 if route.greedy else (1 if route.variables else 0)
         params = dict(zip(route.variables, found.groups(), strict=True))
-        candidates.append(((rank, -route.literal_chars, route.spec.method == "ANY"),
+        candidates.append(((rank, -route.literal_chars, int(route.spec.method == "ANY")),
                            route, params))
     if not candidates:
         return None
@@ -105,7 +105,7 @@ def _is_text(content_type: str) -> bool:
     return not content_type or any(t in content_type for t in _TEXT_TYPES)
 
 
-def _authorizer(route: Route | None, source_ip: str) -> dict[str, Any] | None:
+def _authorizer(route: Route | None) -> dict[str, Any] | None:
     if route is None or route.spec.authorizer == "NONE":
         return None
     if route.spec.authorizer == "AWS_IAM":
@@ -168,7 +168,7 @@ def build_event(*, method: str, raw_path: str, raw_query: str,
         event["queryStringParameters"] = query
     if path_parameters:
         event["pathParameters"] = path_parameters
-    authorizer = _authorizer(route, source_ip)
+    authorizer = _authorizer(route)
     if authorizer is not None:
         event["requestContext"]["authorizer"] = authorizer
     if body:
@@ -244,7 +244,7 @@ class HttpApiServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
-        server = site._server  # the bound socket tells which port 0 became
+        server: Any = site._server  # the bound socket tells which port 0 became
         if server is not None and getattr(server, "sockets", None):
             self.port = int(server.sockets[0].getsockname()[1])
 
@@ -257,7 +257,8 @@ class HttpApiServer:
         started = time.monotonic()
         raw_path = request.raw_path.split("?", 1)[0]
         path = request.path
-        route, params = None, {}
+        route: Route | None = None
+        params: dict[str, str] = {}
         if self._compiled:
             found = match_route(self._compiled, request.method, path)
             if found is None:

@@ -572,7 +572,7 @@ def test_local_stack_from_a_template(moto: moto_server.MotoServer) -> None:
                        dynamodb_endpoint=moto.endpoint_url, clock=clock, tick_seconds=0.05,
                        parameters={"VisibilityTimeout": 1, "MaxReceiveCount": 2},
                        env={"PYWORKFLOW_SQS_DELAY_MAX_SECONDS": "0"},
-                       on_progress=progress.append)
+                       module="my.workflows", on_progress=progress.append)
     with stack:
         info = stack.info
         assert info is not None
@@ -587,6 +587,7 @@ def test_local_stack_from_a_template(moto: moto_server.MotoServer) -> None:
         assert env["PYWORKFLOW_DYNAMODB_ENDPOINT"] == moto.endpoint_url
         assert env["AWS_ENDPOINT_URL_SQS"] == info.moto_endpoint
         assert env["PYWORKFLOW_SQS_DELAY_MAX_SECONDS"] == "0"
+        assert env["PYWORKFLOW_MODULE"] == "my.workflows"  # the WorkflowModule parameter
         assert any("table" in line for line in progress)
         ddb = boto3.client("dynamodb", endpoint_url=moto.endpoint_url, region_name=REGION)
         table = ddb.describe_table(TableName=info.tables["WorkflowTable"])["Table"]
