@@ -10,7 +10,7 @@ Scheduler settings matter only to workers, which create timers.
 from __future__ import annotations
 
 import os
-from typing import Any, cast
+from typing import Any
 
 from pyworkflow.client._stored import StoredTransport, hook_resumed, resolve_workflow
 from pyworkflow.client.models import HookResumed
@@ -20,9 +20,8 @@ from pyworkflow.config import (
     ENV_SCHEDULER_GROUP,
     ENV_SCHEDULER_ROLE_ARN,
 )
-from pyworkflow.core.models import Schedule
-from pyworkflow.exceptions import ConfigurationError, HookNotFoundError
-from pyworkflow.runtime import schedules
+from pyworkflow.core.models import OverlapPolicy, Schedule, ScheduleSpec
+from pyworkflow.exceptions import ConfigurationError
 from pyworkflow.runtime.aws import AwsDispatcher, AwsRuntime
 from pyworkflow.storage.base import StorageBackend
 
@@ -65,37 +64,6 @@ def build_runtime(
     return AwsRuntime(storage, dispatcher)
 
 
-class _UnleasedCreates:
-    """The executor, except that the runs it creates are not leased to it: the schedules
-    module creates a claimed run leased to the process that will drive it, but here a worker
-    drives it, and would leave a run leased to someone else alone until the lease expired."""
-
-    def __init__(self, executor: Any) -> None:
-        self._executor = executor
-
-    async def create(self, *args: Any, **kwargs: Any) -> Any:
-        return await self._executor.create(*args, **{**kwargs, "lease": False})
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._executor, name)
-
-
-class _Queueing:
-    """What the schedules module's claim helpers need from a runtime: storage, clock and
-    executor (to create runs). Nothing runs in this process, so nothing is active here."""
-
-    def __init__(self, runtime: AwsRuntime) -> None:
-        self.storage = runtime.storage
-        self.clock = runtime.clock
-        self.executor = _UnleasedCreates(runtime.executor)
-
-    def is_active(self, run_id: str) -> bool:
-        return False
-
-    def interrupt(self, run_id: str) -> None:
-        return None
-
-
 class AwsTransport(StoredTransport):
     """Over an ``AwsRuntime``; ``owns_runtime`` says whether ``close()`` closes it."""
 
@@ -120,38 +88,34 @@ class AwsTransport(StoredTransport):
         return hook_resumed(await self.runtime.resume_hook(token, payload))
 
     async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> HookResumed:
-        own = getattr(self.runtime, "resume_hook_by_name", None)
-        if own is not None:  # once AwsRuntime has it, that is the one place for the logic
-            return hook_resumed(await own(run_id, name, payload))
-        from pyworkflow.runtime.api import deliver_hook
-        from pyworkflow.runtime.aws import _WakeInsteadOfDrive
+        return hook_resumed(await self.runtime.resume_hook_by_name(run_id, name, payload))
 
-        hook = await self.storage.find_hook(run_id, name=name)
-        if hook is None:
-            raise HookNotFoundError(f"{name!r} on run {run_id}")
-        adapter = cast(Any, _WakeInsteadOfDrive(self.runtime))
-        return hook_resumed(await deliver_hook(adapter, hook, payload))
+    # --- schedules: the records and their EventBridge schedules (AwsRuntime.schedules) --------
+    async def create_schedule(self, workflow: str, spec: ScheduleSpec, args: list[Any],
+                              kwargs: dict[str, Any], *, overlap_policy: OverlapPolicy,
+                              schedule_id: str | None) -> Schedule:
+        resolve_workflow(workflow)  # the same error as a start, rather than a ScheduleError
+        return await self.runtime.schedules.create(
+            workflow, spec, *args, overlap_policy=overlap_policy, schedule_id=schedule_id,
+            **kwargs)
+
+    async def update_schedule(self, schedule_id: str, *, spec: ScheduleSpec | None = None,
+                              overlap_policy: OverlapPolicy | None = None) -> Schedule:
+        return await self.runtime.schedules.update(schedule_id, spec=spec,
+                                                   overlap_policy=overlap_policy)
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self.runtime.schedules.delete(schedule_id)
+
+    async def pause_schedule(self, schedule_id: str) -> Schedule:
+        return await self.runtime.schedules.pause(schedule_id)
+
+    async def resume_schedule(self, schedule_id: str) -> Schedule:
+        return await self.runtime.schedules.resume(schedule_id)
 
     async def trigger_schedule(self, schedule_id: str) -> str:
-        """As ``schedules.trigger_schedule`` (the same compare-and-set claim, so the run counts
-        towards the overlap policy), but the run is started by a wake-up message: on AWS the
-        worker drives runs, never the caller. handlers/api_ops.py does the same; both should
-        call one runtime function once pyworkflow.runtime has it."""
-        rt = self.runtime
-        queueing = cast(Any, _Queueing(rt))
-
-        async def claim(current: Schedule) -> tuple[Schedule | None, Any]:
-            schedules._require_live(current)
-            defn = schedules._definition(current)
-            plan = await schedules._refresh(queueing, current, defn)
-            schedules._check_arguments(current, defn)
-            plan.claim(f"sched:{current.schedule_id}:trigger:{current.version}")
-            return current.model_copy(update=plan.record_updates(current, rt.clock.now())), plan
-
-        stored, plan = await schedules._cas(rt.storage, schedule_id, claim)
-        for run_id in await schedules._carry_out(queueing, stored, plan):
-            await rt.dispatcher.wake(run_id, reason="schedule")
-        return str(plan.starts[0][0])
+        """Claims the fire like the embedded trigger; the stack's worker runs it."""
+        return await self.runtime.schedules.trigger(schedule_id)
 
     async def close(self) -> None:
         if self._owns:

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from pyworkflow.client.models import HookResumed, WorkflowInfo
 from pyworkflow.client.transport import Transport
+from pyworkflow.config import ENV_API_URL
 from pyworkflow.core.events import Event
 from pyworkflow.core.models import (
     OverlapPolicy,
@@ -41,8 +42,7 @@ from pyworkflow.storage.base import StorageBackend
 if TYPE_CHECKING:
     from pyworkflow.client.sync import SyncClient
 
-#: The deployed (or local) stack's API; set, ``Client.from_env()`` talks HTTP to it.
-ENV_API_URL = "PYWORKFLOW_API_URL"
+# ENV_API_URL: the deployed (or local) stack's API; set, ``Client.from_env()`` talks HTTP to it.
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
