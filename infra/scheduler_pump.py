@@ -6,7 +6,9 @@ their targets: one-time ``at(...)`` once, recurring ``rate(...)`` / ``cron(...)`
 occurrence, with its own next-fire bookkeeping (moto keeps no "last fired"). It honours
 ``State`` (a DISABLED schedule never fires; re-enabled, it continues from then),
 ``StartDate`` / ``EndDate``, ``ScheduleExpressionTimezone`` and ``ActionAfterCompletion``
-(DELETE removes a schedule once it has no invocation left). An occurrence the pump missed
+(DELETE removes a schedule once it has no invocation left), and fills in the Input's context
+keywords (``<aws.scheduler.scheduled-time>``...). FlexibleTimeWindow is ignored: every
+occurrence fires at its exact time. An occurrence the pump missed
 (the machine slept) fires once, not once per missed occurrence, then it goes on from now.
 
 ``RuleTimer`` does the same for a template's ``Schedule`` events: the function is invoked
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -140,6 +143,16 @@ def _as_datetime(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value)).astimezone(UTC)
 
 
+def context_attributes(schedule: dict[str, Any], due: datetime) -> dict[str, str]:
+    """What Scheduler puts in place of its context keywords in a target's Input."""
+    return {
+        "<aws.scheduler.schedule-arn>": str(schedule.get("Arn", "")),
+        "<aws.scheduler.scheduled-time>": due.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "<aws.scheduler.execution-id>": uuid.uuid4().hex[:16],
+        "<aws.scheduler.attempt-number>": "1",
+    }
+
+
 @dataclass
 class _Plan:
     fingerprint: tuple[Any, ...]
@@ -235,7 +248,7 @@ class SchedulerPump:
                 await self._complete(key, schedule)
             return None
         due = plan.due
-        await self._deliver(schedule["Target"])
+        await self._deliver(schedule["Target"], context_attributes(schedule, due))
         plan.due = next_fire(expression, now, timezone=tz, anchor=start or modified)
         if plan.due is not None and end is not None and plan.due > end:
             plan.due = None
@@ -253,9 +266,11 @@ class SchedulerPump:
             logger.debug("delete %s/%s: %s", key[0], key[1], exc)
         self._plans.pop(key, None)
 
-    async def _deliver(self, target: dict[str, Any]) -> None:
+    async def _deliver(self, target: dict[str, Any], attributes: dict[str, str]) -> None:
         arn = target["Arn"]
         payload = target.get("Input", "")
+        for keyword, value in attributes.items():
+            payload = payload.replace(keyword, value)
         service = arn.split(":")[2] if arn.count(":") >= 5 else ""
         if service == "sqs":
             if arn not in self._urls:

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -38,11 +39,26 @@ def dynamodb_endpoint() -> Iterator[str]:
         pytest.fail(str(exc), pytrace=False)
 
 
+class SchedulerClock:
+    """The stack's scheduler clock: real time plus ``offset``, so a test can make a recurring
+    schedule's next minute come now. Only the scheduler pump reads it; the functions keep the
+    real clock (a tick's ``fire_time`` tells the worker which occurrence it is)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+SCHEDULER_CLOCK = SchedulerClock()
+
+
 @pytest.fixture(scope="package")
 def stack(dynamodb_endpoint: str) -> Iterator[LocalStack]:
     local = LocalStack(
         module="tests.e2e.workflows", port=0, stack_name="e2e",
-        dynamodb_endpoint=dynamodb_endpoint, tick_seconds=0.2,
+        dynamodb_endpoint=dynamodb_endpoint, tick_seconds=0.2, clock=SCHEDULER_CLOCK,
         parameters={"VisibilityTimeout": VISIBILITY_TIMEOUT,
                     "MaxReceiveCount": MAX_RECEIVE_COUNT},
         check_parameter_ranges=False,

@@ -49,3 +49,14 @@ async def chain(i: int, last: int) -> int:
     if i < last:
         continue_as_new(i + 1, last)
     return i
+
+
+@workflow(name="e2e_ticked")
+async def ticked(label: str) -> str:
+    """Started by a recurring schedule."""
+    return await _label(label)
+
+
+@step
+async def _label(label: str) -> str:
+    return f"tick {label}"

@@ -514,7 +514,8 @@ async def test_recurring_schedules_state_and_end_date(clients: tuple[Any, Any]) 
     url, arn = await _target_queue(sqs)
     group = f"g{next(_names)}"
     await scheduler.create_schedule_group(Name=group)
-    target = {"Arn": arn, "RoleArn": "arn:aws:iam::123456789012:role/r", "Input": "tick"}
+    target = {"Arn": arn, "RoleArn": "arn:aws:iam::123456789012:role/r",
+              "Input": "tick <aws.scheduler.scheduled-time>"}
     await scheduler.create_schedule(
         Name="every-minute", GroupName=group, ScheduleExpression="rate(1 minute)",
         FlexibleTimeWindow={"Mode": "OFF"}, Target=target)
@@ -531,7 +532,14 @@ async def test_recurring_schedules_state_and_end_date(clients: tuple[Any, Any]) 
     fired = await pump.tick(created + timedelta(minutes=5, seconds=1))
     assert [f.name for f in fired] == ["every-minute"]
     assert await pump.tick(created + timedelta(minutes=5, seconds=30)) == []
-    assert await _bodies(sqs, url) == ["tick", "tick"]
+    # Scheduler's context keywords are filled in: each tick names its occurrence (the late
+    # one its own time, one minute after the first, not the time it was delivered).
+    ticks = sorted(datetime.strptime(body, "tick %Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+                   for body in await _bodies(sqs, url))
+    assert len(ticks) == 2
+    assert ticks[1] - ticks[0] == timedelta(minutes=1)
+    origin = (await scheduler.get_schedule(Name="every-minute", GroupName=group))["CreationDate"]
+    assert ticks[0] == (origin + timedelta(minutes=1)).replace(microsecond=0)
 
     # A cron schedule that ended: nothing fires, and DELETE removes it.
     await scheduler.create_schedule(
