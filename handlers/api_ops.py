@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -44,8 +43,7 @@ from pyworkflow import exceptions as exc
 from pyworkflow.core.models import RunStatus, Schedule, ScheduleSpec
 from pyworkflow.core.registry import WorkflowDefinition, get_workflow, list_workflows
 from pyworkflow.runtime import schedules as sched
-from pyworkflow.runtime.api import deliver_hook
-from pyworkflow.runtime.aws import AwsRuntime, _WakeInsteadOfDrive
+from pyworkflow.runtime.aws import AwsRuntime
 
 logger = logging.getLogger("pyworkflow")
 
@@ -278,29 +276,28 @@ async def resume_hook_by_name(rt: AwsRuntime, run_id: str, name: str, payload: A
     """For operators, who never see tokens: the newest hook ``name`` of ``run_id``. The same
     checks as by token (received → 409, expired or run ended → 410, schema → 422)."""
     check_depth(payload)
-    hook = await rt.storage.find_hook(run_id, name=name)
-    if hook is None:
-        if await rt.storage.get_run(run_id) is None:
-            raise exc.WorkflowNotFoundError(run_id)
-        raise exc.HookNotFoundError(f"{name!r} on run {run_id}")
-    result = await deliver_hook(cast(Any, _WakeInsteadOfDrive(rt)), hook, payload)
+    try:
+        result = await rt.resume_hook_by_name(run_id, name, payload)
+    except exc.HookNotFoundError:
+        if await rt.storage.get_run(run_id) is None:  # say which of the two is missing
+            raise exc.WorkflowNotFoundError(run_id) from None
+        raise
     return HookResumeResponse(run_id=result.run_id, hook_id=result.hook_id,
                               status=result.status)
 
 
 # --- schedules --------------------------------------------------------------------------------
-# Storage-level CRUD through pyworkflow.runtime.schedules. Recurring EventBridge schedules for
-# AWS belong here too: every change to a schedule goes through these functions.
+# Through ``AwsRuntime.schedules``: the stored records plus the recurring EventBridge schedules
+# that tick them (created, disabled, enabled, deleted along with the record).
 async def create_schedule(rt: AwsRuntime, req: CreateScheduleRequest, *,
                           import_error: str | None = None) -> Schedule:
     defn = require_workflow(req.workflow, import_error)
     _check_reserved(req.kwargs, _SCHEDULE_RESERVED, defn)
     check_depth([req.args, req.kwargs])
     try:
-        return await sched.create_schedule(
+        return await rt.schedules.create(
             defn.name, ScheduleSpec.model_validate(req.spec.model_dump()), *req.args,
-            overlap_policy=req.overlap_policy, schedule_id=req.schedule_id,
-            storage=rt.storage, **req.kwargs)
+            overlap_policy=req.overlap_policy, schedule_id=req.schedule_id, **req.kwargs)
     except exc.ScheduleError:
         if req.schedule_id and await rt.storage.get_schedule(req.schedule_id) is not None:
             raise ApiError(409, "ScheduleError",
@@ -325,63 +322,24 @@ async def list_schedules(rt: AwsRuntime, query: ListSchedulesQuery) -> ScheduleP
 async def update_schedule(rt: AwsRuntime, schedule_id: str, req: UpdateScheduleRequest
                           ) -> Schedule:
     spec = ScheduleSpec.model_validate(req.spec.model_dump()) if req.spec else None
-    return await sched.update_schedule(schedule_id, spec=spec, overlap_policy=req.overlap_policy,
-                                       storage=rt.storage)
+    return await rt.schedules.update(schedule_id, spec=spec, overlap_policy=req.overlap_policy)
 
 
 async def delete_schedule(rt: AwsRuntime, schedule_id: str) -> Schedule:
     """Soft delete: the record stays with status ``deleted``, and is returned."""
-    await sched.delete_schedule(schedule_id, storage=rt.storage)
-    return await get_schedule(rt, schedule_id)
+    return await rt.schedules.delete(schedule_id)
 
 
 async def pause_schedule(rt: AwsRuntime, schedule_id: str) -> Schedule:
-    return await sched.pause_schedule(schedule_id, storage=rt.storage)
+    return await rt.schedules.pause(schedule_id)
 
 
 async def resume_schedule(rt: AwsRuntime, schedule_id: str) -> Schedule:
-    return await sched.resume_schedule(schedule_id, storage=rt.storage)
-
-
-@dataclass
-class _QueueingRuntime:
-    """What ``schedules``' claim helpers need from a runtime: the storage, the clock and the
-    executor (to create runs)."""
-
-    rt: AwsRuntime
-
-    @property
-    def storage(self) -> Any:
-        return self.rt.storage
-
-    @property
-    def clock(self) -> Any:
-        return self.rt.clock
-
-    @property
-    def executor(self) -> Any:
-        return self.rt.executor
+    return await rt.schedules.resume(schedule_id)
 
 
 async def trigger_schedule(rt: AwsRuntime, schedule_id: str) -> TriggerResponse:
-    """Start a run of the schedule now, as ``schedules.trigger_schedule`` does (the same claim
-    by compare-and-set, so the run counts towards the schedule's overlap policy), except that
-    the run is created unleased and started by a wake-up message instead of being driven here:
-    a run leased to the API would sit until that lease expired, since no worker may take it."""
-    queueing = cast(Any, _QueueingRuntime(rt))
-
-    async def claim(current: Schedule) -> tuple[Schedule | None, Any]:
-        sched._require_live(current)
-        defn = sched._definition(current)
-        plan = await sched._refresh(queueing, current, defn)
-        sched._check_arguments(current, defn)
-        plan.claim(f"sched:{current.schedule_id}:trigger:{current.version}")
-        return current.model_copy(update=plan.record_updates(current, rt.clock.now())), plan
-
-    stored, plan = await sched._cas(rt.storage, schedule_id, claim)
-    defn = sched._definition(stored)
-    for run_id, key in plan.starts:
-        await sched._create_run(queueing, defn, stored, run_id, key, lease=False)
-    for run_id in [*plan.recovered, *(run_id for run_id, _ in plan.starts)]:
-        await rt.dispatcher.wake(run_id, reason="schedule")
-    return TriggerResponse(schedule_id=schedule_id, run_id=plan.starts[0][0])
+    """Start a run of the schedule now (it counts towards the overlap policy); the run is
+    created unleased and started by a wake-up message."""
+    run_id = await rt.schedules.trigger(schedule_id)
+    return TriggerResponse(schedule_id=schedule_id, run_id=run_id)

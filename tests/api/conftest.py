@@ -77,13 +77,50 @@ def http_event(method: str, path: str, body: Any = None, *, query: dict[str, Any
     return event
 
 
+class ConflictError(Exception):
+    """What botocore raises for Scheduler's ConflictException (``response`` is what is read)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.response = {"Error": {"Code": code}}
+
+
+class FakeScheduler:
+    """EventBridge Scheduler's create/update/delete_schedule, kept in ``schedules`` by name."""
+
+    def __init__(self) -> None:
+        self.schedules: dict[str, dict[str, Any]] = {}
+
+    async def create_schedule(self, **definition: Any) -> None:
+        if definition["Name"] in self.schedules:
+            raise ConflictError("ConflictException")
+        self.schedules[definition["Name"]] = definition
+
+    async def update_schedule(self, **definition: Any) -> None:
+        self.schedules[definition["Name"]] = definition
+
+    async def delete_schedule(self, *, Name: str, GroupName: str) -> None:  # noqa: N803
+        if self.schedules.pop(Name, None) is None:
+            raise ConflictError("ResourceNotFoundException")
+
+
 class RecordingDispatcher:
-    """``AwsDispatcher``'s interface, recording instead of sending: ``woken`` is the queue."""
+    """``AwsDispatcher``'s interface, recording instead of sending: ``woken`` is the queue,
+    ``scheduler`` holds the recurring EventBridge schedules of pyworkflow schedules."""
+
+    queue_arn = "arn:aws:sqs:us-east-1:123456789012:pyworkflow-work"
+    scheduler_group = "pyworkflow-timers"
+    scheduler_role_arn = "arn:aws:iam::123456789012:role/pyworkflow-scheduler"
 
     def __init__(self) -> None:
         self.woken: list[tuple[str, str]] = []
         self.timers: list[tuple[str, datetime, str]] = []
         self.requests: Counter[str] = Counter()
+        self.scheduler = FakeScheduler()
+
+    async def _client(self, service: str) -> Any:
+        assert service == "scheduler", service
+        return self.scheduler
 
     async def wake(self, run_id: str, *, reason: str = "wake") -> None:
         self.requests["wake"] += 1

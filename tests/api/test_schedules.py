@@ -39,21 +39,32 @@ def test_create_get_list(api: Api) -> None:
     assert len(one.body["items"]) == 1
 
 
+def eventbridge(api: Api) -> list[tuple[str, str]]:
+    """The recurring EventBridge schedules: (expression, state) of each."""
+    return sorted((d["ScheduleExpression"], d["State"])
+                  for d in api.dispatcher.scheduler.schedules.values())
+
+
 def test_update_pause_resume_delete(api: Api) -> None:
     schedule_id = create(api)["schedule_id"]
+    assert eventbridge(api) == [("cron(0 9 * * ? *)", "ENABLED")]
     changed = api.http("PATCH", f"/schedules/{schedule_id}",
                        {"spec": {"interval": "5m"}, "overlap_policy": "allow_all"})
     assert changed.status == 200, changed.body
     assert changed.body["spec"]["interval"] == "5m" and changed.body["spec"]["cron"] is None
     assert changed.body["overlap_policy"] == "allow_all"
+    assert eventbridge(api) == [("rate(5 minutes)", "ENABLED")]
     paused = api.http("POST", f"/schedules/{schedule_id}/pause")
     assert paused.status == 200 and paused.body["status"] == "paused"
+    assert eventbridge(api) == [("rate(5 minutes)", "DISABLED")]
     assert api.http("GET", "/schedules", query={"status": "paused"}).body["items"][0][
         "schedule_id"] == schedule_id
     resumed = api.http("POST", f"/schedules/{schedule_id}/resume")
     assert resumed.status == 200 and resumed.body["status"] == "active"
+    assert eventbridge(api) == [("rate(5 minutes)", "ENABLED")]
     deleted = api.http("DELETE", f"/schedules/{schedule_id}")
     assert deleted.status == 200 and deleted.body["status"] == "deleted"
+    assert eventbridge(api) == []
     assert api.http("GET", f"/schedules/{schedule_id}").body["status"] == "deleted"
     # A deleted schedule cannot be changed any more.
     assert api.http("POST", f"/schedules/{schedule_id}/resume").status == 422
@@ -81,6 +92,7 @@ def test_trigger_starts_a_run_through_the_queue(api: Api) -> None:
     ({"interval": "soon"}, "interval"),
     ({}, ""),
     ({"timezone": "Mars/Olympus"}, ""),
+    ({"interval": "90s"}, "minute"),  # valid, but no EventBridge rate() ticks it
 ])
 def test_invalid_specs_are_422(api: Api, spec: dict[str, Any], needle: str) -> None:
     response = api.http("POST", "/schedules", {"workflow": "api_greet", "spec": spec,
@@ -89,6 +101,7 @@ def test_invalid_specs_are_422(api: Api, spec: dict[str, Any], needle: str) -> N
     assert response.body["error"]["type"] == "ScheduleError"
     assert needle in response.body["error"]["message"].lower()
     assert api.http("GET", "/schedules").body["items"] == []
+    assert eventbridge(api) == []
 
 
 def test_update_with_an_invalid_cron_is_422_and_changes_nothing(api: Api) -> None:
