@@ -11,6 +11,9 @@ from click.core import ParameterSource
 import pyworkflow
 from pyworkflow.cli.config import ENV_DB_PATH, ENV_MODULE, CliState, resolve
 from pyworkflow.cli.errors import CliError, to_cli_error
+from pyworkflow.cli.remote import ENV_API_NO_SIGN
+from pyworkflow.client import ENV_API_URL
+from pyworkflow.exceptions import ConfigurationError
 
 
 class _EchoHandler(logging.Handler):
@@ -57,7 +60,8 @@ class PyworkflowGroup(click.Group):
             if obj is not None and obj.verbose:
                 raise
             db = obj.db_label() if obj is not None else "?"
-            raise to_cli_error(exc, db=db) from None
+            api_url = obj.api_url if obj is not None else None
+            raise to_cli_error(exc, db=db, api_url=api_url) from None
 
 
 @click.group(cls=PyworkflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,13 +71,20 @@ class PyworkflowGroup(click.Group):
                    "module = \"...\" in pyworkflow.toml / [tool.pyworkflow]).")
 @click.option("--db", envvar=ENV_DB_PATH, metavar="PATH",
               help=f"SQLite file (env {ENV_DB_PATH}; default .pyworkflow/pyworkflow.db).")
+@click.option("--api-url", envvar=ENV_API_URL, metavar="URL",
+              help=f"Talk to a stack's HTTP API instead of local storage (env {ENV_API_URL}), "
+                   "e.g. http://127.0.0.1:8787 for 'pyworkflow dev'.")
+@click.option("--no-sign", is_flag=True, envvar=ENV_API_NO_SIGN,
+              help="Send API requests without a SigV4 signature (env "
+                   f"{ENV_API_NO_SIGN}=1). Loopback URLs (the local stack) are never signed.")
 @click.option("--output", "-o", type=click.Choice(["table", "json"], case_sensitive=False),
               default="table", show_default=True, help="Output format.")
 @click.option("--verbose", "-v", is_flag=True, help="Engine logs, and tracebacks on errors.")
 @click.pass_context
-def main(ctx: click.Context, module: str | None, db: str | None, output: str,
-         verbose: bool) -> None:
-    """pyworkflow: durable, event-sourced workflows on SQLite.
+def main(ctx: click.Context, module: str | None, db: str | None, api_url: str | None,
+         no_sign: bool, output: str, verbose: bool) -> None:
+    """pyworkflow: durable, event-sourced workflows on SQLite, or on AWS through the stack's
+    API (--api-url).
 
     \b
       pyworkflow -m myapp.workflows workflows list
@@ -81,14 +92,27 @@ def main(ctx: click.Context, module: str | None, db: str | None, output: str,
       pyworkflow runs list --status suspended
       pyworkflow runs logs RUN_ID
       pyworkflow -m myapp.workflows worker
+      pyworkflow --api-url http://127.0.0.1:8787 workflows run order --arg order_id=o-1 --wait
     """
     source = None
     if module is not None:
         source = ("--module" if ctx.get_parameter_source("module") == ParameterSource.COMMANDLINE
                   else ENV_MODULE)
     _setup_logging(verbose)
-    obj = resolve(module, source, db, output.lower(), verbose)
+    if api_url is not None and ctx.get_parameter_source("db") == ParameterSource.COMMANDLINE:
+        if ctx.get_parameter_source("api_url") == ParameterSource.COMMANDLINE:
+            raise click.UsageError("--db and --api-url exclude each other: runs are either in a "
+                                   "local database or behind the API")
+        api_url = None  # --db on the command line beats PYWORKFLOW_API_URL in the environment
+    obj = resolve(module, source, db, output.lower(), verbose, api_url, no_sign)
     ctx.obj = obj
+    if obj.remote:
+        try:
+            obj.backend  # noqa: B018 - builds the client now: a bad URL fails here
+        except ConfigurationError as exc:
+            raise CliError(str(exc), f"--api-url (or {ENV_API_URL}) is the stack's API base "
+                           "URL, e.g. http://127.0.0.1:8787") from None
+        return
     try:
         obj.configure_storage()
     except (ValueError, OSError) as exc:

@@ -1,6 +1,7 @@
 """Where the CLI's settings come from — flags, environment, ``pyworkflow.toml`` or
 ``[tool.pyworkflow]`` in ``pyproject.toml`` of the current directory — and the per-invocation
-state every command reads (storage, imported workflow modules, output format)."""
+state every command reads (the backend: local storage or a stack's API; imported workflow
+modules; output format)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ import tomllib
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from pyworkflow.cli.errors import CliError
 from pyworkflow.config import ENV_DB_PATH, ENV_MODULE, configure, get_config, import_modules
 from pyworkflow.core.registry import WorkflowDefinition, get_workflow, list_workflows
+
+if TYPE_CHECKING:
+    from pyworkflow.cli.backend import Backend
+    from pyworkflow.cli.local import LocalBackend
 
 T = TypeVar("T")
 
@@ -55,11 +60,43 @@ class CliState:
     output: str = "table"
     verbose: bool = False
     imported: list[str] = field(default_factory=list)
+    api_url: str | None = None             # a stack's HTTP API instead of local storage
+    sign: bool = True                      # SigV4-sign requests to ``api_url``
     _loaded: bool = False
+    _backend: Backend | None = field(default=None, repr=False)
 
     @property
     def json(self) -> bool:
         return self.output == "json"
+
+    @property
+    def remote(self) -> bool:
+        return self.api_url is not None
+
+    @property
+    def backend(self) -> Backend:
+        """Where the commands read and change runs, chosen once per invocation."""
+        if self._backend is None:
+            if self.api_url is not None:
+                from pyworkflow.cli.remote import RemoteBackend
+
+                self._backend = RemoteBackend(self.api_url, sign=self.sign)
+            else:
+                from pyworkflow.cli.local import LocalBackend
+
+                self._backend = LocalBackend(self.db_label())
+        return self._backend
+
+    def local(self, command: str, hint: str | None = None) -> LocalBackend:
+        """The local backend, or a one-line refusal for a command the API cannot serve."""
+        from pyworkflow.cli.local import LocalBackend
+
+        backend = self.backend
+        if not isinstance(backend, LocalBackend):
+            from pyworkflow.cli.remote import needs_local
+
+            raise needs_local(command, backend.label, hint)
+        return backend
 
     @property
     def modules(self) -> list[str]:
@@ -67,6 +104,8 @@ class CliState:
 
     def db_label(self) -> str:
         """The storage in use, for messages (does not open it)."""
+        if self.api_url is not None:
+            return self.api_url
         if self.db:
             return self.db
         storage = get_config().storage
@@ -76,7 +115,7 @@ class CliState:
         return str(path) if path is not None else type(storage).__name__
 
     def configure_storage(self) -> None:
-        if self.db:
+        if self.db and not self.remote:
             from pyworkflow.storage.sqlite import SQLiteStorageBackend
 
             configure(storage=SQLiteStorageBackend(self.db))
@@ -138,7 +177,7 @@ def state() -> CliState:
 
 
 def resolve(module: str | None, module_source: str | None, db: str | None, output: str,
-            verbose: bool) -> CliState:
+            verbose: bool, api_url: str | None = None, no_sign: bool = False) -> CliState:
     """Merge the flags/environment with the config file (flags and environment win)."""
     file_config, path = read_file_config()
     if module is None and file_config.get("module"):
@@ -146,23 +185,32 @@ def resolve(module: str | None, module_source: str | None, db: str | None, outpu
         module_source = str(path.name if path else "config file")
     if db is None and file_config.get("db"):
         db = str(file_config["db"])
+    sign = True
+    if api_url is not None:
+        from pyworkflow.cli.remote import should_sign
+
+        api_url = api_url.strip().rstrip("/")
+        sign = should_sign(api_url, no_sign)
     return CliState(module=module, module_source=module_source, db=db, output=output,
-                    verbose=verbose)
+                    verbose=verbose, api_url=api_url or None, sign=sign)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine, then stop background drives and close the storage."""
+    """Run a command's coroutine, then release what it opened: local storage and background
+    drives, or the API client's connections."""
+    ctx = click.get_current_context(silent=True)
+    st = ctx.find_object(CliState) if ctx is not None else None
 
     async def main() -> T:
         try:
             return await coro
         finally:
-            storage = get_config().storage
-            if storage is not None:
-                from pyworkflow.runtime.local import get_runtime
+            if st is not None and st.remote:
+                await st.backend.aclose()
+            else:
+                from pyworkflow.cli.local import close_local
 
-                await get_runtime(storage).close()
-                await storage.close()
+                await close_local()
 
     return asyncio.run(main())
 

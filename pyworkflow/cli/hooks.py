@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.text import Text
@@ -22,7 +22,10 @@ from pyworkflow.cli.output import (
     print_table,
     status_text,
 )
-from pyworkflow.core.models import Hook, HookStatus
+from pyworkflow.core.models import Hook, HookStatus, RunStatus, WorkflowRun
+
+if TYPE_CHECKING:
+    from pyworkflow.cli.backend import Backend
 
 PAYLOAD_HINT = ("--payload takes JSON: '{\"approved\": true}', '42', '\"text\"' (a string needs "
                 "its quotes)")
@@ -51,6 +54,9 @@ def hooks() -> None:
 def list_cmd(run_id: str | None, status: str | None, limit: int) -> None:
     """List hooks, newest first."""
     st = state()
+    st.local("hooks list", "'pyworkflow runs logs RUN_ID --filter hook' shows a run's hooks "
+                           "through the API; 'pyworkflow hooks resume --run RUN_ID --name NAME' "
+                           "resumes one")
 
     async def go() -> list[Hook]:
         from pyworkflow.config import get_storage
@@ -102,8 +108,9 @@ def resume_cmd(token: str | None, run_id: str | None, name: str | None, payload:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CliError(f"The payload is not valid JSON: {exc}", PAYLOAD_HINT) from None
-    st.load_modules()
-    outcome = run_async(_resume(token, run_id, name, data))
+    if not st.remote:
+        st.load_modules()
+    outcome = run_async(_resume(st.backend, token, run_id, name, data))
     if st.json:
         print_json(outcome)
         return
@@ -115,56 +122,54 @@ def resume_cmd(token: str | None, run_id: str | None, name: str | None, payload:
     if outcome.get("waiting_for"):
         pairs.append(("Waiting for", outcome["waiting_for"]))
     print_key_values("Hook resumed", pairs)
+    if st.remote and not RunStatus(outcome["run_status"]).is_terminal:
+        info(f"The run carries on {st.backend.carries_on}: 'pyworkflow runs status "
+             f"{outcome['current_run_id']}'.")
 
 
-async def _check_open(run_id: str) -> None:
+def _hooks_of(run_id: str) -> str:
+    """The command that lists a run's hooks (the API has no hook listing: its history)."""
+    if state().remote:
+        return f"pyworkflow runs logs {run_id} --filter hook"
+    return f"pyworkflow hooks list --run {run_id}"
+
+
+async def _check_open(backend: Backend, run: WorkflowRun) -> None:
     """A run that has ended takes no more payloads (its hooks may still read "pending")."""
-    from pyworkflow.config import get_storage
-    from pyworkflow.exceptions import WorkflowNotFoundError
-
-    run = await get_storage().get_run(run_id)
-    if run is None:
-        raise WorkflowNotFoundError(run_id)
     if run.status.is_terminal:
-        raise CliError(f"Run {run_id} already ended ({run.status.value}); its hooks take no "
-                       "payload", f"'pyworkflow runs status {run_id}' shows how it ended")
-    state().workflow(run.workflow_name, run_id=run_id)  # resuming drives the run here
+        raise CliError(f"Run {run.run_id} already ended ({run.status.value}); its hooks take "
+                       "no payload", f"'pyworkflow runs status {run.run_id}' shows how it ended")
+    backend.require_workflow(run.workflow_name, run_id=run.run_id)  # resuming drives it here
 
 
-async def _resume(token: str | None, run_id: str | None, name: str | None,
+async def _resume(backend: Backend, token: str | None, run_id: str | None, name: str | None,
                   payload: Any) -> dict[str, Any]:
     from pyworkflow.cli.watch import follow_chain, waiting_for
-    from pyworkflow.runtime.api import resume_hook, resume_hook_by_name
-    from pyworkflow.runtime.local import get_runtime
 
-    rt = get_runtime()
     if token:
-        from pyworkflow.core.hook import hash_token
-
-        found = await rt.storage.get_hook(hash_token(token)) if len(token) <= 256 else None
+        found = await backend.hook_run(token)
         if found is not None:
-            await _check_open(found.run_id)
-        result = await resume_hook(token, payload)
+            await _check_open(backend, found)
+        result = await backend.resume_hook(token, payload)
     else:
         assert run_id is not None
-        await _check_open(run_id)
+        await _check_open(backend, await backend.get_run(run_id))
         if name is None:
-            pending = await rt.storage.list_hooks(run_id=run_id, status=HookStatus.PENDING)
-            names = sorted({h.name for h in pending})
+            names = await backend.pending_hooks(run_id)
             if len(names) != 1:
                 raise CliError(
                     f"Run {run_id} has {'no' if not names else len(names)} pending hooks"
                     + (f" ({', '.join(names)})" if names else ""),
-                    "name the hook with --name" if names else "'pyworkflow hooks list --run "
-                    f"{run_id}' shows its hooks")
+                    "name the hook with --name" if names else f"'{_hooks_of(run_id)}' shows "
+                    "its hooks")
             name = names[0]
-        result = await resume_hook_by_name(run_id, name, payload)
-    await rt.drain(timeout=5.0)
-    run = await rt.storage.get_run(result.run_id)
-    assert run is not None
-    run = await follow_chain(rt, run)
+        result = await backend.resume_hook_by_name(run_id, name, payload)
+    await backend.settle()
+    run = await follow_chain(backend, await backend.get_run(result.run_id))
     return {
         "run_id": result.run_id, "hook_id": result.hook_id, "status": result.status,
         "run_status": run.status.value, "current_run_id": run.run_id,
-        "result": json_text(run.result), "waiting_for": await waiting_for(rt, run),
+        "result": json_text(run.result),
+        # Over the API the worker has not replayed the payload yet: that hook is answered.
+        "waiting_for": await waiting_for(backend, run, skip_hook=result.hook_id),
     }

@@ -25,18 +25,8 @@ from pyworkflow.cli.output import (
     warn,
 )
 from pyworkflow.core.models import RunStatus, WorkflowRun
-from pyworkflow.exceptions import WorkflowNotFoundError
 
 STATUSES = [s.value for s in RunStatus]
-
-
-async def _get_run(run_id: str) -> WorkflowRun:
-    from pyworkflow.config import get_storage
-
-    run = await get_storage().get_run(run_id)
-    if run is None:
-        raise WorkflowNotFoundError(run_id)
-    return run
 
 
 def _run_rows(runs: list[WorkflowRun], *, depth: bool = False) -> list[list[Any]]:
@@ -65,15 +55,9 @@ def list_cmd(status: str | None, workflow_name: str | None, limit: int,
              cursor: str | None) -> None:
     """List runs, newest first."""
     st = state()
-
-    async def go() -> Any:
-        from pyworkflow.config import get_storage
-
-        return await get_storage().list_runs(
-            status=RunStatus(status.lower()) if status else None, workflow_name=workflow_name,
-            limit=limit, cursor=cursor)
-
-    page = run_async(go())
+    page = run_async(st.backend.list_runs(
+        status=RunStatus(status.lower()) if status else None, workflow=workflow_name,
+        limit=limit, cursor=cursor))
     if st.json:
         print_json({"runs": [dump_run(r) for r in page.items], "next_cursor": page.next_cursor})
         return
@@ -94,10 +78,9 @@ def status_cmd(run_id: str) -> None:
 
     async def go() -> tuple[WorkflowRun, str | None]:
         from pyworkflow.cli.watch import waiting_for
-        from pyworkflow.runtime.local import get_runtime
 
-        run = await _get_run(run_id)
-        return run, await waiting_for(get_runtime(), run)
+        run = await st.backend.get_run(run_id)
+        return run, await waiting_for(st.backend, run)
 
     run, waiting = run_async(go())
     if st.json:
@@ -147,10 +130,8 @@ def logs_cmd(run_id: str, type_filter: str | None) -> None:
     st = state()
 
     async def go() -> list[Any]:
-        from pyworkflow.config import get_storage
-
-        await _get_run(run_id)
-        return await get_storage().get_events(run_id)
+        await st.backend.get_run(run_id)
+        return await st.backend.events(run_id)
 
     events = run_async(go())
     if type_filter:
@@ -176,13 +157,7 @@ def logs_cmd(run_id: str, type_filter: str | None) -> None:
 def chain_cmd(run_id: str) -> None:
     """Show the continue-as-new chain RUN_ID belongs to, oldest first."""
     st = state()
-
-    async def go() -> list[WorkflowRun]:
-        import pyworkflow
-
-        return await pyworkflow.get_workflow_chain(run_id)
-
-    chain = run_async(go())
+    chain = run_async(st.backend.chain(run_id))
     if st.json:
         print_json([dump_run(r) for r in chain])
         return
@@ -218,23 +193,18 @@ def chain_cmd(run_id: str) -> None:
 def cancel_cmd(run_id: str, reason: str | None, wait: bool, timeout: float) -> None:
     """Cancel a run: it gets CancellationError at its current or next wait."""
     st = state()
-    st.load_modules()
+    if not st.remote:
+        st.load_modules()
+    backend = st.backend
 
     async def go() -> tuple[bool, WorkflowRun, WorkflowRun]:
-        import pyworkflow
-        from pyworkflow.runtime.local import get_runtime
-
-        before = await _get_run(run_id)
+        before = await backend.get_run(run_id)
         if before.status.is_terminal:
             return False, before, before
-        st.workflow(before.workflow_name, run_id=run_id)  # cancelling drives the run here
-        try:
-            cancelled = await pyworkflow.cancel_workflow(run_id, reason=reason, wait=wait,
-                                                         timeout=timeout if wait else None)
-        except TimeoutError:
-            cancelled = True
-        await get_runtime().drain(timeout=5.0)
-        return cancelled, before, await _get_run(run_id)
+        # Locally, cancelling drives the run here: its workflow must be importable.
+        backend.require_workflow(before.workflow_name, run_id=run_id)
+        cancelled = await backend.cancel(run_id, reason, wait=wait, timeout=timeout)
+        return cancelled, before, await backend.get_run(run_id)
 
     cancelled, before, after = run_async(go())
     if st.json:
@@ -260,17 +230,9 @@ def cancel_cmd(run_id: str, reason: str | None, wait: bool, timeout: float) -> N
 def children_cmd(run_id: str, status: str | None, limit: int) -> None:
     """List the child runs RUN_ID started."""
     st = state()
-
-    async def go() -> list[WorkflowRun]:
-        from pyworkflow.config import get_storage
-
-        await _get_run(run_id)
-        page = await get_storage().list_runs(
-            parent_run_id=run_id, status=RunStatus(status.lower()) if status else None,
-            limit=limit)
-        return page.items
-
-    children = run_async(go())
+    local = st.local("runs children")
+    children = run_async(local.list_children(
+        run_id, status=RunStatus(status.lower()) if status else None, limit=limit))
     if st.json:
         print_json([dump_run(r) for r in children])
         return

@@ -1,5 +1,6 @@
 """``pyworkflow schedules list | show | create | pause | resume | delete | trigger | backfill``
-on the 0.1.9-style functions of ``pyworkflow.runtime.schedules``."""
+on the 0.1.9-style functions of ``pyworkflow.runtime.schedules``, or on the API's schedule
+routes with --api-url (no backfill route there)."""
 
 from __future__ import annotations
 
@@ -23,13 +24,7 @@ from pyworkflow.cli.output import (
     warn,
 )
 from pyworkflow.core.models import OverlapPolicy, Schedule, ScheduleSpec, ScheduleStatus
-from pyworkflow.exceptions import ScheduleNotFoundError
-
-
-def _api() -> Any:
-    from pyworkflow.runtime import schedules as api
-
-    return api
+from pyworkflow.exceptions import WorkflowNotFoundError
 
 
 def _spec_text(spec: ScheduleSpec) -> str:
@@ -51,13 +46,6 @@ def _parse_time(value: str, option: str) -> datetime:
                        "schedule's timezone)"
                        ) from None
     return dt  # naive: read in the schedule's timezone
-
-
-async def _get(schedule_id: str) -> Schedule:
-    schedule = await _api().get_schedule(schedule_id)
-    if schedule is None:
-        raise ScheduleNotFoundError(schedule_id)
-    return schedule
 
 
 def _show(schedule: Schedule, title: str | None = None) -> None:
@@ -95,8 +83,8 @@ def schedules() -> None:
 def list_cmd(workflow_name: str | None, status: str | None, limit: int) -> None:
     """List schedules."""
     st = state()
-    found = run_async(_api().list_schedules(
-        workflow_name=workflow_name, status=ScheduleStatus(status.lower()) if status else None,
+    found = run_async(st.backend.list_schedules(
+        workflow=workflow_name, status=ScheduleStatus(status.lower()) if status else None,
         limit=limit))
     if st.json:
         print_json([s.model_dump(mode="json") for s in found])
@@ -116,7 +104,7 @@ def list_cmd(workflow_name: str | None, status: str | None, limit: int) -> None:
 @click.argument("schedule_id")
 def show_cmd(schedule_id: str) -> None:
     """Show one schedule."""
-    _show(run_async(_get(schedule_id)))
+    _show(run_async(state().backend.get_schedule(schedule_id)))
 
 
 @schedules.command("create")
@@ -141,24 +129,25 @@ def create_cmd(workflow_name: str, cron: str | None, interval: str | None, timez
 
     if bool(cron) == bool(interval):
         raise click.UsageError("Give exactly one of --cron or --interval.")
-    st = state()
-    st.workflow(workflow_name)
+    backend = state().backend
+    backend.require_workflow(workflow_name)
     args, kwargs = parse_arguments(arg, args_json)
-    clash = sorted({"overlap_policy", "schedule_id", "storage"} & kwargs.keys())
+    clash = sorted(backend.schedule_reserved & kwargs.keys())
     if clash:
         raise CliError(f"Argument name(s) {', '.join(clash)} cannot be passed by keyword",
                        "pass the arguments positionally: --args-json '[...]'")
     spec = ScheduleSpec(cron=cron, interval=interval, timezone=timezone)
-    schedule = run_async(_api().create_schedule(
-        workflow_name, spec, *args, overlap_policy=OverlapPolicy(overlap.lower()),
-        schedule_id=schedule_id, **kwargs))
+    schedule = run_async(backend.create_schedule(
+        workflow_name, spec, args, kwargs, overlap_policy=OverlapPolicy(overlap.lower()),
+        schedule_id=schedule_id))
     _show(schedule, "Schedule created")
 
 
 async def _change(schedule_id: str, func_name: str) -> Schedule:
-    await _get(schedule_id)
-    changed = await getattr(_api(), func_name)(schedule_id)
-    return changed if isinstance(changed, Schedule) else await _get(schedule_id)
+    backend = state().backend
+    await backend.get_schedule(schedule_id)  # not found: the same error either way
+    changed: Schedule = await getattr(backend, func_name)(schedule_id)
+    return changed
 
 
 @schedules.command("pause")
@@ -188,9 +177,11 @@ def resume_cmd(schedule_id: str) -> None:
 def delete_cmd(schedule_id: str) -> None:
     """Delete a schedule (no further runs)."""
 
+    backend = state().backend
+
     async def go() -> None:
-        await _get(schedule_id)
-        await _api().delete_schedule(schedule_id)
+        await backend.get_schedule(schedule_id)
+        await backend.delete_schedule(schedule_id)
 
     run_async(go())
     if state().json:
@@ -204,15 +195,17 @@ def delete_cmd(schedule_id: str) -> None:
 def trigger_cmd(schedule_id: str) -> None:
     """Start a run of the schedule's workflow now."""
     st = state()
-    st.load_modules()
+    if not st.remote:
+        st.load_modules()  # the run starts (and is driven) here
+    backend = st.backend
 
     async def go() -> tuple[str, str | None]:
-        from pyworkflow.config import get_storage
-
-        await _get(schedule_id)
-        run_id = await _api().trigger_schedule(schedule_id)
-        run = await get_storage().get_run(run_id)
-        return run_id, run.status.value if run else None
+        await backend.get_schedule(schedule_id)
+        run_id = await backend.trigger_schedule(schedule_id)
+        try:
+            return run_id, (await backend.get_run(run_id)).status.value
+        except WorkflowNotFoundError:
+            return run_id, None
 
     run_id, status = run_async(go())
     if st.json:
@@ -231,14 +224,15 @@ _TZ = " (without an offset: in the schedule's timezone)"
 def backfill_cmd(schedule_id: str, start: str, end: str) -> None:
     """Start the runs the schedule would have started between --start and --end."""
     st = state()
+    local = st.local("schedules backfill")
     start_time, end_time = _parse_time(start, "--start"), _parse_time(end, "--end")
     if (end_time.tzinfo is None) == (start_time.tzinfo is None) and end_time <= start_time:
         raise CliError("--end must be after --start")
     st.load_modules()
 
     async def go() -> list[str]:
-        await _get(schedule_id)
-        return list(await _api().backfill_schedule(schedule_id, start_time, end_time))
+        await local.get_schedule(schedule_id)
+        return await local.backfill_schedule(schedule_id, start_time, end_time)
 
     run_ids = run_async(go())
     if st.json:

@@ -1,19 +1,22 @@
-"""What a run is waiting for, and waiting for a run (chain) to end with a live status line."""
+"""What a run is waiting for, and waiting for a run (chain) to end with a live status line,
+read through the CLI's backend (local storage or a stack's API)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
 from pyworkflow.cli.output import console, fmt_time
 from pyworkflow.core.events import TERMINAL_OP_EVENTS, Event, EventType
 from pyworkflow.core.models import RunStatus, WorkflowRun
-from pyworkflow.runtime.local import LocalRuntime
-from pyworkflow.storage.memory import is_due
+from pyworkflow.exceptions import WorkflowNotFoundError
+
+if TYPE_CHECKING:
+    from pyworkflow.cli.backend import Backend
 
 
 class WaitTracker:
@@ -21,6 +24,7 @@ class WaitTracker:
 
     def __init__(self) -> None:
         self.open: dict[int, str] = {}
+        self.hook_ids: dict[int, str] = {}
         self.steps = 0
         self.last_sequence = 0
 
@@ -36,6 +40,7 @@ class WaitTracker:
                 self.open[op] = f"sleep until {_when(data.get('resume_at'))}"
             elif event.type == EventType.HOOK_CREATED:
                 self.open[op] = f"hook {data.get('name')!r}"
+                self.hook_ids[op] = str(data.get("hook_id"))
             elif event.type == EventType.CHILD_WORKFLOW_STARTED and data.get("wait", True):
                 self.open[op] = f"child {data.get('name')} ({data.get('child_run_id')})"
             elif event.type == EventType.STEP_RETRYING:
@@ -44,8 +49,11 @@ class WaitTracker:
             elif event.type in TERMINAL_OP_EVENTS:
                 self.open.pop(op, None)
 
-    def describe(self) -> str | None:
-        return "; ".join(self.open.values()) or None
+    def describe(self, skip_hook: str | None = None) -> str | None:
+        """The open waits; ``skip_hook``: a hook id whose payload was just delivered (its run
+        records it when the worker next replays it)."""
+        return "; ".join(text for op, text in self.open.items()
+                         if skip_hook is None or self.hook_ids.get(op) != skip_hook) or None
 
     def hook_names(self) -> list[str]:
         return [text.split("'")[1] for text in self.open.values() if text.startswith("hook '")]
@@ -60,33 +68,35 @@ def _when(value: Any) -> str:
     return "-"
 
 
-async def waiting_for(rt: LocalRuntime, run: WorkflowRun) -> str | None:
+async def waiting_for(backend: Backend, run: WorkflowRun,
+                      skip_hook: str | None = None) -> str | None:
     """What a non-terminal run waits for ("sleep until ...", "hook 'approve'"), if anything."""
     if run.status.is_terminal:
         return None
     tracker = WaitTracker()
-    tracker.feed(await rt.storage.get_events(run.run_id))
-    return tracker.describe()
+    tracker.feed(await backend.events(run.run_id))
+    return tracker.describe(skip_hook)
 
 
-async def follow_chain(rt: LocalRuntime, run: WorkflowRun) -> WorkflowRun:
+async def follow_chain(backend: Backend, run: WorkflowRun) -> WorkflowRun:
     """The latest run of ``run``'s continue-as-new chain."""
     seen = {run.run_id}
     while run.status == RunStatus.CONTINUED_AS_NEW and run.continued_to_run_id \
             and run.continued_to_run_id not in seen:
-        nxt = await rt.storage.get_run(run.continued_to_run_id)
-        if nxt is None:
+        try:
+            nxt = await backend.get_run(run.continued_to_run_id)
+        except WorkflowNotFoundError:
             break
         seen.add(nxt.run_id)
         run = nxt
     return run
 
 
-async def wait_until_terminal(rt: LocalRuntime, run_id: str, *, patience: float | None,
-                              show: bool, poll: float = 0.1) -> WorkflowRun:
-    """Keep this event loop (and so the run's timers) alive until the chain that ``run_id``
-    starts ends; drive it whenever it is due. Returns the latest run (maybe not terminal if
-    ``patience`` seconds passed)."""
+async def wait_until_terminal(backend: Backend, run_id: str, *, patience: float | None,
+                              show: bool) -> WorkflowRun:
+    """Keep looking (and, locally, keep this event loop and so the run's timers alive) until
+    the chain that ``run_id`` starts ends; a local backend drives it whenever it is due.
+    Returns the latest run (maybe not terminal if ``patience`` seconds passed)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     deadline = None if patience is None else time.monotonic() + patience
@@ -95,24 +105,19 @@ async def wait_until_terminal(rt: LocalRuntime, run_id: str, *, patience: float 
                   console=console(stderr=True), transient=True, disable=not show) as progress:
         task = progress.add_task("starting", total=None)
         while True:
-            run = await rt.storage.get_run(current)
-            if run is None:
-                from pyworkflow.exceptions import WorkflowNotFoundError
-
-                raise WorkflowNotFoundError(current)
+            run = await backend.get_run(current)
             if run.status == RunStatus.CONTINUED_AS_NEW and run.continued_to_run_id:
                 current, tracker = run.continued_to_run_id, WaitTracker()
                 continue
             if run.status.is_terminal:
                 return run
-            tracker.feed(await rt.storage.get_events(current, after_sequence=tracker.last_sequence))
+            tracker.feed(await backend.events(current, after=tracker.last_sequence))
             waiting = tracker.describe()
             progress.update(task, description=(
                 f"{current} [bold]{run.status.value}[/] · {tracker.steps} step(s) done"
                 + (f" · waiting for {escape(waiting)}" if waiting else "")))
             if deadline is not None and time.monotonic() >= deadline:
                 return run
-            if not rt.is_active(current) and is_due(run, rt.clock.now()):
-                await rt.drive(current)
+            if await backend.nudge(run):
                 continue
-            await asyncio.sleep(poll)
+            await asyncio.sleep(backend.poll_interval)

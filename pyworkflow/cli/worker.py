@@ -12,6 +12,7 @@ import click
 
 from pyworkflow.cli.config import CliState, run_async, state
 from pyworkflow.cli.output import console, info, print_json, warn
+from pyworkflow.client.client import ENV_API_URL
 from pyworkflow.runtime.worker import WorkerStats, run_worker
 
 
@@ -97,6 +98,9 @@ def worker(once: bool, poll_interval: float) -> None:
     """Drive every run that is due (sleeps, retries, restarts after a crash) and fire due
     schedules. Ctrl-C stops after the current pass."""
     st = state()
+    st.local("worker", "the stack's worker function drives the runs behind the API ('pyworkflow "
+                       f"dev' pumps it on this machine); drop --api-url (unset {ENV_API_URL}) to "
+                       "drive the runs of a local database")
     st.load_modules()
     if not st.json:
         modules = ", ".join(st.imported) or "none"
