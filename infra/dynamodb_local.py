@@ -190,8 +190,8 @@ def _answers(endpoint_url: str) -> bool:
 def start(
     port: int = 0, *, directory: Path | str = DEFAULT_DIR, timeout: float = 60.0
 ) -> DynamoDBLocal:
-    """Install if needed, start ``java -jar DynamoDBLocal.jar -inMemory`` on ``port`` (0: a free
-    one) and wait until it answers HTTP."""
+    """Install if needed, start ``java -jar DynamoDBLocal.jar -inMemory -sharedDb`` on ``port``
+    (0: a free one) and wait until it answers HTTP."""
     java = check_java()
     lib = ensure_installed(directory)
     port = port or free_port()
@@ -204,6 +204,9 @@ def start(
             "-jar",
             str(lib / "DynamoDBLocal.jar"),
             "-inMemory",
+            # one database whatever the credentials and region: like one AWS account seen by
+            # every client of a local stack (otherwise tables are per access key and region)
+            "-sharedDb",
             "-disableTelemetry",
             "-port",
             str(port),
