@@ -9,8 +9,8 @@ from typing import IO, Any
 import click
 
 from pyworkflow.cli.output import print_error
-from pyworkflow.client.client import ENV_API_URL
 from pyworkflow.client.errors import ApiError, TransportError, UnknownWorkflowError
+from pyworkflow.config import ENV_API_URL
 from pyworkflow.exceptions import (
     ConfigurationError,
     HookAlreadyReceivedError,

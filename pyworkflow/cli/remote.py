@@ -14,7 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pyworkflow.cli.errors import CliError
-from pyworkflow.client import ENV_API_URL, Client, HookResumed
+from pyworkflow.client import Client, HookResumed
+from pyworkflow.config import ENV_API_URL
 from pyworkflow.core.events import Event
 from pyworkflow.core.models import (
     OverlapPolicy,

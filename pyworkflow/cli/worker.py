@@ -12,7 +12,7 @@ import click
 
 from pyworkflow.cli.config import CliState, run_async, state
 from pyworkflow.cli.output import console, info, print_json, warn
-from pyworkflow.client.client import ENV_API_URL
+from pyworkflow.config import ENV_API_URL
 from pyworkflow.runtime.worker import WorkerStats, run_worker
 
 
