@@ -21,7 +21,7 @@ from pyworkflow.core.clock import new_token
 from pyworkflow.core.duration import parse_duration, resolve_wake_time
 from pyworkflow.core.events import EventType
 from pyworkflow.core.models import Hook, HookStatus
-from pyworkflow.core.registry import get_hook_schema, register_hook_schema
+from pyworkflow.core.registry import register_hook_schema
 from pyworkflow.core.serde import from_jsonable
 from pyworkflow.exceptions import HookExpiredError, SuspensionSignal
 
@@ -49,7 +49,8 @@ async def hook(
     ctx = _ctx.require("hook()")
     if payload_schema is not None:
         register_hook_schema(name, payload_schema)
-    schema = payload_schema or get_hook_schema(name)
+    # Only what this call declares: another workflow's hook of the same name may be typed
+    schema = payload_schema
 
     op, rec = await ctx.begin("hook", name)
     ctx.check_cancellation(rec)

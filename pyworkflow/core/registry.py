@@ -37,7 +37,8 @@ class StepDefinition:
 
 _workflows: dict[str, WorkflowDefinition] = {}
 _steps: dict[str, StepDefinition] = {}
-_hook_schemas: dict[str, type] = {}
+# Hook name -> the models registered under it (several workflows may each have an "approval").
+_hook_schemas: dict[str, list[type]] = {}
 
 
 def type_hints(func: Callable[..., Any]) -> dict[str, Any]:
@@ -63,11 +64,22 @@ def register_step(defn: StepDefinition) -> None:
 
 
 def register_hook_schema(name: str, schema: type) -> None:
-    _hook_schemas[name] = schema
+    models = _hook_schemas.setdefault(name, [])
+    if schema not in models:
+        models.append(schema)
 
 
-def get_hook_schema(name: str) -> type | None:
-    return _hook_schemas.get(name)
+def get_hook_schema(name: str, json_schema: dict[str, Any] | None = None) -> type | None:
+    """The model registered for hook ``name``; with ``json_schema`` (what a hook record says
+    its waiting code declared), only the model with exactly that JSON schema."""
+    models = _hook_schemas.get(name, [])
+    if json_schema is None:
+        return models[-1] if models else None
+    for model in reversed(models):
+        dump = getattr(model, "model_json_schema", None)
+        if dump is not None and dump() == json_schema:
+            return model
+    return None
 
 
 def get_workflow(name: str) -> WorkflowDefinition | None:

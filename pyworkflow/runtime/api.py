@@ -218,7 +218,9 @@ async def deliver_hook(rt: LocalRuntime, hook: Hook, payload: Any) -> ResumeResu
             hook.expires_at is not None and rt.clock.now() >= hook.expires_at
         ):
             raise HookExpiredError(hook.name)
-        schema = get_hook_schema(hook.name)
+        # the model the waiting code declared (recorded on the hook), not any hook of that name
+        schema = (get_hook_schema(hook.name, hook.payload_schema)
+                  if hook.payload_schema is not None else None)
         data = payload
         if schema is not None:
             try:
