@@ -71,6 +71,7 @@ from handlers.api_models import (
     UpdateScheduleRequest,
     WorkflowList,
 )
+from handlers.ui import router as ui_router
 from pyworkflow import __version__
 from pyworkflow.config import ENV_MAX_REQUEST_BYTES, ENV_MODULE, import_modules
 from pyworkflow.core.models import Schedule
@@ -310,6 +311,9 @@ def openapi() -> dict[str, Any]:
     if _openapi is None:  # generating it walks every model: once per container
         _openapi = json.loads(app.get_openapi_json_schema())
     return _openapi
+
+
+app.include_router(ui_router)  # the run viewer: GET /ui, GET /ui/runs/{run_id}
 
 
 # --- errors ------------------------------------------------------------------------------------
