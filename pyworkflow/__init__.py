@@ -32,6 +32,15 @@ from pyworkflow.core.models import (
     ScheduleStatus,
     WorkflowRun,
 )
+from pyworkflow.core.parallel import (
+    CompletionReason,
+    FanOutError,
+    FanOutResult,
+    ItemStatus,
+    map,
+    parallel,
+)
+from pyworkflow.core.patching import deprecate_patch, patched
 from pyworkflow.core.registry import get_step, get_workflow, list_steps, list_workflows
 from pyworkflow.core.shield import shield
 from pyworkflow.core.sleep import sleep
@@ -123,6 +132,15 @@ __all__ = [
     "get_step_context",
     "has_step_context",
     "set_step_context",
+    # fan-out and versioning
+    "parallel",
+    "map",
+    "FanOutResult",
+    "FanOutError",
+    "ItemStatus",
+    "CompletionReason",
+    "patched",
+    "deprecate_patch",
     # running and inspecting
     "start",
     "resume",

@@ -7,6 +7,13 @@ arguments runs twice. Its events carry that number. On replay, ``begin`` finds t
 of the op and checks that the code asks for the same kind and name; if not, the run fails with
 ``NonDeterminismError`` naming both.
 
+Inside a fan-out (``parallel``/``map``) each branch numbers its operations on its own: an op there
+is identified by its *path* ("3.1.0": fan-out op 3, branch 1, the branch's first op), recorded in
+its events next to a run-unique ``op`` number. Branches finish in whatever order the world
+decides, so only the path is stable across executions; the fan-out's block of op numbers is handed
+out as branches ask for them, and the op numbers after the fan-out are the same on every replay
+(see ``Block``).
+
 Cancellation is an event like any other. An op is *settled* if its terminal event comes before
 the first ``cancellation.requested`` event; awaiting an unsettled op outside ``shield()`` raises
 ``CancellationError``. Replay therefore delivers cancellation at exactly the same await as the
@@ -43,6 +50,8 @@ _KIND_BY_PREFIX = {
     "hook": "hook",
     "child_workflow": "child",
     "context": "context",
+    "parallel": "parallel",
+    "patch": "patch",
 }
 
 
@@ -75,6 +84,16 @@ class Journal(Protocol):
     async def cancel_run(self, run_id: str, reason: str | None) -> None: ...
 
 
+class OperationMismatchError(NonDeterminismError):
+    """The code asks for a different operation than the history recorded at that position."""
+
+    def __init__(self, message: str, *, op: int | str, expected: str, found: str) -> None:
+        super().__init__(message)
+        self.op = op
+        self.expected = expected  # what the history recorded, e.g. "step 'charge'"
+        self.found = found        # what the code asks for now
+
+
 @dataclass
 class OpRecord:
     op: int
@@ -85,6 +104,27 @@ class OpRecord:
 
     def first(self, type_: EventType) -> Event | None:
         return next((e for e in self.events if e.type == type_), None)
+
+
+@dataclass
+class Block:
+    """The op numbers of one top-level fan-out and everything nested in it. A branch op takes
+    its recorded number, or else the lowest number above ``start`` that no recorded op holds;
+    the fan-out ends at ``top`` (the highest number used), so the next op is the same on every
+    execution however the branches interleaved."""
+
+    start: int
+    cursor: int
+    top: int
+
+
+@dataclass
+class Branch:
+    """One branch of a fan-out: its ops are ``{prefix}.0``, ``{prefix}.1``... in call order."""
+
+    prefix: str
+    block: Block
+    count: int = 0
 
 
 def op_kind(event: Event) -> str:
@@ -128,10 +168,13 @@ class WorkflowContext:
         self._write_lock = asyncio.Lock()
         self._next_op = 0
         self._ops: dict[int, OpRecord] = {}
+        self._by_path: dict[str, OpRecord] = {}  # branch ops of fan-outs (see module doc)
+        self._path_of: dict[int, str] = {}  # this execution's branch ops: op -> path
         self.cancel_seq: int | None = None
         self.cancel_reason: str | None = None
         self.step_context: Any = None
         self.interrupted = False  # set by the runtime: reload at the next new operation
+        self._open_block: Block | None = None  # a top-level fan-out in progress
         for event in history:
             self._index(event)
 
@@ -147,6 +190,9 @@ class WorkflowContext:
         if rec is None:
             rec = self._ops[op] = OpRecord(op, op_kind(event), str(event.data.get("name", "")))
         rec.events.append(event)
+        path = event.data.get("path")
+        if isinstance(path, str):
+            self._by_path.setdefault(path, rec)
         if event.type in TERMINAL_OP_EVENTS or (
             event.type == EventType.CHILD_WORKFLOW_STARTED and not event.data.get("wait", True)
         ):
@@ -195,14 +241,25 @@ class WorkflowContext:
     ) -> Event:
         """Record an event. Deferred events ride along with the next write (a suspension writes
         them together with the run record, in one atomic write)."""
+        event = self.record_later(type_, data, final=final)
+        if not defer:
+            await self.flush()
+        return event
+
+    def record_later(
+        self, type_: EventType, data: dict[str, Any], *, final: bool = False
+    ) -> Event:
+        """Record an event that rides along with the next write (no await: ``patched()`` is a
+        plain function)."""
         if not final:  # the event that ends a run is always written, even past the limit
             self._check_limits(self._next_assign)
+        op = data.get("op")
+        if isinstance(op, int) and op in self._path_of and "path" not in data:
+            data = {**data, "path": self._path_of[op]}
         event = self.make_event(type_, data)
         self._pending.append(event)
         # Indexed at once: if the write fails the whole execution is discarded and replayed.
         self._index(event)
-        if not defer:
-            await self.flush()
         return event
 
     async def flush(self) -> None:
@@ -238,18 +295,8 @@ class WorkflowContext:
 
         The number is returned rather than read back later: concurrent operations (gather)
         allocate while this one awaits its checkpoint."""
-        op = self._next_op
-        self._next_op += 1
-        rec = self._ops.get(op)
+        op, rec = self.allocate(kind, name)
         if rec is not None:
-            if rec.kind != kind or rec.name != name:
-                raise RunFailure(
-                    NonDeterminismError(
-                        f"Run {self.run_id}, operation #{op}: the history recorded {rec.kind} "
-                        f"{rec.name!r} but the code now calls {kind} {name!r}. Workflow code must "
-                        "make the same durable calls in the same order on replay."
-                    )
-                )
             return op, rec
         if self.interrupted:
             from pyworkflow.exceptions import RestartSignal
@@ -257,7 +304,100 @@ class WorkflowContext:
             raise RestartSignal()
         await self.journal.checkpoint()
         self.check_deadline()
-        return op, None
+        return op, rec
+
+    def position(self) -> str:
+        """Where the next op of the calling task sits: its number, or its path in a fan-out."""
+        branch = _branch.get()
+        if branch is None:
+            return str(self._next_op)
+        return f"{branch.prefix}.{branch.count}"
+
+    def peek(self) -> OpRecord | None:
+        """The recorded op at the calling task's next position, without taking it."""
+        branch = _branch.get()
+        if branch is None:
+            return self._ops.get(self._next_op)
+        return self._by_path.get(f"{branch.prefix}.{branch.count}")
+
+    def allocate(self, kind: str, name: str) -> tuple[int, OpRecord | None]:
+        """Take the next position (no checkpoint): its op number and its recorded op, if any,
+        checked to be the same kind and name."""
+        branch = _branch.get()
+        if branch is None:
+            if self._open_block is not None:
+                raise RuntimeError(
+                    f"{kind} {name!r} was called next to a running parallel()/map(): await the "
+                    "fan-out first, or make the call one of its branches"
+                )
+            op = self._next_op
+            self._next_op += 1
+            rec = self._ops.get(op)
+            # A fan-out left by an exception may have handed this number to a branch op that
+            # was never recorded: it is a top-level op now.
+            self._path_of.pop(op, None)
+            where: int | str = op
+        else:
+            path = f"{branch.prefix}.{branch.count}"
+            branch.count += 1
+            rec = self._by_path.get(path)
+            op = rec.op if rec is not None else self._take(branch.block)
+            branch.block.top = max(branch.block.top, op)
+            self._path_of[op] = path
+            where = path
+        if rec is not None and (rec.kind != kind or rec.name != name):
+            raise RunFailure(
+                OperationMismatchError(
+                    f"Run {self.run_id}, operation #{where}: the history recorded {rec.kind} "
+                    f"{rec.name!r} but the code now calls {kind} {name!r}. Workflow code must "
+                    "make the same durable calls in the same order on replay"
+                    + (" (a removed patched() check needs deprecate_patch())"
+                       if rec.kind == "patch" else "") + ".",
+                    op=where, expected=f"{rec.kind} {rec.name!r}", found=f"{kind} {name!r}",
+                )
+            )
+        return op, rec
+
+    def _take(self, block: Block) -> int:
+        while block.cursor in self._ops:  # numbers recorded by other branches stay theirs
+            block.cursor += 1
+        op = block.cursor
+        block.cursor += 1
+        return op
+
+    # --- fan-out blocks (see ``pyworkflow.core.parallel``) -----------------------------------
+    def open_block(self, op: int) -> Block:
+        """The block the branches of fan-out ``op`` draw their numbers from: a new one at top
+        level, the enclosing one inside a branch."""
+        branch = _branch.get()
+        if branch is not None:
+            return branch.block
+        block = Block(start=op + 1, cursor=op + 1, top=op)
+        self._open_block = block
+        return block
+
+    def close_block(self, block: Block, next_op: int | None = None, *, exact: bool = False) -> None:
+        """End a fan-out. ``next_op``: a recorded early stop's end (raises the block's end), or
+        with ``exact`` the end to use as is (a fan-out left by an exception, see
+        ``recorded_end``)."""
+        if next_op is not None:
+            block.top = next_op - 1 if exact and _branch.get() is None else max(
+                block.top, next_op - 1)
+        if _branch.get() is None:
+            self._open_block = None
+            self._next_op = block.top + 1
+
+    def path_of(self, op: int) -> str:
+        """The identity of op ``op``: its path inside a fan-out, else its number."""
+        return self._path_of.get(op, str(op))
+
+    def recorded_end(self, op: int, prefix: str) -> int:
+        """The first op number after fan-out ``op`` judged by its recorded ops only. Used when
+        the fan-out ends by an exception the workflow may catch (cancellation): which branches
+        had taken a number by then is a matter of timing, what the history holds is not."""
+        top = max((r.op for p, r in self._by_path.items() if p.startswith(prefix + ".")),
+                  default=op)
+        return max(top, op) + 1
 
     def check_deadline(self) -> None:
         deadline = self.run.deadline_at
@@ -295,6 +435,11 @@ class WorkflowContext:
 _current: ContextVar[WorkflowContext | None] = ContextVar("pyworkflow_context", default=None)
 _in_step: ContextVar[bool] = ContextVar("pyworkflow_in_step", default=False)
 _shield_depth: ContextVar[int] = ContextVar("pyworkflow_shield_depth", default=0)
+_branch: ContextVar[Branch | None] = ContextVar("pyworkflow_branch", default=None)
+
+
+def enter_branch(branch: Branch) -> Any:
+    return _branch.set(branch)
 
 
 def enter_step() -> Any:

@@ -39,6 +39,11 @@ class EventType(StrEnum):
 
     CONTEXT_UPDATED = "context.updated"
 
+    # A fan-out stopped early (min_successful / tolerated_failures): which items finished.
+    PARALLEL_COMPLETED = "parallel.completed"
+    # patched("change-id") first returned True at this point of the run.
+    PATCH_APPLIED = "patch.applied"
+
     CHILD_WORKFLOW_STARTED = "child_workflow.started"
     CHILD_WORKFLOW_COMPLETED = "child_workflow.completed"
     CHILD_WORKFLOW_FAILED = "child_workflow.failed"
@@ -68,6 +73,8 @@ TERMINAL_OP_EVENTS = frozenset(
         EventType.CHILD_WORKFLOW_FAILED,
         EventType.CHILD_WORKFLOW_CANCELLED,
         EventType.CONTEXT_UPDATED,
+        EventType.PARALLEL_COMPLETED,
+        EventType.PATCH_APPLIED,
     }
 )
 

@@ -1,0 +1,366 @@
+"""``parallel`` and ``map``: run durable branches concurrently, deterministically on replay.
+
+Each branch is a coroutine run as an asyncio task inside the one execution (one worker
+invocation on AWS). Its durable calls are identified by their *path* in the fan-out ("3.1.0":
+fan-out op 3, branch 1, first call), not by the order in which branches happened to reach them,
+so a branch may make several calls (a step, then a sleep, then a child...) and still replay onto
+its own history. Nothing is recorded for the fan-out itself: each completed step costs its one
+``step.completed`` as usual. The single exception is an early stop (``min_successful`` /
+``tolerated_failures``) that leaves items unfinished: one ``parallel.completed`` event then names
+the items that finished, so a replay reports the same outcome instead of running the others.
+
+Failures of items are collected, not raised: the result lists successes, failures (the
+exception per index) and skipped items; ``raise_if_failed()`` turns failures into an error.
+Control flow is not a failure: cancellation, a lost write race, nondeterminism and the like
+cancel the running branches and propagate. A branch that must wait (a sleep, a retry backoff,
+a hook) parks; the others go on, and the run suspends until the earliest wake-up once nothing
+else can run.
+
+Early stop: once ``min_successful`` items succeeded, or more than ``tolerated_failures`` failed
+(or so many failed that ``min_successful`` is out of reach), no further item starts and running
+ones are cancelled (their in-flight step is not recorded). Those items are reported as skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from pyworkflow.core import context as _ctx
+from pyworkflow.core.events import EventType
+from pyworkflow.exceptions import (
+    CancellationError,
+    ConcurrencyError,
+    SuspensionSignal,
+    WorkflowError,
+)
+
+T = TypeVar("T")
+
+
+class ItemStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not started, or cancelled by an early stop
+
+
+class CompletionReason(StrEnum):
+    ALL_COMPLETED = "all_completed"
+    MIN_SUCCESSFUL_REACHED = "min_successful_reached"
+    FAILURE_TOLERANCE_EXCEEDED = "failure_tolerance_exceeded"
+
+
+class FanOutError(WorkflowError):
+    """Raised by ``FanOutResult.raise_if_failed()``: some items failed (``failed`` maps their
+    index to the exception; the first one is also the ``__cause__``)."""
+
+    def __init__(self, failed: dict[int, BaseException], total: int) -> None:
+        first = min(failed)
+        super().__init__(
+            f"{len(failed)} of {total} item(s) failed; first: item {first}: "
+            f"{type(failed[first]).__name__}: {failed[first]}"
+        )
+        self.failed = failed
+
+
+@dataclass
+class FanOutResult(Generic[T]):
+    """What ``parallel``/``map`` return. Indexes are positions in the input."""
+
+    statuses: list[ItemStatus]
+    values: dict[int, T] = field(default_factory=dict)
+    errors: dict[int, BaseException] = field(default_factory=dict)
+    completion_reason: CompletionReason = CompletionReason.ALL_COMPLETED
+
+    @property
+    def results(self) -> list[T | None]:
+        """Every item's value in input order (None for failed or skipped items)."""
+        return [self.values.get(i) for i in range(len(self.statuses))]
+
+    @property
+    def succeeded(self) -> dict[int, T]:
+        return dict(self.values)
+
+    @property
+    def failed(self) -> dict[int, BaseException]:
+        return dict(self.errors)
+
+    @property
+    def skipped(self) -> list[int]:
+        return [i for i, s in enumerate(self.statuses) if s == ItemStatus.SKIPPED]
+
+    @property
+    def all_succeeded(self) -> bool:
+        return all(s == ItemStatus.SUCCEEDED for s in self.statuses)
+
+    def raise_if_failed(self) -> list[T | None]:
+        """Raise ``FanOutError`` if any item failed; else return ``results``."""
+        if self.errors:
+            first = self.errors[min(self.errors)]
+            raise FanOutError(dict(self.errors), len(self.statuses)) from first
+        return self.results
+
+    def __len__(self) -> int:
+        return len(self.statuses)
+
+
+async def parallel(
+    *awaitables: Awaitable[Any],
+    max_concurrency: int | None = None,
+    min_successful: int | None = None,
+    tolerated_failures: int | None = None,
+) -> FanOutResult[Any]:
+    """Run coroutines concurrently as durable branches::
+
+        res = await pyworkflow.parallel(charge(order), reserve(order), notify(order))
+        receipt, reservation, _ = res.raise_if_failed()
+
+    Pass coroutine objects (``charge(order)``), not tasks: a branch must start inside the
+    fan-out to be replayed onto its own history. Outside a workflow the same thing runs plainly.
+    """
+    for a in awaitables:
+        if isinstance(a, asyncio.Future):
+            raise TypeError("parallel() takes coroutines such as step(x), not tasks or futures: "
+                            "a task started outside the fan-out cannot be replayed as a branch")
+    coros = [a if inspect.iscoroutine(a) else _await(a) for a in awaitables]
+    return await _fan_out(
+        "parallel", [_once(c) for c in coros], max_concurrency, min_successful,
+        tolerated_failures, closers=[c.close for c in coros],
+    )
+
+
+async def map(  # noqa: A001 - pyworkflow.map, like the builtin but durable
+    fn: Callable[[Any], Awaitable[T]],
+    items: Iterable[Any],
+    max_concurrency: int | None = None,
+    min_successful: int | None = None,
+    tolerated_failures: int | None = None,
+) -> FanOutResult[T]:
+    """Call ``fn(item)`` (a step, a child workflow launcher, any async function) for each item,
+    concurrently, at most ``max_concurrency`` at a time::
+
+        res = await pyworkflow.map(resize, images, max_concurrency=10, tolerated_failures=2)
+        for index, error in res.failed.items(): ...
+    """
+    values = list(items)
+    name = "map:" + str(getattr(fn, "__step_name__", None) or getattr(fn, "__name__", "fn"))
+    return await _fan_out(
+        name, [_call(fn, v) for v in values], max_concurrency, min_successful,
+        tolerated_failures,
+    )
+
+
+def _call(fn: Callable[[Any], Awaitable[T]], value: Any) -> Callable[[], Awaitable[T]]:
+    return lambda: fn(value)
+
+
+def _once(coro: Coroutine[Any, Any, Any]) -> Callable[[], Awaitable[Any]]:
+    return lambda: coro
+
+
+async def _await(a: Awaitable[T]) -> T:
+    return await a
+
+
+async def _run(thunk: Callable[[], Awaitable[T]]) -> T:
+    return await thunk()
+
+
+def _validate(n: int, max_concurrency: int | None, min_successful: int | None,
+              tolerated_failures: int | None) -> None:
+    if max_concurrency is not None and (not isinstance(max_concurrency, int)
+                                        or max_concurrency < 1):
+        raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
+    if min_successful is not None and (not isinstance(min_successful, int)
+                                       or not 1 <= min_successful <= max(1, n)):
+        raise ValueError(f"min_successful must be between 1 and the {n} item(s), "
+                         f"got {min_successful!r}")
+    if tolerated_failures is not None and (not isinstance(tolerated_failures, int)
+                                           or tolerated_failures < 0):
+        raise ValueError(
+            f"tolerated_failures must be a non-negative integer, got {tolerated_failures!r}")
+
+
+# Exceptions of a branch that are the run's business, not the item's: they end the fan-out.
+_CONTROL = (CancellationError, ConcurrencyError)
+
+
+async def _fan_out(
+    name: str,
+    thunks: list[Callable[[], Awaitable[Any]]],
+    max_concurrency: int | None,
+    min_successful: int | None,
+    tolerated_failures: int | None,
+    closers: list[Callable[[], None]] | None = None,
+) -> FanOutResult[Any]:
+    n = len(thunks)
+    try:
+        _validate(n, max_concurrency, min_successful, tolerated_failures)
+    except ValueError:
+        for close in closers or []:
+            close()
+        raise
+    ctx = _ctx.current()
+    if ctx is None or ctx.in_step:
+        # Outside a workflow (or inside a step): the same semantics, nothing recorded.
+        runner = _Runner(None, None, "", thunks, max_concurrency, min_successful,
+                         tolerated_failures, closers)
+        return await runner.run(allowed=None)
+
+    # No checkpoint for the fan-out itself (it records nothing unless it stops early): its
+    # branches' operations take theirs.
+    op, rec = ctx.allocate("parallel", name)
+    stop = rec.terminal.data if rec is not None and rec.terminal is not None else None
+    block = ctx.open_block(op)
+    prefix = ctx.path_of(op)
+    runner = _Runner(ctx, block, prefix, thunks, max_concurrency, min_successful,
+                     tolerated_failures, closers)
+    try:
+        if stop is not None:  # an early stop recorded by an earlier execution decides
+            result = await runner.run(allowed=set(stop["finished"]))
+            result.completion_reason = CompletionReason(stop["reason"])
+            ctx.close_block(block, int(stop["next_op"]))
+            return result
+        result = await runner.run(allowed=None)
+    except BaseException:
+        ctx.close_block(block, ctx.recorded_end(op, prefix), exact=True)
+        raise
+    if result.skipped:
+        next_op = block.top + 1
+        ctx.close_block(block, next_op)
+        await ctx.record(EventType.PARALLEL_COMPLETED, {
+            "op": op, "name": name, "reason": result.completion_reason.value,
+            "finished": [i for i, s in enumerate(result.statuses) if s != ItemStatus.SKIPPED],
+            "next_op": next_op, "total": n,
+        })
+    else:
+        ctx.close_block(block)
+    return result
+
+
+class _Runner:
+    """Starts branches in input order, at most ``limit`` at a time, and gathers outcomes."""
+
+    def __init__(
+        self, ctx: _ctx.WorkflowContext | None, block: _ctx.Block | None, prefix: str,
+        thunks: list[Callable[[], Awaitable[Any]]], max_concurrency: int | None,
+        min_successful: int | None, tolerated_failures: int | None,
+        closers: list[Callable[[], None]] | None,
+    ) -> None:
+        self.ctx, self.block, self.prefix = ctx, block, prefix
+        self.thunks = thunks
+        self.limit = max_concurrency or max(1, len(thunks))
+        self.min_successful = min_successful
+        self.tolerated = tolerated_failures
+        self.closers = closers
+        self.result: FanOutResult[Any] = FanOutResult([ItemStatus.SKIPPED] * len(thunks))
+        self.finished: asyncio.Queue[tuple[int, asyncio.Task[Any]]] = asyncio.Queue()
+        self.running: dict[int, asyncio.Task[Any]] = {}
+        self.parked: list[SuspensionSignal] = []
+
+    def _start(self, i: int) -> None:
+        context = contextvars.copy_context()
+        if self.ctx is not None and self.block is not None:
+            branch = _ctx.Branch(prefix=f"{self.prefix}.{i}", block=self.block)
+            context.run(_ctx.enter_branch, branch)
+        task = asyncio.get_running_loop().create_task(_run(self.thunks[i]), context=context)
+        self.running[i] = task
+        task.add_done_callback(lambda t, i=i: self.finished.put_nowait((i, t)))
+
+    def _stop_reason(self) -> CompletionReason | None:
+        ok, bad = len(self.result.values), len(self.result.errors)
+        n = len(self.thunks)
+        if self.tolerated is not None and bad > self.tolerated:
+            return CompletionReason.FAILURE_TOLERANCE_EXCEEDED
+        if self.min_successful is not None:
+            if ok >= self.min_successful:
+                return CompletionReason.MIN_SUCCESSFUL_REACHED
+            if bad > n - self.min_successful:
+                return CompletionReason.FAILURE_TOLERANCE_EXCEEDED
+        return None
+
+    async def run(self, allowed: set[int] | None) -> FanOutResult[Any]:
+        n = len(self.thunks)
+        next_i = 0
+        reason: CompletionReason | None = None
+        control: BaseException | None = None
+        try:
+            while True:
+                while reason is None and control is None and next_i < n \
+                        and len(self.running) < self.limit:
+                    if allowed is None or next_i in allowed:
+                        self._start(next_i)
+                    elif self.closers:
+                        self.closers[next_i]()
+                    next_i += 1
+                if not self.running:
+                    break
+                i, task = await self.finished.get()
+                self.running.pop(i, None)
+                control = control or self._collect(i, task)
+                if control is not None or reason is not None:
+                    break
+                if allowed is None:
+                    reason = self._stop_reason()
+                    if reason is not None:
+                        break
+        finally:
+            # An early stop, a control signal, or this coroutine itself cancelled: stop the rest.
+            await self._cancel_running()
+            for j in range(next_i, n):
+                if self.closers:
+                    self.closers[j]()
+        if control is not None:
+            raise control
+        if self.parked and reason is None:
+            raise _earliest(self.parked)
+        self.result.completion_reason = reason or (
+            CompletionReason.FAILURE_TOLERANCE_EXCEEDED
+            if self.tolerated is not None and len(self.result.errors) > self.tolerated
+            else CompletionReason.ALL_COMPLETED
+        )
+        return self.result
+
+    def _collect(self, i: int, task: asyncio.Task[Any]) -> BaseException | None:
+        """Record item ``i``'s outcome; return a control signal that must end the fan-out."""
+        if task.cancelled():
+            return None  # cancelled by us: stays skipped
+        exc = task.exception()
+        if exc is None:
+            self.result.values[i] = task.result()
+            self.result.statuses[i] = ItemStatus.SUCCEEDED
+            return None
+        if isinstance(exc, SuspensionSignal):
+            self.parked.append(exc)
+            return None
+        if isinstance(exc, _CONTROL) or not isinstance(exc, Exception):
+            return exc
+        self.result.errors[i] = exc
+        self.result.statuses[i] = ItemStatus.FAILED
+        return None
+
+    async def _cancel_running(self) -> None:
+        running, self.running = self.running, {}
+        for task in running.values():
+            task.cancel()
+        if running:
+            await asyncio.wait(running.values())
+        # Outcomes of branches that finished before the cancellation took hold still count.
+        for i, task in running.items():
+            if not task.cancelled() and self._collect(i, task) is not None:
+                self.result.statuses[i] = ItemStatus.SKIPPED
+
+
+def _earliest(parked: list[SuspensionSignal]) -> SuspensionSignal:
+    """The run wakes at the earliest time any parked branch needs (None: only outside events,
+    such as hook payloads or children ending, can move it on)."""
+    timed = [s for s in parked if s.wake_at is not None]
+    return min(timed, key=lambda s: s.wake_at) if timed else parked[0]  # type: ignore[arg-type,return-value]
+
+
+__all__ = ["parallel", "map", "FanOutResult", "FanOutError", "ItemStatus", "CompletionReason"]
