@@ -130,6 +130,7 @@ def _register() -> None:
 
     for command in (workflows, runs, hooks, schedules, worker, dev, init):
         main.add_command(command)
+    main.add_command(__import__("pyworkflow.cli.replay", fromlist=["replay"]).replay)
 
 
 _register()

@@ -84,14 +84,14 @@ class Journal(Protocol):
     async def cancel_run(self, run_id: str, reason: str | None) -> None: ...
 
 
-class OperationMismatchError(NonDeterminismError):
-    """The code asks for a different operation than the history recorded at that position."""
+@dataclass(frozen=True)
+class OpMismatch:
+    """Where replay and history disagree, attached to the ``NonDeterminismError`` as
+    ``.mismatch`` (for ``pyworkflow replay``; the error keeps its type, which runs record)."""
 
-    def __init__(self, message: str, *, op: int | str, expected: str, found: str) -> None:
-        super().__init__(message)
-        self.op = op
-        self.expected = expected  # what the history recorded, e.g. "step 'charge'"
-        self.found = found        # what the code asks for now
+    op: int | str  # the op number, or its path inside a fan-out
+    expected: str  # what the history recorded, e.g. "step 'charge'"
+    found: str     # what the code asks for now
 
 
 @dataclass
@@ -346,16 +346,16 @@ class WorkflowContext:
             self._path_of[op] = path
             where = path
         if rec is not None and (rec.kind != kind or rec.name != name):
-            raise RunFailure(
-                OperationMismatchError(
-                    f"Run {self.run_id}, operation #{where}: the history recorded {rec.kind} "
-                    f"{rec.name!r} but the code now calls {kind} {name!r}. Workflow code must "
-                    "make the same durable calls in the same order on replay"
-                    + (" (a removed patched() check needs deprecate_patch())"
-                       if rec.kind == "patch" else "") + ".",
-                    op=where, expected=f"{rec.kind} {rec.name!r}", found=f"{kind} {name!r}",
-                )
+            error = NonDeterminismError(
+                f"Run {self.run_id}, operation #{where}: the history recorded {rec.kind} "
+                f"{rec.name!r} but the code now calls {kind} {name!r}. Workflow code must "
+                "make the same durable calls in the same order on replay"
+                + (" (a removed patched() check needs deprecate_patch())"
+                   if rec.kind == "patch" else "") + "."
             )
+            error.mismatch = OpMismatch(  # type: ignore[attr-defined]
+                where, f"{rec.kind} {rec.name!r}", f"{kind} {name!r}")
+            raise RunFailure(error)
         return op, rec
 
     def _take(self, block: Block) -> int:
