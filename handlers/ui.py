@@ -4,9 +4,9 @@ operations (``handlers/api_ops.py``), so the pages show exactly what ``GET /runs
 
 Served wherever ``handlers/api.py`` is: by ``pyworkflow dev`` at http://127.0.0.1:8787/ui, and
 by a deployed stack, where the HTTP API requires IAM auth on these routes like on every route
-but the webhook and health check. A browser does not sign requests: on AWS, reach the pages
-through a SigV4-signing proxy (e.g. ``aws-sigv4-proxy``), or look at a deployment's runs locally
-with ``pyworkflow dev --dynamodb-endpoint``-style access to its table.
+but the webhook and health check. A browser does not sign requests: use ``pyworkflow dev``
+locally, and reach a deployed stack's pages through a SigV4-signing proxy (one that signs for
+``execute-api`` with credentials allowed to invoke the API, e.g. ``aws-sigv4-proxy``).
 
 Safety: every value from a run is escaped (``handlers/ui_templates/html.py``) and the pages
 carry a Content-Security-Policy that allows no script at all. Hook tokens never appear: they are
