@@ -85,6 +85,7 @@ from pyworkflow.runtime.api import (
     resume_hook,
     start,
 )
+from pyworkflow.runtime.replay import ReplayReport, replay_history
 from pyworkflow.runtime.schedules import (
     activate_scheduled_workflows,
     backfill_schedule,
@@ -141,6 +142,8 @@ __all__ = [
     "CompletionReason",
     "patched",
     "deprecate_patch",
+    "replay_history",
+    "ReplayReport",
     # running and inspecting
     "start",
     "resume",

@@ -14,6 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 SCRIPTS = ["order_processing", "batch_continue_as_new", "child_workflows", "cancellation"]
+# Not yet listed in examples/README.md (the lead's): checked for the public API, not the README.
+NEWER_SCRIPTS = ["fan_out", "patching"]
 
 
 def run_example(name: str, db: Path) -> str:
@@ -133,7 +135,32 @@ def test_cancellation(tmp_path):
     assert re.search(rf"pyworkflow --db {re.escape(str(db))} runs logs run_\w+", out)
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
+def test_fan_out(tmp_path):
+    db = tmp_path / "fan_out.db"
+    out = run_example("fan_out", db)
+    assert "map -> 7 succeeded, failed: #6 FatalError: cannot decode corrupt7.png" in out
+    assert re.search(r"at most [1-3] resize steps ran at once", out)
+    counts = re.findall(r"^\s+(resize|upload|send) .+ ran (\d+) time", out, flags=re.M)
+    assert len(counts) == 8 + 7 + 2 and all(n == "1" for _, n in counts)
+    assert re.search(r"^8 items -> 8 events for them", out, flags=re.M)
+    assert re.search(r"^Run run_\w+: status completed$", out, flags=re.M)
+    assert "'thumbnails': 7" in out and "'note': 'done'" in out and "'failed': [6]" in out
+
+
+def test_patching(tmp_path):
+    db = tmp_path / "patching.db"
+    out = run_example("patching", db)
+    assert ("replay of run A against 2-plain: NONDETERMINISM at operation #1: history sleep "
+            "'sleep', code step 'fraud_check'") in out
+    assert "replay of run A against version 2: ok (waiting)" in out
+    assert "step fraud_check(A)" not in out and out.count("step fraud_check(B)") == 1
+    assert re.search(r"Run A run_\w+: status completed, version 1, result \['res-A', "
+                     r"'shipped-A'\], patch.applied recorded: False", out)
+    assert re.search(r"Run B run_\w+: status completed, version 2, result \['res-B', 'clear', "
+                     r"'shipped-B'\], patch.applied recorded: True", out)
+
+
+@pytest.mark.parametrize("name", SCRIPTS + NEWER_SCRIPTS)
 def test_examples_use_only_the_public_api(name):
     tree = ast.parse((EXAMPLES / f"{name}.py").read_text())
     for node in ast.walk(tree):

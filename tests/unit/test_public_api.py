@@ -75,3 +75,11 @@ def test_decorators_reject_sync_functions_with_a_clear_message():
     with pytest.raises(TypeError, match="async def"):
         @pyworkflow.step
         def sync_step() -> None: ...
+
+
+def test_fan_out_and_versioning_are_public():
+    names = {"parallel", "map", "FanOutResult", "FanOutError", "ItemStatus", "CompletionReason",
+             "patched", "deprecate_patch", "replay_history", "ReplayReport"}
+    assert names <= set(pyworkflow.__all__)
+    assert not inspect.iscoroutinefunction(pyworkflow.patched)  # `if patched(...)` must work
+    assert inspect.iscoroutinefunction(pyworkflow.map)
