@@ -186,6 +186,13 @@ def get_transient_runtime() -> LocalRuntime:
     return _transient
 
 
+def install_runtime(runtime: LocalRuntime) -> None:
+    """Make ``runtime`` the one ``get_runtime()`` returns for its storage, so the public API
+    (``start``, ``resume_hook``...) drives runs through it: the testing kit's time-skipping
+    runtime takes the plain one's place this way. ``configure(storage=...)`` drops it."""
+    _runtimes[id(runtime.storage)] = runtime
+
+
 def reset_runtime() -> None:
     global _transient
     _runtimes.clear()
