@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyworkflow.config import get_config, get_storage
-from pyworkflow.core.events import Event
+from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.hook import hash_token
 from pyworkflow.core.models import Hook, HookStatus, RunStatus, WorkflowRun
 from pyworkflow.core.registry import get_hook_schema, get_workflow_by_func
@@ -204,6 +204,7 @@ async def resume_hook_by_name(run_id: str, name: str, payload: Any, *,
 
 async def deliver_hook(rt: LocalRuntime, hook: Hook, payload: Any) -> ResumeResult:
     if hook.status == HookStatus.RECEIVED:
+        await _wake_if_not_taken(rt, hook)
         raise HookAlreadyReceivedError(hook.name)
     run = await rt.storage.get_run(hook.run_id)
     if run is None or run.status.is_terminal:
@@ -213,6 +214,7 @@ async def deliver_hook(rt: LocalRuntime, hook: Hook, payload: Any) -> ResumeResu
         )
     for _ in range(20):
         if hook.status == HookStatus.RECEIVED:
+            await _wake_if_not_taken(rt, hook)
             raise HookAlreadyReceivedError(hook.name)
         if hook.status != HookStatus.PENDING or (
             hook.expires_at is not None and rt.clock.now() >= hook.expires_at
@@ -251,3 +253,18 @@ async def deliver_hook(rt: LocalRuntime, hook: Hook, payload: Any) -> ResumeResu
     else:
         await rt.drive(hook.run_id)
     return ResumeResult(run_id=hook.run_id, hook_id=hook.hook_id, status="resumed")
+
+
+async def _wake_if_not_taken(rt: LocalRuntime, hook: Hook) -> None:
+    """A caller that died between storing the payload and waking the run retries and lands
+    here: wake the run again if it has not taken the payload yet, or it would wait forever.
+    Costs one read of the history, on this error path only."""
+    run = await rt.storage.get_run(hook.run_id)
+    if run is None or run.status.is_terminal or rt.is_active(hook.run_id):
+        return
+    history = await rt.storage.get_events(hook.run_id)
+    if any(e.data.get("hook_id") == hook.hook_id and e.type == EventType.HOOK_RECEIVED
+           for e in history):
+        return
+    await rt.executor.touch(hook.run_id)
+    await rt.drive(hook.run_id)
