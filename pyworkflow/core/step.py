@@ -5,6 +5,12 @@ recorded; otherwise run the function inline, record one ``step.completed`` (the 
 costs) and return the decoded result. Failures are retried with the step's policy: each retry
 records ``step.retrying`` with its absolute ``retry_at``, waits inline when the backoff is short
 and otherwise suspends the run until then.
+
+Delivery is at-least-once: a step runs again if its process dies after running it and before
+``step.completed`` is written (or a retry's ``step.retrying``), since nothing recorded that it
+ran. ``@step(at_most_once=True)`` records ``step.started`` before each attempt instead (one more
+write); an attempt found started but without an outcome is not run again: the step fails with
+``StepInterruptedError`` (recorded, so every replay raises it too), which the workflow may catch.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ def step(
     retry_delay: str | int | float | list[int | float] = "exponential",
     timeout: int | float | str | None = None,
     metadata: dict[str, Any] | None = None,
+    at_most_once: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -52,13 +59,15 @@ def step(
     retry_delay: str | int | float | list[int | float] = "exponential",
     timeout: int | float | str | None = None,
     metadata: dict[str, Any] | None = None,
+    at_most_once: bool = False,
 ) -> Any:
     """Mark an async function as a durable step. Usable as ``@step`` or ``@step(...)``.
 
     ``max_retries`` retries after the first attempt; ``retry_delay`` is "exponential" (1 s, 2 s,
     4 s… up to 5 min), seconds, or a list of seconds per retry; ``timeout`` (seconds or "30s")
     bounds each attempt. Raise ``FatalError`` to fail without retrying, ``RetryableError(
-    retry_after=...)`` to choose the wait.
+    retry_after=...)`` to choose the wait. ``at_most_once`` (see the module doc): never run an
+    attempt twice; an interrupted attempt fails the step with ``StepInterruptedError``.
     """
     if callable(name):
         return step()(name)
@@ -85,11 +94,12 @@ def step(
 
         @functools.wraps(func)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return await execute_step(defn, args, kwargs)
+            return await execute_step(defn, args, kwargs, at_most_once=at_most_once)
 
         wrapper.__step__ = True  # type: ignore[attr-defined]
         wrapper.__step_name__ = defn.name  # type: ignore[attr-defined]
         wrapper.__step_definition__ = defn  # type: ignore[attr-defined]
+        wrapper.__step_at_most_once__ = at_most_once  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate
@@ -104,7 +114,15 @@ async def _call(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, A
         raise TimeoutError(f"Step {defn.name!r} timed out after {defn.timeout:g}s") from None
 
 
-async def execute_step(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+class StepInterruptedError(FatalError):
+    """An ``at_most_once`` step's attempt started but its outcome was never recorded (its
+    process died): it is not run again, the step fails with this instead."""
+
+
+async def execute_step(
+    defn: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any], *,
+    at_most_once: bool = False,
+) -> Any:
     ctx = _ctx.current()
     if ctx is None or ctx.in_step:
         # Outside a workflow, or a step calling a step: plain call, nothing recorded.
@@ -115,14 +133,31 @@ async def execute_step(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict
     if rec is not None and rec.terminal is not None:
         if rec.terminal.type == EventType.STEP_COMPLETED:
             return from_jsonable(rec.terminal.data.get("result"), defn.return_annotation)
+        if rec.terminal.data.get("error_type") == StepInterruptedError.__name__:
+            raise StepInterruptedError(str(rec.terminal.data.get("error", "")))
         raise rebuild_error(rec.terminal.data, defn.name)
 
     retries = [e for e in rec.events if e.type == EventType.STEP_RETRYING] if rec else []
     attempt = len(retries) + 1
+    if at_most_once and rec is not None and len(
+        [e for e in rec.events if e.type == EventType.STEP_STARTED]
+    ) >= attempt:
+        interrupted = StepInterruptedError(
+            f"Step {defn.name!r} (operation #{op}, attempt {attempt}) was interrupted: it "
+            "started but its outcome was never recorded, and it is at_most_once, so it is not "
+            "run again"
+        )
+        await _record_failure(ctx, defn, op, attempt, interrupted)
+        raise interrupted
     if retries:
         await _wait_until(ctx, retries[-1].data["retry_at"], op)
 
     while True:
+        if at_most_once:
+            await ctx.record(
+                EventType.STEP_STARTED,
+                {"op": op, "name": defn.name, "step_name": defn.name, "attempt": attempt},
+            )
         started = time.perf_counter()
         step_token = _ctx.enter_step()
         error: Exception | None = None
@@ -188,4 +223,4 @@ async def _wait_until(ctx: _ctx.WorkflowContext, when_iso: str, op: int) -> None
     raise SuspensionSignal("retry", wake_at=when, op=op)
 
 
-__all__ = ["step", "execute_step", "RetryableError"]
+__all__ = ["step", "execute_step", "RetryableError", "StepInterruptedError"]
