@@ -160,6 +160,22 @@ def test_patching(tmp_path):
                      r"'shipped-B'\], patch.applied recorded: True", out)
 
 
+def test_testing_kit_example(tmp_path):
+    """examples/test_with_testing_kit.py is a test file: it passes when run as users run it."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYWORKFLOW_DB", "PYWORKFLOW_STORAGE", "PYWORKFLOW_MODULE",
+                        "PYTEST_ADDOPTS")}
+    env.update(PYTHONPATH=str(ROOT), PYWORKFLOW_DB=str(tmp_path / "unused.db"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-o", "addopts=", "-q", "-p", "no:cacheprovider",
+         str(EXAMPLES / "test_with_testing_kit.py")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"\b3 passed\b", proc.stdout), proc.stdout
+    assert not (tmp_path / "unused.db").exists()  # the kit never touched the SQLite default
+
+
 @pytest.mark.parametrize("name", SCRIPTS + NEWER_SCRIPTS)
 def test_examples_use_only_the_public_api(name):
     tree = ast.parse((EXAMPLES / f"{name}.py").read_text())
