@@ -22,7 +22,7 @@ from pyworkflow.testing.env import WorkflowEnvironment
 try:
     import pytest_asyncio
 except ImportError:  # the fixture says what is missing when a test asks for it
-    pytest_asyncio = None
+    pytest_asyncio = None  # type: ignore[assignment]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -293,3 +293,39 @@ async def test_start_must_be_timezone_aware():
 
     with pytest.raises(ValueError, match="timezone-aware"):
         WorkflowEnvironment(start=datetime(2030, 1, 1))
+
+
+@workflow(durable=False)
+async def kit_transient_nap() -> str:
+    await sleep("1d")  # a transient run waits inline: on the manual clock, that is a jump
+    return "up"
+
+
+async def test_a_transient_run_sleeps_on_virtual_time_too(workflow_env):
+    env = workflow_env
+    assert await env.run(kit_transient_nap) == "up"
+    assert env.now == T0 + timedelta(days=1)
+
+
+@step(max_retries=0)
+async def kit_explode() -> None:
+    raise RuntimeError("boom")
+
+
+@workflow
+async def kit_fails_after_a_day() -> None:
+    await sleep("1d")
+    await kit_explode()
+
+
+async def test_a_failure_is_raised_as_the_run_s_own_exception(workflow_env):
+    env = workflow_env
+    run_id = await env.start(kit_fails_after_a_day)
+    with pytest.raises(RuntimeError, match="boom"):
+        await env.result(run_id)
+    # asked again, the exception object is gone: the recorded failure is reported instead
+    from pyworkflow.testing import WorkflowRunFailedError
+
+    with pytest.raises(WorkflowRunFailedError, match=r"failed: RuntimeError: boom"):
+        await env.result(run_id)
+    assert (await env.wait(run_id)).completed_at == T0 + timedelta(days=1)
