@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -270,7 +271,10 @@ class _Runner:
             context.run(_ctx.enter_branch, branch)
         task = asyncio.get_running_loop().create_task(_run(self.thunks[i]), context=context)
         self.running[i] = task
-        task.add_done_callback(lambda t, i=i: self.finished.put_nowait((i, t)))
+        task.add_done_callback(functools.partial(self._done, i))
+
+    def _done(self, i: int, task: asyncio.Task[Any]) -> None:
+        self.finished.put_nowait((i, task))
 
     def _stop_reason(self) -> CompletionReason | None:
         ok, bad = len(self.result.values), len(self.result.errors)

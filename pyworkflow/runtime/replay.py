@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from pyworkflow.core import context as _ctx
-from pyworkflow.core.clock import ManualClock
+from pyworkflow.core.clock import Clock, ManualClock
 from pyworkflow.core.context import OpMismatch, WorkflowContext
 from pyworkflow.core.events import TERMINAL_RUN_EVENTS, Event, EventType
 from pyworkflow.core.models import Hook, RunStatus, WorkflowRun
@@ -78,7 +78,7 @@ class ReplayReport(BaseModel):
 class ReplayJournal:
     """A journal for replay only: reads answer "nothing there", writes end the replay."""
 
-    def __init__(self, clock: ManualClock) -> None:
+    def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.ctx: WorkflowContext | None = None
 
@@ -100,7 +100,10 @@ class ReplayJournal:
     async def expire_hook(self, hook: Hook) -> Hook:
         raise HistoryEnd("a hook expiry")
 
-    async def start_child(self, *args: Any, **kwargs: Any) -> None:
+    async def start_child(
+        self, workflow_name: str, child_run_id: str, args: tuple[Any, ...],
+        kwargs: dict[str, Any], op: int, parent_close_policy: str, wait: bool,
+    ) -> None:
         raise HistoryEnd("a new child run")
 
     async def get_run(self, run_id: str) -> WorkflowRun | None:
