@@ -123,14 +123,14 @@ def _register() -> None:
     from pyworkflow.cli.dev import dev
     from pyworkflow.cli.hooks import hooks
     from pyworkflow.cli.init import init
+    from pyworkflow.cli.replay import replay
     from pyworkflow.cli.runs import runs
     from pyworkflow.cli.schedules import schedules
     from pyworkflow.cli.worker import worker
     from pyworkflow.cli.workflows import workflows
 
-    for command in (workflows, runs, hooks, schedules, worker, dev, init):
+    for command in (workflows, runs, hooks, schedules, worker, dev, init, replay):
         main.add_command(command)
-    main.add_command(__import__("pyworkflow.cli.replay", fromlist=["replay"]).replay)
 
 
 _register()

@@ -118,7 +118,8 @@ async def start_child_workflow(
     if rec is None:
         if ctx.run.nesting_depth >= MaxNestingDepthError.MAX_DEPTH:
             raise MaxNestingDepthError(ctx.run.nesting_depth)
-        child_run_id = f"{ctx.run_id}-c{op}"
+        # the op's path, not its number: inside a fan-out a branch's numbers depend on timing
+        child_run_id = f"{ctx.run_id}-c{ctx.path_of(op)}"
         await ctx.journal.start_child(
             defn.name, child_run_id, args, kwargs, op, parent_close_policy, wait_for_completion
         )

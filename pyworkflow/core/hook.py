@@ -57,7 +57,7 @@ async def hook(
     if rec is not None and rec.terminal is not None:
         return _outcome(rec.terminal.type, rec.terminal.data, name, schema)
 
-    hook_id = f"hook_{name}_{op}"
+    hook_id = f"hook_{name}_{ctx.path_of(op)}"  # a path inside a fan-out
     if rec is None:
         expires_at = resolve_wake_time(timeout, ctx.now()) if timeout is not None else None
         token = new_token()
@@ -74,9 +74,16 @@ async def hook(
              "expires_at": expires_at.isoformat() if expires_at else None},
         )
         if on_created is not None:
-            result = on_created(token)
-            if inspect.isawaitable(result):
-                await result
+            # Runs once, when the hook is created, and is not replayed: a step called in it
+            # would be an op missing on replay (shifting every later op), so it runs as a
+            # plain call, as a step called from a step does.
+            in_step = _ctx.enter_step()
+            try:
+                result = on_created(token)
+                if inspect.isawaitable(result):
+                    await result
+            finally:
+                _ctx.leave_step(in_step)
     else:
         created = rec.first(EventType.HOOK_CREATED)
         assert created is not None

@@ -193,6 +193,7 @@ class Executor:
             timestamp=now, sequence=1,
             data={"workflow_name": defn.name, "args": enc_args, "kwargs": enc_kwargs,
                   "idempotency_key": idempotency_key,
+                  **({"version": defn.version} if defn.version else {}),
                   **({"continued_from_run_id": fields["continued_from_run_id"]}
                      if fields.get("continued_from_run_id") else {}),
                   **({"parent_run_id": fields["parent_run_id"]}

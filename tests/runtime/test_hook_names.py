@@ -41,3 +41,36 @@ async def test_a_plain_hook_is_not_checked_against_another_workflows_model(stora
 
     assert (await pyworkflow.get_workflow_run(plain)).get_result() == {"anything": [1, 2]}
     assert (await pyworkflow.get_workflow_run(typed)).get_result() == "ana"
+
+
+SENT: list[str] = []
+
+
+@pyworkflow.step
+async def send_link(token: str) -> str:
+    SENT.append(token)
+    return "sent"
+
+
+@pyworkflow.step
+async def publish(decision: dict) -> str:
+    return f"published {decision['ok']}"
+
+
+@workflow
+async def emailing_flow() -> str:
+    async def email(token: str) -> None:
+        await send_link(token)  # a step in on_created: a plain call, run once
+
+    decision = await hook("go", on_created=email)
+    return await publish(decision)
+
+
+async def test_a_step_called_in_on_created_runs_once_and_replays_cleanly(storage) -> None:
+    SENT.clear()
+    run_id = await pyworkflow.start(emailing_flow)
+    assert len(SENT) == 1
+    await pyworkflow.resume_hook(SENT[0], {"ok": True})
+    run = await pyworkflow.get_workflow_run(run_id)
+    assert run.status == "completed", run.error
+    assert run.get_result() == "published True" and len(SENT) == 1
