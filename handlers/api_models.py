@@ -24,6 +24,10 @@ from pyworkflow.core.models import (
 )
 
 MAX_LIST_LIMIT = 1000
+#: The largest integer a query may carry (sequence numbers, offsets): 2**53 - 1, which every
+#: JSON reader holds exactly and every store takes (SQLite's integers stop at 2**63 - 1; a
+#: bigger ``?after=`` was a 500, found by tests/security/test_fuzz_api.py).
+MAX_QUERY_INT = 2**53 - 1
 #: Fields of a run record that belong to the engine's concurrency control, not to callers.
 INTERNAL_RUN_FIELDS = frozenset({"lease_owner", "lease_expires_at", "version"})
 
@@ -102,7 +106,8 @@ class RunRef(_Request):
 
 
 class EventsQuery(_Request):
-    after: int = Field(default=0, ge=0, description="only events with a greater sequence")
+    after: int = Field(default=0, ge=0, le=MAX_QUERY_INT,
+                       description="only events with a greater sequence")
 
 
 class GetEventsParams(RunRef, EventsQuery):
@@ -201,7 +206,7 @@ class ListSchedulesQuery(_Request):
     workflow: str | None = Field(default=None, min_length=1, max_length=256)
     status: ScheduleStatus | None = None
     limit: int = Field(default=100, ge=1, le=MAX_LIST_LIMIT)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_QUERY_INT)
 
 
 class SchedulePage(BaseModel):

@@ -120,7 +120,9 @@ def validation_message(errors: Any) -> str:
     be a payload)."""
     parts = []
     for error in list(errors)[:10]:
-        loc = ".".join(str(p) for p in error.get("loc", ()) if p != "__root__")
+        path = [str(p) for p in error.get("loc", ()) if p != "__root__"]
+        # A model parameter named like its source repeats it (("query", "query", "limit")).
+        loc = ".".join(p for i, p in enumerate(path) if i == 0 or p != path[i - 1])
         parts.append(f"{loc}: {error.get('msg', error.get('type', 'invalid'))}" if loc
                      else str(error.get("msg", "invalid")))
     return "; ".join(parts) or "invalid request"
