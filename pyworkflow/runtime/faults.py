@@ -44,13 +44,14 @@ class InjectedCrash(BaseException):  # noqa: N818 - a signal, like SuspensionSig
 
 
 class Faults(BaseModel):
-    """Counts crash points as they are reached and crashes at ``crash_at`` (1-based), once.
-
-    ``armed=False`` only counts. ``labels`` holds every point reached, in order."""
+    """Counts crash points as they are reached and crashes at ``crash_at`` (1-based) or at the
+    first point labelled ``crash_on``, once. ``armed=False`` does nothing (not even count).
+    ``labels`` holds every point reached, in order."""
 
     model_config = ConfigDict(validate_assignment=True)
 
     crash_at: int | None = None
+    crash_on: str | None = None
     mode: Literal["raise", "exit"] = "raise"
     armed: bool = True
     count: int = 0
@@ -62,7 +63,7 @@ class Faults(BaseModel):
             return
         self.count += 1
         self.labels.append(label)
-        if self.count != self.crash_at or self.crashed is not None:
+        if self.crashed is not None or (self.count != self.crash_at and label != self.crash_on):
             return
         self.crashed = label
         if self.mode == "exit":
