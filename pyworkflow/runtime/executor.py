@@ -71,6 +71,10 @@ _RECORDED_ENDINGS = {
 }
 
 
+_CHILD_ENDINGS = frozenset({EventType.CHILD_WORKFLOW_COMPLETED, EventType.CHILD_WORKFLOW_FAILED,
+                            EventType.CHILD_WORKFLOW_CANCELLED})
+
+
 class Executor:
     def __init__(
         self,
@@ -117,6 +121,8 @@ class Executor:
             if run is None:
                 raise WorkflowNotFoundError(run_id)
             if run.status.is_terminal:
+                if run.parent_run_id and run.status != RunStatus.CONTINUED_AS_NEW:
+                    await self._tell_parent_again(run)
                 return run
             now = self.clock.now()
             held = (
@@ -437,6 +443,21 @@ class Executor:
                     f"parent {run.run_id} {run.status.value}",
                 )
                 await self.dispatcher.wake(event.data["child_run_id"], reason="cancel")
+
+    async def _tell_parent_again(self, run: WorkflowRun) -> None:
+        """An ended child's wake-up came again: its first delivery may have died between the
+        child's last write and waking the parent, which would then wait forever. Wake the
+        parent if it is waiting and has not recorded this child's outcome. Redeliveries only:
+        a read of the parent (and of its history when it is suspended)."""
+        parent = await self.storage.get_run(run.parent_run_id or "")
+        if parent is None or parent.status != RunStatus.SUSPENDED:
+            return
+        history = await self.storage.get_events(parent.run_id)
+        if any(e.type in _CHILD_ENDINGS and e.data.get("child_run_id") == run.run_id
+               for e in history):
+            return
+        await self.touch(parent.run_id)
+        await self.dispatcher.wake(parent.run_id, reason="child-ended")
 
     async def _dispose_hooks(self, run_id: str) -> None:
         """A finished run's pending hooks take no more payloads."""
