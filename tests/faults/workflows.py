@@ -4,6 +4,7 @@ this process)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -64,10 +65,29 @@ async def reference(key: str, round_: int = 0, carried: int = 0) -> dict[str, An
     return {"total": total, "paid": paid}
 
 
-@workflow(name="faults_small")
-async def small(key: str) -> int:
-    """The soak's workflow: two steps, a retry and a short sleep."""
-    a = await add(key, 1, 0)
-    b = await flaky(key)
+
+
+@step
+async def slow_add(key: str, i: int, total: int) -> int:
+    CALLS[f"slow_add:{key}:{i}"] += 1
+    await asyncio.sleep(0.005)  # long enough for a concurrent duplicate to overlap
+    return total + i
+
+
+@step(max_retries=2, retry_delay=1)
+async def flaky_fast(key: str) -> int:
+    CALLS[f"flaky_fast:{key}"] += 1
+    if CALLS[f"flaky_fast:{key}"] == 1:
+        raise RuntimeError("the first attempt fails")
+    return 10
+
+
+@workflow(name="faults_busy")
+async def busy(key: str) -> int:
+    """Five steps, a retry, a 1 s sleep and a child: many messages for duplicate deliveries."""
+    total = 0
+    for i in range(5):
+        total = await slow_add(key, i, total)
+    total += await flaky_fast(key)
     await sleep(1)
-    return await add(key, 2, a + b)
+    return total + await start_child_workflow(child, key, total)
