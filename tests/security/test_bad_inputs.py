@@ -27,6 +27,7 @@ from pyworkflow.core.events import EventType
 from pyworkflow.core.models import HookStatus, RunStatus
 from tests.api import workflows as api_wf
 from tests.api.conftest import Api, Response
+from tests.security import workflows as sec_wf
 from tests.security.conftest import Store
 
 Context = dict[str, str]
@@ -58,10 +59,16 @@ def expired(api: Api) -> Context:
 
 
 def used(api: Api) -> Context:
-    context = waiting()(api)
-    assert api.http("POST", f"/hooks/{context['token']}", {"ok": True}).status == 202
-    api.dispatcher.woken.clear()  # the wake-up of the first delivery is not the row's doing
-    return context
+    """A hook whose payload its run has taken (the run then sleeps): its token is spent. (A
+    token used but not yet taken is retried by design: the retry wakes the run again.)"""
+    response = api.http("POST", "/runs", {"workflow": "sec_hook_then_sleep"})
+    run_id = response.body["run_id"]
+    api.drive()
+    token = sec_wf.TOKENS[run_id]
+    assert api.http("POST", f"/hooks/{token}", {"first": True}).status == 202
+    api.drive()
+    assert api.get(run_id).status == RunStatus.SUSPENDED  # now in its sleep
+    return {"run_id": run_id, "token": token}
 
 
 def finished(api: Api) -> Context:
@@ -102,12 +109,13 @@ class Refused:
     body: Any = None
     raw: str | None = None
     setup: Callable[[Api], Context] = nothing
+    query: dict[str, str] | None = None
 
     def send(self, api: Api, context: Context) -> Response:
         path = self.path.format(**context)
         if self.raw is not None:
-            return api.http(self.method, path, raw_body=self.raw)
-        return api.http(self.method, path, self.body)
+            return api.http(self.method, path, raw_body=self.raw, query=self.query)
+        return api.http(self.method, path, self.body, query=self.query)
 
 
 @dataclass(frozen=True)
@@ -182,6 +190,14 @@ REFUSED = [
             setup=finished),
     Refused("cancel an unknown run", "POST", "/runs/run_nope/cancel", 404,
             "WorkflowNotFoundError", "run_nope"),
+    # -- queries (integers past 2**53 - 1 were 500s: SQLite refused them)
+    Refused("events after a sequence too large for any store", "GET", "/runs/{run_id}/events",
+            422, "ValidationError", "query.after: Input should be less than or equal to",
+            query={"after": str(2**64 + 1)}, setup=waiting()),
+    Refused("schedules offset too large for any store", "GET", "/schedules", 422,
+            "ValidationError", "query.offset", query={"offset": "18446744073709551617"}),
+    Refused("list limit over the maximum", "GET", "/runs", 422, "ValidationError",
+            "query.limit: Input should be less than or equal to 1000", query={"limit": "1001"}),
     # -- schedules
     Refused("invalid cron", "POST", "/schedules", 422, "ScheduleError", "cron",
             body={"workflow": "api_greet", "spec": {"cron": "61 * * * *"}, "args": ["x"]}),
