@@ -149,11 +149,11 @@ def ensure_venv(*, reinstall: bool = False) -> float | None:
             raise ScanError(f"python -m venv {VENV} failed:\n{done.stdout}{done.stderr}")
         log = VENV / "pip-install.log"
         with open(log, "w") as out:
-            done = subprocess.run(
+            installed = subprocess.run(
                 [str(venv_bin("python")), "-m", "pip", "install", "--disable-pip-version-check",
                  "--no-input", *PINS],
                 stdout=out, stderr=subprocess.STDOUT, check=False)
-        if done.returncode != 0:
+        if installed.returncode != 0:
             tail = "\n".join(log.read_text().splitlines()[-30:])
             raise ScanError(f"pip install {' '.join(PINS)} failed (log: {log}):\n{tail}")
         (VENV / "pins.json").write_text(json.dumps(list(PINS)))
