@@ -91,3 +91,10 @@ async def busy(key: str) -> int:
     total += await flaky_fast(key)
     await sleep(1)
     return total + await start_child_workflow(child, key, total)
+
+
+@workflow(name="faults_overdue", max_duration="1h")
+async def overdue(key: str) -> str:
+    await add(key, 1, 0)
+    await sleep("3h")
+    return "late"
