@@ -31,6 +31,12 @@ ENV_MAX_RECEIVES = "PYWORKFLOW_MAX_RECEIVES"          # a message failing this o
 ENV_RETENTION_DAYS = "PYWORKFLOW_RETENTION_DAYS"      # days finished runs stay (DynamoDB TTL)
 ENV_API_URL = "PYWORKFLOW_API_URL"                    # a deployed (or local) stack's HTTP API
 
+# Large payloads (pyworkflow/storage/offload.py): fields over the threshold live in a blob store
+ENV_BLOB_BUCKET = "PYWORKFLOW_BLOB_BUCKET"            # S3 bucket of large payloads (AWS)
+ENV_BLOB_DIR = "PYWORKFLOW_BLOB_DIR"                  # or a directory (embedded runtime)
+ENV_OFFLOAD_THRESHOLD_BYTES = "PYWORKFLOW_OFFLOAD_THRESHOLD_BYTES"  # default 200 KB
+ENV_MAX_PAYLOAD_BYTES = "PYWORKFLOW_MAX_PAYLOAD_BYTES"  # larger payloads fail; default 50 MB
+
 # API (handlers/api.py)
 ENV_MAX_REQUEST_BYTES = "PYWORKFLOW_MAX_REQUEST_BYTES"  # larger request bodies are a 413
 
@@ -133,4 +139,7 @@ def get_storage() -> StorageBackend:
             from pyworkflow.storage.sqlite import SQLiteStorageBackend
 
             config.storage = SQLiteStorageBackend(config.db_path)
+        from pyworkflow.storage.offload import offload_from_env
+
+        config.storage = offload_from_env(config.storage)  # itself unless PYWORKFLOW_BLOB_*
     return config.storage

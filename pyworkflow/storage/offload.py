@@ -1,0 +1,648 @@
+"""Large payloads outside the storage item: a ``StorageBackend`` wrapper.
+
+``OffloadingStorage(inner, blobs)`` keeps the contract of ``inner`` and what callers see: every
+record it returns holds the full values. On the way in, a record whose payload fields together
+exceed ``threshold_bytes`` (``PYWORKFLOW_OFFLOAD_THRESHOLD_BYTES``, default 200 KB) has its
+largest ones replaced by a pointer ``{"$blob": key, "sha256": ..., "size": ...}`` until it fits;
+the bytes go to the blob store first, so a crash between the two leaves at worst an orphan blob,
+never a pointer to nothing. On the way out, pointers are resolved (one ``get`` per blob, checked
+against its SHA-256, kept in a bounded in-process cache: a warm worker replays without reading
+S3 again).
+
+Payload fields: an event's ``data``; a run's ``input_args``, ``input_kwargs``, ``result``,
+``error`` and ``context``; a hook's ``payload``; a schedule's ``args`` and ``kwargs``. JSON only:
+blobs are JSON text, decoded with ``json.loads``; nothing is unpickled.
+
+Keys are ``runs/<run id>/events/<sequence>-<sha256>.json`` (``run/<field>-``,
+``hooks/<hook id>/payload-``; ``schedules/<id>/<field>-``): the run and position make them
+easy to find and expire, and the content hash means a key's bytes never change, so two workers
+racing on one sequence never overwrite each other's blob (the loser's is an orphan), and a blob
+this process wrote or read is never written again (a run record is rewritten on every lease
+renewal with the same 300 KB input).
+
+Limits that remain, each a clear ``PayloadTooLargeError`` naming its setting:
+- a payload over ``max_payload_bytes`` (``PYWORKFLOW_MAX_PAYLOAD_BYTES``, default 50 MB: a
+  worker holds a payload several times over while it decodes and replays it, and Lambda has
+  1 GB here). A step result over it fails the step: the history records ``step.failed`` with
+  this error in its place (so it stays gap-free) and the run fails; a workflow result over it
+  fails the run; arguments and hook payloads over it are refused to the caller.
+- with no blob store (DynamoDB without ``PYWORKFLOW_BLOB_BUCKET``), DynamoDB's 400 KB item
+  limit, the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic_core import to_json
+
+from pyworkflow.config import (
+    ENV_BLOB_BUCKET,
+    ENV_BLOB_DIR,
+    ENV_MAX_PAYLOAD_BYTES,
+    ENV_OFFLOAD_THRESHOLD_BYTES,
+)
+from pyworkflow.core.events import Event, EventType
+from pyworkflow.core.models import Hook, HookStatus, Page, RunStatus, Schedule, WorkflowRun
+from pyworkflow.exceptions import ConfigurationError, RunFailure, SerializationError
+from pyworkflow.storage.base import StorageBackend
+from pyworkflow.storage.blobs import BlobIntegrityError, BlobStore, FileBlobStore, S3BlobStore
+
+DEFAULT_THRESHOLD_BYTES = 200 * 1024
+DEFAULT_MAX_PAYLOAD_BYTES = 50 * 1024 * 1024
+#: DynamoDB's item limit, less room for keys, index attributes and the other fields
+DYNAMODB_PAYLOAD_LIMIT = 400 * 1024 - 16 * 1024
+#: payload bytes one write may carry inline (a DynamoDB transaction takes 4 MB at most)
+BATCH_INLINE_BYTES = 2 * 1024 * 1024
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+_KNOWN_KEYS_MAX = 100_000
+
+POINTER_KEYS = frozenset({"$blob", "sha256", "size"})
+_TEXT_POINTER = '{"$blob":'
+_SAFE_PART = re.compile(r"[A-Za-z0-9_.=-]{1,128}")
+
+_RUN_TEXT_FIELDS = ("input_args", "input_kwargs", "result", "error")
+_SCHEDULE_FIELDS = ("args", "kwargs")
+
+
+class PayloadTooLargeError(SerializationError):
+    """A payload is larger than what can be stored; the message names the limit and its
+    setting."""
+
+    def __init__(self, what: str, size: int, limit: int, setting: str) -> None:
+        super().__init__(
+            f"{what} is {size:,} bytes of JSON, over the limit of {limit:,} bytes ({setting})")
+        self.size = size
+        self.limit = limit
+        self.setting = setting
+
+
+def is_pointer(value: Any) -> bool:
+    return (isinstance(value, dict) and value.keys() == POINTER_KEYS
+            and isinstance(value["$blob"], str))
+
+
+def _text_pointer(value: Any) -> dict[str, Any] | None:
+    """The pointer a text field holds, or None. A JSON document never starts with ``{"$blob":``
+    by accident only if it was written through here: such a value is always offloaded."""
+    if not isinstance(value, str) or len(value) > 1024 or not value.startswith(_TEXT_POINTER):
+        return None
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    return data if is_pointer(data) else None
+
+
+def _part(text: str) -> str:
+    """A key component: ``text`` if it is plain, else its hash (run ids are user input)."""
+    if _SAFE_PART.fullmatch(text) and text not in (".", ".."):
+        return text
+    return "h-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass
+class _Slot:
+    """One payload field of one record in a write."""
+
+    owner: int             # index of the record in the write
+    name: str              # the model field
+    key_base: str          # the key without its hash
+    what: str              # for error messages
+    data: bytes
+    text: bool             # a JSON-text field (vs a JSON value)
+    escape: bool = False   # looks like a pointer: always offloaded, so it reads back as itself
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass
+class _Plan:
+    chosen: list[_Slot] = field(default_factory=list)
+    errors: dict[int, PayloadTooLargeError] = field(default_factory=dict)
+
+
+class OffloadingStorage(StorageBackend):
+    """``inner`` with large payloads in ``blobs`` (see the module docstring). With
+    ``blobs=None`` nothing is offloaded and payloads over ``threshold_bytes`` are refused with
+    a ``PayloadTooLargeError`` naming ``limit_setting`` (DynamoDB's item limit)."""
+
+    def __init__(
+        self,
+        inner: StorageBackend,
+        blobs: BlobStore | None,
+        *,
+        threshold_bytes: int | None = None,
+        max_payload_bytes: int | None = None,
+        batch_inline_bytes: int = BATCH_INLINE_BYTES,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        limit_setting: str = f"DynamoDB's 400 KB item limit; set {ENV_BLOB_BUCKET} to keep "
+                             "larger payloads in S3",
+    ) -> None:
+        self.inner = inner
+        self.blobs = blobs
+        if blobs is None:
+            self.threshold = threshold_bytes or DYNAMODB_PAYLOAD_LIMIT
+        else:
+            self.threshold = threshold_bytes or _env_int(ENV_OFFLOAD_THRESHOLD_BYTES,
+                                                         DEFAULT_THRESHOLD_BYTES)
+        self.max_payload = max_payload_bytes or _env_int(ENV_MAX_PAYLOAD_BYTES,
+                                                         DEFAULT_MAX_PAYLOAD_BYTES)
+        self.batch_inline = max(batch_inline_bytes, self.threshold)
+        self.limit_setting = limit_setting
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cache_bytes = 0
+        self._cache_max = cache_bytes
+        self._known: OrderedDict[str, None] = OrderedDict()
+
+    # Counters and backend-specific helpers (ensure_table, requests...) are the inner one's.
+    def __getattr__(self, name: str) -> Any:
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    @property  # type: ignore[override]
+    def writes(self) -> int:
+        return self.inner.writes
+
+    @writes.setter
+    def writes(self, value: int) -> None:
+        self.inner.writes = value
+
+    @property  # type: ignore[override]
+    def reads(self) -> int:
+        return self.inner.reads
+
+    @reads.setter
+    def reads(self, value: int) -> None:
+        self.inner.reads = value
+
+    async def close(self) -> None:
+        await self.inner.close()
+        if self.blobs is not None:
+            await self.blobs.close()
+
+    # --- runs --------------------------------------------------------------------------------
+    async def create_run(self, run: WorkflowRun, events: list[Event]) -> WorkflowRun:
+        plan = self._plan([self._run_slots(run, 0), *self._event_slots(events, 1)])
+        self._raise_first(plan)
+        pointers = await self._store(plan)
+        stored = await self.inner.create_run(
+            self._with(run, pointers, 0),
+            [self._with(e, pointers, i + 1) for i, e in enumerate(events)])
+        return self._restore(stored, run, pointers, 0)
+
+    async def get_run(self, run_id: str) -> WorkflowRun | None:
+        return await self._resolve_run(await self.inner.get_run(run_id))
+
+    async def get_run_by_idempotency_key(self, key: str) -> WorkflowRun | None:
+        return await self._resolve_run(await self.inner.get_run_by_idempotency_key(key))
+
+    async def update_run(self, run: WorkflowRun, *, expected_version: int) -> WorkflowRun:
+        plan = self._plan([self._run_slots(run, 0)])
+        self._raise_first(plan)
+        pointers = await self._store(plan)
+        stored = await self.inner.update_run(self._with(run, pointers, 0),
+                                             expected_version=expected_version)
+        return self._restore(stored, run, pointers, 0)
+
+    async def list_runs(
+        self, *, status: RunStatus | None = None, workflow_name: str | None = None,
+        parent_run_id: str | None = None, limit: int = 100, cursor: str | None = None,
+    ) -> Page:
+        page = await self.inner.list_runs(status=status, workflow_name=workflow_name,
+                                          parent_run_id=parent_run_id, limit=limit,
+                                          cursor=cursor)
+        items = await asyncio.gather(*(self._resolve_run(r) for r in page.items))
+        return page.model_copy(update={"items": list(items)})
+
+    async def list_due_runs(self, now: datetime, *, limit: int = 100) -> list[WorkflowRun]:
+        runs = await self.inner.list_due_runs(now, limit=limit)
+        return [r for r in await asyncio.gather(*(self._resolve_run(r) for r in runs))
+                if r is not None]
+
+    # --- events ------------------------------------------------------------------------------
+    async def append_events(
+        self, run_id: str, events: list[Event], *, run: WorkflowRun | None = None,
+        expected_version: int | None = None,
+    ) -> WorkflowRun | None:
+        failure: PayloadTooLargeError | None = None
+        plan = self._plan_append(events, run)
+        if plan.errors:
+            events, run, failure = _fail_oversized(events, run, plan.errors)
+            plan = self._plan_append(events, run)
+            self._raise_first(plan)
+        pointers = await self._store(plan)
+        n = len(events)
+        stored = await self.inner.append_events(
+            run_id, [self._with(e, pointers, i) for i, e in enumerate(events)],
+            run=self._with(run, pointers, n) if run is not None else None,
+            expected_version=expected_version)
+        if failure is not None and run is None:
+            # The history says the step failed (see _fail_oversized); end the execution so
+            # the run fails the same way, whatever the workflow code catches.
+            raise RunFailure(failure)
+        return self._restore(stored, run, pointers, n) if stored is not None else None
+
+    async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
+        events = await self.inner.get_events(run_id, after_sequence=after_sequence)
+        return list(await asyncio.gather(*(self._resolve_event(e) for e in events)))
+
+    async def continue_run(
+        self, run: WorkflowRun, events: list[Event], *, expected_version: int,
+        new_run: WorkflowRun, new_events: list[Event],
+    ) -> WorkflowRun:
+        n = len(events)
+        plan = self._plan([*self._event_slots(events, 0), self._run_slots(run, n),
+                           self._run_slots(new_run, n + 1),
+                           *self._event_slots(new_events, n + 2)])
+        if plan.errors:
+            # The successor's arguments cannot be stored: this run fails instead of continuing.
+            error = next(iter(plan.errors.values()))
+            failed = [_failed_event(e, error) if e.type == EventType.WORKFLOW_CONTINUED_AS_NEW
+                      else e for e in events]
+            stored = await self.append_events(
+                run.run_id, failed, run=_failed_run(run, error), expected_version=expected_version)
+            assert stored is not None
+            return stored
+        pointers = await self._store(plan)
+        stored = await self.inner.continue_run(
+            self._with(run, pointers, n),
+            [self._with(e, pointers, i) for i, e in enumerate(events)],
+            expected_version=expected_version, new_run=self._with(new_run, pointers, n + 1),
+            new_events=[self._with(e, pointers, n + 2 + i) for i, e in enumerate(new_events)])
+        return self._restore(stored, run, pointers, n)
+
+    # --- hooks -------------------------------------------------------------------------------
+    async def create_hook(self, hook: Hook) -> None:
+        plan = self._plan([self._hook_slots(hook, 0)])
+        self._raise_first(plan)
+        await self.inner.create_hook(self._with(hook, await self._store(plan), 0))
+
+    async def get_hook(self, token_hash: str) -> Hook | None:
+        return await self._resolve_hook(await self.inner.get_hook(token_hash))
+
+    async def find_hook(self, run_id: str, *, hook_id: str | None = None,
+                        name: str | None = None) -> Hook | None:
+        return await self._resolve_hook(
+            await self.inner.find_hook(run_id, hook_id=hook_id, name=name))
+
+    async def update_hook(self, hook: Hook, *, expected_version: int) -> Hook:
+        plan = self._plan([self._hook_slots(hook, 0)])
+        self._raise_first(plan)
+        pointers = await self._store(plan)
+        stored = await self.inner.update_hook(self._with(hook, pointers, 0),
+                                              expected_version=expected_version)
+        return self._restore(stored, hook, pointers, 0)
+
+    async def list_hooks(self, *, run_id: str | None = None, status: HookStatus | None = None,
+                         limit: int = 100) -> list[Hook]:
+        hooks = await self.inner.list_hooks(run_id=run_id, status=status, limit=limit)
+        return [h for h in await asyncio.gather(*(self._resolve_hook(h) for h in hooks))
+                if h is not None]
+
+    # --- schedules ---------------------------------------------------------------------------
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        plan = self._plan([self._schedule_slots(schedule, 0)])
+        self._raise_first(plan)
+        pointers = await self._store(plan)
+        stored = await self.inner.create_schedule(self._with(schedule, pointers, 0))
+        return self._restore(stored, schedule, pointers, 0)
+
+    async def get_schedule(self, schedule_id: str) -> Schedule | None:
+        return await self._resolve_schedule(await self.inner.get_schedule(schedule_id))
+
+    async def update_schedule(self, schedule: Schedule, *, expected_version: int) -> Schedule:
+        plan = self._plan([self._schedule_slots(schedule, 0)])
+        self._raise_first(plan)
+        pointers = await self._store(plan)
+        stored = await self.inner.update_schedule(self._with(schedule, pointers, 0),
+                                                  expected_version=expected_version)
+        return self._restore(stored, schedule, pointers, 0)
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        return await self.inner.delete_schedule(schedule_id)
+
+    async def list_schedules(self, *, workflow_name: str | None = None,
+                             status: str | None = None, limit: int = 100) -> list[Schedule]:
+        found = await self.inner.list_schedules(workflow_name=workflow_name, status=status,
+                                                limit=limit)
+        return [s for s in await asyncio.gather(*(self._resolve_schedule(s) for s in found))
+                if s is not None]
+
+    # --- slots: the payload fields of each record ----------------------------------------------
+    def _text_slot(self, owner: int, name: str, value: str | None, key_base: str,
+                   what: str) -> list[_Slot]:
+        if value is None:
+            return []
+        return [_Slot(owner, name, key_base, what, value.encode(), True,
+                      escape=self.blobs is not None and _text_pointer(value) is not None)]
+
+    def _json_slot(self, owner: int, name: str, value: Any, key_base: str,
+                   what: str) -> list[_Slot]:
+        if value is None or value == {}:
+            return []
+        return [_Slot(owner, name, key_base, what, to_json(value), False,
+                      escape=self.blobs is not None and is_pointer(value))]
+
+    def _run_slots(self, run: WorkflowRun, owner: int) -> list[_Slot]:
+        base = f"runs/{_part(run.run_id)}/run"
+        names = {"input_args": f"The arguments of workflow {run.workflow_name!r}",
+                 "input_kwargs": f"The arguments of workflow {run.workflow_name!r}",
+                 "result": f"The result of workflow {run.workflow_name!r}",
+                 "error": f"The error of run {run.run_id}"}
+        slots = [s for name in _RUN_TEXT_FIELDS for s in self._text_slot(
+            owner, name, getattr(run, name), f"{base}/{name}", names[name])]
+        return slots + self._json_slot(owner, "context", run.context, f"{base}/context",
+                                       f"The context of run {run.run_id}")
+
+    def _event_slots(self, events: list[Event], first: int) -> list[list[_Slot]]:
+        return [self._json_slot(first + i, "data", e.data,
+                                f"runs/{_part(e.run_id)}/events/{e.sequence:010d}",
+                                _describe_event(e))
+                for i, e in enumerate(events)]
+
+    def _hook_slots(self, hook: Hook, owner: int) -> list[_Slot]:
+        return self._json_slot(owner, "payload", hook.payload,
+                               f"runs/{_part(hook.run_id)}/hooks/{_part(hook.hook_id)}/payload",
+                               f"The payload of hook {hook.name!r}")
+
+    def _schedule_slots(self, schedule: Schedule, owner: int) -> list[_Slot]:
+        base = f"schedules/{_part(schedule.schedule_id)}"
+        return [s for name in _SCHEDULE_FIELDS for s in self._text_slot(
+            owner, name, getattr(schedule, name), f"{base}/{name}",
+            f"The arguments of schedule {schedule.schedule_id!r}")]
+
+    def _plan_append(self, events: list[Event], run: WorkflowRun | None) -> _Plan:
+        records = self._event_slots(events, 0)
+        if run is not None:
+            records.append(self._run_slots(run, len(events)))
+        return self._plan(records)
+
+    # --- planning and storing ----------------------------------------------------------------
+    def _plan(self, records: list[list[_Slot]]) -> _Plan:
+        """Which fields go to the blob store: per record, the largest until the rest fits the
+        threshold (and pointer look-alikes); then, over the whole write, the largest left
+        until the rest fits one write. Fields over the limit become errors."""
+        plan = _Plan()
+        inline: list[_Slot] = []
+        totals: dict[int, int] = {}
+        for slots in records:
+            total = sum(s.size for s in slots)
+            if slots:
+                totals[slots[0].owner] = total
+            for slot in sorted(slots, key=lambda s: (not s.escape, -s.size)):
+                if slot.escape or total > self.threshold:
+                    plan.chosen.append(slot)
+                    total -= slot.size
+                else:
+                    inline.append(slot)
+        if self.blobs is not None:
+            total = sum(s.size for s in inline)
+            for slot in sorted(inline, key=lambda s: -s.size):
+                if total <= self.batch_inline:
+                    break
+                plan.chosen.append(slot)
+                total -= slot.size
+        limit, setting = ((self.threshold, self.limit_setting) if self.blobs is None
+                          else (self.max_payload, ENV_MAX_PAYLOAD_BYTES))
+        for slot in plan.chosen:
+            if slot.owner in plan.errors:
+                continue
+            if self.blobs is None:  # the whole record is what does not fit
+                plan.errors[slot.owner] = PayloadTooLargeError(
+                    slot.what, totals[slot.owner], limit, setting)
+            elif slot.size > limit:
+                plan.errors[slot.owner] = PayloadTooLargeError(
+                    slot.what, slot.size, limit, setting)
+        return plan
+
+    @staticmethod
+    def _raise_first(plan: _Plan) -> None:
+        if plan.errors:
+            raise next(iter(plan.errors.values()))
+
+    async def _store(self, plan: _Plan) -> dict[tuple[int, str], Any]:
+        """Write the chosen blobs (all of them before any item); returns what each field
+        holds instead: the pointer, as a dict or as JSON text."""
+        if not plan.chosen:
+            return {}
+        assert self.blobs is not None
+        out: dict[tuple[int, str], Any] = {}
+        writes = []
+        for slot in plan.chosen:
+            digest = hashlib.sha256(slot.data).hexdigest()
+            key = f"{slot.key_base}-{digest}.json"
+            pointer = {"$blob": key, "sha256": digest, "size": slot.size}
+            out[(slot.owner, slot.name)] = (
+                json.dumps(pointer, separators=(",", ":")) if slot.text else pointer)
+            if key not in self._known:
+                writes.append(self._put(key, slot.data))
+        await asyncio.gather(*writes)
+        return out
+
+    async def _put(self, key: str, data: bytes) -> None:
+        assert self.blobs is not None
+        await self.blobs.put(key, data)
+        # known only once written: a concurrent write of the same key writes it too
+        self._mark_known(key)
+        self._cache_put(key, data)
+
+    @staticmethod
+    def _with(model: Any, pointers: dict[tuple[int, str], Any], owner: int) -> Any:
+        update = {name: value for (o, name), value in pointers.items() if o == owner}
+        return model.model_copy(update=update) if update else model
+
+    @staticmethod
+    def _restore(stored: Any, original: Any, pointers: dict[tuple[int, str], Any],
+                 owner: int) -> Any:
+        """The record ``inner`` returned, with the full values it was given back in place of
+        the pointers (no read needed)."""
+        names = [name for (o, name) in pointers if o == owner]
+        if not names:
+            return stored
+        return stored.model_copy(update={name: getattr(original, name) for name in names})
+
+    # --- reading ------------------------------------------------------------------------------
+    async def _load(self, pointer: dict[str, Any]) -> bytes:
+        key = pointer["$blob"]
+        data = self._cache.get(key)
+        if data is not None:
+            self._cache.move_to_end(key)
+            return data
+        if self.blobs is None:
+            raise ConfigurationError(
+                f"A stored record points to the large payload {key!r}, but no blob store is "
+                f"configured: set {ENV_BLOB_BUCKET} (S3) or {ENV_BLOB_DIR} (a directory)")
+        data = await self.blobs.get(key)
+        if len(data) != pointer["size"] or hashlib.sha256(data).hexdigest() != pointer["sha256"]:
+            raise BlobIntegrityError(
+                f"Blob {key!r} does not match its pointer (size {len(data)}, expected "
+                f"{pointer['size']}): refusing to use it")
+        self._mark_known(key)
+        self._cache_put(key, data)
+        return data
+
+    async def _value(self, value: Any, *, text: bool) -> tuple[bool, Any]:
+        """(True, the full value) if ``value`` is a pointer, else (False, value)."""
+        pointer = _text_pointer(value) if text else (value if is_pointer(value) else None)
+        if pointer is None:
+            return False, value
+        data = await self._load(pointer)
+        return True, (data.decode() if text else json.loads(data))
+
+    async def _resolve(self, model: Any, fields: dict[str, bool]) -> Any:
+        if model is None:
+            return None
+        names = list(fields)
+        found = await asyncio.gather(*(self._value(getattr(model, n), text=fields[n])
+                                       for n in names))
+        update = {n: v for n, (hit, v) in zip(names, found, strict=True) if hit}
+        return model.model_copy(update=update) if update else model
+
+    async def _resolve_run(self, run: WorkflowRun | None) -> WorkflowRun | None:
+        resolved: WorkflowRun | None = await self._resolve(
+            run, {**dict.fromkeys(_RUN_TEXT_FIELDS, True), "context": False})
+        return resolved
+
+    async def _resolve_event(self, event: Event) -> Event:
+        resolved: Event = await self._resolve(event, {"data": False})
+        return resolved
+
+    async def _resolve_hook(self, hook: Hook | None) -> Hook | None:
+        resolved: Hook | None = await self._resolve(hook, {"payload": False})
+        return resolved
+
+    async def _resolve_schedule(self, schedule: Schedule | None) -> Schedule | None:
+        resolved: Schedule | None = await self._resolve(
+            schedule, dict.fromkeys(_SCHEDULE_FIELDS, True))
+        return resolved
+
+    # --- the cache: content-addressed, so never stale -------------------------------------------
+    def _cache_put(self, key: str, data: bytes) -> None:
+        if len(data) > self._cache_max // 4:
+            return  # one huge payload would flush everything else
+        old = self._cache.pop(key, None)
+        if old is not None:
+            self._cache_bytes -= len(old)
+        self._cache[key] = data
+        self._cache_bytes += len(data)
+        while self._cache_bytes > self._cache_max and self._cache:
+            _, evicted = self._cache.popitem(last=False)
+            self._cache_bytes -= len(evicted)
+
+    def _mark_known(self, key: str) -> None:
+        self._known[key] = None
+        self._known.move_to_end(key)
+        while len(self._known) > _KNOWN_KEYS_MAX:
+            self._known.popitem(last=False)
+
+
+# --- a payload over the limit: recorded as the failure it causes -------------------------------
+def _describe_event(event: Event) -> str:
+    name = event.data.get("name") or event.data.get("step_name")
+    if event.type == EventType.STEP_COMPLETED:
+        return f"The result of step {name!r}"
+    if event.type == EventType.WORKFLOW_COMPLETED:
+        return "The result of the workflow"
+    if event.type == EventType.HOOK_RECEIVED:
+        return f"The payload of hook {name!r}"
+    if event.type == EventType.WORKFLOW_CONTINUED_AS_NEW:
+        return "The arguments of the continued run"
+    return f"The data of event {event.sequence} ({event.type.value}) of run {event.run_id}"
+
+
+def _failed_event(event: Event, error: PayloadTooLargeError) -> Event:
+    described = {"error": str(error), "error_type": type(error).__name__}
+    if event.type == EventType.STEP_COMPLETED:
+        kept = {k: event.data[k] for k in ("op", "name", "step_name", "attempt", "path")
+                if k in event.data}
+        return event.model_copy(update={"type": EventType.STEP_FAILED,
+                                        "data": {**kept, **described}})
+    return event.model_copy(update={"type": EventType.WORKFLOW_FAILED, "data": described})
+
+
+def _failed_run(run: WorkflowRun, error: PayloadTooLargeError) -> WorkflowRun:
+    return run.model_copy(update={
+        "status": RunStatus.FAILED, "result": None, "error": str(error),
+        "error_type": type(error).__name__, "continued_to_run_id": None})
+
+
+def _fail_oversized(
+    events: list[Event], run: WorkflowRun | None, errors: dict[int, PayloadTooLargeError],
+) -> tuple[list[Event], WorkflowRun | None, PayloadTooLargeError | None]:
+    """Record what an oversized result causes instead of the result: a step result becomes
+    that step's ``step.failed`` (same sequence, so the history stays gap-free), a workflow
+    result the run's failure. Anything else cannot be recorded: the error is raised."""
+    n = len(events)
+    out = list(events)
+    failure: PayloadTooLargeError | None = None
+    run_error = errors.get(n)
+    for i, event in enumerate(events):
+        error = errors.get(i)
+        if event.type == EventType.WORKFLOW_COMPLETED and run is not None and (
+                error is not None or run_error is not None):
+            error = error or run_error
+            assert error is not None
+            out[i] = _failed_event(event, error)
+            run, run_error = _failed_run(run, error), None
+        elif error is not None and event.type == EventType.STEP_COMPLETED:
+            out[i] = _failed_event(event, error)
+            failure = failure or error
+        elif error is not None:
+            raise error
+    if run_error is not None:
+        raise run_error
+    return out, run, failure
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of bytes, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be positive, not {raw!r}")
+    return value
+
+
+def offload_from_env(storage: StorageBackend, *, item_limit: bool = False) -> StorageBackend:
+    """``storage`` wrapped as the environment says: blobs in S3 (``PYWORKFLOW_BLOB_BUCKET``)
+    or a directory (``PYWORKFLOW_BLOB_DIR``). Without either, ``storage`` itself, unless it has
+    an item limit (DynamoDB): then a wrapper that refuses what would exceed it, clearly."""
+    if isinstance(storage, OffloadingStorage):
+        return storage
+    bucket = os.environ.get(ENV_BLOB_BUCKET, "").strip()
+    directory = os.environ.get(ENV_BLOB_DIR, "").strip()
+    blobs: BlobStore | None = None
+    if bucket:
+        blobs = S3BlobStore(bucket)
+    elif directory:
+        blobs = FileBlobStore(directory)
+    elif not item_limit:
+        return storage
+    return OffloadingStorage(storage, blobs)
+
+
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "DEFAULT_THRESHOLD_BYTES",
+    "OffloadingStorage",
+    "PayloadTooLargeError",
+    "is_pointer",
+    "offload_from_env",
+]
