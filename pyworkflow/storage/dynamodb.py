@@ -45,8 +45,8 @@ from pyworkflow.storage.dynamodb_table import DynamoDBTable, error_code
 from pyworkflow.storage.memory import decode_cursor, is_due
 
 _EVENT_LIST = TypeAdapter(list[Event])
-#: endings written as events first, record second (see ``_append_then_end``); they must be the
-#: endings the executor settles from a history (continue-as-new stays one transaction)
+#: endings written as events first, record second (see ``_append_then_record``); they must be
+#: the endings the executor settles from a history (continue-as-new stays one transaction)
 _RECORDED_ENDINGS = frozenset({
     EventType.WORKFLOW_COMPLETED, EventType.WORKFLOW_FAILED, EventType.WORKFLOW_CANCELLED,
 })
@@ -274,9 +274,11 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
             stored = await self._append_first(run_id, events, run, expected_version)
             self._remember(run_id, last)
             return stored
-        if run is not None and run.status.is_terminal and events[-1].type in _RECORDED_ENDINGS:
-            return await self._append_then_end(run_id, events, run, expected_version,
-                                               prev_known=prev_known)
+        if run is not None and (
+                run.status == RunStatus.SUSPENDED
+                or (run.status.is_terminal and events[-1].type in _RECORDED_ENDINGS)):
+            return await self._append_then_record(run_id, events, run, expected_version,
+                                                  prev_known=prev_known)
         if run is None and len(events) == 1:
             if not prev_known:
                 await self._require_previous(run_id, first)
@@ -332,18 +334,18 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         self._remember(new_run.run_id, len(new_events))
         return stored
 
-    async def _append_then_end(
+    async def _append_then_record(
         self, run_id: str, events: list[Event], run: WorkflowRun, expected_version: int | None,
         *, prev_known: bool,
     ) -> WorkflowRun:
-        """A run's ending without a transaction (which bills every item twice): its events by
-        conditional PutItems, in order, then the record by a versioned UpdateItem. A worker
-        that dies in between leaves a history that ends the run under a record that does not;
-        the next drive settles the record from the history (``Executor``). If the record's
-        version moved, ``ConcurrencyError`` is raised with the events stored: the history is
-        the truth either way."""
+        """A run's ending or suspension without a transaction (which bills every item twice):
+        its events by conditional PutItems, in order, then the record by a versioned
+        UpdateItem. A worker that dies in between leaves a history ahead of its record, which
+        the next drive reconciles: an ending is settled from the history (``Executor``), a
+        wait is replayed from it and recorded again. If the record's version moved,
+        ``ConcurrencyError`` is raised with the events stored: the history is the truth."""
         assert expected_version is not None
-        ttl = layout.ttl_at(run.completed_at or run.updated_at, self.retention_days)
+        ttl = self._event_ttl(run)
         if not prev_known:
             await self._require_previous(run_id, events[0].sequence)
         for event in events:

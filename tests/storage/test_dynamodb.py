@@ -255,3 +255,20 @@ async def test_an_ending_is_a_put_then_an_update_not_a_transaction(
     with pytest.raises(ConcurrencyError):
         await ddb.append_events("r1", [ending], run=done, expected_version=1)
     assert [e.event_id for e in await ddb.get_events("r1")] == ["r1-1-", "end"]
+
+
+async def test_a_suspension_is_a_put_then_an_update_too(ddb: DynamoDBStorageBackend) -> None:
+    """A wait's events, then the record; a worker dying in between is replayed into the same
+    wait by the next drive (tests/faults covers the crash points)."""
+    from pyworkflow.core.events import Event, EventType
+
+    run = await ddb.create_run(make_run("r1"), make_events("r1", 1, 1))
+    waiting = run.model_copy(update={"status": RunStatus.SUSPENDED,
+                                     "wake_at": T0 + timedelta(days=1)})
+    sleep = Event(event_id="s", run_id="r1", type=EventType.SLEEP_STARTED, timestamp=T0,
+                  sequence=2, data={"op": 1, "wake_at": (T0 + timedelta(days=1)).isoformat()})
+    got = await cost(ddb, ddb.append_events("r1", [sleep], run=waiting, expected_version=1))
+    assert got == {"PutItem": 1, "UpdateItem": 1}
+    stored = await ddb.get_run("r1")
+    assert stored is not None and stored.status == RunStatus.SUSPENDED
+    assert "ttl" not in await raw_item(ddb, {"PK": {"S": "RUN#r1"}, "SK": {"S": "EVT#0000000002"}})
