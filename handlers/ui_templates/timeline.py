@@ -1,18 +1,15 @@
-"""One run's timeline: its history turned into rows (one per event, with its time since the run
-started) and operations (one per step, sleep, hook or child: start, end, elapsed time, attempts,
-outcome), then rendered as the run page.
+"""One run's page: its timeline (``pyworkflow/runtime/timeline.py`` turns the history into rows
+and operations: offsets, durations, waits, retries) rendered as HTML, with the run's facts, its
+continue-as-new chain and its children.
 
-``build_timeline`` is pure (a run and its events in, a ``Timeline`` out), so what the page says
-about durations, waits and retries is tested without a browser.
+The computation is pure and shared with the terminal (``pyworkflow runs show``), so what the page
+says about durations, waits and retries is tested without a browser.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
-
-from pydantic import BaseModel
 
 from handlers.ui_templates.html import (
     LIST_HREF_FROM_RUN,
@@ -29,151 +26,24 @@ from handlers.ui_templates.html import (
     run_href,
     status_badge,
 )
-from pyworkflow.core.events import TERMINAL_OP_EVENTS, Event, EventType
+from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import WorkflowRun
+from pyworkflow.runtime.timeline import (
+    Operation,
+    OpKind,
+    Row,
+    Timeline,
+    build_timeline,
+    error_text,
+    parse_time,
+)
+
+__all__ = ["OpKind", "Operation", "Row", "Timeline", "build_timeline", "render_run_page"]
 
 #: Keys of an event's data already shown in their own columns (or not worth showing).
 _SHOWN_KEYS = frozenset({"op", "name", "step_name"})
-
-
-class OpKind(StrEnum):
-    STEP = "step"
-    SLEEP = "sleep"
-    HOOK = "hook"
-    CHILD = "child"
-    CONTEXT = "context"
-    OTHER = "other"
-
-
-_KIND_BY_PREFIX = {"step": OpKind.STEP, "sleep": OpKind.SLEEP, "hook": OpKind.HOOK,
-                   "child_workflow": OpKind.CHILD, "context": OpKind.CONTEXT}
-#: The event that opens an operation which records its start (a step records only its end).
-_OPENING = frozenset({EventType.STEP_STARTED, EventType.SLEEP_STARTED, EventType.HOOK_CREATED,
-                      EventType.CHILD_WORKFLOW_STARTED})
-
-
-class Row(BaseModel):
-    """One event of the history."""
-
-    sequence: int
-    offset: float                   # seconds since the run's first event
-    type: str
-    family: str                     # "step", "sleep", "workflow"... (the type's prefix)
-    op: int | None = None
-    name: str | None = None
-    attempt: int | None = None
-    data: dict[str, Any]
-
-
-class Operation(BaseModel):
-    """A durable operation: every event with the same ``op``."""
-
-    op: int
-    kind: OpKind
-    name: str
-    start: float                    # seconds since the run started
-    end: float | None = None        # None: still running or waiting
-    attempts: int = 1
-    retries: int = 0
-    outcome: str                    # completed, failed, slept, received, waiting...
-    failed: bool = False
-    run_ms: float | None = None     # a step's last attempt, as the step measured it
-    child_run_id: str | None = None
-    wait_until: datetime | None = None
-    error: str | None = None
-
-    @property
-    def elapsed(self) -> float | None:
-        return None if self.end is None else self.end - self.start
-
-
-class Timeline(BaseModel):
-    started_at: datetime | None
-    rows: list[Row]
-    operations: list[Operation]
-    total: float                    # seconds from the first to the last event
-
-    @property
-    def children(self) -> list[Operation]:
-        return [o for o in self.operations if o.kind == OpKind.CHILD]
-
-
-def _family(type_: str) -> str:
-    return type_.split(".", 1)[0]
-
-
-def build_timeline(events: list[Event]) -> Timeline:
-    events = sorted(events, key=lambda e: e.sequence)
-    origin = events[0].timestamp if events else None
-
-    def offset(e: Event) -> float:
-        return (e.timestamp - origin).total_seconds() if origin is not None else 0.0
-
-    rows = [Row(sequence=e.sequence, offset=offset(e), type=e.type.value,
-                family=_family(e.type.value), op=e.op,
-                name=e.data.get("step_name") or e.data.get("name"),
-                attempt=e.data.get("attempt") if isinstance(e.data.get("attempt"), int) else None,
-                data=e.data) for e in events]
-    by_op: dict[int, list[Event]] = {}
-    for e in events:
-        if e.op is not None:
-            by_op.setdefault(e.op, []).append(e)
-    operations = [_operation(op, evs, offset) for op, evs in sorted(by_op.items())]
-    total = max((r.offset for r in rows), default=0.0)
-    return Timeline(started_at=origin, rows=rows, operations=operations, total=total)
-
-
-def _operation(op: int, events: list[Event], offset: Any) -> Operation:
-    first = events[0]
-    kind = _KIND_BY_PREFIX.get(_family(first.type.value), OpKind.OTHER)
-    terminal = next((e for e in events if e.type in TERMINAL_OP_EVENTS), None)
-    opening = next((e for e in events if e.type in _OPENING), None)
-    retries = [e for e in events if e.type == EventType.STEP_RETRYING]
-    name = str(first.data.get("step_name") or first.data.get("name") or kind.value)
-    run_ms = terminal.data.get("duration_ms") if terminal is not None else None
-    start = offset(opening or first)
-    if opening is None and terminal is first and isinstance(run_ms, int | float):
-        # A step records only its ending: it began when its (only) attempt began.
-        start = max(0.0, offset(terminal) - run_ms / 1000)
-    attempts = max([int(a) for e in events if isinstance(a := e.data.get("attempt"), int)],
-                   default=1)
-    child = next((e.data.get("child_run_id") for e in events if e.data.get("child_run_id")),
-                 None)
-    result = Operation(
-        op=op, kind=kind, name=name, start=start,
-        end=offset(terminal) if terminal is not None else None,
-        attempts=attempts, retries=len(retries), outcome="",
-        run_ms=float(run_ms) if isinstance(run_ms, int | float) else None,
-        child_run_id=str(child) if child else None,
-    )
-    if terminal is None:
-        result.outcome = "retrying" if retries else "waiting" if opening else "running"
-        if kind == OpKind.SLEEP and opening is not None:
-            result.wait_until = _parse_time(opening.data.get("resume_at"))
-        elif kind == OpKind.HOOK and opening is not None:
-            result.wait_until = _parse_time(opening.data.get("expires_at"))
-        elif retries:
-            result.wait_until = _parse_time(retries[-1].data.get("retry_at"))
-        return result
-    result.outcome = {
-        EventType.STEP_COMPLETED: "completed", EventType.STEP_FAILED: "failed",
-        EventType.SLEEP_COMPLETED: "slept", EventType.HOOK_RECEIVED: "received",
-        EventType.HOOK_EXPIRED: "expired", EventType.CHILD_WORKFLOW_COMPLETED: "completed",
-        EventType.CHILD_WORKFLOW_FAILED: "failed",
-        EventType.CHILD_WORKFLOW_CANCELLED: "cancelled",
-        EventType.CONTEXT_UPDATED: "updated",
-    }.get(terminal.type, terminal.type.value)
-    result.failed = result.outcome in ("failed", "expired", "cancelled")
-    if "error" in terminal.data:
-        result.error = _error_text(terminal.data)
-    return result
-
-
-def _parse_time(raw: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
-        return None
+#: Kinds the page's stylesheet colours; the others are drawn as "other".
+_STYLED_KINDS = frozenset({OpKind.STEP, OpKind.SLEEP, OpKind.HOOK, OpKind.CHILD})
 
 
 def _duration_text(raw: Any) -> str:
@@ -182,12 +52,6 @@ def _duration_text(raw: Any) -> str:
         return fmt_seconds(float(raw))
     except (TypeError, ValueError):
         return str(raw)
-
-
-def _error_text(data: dict[str, Any]) -> str:
-    kind = data.get("error_type")
-    message = str(data.get("error") or "")
-    return f"{kind}: {message}" if kind else message
 
 
 # --- rendering --------------------------------------------------------------------------------
@@ -207,10 +71,10 @@ def _row_detail(row: Row, origin: datetime | None) -> Html:
         parts.append(h('<span class="took">took {}</span>',
                        fmt_seconds(float(d["duration_ms"]) / 1000)))
     if "error" in d and t != EventType.WORKFLOW_CONTINUED_AS_NEW:
-        parts.append(h('<span class="err">{}</span>', _error_text(d)))
+        parts.append(h('<span class="err">{}</span>', error_text(d)))
     for key, label in (("retry_at", "retry at"), ("resume_at", "until"),
                        ("expires_at", "expires")):
-        when = _parse_time(d.get(key))
+        when = parse_time(d.get(key))
         if when is not None:
             since = fmt_offset((when - origin).total_seconds()) if origin else ""
             parts.append(h('<span class="when">{} {} ({})</span>', label, fmt_time(when), since))
@@ -261,7 +125,7 @@ def _bar(o: Operation, total: float) -> Html:
     x = min(BAR_WIDTH - 2, o.start * scale)
     end = o.end if o.end is not None else total
     width = max(2.0, (end - o.start) * scale)
-    css = "failed" if o.failed else o.kind.value if o.kind != OpKind.CONTEXT else "other"
+    css = "failed" if o.failed else o.kind.value if o.kind in _STYLED_KINDS else "other"
     return h('<svg class="bar" width="{w}" height="10" aria-hidden="true">'
              '<rect class="track" x="0" y="2" width="{w}" height="6"></rect>'
              '<rect class="{css}" x="{x}" y="0" width="{width}" height="10"></rect></svg>',
