@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
+from rich.text import Text
 
 from pyworkflow.cli.output import console, fmt_time
+from pyworkflow.core.duration import format_duration
 from pyworkflow.core.events import TERMINAL_OP_EVENTS, Event, EventType
 from pyworkflow.core.models import RunStatus, WorkflowRun
 from pyworkflow.exceptions import WorkflowNotFoundError
@@ -92,30 +94,78 @@ async def follow_chain(backend: Backend, run: WorkflowRun) -> WorkflowRun:
     return run
 
 
+class Progress:
+    """What ``wait_until_terminal`` shows while it waits, on stderr (stdout keeps the result):
+    a live spinner line on a terminal, plain lines (one per change) elsewhere, nothing when
+    ``show`` is off (``--output json``)."""
+
+    def __init__(self, show: bool) -> None:
+        self.show = show
+        self.err = console(stderr=True)
+        self.live = show and self.err.is_terminal
+        self.last: str | None = None
+        self.started = time.monotonic()
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Progress:
+        if self.live:
+            from rich.progress import Progress as RichProgress
+            from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = RichProgress(SpinnerColumn(), TextColumn("{task.description}"),
+                                          TimeElapsedColumn(), console=self.err,
+                                          transient=True)
+            self._progress.__enter__()
+            self._task = self._progress.add_task("starting", total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def update(self, run: WorkflowRun, tracker: WaitTracker) -> None:
+        waiting = tracker.describe()
+        line = (f"{run.run_id} {run.status.value} · {tracker.steps} step(s) done"
+                + (f" · waiting for {waiting}" if waiting else ""))
+        if not self.show or line == self.last:
+            return
+        self.last = line
+        if self._progress is not None:
+            self._progress.update(self._task, description=(
+                f"{run.run_id} [bold]{run.status.value}[/] · {tracker.steps} step(s) done"
+                + (f" · waiting for {escape(waiting)}" if waiting else "")))
+        else:
+            elapsed = format_duration(time.monotonic() - self.started)
+            self.err.print(Text(f"[{elapsed}] {line}", style="dim"))
+
+    def note(self, message: str) -> None:
+        """A one-off remark (the run continued as new)."""
+        if self._progress is not None:
+            self._progress.console.print(Text(message, style="dim"))
+        elif self.show:
+            self.err.print(Text(message, style="dim"))
+
+
 async def wait_until_terminal(backend: Backend, run_id: str, *, patience: float | None,
                               show: bool) -> WorkflowRun:
     """Keep looking (and, locally, keep this event loop and so the run's timers alive) until
     the chain that ``run_id`` starts ends; a local backend drives it whenever it is due.
-    Returns the latest run (maybe not terminal if ``patience`` seconds passed)."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
+    Returns the latest run (maybe not terminal if ``patience`` seconds passed). ``show``: say
+    where the run is meanwhile (see ``Progress``)."""
     deadline = None if patience is None else time.monotonic() + patience
     tracker, current = WaitTracker(), run_id
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console(stderr=True), transient=True, disable=not show) as progress:
-        task = progress.add_task("starting", total=None)
+    with Progress(show) as progress:
         while True:
             run = await backend.get_run(current)
             if run.status == RunStatus.CONTINUED_AS_NEW and run.continued_to_run_id:
+                progress.note(f"{current} continued as new: {run.continued_to_run_id}")
                 current, tracker = run.continued_to_run_id, WaitTracker()
                 continue
             if run.status.is_terminal:
                 return run
             tracker.feed(await backend.events(current, after=tracker.last_sequence))
-            waiting = tracker.describe()
-            progress.update(task, description=(
-                f"{current} [bold]{run.status.value}[/] · {tracker.steps} step(s) done"
-                + (f" · waiting for {escape(waiting)}" if waiting else "")))
+            progress.update(run, tracker)
             if deadline is not None and time.monotonic() >= deadline:
                 return run
             if await backend.nudge(run):
