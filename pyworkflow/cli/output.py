@@ -136,6 +136,18 @@ def run_duration(run: WorkflowRun) -> str:
     return format_duration((datetime.now(UTC) - run.started_at).total_seconds()) + " (ongoing)"
 
 
+def fmt_seconds(seconds: float | None) -> str:
+    """A duration: ``250ms``, ``1.5s``, ``2m05s``, ``1h00m``; ``-`` for none."""
+    if seconds is None:
+        return "-"
+    return ("-" if seconds < 0 else "") + format_duration(abs(seconds))
+
+
+def fmt_offset(seconds: float | None) -> str:
+    """A time since the run started: ``+0ms``, ``+1.5s``."""
+    return "-" if seconds is None else "+" + fmt_seconds(seconds)
+
+
 def short(value: Any, limit: int = 60) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str,
                                                             separators=(",", ":"))

@@ -1,4 +1,4 @@
-"""``pyworkflow runs list | status | logs | chain | cancel | children``."""
+"""``pyworkflow runs list | status | show | logs | chain | cancel | children``."""
 
 from __future__ import annotations
 
@@ -119,6 +119,29 @@ def status_cmd(run_id: str) -> None:
     if run.context:
         pairs.append(("Context", pretty(run.context)))
     print_key_values(f"Run {run.run_id}", pairs)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--events", "with_events", is_flag=True, help="Also list the raw events.")
+def show_cmd(run_id: str, with_events: bool) -> None:
+    """Show a run as a timeline: one row per step, sleep, hook, child, fan-out item or patch
+    with its start, duration, attempts and outcome; what it waits for; its continue-as-new
+    chain and its children.
+
+    \b
+      pyworkflow runs show RUN_ID
+      pyworkflow runs show RUN_ID --events
+      pyworkflow -o json runs show RUN_ID
+    """
+    from pyworkflow.cli.timeline import collect, render, to_json
+
+    st = state()
+    view = run_async(collect(st.backend, run_id))
+    if st.json:
+        print_json(to_json(view, with_events=with_events))
+        return
+    render(view, with_events=with_events)
 
 
 @runs.command("logs")
