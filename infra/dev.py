@@ -186,10 +186,11 @@ class LocalStack:
             ddb_endpoint = ddb.endpoint_url
         self.on_progress(f"DynamoDB Local at {ddb_endpoint}")
         moto = self._exit.enter_context(moto_server.start())
-        self.on_progress(f"moto (SQS, Scheduler) at {moto.endpoint_url}")
+        self.on_progress(f"moto (SQS, Scheduler, S3) at {moto.endpoint_url}")
         tables = self._create_tables(tpl, ddb_endpoint)
         queues = moto_server.create_queues(tpl, moto.endpoint_url, region=self.region)
         groups = moto_server.create_schedule_groups(tpl, moto.endpoint_url, region=self.region)
+        moto_server.create_buckets(tpl, moto.endpoint_url, region=self.region)
         self._record_others(tpl)
         specs = [tpl.function_spec(f) for f in tpl.function_ids()]
         environment = self._environment(specs, ddb_endpoint, moto.endpoint_url)
@@ -285,6 +286,7 @@ class LocalStack:
             "AWS_ENDPOINT_URL_DYNAMODB": ddb,
             "AWS_ENDPOINT_URL_SQS": moto,
             "AWS_ENDPOINT_URL_SCHEDULER": moto,
+            "AWS_ENDPOINT_URL_S3": moto,
         })
         if self.module:
             merged[config.ENV_MODULE] = self.module  # also when the template has no parameter

@@ -1,6 +1,6 @@
-"""A moto server on loopback for SQS and EventBridge Scheduler, and the resources the worker
+"""A moto server on loopback for SQS, EventBridge Scheduler and S3, and the resources the worker
 needs in it, created from ``template.yaml`` (work queue + dead-letter queue with the template's
-redrive policy, the timer schedule group, a role ARN).
+redrive policy, the timer schedule group, the payload bucket, a role ARN).
 
 Why a server and not ``mock_aws``: aioboto3 talks HTTP through aiohttp, which ``mock_aws``
 cannot intercept. moto accepts any well-formed role ARN, so no IAM is set up. moto never fires
@@ -60,18 +60,25 @@ class AwsStack:
     scheduler_role_arn: str
     visibility_timeout: int
     max_receive_count: int
+    blob_bucket: str | None = None   # the template's payload bucket, in moto
+    s3_endpoint: str | None = None
 
     def env(self) -> dict[str, str]:
-        """The ``PYWORKFLOW_*`` variables of the worker for this stack."""
+        """The ``PYWORKFLOW_*`` variables of the worker for this stack (and, with a bucket,
+        the S3 endpoint: large payloads must never leave for the real S3)."""
         from pyworkflow import config
 
-        return {
+        env = {
             config.ENV_QUEUE_URL: self.queue_url,
             config.ENV_QUEUE_ARN: self.queue_arn,
             config.ENV_SCHEDULER_GROUP: self.scheduler_group,
             config.ENV_SCHEDULER_ROLE_ARN: self.scheduler_role_arn,
             config.ENV_VISIBILITY_TIMEOUT: str(self.visibility_timeout),
         }
+        if self.blob_bucket and self.s3_endpoint:
+            env[config.ENV_BLOB_BUCKET] = self.blob_bucket
+            env["AWS_ENDPOINT_URL_S3"] = self.s3_endpoint
+        return env
 
 
 def create_queues(tpl: StackTemplate, endpoint_url: str, *, region: str) -> dict[str, str]:
@@ -104,6 +111,24 @@ def create_schedule_groups(tpl: StackTemplate, endpoint_url: str, *,
     return groups
 
 
+def create_buckets(tpl: StackTemplate, endpoint_url: str, *, region: str) -> dict[str, str]:
+    """Create the template's S3 buckets (the payload bucket; its lifecycle and policy have no
+    local effect); returns logical id -> name."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+    buckets = tpl.buckets()
+    for logical_id, name in buckets.items():
+        if region == "us-east-1":  # S3 refuses a LocationConstraint naming us-east-1
+            s3.create_bucket(Bucket=name)
+        else:
+            s3.create_bucket(Bucket=name,
+                             CreateBucketConfiguration={"LocationConstraint": region})
+        tpl.set_physical(logical_id, Ref=name, Arn=f"arn:aws:s3:::{name}",
+                         DomainName=f"{name}.s3.amazonaws.com")
+    return buckets
+
+
 def create_stack(
     endpoint_url: str,
     prefix: str,
@@ -113,7 +138,8 @@ def create_stack(
     max_receive_count: int = 6,
 ) -> AwsStack:
     """Create template.yaml's ``WorkQueue`` (redrive to ``DeadLetterQueue`` after
-    ``max_receive_count`` receives) and ``TimerScheduleGroup``, named ``<prefix>-<logical id>``.
+    ``max_receive_count`` receives), ``TimerScheduleGroup`` and ``PayloadBucket``, named
+    ``<prefix>-<logical id>``.
     The two numbers are the template's parameters, not checked against its ranges (tests want
     a short visibility timeout). Synchronous boto3: setup is not the code under test, and it
     runs before any event loop."""
@@ -125,6 +151,7 @@ def create_stack(
         region=region, stack_name=prefix, check_ranges=False)
     urls = create_queues(tpl, endpoint_url, region=region)
     groups = create_schedule_groups(tpl, endpoint_url, region=region)
+    buckets = create_buckets(tpl, endpoint_url, region=region)
     physical = tpl.resolver.physical
     work = tpl.queue_spec("WorkQueue")
     return AwsStack(queue_url=urls["WorkQueue"], queue_arn=physical["WorkQueue"]["Arn"],
@@ -132,4 +159,5 @@ def create_stack(
                     scheduler_group=groups["TimerScheduleGroup"],
                     scheduler_role_arn=FAKE_ROLE_ARN,
                     visibility_timeout=work.visibility_timeout,
-                    max_receive_count=work.max_receive_count or max_receive_count)
+                    max_receive_count=work.max_receive_count or max_receive_count,
+                    blob_bucket=buckets.get("PayloadBucket"), s3_endpoint=endpoint_url)

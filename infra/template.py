@@ -460,6 +460,16 @@ class StackTemplate:
             for logical_id in self.resources("AWS::Scheduler::ScheduleGroup")
         }
 
+    # --- buckets ---------------------------------------------------------------------------
+    def buckets(self) -> dict[str, str]:
+        """Logical id -> bucket name (S3 wants 3-63 characters of ``[a-z0-9.-]``)."""
+        found = {}
+        for logical_id in self.resources("AWS::S3::Bucket"):
+            given = self.resolver.resolve(self.properties(logical_id)).get("BucketName")
+            name = re.sub(r"[^a-z0-9.-]", "-", self.physical_name(logical_id, given).lower())
+            found[logical_id] = name.strip(".-")[:63]
+        return found
+
     def role_ids(self) -> list[str]:
         return list(self.resources("AWS::IAM::Role"))
 
