@@ -354,12 +354,14 @@ class DriveOutcome:
 def storage_from_env() -> StorageBackend:
     """``PYWORKFLOW_STORAGE=dynamodb`` gives the DynamoDB backend (table, endpoint and region
     from its own env: ``PYWORKFLOW_TABLE``...); anything else is the embedded choice of
-    ``pyworkflow.config``."""
+    ``pyworkflow.config``. Payloads over the threshold go to ``PYWORKFLOW_BLOB_BUCKET``
+    (``pyworkflow.storage.offload``); without a bucket, DynamoDB's item limit is a clear error."""
     if os.environ.get(ENV_STORAGE, "").strip().lower() == "dynamodb":
         from pyworkflow.storage.dynamodb import DynamoDBStorageBackend  # only where used
+        from pyworkflow.storage.offload import offload_from_env
 
-        return DynamoDBStorageBackend()
-    return get_storage()
+        return offload_from_env(DynamoDBStorageBackend(), item_limit=True)
+    return get_storage()  # offloads too when PYWORKFLOW_BLOB_* says so
 
 
 class AwsRuntime:
