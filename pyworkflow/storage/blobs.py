@@ -173,6 +173,12 @@ class S3BlobStore:
                 raise BlobNotFoundError(
                     f"No object {self.prefix + key!r} in bucket {self.bucket!r}: deleted, or "
                     "expired by the bucket's lifecycle rule") from None
+            if code in ("AccessDenied", "403"):
+                # Without s3:ListBucket (the template grants none) S3 answers a missing
+                # object with 403 as well: say both.
+                raise BlobNotFoundError(
+                    f"Cannot read object {self.prefix + key!r} of bucket {self.bucket!r}: "
+                    "access denied (missing, or this role may not read it)") from exc
             raise
         async with response["Body"] as stream:
             data: bytes = await stream.read()

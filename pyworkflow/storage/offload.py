@@ -1,33 +1,24 @@
 """Large payloads outside the storage item: a ``StorageBackend`` wrapper.
 
-``OffloadingStorage(inner, blobs)`` keeps the contract of ``inner`` and what callers see: every
-record it returns holds the full values. On the way in, a record whose payload fields together
-exceed ``threshold_bytes`` (``PYWORKFLOW_OFFLOAD_THRESHOLD_BYTES``, default 200 KB) has its
-largest ones replaced by a pointer ``{"$blob": key, "sha256": ..., "size": ...}`` until it fits;
-the bytes go to the blob store first, so a crash between the two leaves at worst an orphan blob,
-never a pointer to nothing. On the way out, pointers are resolved (one ``get`` per blob, checked
-against its SHA-256, kept in a bounded in-process cache: a warm worker replays without reading
-S3 again).
+``OffloadingStorage(inner, blobs)`` keeps ``inner``'s contract, and every record it returns holds
+full values. A record whose payload fields (an event's ``data``; a run's ``input_args``,
+``input_kwargs``, ``result``, ``error``, ``context``; a hook's ``payload``; a schedule's ``args``,
+``kwargs``) together exceed ``PYWORKFLOW_OFFLOAD_THRESHOLD_BYTES`` (200 KB) has its largest ones
+replaced by a pointer ``{"$blob": key, "sha256", "size"}`` until it fits. The blob is written
+first: a crash in between leaves at worst an orphan blob, never a pointer to nothing. Reads
+resolve pointers (one ``get`` each, SHA-256 checked, then cached in-process). JSON only.
 
-Payload fields: an event's ``data``; a run's ``input_args``, ``input_kwargs``, ``result``,
-``error`` and ``context``; a hook's ``payload``; a schedule's ``args`` and ``kwargs``. JSON only:
-blobs are JSON text, decoded with ``json.loads``; nothing is unpickled.
+Keys: ``runs/<run id>/events/<sequence>-<sha256>.json`` (``run/<field>-``, ``hooks/<id>/payload-``,
+``schedules/<id>/<field>-``). The content hash means a key's bytes never change: two workers
+racing on one sequence never overwrite each other's blob, and a blob this process wrote or read
+is not written again (a run record is rewritten on every lease renewal with the same input).
 
-Keys are ``runs/<run id>/events/<sequence>-<sha256>.json`` (``run/<field>-``,
-``hooks/<hook id>/payload-``; ``schedules/<id>/<field>-``): the run and position make them
-easy to find and expire, and the content hash means a key's bytes never change, so two workers
-racing on one sequence never overwrite each other's blob (the loser's is an orphan), and a blob
-this process wrote or read is never written again (a run record is rewritten on every lease
-renewal with the same 300 KB input).
-
-Limits that remain, each a clear ``PayloadTooLargeError`` naming its setting:
-- a payload over ``max_payload_bytes`` (``PYWORKFLOW_MAX_PAYLOAD_BYTES``, default 50 MB: a
-  worker holds a payload several times over while it decodes and replays it, and Lambda has
-  1 GB here). A step result over it fails the step: the history records ``step.failed`` with
-  this error in its place (so it stays gap-free) and the run fails; a workflow result over it
-  fails the run; arguments and hook payloads over it are refused to the caller.
-- with no blob store (DynamoDB without ``PYWORKFLOW_BLOB_BUCKET``), DynamoDB's 400 KB item
-  limit, the same way.
+Limits that remain, each a ``PayloadTooLargeError`` naming its setting:
+- ``PYWORKFLOW_MAX_PAYLOAD_BYTES`` (50 MB: a worker holds a payload several times over while it
+  decodes and replays it, in 1 GB of Lambda memory). A step result over it is recorded as that
+  step's ``step.failed`` (same sequence: the history stays gap-free) and the run fails; a
+  workflow result over it fails the run; arguments and hook payloads are refused to the caller.
+- without a blob store (DynamoDB, no ``PYWORKFLOW_BLOB_BUCKET``): DynamoDB's 400 KB item limit.
 """
 
 from __future__ import annotations
@@ -40,7 +31,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic_core import to_json
 
@@ -195,9 +186,7 @@ class OffloadingStorage(StorageBackend):
 
     # --- runs --------------------------------------------------------------------------------
     async def create_run(self, run: WorkflowRun, events: list[Event]) -> WorkflowRun:
-        plan = self._plan([self._run_slots(run, 0), *self._event_slots(events, 1)])
-        self._raise_first(plan)
-        pointers = await self._store(plan)
+        pointers = await self._offload([self._run_slots(run, 0), *self._event_slots(events, 1)])
         stored = await self.inner.create_run(
             self._with(run, pointers, 0),
             [self._with(e, pointers, i + 1) for i, e in enumerate(events)])
@@ -210,9 +199,7 @@ class OffloadingStorage(StorageBackend):
         return await self._resolve_run(await self.inner.get_run_by_idempotency_key(key))
 
     async def update_run(self, run: WorkflowRun, *, expected_version: int) -> WorkflowRun:
-        plan = self._plan([self._run_slots(run, 0)])
-        self._raise_first(plan)
-        pointers = await self._store(plan)
+        pointers = await self._offload([self._run_slots(run, 0)])
         stored = await self.inner.update_run(self._with(run, pointers, 0),
                                              expected_version=expected_version)
         return self._restore(stored, run, pointers, 0)
@@ -286,9 +273,8 @@ class OffloadingStorage(StorageBackend):
 
     # --- hooks -------------------------------------------------------------------------------
     async def create_hook(self, hook: Hook) -> None:
-        plan = self._plan([self._hook_slots(hook, 0)])
-        self._raise_first(plan)
-        await self.inner.create_hook(self._with(hook, await self._store(plan), 0))
+        pointers = await self._offload([self._hook_slots(hook, 0)])
+        await self.inner.create_hook(self._with(hook, pointers, 0))
 
     async def get_hook(self, token_hash: str) -> Hook | None:
         return await self._resolve_hook(await self.inner.get_hook(token_hash))
@@ -299,9 +285,7 @@ class OffloadingStorage(StorageBackend):
             await self.inner.find_hook(run_id, hook_id=hook_id, name=name))
 
     async def update_hook(self, hook: Hook, *, expected_version: int) -> Hook:
-        plan = self._plan([self._hook_slots(hook, 0)])
-        self._raise_first(plan)
-        pointers = await self._store(plan)
+        pointers = await self._offload([self._hook_slots(hook, 0)])
         stored = await self.inner.update_hook(self._with(hook, pointers, 0),
                                               expected_version=expected_version)
         return self._restore(stored, hook, pointers, 0)
@@ -314,9 +298,7 @@ class OffloadingStorage(StorageBackend):
 
     # --- schedules ---------------------------------------------------------------------------
     async def create_schedule(self, schedule: Schedule) -> Schedule:
-        plan = self._plan([self._schedule_slots(schedule, 0)])
-        self._raise_first(plan)
-        pointers = await self._store(plan)
+        pointers = await self._offload([self._schedule_slots(schedule, 0)])
         stored = await self.inner.create_schedule(self._with(schedule, pointers, 0))
         return self._restore(stored, schedule, pointers, 0)
 
@@ -324,9 +306,7 @@ class OffloadingStorage(StorageBackend):
         return await self._resolve_schedule(await self.inner.get_schedule(schedule_id))
 
     async def update_schedule(self, schedule: Schedule, *, expected_version: int) -> Schedule:
-        plan = self._plan([self._schedule_slots(schedule, 0)])
-        self._raise_first(plan)
-        pointers = await self._store(plan)
+        pointers = await self._offload([self._schedule_slots(schedule, 0)])
         stored = await self.inner.update_schedule(self._with(schedule, pointers, 0),
                                                   expected_version=expected_version)
         return self._restore(stored, schedule, pointers, 0)
@@ -433,6 +413,12 @@ class OffloadingStorage(StorageBackend):
         if plan.errors:
             raise next(iter(plan.errors.values()))
 
+    async def _offload(self, records: list[list[_Slot]]) -> dict[tuple[int, str], Any]:
+        """Plan, refuse what is over the limit, store the rest: what each field holds now."""
+        plan = self._plan(records)
+        self._raise_first(plan)
+        return await self._store(plan)
+
     async def _store(self, plan: _Plan) -> dict[tuple[int, str], Any]:
         """Write the chosen blobs (all of them before any item); returns what each field
         holds instead: the pointer, as a dict or as JSON text."""
@@ -512,22 +498,18 @@ class OffloadingStorage(StorageBackend):
         return model.model_copy(update=update) if update else model
 
     async def _resolve_run(self, run: WorkflowRun | None) -> WorkflowRun | None:
-        resolved: WorkflowRun | None = await self._resolve(
-            run, {**dict.fromkeys(_RUN_TEXT_FIELDS, True), "context": False})
-        return resolved
+        return cast(WorkflowRun | None, await self._resolve(
+            run, {**dict.fromkeys(_RUN_TEXT_FIELDS, True), "context": False}))
 
     async def _resolve_event(self, event: Event) -> Event:
-        resolved: Event = await self._resolve(event, {"data": False})
-        return resolved
+        return cast(Event, await self._resolve(event, {"data": False}))
 
     async def _resolve_hook(self, hook: Hook | None) -> Hook | None:
-        resolved: Hook | None = await self._resolve(hook, {"payload": False})
-        return resolved
+        return cast(Hook | None, await self._resolve(hook, {"payload": False}))
 
     async def _resolve_schedule(self, schedule: Schedule | None) -> Schedule | None:
-        resolved: Schedule | None = await self._resolve(
-            schedule, dict.fromkeys(_SCHEDULE_FIELDS, True))
-        return resolved
+        return cast(Schedule | None, await self._resolve(
+            schedule, dict.fromkeys(_SCHEDULE_FIELDS, True)))
 
     # --- the cache: content-addressed, so never stale -------------------------------------------
     def _cache_put(self, key: str, data: bytes) -> None:

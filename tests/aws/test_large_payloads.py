@@ -22,7 +22,7 @@ from pyworkflow.core.clock import new_id
 from pyworkflow.core.events import EventType
 from pyworkflow.core.models import RunStatus
 from pyworkflow.runtime.aws import AwsRuntime
-from pyworkflow.storage.blobs import S3BlobStore
+from pyworkflow.storage.blobs import BlobNotFoundError, S3BlobStore
 from pyworkflow.storage.offload import OffloadingStorage, PayloadTooLargeError, is_pointer
 from tests.aws.conftest import Aws
 
@@ -70,7 +70,7 @@ async def client(aws: Aws) -> AsyncIterator[AwsRuntime]:
     storage = OffloadingStorage(aws.storage, S3BlobStore(aws.stack.blob_bucket))
     runtime = AwsRuntime(storage, aws.client.dispatcher)
     yield runtime
-    await storage.blobs.close()  # type: ignore[union-attr] - the inner one is the fixture's
+    await storage.blobs.close()  # type: ignore[union-attr]  # (the inner one is the fixture's)
 
 
 async def bucket_keys(aws: Aws, prefix: str) -> list[str]:
@@ -207,3 +207,35 @@ async def test_payloads_over_the_limit_fail_naming_it(
         assert run.get_result() == 500 * KB
     finally:
         await storage.blobs.close()  # type: ignore[union-attr]
+
+
+async def test_s3_blob_store(moto: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put, get (one client reused), a missing key named in BlobNotFoundError, close/reopen."""
+    import boto3
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_ENDPOINT_URL_S3": moto.endpoint_url}.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"blobs-{new_id('b')[2:].lower()}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    store = S3BlobStore(bucket, prefix="p/")
+    try:
+        await store.put("runs/r1/events/1-abc.json", b'{"a":1}')
+        assert await store.get("runs/r1/events/1-abc.json") == b'{"a":1}'
+        client = store._client
+        with pytest.raises(BlobNotFoundError, match="runs/r1/missing.json"):
+            await store.get("runs/r1/missing.json")
+        assert store._client is client
+        assert dict(store.requests) == {"s3.PutObject": 1, "s3.GetObject": 2}
+        with pytest.raises(ValueError, match="not a blob key"):
+            await store.put("../escape", b"")
+        keys = boto3.client("s3").list_objects_v2(Bucket=bucket)["Contents"]
+        assert [o["Key"] for o in keys] == ["p/runs/r1/events/1-abc.json"]
+    finally:
+        await store.close()
+    reopened = S3BlobStore(bucket, prefix="p/")
+    try:
+        assert await reopened.get("runs/r1/events/1-abc.json") == b'{"a":1}'
+    finally:
+        await reopened.close()
