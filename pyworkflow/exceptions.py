@@ -201,6 +201,17 @@ class RestartSignal(BaseException):  # noqa: N818
     """Internal: the execution's view of the run is stale; reload the history and replay."""
 
 
+class StoreUnavailable(BaseException):  # noqa: N818
+    """Internal: the store (or a transport) failed under an execution — a throttle, a timeout,
+    a dropped connection. It must not become the run's outcome, so it passes the workflow's
+    ``except Exception`` and the executor re-raises ``error``: the drive fails, and the run is
+    driven again later (SQS redelivery, the worker)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class RunFailure(BaseException):  # noqa: N818
     """Internal: fail the run with ``error`` no matter what the workflow code catches
     (nondeterminism, event hard limit, ``max_duration`` exceeded)."""

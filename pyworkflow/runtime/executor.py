@@ -22,7 +22,7 @@ from pyworkflow.core import context as _ctx
 from pyworkflow.core.clock import Clock, new_id
 from pyworkflow.core.context import Limits, WorkflowContext
 from pyworkflow.core.events import Event, EventType
-from pyworkflow.core.models import Hook, HookStatus, RunStatus, WorkflowRun
+from pyworkflow.core.models import HookStatus, RunStatus, WorkflowRun
 from pyworkflow.core.registry import WorkflowDefinition, get_workflow
 from pyworkflow.core.serde import dumps, loads, to_jsonable
 from pyworkflow.core.workflow import decode_arguments, encode_arguments
@@ -35,16 +35,17 @@ from pyworkflow.exceptions import (
     RestartSignal,
     RunFailure,
     SerializationError,
+    StoreUnavailable,
     SuspensionSignal,
     WorkflowError,
     WorkflowNotFoundError,
 )
 from pyworkflow.runtime.dispatch import Dispatcher
+from pyworkflow.runtime.journal import MAX_RESTARTS, RunJournal, request_cancel
 from pyworkflow.storage.base import StorageBackend
 
 logger = logging.getLogger("pyworkflow")
 
-MAX_RESTARTS = 50
 
 
 # Lease owners of this process that are still open: a lease held by one of this process's
@@ -246,6 +247,9 @@ class Executor:
             finally:
                 _ctx.deactivate(token)
                 self.active.pop(run.run_id, None)
+        except StoreUnavailable as unavailable:
+            # No outcome: the lease lapses and the run is driven again (redelivery, worker).
+            raise unavailable.error from unavailable.error.__cause__
         except SuspensionSignal as signal:
             return await self._suspend(journal, signal)
         except ContinueAsNewSignal as signal:
@@ -486,131 +490,3 @@ class Executor:
                 return
             except ConcurrencyError:
                 continue
-
-
-async def request_cancel(
-    storage: StorageBackend, clock: Clock, run_id: str, reason: str | None
-) -> WorkflowRun | None:
-    """Flag a run for cancellation (compare-and-set). Returns the run, or None if it was
-    already terminal."""
-    for _ in range(MAX_RESTARTS):
-        run = await storage.get_run(run_id)
-        if run is None:
-            raise WorkflowNotFoundError(run_id)
-        if run.status.is_terminal:
-            return None
-        if run.cancel_requested:
-            return run
-        now = clock.now()
-        update: dict[str, Any] = {
-            "cancel_requested": True, "cancel_reason": reason, "updated_at": now,
-        }
-        if run.status in (RunStatus.SUSPENDED, RunStatus.PENDING):
-            update["wake_at"] = now
-        try:
-            return await storage.update_run(
-                run.model_copy(update=update), expected_version=run.version
-            )
-        except ConcurrencyError:
-            continue
-    raise WorkflowError(f"Could not flag run {run_id} for cancellation: too many conflicts")
-
-
-class RunJournal:
-    """The ``Journal`` an execution writes through (see ``pyworkflow.core.context``)."""
-
-    def __init__(self, executor: Executor, run: WorkflowRun) -> None:
-        self.executor = executor
-        self.storage = executor.storage
-        self.clock = executor.clock
-        self.run = run
-        self.ctx: WorkflowContext | None = None
-        self._looked_at = executor.clock.now()
-
-    async def write(self, events: list[Event]) -> None:
-        await self.storage.append_events(self.run.run_id, events)
-
-    async def checkpoint(self) -> None:
-        """Renew the lease when half of it is used; a moved version means someone changed the
-        record: adopt it, and reload if that someone asked for cancellation."""
-        now = self.clock.now()
-        time_left = self.executor.time_left
-        if time_left is not None and time_left() < self.executor.yield_margin:
-            # Out of time in this invocation: suspend and wake at once, in a fresh one.
-            raise SuspensionSignal("yield", wake_at=now)
-        if (now - self._looked_at).total_seconds() >= self.executor.refresh_seconds:
-            # A cancel from another process reaches a long execution within about this long,
-            # at the cost of one read per interval of wall time (never one per step).
-            self._looked_at = now
-            if not await self.adopt_latest():
-                raise RestartSignal()
-        expires = self.run.lease_expires_at
-        if expires is not None and expires - now > self.executor.lease / 2:
-            return
-        for _ in range(MAX_RESTARTS):
-            try:
-                self.run = await self.storage.update_run(
-                    self.run.model_copy(update={
-                        "lease_expires_at": now + self.executor.lease, "updated_at": now}),
-                    expected_version=self.run.version,
-                )
-                return
-            except ConcurrencyError:
-                if not await self.adopt_latest():
-                    raise RestartSignal() from None
-
-    async def adopt_latest(self) -> bool:
-        """Re-read the run record and take it as ours (outsiders only move its version). False
-        when the execution must reload instead: the lease is lost, or a cancel it has not
-        recorded yet was requested."""
-        latest = await self.storage.get_run(self.run.run_id)
-        if latest is None or latest.lease_owner not in (None, self.executor.owner):
-            return False
-        if latest.cancel_requested and self.ctx and self.ctx.cancel_seq is None:
-            return False
-        self.run = latest
-        return True
-
-    async def create_hook(self, hook: Hook) -> None:
-        await self.storage.create_hook(hook)
-
-    async def get_hook(self, run_id: str, hook_id: str) -> Hook | None:
-        return await self.storage.find_hook(run_id, hook_id=hook_id)
-
-    async def expire_hook(self, hook: Hook) -> Hook:
-        try:
-            return await self.storage.update_hook(
-                hook.model_copy(update={"status": HookStatus.EXPIRED}),
-                expected_version=hook.version,
-            )
-        except ConcurrencyError:
-            latest = await self.storage.get_hook(hook.token_hash)
-            return latest or hook
-
-    async def start_child(
-        self, workflow_name: str, child_run_id: str, args: tuple[Any, ...],
-        kwargs: dict[str, Any], op: int, parent_close_policy: str, wait: bool,
-    ) -> None:
-        defn = get_workflow(workflow_name)
-        assert defn is not None
-        try:
-            await self.executor.create(
-                defn, args, kwargs, run_id=child_run_id, parent_run_id=self.run.run_id,
-                parent_op=op, parent_close_policy=parent_close_policy,
-                nesting_depth=self.run.nesting_depth + 1,
-            )
-        except ConcurrencyError:
-            return  # an earlier attempt created it; it is already on its way
-        await self.executor.dispatcher.start_child(child_run_id, wait=wait)
-        if wait:
-            # The child's completion touched our record: adopt the new version; if that cannot
-            # be done (a cancel request among the changes), reload before the next operation.
-            if not await self.adopt_latest() and self.ctx is not None:
-                self.ctx.interrupted = True
-
-    async def get_run(self, run_id: str) -> WorkflowRun | None:
-        return await self.storage.get_run(run_id)
-
-    async def cancel_run(self, run_id: str, reason: str | None) -> None:
-        await request_cancel(self.storage, self.clock, run_id, reason)
-        await self.executor.dispatcher.wake(run_id, reason="cancel")

@@ -1,0 +1,191 @@
+"""What an execution reads and writes through: the ``Journal`` of ``pyworkflow.core.context``
+(``RunJournal``), and the compare-and-set that flags a run for cancellation.
+
+Every journal call that touches the store or a transport is wrapped by ``_io``: an
+infrastructure failure there (a throttle, a dropped connection) raises ``StoreUnavailable``, a
+``BaseException`` the workflow's own ``except Exception`` cannot turn into the run's outcome; the
+executor re-raises the original error, the drive fails, and the run is driven again later.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from pyworkflow.core.clock import Clock
+from pyworkflow.core.events import Event
+from pyworkflow.core.models import Hook, HookStatus, RunStatus, WorkflowRun
+from pyworkflow.core.registry import get_workflow
+from pyworkflow.exceptions import (
+    ConcurrencyError,
+    RestartSignal,
+    StoreUnavailable,
+    SuspensionSignal,
+    WorkflowError,
+    WorkflowNotFoundError,
+)
+from pyworkflow.storage.base import StorageBackend
+
+if TYPE_CHECKING:
+    from pyworkflow.core.context import WorkflowContext
+    from pyworkflow.runtime.executor import Executor
+
+#: how often a write that lost a compare-and-set is retried before giving up
+MAX_RESTARTS = 50
+
+
+async def request_cancel(
+    storage: StorageBackend, clock: Clock, run_id: str, reason: str | None
+) -> WorkflowRun | None:
+    """Flag a run for cancellation (compare-and-set). Returns the run, or None if it was
+    already terminal."""
+    for _ in range(MAX_RESTARTS):
+        run = await storage.get_run(run_id)
+        if run is None:
+            raise WorkflowNotFoundError(run_id)
+        if run.status.is_terminal:
+            return None
+        if run.cancel_requested:
+            return run
+        now = clock.now()
+        update: dict[str, Any] = {
+            "cancel_requested": True, "cancel_reason": reason, "updated_at": now,
+        }
+        if run.status in (RunStatus.SUSPENDED, RunStatus.PENDING):
+            update["wake_at"] = now
+        try:
+            return await storage.update_run(
+                run.model_copy(update=update), expected_version=run.version
+            )
+        except ConcurrencyError:
+            continue
+    raise WorkflowError(f"Could not flag run {run_id} for cancellation: too many conflicts")
+
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+def _io(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """A journal call whose infrastructure failure (not a ``WorkflowError``: those are the
+    run's business) must stop the execution instead of becoming the run's outcome."""
+
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except WorkflowError:
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(exc) from exc
+
+    return call
+
+
+class RunJournal:
+    """The ``Journal`` an execution writes through (see ``pyworkflow.core.context``)."""
+
+    def __init__(self, executor: Executor, run: WorkflowRun) -> None:
+        self.executor = executor
+        self.storage = executor.storage
+        self.clock = executor.clock
+        self.run = run
+        self.ctx: WorkflowContext | None = None
+        self._looked_at = executor.clock.now()
+
+    @_io
+    async def write(self, events: list[Event]) -> None:
+        await self.storage.append_events(self.run.run_id, events)
+
+    @_io
+    async def checkpoint(self) -> None:
+        """Renew the lease when half of it is used; a moved version means someone changed the
+        record: adopt it, and reload if that someone asked for cancellation."""
+        now = self.clock.now()
+        time_left = self.executor.time_left
+        if time_left is not None and time_left() < self.executor.yield_margin:
+            # Out of time in this invocation: suspend and wake at once, in a fresh one.
+            raise SuspensionSignal("yield", wake_at=now)
+        if (now - self._looked_at).total_seconds() >= self.executor.refresh_seconds:
+            # A cancel from another process reaches a long execution within about this long,
+            # at the cost of one read per interval of wall time (never one per step).
+            self._looked_at = now
+            if not await self.adopt_latest():
+                raise RestartSignal()
+        expires = self.run.lease_expires_at
+        if expires is not None and expires - now > self.executor.lease / 2:
+            return
+        for _ in range(MAX_RESTARTS):
+            try:
+                self.run = await self.storage.update_run(
+                    self.run.model_copy(update={
+                        "lease_expires_at": now + self.executor.lease, "updated_at": now}),
+                    expected_version=self.run.version,
+                )
+                return
+            except ConcurrencyError:
+                if not await self.adopt_latest():
+                    raise RestartSignal() from None
+
+    async def adopt_latest(self) -> bool:
+        """Re-read the run record and take it as ours (outsiders only move its version). False
+        when the execution must reload instead: the lease is lost, or a cancel it has not
+        recorded yet was requested."""
+        latest = await self.storage.get_run(self.run.run_id)
+        if latest is None or latest.lease_owner not in (None, self.executor.owner):
+            return False
+        if latest.cancel_requested and self.ctx and self.ctx.cancel_seq is None:
+            return False
+        self.run = latest
+        return True
+
+    @_io
+    async def create_hook(self, hook: Hook) -> None:
+        await self.storage.create_hook(hook)
+
+    @_io
+    async def get_hook(self, run_id: str, hook_id: str) -> Hook | None:
+        return await self.storage.find_hook(run_id, hook_id=hook_id)
+
+    @_io
+    async def expire_hook(self, hook: Hook) -> Hook:
+        try:
+            return await self.storage.update_hook(
+                hook.model_copy(update={"status": HookStatus.EXPIRED}),
+                expected_version=hook.version,
+            )
+        except ConcurrencyError:
+            latest = await self.storage.get_hook(hook.token_hash)
+            return latest or hook
+
+    @_io
+    async def start_child(
+        self, workflow_name: str, child_run_id: str, args: tuple[Any, ...],
+        kwargs: dict[str, Any], op: int, parent_close_policy: str, wait: bool,
+    ) -> None:
+        defn = get_workflow(workflow_name)
+        assert defn is not None
+        try:
+            await self.executor.create(
+                defn, args, kwargs, run_id=child_run_id, parent_run_id=self.run.run_id,
+                parent_op=op, parent_close_policy=parent_close_policy,
+                nesting_depth=self.run.nesting_depth + 1,
+            )
+        except ConcurrencyError:
+            return  # an earlier attempt created it; it is already on its way
+        await self.executor.dispatcher.start_child(child_run_id, wait=wait)
+        if wait:
+            # The child's completion touched our record: adopt the new version; if that cannot
+            # be done (a cancel request among the changes), reload before the next operation.
+            if not await self.adopt_latest() and self.ctx is not None:
+                self.ctx.interrupted = True
+
+    @_io
+    async def get_run(self, run_id: str) -> WorkflowRun | None:
+        return await self.storage.get_run(run_id)
+
+    @_io
+    async def cancel_run(self, run_id: str, reason: str | None) -> None:
+        await request_cancel(self.storage, self.clock, run_id, reason)
+        await self.executor.dispatcher.wake(run_id, reason="cancel")
