@@ -70,6 +70,7 @@ _STATUS: dict[type[BaseException], int] = {
     exc.HookPayloadError: 422,
     exc.InvalidArgumentsError: 422,
     exc.SerializationError: 422,
+    exc.PayloadTooLargeError: 413,       # names the limit and its setting
     exc.ScheduleNotFoundError: 404,
     exc.ScheduleError: 422,
     exc.WorkflowAlreadyRunningError: 409,

@@ -160,6 +160,18 @@ class SerializationError(WorkflowError):
     """A value cannot be stored: payloads are JSON (pydantic models, dataclasses, datetimes ok)."""
 
 
+class PayloadTooLargeError(SerializationError):
+    """A payload is larger than what can be stored; the message names the limit and its
+    setting."""
+
+    def __init__(self, what: str, size: int, limit: int, setting: str) -> None:
+        super().__init__(
+            f"{what} is {size:,} bytes of JSON, over the limit of {limit:,} bytes ({setting})")
+        self.size = size
+        self.limit = limit
+        self.setting = setting
+
+
 class InvalidArgumentsError(WorkflowError):
     """The arguments do not fit the workflow's signature or annotations."""
 

@@ -43,7 +43,11 @@ from pyworkflow.config import (
 )
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import Hook, HookStatus, Page, RunStatus, Schedule, WorkflowRun
-from pyworkflow.exceptions import ConfigurationError, RunFailure, SerializationError
+from pyworkflow.exceptions import (
+    ConfigurationError,
+    PayloadTooLargeError,
+    RunFailure,
+)
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.blobs import BlobIntegrityError, BlobStore, FileBlobStore, S3BlobStore
 
@@ -62,18 +66,6 @@ _SAFE_PART = re.compile(r"[A-Za-z0-9_.=-]{1,128}")
 
 _RUN_TEXT_FIELDS = ("input_args", "input_kwargs", "result", "error")
 _SCHEDULE_FIELDS = ("args", "kwargs")
-
-
-class PayloadTooLargeError(SerializationError):
-    """A payload is larger than what can be stored; the message names the limit and its
-    setting."""
-
-    def __init__(self, what: str, size: int, limit: int, setting: str) -> None:
-        super().__init__(
-            f"{what} is {size:,} bytes of JSON, over the limit of {limit:,} bytes ({setting})")
-        self.size = size
-        self.limit = limit
-        self.setting = setting
 
 
 def is_pointer(value: Any) -> bool:
