@@ -10,7 +10,8 @@ SQS event source played here (moto server; storage SQLite, or DynamoDB Local wit
 - ``--crash`` of invocations (spread evenly) crash the worker at a random crash point of
   ``pyworkflow.runtime.faults`` (``InjectedCrash``): its batch is left undeleted and comes back
   after the visibility timeout (6 s; the run lease is shorter), and a new container takes over;
-- the deployed stack's 5-minute sweep runs every ``--sweep`` seconds.
+- the deployed stack's 5-minute sweep runs every ``--sweep`` seconds;
+- runs start batch_size / 2 per delivered batch, as arrivals rather than one burst.
 
 Then it prints runs started / completed / failed / lost (not terminal when the queue had been
 quiet for ``--quiet`` seconds), duplicate step executions (beyond the one execution each step
@@ -117,6 +118,7 @@ class Soak:
         self.dup, self.crash = dup, crash
         self.rng = random.Random(seed)
         self.batch_size = batch_size
+        self.starts_per_batch = max(1, batch_size // 2)
         self.quiet, self.sweep_every = quiet, sweep_every
         self.faults = Faults(armed=False)
         self.container: AwsRuntime | None = None
@@ -131,7 +133,6 @@ class Soak:
     async def run(self) -> SoakReport:
         import aioboto3
 
-        from tests.faults import workflows as wf
         from tests.faults.harness import broken_invariants, family, step_calls
 
         began = time.perf_counter()
@@ -139,10 +140,9 @@ class Soak:
         client = AwsRuntime(self.storage, AwsDispatcher.from_env(session=session))
         await asyncio.to_thread(self.new_container)
         keys = [f"soak{self.rng.getrandbits(48):x}-{i}" for i in range(self.report.runs)]
-        run_ids = [await client.start(wf.busy, key) for key in keys]
-        self.report.started = len(run_ids)
+        run_ids: list[str] = []
         async with session.client("sqs") as sqs:
-            await self._pump(sqs, client, run_ids)
+            await self._pump(sqs, client, run_ids, keys)
             self.report.dlq = int((await sqs.get_queue_attributes(
                 QueueUrl=self.stack.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
             ))["Attributes"]["ApproximateNumberOfMessages"])
@@ -170,9 +170,16 @@ class Soak:
         self.report.wall_seconds = time.perf_counter() - began
         return self.report
 
-    async def _pump(self, sqs: Any, client: AwsRuntime, run_ids: list[str]) -> None:
+    async def _pump(self, sqs: Any, client: AwsRuntime, run_ids: list[str],
+                    keys: list[str]) -> None:
+        """Start runs a few at a time (arrivals, not one burst), deliver, sweep now and then."""
+        from tests.faults import workflows as wf
+
         last_progress = last_sweep = time.monotonic()
         while True:
+            for key in keys[len(run_ids):len(run_ids) + self.starts_per_batch]:
+                run_ids.append(await client.start(wf.busy, key))
+                self.report.started += 1
             now = time.monotonic()
             if now - last_sweep >= self.sweep_every:
                 last_sweep = now
@@ -181,6 +188,8 @@ class Soak:
                                            batch_size=self.batch_size,
                                            wait_seconds=1)
             if not messages:
+                if len(run_ids) < len(keys):
+                    continue
                 if now - last_progress >= self.quiet or await self._all_done(run_ids):
                     return
                 continue
@@ -227,7 +236,7 @@ def _due(rate: float, n: int) -> bool:
 
 async def soak(*, runs: int = 500, dup: float = 0.12, crash: float = 0.07, seed: int = 1,
                dynamodb_endpoint: str | None = None, quiet: float = 30.0,
-               sweep_every: float = 10.0, batch_size: int = 10) -> SoakReport:
+               sweep_every: float = 60.0, batch_size: int = 10) -> SoakReport:
     """Run the soak on a fresh moto server and stack; storage SQLite (a temporary file) or the
     DynamoDB Local at ``dynamodb_endpoint``."""
     credentials = {
@@ -280,7 +289,8 @@ def main() -> None:
     parser.add_argument("--crash", type=float, default=0.07, help="share of crashed invocations")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quiet", type=float, default=30.0)
-    parser.add_argument("--sweep", type=float, default=10.0)
+    parser.add_argument("--sweep", type=float, default=60.0,
+                        help="seconds between sweeps (the stack's is 300)")
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--dynamodb", action="store_true", help="storage on DynamoDB Local")
     args = parser.parse_args()
