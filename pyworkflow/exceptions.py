@@ -47,6 +47,11 @@ class FatalError(WorkflowError):
     """Raise from a step to fail it at once, without retries."""
 
 
+class StepInterruptedError(FatalError):
+    """An ``at_most_once`` step's attempt started but its outcome was never recorded (its
+    process died): it is not run again, the step fails with this instead."""
+
+
 class RetryableError(WorkflowError):
     """Raise from a step to ask for a retry, optionally after ``retry_after``.
 

@@ -35,7 +35,13 @@ from pyworkflow.core.retry import (
     validate_retry_delay,
 )
 from pyworkflow.core.serde import from_jsonable, to_jsonable
-from pyworkflow.exceptions import FatalError, RetryableError, SerializationError, SuspensionSignal
+from pyworkflow.exceptions import (
+    FatalError,
+    RetryableError,
+    SerializationError,
+    StepInterruptedError,
+    SuspensionSignal,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -112,11 +118,6 @@ async def _call(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, A
         return await asyncio.wait_for(defn.func(*args, **kwargs), defn.timeout)
     except TimeoutError:
         raise TimeoutError(f"Step {defn.name!r} timed out after {defn.timeout:g}s") from None
-
-
-class StepInterruptedError(FatalError):
-    """An ``at_most_once`` step's attempt started but its outcome was never recorded (its
-    process died): it is not run again, the step fails with this instead."""
 
 
 async def execute_step(

@@ -508,7 +508,7 @@ class AwsRuntime:
         if idempotency_key:
             existing = await self.storage.get_run_by_idempotency_key(idempotency_key)
             if existing is not None:
-                return existing.run_id
+                return await self._restart_pending(existing)
         try:
             run, _ = await self.executor.create(defn, args, kwargs,
                                                 idempotency_key=idempotency_key)
@@ -517,8 +517,15 @@ class AwsRuntime:
                         if idempotency_key else None)
             if existing is None:
                 raise
-            return existing.run_id
+            return await self._restart_pending(existing)
         await self.dispatcher.wake(run.run_id, reason="start")
+        return run.run_id
+
+    async def _restart_pending(self, run: WorkflowRun) -> str:
+        """A retried start finds its run: if no worker has taken it yet, the first caller may
+        have died before sending its message, so send it again (a duplicate is a no-op)."""
+        if run.status == RunStatus.PENDING:
+            await self.dispatcher.wake(run.run_id, reason="start")
         return run.run_id
 
     async def cancel(self, run_id: str, reason: str | None = None) -> bool:

@@ -266,3 +266,24 @@ async def test_sweep_wakes_a_due_run_whose_timer_was_lost(aws: Aws, worker: Any,
         "woken": [run_id]}
     await aws.pump_until_done(run_id)
     assert (await aws.run(run_id)).status == RunStatus.COMPLETED
+
+
+async def test_a_retried_start_resends_the_message_its_first_caller_lost(
+        aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller died between creating the run and sending its message: its retry with the
+    same idempotency key finds the run still pending and sends the message again."""
+    real_wake = aws.client.dispatcher.wake
+
+    async def dies_before_sending(run_id: str, *, reason: str = "wake") -> None:
+        raise ConnectionError("the caller's process died here")
+
+    monkeypatch.setattr(aws.client.dispatcher, "wake", dies_before_sending)
+    key = new_id("idem")
+    with pytest.raises(ConnectionError):
+        await aws.client.start(wf.ten_steps, new_id("k"), idempotency_key=key)
+    monkeypatch.setattr(aws.client.dispatcher, "wake", real_wake)
+
+    run_id = await aws.client.start(wf.ten_steps, new_id("k"), idempotency_key=key)
+    await aws.pump_until_done(run_id)
+    run = await aws.run(run_id)
+    assert run.status == RunStatus.COMPLETED and run.idempotency_key == key
