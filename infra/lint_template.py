@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,66 +80,23 @@ def offline_env() -> dict[str, str]:
 
 
 # --- the tool venv ------------------------------------------------------------------------
+def _tools() -> Any:
+    # imported here: this file also runs as a plain script inside the tool venv (python -I),
+    # where the infra package is not importable
+    from infra.tool_venv import ToolVenv
+
+    return ToolVenv(VENV, PINS, probe="python", error=LintError,
+                    label="SAM CLI tool venv (infra/lint_template.py)")
+
+
 def venv_bin(name: str) -> Path:
-    return VENV / "bin" / name
-
-
-def installed_pins() -> tuple[str, ...] | None:
-    marker = VENV / "pins.json"
-    if not venv_bin("python").exists() or not marker.exists():
-        return None
-    try:
-        return tuple(json.loads(marker.read_text()))
-    except ValueError:
-        return None
-
-
-@contextlib.contextmanager
-def _install_lock() -> Iterator[None]:
-    """Serialise installs (parallel runs). The lock and an ignore-everything file live in the
-    venv's folder, so git never sees any of it."""
-    VENV.mkdir(parents=True, exist_ok=True)
-    (VENV / ".gitignore").write_text("# the SAM CLI tool venv (infra/lint_template.py)\n*\n")
-    with open(VENV / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def _empty_venv_folder() -> None:
-    for entry in VENV.iterdir():
-        if entry.name in (".lock", ".gitignore"):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+    return _tools().bin(name)
 
 
 def ensure_venv(*, reinstall: bool = False) -> float | None:
-    """Create ``.cache/sam-venv`` with the pinned tools unless it is there with these pins.
-    Returns the seconds a fresh install took, None when the venv was reused."""
-    if not reinstall and installed_pins() == PINS:
-        return None
-    with _install_lock():
-        if not reinstall and installed_pins() == PINS:  # another process just built it
-            return None
-        start = time.monotonic()
-        _empty_venv_folder()  # not `venv --clear`: it would delete the lock we hold
-        done = subprocess.run([sys.executable, "-m", "venv", str(VENV)],
-                              capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise LintError(f"python -m venv {VENV} failed:\n{done.stdout}{done.stderr}")
-        log = VENV / "pip-install.log"
-        with open(log, "w") as out:
-            done = subprocess.run(
-                [str(venv_bin("python")), "-m", "pip", "install", "--disable-pip-version-check",
-                 "--no-input", *PINS],
-                stdout=out, stderr=subprocess.STDOUT, check=False)
-        if done.returncode != 0:
-            tail = "\n".join(log.read_text().splitlines()[-30:])
-            raise LintError(f"pip install {' '.join(PINS)} failed (log: {log}):\n{tail}")
-        (VENV / "pins.json").write_text(json.dumps(list(PINS)))
-        return time.monotonic() - start
+    """Create ``VENV`` with the pinned tools unless it is there with these pins; the seconds a
+    fresh install took, None when it was reused."""
+    return _tools().ensure(reinstall=reinstall)
 
 
 # --- the checks ---------------------------------------------------------------------------
