@@ -66,3 +66,45 @@ async def test_a_recorded_ending_is_settled_by_the_next_drive(storage, ending: s
         assert settled.status == RunStatus.COMPLETED and settled.get_result() == 5
     else:
         assert settled.status == RunStatus.FAILED and settled.error_type == "ValueError"
+
+
+@workflow
+async def napper() -> int:
+    first = await square(2)
+    await pyworkflow.sleep("1h")
+    return first + await square(3)
+
+
+async def test_a_recorded_wait_without_its_record_is_replayed_into_the_same_wait(
+        storage, clock, monkeypatch) -> None:
+    """The DynamoDB backend writes a suspension's events before its record too: a worker dying
+    in between leaves sleep.started under a running record; the next drive replays into the
+    same wait (one sleep, same wake time) and records it."""
+    CALLS.clear()
+    real_append = storage.append_events
+
+    async def die_after_the_events(run_id: str, events: list, *, run=None,
+                                   expected_version=None) -> Any:
+        if run is not None and run.status == "suspended" and events:
+            await real_append(run_id, events)
+            raise Crash("killed between the wait's events and the record")
+        return await real_append(run_id, events, run=run, expected_version=expected_version)
+
+    monkeypatch.setattr(storage, "append_events", die_after_the_events)
+    with pytest.raises(Crash):
+        await pyworkflow.start(napper)
+    run = (await storage.list_runs(workflow_name="napper")).items[0]
+    history = await storage.get_events(run.run_id)
+    assert run.status == RunStatus.RUNNING and history[-1].type == EventType.SLEEP_STARTED
+    monkeypatch.setattr(storage, "append_events", real_append)
+
+    waiting = await get_runtime().executor.drive(run.run_id, steal=True)
+    assert waiting.status == RunStatus.SUSPENDED
+    assert waiting.wake_at.isoformat() == history[-1].data["resume_at"]
+    assert await storage.get_events(run.run_id) == history  # no second sleep.started
+    assert CALLS == [2]
+
+    clock.advance(3601)
+    done = await get_runtime().executor.drive(run.run_id)
+    assert done.status == RunStatus.COMPLETED and done.get_result() == 13
+    assert CALLS == [2, 3]
