@@ -68,7 +68,7 @@ async def test_a_recorded_ending_is_settled_by_the_next_drive(storage, ending: s
         assert settled.status == RunStatus.FAILED and settled.error_type == "ValueError"
 
 
-@workflow
+@workflow(name="recorded_wait_napper")  # a name no other test module uses
 async def napper() -> int:
     first = await square(2)
     await pyworkflow.sleep("1h")
@@ -93,7 +93,7 @@ async def test_a_recorded_wait_without_its_record_is_replayed_into_the_same_wait
     monkeypatch.setattr(storage, "append_events", die_after_the_events)
     with pytest.raises(Crash):
         await pyworkflow.start(napper)
-    run = (await storage.list_runs(workflow_name="napper")).items[0]
+    run = (await storage.list_runs(workflow_name="recorded_wait_napper")).items[0]
     history = await storage.get_events(run.run_id)
     assert run.status == RunStatus.RUNNING and history[-1].type == EventType.SLEEP_STARTED
     monkeypatch.setattr(storage, "append_events", real_append)
