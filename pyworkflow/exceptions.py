@@ -162,7 +162,10 @@ class EventLimitExceededError(WorkflowError):
 
 
 class SerializationError(WorkflowError):
-    """A value cannot be stored: payloads are JSON (pydantic models, dataclasses, datetimes ok)."""
+    """A value cannot be stored: payloads are JSON (pydantic models, dataclasses, datetimes ok).
+    ``path`` says where in the value the problem is (``[0]['name']``; "" for the value itself)."""
+
+    path: str | None = None
 
 
 class PayloadTooLargeError(SerializationError):

@@ -8,6 +8,7 @@ from typing import Any
 
 from pyworkflow import exceptions as _exc
 from pyworkflow.core.duration import parse_duration
+from pyworkflow.core.serde import safe_text
 
 MAX_BACKOFF_SECONDS = 300.0
 
@@ -71,7 +72,10 @@ _OWN = {
 
 
 def describe_error(exc: BaseException) -> dict[str, Any]:
-    return {"error": str(exc) or type(exc).__name__, "error_type": type(exc).__name__}
+    """A failure as data. The message is made storable (an exception about undecodable bytes
+    often quotes them): recording a failure must never fail itself."""
+    return {"error": safe_text(str(exc)) or type(exc).__name__,
+            "error_type": type(exc).__name__}
 
 
 def rebuild_error(data: dict[str, Any], step_name: str) -> Exception:

@@ -24,42 +24,124 @@ from pyworkflow.exceptions import SerializationError
 
 
 def to_jsonable(value: Any, *, what: str = "value") -> Any:
-    """Turn ``value`` into plain JSON data, or raise ``SerializationError`` naming ``what``."""
+    """Turn ``value`` into plain JSON data, or raise ``SerializationError`` naming ``what`` and
+    where in it the problem is (``.path``, e.g. ``[0]['name']``).
+
+    The result holds only exact ``dict``/``list``/``str``/``int``/``float``/``bool``/``None``
+    (no ``IntEnum``, ``StrEnum`` or other subclasses), so it equals what storage gives back: the
+    first execution sees the value every replay will see."""
     try:
         return _convert(value)
-    except SerializationError as exc:
-        raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from None
+    except _Unstorable as exc:
+        path = "".join(reversed(exc.path))
+        where = f" at {path}" if path else ""
+        error = SerializationError(f"{what} cannot be stored as JSON{where}: {exc.problem}")
+        error.path = path
+        raise error from None
+
+
+class _Unstorable(Exception):  # noqa: N818 - internal, carries the path out of the recursion
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.path: list[str] = []  # innermost first, joined reversed
+
+
+def _text(value: str) -> str:
+    """``value`` as an exact ``str``, checked to be encodable as UTF-8 (a lone surrogate, such
+    as ``bytes.decode(errors="surrogateescape")`` leaves, is not)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start]
+            raise _Unstorable(
+                f"the text {safe_text(repr(value[:60]))} holds a lone surrogate "
+                f"({bad!r} at index {exc.start}), which UTF-8 cannot encode (was it decoded "
+                "with errors='surrogateescape'? decode with errors='replace' or keep bytes "
+                "as base64)") from None
+    return value if type(value) is str else str.__str__(value)
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, Enum):
+        key = key.value
+    if isinstance(key, str):
+        return _text(key)
+    if key is None or isinstance(key, bool):
+        return json.dumps(key)  # "null", "true", "false", as json.dumps writes them
+    if isinstance(key, int):
+        return str(int(key))
+    if isinstance(key, float):
+        return json.dumps(_number(key))
+    raise _Unstorable(f"dict key {key!r} of type {type(key).__name__}")
+
+
+def _number(value: float) -> float:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise _Unstorable(f"{value!r} is not a JSON number")
+    return value if type(value) is float else float(value)
 
 
 def _convert(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | str):
+    if value is None:
         return value
+    if isinstance(value, Enum):  # before str/int: StrEnum and IntEnum members are both
+        return _convert(value.value)
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if type(value) is int else int(value)
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise SerializationError(f"{value!r} is not a JSON number")
-        return value
+        return _number(value)
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+        return _convert(value.model_dump(mode="json"))
     if isinstance(value, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for k, v in value.items():
-            if not isinstance(k, str | int | float | bool) and k is not None:
-                raise SerializationError(f"dict key {k!r} of type {type(k).__name__}")
-            out[str(k) if not isinstance(k, str) else k] = _convert(v)
+            try:
+                key = _key(k)
+                if key in out:
+                    raise _Unstorable(
+                        f"the dict keys {_original_key(value, key, k)!r} and {k!r} are both "
+                        f"{key!r} once stored as JSON object keys: one would be lost")
+                out[key] = _convert(v)
+            except _Unstorable as exc:
+                exc.path.append(f"[{safe_text(repr(k))}]")
+                raise
         return out
     if isinstance(value, list | tuple | set | frozenset):
-        return [_convert(v) for v in value]
-    if isinstance(value, Enum):
-        return _convert(value.value)
+        items = []
+        for i, v in enumerate(value):
+            try:
+                items.append(_convert(v))
+            except _Unstorable as exc:
+                exc.path.append(f"[{i}]")
+                raise
+        return items
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, Decimal | UUID | PurePath):
-        return str(value)
+        return _text(str(value))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    raise SerializationError(f"an object of type {type(value).__name__} ({value!r:.80})")
+        return _convert({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+    raise _Unstorable(f"an object of type {type(value).__name__} ({safe_text(repr(value))[:80]})")
+
+
+def _original_key(mapping: dict[Any, Any], stored: str, other: Any) -> Any:
+    return next(k for k in mapping if k is not other and _key(k) == stored)
+
+
+def safe_text(text: str) -> str:
+    """``text`` with anything UTF-8 cannot encode (lone surrogates) written as ``\\udcXX``:
+    for error messages and logs, which must never fail to be written themselves."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def dumps(value: Any, *, what: str = "value") -> str:

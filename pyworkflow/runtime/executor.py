@@ -24,7 +24,7 @@ from pyworkflow.core.context import Limits, WorkflowContext
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import HookStatus, RunStatus, WorkflowRun
 from pyworkflow.core.registry import WorkflowDefinition, get_workflow
-from pyworkflow.core.serde import dumps, loads, to_jsonable
+from pyworkflow.core.serde import dumps, loads, safe_text, to_jsonable
 from pyworkflow.core.workflow import decode_arguments, encode_arguments
 from pyworkflow.exceptions import (
     CancellationError,
@@ -331,7 +331,7 @@ class Executor:
             events = [(EventType.WORKFLOW_COMPLETED, {"result": loads(result)})]
             update["result"] = result
         else:
-            message = str(error) if error is not None else status.value
+            message = safe_text(str(error)) if error is not None else status.value
             type_name = type(error).__name__ if error is not None else None
             kind = (EventType.WORKFLOW_CANCELLED if status == RunStatus.CANCELLED
                     else EventType.WORKFLOW_FAILED)
