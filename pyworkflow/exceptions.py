@@ -3,6 +3,8 @@
     Exception
     └── WorkflowError                    anything pyworkflow raises on purpose
         ├── FatalError                   a step failure that must not be retried
+        │   ├── StepInterruptedError     an at_most_once step's attempt died unrecorded
+        │   └── PrimitiveInStepError     sleep()/hook()/a child started inside a step
         ├── RetryableError               a step failure to retry (optionally after ``retry_after``)
         ├── CancellationError            delivered into a cancelled workflow at its next await
         ├── WorkflowNotFoundError
@@ -50,6 +52,11 @@ class FatalError(WorkflowError):
 class StepInterruptedError(FatalError):
     """An ``at_most_once`` step's attempt started but its outcome was never recorded (its
     process died): it is not run again, the step fails with this instead."""
+
+
+class PrimitiveInStepError(FatalError):
+    """A workflow primitive (``sleep``, ``hook``, ``start_child_workflow``...) was called inside
+    a step. Fatal: the step is not retried, the same code would only fail again."""
 
 
 class RetryableError(WorkflowError):

@@ -35,6 +35,7 @@ from pyworkflow.exceptions import (
     CancellationError,
     EventLimitExceededError,
     NonDeterminismError,
+    PrimitiveInStepError,
     RunFailure,
     WorkflowError,
 )
@@ -222,7 +223,7 @@ class WorkflowContext:
     def in_step(self) -> bool:
         """Whether the calling task is inside a step. Per task (a ContextVar), so steps run
         concurrently with asyncio.gather each see only their own state."""
-        return _in_step.get()
+        return _in_step.get() is not None
 
     def make_event(self, type_: EventType, data: dict[str, Any]) -> Event:
         seq = self._next_assign
@@ -433,7 +434,8 @@ class WorkflowContext:
 
 
 _current: ContextVar[WorkflowContext | None] = ContextVar("pyworkflow_context", default=None)
-_in_step: ContextVar[bool] = ContextVar("pyworkflow_in_step", default=False)
+# the step (or hook callback) the calling task is inside, by name; None in workflow code
+_in_step: ContextVar[str | None] = ContextVar("pyworkflow_in_step", default=None)
 _shield_depth: ContextVar[int] = ContextVar("pyworkflow_shield_depth", default=0)
 _branch: ContextVar[Branch | None] = ContextVar("pyworkflow_branch", default=None)
 
@@ -442,8 +444,8 @@ def enter_branch(branch: Branch) -> Any:
     return _branch.set(branch)
 
 
-def enter_step() -> Any:
-    return _in_step.set(True)
+def enter_step(name: str) -> Any:
+    return _in_step.set(name)
 
 
 def leave_step(token: Any) -> None:
@@ -455,10 +457,24 @@ def current() -> WorkflowContext | None:
 
 
 def require(what: str) -> WorkflowContext:
+    """The running workflow's context for primitive ``what`` ("hook()"), which only workflow
+    code may call: ``RuntimeError`` outside a workflow, ``PrimitiveInStepError`` inside a step
+    (recorded inside a step, it would be an operation the step's retry or replay repeats)."""
     ctx = _current.get()
     if ctx is None:
         raise RuntimeError(f"{what} can only be used inside a workflow (a @workflow function)")
+    refuse_in_step(what)
     return ctx
+
+
+def refuse_in_step(what: str) -> None:
+    """``PrimitiveInStepError`` if the calling task is inside a step."""
+    inside = _in_step.get()
+    if inside is not None:
+        raise PrimitiveInStepError(
+            f"{what} cannot be called inside {inside}: it is a workflow primitive. Call it in "
+            "the workflow function, between steps (inside a step use plain code: "
+            "asyncio.sleep(), an HTTP call...)")
 
 
 def activate(ctx: WorkflowContext | None) -> Any:

@@ -15,6 +15,7 @@ def continue_as_new(*args: Any, **kwargs: Any) -> NoReturn:
     ctx = _ctx.current()
     if ctx is None:
         raise RuntimeError("continue_as_new() can only be called inside a workflow")
+    _ctx.refuse_in_step("continue_as_new()")
     if not args and not kwargs:
         raise ValueError(
             "continue_as_new() needs the arguments of the next run: pass at least one, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -14,10 +15,12 @@ MAX_SECONDS = 366 * 86400 * 10
 Duration = str | int | float | timedelta | datetime
 
 
-def parse_duration(value: str | int | float | timedelta) -> float:
-    """Seconds in ``value``. Raises ValueError with the accepted forms on anything else."""
+def parse_duration(value: str | int | float | timedelta, *, name: str = "duration") -> float:
+    """Seconds in ``value``. Raises ValueError naming the argument (``name``, e.g. "sleep()
+    duration") and the accepted forms on anything else."""
     if isinstance(value, bool):
-        raise ValueError(f"Invalid duration {value!r}")
+        raise ValueError(f"Invalid {name} {value!r}: use a number of seconds or a string like "
+                         "'30s'")
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float):
@@ -35,23 +38,29 @@ def parse_duration(value: str | int | float | timedelta) -> float:
                 pos = m.end()
             if pos == 0 or text[pos:].strip():
                 raise ValueError(
-                    f"Invalid duration {value!r}: use a number of seconds or a string like "
+                    f"Invalid {name} {value!r}: use a number of seconds or a string like "
                     "'30s', '5m', '2h', '1d', '1w' or '1h30m'"
                 )
     else:
-        raise ValueError(f"Invalid duration {value!r} of type {type(value).__name__}")
+        raise ValueError(f"Invalid {name} {value!r} of type {type(value).__name__}: use a "
+                         "number of seconds, a string like '30s' or a timedelta")
+    if not math.isfinite(seconds):
+        raise ValueError(f"Invalid {name} {value!r}: must be a finite number of seconds")
     if seconds < 0:
-        raise ValueError(f"Invalid duration {value!r}: must not be negative")
+        raise ValueError(f"Invalid {name} {value!r}: must not be negative")
     if seconds > MAX_SECONDS:
-        raise ValueError(f"Invalid duration {value!r}: longer than 10 years")
+        raise ValueError(f"Invalid {name} {value!r}: longer than 10 years")
     return seconds
 
 
-def resolve_wake_time(value: Duration, now: datetime) -> datetime:
-    """The absolute time a wait of ``value`` starting at ``now`` ends."""
+def resolve_wake_time(value: Duration, now: datetime, *, name: str = "duration") -> datetime:
+    """The absolute time a wait of ``value`` starting at ``now`` ends.
+
+    A naive datetime is local time, as ``datetime.now()`` returns it (reading it as UTC would
+    shift the wait by the machine's UTC offset); an aware one is taken as it is."""
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return now + timedelta(seconds=parse_duration(value))
+        return value.astimezone(UTC)  # for a naive value: interpreted in local time
+    return now + timedelta(seconds=parse_duration(value, name=name))
 
 
 def format_duration(seconds: float) -> str:

@@ -45,7 +45,7 @@ async def hook(
     if not isinstance(name, str) or not name:
         raise ValueError("hook() needs a non-empty name")
     if timeout is not None:
-        parse_duration(timeout)
+        parse_duration(timeout, name="hook() timeout")
     ctx = _ctx.require("hook()")
     if payload_schema is not None:
         register_hook_schema(name, payload_schema)
@@ -59,7 +59,8 @@ async def hook(
 
     hook_id = f"hook_{name}_{ctx.path_of(op)}"  # a path inside a fan-out
     if rec is None:
-        expires_at = resolve_wake_time(timeout, ctx.now()) if timeout is not None else None
+        expires_at = (resolve_wake_time(timeout, ctx.now(), name="hook() timeout")
+                      if timeout is not None else None)
         token = new_token()
         await ctx.journal.create_hook(
             Hook(
@@ -77,7 +78,7 @@ async def hook(
             # Runs once, when the hook is created, and is not replayed: a step called in it
             # would be an op missing on replay (shifting every later op), so it runs as a
             # plain call, as a step called from a step does.
-            in_step = _ctx.enter_step()
+            in_step = _ctx.enter_step(f"the on_created callback of hook {name!r}")
             try:
                 result = on_created(token)
                 if inspect.isawaitable(result):

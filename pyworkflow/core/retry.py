@@ -54,7 +54,7 @@ def retry_after_seconds(value: Any, now: datetime) -> float | None:
         return max(0.0, (value - now).total_seconds())
     if isinstance(value, timedelta):
         return value.total_seconds()
-    return parse_duration(value)
+    return parse_duration(value, name="RetryableError retry_after")
 
 
 # Exception types a recorded failure may be raised as again: builtins and our own tree. A type

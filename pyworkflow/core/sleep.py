@@ -11,31 +11,36 @@ from pyworkflow.core.duration import Duration, parse_duration, resolve_wake_time
 from pyworkflow.core.events import EventType
 from pyworkflow.exceptions import SuspensionSignal
 
+_NAME = "sleep() duration"
+
 
 async def sleep(duration: Duration) -> None:
-    """Wait for ``duration``: "30s", "5m", "2h", "1d", seconds, a timedelta, or until a datetime.
+    """Wait for ``duration``: "30s", "5m", "2h", "1d", seconds, a timedelta, or until a datetime
+    (a naive one is local time, as ``datetime.now()`` gives it).
 
     Inside a durable workflow the run suspends and costs nothing while it waits; outside a
-    workflow this is ``asyncio.sleep``.
+    workflow this is ``asyncio.sleep``; inside a step it is an error (``PrimitiveInStepError``:
+    a step waits with ``asyncio.sleep``).
     """
     if not isinstance(duration, datetime):
-        parse_duration(duration)  # a bad value fails here, before anything is recorded
+        parse_duration(duration, name=_NAME)  # a bad value fails here, before anything is recorded
     ctx = _ctx.current()
-    if ctx is None or ctx.in_step:
-        # Not recorded: a plain wait (outside a workflow, or inside a step).
+    if ctx is None:
+        # Not recorded: a plain wait outside a workflow.
         from pyworkflow.core.clock import SystemClock
 
         clock = SystemClock()
         now = clock.now()
-        await clock.sleep((resolve_wake_time(duration, now) - now).total_seconds())
+        await clock.sleep((resolve_wake_time(duration, now, name=_NAME) - now).total_seconds())
         return
+    _ctx.refuse_in_step("sleep()")
 
     op, rec = await ctx.begin("sleep", "sleep")
     ctx.check_cancellation(rec)
     if rec is not None and rec.terminal is not None:
         return
     if rec is None:
-        wake_at = resolve_wake_time(duration, ctx.now())
+        wake_at = resolve_wake_time(duration, ctx.now(), name=_NAME)
         await ctx.record(
             EventType.SLEEP_STARTED,
             {"op": op, "name": "sleep", "resume_at": wake_at.isoformat(),

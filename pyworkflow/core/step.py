@@ -80,7 +80,7 @@ def step(
     if not isinstance(max_retries, int) or max_retries < 0:
         raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
     validate_retry_delay(retry_delay)
-    timeout_s = None if timeout is None else parse_duration(timeout)
+    timeout_s = None if timeout is None else parse_duration(timeout, name="@step timeout")
 
     def decorate(func: F) -> F:
         if not inspect.iscoroutinefunction(func):
@@ -160,7 +160,7 @@ async def execute_step(
                 {"op": op, "name": defn.name, "step_name": defn.name, "attempt": attempt},
             )
         started = time.perf_counter()
-        step_token = _ctx.enter_step()
+        step_token = _ctx.enter_step(f"step {defn.name!r}")
         error: Exception | None = None
         try:
             payload = to_jsonable(

@@ -66,9 +66,10 @@ def get_step_context() -> Any:
 
 async def set_step_context(value: StepContext) -> None:
     """Replace the step context (workflow code only; steps see it read-only)."""
-    ctx = _ctx.require("set_step_context()")
-    if ctx.in_step:
+    current = _ctx.current()
+    if current is not None and current.in_step:
         raise RuntimeError("The step context is read-only inside steps; set it in the workflow")
+    ctx = _ctx.require("set_step_context()")
     if not isinstance(value, StepContext):
         raise TypeError("set_step_context() takes a StepContext instance")
     cls = _context_class(ctx)

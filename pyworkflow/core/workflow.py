@@ -53,7 +53,7 @@ def workflow(
     if callable(name):
         return workflow()(name)
     if max_duration is not None:
-        parse_duration(max_duration)
+        parse_duration(max_duration, name="@workflow max_duration")
     tag_list = [t.strip() for t in (tags or []) if t and t.strip()]
     if len(tag_list) > MAX_TAGS:
         raise ValueError(f"A workflow has at most {MAX_TAGS} tags, got {len(tag_list)}")
