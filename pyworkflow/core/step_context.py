@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pyworkflow.core import context as _ctx
 from pyworkflow.core.events import EventType
+from pyworkflow.core.serde import to_jsonable
 
 
 class StepContext(BaseModel):
@@ -83,6 +84,9 @@ async def set_step_context(value: StepContext) -> None:
         ctx.step_context = type(value).model_validate(rec.terminal.data["context"])
         return
     await ctx.record(
-        EventType.CONTEXT_UPDATED, {"op": op, "name": name, "context": value.to_dict()}, defer=True
+        EventType.CONTEXT_UPDATED,
+        {"op": op, "name": name,
+         "context": to_jsonable(value.to_dict(), what=f"The step context {name}")},
+        defer=True,
     )
     ctx.step_context = value

@@ -111,8 +111,9 @@ def encode_arguments(
             param = sig.parameters[pname]
             if annotation is None or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 continue
+            encoded = to_jsonable(value, what=f"Argument {pname!r} of workflow {defn.name!r}")
             try:
-                validate(to_jsonable(value), annotation)
+                validate(encoded, annotation)
             except Exception as exc:  # noqa: BLE001 - pydantic's message names the field
                 raise InvalidArgumentsError(
                     f"Argument {pname!r} of workflow {defn.name!r} does not fit "

@@ -13,13 +13,17 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from pydantic_core import PydanticSerializationError
+
 from pyworkflow.core.clock import Clock
 from pyworkflow.core.events import Event
 from pyworkflow.core.models import Hook, HookStatus, RunStatus, WorkflowRun
 from pyworkflow.core.registry import get_workflow
+from pyworkflow.core.serde import safe_text
 from pyworkflow.exceptions import (
     ConcurrencyError,
     RestartSignal,
+    SerializationError,
     StoreUnavailable,
     SuspensionSignal,
     WorkflowError,
@@ -67,6 +71,11 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 
+def _run_id(args: tuple[Any, ...]) -> str:
+    journal = args[0] if args else None
+    return journal.run.run_id if isinstance(journal, RunJournal) else "?"
+
+
 def _io(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """A journal call whose infrastructure failure (not a ``WorkflowError``: those are the
     run's business) must stop the execution instead of becoming the run's outcome."""
@@ -77,6 +86,12 @@ def _io(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[An
             return await method(*args, **kwargs)
         except WorkflowError:
             raise
+        except (UnicodeError, PydanticSerializationError) as exc:
+            # The data, not the store: retrying would fail the same way on every pass.
+            # (The serde checks values before they get here; this catches what slipped by.)
+            raise SerializationError(
+                f"A value of run {_run_id(args)} cannot be stored: {safe_text(str(exc))}"
+            ) from exc
         except Exception as exc:
             raise StoreUnavailable(exc) from exc
 

@@ -86,6 +86,12 @@ async def run_once(rt: LocalRuntime, stats: WorkerStats | None = None) -> Worker
             except ConfigurationError as exc:
                 stats.errors.append(str(exc))
                 continue
+            except Exception as exc:  # noqa: BLE001 - one run's trouble is not the pass's
+                # A store failure or a bug while driving this run: its lease lapses and a
+                # later pass tries again; every other due run is still served now.
+                logger.exception("drive of run %s failed", run.run_id)
+                stats.errors.append(f"run {run.run_id}: {type(exc).__name__}: {exc}")
+                continue
             stats.driven += 1
             if result.status == RunStatus.COMPLETED:
                 stats.completed += 1
