@@ -61,17 +61,43 @@ class PyWorkflowConfig:
     retry_inline_max_seconds: float = 0.0
     lease_seconds: float = 60.0             # how long a crashed process blocks its runs
     clock: Clock | None = None
+    # whether ``storage`` was made by get_storage() from db_path / PYWORKFLOW_STORAGE
+    storage_from_defaults: bool = False
 
 
 _config: PyWorkflowConfig | None = None
 
 
+# Options of pyworkflow-engine's configure() that mean nothing in this design: accepted, so its
+# code runs unchanged, with a warning saying why they change nothing.
+_NO_EFFECT = {
+    "celery_broker": "there is no Celery runtime: runs are driven in-process (embedded) or by "
+                     "the SQS worker on AWS",
+    "default_recover_on_worker_loss": "a run whose worker dies is always recovered: its lease "
+                                      "lapses and the next worker replays it",
+    "default_max_recovery_attempts": "recovery replays from the history and is never given up; "
+                                     "a message failing PYWORKFLOW_MAX_RECEIVES times fails "
+                                     "its run on AWS",
+    "aws_region": f"the AWS runtime takes its region from {ENV_AWS_REGION}",
+}
+
+
 def configure(*, module: str | None = None, discover: bool = True, **kwargs: Any) -> None:
     """Set defaults: ``configure(storage=InMemoryStorageBackend(), default_durable=True)``.
 
-    ``module="myapp.workflows"`` imports that module so its workflows are registered.
+    Every setting takes effect at once, also after the first run: runtimes already made take
+    the new limits, lease and retry settings for their next executions, and a new
+    ``storage``/``clock``/``db_path`` gives new runtimes. ``module="myapp.workflows"`` imports
+    that module so its workflows are registered.
     """
     config = get_config()
+    valid = {f.name for f in fields(PyWorkflowConfig)} - {"storage_from_defaults"}
+    for key in kwargs:
+        if key not in valid:
+            raise ValueError(
+                f"Unknown config option {key!r}. Valid options: {', '.join(sorted(valid))}"
+            )
+    _check(config, kwargs)
     limits = {"event_soft_limit", "event_hard_limit", "event_warning_interval"} & kwargs.keys()
     if limits:
         warnings.warn(
@@ -80,19 +106,48 @@ def configure(*, module: str | None = None, discover: bool = True, **kwargs: Any
             UserWarning,
             stacklevel=2,
         )
-    valid = {f.name for f in fields(PyWorkflowConfig)}
+    for key in sorted(_NO_EFFECT.keys() & kwargs.keys()):
+        warnings.warn(f"configure({key}=...) has no effect in pyworkflow: {_NO_EFFECT[key]}",
+                      UserWarning, stacklevel=2)
+    if "db_path" in kwargs and "storage" not in kwargs and config.storage is not None:
+        config.storage = None  # the default storage, made from the old path: made anew
+        kwargs["storage"] = None
     for key, value in kwargs.items():
-        if key not in valid:
-            raise ValueError(
-                f"Unknown config option {key!r}. Valid options: {', '.join(sorted(valid))}"
-            )
         setattr(config, key, value)
-    if "storage" in kwargs or "clock" in kwargs:
-        from pyworkflow.runtime.local import reset_runtime
+    if "storage" in kwargs:
+        config.storage_from_defaults = False
+    from pyworkflow.runtime.local import reconfigure_runtimes, reset_runtime
 
+    if "storage" in kwargs or "clock" in kwargs:
         reset_runtime()
+    reconfigure_runtimes(config)
     if module and discover:
         import_modules(module)
+
+
+def _check(config: PyWorkflowConfig, kwargs: dict[str, Any]) -> None:
+    """Refuse what cannot take effect, before anything changes."""
+    from pyworkflow.exceptions import ConfigurationError
+
+    runtime = kwargs.get("default_runtime", "local")
+    if runtime != "local":
+        raise ConfigurationError(
+            f"default_runtime={runtime!r} is not available: the embedded runtime is 'local'; on "
+            "AWS, runs are started through the API or pyworkflow.client")
+    if "db_path" in kwargs and "storage" not in kwargs and config.storage is not None \
+            and not config.storage_from_defaults:
+        raise ConfigurationError(
+            "db_path names the default SQLite file, but storage= was configured: pass "
+            "storage=SQLiteStorageBackend(path) instead")
+    for key in ("event_soft_limit", "event_hard_limit", "event_warning_interval",
+                "default_retries"):
+        value = kwargs.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or value < (0 if key == "default_retries" else 1)):
+            raise ConfigurationError(f"{key} must be a positive integer, got {value!r}")
+    lease = kwargs.get("lease_seconds")
+    if lease is not None and (not isinstance(lease, int | float) or not lease > 0):
+        raise ConfigurationError(f"lease_seconds must be a positive number, got {lease!r}")
 
 
 def import_modules(spec: str) -> None:
@@ -142,4 +197,5 @@ def get_storage() -> StorageBackend:
         from pyworkflow.storage.offload import offload_from_env
 
         config.storage = offload_from_env(config.storage)  # itself unless PYWORKFLOW_BLOB_*
+        config.storage_from_defaults = True
     return config.storage

@@ -152,6 +152,7 @@ class WorkflowContext:
         inline_wait_max: float = 0.0,
         inline_sleep_max: float = 0.0,
         limits: Limits | None = None,
+        default_retries: int = 3,
     ) -> None:
         self.run = run
         self.run_id = run.run_id
@@ -162,6 +163,7 @@ class WorkflowContext:
         self.inline_wait_max = inline_wait_max  # retry backoffs up to this wait in-process
         self.inline_sleep_max = inline_sleep_max  # sleeps up to this too (transient runs)
         self.limits = limits or Limits()
+        self.default_retries = default_retries  # of a step that does not say (configure())
         self.history = history
         self.next_seq = len(history) + 1
         self._pending: list[Event] = []

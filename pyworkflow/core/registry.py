@@ -28,7 +28,7 @@ class WorkflowDefinition:
 class StepDefinition:
     name: str
     func: Callable[..., Any]
-    max_retries: int
+    max_retries: int | None  # None: the configured default_retries, read when the step runs
     retry_delay: str | int | float | list[int | float]
     timeout: float | None
     metadata: dict[str, Any]

@@ -51,7 +51,7 @@ def step(name: F) -> F: ...
 @overload
 def step(
     name: str | None = None,
-    max_retries: int = 3,
+    max_retries: int | None = None,
     retry_delay: str | int | float | list[int | float] = "exponential",
     timeout: int | float | str | None = None,
     metadata: dict[str, Any] | None = None,
@@ -61,7 +61,7 @@ def step(
 
 def step(
     name: Any = None,
-    max_retries: int = 3,
+    max_retries: int | None = None,
     retry_delay: str | int | float | list[int | float] = "exponential",
     timeout: int | float | str | None = None,
     metadata: dict[str, Any] | None = None,
@@ -69,7 +69,8 @@ def step(
 ) -> Any:
     """Mark an async function as a durable step. Usable as ``@step`` or ``@step(...)``.
 
-    ``max_retries`` retries after the first attempt; ``retry_delay`` is "exponential" (1 s, 2 s,
+    ``max_retries`` retries after the first attempt (default: ``configure(default_retries=)``,
+    3); ``retry_delay`` is "exponential" (1 s, 2 s,
     4 s… up to 5 min), seconds, or a list of seconds per retry; ``timeout`` (seconds or "30s")
     bounds each attempt. Raise ``FatalError`` to fail without retrying, ``RetryableError(
     retry_after=...)`` to choose the wait. ``at_most_once`` (see the module doc): never run an
@@ -77,7 +78,7 @@ def step(
     """
     if callable(name):
         return step()(name)
-    if not isinstance(max_retries, int) or max_retries < 0:
+    if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
         raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
     validate_retry_delay(retry_delay)
     timeout_s = None if timeout is None else parse_duration(timeout, name="@step timeout")
@@ -183,7 +184,8 @@ async def execute_step(
 
         retry_in = None
         retryable = not isinstance(error, FatalError | SerializationError)
-        if retryable and attempt <= defn.max_retries:
+        max_retries = defn.max_retries if defn.max_retries is not None else ctx.default_retries
+        if retryable and attempt <= max_retries:
             retry_in = retry_after_seconds(getattr(error, "retry_after", None), ctx.now())
             if retry_in is None:
                 retry_in = retry_delay_seconds(defn.retry_delay, attempt)

@@ -102,6 +102,7 @@ class Executor:
         self.inline_wait_max = inline_wait_max
         self.inline_sleep_max = inline_sleep_max
         self.limits = limits or Limits()
+        self.default_retries = 3
         self.active: dict[str, WorkflowContext] = {}
         # The exception a run failed with, for the caller that started it in this process.
         self.failures: dict[str, BaseException] = {}
@@ -226,7 +227,7 @@ class Executor:
         ctx = WorkflowContext(
             run, list(history), journal, durable=durable,
             inline_wait_max=self.inline_wait_max, inline_sleep_max=self.inline_sleep_max,
-            limits=self.limits,
+            limits=self.limits, default_retries=self.default_retries,
         )
         journal.ctx = ctx
         if run.cancel_requested and ctx.cancel_seq is None:

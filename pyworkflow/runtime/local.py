@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from pyworkflow.config import get_config, get_storage
+from pyworkflow.config import PyWorkflowConfig, get_config, get_storage
 from pyworkflow.core.clock import Clock, SystemClock
 from pyworkflow.core.context import Limits
 from pyworkflow.core.events import Event
@@ -41,16 +41,17 @@ class LocalRuntime:
         self.storage = storage
         self.clock = clock or config.clock or SystemClock()
         self.executor = Executor(
-            storage,
-            self.clock,
-            self,
+            storage, self.clock, self,
             lease_seconds=lease_seconds if lease_seconds is not None else config.lease_seconds,
             inline_wait_max=(inline_wait_max if inline_wait_max is not None
                              else config.retry_inline_max_seconds),
             inline_sleep_max=inline_sleep_max,
-            limits=Limits(config.event_soft_limit, config.event_hard_limit,
-                          config.event_warning_interval),
         )
+        # Settings given here stay; the others follow configure(), even after the first run.
+        self._own = {name for name, value in (("lease_seconds", lease_seconds),
+                                              ("inline_wait_max", inline_wait_max))
+                     if value is not None}
+        self.reconfigure(config)
         # run id -> (lock, number of drives holding or waiting for it); dropped at zero
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -77,6 +78,17 @@ class LocalRuntime:
         if result.status == RunStatus.CONTINUED_AS_NEW and result.continued_to_run_id:
             result = await self.drive(result.continued_to_run_id)
         return result
+
+    def reconfigure(self, config: PyWorkflowConfig) -> None:
+        """Take the configured settings the executor keeps, for its next executions."""
+        executor = self.executor
+        if "lease_seconds" not in self._own:
+            executor.lease = timedelta(seconds=config.lease_seconds)
+        if "inline_wait_max" not in self._own:
+            executor.inline_wait_max = config.retry_inline_max_seconds
+        executor.limits = Limits(config.event_soft_limit, config.event_hard_limit,
+                                 config.event_warning_interval)
+        executor.default_retries = config.default_retries
 
     @contextlib.asynccontextmanager
     async def _run_lock(self, run_id: str) -> AsyncIterator[None]:
@@ -191,6 +203,12 @@ def install_runtime(runtime: LocalRuntime) -> None:
     (``start``, ``resume_hook``...) drives runs through it: the testing kit's time-skipping
     runtime takes the plain one's place this way. ``configure(storage=...)`` drops it."""
     _runtimes[id(runtime.storage)] = runtime
+
+
+def reconfigure_runtimes(config: PyWorkflowConfig) -> None:
+    """``configure()`` changed settings: the runtimes made so far take them too."""
+    for runtime in list(_runtimes.values()) + ([_transient] if _transient else []):
+        runtime.reconfigure(config)
 
 
 def reset_runtime() -> None:
