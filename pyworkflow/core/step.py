@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
@@ -44,6 +45,7 @@ from pyworkflow.exceptions import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("pyworkflow")
 
 
 @overload
@@ -67,13 +69,17 @@ def step(
     metadata: dict[str, Any] | None = None,
     at_most_once: bool = False,
 ) -> Any:
-    """Mark an async function as a durable step. Usable as ``@step`` or ``@step(...)``.
+    """Mark a function as a durable step. Usable as ``@step`` or ``@step(...)``. An ``async
+    def`` runs on the event loop; a plain ``def`` runs in a worker thread (await it either way).
 
     ``max_retries`` retries after the first attempt (default: ``configure(default_retries=)``,
     3); ``retry_delay`` is "exponential" (1 s, 2 s,
     4 s… up to 5 min), seconds, or a list of seconds per retry; ``timeout`` (seconds or "30s")
     bounds each attempt. Raise ``FatalError`` to fail without retrying, ``RetryableError(
-    retry_after=...)`` to choose the wait. ``at_most_once`` (see the module doc): never run an
+    retry_after=...)`` to choose the wait. A timeout cannot stop code that blocks the event loop
+    (an ``async def`` calling ``time.sleep``): such a step is reported in a warning; blocking
+    code belongs in a plain ``def`` step. A timed-out thread is not killed (Python cannot): the
+    attempt fails and may be retried while it still runs. ``at_most_once`` (see the module doc): never run an
     attempt twice; an interrupted attempt fails the step with ``StepInterruptedError``.
     """
     if callable(name):
@@ -84,10 +90,8 @@ def step(
     timeout_s = None if timeout is None else parse_duration(timeout, name="@step timeout")
 
     def decorate(func: F) -> F:
-        if not inspect.iscoroutinefunction(func):
-            raise TypeError(
-                f"@step needs an async function: make {func.__qualname__} 'async def'"
-            )
+        if not callable(func) or inspect.isclass(func):
+            raise TypeError(f"@step decorates a function, got {func!r}")
         defn = StepDefinition(
             name=name or func.__name__,
             func=func,
@@ -112,13 +116,34 @@ def step(
     return decorate
 
 
+def _invoke(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
+            ) -> Awaitable[Any]:
+    """The step's body as an awaitable: an ``async def`` runs on the event loop, a plain
+    ``def`` in a worker thread (with this task's context), so blocking code in it neither
+    stops the loop (other runs, lease renewals) nor escapes its timeout."""
+    if inspect.iscoroutinefunction(defn.func):
+        return defn.func(*args, **kwargs)  # type: ignore[no-any-return]
+    return asyncio.to_thread(defn.func, *args, **kwargs)
+
+
 async def _call(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if defn.timeout is None:
-        return await defn.func(*args, **kwargs)
+        return await _invoke(defn, args, kwargs)
+    started = time.perf_counter()
     try:
-        return await asyncio.wait_for(defn.func(*args, **kwargs), defn.timeout)
+        result = await asyncio.wait_for(_invoke(defn, args, kwargs), defn.timeout)
     except TimeoutError:
         raise TimeoutError(f"Step {defn.name!r} timed out after {defn.timeout:g}s") from None
+    took = time.perf_counter() - started
+    if took > defn.timeout:
+        # wait_for only fires when the loop runs: this async body held the loop past its
+        # timeout (time.sleep, CPU work, a blocking client), so nothing could interrupt it.
+        logger.warning(
+            "Step %r took %.1fs, past its timeout of %gs, without letting the event loop run: "
+            "the timeout could not interrupt it, and nothing else in this process ran "
+            "meanwhile. Make it a plain 'def' step (it then runs in a thread and its timeout "
+            "holds) or await non-blocking calls in it.", defn.name, took, defn.timeout)
+    return result
 
 
 async def execute_step(
@@ -128,7 +153,7 @@ async def execute_step(
     ctx = _ctx.current()
     if ctx is None or ctx.in_step:
         # Outside a workflow, or a step calling a step: plain call, nothing recorded.
-        return await defn.func(*args, **kwargs)
+        return await _invoke(defn, args, kwargs)
 
     op, rec = await ctx.begin("step", defn.name)
     ctx.check_cancellation(rec)

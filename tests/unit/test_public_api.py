@@ -69,12 +69,12 @@ def test_decorators_work_with_and_without_parentheses():
     assert pyworkflow.get_workflow("named_wf_api_test") is not None
 
 
-def test_decorators_reject_sync_functions_with_a_clear_message():
+def test_workflow_decorator_rejects_a_sync_function_with_a_clear_message():
     import pytest
 
     with pytest.raises(TypeError, match="async def"):
-        @pyworkflow.step
-        def sync_step() -> None: ...
+        @pyworkflow.workflow
+        def sync_workflow() -> None: ...
 
 
 def test_fan_out_and_versioning_are_public():
