@@ -79,8 +79,9 @@ def step(
     retry_after=...)`` to choose the wait. A timeout cannot stop code that blocks the event loop
     (an ``async def`` calling ``time.sleep``): such a step is reported in a warning; blocking
     code belongs in a plain ``def`` step. A timed-out thread is not killed (Python cannot): the
-    attempt fails and may be retried while it still runs. ``at_most_once`` (see the module doc): never run an
-    attempt twice; an interrupted attempt fails the step with ``StepInterruptedError``.
+    attempt fails and may be retried while it still runs. ``at_most_once`` (see the module
+    doc): never run an attempt twice; an interrupted attempt fails the step with
+    ``StepInterruptedError``.
     """
     if callable(name):
         return step()(name)
