@@ -178,6 +178,10 @@ class WorkflowContext:
         self.step_context: Any = None
         self.interrupted = False  # set by the runtime: reload at the next new operation
         self._open_block: Block | None = None  # a top-level fan-out in progress
+        # Tasks other than the execution's own that made durable calls (asyncio.gather
+        # branches, fan-out items): the execution ends only once they have settled.
+        self.main_task: asyncio.Task[Any] | None = None
+        self.side_tasks: set[asyncio.Task[Any]] = set()
         for event in history:
             self._index(event)
 
@@ -326,6 +330,12 @@ class WorkflowContext:
     def allocate(self, kind: str, name: str) -> tuple[int, OpRecord | None]:
         """Take the next position (no checkpoint): its op number and its recorded op, if any,
         checked to be the same kind and name."""
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running loop: a synchronous caller (tests of the core)
+            task = None
+        if task is not self.main_task and task is not None:
+            self.side_tasks.add(task)
         branch = _branch.get()
         if branch is None:
             if self._open_block is not None:
@@ -442,6 +452,16 @@ _shield_depth: ContextVar[int] = ContextVar("pyworkflow_shield_depth", default=0
 _branch: ContextVar[Branch | None] = ContextVar("pyworkflow_branch", default=None)
 
 
+def _reset(var: ContextVar[Any], token: Any) -> None:
+    try:
+        var.reset(token)
+    except ValueError:
+        # "created in a different Context": a coroutine being torn down outside its task
+        # (garbage-collected, its loop closed). That context goes with it; nothing to undo,
+        # and raising here would turn a teardown into the workflow's own failure.
+        pass
+
+
 def enter_branch(branch: Branch) -> Any:
     return _branch.set(branch)
 
@@ -451,7 +471,7 @@ def enter_step(name: str) -> Any:
 
 
 def leave_step(token: Any) -> None:
-    _in_step.reset(token)
+    _reset(_in_step, token)
 
 
 def current() -> WorkflowContext | None:
@@ -484,4 +504,4 @@ def activate(ctx: WorkflowContext | None) -> Any:
 
 
 def deactivate(token: Any) -> None:
-    _current.reset(token)
+    _reset(_current, token)

@@ -76,6 +76,51 @@ _CHILD_ENDINGS = frozenset({EventType.CHILD_WORKFLOW_COMPLETED, EventType.CHILD_
                             EventType.CHILD_WORKFLOW_CANCELLED})
 
 
+# What a side task may end with that is about the execution, not the workflow: it outranks the
+# workflow's own outcome (a stale history must be reloaded, an outage retried, a failure kept).
+_EXECUTION_SIGNALS = (ConcurrencyError, RestartSignal, StoreUnavailable, RunFailure)
+
+
+async def _run_function(
+    ctx: WorkflowContext, defn: WorkflowDefinition, args: list[Any], kwargs: dict[str, Any]
+) -> Any:
+    """Call the workflow function; whatever way it ends, wait for the tasks it started that
+    made durable calls (``asyncio.gather`` branches) before the execution writes its ending.
+
+    ``gather`` hands back the first failure or suspension of a branch while its siblings still
+    run. Ending the execution then would let a sibling append after the run's ending event, or
+    leave its step half-done to be run again by the next execution. Waiting lets each sibling
+    finish its current step (recorded) or reach its own wait."""
+    ctx.main_task = asyncio.current_task()
+    try:
+        result = await defn.func(*args, **kwargs)
+    except (asyncio.CancelledError, GeneratorExit):
+        # Torn down (shutdown, loop closed, task collected): stop the siblings too; nothing
+        # is recorded, the run is driven again from its history.
+        for task in ctx.side_tasks:
+            task.cancel()
+        raise
+    except BaseException:
+        await _settle(ctx)
+        raise
+    await _settle(ctx)
+    return result
+
+
+async def _settle(ctx: WorkflowContext) -> None:
+    """Wait until every side task is done; raise the first execution signal one ended with."""
+    while pending := [t for t in ctx.side_tasks if not t.done()]:
+        await asyncio.wait(pending)
+    for task in ctx.side_tasks:
+        if task.cancelled():
+            continue
+        error = task.exception()  # retrieved: no "exception was never retrieved" noise
+        if isinstance(error, _EXECUTION_SIGNALS) or (
+            error is not None and not isinstance(
+                error, Exception | SuspensionSignal | ContinueAsNewSignal)):
+            raise error
+
+
 class Executor:
     def __init__(
         self,
@@ -244,7 +289,7 @@ class Executor:
                     defn, started.get("args", loads(run.input_args)),
                     started.get("kwargs", loads(run.input_kwargs)),
                 )
-                result = await defn.func(*args, **kwargs)
+                result = await _run_function(ctx, defn, args, kwargs)
             finally:
                 _ctx.deactivate(token)
                 self.active.pop(run.run_id, None)
