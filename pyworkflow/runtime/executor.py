@@ -257,6 +257,15 @@ class Executor:
         stored = await self.storage.create_run(run, [started])
         return stored, [started]
 
+    async def renew_leases(self) -> None:
+        """Renew the lease of every execution under way here that is due for it: what each
+        execution's heartbeat does on its own every third of a lease. For a virtual clock,
+        whose time moves without this process's time moving (simulations)."""
+        for ctx in list(self.active.values()):
+            journal = ctx.journal
+            if isinstance(journal, RunJournal) and not await journal.renew_lease():
+                ctx.interrupted = True
+
     # --- one execution ---------------------------------------------------------------------
     async def execute(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
         defn = get_workflow(run.workflow_name)
@@ -280,8 +289,10 @@ class Executor:
                 EventType.CANCELLATION_REQUESTED, {"reason": run.cancel_reason}, defer=True
             )
         started = history[0].data if history else {}
+        journal.start_heartbeat(self.lease.total_seconds() / 3)
         token = _ctx.activate(ctx)
         self.active[run.run_id] = ctx
+        torn_down = False
         try:
             try:
                 ctx.check_deadline()
@@ -290,9 +301,16 @@ class Executor:
                     started.get("kwargs", loads(run.input_kwargs)),
                 )
                 result = await _run_function(ctx, defn, args, kwargs)
+            except (asyncio.CancelledError, GeneratorExit):
+                torn_down = True  # nothing may be awaited now (a closed coroutine cannot)
+                raise
             finally:
                 _ctx.deactivate(token)
                 self.active.pop(run.run_id, None)
+                if torn_down:
+                    journal.abort_heartbeat()
+                else:
+                    await journal.stop_heartbeat()
         except StoreUnavailable as unavailable:
             # No outcome: the lease lapses and the run is driven again (redelivery, worker).
             raise unavailable.error from unavailable.error.__cause__

@@ -9,7 +9,9 @@ executor re-raises the original error, the drive fails, and the run is driven ag
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
 
 #: how often a write that lost a compare-and-set is retried before giving up
 MAX_RESTARTS = 50
+
+logger = logging.getLogger("pyworkflow")
 
 
 async def request_cancel(
@@ -108,6 +112,8 @@ class RunJournal:
         self.run = run
         self.ctx: WorkflowContext | None = None
         self._looked_at = executor.clock.now()
+        # One lease renewal at a time: the execution's checkpoints and the heartbeat share it.
+        self._renewing = asyncio.Lock()
 
     @_io
     async def write(self, events: list[Event]) -> None:
@@ -128,20 +134,69 @@ class RunJournal:
             self._looked_at = now
             if not await self.adopt_latest():
                 raise RestartSignal()
-        expires = self.run.lease_expires_at
-        if expires is not None and expires - now > self.executor.lease / 2:
-            return
-        for _ in range(MAX_RESTARTS):
-            try:
-                self.run = await self.storage.update_run(
-                    self.run.model_copy(update={
-                        "lease_expires_at": now + self.executor.lease, "updated_at": now}),
-                    expected_version=self.run.version,
-                )
-                return
-            except ConcurrencyError:
-                if not await self.adopt_latest():
-                    raise RestartSignal() from None
+        if not await self.renew_lease():
+            raise RestartSignal()
+
+    async def renew_lease(self) -> bool:
+        """Extend the lease once less than half of it is left (one conditional write). False
+        if the lease is lost — another worker took the run — or a cancel must be replayed."""
+        async with self._renewing:
+            now = self.clock.now()
+            expires = self.run.lease_expires_at
+            if expires is not None and expires - now > self.executor.lease / 2:
+                return True
+            for _ in range(MAX_RESTARTS):
+                try:
+                    self.run = await self.storage.update_run(
+                        self.run.model_copy(update={
+                            "lease_expires_at": now + self.executor.lease, "updated_at": now}),
+                        expected_version=self.run.version,
+                    )
+                    return True
+                except ConcurrencyError:
+                    if not await self.adopt_latest():
+                        return False
+            return False
+
+    # --- heartbeat --------------------------------------------------------------------------
+    # While a step runs, nothing reaches a checkpoint: every ``interval`` seconds of this
+    # process's time a beat renews the lease, so a live owner keeps its run however long one
+    # step takes. A timer, not a task: an execution shorter than one interval (nearly all)
+    # costs nothing and never yields to other tasks for it.
+    def start_heartbeat(self, interval: float) -> None:
+        self._interval = interval
+        self._stopped = False
+        self._beat: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(interval, self._start_beat)
+
+    def _start_beat(self) -> None:
+        if not self._stopped:
+            self._beat = asyncio.get_running_loop().create_task(self._renew_by_heartbeat())
+
+    async def _renew_by_heartbeat(self) -> None:
+        try:
+            if not await self.renew_lease() and self.ctx is not None:
+                self.ctx.interrupted = True  # lost: reload before the next operation
+        except Exception:  # noqa: BLE001 - the store is down: try again at the next beat
+            logger.warning("run %s: lease renewal failed", self.run.run_id, exc_info=True)
+        if not self._stopped:
+            self._timer = asyncio.get_running_loop().call_later(
+                self._interval, self._start_beat)
+
+    async def stop_heartbeat(self) -> None:
+        """Stop beating; a renewal under way completes first, so the version the execution
+        writes its ending against is the one the store has."""
+        self._stopped = True
+        self._timer.cancel()
+        if self._beat is not None and not self._beat.done():
+            await asyncio.wait([self._beat])
+
+    def abort_heartbeat(self) -> None:
+        """Stop beating without awaiting anything (a coroutine being torn down cannot)."""
+        self._stopped = True
+        self._timer.cancel()
+        if self._beat is not None:
+            self._beat.cancel()
 
     async def adopt_latest(self) -> bool:
         """Re-read the run record and take it as ours (outsiders only move its version). False
