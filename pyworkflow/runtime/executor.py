@@ -121,6 +121,12 @@ async def _settle(ctx: WorkflowContext) -> None:
             raise error
 
 
+def _not_defined(run: WorkflowRun) -> str:
+    return (f"Workflow {run.workflow_name!r} (run {run.run_id}) is not defined in this "
+            "process: import the module that defines it (pyworkflow --module / "
+            "PYWORKFLOW_MODULE).")
+
+
 class Executor:
     def __init__(
         self,
@@ -172,6 +178,10 @@ class Executor:
                     await self._tell_parent_again(run)
                 return run
             now = self.clock.now()
+            if get_workflow(run.workflow_name) is None:
+                # Refused before the lease is taken: the run keeps its status (never
+                # "running" without anyone running it) for a worker that has the workflow.
+                raise ConfigurationError(_not_defined(run))
             held = (
                 run.lease_owner not in (None, self.owner)
                 and run.lease_expires_at is not None
@@ -271,11 +281,7 @@ class Executor:
         defn = get_workflow(run.workflow_name)
         if defn is None:
             await self._release(run)
-            raise ConfigurationError(
-                f"Workflow {run.workflow_name!r} (run {run.run_id}) is not defined in this "
-                "process: import the module that defines it (pyworkflow --module / "
-                "PYWORKFLOW_MODULE)."
-            )
+            raise ConfigurationError(_not_defined(run))
         journal = RunJournal(self, run)
         durable = defn.durable is not False
         ctx = WorkflowContext(

@@ -156,8 +156,9 @@ class FaultyStorage(StorageBackend):
                                           parent_run_id=parent_run_id, limit=limit,
                                           cursor=cursor)
 
-    async def list_due_runs(self, now: datetime, *, limit: int = 100) -> list[WorkflowRun]:
-        return await self.inner.list_due_runs(now, limit=limit)
+    async def list_due_runs(self, now: datetime, *, limit: int = 100,
+                            after: str | None = None) -> list[WorkflowRun]:
+        return await self.inner.list_due_runs(now, limit=limit, after=after)
 
     async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
         return await self.inner.get_events(run_id, after_sequence=after_sequence)

@@ -11,12 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pyworkflow.core.models import RunStatus, WorkflowRun
+from pyworkflow.core.registry import get_workflow
 from pyworkflow.exceptions import ConfigurationError, WorkflowError
 from pyworkflow.runtime.local import LocalRuntime
+from pyworkflow.storage.memory import due_key
 
 logger = logging.getLogger("pyworkflow")
 
-MAX_BATCHES = 1000  # of 100 due runs each, per pass
+PAGE = 100
+MAX_BATCHES = 1000  # pages of due runs per pass
 
 
 @dataclass
@@ -26,6 +29,7 @@ class WorkerStats:
     failed: int = 0
     suspended: int = 0
     schedules_fired: int = 0
+    skipped: int = 0  # due runs of workflows not defined in this worker, left as they were
     errors: list[str] = field(default_factory=list)
 
 
@@ -52,19 +56,12 @@ def owner_is_dead(owner: str | None) -> bool:
     return False
 
 
-async def due_runs(rt: LocalRuntime, limit: int = 100) -> list[tuple[WorkflowRun, bool]]:
-    """Runs to drive now, each with whether its (dead) holder's lease must be stolen."""
-    now = rt.clock.now()
-    found = {r.run_id: (r, False) for r in await rt.storage.list_due_runs(now, limit=limit)}
-    page = await rt.storage.list_runs(status=RunStatus.RUNNING, limit=limit)
-    for run in page.items:
-        if run.run_id not in found and owner_is_dead(run.lease_owner):
-            found[run.run_id] = (run, True)
-    return list(found.values())
-
-
 async def run_once(rt: LocalRuntime, stats: WorkerStats | None = None) -> WorkerStats:
-    """One pass: fire due schedules, then drive every due run to its next wait or its end."""
+    """One pass: fire due schedules, then drive every due run to its next wait or its end.
+
+    Due runs come in pages, oldest obligation first. A run this worker cannot drive (its
+    workflow is not defined here) is left exactly as it is, and the pass pages past it: runs
+    it can drive are never hidden behind runs it cannot."""
     stats = stats or WorkerStats()
     from pyworkflow.runtime.schedules import fire_due_schedules
 
@@ -72,34 +69,60 @@ async def run_once(rt: LocalRuntime, stats: WorkerStats | None = None) -> Worker
         stats.schedules_fired += len(await fire_due_schedules(rt))
     except WorkflowError as exc:
         stats.errors.append(str(exc))
-    tried: set[str] = set()
-    for _ in range(MAX_BATCHES):  # until nothing due is left that this pass has not tried
-        batch = [(r, s) for r, s in await due_runs(rt) if r.run_id not in tried]
-        if not batch:
+    now = rt.clock.now()
+    tried: set[str] = set()  # a run driven once per pass, even if it is due again at once
+    after: str | None = None
+    for _ in range(MAX_BATCHES):
+        page = await rt.storage.list_due_runs(now, limit=PAGE, after=after)
+        if not page:
             break
-        for run, steal in batch:
-            tried.add(run.run_id)
-            if rt.is_active(run.run_id):
-                continue
-            try:
-                result = await rt.drive(run.run_id, steal=steal, follow_chain=True)
-            except ConfigurationError as exc:
-                stats.errors.append(str(exc))
-                continue
-            except Exception as exc:  # noqa: BLE001 - one run's trouble is not the pass's
-                # A store failure or a bug while driving this run: its lease lapses and a
-                # later pass tries again; every other due run is still served now.
-                logger.exception("drive of run %s failed", run.run_id)
-                stats.errors.append(f"run {run.run_id}: {type(exc).__name__}: {exc}")
-                continue
-            stats.driven += 1
-            if result.status == RunStatus.COMPLETED:
-                stats.completed += 1
-            elif result.status == RunStatus.FAILED:
-                stats.failed += 1
-            elif result.status == RunStatus.SUSPENDED:
-                stats.suspended += 1
+        after = due_key(page[-1])
+        for run in page:
+            await _drive(rt, run, tried, stats, steal=False)
+    # Runs whose lease looks live but whose process on this host is gone.
+    cursor: str | None = None
+    for _ in range(MAX_BATCHES):
+        running = await rt.storage.list_runs(status=RunStatus.RUNNING, limit=PAGE,
+                                             cursor=cursor)
+        for run in running.items:
+            if owner_is_dead(run.lease_owner):
+                await _drive(rt, run, tried, stats, steal=True)
+        cursor = running.next_cursor
+        if cursor is None:
+            break
     return stats
+
+
+async def _drive(rt: LocalRuntime, run: WorkflowRun, tried: set[str], stats: WorkerStats, *,
+                 steal: bool) -> None:
+    if run.run_id in tried or rt.is_active(run.run_id):
+        return
+    tried.add(run.run_id)
+    if get_workflow(run.workflow_name) is None:
+        note = (f"due runs of workflow {run.workflow_name!r} are skipped: it is not defined in "
+                "this worker (pyworkflow --module / PYWORKFLOW_MODULE)")
+        if note not in stats.errors:
+            stats.errors.append(note)
+        stats.skipped += 1
+        return
+    try:
+        result = await rt.drive(run.run_id, steal=steal, follow_chain=True)
+    except ConfigurationError as exc:
+        stats.errors.append(str(exc))
+        return
+    except Exception as exc:  # noqa: BLE001 - one run's trouble is not the pass's
+        # A store failure or a bug while driving this run: its lease lapses and a later pass
+        # tries again; every other due run is still served now.
+        logger.exception("drive of run %s failed", run.run_id)
+        stats.errors.append(f"run {run.run_id}: {type(exc).__name__}: {exc}")
+        return
+    stats.driven += 1
+    if result.status == RunStatus.COMPLETED:
+        stats.completed += 1
+    elif result.status == RunStatus.FAILED:
+        stats.failed += 1
+    elif result.status == RunStatus.SUSPENDED:
+        stats.suspended += 1
 
 
 async def run_worker(

@@ -69,9 +69,12 @@ class StorageBackend(ABC):
         """Runs newest first (by ``created_at``, then ``run_id``); ``Page.items`` are runs."""
 
     @abstractmethod
-    async def list_due_runs(self, now: datetime, *, limit: int = 100) -> list[WorkflowRun]:
+    async def list_due_runs(self, now: datetime, *, limit: int = 100,
+                            after: str | None = None) -> list[WorkflowRun]:
         """Runs a worker should drive now: pending; suspended with ``wake_at <= now``; running
-        with ``lease_expires_at <= now`` or no lease."""
+        with ``lease_expires_at <= now`` or no lease. Oldest obligation first, in ``due_key``
+        order; ``after`` (the ``due_key`` of the last run of a page) gives the next page, so a
+        worker can page past runs it cannot drive."""
 
     # --- events ------------------------------------------------------------------------------
     @abstractmethod

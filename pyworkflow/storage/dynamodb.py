@@ -213,14 +213,14 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         next_cursor = layout.cursor_from_sort(window[-1]["GSISK"]["S"]) if more else None
         return Page(items=runs, next_cursor=next_cursor)
 
-    async def list_due_runs(self, now: datetime, *, limit: int = 100) -> list[WorkflowRun]:
+    async def list_due_runs(self, now: datetime, *, limit: int = 100,
+                            after: str | None = None) -> list[WorkflowRun]:
         self.reads += 1
         if limit <= 0:
             return []
         # GSI5 holds keys only (so leases rewrite no index): leases are checked on the fetched
         # records, page after page, so runs held by live workers never hide due ones behind them
         due: list[WorkflowRun] = []
-        after: str | None = None
         for _ in range(_DUE_PAGES):
             entries = await self._query_merged(
                 "GSI5",

@@ -50,6 +50,7 @@ from typing import Any
 
 from pyworkflow.core.events import Event
 from pyworkflow.core.models import Hook, HookStatus, RunStatus, Schedule, WorkflowRun
+from pyworkflow.storage.memory import due_key
 
 #: shards of the all-runs / all-hooks / due partitions. Changing it needs a re-index of old items.
 SHARDS = 4
@@ -240,12 +241,13 @@ def run_update(item: Item, condition: str, values: Item) -> dict[str, Any]:
 
 
 def due_sort(run: WorkflowRun) -> str | None:
-    """The GSI5 sort key: when the run becomes due (sleepers: ``wake_at``; others: since their
-    creation, a lease being checked by a filter), or None when it never will by itself."""
-    if run.status == RunStatus.SUSPENDED:
-        return f"{utc_iso(run.wake_at)}#{run.run_id}" if run.wake_at is not None else None
-    if run.status in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.INTERRUPTED):
-        return f"{utc_iso(run.created_at)}#{run.run_id}"
+    """The GSI5 sort key: the run's ``due_key`` (every backend orders due runs so), or None
+    when it never becomes due by itself."""
+    if run.status == RunStatus.SUSPENDED and run.wake_at is None:
+        return None
+    if run.status in (RunStatus.SUSPENDED, RunStatus.PENDING, RunStatus.RUNNING,
+                      RunStatus.INTERRUPTED):
+        return due_key(run)
     return None
 
 

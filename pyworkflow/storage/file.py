@@ -43,7 +43,13 @@ from pyworkflow.core.events import Event
 from pyworkflow.core.models import Hook, HookStatus, Page, RunStatus, Schedule, WorkflowRun
 from pyworkflow.exceptions import ConcurrencyError, WorkflowNotFoundError
 from pyworkflow.storage.base import StorageBackend
-from pyworkflow.storage.memory import decode_cursor, encode_cursor, is_due, run_sort_key
+from pyworkflow.storage.memory import (
+    decode_cursor,
+    due_key,
+    encode_cursor,
+    is_due,
+    run_sort_key,
+)
 
 try:
     import fcntl
@@ -222,9 +228,11 @@ class FileStorageBackend(StorageBackend):
         next_cursor = encode_cursor(page[-1]) if len(runs) > limit and page else None
         return Page(items=page, next_cursor=next_cursor)
 
-    async def list_due_runs(self, now: datetime, *, limit: int = 100) -> list[WorkflowRun]:
-        due = [r for r in await self._all("runs", WorkflowRun) if is_due(r, now)]
-        due.sort(key=lambda r: (r.wake_at or r.created_at, r.created_at, r.run_id))
+    async def list_due_runs(self, now: datetime, *, limit: int = 100,
+                            after: str | None = None) -> list[WorkflowRun]:
+        due = [r for r in await self._all("runs", WorkflowRun)
+               if is_due(r, now) and (after is None or due_key(r) > after)]
+        due.sort(key=due_key)
         return due[:limit]
 
     # --- events ------------------------------------------------------------------------------

@@ -119,10 +119,12 @@ class InMemoryStorageBackend(StorageBackend):
         next_cursor = encode_cursor(page[-1]) if len(runs) > limit and page else None
         return Page(items=[r.model_copy(deep=True) for r in page], next_cursor=next_cursor)
 
-    async def list_due_runs(self, now: datetime, *, limit: int = 100) -> list[WorkflowRun]:
+    async def list_due_runs(self, now: datetime, *, limit: int = 100,
+                            after: str | None = None) -> list[WorkflowRun]:
         self.reads += 1
-        due = [r for r in self._runs.values() if is_due(r, now)]
-        due.sort(key=lambda r: (r.wake_at or r.created_at))
+        due = [r for r in self._runs.values()
+               if is_due(r, now) and (after is None or due_key(r) > after)]
+        due.sort(key=due_key)
         return [r.model_copy(deep=True) for r in due[:limit]]
 
     # --- events ------------------------------------------------------------------------------
@@ -249,6 +251,14 @@ class InMemoryStorageBackend(StorageBackend):
         ]
         items.sort(key=lambda s: s.created_at, reverse=True)
         return [s.model_copy(deep=True) for s in items[:limit]]
+
+
+def due_key(run: WorkflowRun) -> str:
+    """The order of due runs, the same in every backend: since when the run is due (a sleeper
+    since its ``wake_at``; others since their creation, a lease being checked by a filter),
+    then its id. Also the ``after`` of ``list_due_runs``' next page."""
+    when = run.wake_at if run.status == RunStatus.SUSPENDED and run.wake_at else run.created_at
+    return f"{_utc_iso(when)}#{run.run_id}"
 
 
 def is_due(run: WorkflowRun, now: datetime) -> bool:

@@ -206,8 +206,9 @@ class OffloadingStorage(StorageBackend):
         items = await asyncio.gather(*(self._resolve_run(r) for r in page.items))
         return page.model_copy(update={"items": list(items)})
 
-    async def list_due_runs(self, now: datetime, *, limit: int = 100) -> list[WorkflowRun]:
-        runs = await self.inner.list_due_runs(now, limit=limit)
+    async def list_due_runs(self, now: datetime, *, limit: int = 100,
+                            after: str | None = None) -> list[WorkflowRun]:
+        runs = await self.inner.list_due_runs(now, limit=limit, after=after)
         return [r for r in await asyncio.gather(*(self._resolve_run(r) for r in runs))
                 if r is not None]
 

@@ -108,6 +108,11 @@ _DUE_WHERE = """
 """
 
 
+# memory.due_key in SQL (the times are stored in the same fixed-width text)
+_DUE_KEY = ("(CASE WHEN status = 'suspended' AND wake_at IS NOT NULL THEN wake_at"
+            " ELSE created_at END || '#' || run_id)")
+
+
 def to_db_time(value: datetime | None) -> str | None:
     """Fixed-width UTC ISO text, so string order is time order. Naive values are taken as UTC."""
     if value is None:
@@ -356,12 +361,13 @@ class SQLiteStorageBackend(StorageBackend):
         next_cursor = encode_cursor(runs[-1]) if len(rows) > limit and runs else None
         return Page(items=runs, next_cursor=next_cursor)
 
-    async def list_due_runs(self, now: datetime, *, limit: int = 100) -> list[WorkflowRun]:
+    async def list_due_runs(self, now: datetime, *, limit: int = 100,
+                            after: str | None = None) -> list[WorkflowRun]:
         self.reads += 1
         rows = self._query(
-            f"SELECT data FROM runs WHERE {_DUE_WHERE}"
-            " ORDER BY COALESCE(wake_at, created_at), created_at, run_id LIMIT :limit",
-            {"now": to_db_time(now), "limit": limit},
+            f"SELECT data FROM runs WHERE ({_DUE_WHERE}) AND {_DUE_KEY} > :after"
+            f" ORDER BY {_DUE_KEY} LIMIT :limit",
+            {"now": to_db_time(now), "limit": limit, "after": after or ""},
         )
         runs = (WorkflowRun.model_validate_json(r[0]) for r in rows)
         return [r for r in runs if is_due(r, now)]

@@ -27,6 +27,7 @@ from pyworkflow.core.models import (
 )
 from pyworkflow.exceptions import ConcurrencyError, ConfigurationError, WorkflowNotFoundError
 from pyworkflow.storage.base import StorageBackend
+from pyworkflow.storage.memory import due_key
 from pyworkflow.storage.sqlite import SCHEMA_VERSION, SQLiteStorageBackend
 
 from .conftest import PERSISTENT_BACKENDS, make_backend
@@ -343,6 +344,23 @@ async def test_list_due_runs_order_and_limit(storage: StorageBackend) -> None:
 
     assert [r.run_id for r in await storage.list_due_runs(NOW)] == ["early", "woken", "late"]
     assert [r.run_id for r in await storage.list_due_runs(NOW, limit=2)] == ["early", "woken"]
+
+
+async def test_list_due_runs_pages_after_a_due_key(storage: StorageBackend) -> None:
+    """``after`` continues where a page ended, in the same order, so a worker can page past due
+    runs it cannot drive: every due run is reached however many stand before it."""
+    for i in range(7):
+        await storage.create_run(make_run(f"p{i}", created=T0 + timedelta(seconds=i % 3)), [])
+    await storage.create_run(make_run(
+        "sleeper", created=T0, status=RunStatus.SUSPENDED, wake_at=T0 + timedelta(seconds=1)), [])
+    everything = [r.run_id for r in await storage.list_due_runs(NOW)]
+    assert len(everything) == 8
+    paged: list[str] = []
+    after = None
+    while page := await storage.list_due_runs(NOW, limit=3, after=after):
+        paged += [r.run_id for r in page]
+        after = due_key(page[-1])
+    assert paged == everything
 
 
 async def test_updates_are_visible_to_filters_and_due_listing(storage: StorageBackend) -> None:
