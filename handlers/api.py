@@ -70,6 +70,7 @@ from handlers.api_models import (
     TriggerResponse,
     UpdateScheduleRequest,
     WorkflowList,
+    refuse_unencodable_text,
 )
 from handlers.ui import router as ui_router
 from pyworkflow import __version__
@@ -236,6 +237,9 @@ def resume_hook_by_name(run_id: RunId, name: Annotated[str, Path(min_length=1)],
 def resume_hook(token: str,
                 payload: Annotated[Any, Body(description="The payload: any JSON value")] = None,
                 ) -> HookResumeResponse:
+    # The body is the payload itself, not a request model: checked here as the models check
+    # theirs, so that a bad text is named payload['note'] on both hook routes.
+    refuse_unencodable_text(payload, "payload")
     return _run(ops.resume_hook(get_runtime(), _seg(token), payload))
 
 
