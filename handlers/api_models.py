@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from pyworkflow.core.events import Event
 from pyworkflow.core.models import (
@@ -104,6 +104,13 @@ class _Request(BaseModel):
 class ErrorDetail(BaseModel):
     type: str = Field(description="The error's name, e.g. HookExpiredError")
     message: str
+
+    @field_validator("message", mode="before")
+    @classmethod
+    def _encodable(cls, message: Any) -> Any:
+        # A message may quote bad input (a path, a timezone name); the answer must still be
+        # sendable, by the Lambda runtime (UTF-8, ensure_ascii=False) as by any JSON reader.
+        return safe_text(message) if isinstance(message, str) else message
 
 
 class ErrorBody(BaseModel):

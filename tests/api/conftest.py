@@ -145,6 +145,18 @@ class RecordingDispatcher:
         return None
 
 
+def lambda_encodes(answer: Any) -> None:
+    """Fail unless ``answer`` can leave the function: the python3.12 Lambda runtime (the
+    template's) sends what a handler returns as ``json.dumps(ensure_ascii=False)`` in UTF-8, so
+    one lone surrogate anywhere in it (an error message quoting bad input) fails the invocation
+    instead of answering."""
+    try:
+        json.dumps(answer, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise AssertionError(f"the Lambda runtime could not send this answer ({error}): "
+                             f"{ascii(answer)[:500]}") from None
+
+
 @dataclass
 class Response:
     status: int
@@ -163,6 +175,7 @@ class Api:
 
     def call(self, event: dict[str, Any]) -> Response:
         raw = self.module.handler(event, FakeLambdaContext(function_name="pyworkflow-api"))
+        lambda_encodes(raw)
         body = raw.get("body")
         return Response(status=raw["statusCode"],
                         body=json.loads(body) if body else None,
@@ -174,6 +187,7 @@ class Api:
     def invoke(self, action: str, **params: Any) -> dict[str, Any]:
         result: dict[str, Any] = self.module.handler(
             {"action": action, **params}, FakeLambdaContext(function_name="pyworkflow-api"))
+        lambda_encodes(result)
         return result
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
