@@ -92,7 +92,10 @@ class Route:
             last = match.end()
         parts.append(re.escape(spec.path[last:]))
         literal = len(_VARIABLE.sub("", spec.path))
-        return cls(spec, re.compile("^" + "".join(parts) + "$"), tuple(names), literal, greedy)
+        # DOTALL and fullmatch: a path may hold a newline (%0A), which "." and "$" would not
+        # take as any other character (a greedy variable stopped at it; "/health$" matched
+        # "/health\n").
+        return cls(spec, re.compile("".join(parts), re.DOTALL), tuple(names), literal, greedy)
 
 
 def match_route(routes: Sequence[Route], method: str, path: str
@@ -106,7 +109,7 @@ def match_route(routes: Sequence[Route], method: str, path: str
         if route.pattern is None:
             candidates.append(((3, 0, 0), route, {}))
             continue
-        found = route.pattern.match(path)
+        found = route.pattern.fullmatch(path)
         if found is None:
             continue
         rank = 2 if route.greedy else (1 if route.variables else 0)
