@@ -159,7 +159,8 @@ _ERROR_DESCRIPTIONS = {
     409: "Conflict with the current state",
     410: "Gone (the hook expired, or its run ended)",
     413: f"Request body larger than {ENV_MAX_REQUEST_BYTES}",
-    422: "Does not fit the schema or the workflow's signature",
+    422: "Does not fit the schema or the workflow's signature, or holds text UTF-8 cannot "
+         "encode (a lone surrogate)",
 }
 
 
