@@ -15,8 +15,11 @@ sends the run's wake-up message, and the worker Lambda (``handlers/worker.py``) 
 Errors are ``{"error": {"type", "message"}}`` with 400 (malformed JSON, bad cursor), 404
 (unknown run, workflow, schedule or hook), 409 (hook already received, run already ended), 410
 (hook expired), 413 (body over ``PYWORKFLOW_MAX_REQUEST_BYTES``, default 256 KiB) or 422 (does
-not fit the schema, the workflow's signature or the hook's payload schema). A hook token is a
-credential: the event is never logged and a request is logged by its route, never its path.
+not fit the schema, the workflow's signature or the hook's payload schema, or holds text UTF-8
+cannot encode). Error messages and log lines quoting the request are made encodable
+(``safe_text``): the python3.12 Lambda runtime sends answers as UTF-8 JSON, unescaped. A hook
+token is a credential: the event is never logged and a request is logged by its route, never
+its path.
 
 Environment: as ``handlers/worker.py`` (``PYWORKFLOW_MODULE``, ``PYWORKFLOW_STORAGE=dynamodb``,
 ``PYWORKFLOW_TABLE``, ``PYWORKFLOW_QUEUE_URL``/``_ARN``, ``PYWORKFLOW_SCHEDULER_GROUP``/
@@ -70,11 +73,13 @@ from handlers.api_models import (
     TriggerResponse,
     UpdateScheduleRequest,
     WorkflowList,
+    refuse_unencodable_text,
 )
 from handlers.ui import router as ui_router
 from pyworkflow import __version__
 from pyworkflow.config import ENV_MAX_REQUEST_BYTES, ENV_MODULE, import_modules
 from pyworkflow.core.models import Schedule
+from pyworkflow.core.serde import safe_text
 from pyworkflow.runtime.aws import AwsRuntime
 
 T = TypeVar("T")
@@ -154,7 +159,8 @@ _ERROR_DESCRIPTIONS = {
     409: "Conflict with the current state",
     410: "Gone (the hook expired, or its run ended)",
     413: f"Request body larger than {ENV_MAX_REQUEST_BYTES}",
-    422: "Does not fit the schema or the workflow's signature",
+    422: "Does not fit the schema or the workflow's signature, or holds text UTF-8 cannot "
+         "encode (a lone surrogate)",
 }
 
 
@@ -236,6 +242,9 @@ def resume_hook_by_name(run_id: RunId, name: Annotated[str, Path(min_length=1)],
 def resume_hook(token: str,
                 payload: Annotated[Any, Body(description="The payload: any JSON value")] = None,
                 ) -> HookResumeResponse:
+    # The body is the payload itself, not a request model: checked here as the models check
+    # theirs, so that a bad text is named payload['note'] on both hook routes.
+    refuse_unencodable_text(payload, "payload")
     return _run(ops.resume_hook(get_runtime(), _seg(token), payload))
 
 
@@ -389,7 +398,9 @@ def _route_label(event: dict[str, Any]) -> str:
     if route_key and route_key != "$default":
         return route_key
     http = (event.get("requestContext") or {}).get("http") or {}
-    return f"{http.get('method', '?')} {_safe_path(str(event.get('rawPath') or ''))}"
+    # safe_text: Powertools writes log lines unescaped (ensure_ascii=False), and a path holding
+    # a lone surrogate would make this one unwritable.
+    return safe_text(f"{http.get('method', '?')} {_safe_path(str(event.get('rawPath') or ''))}")
 
 
 # --- entry point -------------------------------------------------------------------------------
@@ -441,7 +452,7 @@ def _invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except Exception as error:  # noqa: BLE001 - every failure becomes an error answer
         status, body = ops.error_for(error, request_id)
         if status >= 500:
-            logger.exception("action failed", extra={"action": str(action)})
+            logger.exception("action failed", extra={"action": safe_text(str(action))})
         else:
             _log_rejected(status, body)
         return {"ok": False, "status": status, "error": body.error.model_dump(mode="json")}

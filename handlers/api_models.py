@@ -5,13 +5,18 @@ validate with these same models, so a request means the same thing whichever way
 Request models forbid unknown fields: a misspelt ``kwarg`` is a 422 naming it, not an argument
 silently dropped. Runs, events and schedules go out as the core's own records (a run without its
 lease and version bookkeeping), so a client can read them back into ``WorkflowRun`` & co.
+
+Every request model also refuses text UTF-8 cannot encode (``refuse_unencodable_text``) before
+its fields are validated: such text could never be stored, and an answer quoting it could not
+be sent.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Collection
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from pyworkflow.core.events import Event
 from pyworkflow.core.models import (
@@ -22,6 +27,8 @@ from pyworkflow.core.models import (
     ScheduleStatus,
     WorkflowRun,
 )
+from pyworkflow.core.serde import safe_text, to_jsonable
+from pyworkflow.exceptions import SerializationError
 
 MAX_LIST_LIMIT = 1000
 #: The largest integer a query may carry (sequence numbers, offsets): 2**53 - 1, which every
@@ -35,14 +42,75 @@ _NAME = Field(min_length=1, max_length=256)
 _ID = Field(min_length=1, max_length=256)
 
 
+# --- text UTF-8 cannot encode ------------------------------------------------------------------
+def refuse_unencodable_text(value: Any, root: str = "", *, skip: Collection[str] = ()) -> None:
+    """Raise ``SerializationError`` (a 422) for the first text in ``value``, in document order,
+    string or object key, that UTF-8 cannot encode: a lone surrogate, which the JSON escape
+    ``"\\ud800"`` without the other half of its pair decodes to. The message and ``.path`` name
+    it as the request spells it (``args[0]['name']``, ``payload['note']``, ``spec['cron']``),
+    from ``root`` (``"payload"`` for a body that is the payload itself).
+
+    Iterative, so that it can run before the depth check on values of any depth. ``skip``:
+    top-level fields not to look at (a hook token: a credential is never quoted back)."""
+    stack: list[tuple[str, Any]] = [(root, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():  # ASCII always encodes: most text costs one scan
+                _refuse_if_unencodable(item, path)
+        elif isinstance(item, dict):
+            entries: list[tuple[str, Any]] = []
+            for key, child in item.items():
+                if item is value and key in skip:
+                    continue
+                where = _field(path, key)
+                entries += [(where, key), (where, child)]  # the key is looked at first
+            stack.extend(reversed(entries))
+        elif isinstance(item, list | tuple):
+            stack.extend(reversed([(f"{path}[{i}]", child) for i, child in enumerate(item)]))
+
+
+def _field(path: str, key: Any) -> str:
+    if not path and isinstance(key, str) and key.isidentifier():
+        return key  # a top-level field, named as the API documents it: args, spec, reason
+    return f"{path}[{safe_text(repr(key))}]"
+
+
+def _refuse_if_unencodable(text: str, path: str) -> None:
+    # The engine's own check, so that the API refuses exactly what the store would, saying why.
+    try:
+        to_jsonable(text, what=path or "The request body")
+    except SerializationError as error:
+        error.path = path
+        raise
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    #: Top-level fields ``refuse_unencodable_text`` leaves alone (see ``ResumeHookParams``).
+    _unchecked_text: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _encodable_text(cls, data: Any) -> Any:
+        # Before the fields are validated: every field is named the same way, typed or not.
+        # SerializationError is no ValueError, so pydantic lets it through as it is, and both
+        # the HTTP routes and the invoke actions answer it as the 422 it maps to.
+        refuse_unencodable_text(data, skip=cls._unchecked_text)
+        return data
 
 
 # --- errors ----------------------------------------------------------------------------------
 class ErrorDetail(BaseModel):
     type: str = Field(description="The error's name, e.g. HookExpiredError")
     message: str
+
+    @field_validator("message", mode="before")
+    @classmethod
+    def _encodable(cls, message: Any) -> Any:
+        # A message may quote bad input (a path, a timezone name); the answer must still be
+        # sendable, by the Lambda runtime (UTF-8, ensure_ascii=False) as by any JSON reader.
+        return safe_text(message) if isinstance(message, str) else message
 
 
 class ErrorBody(BaseModel):
@@ -143,6 +211,10 @@ class ResumeHookParams(_Request):
 
     token: str  # its length is checked where an invalid token is a 404, like an unknown one
     payload: Any = None
+
+    # A credential is never quoted back, even a broken one: ops.resume_hook answers a token
+    # UTF-8 cannot encode as any invalid token.
+    _unchecked_text: ClassVar[frozenset[str]] = frozenset({"token"})
 
 
 class ResumeHookByNameParams(RunRef, HookPayloadRequest):

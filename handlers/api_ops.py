@@ -42,6 +42,7 @@ from handlers.api_models import (
 from pyworkflow import exceptions as exc
 from pyworkflow.core.models import RunStatus, Schedule, ScheduleSpec
 from pyworkflow.core.registry import WorkflowDefinition, get_workflow, list_workflows
+from pyworkflow.core.serde import safe_text
 from pyworkflow.runtime import schedules as sched
 from pyworkflow.runtime.aws import AwsRuntime
 
@@ -268,6 +269,10 @@ async def cancel_run(rt: AwsRuntime, run_id: str, reason: str | None = None) -> 
 # --- hooks ------------------------------------------------------------------------------------
 async def resume_hook(rt: AwsRuntime, token: str, payload: Any) -> HookResumeResponse:
     """The public webhook: the token is the credential. Errors never repeat the token."""
+    if isinstance(token, str) and safe_text(token) != token:
+        # Text UTF-8 cannot encode is no token (tokens are ASCII), and the runtime, which
+        # hashes the token, would fail on it: the 404 of any invalid token.
+        raise exc.InvalidTokenError("Invalid hook token: pass the token given to on_created")
     check_depth(payload)
     result = await rt.resume_hook(token, payload)
     return HookResumeResponse(run_id=result.run_id, hook_id=result.hook_id,

@@ -16,6 +16,13 @@ identity) but never enforced, so a local client needs no signing.
 
 The handler runs in ``executor`` (one thread by default: a Lambda container handles one
 request at a time, and the handler owns its own event loop).
+
+What API Gateway refuses before the function runs is refused here too, in the API's own error
+shape ``{"error": {"type", "message"}}`` (never aiohttp's text/plain or HTML page): a request
+line over ``MAX_HEAD_BYTES`` (414 ``UriTooLong``), request line and header values together over
+it (431 ``HeadersTooLarge``), a body over ``max_body_bytes`` (413 ``RequestTooLarge``), and what
+the HTTP parser cannot read (400 ``BadRequest``). None of these answers or log lines quotes the
+request line: it may hold a hook token.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import re
 import time
 import uuid
@@ -34,11 +42,22 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
 
 from infra.template import HttpRouteSpec
 
 Handler = Callable[[dict[str, Any], Any], Any]
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024   # API Gateway's request payload limit
+#: API Gateway's limit on the request line and the header values together (HTTP API quotas:
+#: "Total combined size of request line and header values", 10240 bytes).
+MAX_HEAD_BYTES = 10240
+# aiohttp's own parser limits: far above MAX_HEAD_BYTES, so that the server (not the parser)
+# refuses what API Gateway would and can say which part is too long. Past them the parser
+# refuses the request, and _JsonErrors tells a request line from a header by the limit the
+# parser names: so the two differ.
+_PARSER_LINE_BYTES = 64 * 1024
+_PARSER_FIELD_BYTES = 32 * 1024
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
                "application/x-www-form-urlencoded", "+json", "+xml")
 _VARIABLE = re.compile(r"\{([^}/]+?)(\+)?\}")
@@ -73,7 +92,10 @@ class Route:
             last = match.end()
         parts.append(re.escape(spec.path[last:]))
         literal = len(_VARIABLE.sub("", spec.path))
-        return cls(spec, re.compile("^" + "".join(parts) + "$"), tuple(names), literal, greedy)
+        # DOTALL and fullmatch: a path may hold a newline (%0A), which "." and "$" would not
+        # take as any other character (a greedy variable stopped at it; "/health$" matched
+        # "/health\n").
+        return cls(spec, re.compile("".join(parts), re.DOTALL), tuple(names), literal, greedy)
 
 
 def match_route(routes: Sequence[Route], method: str, path: str
@@ -87,7 +109,7 @@ def match_route(routes: Sequence[Route], method: str, path: str
         if route.pattern is None:
             candidates.append(((3, 0, 0), route, {}))
             continue
-        found = route.pattern.match(path)
+        found = route.pattern.fullmatch(path)
         if found is None:
             continue
         rank = 2 if route.greedy else (1 if route.variables else 0)
@@ -216,6 +238,85 @@ def _error(status: int, message: str) -> web.Response:
                         content_type="application/json")
 
 
+def _api_error(status: int, type_: str, message: str) -> web.Response:
+    """A refusal in the API's own error shape, for what never reaches the function."""
+    return web.Response(status=status, content_type="application/json", body=json.dumps(
+        {"error": {"type": type_, "message": message}}).encode())
+
+
+def _head_too_large(request: web.BaseRequest) -> web.Response | None:
+    """API Gateway's limit on the request line and header values, as its own 4xx: 414 when
+    the request line alone is over it, else 431."""
+    version = request.version
+    line = len(f"{request.method} {request.raw_path} HTTP/{version.major}.{version.minor}")
+    if line > MAX_HEAD_BYTES:
+        return _api_error(414, "UriTooLong",
+                          f"The request line is {line} bytes; API Gateway takes at most "
+                          f"{MAX_HEAD_BYTES} bytes of request line and header values together")
+    head = line + sum(len(value) for _, value in request.raw_headers)
+    if head > MAX_HEAD_BYTES:
+        return _api_error(431, "HeadersTooLarge",
+                          f"The request line and header values are {head} bytes together; "
+                          f"API Gateway takes at most {MAX_HEAD_BYTES} bytes")
+    return None
+
+
+class _JsonErrors(RequestHandler):
+    """aiohttp's connection handler, answering what its HTTP parser refuses (a line past the
+    parser's limits, bytes that are not HTTP) in the API's error shape, where aiohttp answers a
+    text/plain or HTML page and logs the request line with a traceback."""
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500,
+                     exc: BaseException | None = None, message: str | None = None
+                     ) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # as aiohttp: too late for another answer
+            raise ConnectionError("Response is sent already, cannot send another response "
+                                  "with the error message")
+        if isinstance(exc, LineTooLong):
+            if exc.args[1] == _PARSER_LINE_BYTES:
+                response = _api_error(414, "UriTooLong", "The request line is over "
+                                      f"{_PARSER_LINE_BYTES} bytes; API Gateway takes at most "
+                                      f"{MAX_HEAD_BYTES} bytes of request line and header "
+                                      "values together")
+            else:
+                response = _api_error(431, "HeadersTooLarge", "A header is over "
+                                      f"{_PARSER_FIELD_BYTES} bytes; API Gateway takes at most "
+                                      f"{MAX_HEAD_BYTES} bytes of request line and header "
+                                      "values together")
+        elif status >= 500:  # a failure of the server itself (_handle answers the function's)
+            logging.getLogger("pyworkflow.dev").error("HTTP server failed", exc_info=exc)
+            response = _error(500, "Internal Server Error")
+        else:  # aiohttp's message quotes the request line: named by its kind only
+            response = _api_error(400, "BadRequest", "The request is not HTTP/1.1 the server "
+                                  f"can read ({type(exc).__name__})")
+        if response.status < 500:
+            logging.getLogger("pyworkflow.dev").info(
+                "refused a request the HTTP parser could not take: %s (%s)", response.status,
+                type(exc).__name__)
+        response.force_close()
+        return response
+
+
+class _Server(web.Server):
+    """aiohttp's low-level server, its connections handled by ``_JsonErrors``. No router:
+    ``HttpApiServer`` routes as API Gateway does (aiohttp's router answered some paths itself,
+    such as one holding an encoded newline, with a text/plain 404)."""
+
+    def __init__(self, handler: Callable[[web.BaseRequest], Any], *, client_max_size: int,
+                 **connection_args: Any) -> None:
+        super().__init__(handler, request_factory=self._request, **connection_args)
+        self._connection_args = connection_args
+        self._client_max_size = client_max_size
+
+    def __call__(self) -> RequestHandler:
+        return _JsonErrors(self, loop=asyncio.get_running_loop(), **self._connection_args)
+
+    def _request(self, message: Any, payload: Any, protocol: Any, writer: Any, task: Any
+                 ) -> web.BaseRequest:
+        return web.BaseRequest(message, payload, protocol, writer, task,
+                               asyncio.get_running_loop(), client_max_size=self._client_max_size)
+
+
 @dataclass
 class HttpApiServer:
     """``await start()`` serves ``handler`` on ``host:port`` (0: a free port) until
@@ -229,7 +330,8 @@ class HttpApiServer:
     executor: Executor = field(default_factory=lambda: ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="api-function"))
     on_request: Callable[[str, str, int, float], None] | None = None
-    _runner: web.AppRunner | None = field(default=None, init=False, repr=False)
+    max_body_bytes: int = MAX_PAYLOAD_BYTES
+    _runner: web.ServerRunner | None = field(default=None, init=False, repr=False)
     _compiled: list[Route] = field(default_factory=list, init=False, repr=False)
 
     @property
@@ -238,9 +340,9 @@ class HttpApiServer:
 
     async def start(self) -> None:
         self._compiled = [Route.compile(spec) for spec in self.routes]
-        app = web.Application(client_max_size=MAX_PAYLOAD_BYTES)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        server = _Server(self._handle, client_max_size=self.max_body_bytes, access_log=None,
+                         max_line_size=_PARSER_LINE_BYTES, max_field_size=_PARSER_FIELD_BYTES)
+        self._runner = web.ServerRunner(server, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
@@ -253,8 +355,11 @@ class HttpApiServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.monotonic()
+        refused = _head_too_large(request)
+        if refused is not None:
+            return refused
         raw_path = request.raw_path.split("?", 1)[0]
         path = request.path
         route: Route | None = None
@@ -264,7 +369,13 @@ class HttpApiServer:
             if found is None:
                 return _error(404, "Not Found")
             route, params = found
-        body = await request.read()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            refused = _api_error(413, "RequestTooLarge", "The request body is over "
+                                 f"{self.max_body_bytes} bytes, the most this API takes")
+            refused.force_close()  # the rest of the body is not read
+            return refused
         peer = request.transport.get_extra_info("peername") if request.transport else None
         event = build_event(
             method=request.method, raw_path=raw_path, raw_query=request.query_string,
@@ -278,8 +389,6 @@ class HttpApiServer:
             response = await loop.run_in_executor(self.executor, self.handler, event, context)
             result = to_http(response)
         except Exception:  # noqa: BLE001 - API Gateway answers 500 when the function fails
-            import logging
-
             logging.getLogger("pyworkflow.dev").exception("API function failed")
             result = HttpResult(500, [("content-type", "application/json")],
                                 b'{"message":"Internal Server Error"}')

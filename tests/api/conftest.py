@@ -57,7 +57,9 @@ def http_event(method: str, path: str, body: Any = None, *, query: dict[str, Any
     event["routeKey"] = event["requestContext"]["routeKey"] = "$default"
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     event["requestContext"]["http"]["method"] = method
-    event["rawQueryString"] = urlencode(query or {})
+    # surrogatepass: a query value holding a lone surrogate is sent (percent-encoded as
+    # API Gateway would pass it on), to test that the API refuses it.
+    event["rawQueryString"] = urlencode(query or {}, errors="surrogatepass")
     if query:
         event["queryStringParameters"] = {k: str(v) for k, v in query.items()}
     text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
@@ -143,6 +145,18 @@ class RecordingDispatcher:
         return None
 
 
+def lambda_encodes(answer: Any) -> None:
+    """Fail unless ``answer`` can leave the function: the python3.12 Lambda runtime (the
+    template's) sends what a handler returns as ``json.dumps(ensure_ascii=False)`` in UTF-8, so
+    one lone surrogate anywhere in it (an error message quoting bad input) fails the invocation
+    instead of answering."""
+    try:
+        json.dumps(answer, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise AssertionError(f"the Lambda runtime could not send this answer ({error}): "
+                             f"{ascii(answer)[:500]}") from None
+
+
 @dataclass
 class Response:
     status: int
@@ -161,6 +175,7 @@ class Api:
 
     def call(self, event: dict[str, Any]) -> Response:
         raw = self.module.handler(event, FakeLambdaContext(function_name="pyworkflow-api"))
+        lambda_encodes(raw)
         body = raw.get("body")
         return Response(status=raw["statusCode"],
                         body=json.loads(body) if body else None,
@@ -172,6 +187,7 @@ class Api:
     def invoke(self, action: str, **params: Any) -> dict[str, Any]:
         result: dict[str, Any] = self.module.handler(
             {"action": action, **params}, FakeLambdaContext(function_name="pyworkflow-api"))
+        lambda_encodes(result)
         return result
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:

@@ -17,6 +17,7 @@ this table is the one place that lists them all.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,13 +59,20 @@ def expired(api: Api) -> Context:
     return context
 
 
+def waiting_untyped(api: Api) -> Context:
+    """A run suspended on a hook without a payload schema: any JSON value is its payload."""
+    response = api.http("POST", "/runs", {"workflow": "sec_hook_then_sleep"})
+    assert response.status == 202, response.body
+    run_id = response.body["run_id"]
+    api.drive()
+    return {"run_id": run_id, "token": sec_wf.TOKENS[run_id]}
+
+
 def used(api: Api) -> Context:
     """A hook whose payload its run has taken (the run then sleeps): its token is spent. (A
     token used but not yet taken is retried by design: the retry wakes the run again.)"""
-    response = api.http("POST", "/runs", {"workflow": "sec_hook_then_sleep"})
-    run_id = response.body["run_id"]
-    api.drive()
-    token = sec_wf.TOKENS[run_id]
+    context = waiting_untyped(api)
+    run_id, token = context["run_id"], context["token"]
     assert api.http("POST", f"/hooks/{token}", {"first": True}).status == 202
     api.drive()
     assert api.get(run_id).status == RunStatus.SUSPENDED  # now in its sleep
@@ -212,6 +220,61 @@ REFUSED = [
             body={"workflow": "api_greet", "spec": DAILY, "args": [1, 2, 3]}),
 ]
 
+# Text holding a lone surrogate: the JSON escape "\ud800" without its other half, which json
+# decodes into a str UTF-8 cannot encode (so no store can hold it). Refused up front, with the
+# field named as the request spells it; \ud800 below is JSON text, sent as is.
+LONE = "lone surrogate"
+REFUSED += [
+    Refused(f"{LONE} in an argument", "POST", "/runs", 422, "SerializationError",
+            "args[0]['order_id'] cannot be stored as JSON",
+            raw=r'{"workflow": "api_order", "args": [{"order_id": "\ud800", "quantity": 1}]}'),
+    Refused(f"{LONE} in a keyword argument", "POST", "/runs", 422, "SerializationError",
+            "kwargs['punctuation'] cannot be stored as JSON",
+            raw=r'{"workflow": "api_greet", "args": ["a"], "kwargs": {"punctuation": "\ud800"}}'),
+    Refused(f"{LONE} in a keyword argument's name", "POST", "/runs", 422, "SerializationError",
+            r"kwargs['\ud800'] cannot be stored as JSON",
+            raw=r'{"workflow": "api_greet", "args": ["a"], "kwargs": {"\ud800": "!"}}'),
+    Refused(f"{LONE} in the workflow's name", "POST", "/runs", 422, "SerializationError",
+            "workflow cannot be stored as JSON", raw=r'{"workflow": "api_\ud800"}'),
+    Refused(f"{LONE} in an idempotency key", "POST", "/runs", 422, "SerializationError",
+            "idempotency_key cannot be stored as JSON",
+            raw=r'{"workflow": "api_greet", "args": ["a"], "idempotency_key": "k\ud800"}'),
+    Refused(f"{LONE} in the name of a body field", "POST", "/runs", 422, "SerializationError",
+            r"['\ud800'] cannot be stored as JSON",
+            raw=r'{"workflow": "api_greet", "args": ["a"], "\ud800": 1}'),
+    Refused(f"{LONE} in a hook payload", "POST", "/hooks/{token}", 422, "SerializationError",
+            "payload['by'] cannot be stored as JSON", raw=r'{"ok": true, "by": "\ud800"}',
+            setup=waiting()),
+    Refused(f"{LONE} in the payload of a hook without a schema", "POST", "/hooks/{token}", 422,
+            "SerializationError", "payload['note'][1] cannot be stored as JSON",
+            raw=r'{"note": ["fine", "x\ud800y"]}', setup=waiting_untyped),
+    Refused(f"{LONE} as a whole hook payload", "POST", "/hooks/{token}", 422,
+            "SerializationError", "payload cannot be stored as JSON", raw=r'"\ud800"',
+            setup=waiting_untyped),
+    Refused(f"hook by name: {LONE} in the payload", "POST", "/runs/{run_id}/hooks/api_approval",
+            422, "SerializationError", "payload['by'] cannot be stored as JSON",
+            raw=r'{"payload": {"ok": true, "by": "\ud800"}}', setup=waiting()),
+    Refused(f"{LONE} in a cancel reason", "POST", "/runs/{run_id}/cancel", 422,
+            "SerializationError", "reason cannot be stored as JSON",
+            raw=r'{"reason": "\udfff"}', setup=waiting()),
+    Refused(f"{LONE} in a query parameter", "GET", "/runs", 422, "SerializationError",
+            "cursor cannot be stored as JSON", query={"cursor": "c\udcff"}),
+    Refused(f"{LONE} in a schedule's arguments", "POST", "/schedules", 422,
+            "SerializationError", "args[0] cannot be stored as JSON",
+            raw=r'{"workflow": "api_greet", "spec": {"cron": "0 9 * * *"}, "args": ["\ud800"]}'),
+    Refused(f"{LONE} in a schedule's timezone", "POST", "/schedules", 422,
+            "SerializationError", "spec['timezone'] cannot be stored as JSON",
+            raw=r'{"workflow": "api_greet", "spec": {"cron": "0 9 * * *", "timezone": "\ud800"},'
+                r' "args": ["a"]}'),
+    Refused(f"{LONE} in a schedule id", "POST", "/schedules", 422, "SerializationError",
+            "schedule_id cannot be stored as JSON",
+            raw=r'{"workflow": "api_greet", "spec": {"cron": "0 9 * * *"}, "args": ["a"],'
+                r' "schedule_id": "s\ud800"}'),
+    Refused(f"{LONE} in a schedule update", "PATCH", "/schedules/{schedule_id}", 422,
+            "SerializationError", "spec['jitter'] cannot be stored as JSON",
+            raw=r'{"spec": {"cron": "0 9 * * *", "jitter": "5m\ud800"}}', setup=scheduled),
+]
+
 RUN_FAILS = [
     RunFails("negative sleep", "sec_sleeper", "Invalid duration -5: must not be negative", [-5]),
     RunFails("absurd sleep (unknown unit)", "sec_sleeper", "Invalid duration '9999y'",
@@ -252,6 +315,19 @@ def test_refused_with_a_clear_error_and_no_write(api: Api, store: Store, row: Re
     pending = [h["hook_id"] for h in before_hooks if h["status"] == HookStatus.PENDING.value]
     assert [h["hook_id"] for h in store.rows("hooks")
             if h["status"] == HookStatus.PENDING.value] == pending
+
+
+def test_the_table_has_a_lone_surrogate_row_for_every_route_with_a_body(api: Api) -> None:
+    """Every operation of the OpenAPI document that takes a body has a row sending it a lone
+    surrogate: a route added later is not forgotten."""
+    doc = api.http("GET", "/openapi.json").body
+    lone = [r for r in REFUSED if LONE in r.name]
+    for path, item in doc["paths"].items():
+        pattern = re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$")
+        for method, operation in item.items():
+            if "requestBody" in operation:
+                assert any(r.method == method.upper() and pattern.match(r.path) for r in lone), \
+                    f"no {LONE} row for {method.upper()} {path}"
 
 
 @pytest.mark.parametrize("row", RUN_FAILS, ids=[r.name for r in RUN_FAILS])
