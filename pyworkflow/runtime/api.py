@@ -180,8 +180,7 @@ async def resume_hook(token: str, payload: Any, *, storage: StorageBackend | Non
     ``HookAlreadyReceivedError``, or ``HookPayloadError`` when the payload fails the hook's
     schema (the hook then stays pending).
     """
-    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
-        raise InvalidTokenError("Invalid hook token: pass the token given to on_created")
+    check_token(token)
     rt = get_runtime(storage)
     hook = await rt.storage.get_hook(hash_token(token))
     # Storage looked the hash up; compare again in constant time so a partial-match lookup in
@@ -189,6 +188,14 @@ async def resume_hook(token: str, payload: Any, *, storage: StorageBackend | Non
     if hook is None or not hmac.compare_digest(hook.token_hash, hash_token(token)):
         raise HookNotFoundError()
     return await deliver_hook(rt, hook, payload)
+
+
+def check_token(token: Any) -> None:
+    """``InvalidTokenError`` for what cannot be a token (ours are short ASCII): nothing else is
+    hashed or looked up."""
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH \
+            or not token.isascii():
+        raise InvalidTokenError("Invalid hook token: pass the token given to on_created")
 
 
 async def resume_hook_by_name(run_id: str, name: str, payload: Any, *,

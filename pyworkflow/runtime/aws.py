@@ -53,7 +53,6 @@ from pyworkflow.exceptions import (
     ConcurrencyError,
     ConfigurationError,
     HookNotFoundError,
-    InvalidTokenError,
     WorkflowError,
 )
 from pyworkflow.runtime.aws_schedules import AwsSchedules, ScheduleTick, parse_tick
@@ -540,10 +539,9 @@ class AwsRuntime:
     async def resume_hook(self, token: str, payload: Any) -> ResumeResult:
         """Deliver ``payload`` to the hook ``token`` names and wake its run through SQS (the
         same checks as the embedded ``resume_hook``; the run is driven by a worker)."""
-        from pyworkflow.runtime.api import MAX_TOKEN_LENGTH, deliver_hook
+        from pyworkflow.runtime.api import check_token, deliver_hook
 
-        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
-            raise InvalidTokenError("Invalid hook token: pass the token given to on_created")
+        check_token(token)
         hook = await self.storage.get_hook(hash_token(token))
         if hook is None or not hmac.compare_digest(hook.token_hash, hash_token(token)):
             raise HookNotFoundError()

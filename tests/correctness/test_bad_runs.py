@@ -115,3 +115,12 @@ async def test_an_unstorable_argument_is_refused_before_anything_is_written(stor
     with pytest.raises(SerializationError):
         await start(br_good, UNDECODABLE)
     assert (await storage.list_runs()).items == []
+
+
+async def test_a_token_holding_text_no_token_can_hold_is_an_invalid_token(storage):
+    from pyworkflow.exceptions import InvalidTokenError
+    from pyworkflow.runtime.api import resume_hook
+
+    for token in ("whk_\ud800", "whk_é"):
+        with pytest.raises(InvalidTokenError):
+            await resume_hook(token, {})
