@@ -121,11 +121,14 @@ class Block:
 
 @dataclass
 class Branch:
-    """One branch of a fan-out: its ops are ``{prefix}.0``, ``{prefix}.1``... in call order."""
+    """One branch of a fan-out: its ops are ``{prefix}.0``, ``{prefix}.1``... in call order.
+    ``settled_in_history``: the recorded run went on past the fan-out, so every op of its
+    branches is in the history and the code may not make a new one."""
 
     prefix: str
     block: Block
     count: int = 0
+    settled_in_history: bool = False
 
 
 def op_kind(event: Event) -> str:
@@ -172,6 +175,10 @@ class WorkflowContext:
         self._next_op = 0
         self._ops: dict[int, OpRecord] = {}
         self._by_path: dict[str, OpRecord] = {}  # branch ops of fan-outs (see module doc)
+        # For each position prefix (a tuple of path numbers: () is the top level, (3,) fan-out
+        # #3, (3, 1) its branch 1...), the highest next number recorded under it: what the
+        # history holds beyond a fan-out, in its branches, and after a branch's last op.
+        self._extent: dict[tuple[int, ...], int] = {}
         self._path_of: dict[int, str] = {}  # this execution's branch ops: op -> path
         self.cancel_seq: int | None = None
         self.cancel_reason: str | None = None
@@ -200,6 +207,12 @@ class WorkflowContext:
         path = event.data.get("path")
         if isinstance(path, str):
             self._by_path.setdefault(path, rec)
+        if len(rec.events) == 1:
+            position = _position(path) if isinstance(path, str) else (op,)
+            for k, number in enumerate(position):
+                prefix = position[:k]
+                if self._extent.get(prefix, -1) < number:
+                    self._extent[prefix] = number
         if event.type in TERMINAL_OP_EVENTS or (
             event.type == EventType.CHILD_WORKFLOW_STARTED and not event.data.get("wait", True)
         ):
@@ -354,22 +367,54 @@ class WorkflowContext:
             path = f"{branch.prefix}.{branch.count}"
             branch.count += 1
             rec = self._by_path.get(path)
+            if rec is None and branch.settled_in_history and self.cancel_seq is None:
+                # (under a cancellation the primitive raises CancellationError next instead,
+                # as it did in the recorded run)
+                _diverge(self.run_id, path, "nothing here: the fan-out had finished",
+                         f"{kind} {name!r}",
+                         f"the history has no operation #{path}, but the recorded run went on "
+                         f"past its fan-out (#{branch.prefix.rpartition('.')[0]}): the code "
+                         f"now calls {kind} {name!r} in a branch that had ended")
             op = rec.op if rec is not None else self._take(branch.block)
             branch.block.top = max(branch.block.top, op)
             self._path_of[op] = path
             where = path
         if rec is not None and (rec.kind != kind or rec.name != name):
-            error = NonDeterminismError(
-                f"Run {self.run_id}, operation #{where}: the history recorded {rec.kind} "
-                f"{rec.name!r} but the code now calls {kind} {name!r}. Workflow code must "
-                "make the same durable calls in the same order on replay"
-                + (" (a removed patched() check needs deprecate_patch())"
-                   if rec.kind == "patch" else "") + "."
-            )
-            error.mismatch = OpMismatch(  # type: ignore[attr-defined]
-                where, f"{rec.kind} {rec.name!r}", f"{kind} {name!r}")
-            raise RunFailure(error)
+            _diverge(self.run_id, where, f"{rec.kind} {rec.name!r}", f"{kind} {name!r}",
+                     f"the history recorded {rec.kind} {rec.name!r} but the code now calls "
+                     f"{kind} {name!r}"
+                     + (" (a removed patched() check needs deprecate_patch())"
+                        if rec.kind == "patch" else ""))
         return op, rec
+
+    # --- fan-out checks (see ``pyworkflow.core.parallel``) -----------------------------------
+    def recorded_past(self, op: int) -> bool:
+        """Whether the history holds an op after fan-out ``op`` in its scope (the top level, or
+        the branch around it): the recorded run finished that fan-out and went on."""
+        position = _position(self.path_of(op))
+        return self._extent.get(position[:-1], -1) > position[-1]
+
+    def recorded_items(self, op: int) -> int:
+        """How many items of fan-out ``op`` the history holds ops of (the highest one + 1)."""
+        return self._extent.get(_position(self.path_of(op)), -1) + 1
+
+    def check_branch_end(self, branch: Branch) -> None:
+        """A branch returned (or raised an item failure): nothing of it may be left unreplayed
+        in the history, or the code lost a durable call that the recorded run made."""
+        if self._extent.get(_position(branch.prefix), -1) < branch.count:
+            return
+        path = f"{branch.prefix}.{branch.count}"
+        rec = self._by_path.get(path) or next(
+            r for p, r in self._by_path.items() if p.startswith(path + "."))
+        _diverge(self.run_id, path, f"{rec.kind} {rec.name!r}", "the branch's end",
+                 f"the history recorded {rec.kind} {rec.name!r} in this branch but the code "
+                 "now ends the branch before it")
+
+    def position_settled(self) -> bool:
+        """Whether nothing new may be recorded at the calling task's position: it is in a
+        branch of a fan-out the recorded run had finished (``patched()`` answers False)."""
+        branch = _branch.get()
+        return branch is not None and branch.settled_in_history and self.cancel_seq is None
 
     def _take(self, block: Block) -> int:
         while block.cursor in self._ops:  # numbers recorded by other branches stay theirs
@@ -443,6 +488,20 @@ class WorkflowContext:
 
     def unconsumed_ops(self) -> list[OpRecord]:
         return [r for op, r in sorted(self._ops.items()) if op >= self._next_op]
+
+
+def _position(path: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in path.split("."))
+
+
+def _diverge(run_id: str, where: int | str, expected: str, found: str, detail: str) -> None:
+    """Fail the run: code and history disagree at ``where``. The error carries an
+    ``OpMismatch`` for ``pyworkflow replay``."""
+    error = NonDeterminismError(
+        f"Run {run_id}, operation #{where}: {detail}. Workflow code must make the same durable "
+        "calls in the same order on replay.")
+    error.mismatch = OpMismatch(where, expected, found)  # type: ignore[attr-defined]
+    raise RunFailure(error)
 
 
 _current: ContextVar[WorkflowContext | None] = ContextVar("pyworkflow_context", default=None)

@@ -39,6 +39,8 @@ class EventType(StrEnum):
 
     CONTEXT_UPDATED = "context.updated"
 
+    # A fan-out began: how many items it has (rides with the next write, costs no request).
+    PARALLEL_STARTED = "parallel.started"
     # A fan-out stopped early (min_successful / tolerated_failures): which items finished.
     PARALLEL_COMPLETED = "parallel.completed"
     # patched("change-id") first returned True at this point of the run.

@@ -172,6 +172,20 @@ async def _run(thunk: Callable[[], Awaitable[T]]) -> T:
     return await thunk()
 
 
+async def _run_branch(ctx: _ctx.WorkflowContext, branch: _ctx.Branch,
+                      thunk: Callable[[], Awaitable[T]]) -> T:
+    """A branch, checked at its end against what the history recorded of it."""
+    try:
+        result = await thunk()
+    except _CONTROL:
+        raise
+    except Exception:
+        ctx.check_branch_end(branch)  # an item failure ends the branch too
+        raise
+    ctx.check_branch_end(branch)
+    return result
+
+
 def _validate(n: int, max_concurrency: int | None, min_successful: int | None,
               tolerated_failures: int | None) -> None:
     if max_concurrency is not None and (not isinstance(max_concurrency, int)
@@ -213,14 +227,18 @@ async def _fan_out(
                          tolerated_failures, closers)
         return await runner.run(allowed=None)
 
-    # No checkpoint for the fan-out itself (it records nothing unless it stops early): its
+    # No checkpoint for the fan-out itself (its one event rides with the next write): its
     # branches' operations take theirs.
     op, rec = ctx.allocate("parallel", name)
+    _check_items(ctx, op, rec, name, n)
+    if rec is None:
+        ctx.record_later(EventType.PARALLEL_STARTED, {"op": op, "name": name, "total": n})
     stop = rec.terminal.data if rec is not None and rec.terminal is not None else None
+    settled = ctx.recorded_past(op)  # before any branch records anything
     block = ctx.open_block(op)
     prefix = ctx.path_of(op)
     runner = _Runner(ctx, block, prefix, thunks, max_concurrency, min_successful,
-                     tolerated_failures, closers)
+                     tolerated_failures, closers, settled=settled)
     try:
         if stop is not None:  # an early stop recorded by an earlier execution decides
             result = await runner.run(allowed=set(stop["finished"]))
@@ -244,6 +262,21 @@ async def _fan_out(
     return result
 
 
+def _check_items(ctx: _ctx.WorkflowContext, op: int, rec: _ctx.OpRecord | None, name: str,
+                 n: int) -> None:
+    """The same number of items as the recorded run (``parallel.started`` says how many; a
+    history from before it at least cannot hold items beyond ``n``)."""
+    started = rec.first(EventType.PARALLEL_STARTED) if rec is not None else None
+    recorded = started.data.get("total") if started is not None else None
+    if recorded is None and ctx.recorded_items(op) > n:
+        recorded = f"at least {ctx.recorded_items(op)}"
+    if recorded is not None and recorded != n:
+        _ctx._diverge(ctx.run_id, ctx.path_of(op), f"{name} of {recorded} item(s)",
+                      f"{name} of {n} item(s)",
+                      f"the history recorded {name} with {recorded} item(s) but the code now "
+                      f"passes {n}")
+
+
 class _Runner:
     """Starts branches in input order, at most ``limit`` at a time, and gathers outcomes."""
 
@@ -251,9 +284,10 @@ class _Runner:
         self, ctx: _ctx.WorkflowContext | None, block: _ctx.Block | None, prefix: str,
         thunks: list[Callable[[], Awaitable[Any]]], max_concurrency: int | None,
         min_successful: int | None, tolerated_failures: int | None,
-        closers: list[Callable[[], None]] | None,
+        closers: list[Callable[[], None]] | None, *, settled: bool = False,
     ) -> None:
         self.ctx, self.block, self.prefix = ctx, block, prefix
+        self.settled = settled
         self.thunks = thunks
         self.limit = max_concurrency or max(1, len(thunks))
         self.min_successful = min_successful
@@ -266,10 +300,15 @@ class _Runner:
 
     def _start(self, i: int) -> None:
         context = contextvars.copy_context()
+        run: Coroutine[Any, Any, Any]
         if self.ctx is not None and self.block is not None:
-            branch = _ctx.Branch(prefix=f"{self.prefix}.{i}", block=self.block)
+            branch = _ctx.Branch(prefix=f"{self.prefix}.{i}", block=self.block,
+                                 settled_in_history=self.settled)
             context.run(_ctx.enter_branch, branch)
-        task = asyncio.get_running_loop().create_task(_run(self.thunks[i]), context=context)
+            run = _run_branch(self.ctx, branch, self.thunks[i])
+        else:
+            run = _run(self.thunks[i])
+        task = asyncio.get_running_loop().create_task(run, context=context)
         self.running[i] = task
         task.add_done_callback(functools.partial(self._done, i))
 

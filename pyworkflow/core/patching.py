@@ -42,6 +42,8 @@ def patched(change_id: str) -> bool:
     rec = ctx.peek()
     if rec is not None and not (rec.kind == "patch" and rec.name == change_id):
         return False  # the run recorded the old code's operation here: leave it for it
+    if rec is None and ctx.position_settled():
+        return False  # a branch the recorded run had already finished, under the old code
     op, rec = ctx.allocate("patch", change_id)
     if rec is None:
         ctx.record_later(EventType.PATCH_APPLIED, {"op": op, "name": change_id})

@@ -14,7 +14,7 @@ from typing import Any, TypeVar, overload
 from pyworkflow.core.duration import parse_duration
 from pyworkflow.core.registry import WorkflowDefinition, register_workflow, type_hints
 from pyworkflow.core.serde import from_jsonable, to_jsonable, validate
-from pyworkflow.exceptions import InvalidArgumentsError
+from pyworkflow.exceptions import InvalidArgumentsError, SerializationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_TAGS = 3
@@ -111,7 +111,7 @@ def encode_arguments(
             param = sig.parameters[pname]
             if annotation is None or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 continue
-            encoded = to_jsonable(value, what=f"Argument {pname!r} of workflow {defn.name!r}")
+            encoded = _storable(value, f"Argument {pname!r} of workflow {defn.name!r}")
             try:
                 validate(encoded, annotation)
             except Exception as exc:  # noqa: BLE001 - pydantic's message names the field
@@ -119,10 +119,18 @@ def encode_arguments(
                     f"Argument {pname!r} of workflow {defn.name!r} does not fit "
                     f"{getattr(annotation, '__name__', annotation)}: {exc}"
                 ) from None
-    return (
-        to_jsonable(list(args), what=f"The arguments of workflow {defn.name!r}"),
-        to_jsonable(kwargs, what=f"The arguments of workflow {defn.name!r}"),
-    )
+    what = f"The arguments of workflow {defn.name!r}"
+    return _storable(list(args), what), _storable(kwargs, what)
+
+
+def _storable(value: Any, what: str) -> Any:
+    """``value`` as JSON data, or ``InvalidArgumentsError`` saying why it cannot be stored."""
+    try:
+        return to_jsonable(value, what=what)
+    except SerializationError as exc:
+        error = InvalidArgumentsError(str(exc))
+        error.path = exc.path  # type: ignore[attr-defined]
+        raise error from None
 
 
 def decode_arguments(

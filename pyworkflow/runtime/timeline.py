@@ -138,7 +138,9 @@ def build_timeline(events: list[Event]) -> Timeline:
                 data=e.data) for e in events]
     by_op: dict[int, list[Event]] = {}
     for e in events:
-        if e.op is not None:
+        # A fan-out's parallel.started only counts its items (for replay checks): the items
+        # are the operations; the fan-out shows as one only when it stopped early.
+        if e.op is not None and e.type != EventType.PARALLEL_STARTED:
             by_op.setdefault(e.op, []).append(e)
     operations = [_operation(op, evs, offset) for op, evs in sorted(by_op.items())]
     total = max((r.offset for r in rows), default=0.0)

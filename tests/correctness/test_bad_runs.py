@@ -111,8 +111,9 @@ async def test_an_unstorable_hook_payload_is_refused_and_the_hook_stays_pending(
 
 async def test_an_unstorable_argument_is_refused_before_anything_is_written(storage):
     from pyworkflow import start
+    from pyworkflow.exceptions import InvalidArgumentsError
 
-    with pytest.raises(SerializationError):
+    with pytest.raises(InvalidArgumentsError, match="Argument 'x' of workflow 'br_good'"):
         await start(br_good, UNDECODABLE)
     assert (await storage.list_runs()).items == []
 

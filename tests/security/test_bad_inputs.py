@@ -276,12 +276,13 @@ REFUSED += [
 ]
 
 RUN_FAILS = [
-    RunFails("negative sleep", "sec_sleeper", "Invalid duration -5: must not be negative", [-5]),
-    RunFails("absurd sleep (unknown unit)", "sec_sleeper", "Invalid duration '9999y'",
+    RunFails("negative sleep", "sec_sleeper", "Invalid sleep() duration -5: must not be negative",
+             [-5]),
+    RunFails("absurd sleep (unknown unit)", "sec_sleeper", "Invalid sleep() duration '9999y'",
              ["9999y"]),
     RunFails("absurd sleep (too long)", "sec_sleeper", "longer than 10 years", ["99999w"]),
     RunFails("absurd sleep (huge number)", "sec_sleeper", "longer than 10 years", [1e308]),
-    RunFails("sleep of something that is no duration", "sec_sleeper", "Invalid duration",
+    RunFails("sleep of something that is no duration", "sec_sleeper", "Invalid sleep() duration",
              [{"seconds": 5}]),
     RunFails("result JSON cannot hold", "sec_opaque",
              "The result of workflow 'sec_opaque' cannot be stored as JSON: an object of type "
