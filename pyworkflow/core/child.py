@@ -141,6 +141,7 @@ async def start_child_workflow(
             child.continued_to_run_id:
         child = await ctx.journal.get_run(child.continued_to_run_id)
     if child is None or not child.status.is_terminal:
+        ctx.awaits_child = True
         raise SuspensionSignal("child", wake_at=None, op=op, child_run_id=child_run_id)
     type_, data = _child_event(child, op, defn.name)
     await ctx.record(type_, data)

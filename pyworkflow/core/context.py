@@ -171,7 +171,7 @@ class WorkflowContext:
         self.next_seq = len(history) + 1
         self._pending: list[Event] = []
         self._next_assign = self.next_seq  # sequences are handed out here, written in order
-        self._write_lock = asyncio.Lock()
+        self.write_lock = asyncio.Lock()  # one write of the history at a time
         self._next_op = 0
         self._ops: dict[int, OpRecord] = {}
         self._by_path: dict[str, OpRecord] = {}  # branch ops of fan-outs (see module doc)
@@ -184,6 +184,7 @@ class WorkflowContext:
         self.cancel_reason: str | None = None
         self.step_context: Any = None
         self.interrupted = False  # set by the runtime: reload at the next new operation
+        self.awaits_child = False  # a child's ending is among what the run waits for
         self._open_block: Block | None = None  # a top-level fan-out in progress
         # Tasks other than the execution's own that made durable calls (asyncio.gather
         # branches, fan-out items): the execution ends only once they have settled.
@@ -284,7 +285,7 @@ class WorkflowContext:
 
     async def flush(self) -> None:
         # Concurrent steps (asyncio.gather) flush in sequence order, one write at a time.
-        async with self._write_lock:
+        async with self.write_lock:
             if not self._pending:
                 return
             batch, self._pending = self._pending, []
@@ -559,8 +560,15 @@ def refuse_in_step(what: str) -> None:
 
 
 def activate(ctx: WorkflowContext | None) -> Any:
-    return _current.set(ctx)
+    """Make ``ctx`` the running workflow's, in a clean state: a run driven from inside
+    another's step, branch or shield (the embedded runtime drives a waited-for child inline)
+    must not number its operations as that branch's or think itself in a step."""
+    return (_current.set(ctx), _branch.set(None), _in_step.set(None), _shield_depth.set(0))
 
 
-def deactivate(token: Any) -> None:
-    _reset(_current, token)
+def deactivate(tokens: Any) -> None:
+    current, branch, in_step, shield = tokens
+    _reset(_shield_depth, shield)
+    _reset(_in_step, in_step)
+    _reset(_branch, branch)
+    _reset(_current, current)

@@ -250,7 +250,9 @@ async def _fan_out(
         ctx.close_block(block, ctx.recorded_end(op, prefix), exact=True)
         raise
     if result.skipped:
-        next_op = block.top + 1
+        # Skipped branches may have recorded ops in an earlier execution, with numbers above
+        # any this one took: the ops after the fan-out come after those too.
+        next_op = max(block.top + 1, ctx.recorded_end(op, prefix))
         ctx.close_block(block, next_op)
         await ctx.record(EventType.PARALLEL_COMPLETED, {
             "op": op, "name": name, "reason": result.completion_reason.value,
@@ -389,8 +391,15 @@ class _Runner:
 
     async def _cancel_running(self) -> None:
         running, self.running = self.running, {}
-        for task in running.values():
-            task.cancel()
+        if self.ctx is not None and running:
+            # Never while a branch is writing: a write cut off in flight may still reach the
+            # store while the execution forgets it, leaving its next write a gap.
+            async with self.ctx.write_lock:
+                for task in running.values():
+                    task.cancel()
+        else:
+            for task in running.values():
+                task.cancel()
         if running:
             await asyncio.wait(running.values())
         # Outcomes of branches that finished before the cancellation took hold still count.

@@ -154,6 +154,11 @@ class Executor:
         self.inline_sleep_max = inline_sleep_max
         self.limits = limits or Limits()
         self.default_retries = 3
+        # A run waiting for a child is due again this long after it suspends (worker passes
+        # only, no timer): if the child's process died between its ending and telling the
+        # parent, a worker pass finds the parent and its replay sees the child ended. None
+        # where a redelivery tells the parent instead (AWS: the child's message comes back).
+        self.child_check: timedelta | None = None
         self.active: dict[str, WorkflowContext] = {}
         # The exception a run failed with, for the caller that started it in this process.
         self.failures: dict[str, BaseException] = {}
@@ -168,11 +173,17 @@ class Executor:
         ``only_if_due`` (queue workers): a waiting run whose time has not come is left alone, so
         a duplicate or stale wake-up costs one read instead of a replay and a second timer. A
         timer that fired early (``timer_key`` is the run's current wait) is armed again.
+
+        ``steal``: take the lease of the owner holding it now (a process known dead). Only that
+        owner's: if the run changes hands meanwhile, its new holder is alive and keeps it.
         """
-        for _ in range(MAX_RESTARTS):
+        victim: str | None = None
+        for attempt in range(MAX_RESTARTS):
             run = await self.storage.get_run(run_id)
             if run is None:
                 raise WorkflowNotFoundError(run_id)
+            if attempt == 0:
+                victim = run.lease_owner
             if run.status.is_terminal:
                 if run.parent_run_id and run.status != RunStatus.CONTINUED_AS_NEW:
                     await self._tell_parent_again(run)
@@ -187,7 +198,7 @@ class Executor:
                 and run.lease_expires_at is not None
                 and run.lease_expires_at > now
             )
-            if held and not steal:
+            if held and not (steal and run.lease_owner == victim):
                 return run
             if only_if_due and run.status == RunStatus.SUSPENDED and not run.cancel_requested \
                     and (run.wake_at is None or run.wake_at > now):
@@ -422,9 +433,14 @@ class Executor:
         if deadline is not None and (wake_at is None or deadline < wake_at):
             wake_at = deadline
         key = f"{journal.run.run_id}-{journal.ctx.next_seq if journal.ctx else 0}"
+        due = wake_at
+        if self.child_check is not None and journal.ctx is not None \
+                and journal.ctx.awaits_child:
+            check = self.clock.now() + self.child_check
+            due = check if due is None else min(due, check)
         run = await self._write_final(
             journal, [],
-            {"status": RunStatus.SUSPENDED, "wake_at": wake_at,
+            {"status": RunStatus.SUSPENDED, "wake_at": due,
              "wake_key": key if wake_at is not None else None},
             retry_on_conflict=False,
         )

@@ -82,12 +82,17 @@ def _run_id(args: tuple[Any, ...]) -> str:
 
 def _io(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """A journal call whose infrastructure failure (not a ``WorkflowError``: those are the
-    run's business) must stop the execution instead of becoming the run's outcome."""
+    run's business) or lost write race must stop the execution instead of becoming the run's
+    outcome."""
 
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await method(*args, **kwargs)
+        except ConcurrencyError as exc:
+            # The history or the record moved under this execution (another worker took the
+            # run): it must stop and reload, whatever the workflow's ``except Exception`` does.
+            raise RestartSignal() from exc
         except WorkflowError:
             raise
         except (UnicodeError, PydanticSerializationError) as exc:

@@ -27,6 +27,11 @@ from pyworkflow.storage.base import StorageBackend
 logger = logging.getLogger("pyworkflow")
 
 
+# How often a worker pass looks again at a run waiting for a child (see Executor.child_check):
+# in-process, the child's ending wakes its parent at once; this only covers a lost wake-up.
+CHILD_CHECK_SECONDS = 60.0
+
+
 class LocalRuntime:
     def __init__(
         self,
@@ -47,6 +52,7 @@ class LocalRuntime:
                              else config.retry_inline_max_seconds),
             inline_sleep_max=inline_sleep_max,
         )
+        self.executor.child_check = timedelta(seconds=CHILD_CHECK_SECONDS)
         # Settings given here stay; the others follow configure(), even after the first run.
         self._own = {name for name, value in (("lease_seconds", lease_seconds),
                                               ("inline_wait_max", inline_wait_max))
