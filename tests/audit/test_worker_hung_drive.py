@@ -13,7 +13,6 @@ from pyworkflow.runtime.local import get_runtime
 from pyworkflow.runtime.worker import run_worker
 
 
-
 @step
 async def wh_wait_for_reply() -> str:
     await asyncio.Event().wait()  # the reply never comes
