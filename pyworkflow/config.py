@@ -145,9 +145,15 @@ def _check(config: PyWorkflowConfig, kwargs: dict[str, Any]) -> None:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                                   or value < (0 if key == "default_retries" else 1)):
             raise ConfigurationError(f"{key} must be a positive integer, got {value!r}")
-    lease = kwargs.get("lease_seconds")
-    if lease is not None and (not isinstance(lease, int | float) or not lease > 0):
-        raise ConfigurationError(f"lease_seconds must be a positive number, got {lease!r}")
+    for key, least in (("lease_seconds", 1e-3), ("retry_inline_max_seconds", 0.0)):
+        value = kwargs.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not least <= value <= 10 * 366 * 86400):
+            raise ConfigurationError(
+                f"{key} must be a number of seconds ({least:g} up to ten years), got {value!r}")
+    for key in ("default_durable",):
+        if key in kwargs and not isinstance(kwargs[key], bool):
+            raise ConfigurationError(f"{key} must be True or False, got {kwargs[key]!r}")
 
 
 def import_modules(spec: str) -> None:

@@ -243,6 +243,8 @@ class RunFailure(BaseException):  # noqa: N818
     """Internal: fail the run with ``error`` no matter what the workflow code catches
     (nondeterminism, event hard limit, ``max_duration`` exceeded)."""
 
-    def __init__(self, error: WorkflowError) -> None:
+    def __init__(self, error: WorkflowError, *, written: bool = False) -> None:
         super().__init__(str(error))
         self.error = error
+        # Raised by a write that did reach the store (it recorded the failure itself).
+        self.written = written

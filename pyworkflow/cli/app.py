@@ -131,6 +131,25 @@ def _register() -> None:
 
     for command in (workflows, runs, hooks, schedules, worker, dev, init, replay):
         main.add_command(command)
+    _output_everywhere(main)
+
+
+def _set_output(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(CliState).output = value.lower()
+
+
+def _output_everywhere(group: click.Group) -> None:
+    """``-o json`` after the command too (``pyworkflow runs logs RUN_ID -o json``), not only
+    before it: where people type it, and what the docs show."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _output_everywhere(command)
+        elif not any("--output" in p.opts for p in command.params):
+            command.params.append(click.Option(
+                ["--output", "-o"], type=click.Choice(["table", "json"], case_sensitive=False),
+                default=None, expose_value=False, callback=_set_output,
+                help="Output format (also accepted before the command)."))
 
 
 _register()

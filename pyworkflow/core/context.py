@@ -120,6 +120,22 @@ class Block:
 
 
 @dataclass
+class Lane:
+    """A task other than the execution's own making durable calls (``asyncio.gather``'s
+    coroutines). The tasks the workflow function starts make their first call in the order they
+    were started (gather starts its coroutines in order), so that call takes the next op number
+    as any call does and names the lane: ``base``. Each later call is identified by
+    ``{base}.{k}``, whatever the interleaving of the tasks, which depends on timing the first
+    time and not on replay (recorded calls return without yielding). A task started by a lane's
+    task is the lane ``{base}/{n}``, n counting its first calls in order."""
+
+    base: str
+    task: asyncio.Task[Any]
+    count: int = 1
+    spawned: int = 0
+
+
+@dataclass
 class Branch:
     """One branch of a fan-out: its ops are ``{prefix}.0``, ``{prefix}.1``... in call order.
     ``settled_in_history``: the recorded run went on past the fan-out, so every op of its
@@ -179,17 +195,27 @@ class WorkflowContext:
         # #3, (3, 1) its branch 1...), the highest next number recorded under it: what the
         # history holds beyond a fan-out, in its branches, and after a branch's last op.
         self._extent: dict[tuple[int, ...], int] = {}
+        # Later calls of gathered coroutines (see ``Lane``): recorded ones by their key, the
+        # numbers they own (the run's own counter skips those), this execution's keys.
+        self._by_lane: dict[str, OpRecord] = {}
+        self._lane_owned: set[int] = set()
+        self._lane_of: dict[int, str] = {}
+        self._high = -1  # the highest op number recorded or taken
         self._path_of: dict[int, str] = {}  # this execution's branch ops: op -> path
         self.cancel_seq: int | None = None
         self.cancel_reason: str | None = None
         self.step_context: Any = None
         self.interrupted = False  # set by the runtime: reload at the next new operation
         self.awaits_child = False  # a child's ending is among what the run waits for
+        self.closed = False  # the execution has ended: no operation may start any more
         self._open_block: Block | None = None  # a top-level fan-out in progress
         # Tasks other than the execution's own that made durable calls (asyncio.gather
         # branches, fan-out items): the execution ends only once they have settled.
         self.main_task: asyncio.Task[Any] | None = None
         self.side_tasks: set[asyncio.Task[Any]] = set()
+        # Tasks the engine itself cancelled (a fan-out's early stop, a teardown): a step cut off
+        # there is not "cancelled by the workflow" (see ``step._note_cancelled``).
+        self.engine_cancelled: set[asyncio.Task[Any]] = set()
         for event in history:
             self._index(event)
 
@@ -208,6 +234,12 @@ class WorkflowContext:
         path = event.data.get("path")
         if isinstance(path, str):
             self._by_path.setdefault(path, rec)
+        lane = event.data.get("lane")
+        if len(rec.events) == 1 and isinstance(lane, str):
+            self._by_lane.setdefault(lane, rec)
+            self._lane_owned.add(op)
+        if op > self._high:
+            self._high = op
         if len(rec.events) == 1:
             position = _position(path) if isinstance(path, str) else (op,)
             for k, number in enumerate(position):
@@ -277,6 +309,8 @@ class WorkflowContext:
         op = data.get("op")
         if isinstance(op, int) and op in self._path_of and "path" not in data:
             data = {**data, "path": self._path_of[op]}
+        elif isinstance(op, int) and op in self._lane_of and "lane" not in data:
+            data = {**data, "lane": self._lane_of[op]}
         event = self.make_event(type_, data)
         self._pending.append(event)
         # Indexed at once: if the write fails the whole execution is discarded and replayed.
@@ -289,9 +323,27 @@ class WorkflowContext:
             if not self._pending:
                 return
             batch, self._pending = self._pending, []
-            await self.journal.write(batch)
+            try:
+                await self.journal.write(batch)
+            except RunFailure as failure:
+                if failure.written:  # the store took the batch and ends the run with it
+                    self.next_seq += len(batch)
+                    self.history.extend(batch)
+                else:
+                    self._unwritten()
+                raise
+            except BaseException:
+                self._unwritten()
+                raise
             self.next_seq += len(batch)
             self.history.extend(batch)
+
+    def _unwritten(self) -> None:
+        """A write failed: what follows must not leave a gap in the sequence. This execution
+        ends (its outcome, a reload or a failed drive) with what the store has; events recorded
+        meanwhile by other tasks go too."""
+        self._pending = []
+        self._next_assign = self.next_seq
 
     def take_pending(self) -> list[Event]:
         """Hand deferred events to the runtime, which writes them with the run record."""
@@ -348,22 +400,48 @@ class WorkflowContext:
             task = asyncio.current_task()
         except RuntimeError:  # no running loop: a synchronous caller (tests of the core)
             task = None
-        if task is not self.main_task and task is not None:
-            self.side_tasks.add(task)
+        if self.closed:
+            # A task the workflow started and never awaited, reaching a durable call after the
+            # execution ended: nothing may be written after the run's ending (or its
+            # suspension). Recorded nowhere: the task is cancelled.
+            logger.warning("Run %s: %s %r was called after the workflow function ended (from a "
+                           "task it did not await): not run. Await every task it starts.",
+                           self.run_id, kind, name)
+            raise asyncio.CancelledError(f"{kind} {name!r} after the execution ended")
+        # (no main task: a caller driving the context by hand, all of it one sequence)
+        side = task is not self.main_task and task is not None and self.main_task is not None
+        if side:
+            self.side_tasks.add(task)  # type: ignore[arg-type]
         branch = _branch.get()
+        if branch is None and self._open_block is not None:
+            raise RuntimeError(
+                f"{kind} {name!r} was called next to a running parallel()/map(): await the "
+                "fan-out first, or make the call one of its branches"
+            )
+        lane = _lane.get() if side and branch is None else None
+        if lane is not None:
+            if lane.task is task:
+                key = f"{lane.base}.{lane.count}"
+                lane.count += 1
+                return self._allocate_in_lane(key, kind, name)
+            # the first call of a task a gathered coroutine started
+            key = f"{lane.base}/{lane.spawned}"
+            lane.spawned += 1
+            _lane.set(Lane(base=key, task=task))  # type: ignore[arg-type]
+            return self._allocate_in_lane(key, kind, name)
         if branch is None:
-            if self._open_block is not None:
-                raise RuntimeError(
-                    f"{kind} {name!r} was called next to a running parallel()/map(): await the "
-                    "fan-out first, or make the call one of its branches"
-                )
+            while self._next_op in self._lane_owned:  # numbers of gathered coroutines' calls
+                self._next_op += 1
             op = self._next_op
             self._next_op += 1
+            self._high = max(self._high, op)
             rec = self._ops.get(op)
             # A fan-out left by an exception may have handed this number to a branch op that
             # was never recorded: it is a top-level op now.
             self._path_of.pop(op, None)
             where: int | str = op
+            if side:
+                _lane.set(Lane(base=str(op), task=task))  # type: ignore[arg-type]
         else:
             path = f"{branch.prefix}.{branch.count}"
             branch.count += 1
@@ -388,16 +466,37 @@ class WorkflowContext:
                         if rec.kind == "patch" else ""))
         return op, rec
 
+    def _allocate_in_lane(self, key: str, kind: str, name: str) -> tuple[int, OpRecord | None]:
+        rec = self._by_lane.get(key)
+        if rec is not None:
+            op = rec.op
+        else:
+            op = self._high = max(self._high, self._next_op - 1) + 1  # above all: unrecorded
+        self._lane_owned.add(op)
+        self._lane_of[op] = key
+        if rec is not None and (rec.kind != kind or rec.name != name):
+            _diverge(self.run_id, f"L{key}", f"{rec.kind} {rec.name!r}", f"{kind} {name!r}",
+                     f"the history recorded {rec.kind} {rec.name!r} as call L{key} of a "
+                     f"gathered coroutine, but the code now calls {kind} {name!r}")
+        return op, rec
+
     # --- fan-out checks (see ``pyworkflow.core.parallel``) -----------------------------------
     def recorded_past(self, op: int) -> bool:
         """Whether the history holds an op after fan-out ``op`` in its scope (the top level, or
         the branch around it): the recorded run finished that fan-out and went on."""
+        if op in self._lane_of:
+            return False  # a gathered coroutine's call: what follows it is not "after" it
         position = _position(self.path_of(op))
         return self._extent.get(position[:-1], -1) > position[-1]
 
     def recorded_items(self, op: int) -> int:
         """How many items of fan-out ``op`` the history holds ops of (the highest one + 1)."""
-        return self._extent.get(_position(self.path_of(op)), -1) + 1
+        return self._extent.get(_position(self.fan_out_prefix(op)), -1) + 1
+
+    def fan_out_prefix(self, op: int) -> str:
+        """What the paths of fan-out ``op``'s branch ops begin with: its own path (numbers
+        only), or its number when it is a later call of a gathered coroutine."""
+        return str(op) if op in self._lane_of else self.path_of(op)
 
     def check_branch_end(self, branch: Branch) -> None:
         """A branch returned (or raised an item failure): nothing of it may be left unreplayed
@@ -447,8 +546,10 @@ class WorkflowContext:
             self._next_op = block.top + 1
 
     def path_of(self, op: int) -> str:
-        """The identity of op ``op``: its path inside a fan-out, else its number."""
-        return self._path_of.get(op, str(op))
+        """The identity of op ``op``: its path inside a fan-out, ``L{first}.{k}`` for a later
+        call of a gathered coroutine, else its number."""
+        lane = self._lane_of.get(op)
+        return f"L{lane}" if lane is not None else self._path_of.get(op, str(op))
 
     def recorded_end(self, op: int, prefix: str) -> int:
         """The first op number after fan-out ``op`` judged by its recorded ops only. Used when
@@ -488,7 +589,15 @@ class WorkflowContext:
         )
 
     def unconsumed_ops(self) -> list[OpRecord]:
-        return [r for op, r in sorted(self._ops.items()) if op >= self._next_op]
+        taken = set(self._lane_of.values())
+        return [r for op, r in sorted(self._ops.items())
+                if (op >= self._next_op and op not in self._lane_owned)
+                or (op in self._lane_owned and self._lane_key(r) not in taken)]
+
+    @staticmethod
+    def _lane_key(rec: OpRecord) -> str | None:
+        lane = rec.events[0].data.get("lane") if rec.events else None
+        return lane if isinstance(lane, str) else None
 
 
 def _position(path: str) -> tuple[int, ...]:
@@ -510,6 +619,7 @@ _current: ContextVar[WorkflowContext | None] = ContextVar("pyworkflow_context", 
 _in_step: ContextVar[str | None] = ContextVar("pyworkflow_in_step", default=None)
 _shield_depth: ContextVar[int] = ContextVar("pyworkflow_shield_depth", default=0)
 _branch: ContextVar[Branch | None] = ContextVar("pyworkflow_branch", default=None)
+_lane: ContextVar[Lane | None] = ContextVar("pyworkflow_lane", default=None)
 
 
 def _reset(var: ContextVar[Any], token: Any) -> None:
@@ -563,11 +673,13 @@ def activate(ctx: WorkflowContext | None) -> Any:
     """Make ``ctx`` the running workflow's, in a clean state: a run driven from inside
     another's step, branch or shield (the embedded runtime drives a waited-for child inline)
     must not number its operations as that branch's or think itself in a step."""
-    return (_current.set(ctx), _branch.set(None), _in_step.set(None), _shield_depth.set(0))
+    return (_current.set(ctx), _branch.set(None), _in_step.set(None), _shield_depth.set(0),
+            _lane.set(None))
 
 
 def deactivate(tokens: Any) -> None:
-    current, branch, in_step, shield = tokens
+    current, branch, in_step, shield, lane = tokens
+    _reset(_lane, lane)
     _reset(_shield_depth, shield)
     _reset(_in_step, in_step)
     _reset(_branch, branch)

@@ -24,7 +24,10 @@ def parse_duration(value: str | int | float | timedelta, *, name: str = "duratio
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int past float's range: 10**400
+            raise ValueError(f"Invalid {name} {value!r:.40}: longer than 10 years") from None
     elif isinstance(value, str):
         text = value.strip().lower()
         if re.fullmatch(r"\d+(\.\d+)?", text):

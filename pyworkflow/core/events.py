@@ -68,6 +68,7 @@ TERMINAL_OP_EVENTS = frozenset(
     {
         EventType.STEP_COMPLETED,
         EventType.STEP_FAILED,
+        EventType.STEP_CANCELLED,
         EventType.SLEEP_COMPLETED,
         EventType.HOOK_RECEIVED,
         EventType.HOOK_EXPIRED,

@@ -234,9 +234,11 @@ async def _fan_out(
     if rec is None:
         ctx.record_later(EventType.PARALLEL_STARTED, {"op": op, "name": name, "total": n})
     stop = rec.terminal.data if rec is not None and rec.terminal is not None else None
-    settled = ctx.recorded_past(op)  # before any branch records anything
+    # Before any branch records anything. Inside a branch that is itself settled (an outer
+    # fan-out the recorded run finished), every nested branch is settled too.
+    settled = ctx.recorded_past(op) or ctx.position_settled()
     block = ctx.open_block(op)
-    prefix = ctx.path_of(op)
+    prefix = ctx.fan_out_prefix(op)
     runner = _Runner(ctx, block, prefix, thunks, max_concurrency, min_successful,
                      tolerated_failures, closers, settled=settled)
     try:
@@ -395,6 +397,7 @@ class _Runner:
             # Never while a branch is writing: a write cut off in flight may still reach the
             # store while the execution forgets it, leaving its next write a gap.
             async with self.ctx.write_lock:
+                self.ctx.engine_cancelled.update(running.values())
                 for task in running.values():
                     task.cancel()
         else:

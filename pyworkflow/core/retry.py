@@ -8,7 +8,7 @@ from typing import Any
 
 from pyworkflow import exceptions as _exc
 from pyworkflow.core.duration import parse_duration
-from pyworkflow.core.serde import safe_text
+from pyworkflow.core.serde import describe
 
 MAX_BACKOFF_SECONDS = 300.0
 
@@ -37,21 +37,24 @@ def retry_delay_seconds(policy: str | int | float | list[int | float], attempt: 
 def validate_retry_delay(policy: Any) -> None:
     if policy == "exponential":
         return
-    if isinstance(policy, list):
-        if not all(
-            isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in policy
-        ):
-            raise ValueError("retry_delay list must hold non-negative numbers of seconds")
-        return
-    retry_delay_seconds(policy, 1)
+    delays = policy if isinstance(policy, list) else [policy]
+    for delay in delays:
+        if isinstance(delay, str):
+            parse_duration(delay, name="retry_delay")
+        elif isinstance(delay, bool) or not isinstance(delay, int | float):
+            raise ValueError(
+                f"Invalid retry_delay {policy!r}: use 'exponential', seconds, a duration like "
+                "'10s' or a list of seconds per retry")
+        else:
+            parse_duration(delay, name="retry_delay")  # finite, not negative, not absurd
 
 
 def retry_after_seconds(value: Any, now: datetime) -> float | None:
     """Seconds until ``RetryableError.retry_after``, or None when it was not given."""
     if value is None:
         return None
-    if isinstance(value, datetime):
-        return max(0.0, (value - now).total_seconds())
+    if isinstance(value, datetime):  # a naive one is local time, as sleep() takes it
+        return max(0.0, (value.astimezone(now.tzinfo) - now).total_seconds())
     if isinstance(value, timedelta):
         return value.total_seconds()
     return parse_duration(value, name="RetryableError retry_after")
@@ -74,7 +77,7 @@ _OWN = {
 def describe_error(exc: BaseException) -> dict[str, Any]:
     """A failure as data. The message is made storable (an exception about undecodable bytes
     often quotes them): recording a failure must never fail itself."""
-    return {"error": safe_text(str(exc)) or type(exc).__name__,
+    return {"error": describe(exc) or type(exc).__name__,
             "error_type": type(exc).__name__}
 
 

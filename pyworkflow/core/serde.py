@@ -56,7 +56,7 @@ def _text(value: str) -> str:
         except UnicodeEncodeError as exc:
             bad = value[exc.start]
             raise _Unstorable(
-                f"the text {safe_text(repr(value[:60]))} holds a lone surrogate "
+                f"the text {_repr(value[:60])} holds a lone surrogate "
                 f"({bad!r} at index {exc.start}), which UTF-8 cannot encode (was it decoded "
                 "with errors='surrogateescape'? decode with errors='replace' or keep bytes "
                 "as base64)") from None
@@ -83,21 +83,32 @@ def _number(value: float) -> float:
     return value if type(value) is float else float(value)
 
 
-def _convert(value: Any) -> Any:
+# What every store can write and read back: pydantic-core's JSON parser refuses deeper nesting
+# (about 200 levels) and Python's int parsing longer numbers (4300 digits).
+MAX_DEPTH = 100
+_MAX_INT = 10 ** 4300
+
+
+def _convert(value: Any, depth: int = 0) -> Any:
     if value is None:
         return value
     if isinstance(value, Enum):  # before str/int: StrEnum and IntEnum members are both
-        return _convert(value.value)
+        return _convert(value.value, depth)
     if isinstance(value, str):
         return _text(value)
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
+        if value.bit_length() > 14_000 and abs(value) >= _MAX_INT:
+            raise _Unstorable(f"an int of {value.bit_length():,} bits, over 4300 digits (store "
+                              "it as a string)")
         return value if type(value) is int else int(value)
     if isinstance(value, float):
         return _number(value)
+    if depth >= MAX_DEPTH:
+        raise _Unstorable(f"the value nests deeper than {MAX_DEPTH} levels")
     if isinstance(value, BaseModel):
-        return _convert(value.model_dump(mode="json"))
+        return _convert(value.model_dump(mode="json", by_alias=True), depth)
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for k, v in value.items():
@@ -105,18 +116,19 @@ def _convert(value: Any) -> Any:
                 key = _key(k)
                 if key in out:
                     raise _Unstorable(
-                        f"the dict keys {_original_key(value, key, k)!r} and {k!r} are both "
+                        f"the dict keys {_repr(_original_key(value, key, k))} and {_repr(k)} "
+                        "are both "
                         f"{key!r} once stored as JSON object keys: one would be lost")
-                out[key] = _convert(v)
+                out[key] = _convert(v, depth + 1)
             except _Unstorable as exc:
-                exc.path.append(f"[{safe_text(repr(k))}]")
+                exc.path.append(f"[{_repr(k)}]")
                 raise
         return out
     if isinstance(value, list | tuple | set | frozenset):
         items = []
         for i, v in enumerate(value):
             try:
-                items.append(_convert(v))
+                items.append(_convert(v, depth + 1))
             except _Unstorable as exc:
                 exc.path.append(f"[{i}]")
                 raise
@@ -128,12 +140,30 @@ def _convert(value: Any) -> Any:
     if isinstance(value, Decimal | UUID | PurePath):
         return _text(str(value))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _convert({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
-    raise _Unstorable(f"an object of type {type(value).__name__} ({safe_text(repr(value))[:80]})")
+        return _convert({f.name: getattr(value, f.name) for f in dataclasses.fields(value)},
+                        depth)
+    raise _Unstorable(f"an object of type {type(value).__name__} ({_repr(value)[:80]})")
+
+
+def _repr(value: Any) -> str:
+    """``repr(value)`` for a message: storable, and never an error of its own."""
+    try:
+        return safe_text(repr(value))
+    except Exception:  # noqa: BLE001 - a __repr__ that raises
+        return f"<{type(value).__name__}>"
 
 
 def _original_key(mapping: dict[Any, Any], stored: str, other: Any) -> Any:
     return next(k for k in mapping if k is not other and _key(k) == stored)
+
+
+def describe(exc: BaseException) -> str:
+    """``str(exc)`` made storable; an exception whose ``__str__`` fails is named instead."""
+    try:
+        text = str(exc)
+    except Exception as error:  # noqa: BLE001 - user code
+        return f"<{type(exc).__name__} whose str() raised {type(error).__name__}>"
+    return safe_text(text)
 
 
 def safe_text(text: str) -> str:
@@ -162,7 +192,11 @@ def from_jsonable(data: Any, annotation: Any = None) -> Any:
     if annotation is None or annotation is Any or data is None:
         return data
     try:
-        return _adapter(annotation).validate_python(data)
+        try:
+            return _adapter(annotation).validate_python(data)
+        except ValidationError:
+            # JSON's own rules: a strict model takes a datetime from its ISO text only there.
+            return _adapter(annotation).validate_json(json.dumps(data))
     except (ValidationError, TypeError):
         # The data was stored by code with another shape: hand back the plain JSON rather than
         # failing a replay over a type hint.

@@ -16,10 +16,14 @@ write); an attempt found started but without an outcome is not run again: the st
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import functools
 import inspect
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar, overload
@@ -120,11 +124,48 @@ def step(
 def _invoke(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
             ) -> Awaitable[Any]:
     """The step's body as an awaitable: an ``async def`` runs on the event loop, a plain
-    ``def`` in a worker thread (with this task's context), so blocking code in it neither
+    ``def`` in a thread of its own (with this task's context), so blocking code in it neither
     stops the loop (other runs, lease renewals) nor escapes its timeout."""
     if inspect.iscoroutinefunction(defn.func):
         return defn.func(*args, **kwargs)  # type: ignore[no-any-return]
-    return asyncio.to_thread(defn.func, *args, **kwargs)
+    return _in_thread(functools.partial(defn.func, *args, **kwargs))
+
+
+#: ``def`` steps running at once per event loop; more wait for a slot. A step abandoned by its
+#: timeout gives its slot back at once, though its thread may hang on.
+THREAD_SLOTS = 64
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary())
+
+
+async def _in_thread(call: Callable[[], Any]) -> Any:
+    """Run ``call`` in a new daemon thread. Not the loop's default executor: a step hung past
+    its timeout keeps its thread (Python cannot kill one), and a few of them would fill a
+    shared pool and starve every other run's ``def`` steps (and the loop's own use of it).
+    A daemon thread also never holds up the interpreter's exit."""
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = asyncio.Semaphore(THREAD_SLOTS)
+    done: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not done.done():  # not if the waiter went away (a timeout, a cancel)
+            outcome()
+
+    def run() -> None:
+        try:
+            result = context.run(call)
+            outcome = functools.partial(done.set_result, result)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            outcome = functools.partial(done.set_exception, exc)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, outcome)
+
+    async with slots:
+        threading.Thread(target=run, name="pyworkflow-step", daemon=True).start()
+        return await done
 
 
 async def _call(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -161,6 +202,10 @@ async def execute_step(
     if rec is not None and rec.terminal is not None:
         if rec.terminal.type == EventType.STEP_COMPLETED:
             return from_jsonable(rec.terminal.data.get("result"), defn.return_annotation)
+        if rec.terminal.type == EventType.STEP_CANCELLED:
+            # The workflow's own code cancelled it (asyncio.wait_for, asyncio.timeout): they
+            # turned that into a TimeoutError, which the step raises at once on replay.
+            raise TimeoutError(str(rec.terminal.data.get("error", "")))
         if rec.terminal.data.get("error_type") == StepInterruptedError.__name__:
             raise StepInterruptedError(str(rec.terminal.data.get("error", "")))
         raise rebuild_error(rec.terminal.data, defn.name)
@@ -195,6 +240,9 @@ async def execute_step(
             )
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, then retried or raised
             error = exc
+        except asyncio.CancelledError:
+            _note_cancelled(ctx, defn, op, attempt)
+            raise
         finally:
             _ctx.leave_step(step_token)
         if error is None:
@@ -226,6 +274,20 @@ async def execute_step(
         )
         attempt += 1
         await _wait_until(ctx, retry_at.isoformat(), op)
+
+
+def _note_cancelled(ctx: _ctx.WorkflowContext, defn: StepDefinition, op: int,
+                    attempt: int) -> None:
+    """The step was cancelled mid-attempt. By the workflow's own code (a timeout around it):
+    record it, or every execution would run it again and a replay would find a hole. Deferred:
+    it is written only if the execution goes on; a teardown (shutdown, a closed loop) writes
+    nothing, and the engine's own cancels (a fan-out stopping early) are not the workflow's."""
+    if asyncio.current_task() in ctx.engine_cancelled:
+        return
+    ctx.record_later(EventType.STEP_CANCELLED, {
+        "op": op, "name": defn.name, "step_name": defn.name, "attempt": attempt,
+        "error": f"Step {defn.name!r} was cancelled by the workflow (a timeout around it)",
+        "error_type": "CancelledError"})
 
 
 async def _record_failure(

@@ -83,10 +83,8 @@ async def set_step_context(value: StepContext) -> None:
     if rec is not None and rec.terminal is not None:
         ctx.step_context = type(value).model_validate(rec.terminal.data["context"])
         return
+    recorded = to_jsonable(value.to_dict(), what=f"The step context {name}")
     await ctx.record(
-        EventType.CONTEXT_UPDATED,
-        {"op": op, "name": name,
-         "context": to_jsonable(value.to_dict(), what=f"The step context {name}")},
-        defer=True,
-    )
-    ctx.step_context = value
+        EventType.CONTEXT_UPDATED, {"op": op, "name": name, "context": recorded}, defer=True)
+    # What replay will build from the history (keys as JSON has them...), not the object given
+    ctx.step_context = type(value).model_validate(recorded)

@@ -24,7 +24,7 @@ from pyworkflow.core.context import Limits, WorkflowContext
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import HookStatus, RunStatus, WorkflowRun
 from pyworkflow.core.registry import WorkflowDefinition, get_workflow
-from pyworkflow.core.serde import dumps, loads, safe_text, to_jsonable
+from pyworkflow.core.serde import describe, dumps, loads, to_jsonable
 from pyworkflow.core.workflow import decode_arguments, encode_arguments
 from pyworkflow.exceptions import (
     CancellationError,
@@ -97,13 +97,16 @@ async def _run_function(
     except (asyncio.CancelledError, GeneratorExit):
         # Torn down (shutdown, loop closed, task collected): stop the siblings too; nothing
         # is recorded, the run is driven again from its history.
+        ctx.engine_cancelled.update(ctx.side_tasks)
         for task in ctx.side_tasks:
             task.cancel()
         raise
     except BaseException:
         await _settle(ctx)
+        ctx.closed = True
         raise
     await _settle(ctx)
+    ctx.closed = True
     return result
 
 
@@ -412,7 +415,7 @@ class Executor:
             events = [(EventType.WORKFLOW_COMPLETED, {"result": loads(result)})]
             update["result"] = result
         else:
-            message = safe_text(str(error)) if error is not None else status.value
+            message = describe(error) if error is not None else status.value
             type_name = type(error).__name__ if error is not None else None
             kind = (EventType.WORKFLOW_CANCELLED if status == RunStatus.CANCELLED
                     else EventType.WORKFLOW_FAILED)

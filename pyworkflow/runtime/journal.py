@@ -21,10 +21,11 @@ from pyworkflow.core.clock import Clock
 from pyworkflow.core.events import Event
 from pyworkflow.core.models import Hook, HookStatus, RunStatus, WorkflowRun
 from pyworkflow.core.registry import get_workflow
-from pyworkflow.core.serde import safe_text
+from pyworkflow.core.serde import describe
 from pyworkflow.exceptions import (
     ConcurrencyError,
     RestartSignal,
+    RunFailure,
     SerializationError,
     StoreUnavailable,
     SuspensionSignal,
@@ -95,12 +96,12 @@ def _io(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[An
             raise RestartSignal() from exc
         except WorkflowError:
             raise
-        except (UnicodeError, PydanticSerializationError) as exc:
-            # The data, not the store: retrying would fail the same way on every pass.
-            # (The serde checks values before they get here; this catches what slipped by.)
-            raise SerializationError(
-                f"A value of run {_run_id(args)} cannot be stored: {safe_text(str(exc))}"
-            ) from exc
+        except (UnicodeError, PydanticSerializationError, RecursionError) as exc:
+            # The data, not the store: retrying would fail the same way on every pass, so the
+            # run fails, whatever the workflow catches. (The serde checks values before they
+            # get here; this catches what slipped by.)
+            raise RunFailure(SerializationError(
+                f"A value of run {_run_id(args)} cannot be stored: {describe(exc)}")) from exc
         except Exception as exc:
             raise StoreUnavailable(exc) from exc
 
@@ -139,12 +140,14 @@ class RunJournal:
             self._looked_at = now
             if not await self.adopt_latest():
                 raise RestartSignal()
-        if not await self.renew_lease():
+        if not await self.renew_lease() or (self.ctx is not None and self.ctx.interrupted):
             raise RestartSignal()
 
     async def renew_lease(self) -> bool:
         """Extend the lease once less than half of it is left (one conditional write). False
-        if the lease is lost — another worker took the run — or a cancel must be replayed."""
+        if the lease is lost: another worker took the run. A cancel request met on the way
+        does not stop the renewal (the step under way still runs to its end); the execution
+        reloads at its next operation to replay it."""
         async with self._renewing:
             now = self.clock.now()
             expires = self.run.lease_expires_at
@@ -159,8 +162,12 @@ class RunJournal:
                     )
                     return True
                 except ConcurrencyError:
-                    if not await self.adopt_latest():
+                    latest = await self.storage.get_run(self.run.run_id)
+                    if latest is None or latest.lease_owner not in (None, self.executor.owner):
                         return False
+                    if latest.cancel_requested and self.ctx and self.ctx.cancel_seq is None:
+                        self.ctx.interrupted = True
+                    self.run = latest
             return False
 
     # --- heartbeat --------------------------------------------------------------------------

@@ -17,6 +17,7 @@ Verdicts:
 
 from __future__ import annotations
 
+import asyncio
 import json
 from enum import StrEnum
 from typing import Any
@@ -156,6 +157,7 @@ async def replay_history(
         recorded_version=run.metadata.get("version"), code_version=defn.version,
     )
     token = _ctx.activate(ctx)
+    ctx.main_task = asyncio.current_task()
     try:
         args, kwargs = decode_arguments(defn, started.data.get("args", []),
                                         started.data.get("kwargs", {}))

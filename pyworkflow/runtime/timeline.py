@@ -46,6 +46,7 @@ _OPENING = frozenset({EventType.STEP_STARTED, EventType.SLEEP_STARTED, EventType
                       EventType.CHILD_WORKFLOW_STARTED})
 _OUTCOMES = {
     EventType.STEP_COMPLETED: "completed", EventType.STEP_FAILED: "failed",
+    EventType.STEP_CANCELLED: "cancelled",
     EventType.SLEEP_COMPLETED: "slept", EventType.HOOK_RECEIVED: "received",
     EventType.HOOK_EXPIRED: "expired", EventType.CHILD_WORKFLOW_COMPLETED: "completed",
     EventType.CHILD_WORKFLOW_FAILED: "failed",

@@ -232,7 +232,7 @@ class OffloadingStorage(StorageBackend):
         if failure is not None and run is None:
             # The history says the step failed (see _fail_oversized); end the execution so
             # the run fails the same way, whatever the workflow code catches.
-            raise RunFailure(failure)
+            raise RunFailure(failure, written=True)
         return self._restore(stored, run, pointers, n) if stored is not None else None
 
     async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
