@@ -70,23 +70,24 @@ CI_FEATURES = Features(
 
 
 class Generator:
-    def __init__(self, rng: random.Random, features: Features = ALL_FEATURES) -> None:
+    """Draws a program with every feature; ``restrict`` then takes out what ``Features`` turns
+    off. The random stream does not depend on the features, so one seed's program with a
+    feature off is the same program minus that feature's instructions."""
+
+    def __init__(self, rng: random.Random) -> None:
         self.rng = rng
-        self.features = features
 
     # --- instructions --------------------------------------------------------------------------
-    def step(self, iid: str, *, allow_fail: bool = True) -> Instr:
+    def step(self, iid: str) -> Instr:
         r = self.rng
         fn = r.choice(list(STEP_RETRIES))
-        retries = STEP_RETRIES[fn]
-        mode = "ok"
-        if allow_fail:
-            mode = r.choices(["ok", "exhaust", "fatal", "retry_after", "bad_result"],
-                             [10, 2, 2, 2, 1 if self.features.bad_result else 0])[0]
+        mode = r.choices(["ok", "exhaust", "fatal", "retry_after", "bad_result"],
+                         [10, 2, 2, 2, 1])[0]
         # ok/retry_after: ``fail`` transient failures, then success; fatal/bad_result: that
         # many transient failures, then the final one; exhaust: every attempt fails.
-        fail = r.randint(0, retries)
-        slow = r.randint(90, 300) if self.features.slow_steps and r.random() < 0.04 else 0
+        fail = r.randint(0, STEP_RETRIES[fn])
+        slow = r.randint(90, 300)
+        slow = slow if r.random() < 0.04 else 0
         return {"id": iid, "kind": "step", "fn": fn, "fail": fail, "mode": mode,
                 "value": r.randint(0, 999), "retry_after": r.choice([2, 45, 1200]),
                 "yields": r.randint(0, 3), "slow": slow}
@@ -101,14 +102,16 @@ class Generator:
         r = self.rng
         typed = r.random() < 0.5
         timeout = r.choice([None, None, 600, 7200])
-        fate = r.choice(["resume", "resume", "resume", "late", "never"] if may_block
-                        else ["resume"])
+        fate = r.choice(["resume", "resume", "resume", "late", "never"])
+        if not may_block:
+            fate = "resume"
         deliveries: list[dict[str, Any]] = []
+        bad_after, good_after = r.randint(0, 100), r.randint(0, 300)
         if typed and r.random() < 0.3:
-            deliveries.append({"after": r.randint(0, 100), "good": False})
+            deliveries.append({"after": bad_after, "good": False})
         if fate == "resume" or (fate == "late" and timeout is None):
-            deliveries.append({"after": r.randint(0, 300), "good": True})
-        cancel = fate == "never" and timeout is None and r.random() < 0.4
+            deliveries.append({"after": good_after, "good": True})
+        cancel = r.random() < 0.4 and fate == "never" and timeout is None
         return {"id": iid, "kind": "hook", "name": "h_" + iid.replace(".", "_"),
                 "typed": typed, "timeout": timeout, "deliveries": deliveries,
                 "by_name": r.random() < 0.3, "cancel_when_waiting": cancel}
@@ -116,34 +119,23 @@ class Generator:
     def child(self, iid: str, depth: int) -> Instr:
         r = self.rng
         wait = r.random() < 0.65
-        sub = self.program(iid, depth + 1, size=r.randint(1, 4), may_block=True)
+        sub = self.program(iid, depth + 1, size=r.randint(1, 4))
         return {"id": iid, "kind": "child", "wait": wait,
                 "policy": r.choice(["abandon", "cancel"]), "program": sub}
 
     def fan_out(self, iid: str, depth: int) -> Instr:
         r = self.rng
-        f = self.features
         n = r.randint(1, 4)
-        limit = r.choice(["none", "none", "min", "tol"] if f.early_stop else ["none"])
-        # Without early_stop_waits, a fan-out that may stop early holds no op that waits
-        # (sleep, hook, child, a step retried after a delay): its branches never suspend.
-        waits = limit == "none" or f.early_stop_waits
+        limit = r.choice(["none", "none", "min", "tol"])
+        bound = r.randint(1, n)
         items = []
         for i in range(n):
             ops: list[Instr] = []
             for j in range(r.randint(1, 3)):
                 op_id = f"{iid}.{i}.{j}"
                 kind = r.choices(["step", "sleep", "hook", "child"],
-                                 [8, 2 if waits else 0, 1 if f.hooks and waits else 0,
-                                  1 if f.children and f.branch_children and waits
-                                  and depth < MAX_DEPTH else 0])[0]
-                if kind == "step" and not waits:
-                    spec = self.step(op_id)
-                    spec.update(fail=0, slow=0)
-                    if spec["mode"] in ("exhaust", "retry_after"):
-                        spec.update(mode="fatal")  # fails at once, never retried
-                    ops.append(spec)
-                elif kind == "step":
+                                 [8, 2, 1, 1 if depth < MAX_DEPTH else 0])[0]
+                if kind == "step":
                     ops.append(self.step(op_id))
                 elif kind == "sleep":
                     ops.append(self.sleep(op_id))
@@ -154,32 +146,22 @@ class Generator:
             items.append({"ops": ops, "strict": r.random() < 0.5})
         return {"id": iid, "kind": "fan_out", "api": r.choice(["map", "parallel"]),
                 "items": items, "max_concurrency": r.choice([None, 1, 2]),
-                "min_successful": r.randint(1, n) if limit == "min" else None,
-                "tolerated_failures": r.randint(0, n) if limit == "tol" else None}
+                "min_successful": bound if limit == "min" else None,
+                "tolerated_failures": bound - 1 if limit == "tol" else None}
 
     def gather(self, iid: str) -> Instr:
         r = self.rng
         plain = r.random() < 0.5
-        allow_fail = not plain or self.features.plain_gather_failing
-        steps = [self.step(f"{iid}.{i}", allow_fail=allow_fail) for i in range(r.randint(2, 3))]
-        if plain and not self.features.plain_gather_failing:
-            # Known bug 5: a failing or suspending sibling leaves the others running. Plain
-            # gathers then hold steps that succeed at the first attempt only.
-            for s in steps:
-                s["fail"] = 0
+        steps = [self.step(f"{iid}.{i}") for i in range(r.randint(2, 3))]
         return {"id": iid, "kind": "gather", "steps": steps, "return_exceptions": not plain}
 
     # --- programs ------------------------------------------------------------------------------
-    def program(self, pid: str, depth: int, *, size: int, may_block: bool) -> Program:
+    def program(self, pid: str, depth: int, *, size: int) -> Program:
         r = self.rng
-        f = self.features
         ops: list[Instr] = []
         weights = {
-            "step": 10, "sleep": 3, "hook": 3 if f.hooks else 0,
-            "child": 2 if f.children and depth < MAX_DEPTH else 0,
-            "fan_out": 2 if f.fan_out else 0, "gather": 2 if f.gather else 0,
-            "patch": 1, "continue_as_new": 1 if f.continue_as_new else 0,
-            "cancel": 1 if f.cancel else 0,
+            "step": 10, "sleep": 3, "hook": 3, "child": 2 if depth < MAX_DEPTH else 0,
+            "fan_out": 2, "gather": 2, "patch": 1, "continue_as_new": 1, "cancel": 1,
         }
         kinds = list(weights)
         for i in range(size):
@@ -190,7 +172,7 @@ class Generator:
             elif kind == "sleep":
                 ops.append(self.sleep(iid))
             elif kind == "hook":
-                ops.append(self.hook(iid, may_block=may_block))
+                ops.append(self.hook(iid, may_block=True))
             elif kind == "child":
                 ops.append(self.child(iid, depth))
             elif kind == "fan_out":
@@ -208,16 +190,79 @@ class Generator:
             ops.append({"id": f"{pid}.{size}", "kind": "fail"})
         cleanup = {"id": f"{pid}.cleanup", "kind": "step", "fn": "fast",
                    "fail": r.randint(0, 2), "mode": "ok", "value": 0, "retry_after": 2,
-                   "yields": 1}
-        return {"id": pid, "ops": ops, "catch_all": f.catch_all, "cleanup": cleanup}
+                   "yields": 1, "slow": 0}
+        return {"id": pid, "ops": ops, "catch_all": True, "cleanup": cleanup}
+
+
+# --- features ------------------------------------------------------------------------------------
+def _plain_step(instr: Instr, *, fails: bool = True) -> Instr:
+    """A step standing in for a switched-off instruction (same id): it succeeds at once, or
+    (``fails``, kept from a step) fails at once without retry."""
+    mode = instr.get("mode", "ok")
+    mode = "fatal" if fails and mode in ("exhaust", "retry_after", "fatal", "bad_result") \
+        else "ok"
+    return {"id": instr["id"], "kind": "step", "fn": instr.get("fn", "fast"), "fail": 0,
+            "mode": mode, "value": instr.get("value", 1), "retry_after": 2,
+            "yields": instr.get("yields", 0), "slow": 0}
+
+
+def _waits(instr: Instr) -> bool:
+    return instr["kind"] in ("sleep", "hook", "child") or instr["kind"] == "step" and (
+        instr["fail"] > 0 or instr["mode"] == "exhaust" or instr["slow"] > 0)
+
+
+def restrict(program: Program, f: Features) -> Program:
+    """``program`` without what ``f`` switches off (instructions become plain steps)."""
+
+    def one(instr: Instr, in_branch: bool) -> Instr:
+        kind = instr["kind"]
+        if kind == "step":
+            out = dict(instr)
+            if not f.slow_steps:
+                out["slow"] = 0
+            if not f.bad_result and out["mode"] == "bad_result":
+                out["mode"] = "ok"
+            return out
+        off = {"hook": not f.hooks, "child": not f.children or (in_branch and not
+                                                                 f.branch_children),
+               "fan_out": not f.fan_out, "gather": not f.gather, "cancel": not f.cancel,
+               "continue_as_new": not f.continue_as_new}
+        if off.get(kind):
+            return _plain_step(instr, fails=False)
+        if kind == "child":
+            return {**instr, "program": restrict(instr["program"], f)}
+        if kind == "gather":
+            steps = [one(s, in_branch) for s in instr["steps"]]
+            if not instr["return_exceptions"] and not f.plain_gather_failing:
+                # known bug 5: a plain gather holds steps that succeed at their first attempt
+                steps = [_plain_step(s, fails=False) for s in steps]
+            return {**instr, "steps": steps}
+        if kind == "fan_out":
+            out = {**instr}
+            if not f.early_stop:
+                out.update(min_successful=None, tolerated_failures=None)
+            early = out["min_successful"] is not None or out["tolerated_failures"] is not None
+            items = []
+            for item in instr["items"]:
+                ops = [one(op, True) for op in item["ops"]]
+                if early and not f.early_stop_waits:
+                    ops = [_plain_step(op) if _waits(op) else op for op in ops]
+                items.append({**item, "ops": ops})
+            out["items"] = items
+            return out
+        return dict(instr)
+
+    return {**program, "ops": [one(i, False) for i in program["ops"]],
+            "catch_all": f.catch_all}
 
 
 def generate(seed: int, features: Features = ALL_FEATURES) -> list[Program]:
     """The top-level programs of ``seed`` (1 to 3), each started as its own run."""
     rng = random.Random(f"program:{seed}")
-    gen = Generator(rng, features)
-    return [gen.program(f"p{i}", 0, size=rng.randint(2, 8), may_block=True)
-            for i in range(rng.randint(1, 3))]
+    gen = Generator(rng)
+    programs = [gen.program(f"p{i}", 0, size=rng.randint(2, 8))
+                for i in range(rng.randint(1, 3))]
+    return [restrict(p, features) for p in programs]
 
 
 def walk(program: Program) -> list[Instr]:

@@ -20,6 +20,7 @@ import logging
 import random
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from tests.simulation.program import ALL_FEATURES, Features, Program, generate
 from tests.simulation.world import FaultPlan, TraceEntry, World, installed
 
 CONFIGS = ("memory", "sqlite", "aws")
+# Branches an early stop never started are closed unawaited; Python says so at collection.
+warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
 EMBEDDED_LEASE = 60.0
 NO_FAULTS = FaultPlan()
 
