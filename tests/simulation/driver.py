@@ -341,7 +341,7 @@ class EmbeddedDriver(Driver):
         self.config = config
         self.wakes: list[Wake] = []
         self.serial = 0
-        self.polled: dict[str, tuple[datetime, frozenset[str]]] = {}
+        self.polled: dict[str, tuple[datetime, frozenset[str], int]] = {}
 
     def enqueue(self, run_id: str, when: datetime, worker: str) -> None:
         """A ``spawn``/``call_later`` of ``worker``. Two timers of one worker for the same run
@@ -423,19 +423,21 @@ class EmbeddedDriver(Driver):
         due = await self._due_ids()
         passing = any(d.action == "worker pass" and d.status == "running"
                       for d in self.world.drives)
+        # a worker polls when something is due that it has not tried in this state of the
+        # world yet (the time, what is due, and how many writes and sends were made)
+        state = (now, due, self.world.points)
         for worker in live.values():
-            # a worker polls when something is due that it has not tried at this time yet
-            if due and self.polled.get(worker.name) != (now, due) and \
+            if due and self.polled.get(worker.name) != state and \
                     (self.concurrent_passes or not passing):
-                out.append(("worker pass", worker, self._pass(worker, now, due)))
+                out.append(("worker pass", worker, self._pass(worker, state)))
                 if not self.concurrent_passes:
                     break
         return out
 
-    def _pass(self, worker: Worker, now: datetime, due: frozenset[str]
+    def _pass(self, worker: Worker, state: tuple[datetime, frozenset[str], int]
               ) -> Callable[[], Awaitable[Any]]:
         async def poll() -> None:
-            self.polled[worker.name] = (now, due)
+            self.polled[worker.name] = state
             await run_once(worker.runtime)
 
         return poll

@@ -265,9 +265,12 @@ class World:
         due = [b for b in self.blockers if b.until <= now]
         for b in due:
             self.blockers.remove(b)
-            if not b.future.done():  # else its task was cancelled meanwhile (an early stop)
+            who = b.drive.worker if b.drive else "?"
+            if b.future.done():  # its task was cancelled meanwhile (an early stop)
+                self.log(who, f"{b.kind} had been cancelled")
+            else:
                 b.future.set_result(None)
-            self.log(b.drive.worker if b.drive else "?", f"{b.kind} ends")
+                self.log(who, f"{b.kind} ends")
         return bool(due)
 
     def release_all(self) -> None:
