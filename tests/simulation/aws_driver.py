@@ -260,7 +260,7 @@ class AwsDriver(Driver):
                         f"{message.receive_count + 1})", worker, self._deliverer(message)))
         tick = self.last_sweep + timedelta(seconds=SWEEP_SECONDS)
         if now >= tick:
-            if await self.store.list_due_runs(now, limit=1):
+            if await self.due_ids():
                 out.append(("sweep", None, self._sweeper()))
         return out
 

@@ -32,6 +32,7 @@ from pyworkflow.runtime.journal import request_cancel
 from pyworkflow.runtime.local import LocalRuntime
 from pyworkflow.runtime.worker import owner_is_dead, run_once
 from pyworkflow.storage.base import StorageBackend
+from pyworkflow.storage.memory import InMemoryStorageBackend, is_due
 from tests.simulation.interpreter import BAD_PAYLOAD, GOOD_PAYLOAD, sim_program
 from tests.simulation.program import Instr, Program, hooks_of
 from tests.simulation.world import CURRENT_DRIVE, SimDispatcher, SimStorage, Worker, World
@@ -68,6 +69,8 @@ class Driver:
         self.rounds = 0
         self.stuck: str | None = None
         self.errors: list[str] = []              # unexpected exceptions out of actions
+        self._runs: dict[str, WorkflowRun] | None = None
+        self._hooks: list[Hook] | None = None
         w.canceller = self.cancel_inside
 
     # --- to be provided by a configuration -----------------------------------------------------
@@ -177,6 +180,7 @@ class Driver:
 
     async def settle(self) -> None:
         """Run every runnable task until none is (each is done or held by the world)."""
+        self.forget_views()
         loop = asyncio.get_running_loop()
         for _ in range(200_000):
             await asyncio.sleep(0)
@@ -192,6 +196,7 @@ class Driver:
             else:
                 still.append((task, worker))
         self.tasks = still
+        self.forget_views()
 
     async def actions(self) -> list[Action]:
         out: list[Action] = []
@@ -217,9 +222,32 @@ class Driver:
         return start
 
     # --- hooks and cancels ---------------------------------------------------------------------
+    # --- what the environment sees (read-only; cached until the next action) --------------------
+    async def all_runs(self) -> dict[str, WorkflowRun]:
+        if self._runs is None:
+            if isinstance(self.store, InMemoryStorageBackend):
+                # the records themselves, uncopied: the environment never changes them
+                self._runs = dict(self.store._runs)
+            else:
+                page = await self.store.list_runs(limit=10_000)
+                self._runs = {r.run_id: r for r in page.items}
+        return self._runs
+
     async def all_hooks(self) -> list[Hook]:
-        hooks: list[Hook] = await self.store.list_hooks(limit=10_000)
-        return sorted(hooks, key=lambda h: (h.created_at, h.token_hash))
+        if self._hooks is None:
+            if isinstance(self.store, InMemoryStorageBackend):
+                hooks = list(self.store._hooks.values())
+            else:
+                hooks = await self.store.list_hooks(limit=10_000)
+            self._hooks = sorted(hooks, key=lambda h: (h.created_at, h.token_hash))
+        return self._hooks
+
+    async def due_ids(self) -> frozenset[str]:
+        now = self.world.clock.now()
+        return frozenset(r.run_id for r in (await self.all_runs()).values() if is_due(r, now))
+
+    def forget_views(self) -> None:
+        self._runs, self._hooks = None, None
 
     async def hook_actions(self) -> list[Action]:
         now = self.world.clock.now()
@@ -237,7 +265,7 @@ class Driver:
                                 self.caller(), self._resumer(hook, instr, d)))
             if instr["cancel_when_waiting"] and hook.run_id not in self.cancelled \
                     and hook.run_id not in self.cancelling and hook.status.value == "pending":
-                run = await self.store.get_run(hook.run_id)
+                run = (await self.all_runs()).get(hook.run_id)
                 if run is not None and run.status == RunStatus.SUSPENDED:
                     out.append((f"cancel {hook.run_id} (waits on {hook.name})", self.caller(),
                                 self._canceller(hook.run_id)))
@@ -297,8 +325,7 @@ class Driver:
         return min(future) if future else None
 
     async def open_runs(self) -> list[WorkflowRun]:
-        page = await self.store.list_runs(limit=10_000)
-        return [r for r in page.items if not r.status.is_terminal]
+        return [r for r in (await self.all_runs()).values() if not r.status.is_terminal]
 
 
 def _fresh_context() -> Any:
@@ -454,7 +481,7 @@ class EmbeddedDriver(Driver):
         return drive
 
     async def _due_ids(self) -> frozenset[str]:
-        due = {r.run_id for r in await self.store.list_due_runs(self.world.clock.now())}
+        due = set(await self.due_ids())
         # runs leased to a crashed process: a worker pass steals them at once
         due |= {r.run_id for r in await self.open_runs()
                 if r.status == RunStatus.RUNNING and owner_is_dead(r.lease_owner)}
