@@ -44,7 +44,9 @@ from tests.simulation.world import START, SimDispatcher, SimStorage, Worker, Wor
 VISIBILITY_SECONDS = 120.0
 LEASE_SECONDS = lease_for_visibility(VISIBILITY_SECONDS)
 SWEEP_SECONDS = 300.0
-MAX_RECEIVES = 5
+# More deliveries than a seed's faults can fail (3 crashes + 3 store errors): the poison-message
+# verdict is the engine giving up, which would differ from the fault-free run by design.
+MAX_RECEIVES = 10
 
 
 @dataclass

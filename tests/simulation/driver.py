@@ -272,7 +272,8 @@ class Driver:
         return out
 
     def _resumer(self, hook: Hook, instr: Instr, d: Delivery) -> Callable[[], Awaitable[Any]]:
-        good = instr["deliveries"][d.index]["good"]
+        plan = instr["deliveries"][d.index]
+        good = plan["good"]
 
         async def resume() -> None:
             worker = self._worker_of_task()
@@ -283,6 +284,9 @@ class Driver:
                 if not good and instr["typed"]:
                     self.world.violations.append(
                         f"a bad payload for typed hook {hook.name} was accepted")
+                if plan.get("late"):
+                    self.world.violations.append(
+                        f"a payload for {hook.name} was accepted after its timeout")
             except HookPayloadError:
                 if good or not instr["typed"]:
                     self.world.violations.append(f"a good payload for {hook.name} was refused")

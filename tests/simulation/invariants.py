@@ -106,7 +106,7 @@ class Waiting:
         hook_id = event.data.get("hook_id")
         records = [h for h in self.snap.hooks if h.run_id == run_id and h.hook_id == hook_id]
         plan = self.plans.get(str(event.data.get("name")))
-        if plan is None or any(d["good"] for d in plan["deliveries"]) \
+        if plan is None or any(d["good"] and not d.get("late") for d in plan["deliveries"]) \
                 or plan["cancel_when_waiting"]:
             return None
         if not records or any(h.status != HookStatus.PENDING or h.expires_at is not None
