@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pyworkflow.core.models import Hook, RunStatus, WorkflowRun
-from pyworkflow.exceptions import HookAlreadyReceivedError, HookNotFoundError
+from pyworkflow.exceptions import HookNotFoundError
 from pyworkflow.runtime.aws import (
     SQS_MAX_DELAY_SECONDS,
     AwsDispatcher,
@@ -234,10 +234,8 @@ class AwsDriver(Driver):
             return
         try:
             await rt.resume_hook(self.world.tokens[hook.token_hash], payload)
-        except HookNotFoundError:
+        except HookNotFoundError:  # a token of an attempt whose hook record was replaced
             await rt.resume_hook_by_name(hook.run_id, hook.name, payload)
-        except HookAlreadyReceivedError:
-            raise
 
     async def cancel(self, worker: Worker | None, run_id: str) -> None:
         assert worker is not None

@@ -147,6 +147,8 @@ class Driver:
         finally:
             w.release_all()
             await self.settle()
+            if self.tasks and self.stuck is None:  # blocked for good (a lock never released)
+                self.stuck = f"{len(self.tasks)} action(s) never finished"
             for task, _ in self.tasks:
                 task.cancel()
             await self.settle()
@@ -186,6 +188,8 @@ class Driver:
             await asyncio.sleep(0)
             if not getattr(loop, "_ready", None):
                 break
+        else:
+            self.stuck = "actions kept running without end (a livelock)"
         still = []
         for task, worker in self.tasks:
             if task.done():
@@ -239,7 +243,13 @@ class Driver:
                 hooks = list(self.store._hooks.values())
             else:
                 hooks = await self.store.list_hooks(limit=10_000)
-            self._hooks = sorted(hooks, key=lambda h: (h.created_at, h.token_hash))
+            # A hook record whose creation failed under its execution was made again by a
+            # later one: the run waits on the newest record of its hook id (``find_hook``), so
+            # the environment's deliveries are planned relative to that one only.
+            newest: dict[tuple[str, str], Hook] = {}
+            for h in sorted(hooks, key=lambda h: (h.created_at, h.op, h.token_hash)):
+                newest[(h.run_id, h.hook_id)] = h
+            self._hooks = sorted(newest.values(), key=lambda h: (h.created_at, h.token_hash))
         return self._hooks
 
     async def due_ids(self) -> frozenset[str]:

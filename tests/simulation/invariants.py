@@ -105,6 +105,7 @@ class Waiting:
     def _hook(self, run_id: str, event: Event) -> str | None:
         hook_id = event.data.get("hook_id")
         records = [h for h in self.snap.hooks if h.run_id == run_id and h.hook_id == hook_id]
+        records = sorted(records, key=lambda h: (h.created_at, h.op))[-1:]  # the one it uses
         plan = self.plans.get(str(event.data.get("name")))
         if plan is None or any(d["good"] and not d.get("late") for d in plan["deliveries"]) \
                 or plan["cancel_when_waiting"]:
