@@ -29,6 +29,9 @@ REGRESSION_SEEDS: list[tuple[int, str, frozenset[str], str]] = [
     (771, "sqlite", frozenset(),
      "simulator: after a stalled drive failed, no worker pass was offered again (same time, "
      "same due runs), so the run stayed running"),
+    (665, "aws", frozenset(),
+     "simulator: a hook's deliveries were timed from a record whose creation had failed, so a "
+     "payload planned after the timeout reached the newer record before its own"),
     (0, "memory", frozenset({"slow_steps"}),
      "known bug 3: no lease renewal during a long step; a second worker runs it again"),
     (54, "memory", frozenset({"plain_gather_failing"}),
