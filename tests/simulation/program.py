@@ -111,7 +111,7 @@ class Generator:
             deliveries.append({"after": bad_after, "good": False})
         if fate == "resume" or (fate == "late" and timeout is None):
             deliveries.append({"after": good_after, "good": True})
-        elif fate == "late":  # after the timeout: resume_hook refuses it (HookExpiredError)
+        elif fate == "late" and timeout is not None:  # after the timeout: refused
             deliveries.append({"after": timeout + 1 + good_after, "good": True, "late": True})
         cancel = r.random() < 0.4 and fate == "never" and timeout is None
         return {"id": iid, "kind": "hook", "name": "h_" + iid.replace(".", "_"),

@@ -298,4 +298,5 @@ async def test_a_parent_learns_of_its_child_ending_after_a_crash() -> None:
         await run_once(second)
         clock.advance(60)
     parent = await store.get_run(run_id)
-    assert parent is not None and parent.status == RunStatus.COMPLETED, parent.status
+    assert parent is not None
+    assert parent.status == RunStatus.COMPLETED, parent.status
