@@ -32,6 +32,9 @@ REGRESSION_SEEDS: list[tuple[int, str, frozenset[str], str]] = [
     (665, "aws", frozenset(),
      "simulator: a hook's deliveries were timed from a record whose creation had failed, so a "
      "payload planned after the timeout reached the newer record before its own"),
+    (667, "memory", frozenset(),
+     "simulator (and new bug G): a crash and the steal that followed at the same instant made "
+     "two records of one hook tie on created_at; a process restart now takes 1 ms"),
     (0, "memory", frozenset({"slow_steps"}),
      "known bug 3: no lease renewal during a long step; a second worker runs it again"),
     (54, "memory", frozenset({"plain_gather_failing"}),
