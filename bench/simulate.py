@@ -1,7 +1,7 @@
 """Deterministic simulation testing: random workflow programs under random faults, from seeds.
 
     python bench/simulate.py --seeds 10000 [--start 0] [--config memory|sqlite|aws|all]
-                             [--jobs 2] [--classify]
+                             [--jobs N] [--classify]
     python bench/simulate.py --seed 123 [--config ...]     # reproduce one seed, with its trace
 
 Each seed generates 1-3 programs for the one interpreter workflow, runs them in the seed's
@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import multiprocessing
+import os
 import sys
 import time
 from pathlib import Path
@@ -168,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features", choices=["all", "ci"], default="all",
                         help="instruction kinds: all, or CI's (avoiding known bugs)")
     parser.add_argument("--programs", action="store_true", help="print the programs too")
-    parser.add_argument("--jobs", type=int, default=1, help="processes (seeds split among them)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="processes the seeds are split among (default: one per CPU)")
     parser.add_argument("--classify", action="store_true",
                         help="name the bug behind each failing seed (reruns it per switch)")
     args = parser.parse_args(argv)
