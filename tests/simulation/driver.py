@@ -38,6 +38,9 @@ from tests.simulation.program import Instr, Program, hooks_of
 from tests.simulation.world import CURRENT_DRIVE, SimDispatcher, SimStorage, Worker, World
 
 MAX_ROUNDS = 4000
+# Writes and sends a seed may make (typical seeds make a few hundred): past this the engine is
+# running away (a drive that replays and conflicts again and again), and the seed is stuck.
+MAX_POINTS = 30_000
 Action = tuple[str, Worker | None, Callable[[], Awaitable[Any]]]
 
 
@@ -133,6 +136,9 @@ class Driver:
         w = self.world
         try:
             for self.rounds in range(1, MAX_ROUNDS + 1):
+                if w.points > MAX_POINTS:
+                    self.stuck = f"runaway: over {MAX_POINTS} writes and sends"
+                    return
                 await self.replace_dead()
                 actions = await self.actions()
                 if actions:
