@@ -9,6 +9,10 @@ in the order they are reached (1, 2, ...); a clean run counts them, a later run 
   cannot swallow it, and neither can the executor: the run is left exactly as a killed process
   would leave it, lease included).
 - ``mode="exit"``: ``os._exit(EXIT_CODE)`` at once, without cleanup (run it in a subprocess).
+- ``mode="store_error"``: ``StoreThrottled``, an ordinary ``Exception`` like the throttling
+  error a real store raises. The process lives on; before a write nothing was written, after
+  it the write stands but its caller never heard so. The engine must treat it as "this drive
+  failed, drive the run again later", never as the run's outcome.
 
 Points (label = when + what, with the event types of an append):
 ``before|after create_run``, ``update_run``, ``append_events(<types>)``, ``continue_run``,
@@ -43,6 +47,16 @@ class InjectedCrash(BaseException):  # noqa: N818 - a signal, like SuspensionSig
         self.label = label
 
 
+class StoreThrottled(Exception):  # noqa: N818 - named like the AWS error it stands for
+    """A transient store failure at fault point ``number`` (``label``): DynamoDB's
+    ``ThrottlingException``, SQLite's "database is locked", a dropped connection."""
+
+    def __init__(self, number: int, label: str) -> None:
+        super().__init__(f"injected store error at point {number}: {label}")
+        self.number = number
+        self.label = label
+
+
 class Faults(BaseModel):
     """Counts crash points as they are reached and crashes at ``crash_at`` (1-based) or at the
     first point labelled ``crash_on``, once. ``armed=False`` does nothing (not even count).
@@ -52,7 +66,7 @@ class Faults(BaseModel):
 
     crash_at: int | None = None
     crash_on: str | None = None
-    mode: Literal["raise", "exit"] = "raise"
+    mode: Literal["raise", "exit", "store_error"] = "raise"
     armed: bool = True
     count: int = 0
     crashed: str | None = None
@@ -68,6 +82,8 @@ class Faults(BaseModel):
         self.crashed = label
         if self.mode == "exit":
             os._exit(EXIT_CODE)
+        if self.mode == "store_error":
+            raise StoreThrottled(self.count, label)
         raise InjectedCrash(self.count, label)
 
 
@@ -231,4 +247,5 @@ def inject(runtime: Any, faults: Faults) -> Any:
     return runtime
 
 
-__all__ = ["EXIT_CODE", "FaultyDispatcher", "FaultyStorage", "Faults", "InjectedCrash", "inject"]
+__all__ = ["EXIT_CODE", "FaultyDispatcher", "FaultyStorage", "Faults", "InjectedCrash",
+           "StoreThrottled", "inject"]
