@@ -142,7 +142,12 @@ async def start_child_workflow(
         child = await ctx.journal.get_run(child.continued_to_run_id)
     if child is None or not child.status.is_terminal:
         ctx.awaits_child = True
-        raise SuspensionSignal("child", wake_at=None, op=op, child_run_id=child_run_id)
+        started = rec.first(EventType.CHILD_WORKFLOW_STARTED) if rec is not None else None
+        since = started.timestamp if started is not None else ctx.now()
+        if ctx.child_wait_since is None or since < ctx.child_wait_since:
+            ctx.child_wait_since = since
+        raise await ctx.suspension(
+            SuspensionSignal("child", wake_at=None, op=op, child_run_id=child_run_id))
     type_, data = _child_event(child, op, defn.name)
     await ctx.record(type_, data)
     return _outcome(type_, data, defn)

@@ -37,6 +37,7 @@ from pyworkflow.exceptions import (
     NonDeterminismError,
     PrimitiveInStepError,
     RunFailure,
+    SuspensionSignal,
     WorkflowError,
 )
 
@@ -207,17 +208,27 @@ class WorkflowContext:
         self.step_context: Any = None
         self.interrupted = False  # set by the runtime: reload at the next new operation
         self.awaits_child = False  # a child's ending is among what the run waits for
+        self.child_wait_since: datetime | None = None  # since when (the earliest such child)
         self.closed = False  # the execution has ended: no operation may start any more
         self._open_block: Block | None = None  # a top-level fan-out in progress
         # Tasks other than the execution's own that made durable calls (asyncio.gather
         # branches, fan-out items): the execution ends only once they have settled.
         self.main_task: asyncio.Task[Any] | None = None
         self.side_tasks: set[asyncio.Task[Any]] = set()
+        self._parked: dict[asyncio.Task[Any], SuspensionSignal] = {}
+        self._side_changed: asyncio.Event | None = None
         # Tasks the engine itself cancelled (a fan-out's early stop, a teardown): a step cut off
         # there is not "cancelled by the workflow" (see ``step._note_cancelled``).
         self.engine_cancelled: set[asyncio.Task[Any]] = set()
         for event in history:
             self._index(event)
+        # The recorded top-level ops in the order their outcomes were recorded, and which of
+        # them this execution has reached (see ``_replay_turn``).
+        self._recorded_top = [r for r in self._ops.values()
+                              if not isinstance(r.events[0].data.get("path"), str)]
+        self._outcome_order: list[tuple[int, int]] | None = None  # built on first use
+        self._order_at = 0
+        self._reached: set[int] = set()
 
     # --- history -----------------------------------------------------------------------------
     def _index(self, event: Event) -> None:
@@ -369,7 +380,9 @@ class WorkflowContext:
         The number is returned rather than read back later: concurrent operations (gather)
         allocate while this one awaits its checkpoint."""
         op, rec = self.allocate(kind, name)
+        await self._replay_turn(rec)
         if rec is not None:
+            self._reached.add(op)  # its outcome is handed out now (see _replay_turn)
             return op, rec
         if self.interrupted:
             from pyworkflow.exceptions import RestartSignal
@@ -378,6 +391,85 @@ class WorkflowContext:
         await self.journal.checkpoint()
         self.check_deadline()
         return op, rec
+
+    def _outcome_at(self, rec: OpRecord) -> int:
+        """Where in the history the outcome of recorded op ``rec`` was handed out: its last
+        event, or the cancellation request for an op it leaves unsettled (that op raises
+        ``CancellationError`` on replay)."""
+        last = rec.events[-1].sequence
+        if self.cancel_seq is not None and not self.settled(rec):
+            return max(last, self.cancel_seq)
+        return last
+
+    async def suspension(self, signal: SuspensionSignal) -> SuspensionSignal:
+        """The signal a primitive raises when its run must wait. In a task the workflow started
+        (``asyncio.gather``'s coroutines), not at once: only when every other such task has
+        ended or must wait too, and then the earliest wait of them all. So a sibling's failure
+        or result always reaches ``gather`` before a wait does — on every execution alike,
+        whatever the timing (a wait is no outcome: it only says the run cannot go on now)."""
+        task = asyncio.current_task()
+        if task is None or task is self.main_task or self.main_task is None \
+                or _branch.get() is not None:
+            return signal
+        self._parked[task] = signal
+        self._notify()  # this task parking may be what another parked one waits for
+        try:
+            await asyncio.sleep(0)  # siblings started with this task make their first call
+            while True:
+                if self._side_changed is None:
+                    self._side_changed = asyncio.Event()
+                self._side_changed.clear()
+                if not [t for t in self.side_tasks
+                        if t is not task and not t.done() and t not in self._parked]:
+                    break
+                await self._side_changed.wait()
+            timed = [s for s in self._parked.values() if s.wake_at is not None]
+            first = min(timed, key=lambda s: s.wake_at) if timed else signal  # type: ignore
+            return SuspensionSignal(first.reason, first.wake_at, **first.data)
+        finally:
+            del self._parked[task]
+            self._notify()
+
+    def _side_done(self, task: asyncio.Task[Any]) -> None:
+        self._notify()
+
+    def _notify(self) -> None:
+        if self._side_changed is not None:
+            self._side_changed.set()
+
+    async def _replay_turn(self, rec: OpRecord | None) -> None:
+        """In a task the workflow started (``asyncio.gather``), hand out a recorded outcome only
+        once every outcome recorded before it has been handed out. Recorded calls return without
+        waiting, so a replay would otherwise finish the gathered coroutines in the order they
+        were started, not the order they finished in the recorded run: ``gather`` would raise
+        another branch's exception first, ``as_completed`` would yield another order. A
+        cancellation this op is about to raise counts as an outcome recorded at its request."""
+        task = asyncio.current_task()
+        if task is None or task is self.main_task or self.main_task is None \
+                or _branch.get() is not None:
+            return
+        mine = self._outcome_at(rec) if rec is not None else None
+        if self.cancel_seq is not None and self.shield_depth == 0 and not self.settled(rec):
+            mine = max(mine or 0, self.cancel_seq)
+        if mine is None:
+            return
+        reached, idle = len(self._reached), 0
+        while (earliest := self._earliest_unreached()) is not None and earliest < mine:
+            await asyncio.sleep(0)
+            if len(self._reached) != reached:
+                reached, idle = len(self._reached), 0
+            else:
+                idle += 1
+                if idle > 200:  # nobody gets to it (changed code, a task gone): go on
+                    return
+
+    def _earliest_unreached(self) -> int | None:
+        if self._outcome_order is None:  # (after this execution's own cancellation record)
+            self._outcome_order = sorted((self._outcome_at(r), r.op) for r in self._recorded_top)
+        order = self._outcome_order
+        while self._order_at < len(order) and order[self._order_at][1] in self._reached:
+            self._order_at += 1
+        return order[self._order_at][0] if self._order_at < len(order) else None
 
     def position(self) -> str:
         """Where the next op of the calling task sits: its number, or its path in a fan-out."""
@@ -410,8 +502,9 @@ class WorkflowContext:
             raise asyncio.CancelledError(f"{kind} {name!r} after the execution ended")
         # (no main task: a caller driving the context by hand, all of it one sequence)
         side = task is not self.main_task and task is not None and self.main_task is not None
-        if side:
+        if side and task not in self.side_tasks:
             self.side_tasks.add(task)  # type: ignore[arg-type]
+            task.add_done_callback(self._side_done)  # type: ignore[union-attr]
         branch = _branch.get()
         if branch is None and self._open_block is not None:
             raise RuntimeError(
@@ -436,6 +529,8 @@ class WorkflowContext:
             self._next_op += 1
             self._high = max(self._high, op)
             rec = self._ops.get(op)
+            if rec is not None and not side:  # a side task's, once its turn came (begin)
+                self._reached.add(op)
             # A fan-out left by an exception may have handed this number to a branch op that
             # was never recorded: it is a top-level op now.
             self._path_of.pop(op, None)

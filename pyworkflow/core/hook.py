@@ -103,7 +103,8 @@ async def hook(
         data = {"op": op, "name": name, "hook_id": hook_id}
         await ctx.record(EventType.HOOK_EXPIRED, data)
         return _outcome(EventType.HOOK_EXPIRED, data, name, schema)
-    raise SuspensionSignal("hook", wake_at=expires_at, op=op, hook_id=hook_id)
+    raise await ctx.suspension(
+        SuspensionSignal("hook", wake_at=expires_at, op=op, hook_id=hook_id))
 
 
 def stored_payload(hook: Hook) -> Any:

@@ -365,7 +365,8 @@ class _Runner:
         if control is not None:
             raise control
         if self.parked and reason is None:
-            raise _earliest(self.parked)
+            signal = _earliest(self.parked)
+            raise signal if self.ctx is None else await self.ctx.suspension(signal)
         self.result.completion_reason = reason or (
             CompletionReason.FAILURE_TOLERANCE_EXCEEDED
             if self.tolerated is not None and len(self.result.errors) > self.tolerated

@@ -59,4 +59,4 @@ async def sleep(duration: Duration) -> None:
     if remaining <= 0:
         await ctx.record(EventType.SLEEP_COMPLETED, {"op": op, "name": "sleep"}, defer=True)
         return
-    raise SuspensionSignal("sleep", wake_at=wake_at, op=op)
+    raise await ctx.suspension(SuspensionSignal("sleep", wake_at=wake_at, op=op))

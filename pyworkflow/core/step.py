@@ -311,7 +311,7 @@ async def _wait_until(ctx: _ctx.WorkflowContext, when_iso: str, op: int) -> None
     if not ctx.is_durable or remaining <= ctx.inline_wait_max:
         await ctx.clock.sleep(remaining)
         return
-    raise SuspensionSignal("retry", wake_at=when, op=op)
+    raise await ctx.suspension(SuspensionSignal("retry", wake_at=when, op=op))
 
 
 __all__ = ["step", "execute_step", "RetryableError", "StepInterruptedError"]

@@ -168,7 +168,7 @@ class Executor:
 
     # --- entry points --------------------------------------------------------------------------
     async def drive(
-        self, run_id: str, *, steal: bool = False, only_if_due: bool = False,
+        self, run_id: str, *, steal: bool | str = False, only_if_due: bool = False,
         timer_key: str | None = None,
     ) -> WorkflowRun:
         """Drive ``run_id`` until it ends or must wait. Returns the run record as left.
@@ -177,15 +177,16 @@ class Executor:
         a duplicate or stale wake-up costs one read instead of a replay and a second timer. A
         timer that fired early (``timer_key`` is the run's current wait) is armed again.
 
-        ``steal``: take the lease of the owner holding it now (a process known dead). Only that
-        owner's: if the run changes hands meanwhile, its new holder is alive and keeps it.
+        ``steal``: the owner (a process known dead) whose lease to take, or True for whoever
+        holds it at the first read. Only that owner's: if the run changes hands meanwhile, its
+        new holder is alive and keeps it.
         """
-        victim: str | None = None
+        victim = steal if isinstance(steal, str) else None
         for attempt in range(MAX_RESTARTS):
             run = await self.storage.get_run(run_id)
             if run is None:
                 raise WorkflowNotFoundError(run_id)
-            if attempt == 0:
+            if attempt == 0 and steal is True:
                 victim = run.lease_owner
             if run.status.is_terminal:
                 if run.parent_run_id and run.status != RunStatus.CONTINUED_AS_NEW:
@@ -201,7 +202,7 @@ class Executor:
                 and run.lease_expires_at is not None
                 and run.lease_expires_at > now
             )
-            if held and not (steal and run.lease_owner == victim):
+            if held and not (victim is not None and run.lease_owner == victim):
                 return run
             if only_if_due and run.status == RunStatus.SUSPENDED and not run.cancel_requested \
                     and (run.wake_at is None or run.wake_at > now):
@@ -439,7 +440,7 @@ class Executor:
         due = wake_at
         if self.child_check is not None and journal.ctx is not None \
                 and journal.ctx.awaits_child:
-            check = self.clock.now() + self.child_check
+            check = self.clock.now() + self._child_check_interval(journal.ctx)
             due = check if due is None else min(due, check)
         run = await self._write_final(
             journal, [],
@@ -450,6 +451,15 @@ class Executor:
         if wake_at is not None:
             await self.dispatcher.wake_at(run.run_id, wake_at, key=key)
         return run
+
+    def _child_check_interval(self, ctx: WorkflowContext) -> timedelta:
+        """``child_check`` at first, then the time the run has waited so far (a child that ran
+        an hour is looked at again an hour later), at most an hour: a long child costs a few
+        dozen checks a day, not one a minute."""
+        assert self.child_check is not None
+        since = ctx.child_wait_since or self.clock.now()
+        waited = self.clock.now() - since
+        return min(max(self.child_check, waited), max(self.child_check, timedelta(hours=1)))
 
     async def _continue_as_new(
         self, journal: RunJournal, defn: WorkflowDefinition, signal: ContinueAsNewSignal

@@ -63,7 +63,7 @@ class LocalRuntime:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def drive(self, run_id: str, *, follow_chain: bool = True,
-                    steal: bool = False) -> WorkflowRun:
+                    steal: bool | str = False) -> WorkflowRun:
         """Drive a run (and, by default, the runs that continue it) until they end or wait."""
         while True:
             async with self._run_lock(run_id):

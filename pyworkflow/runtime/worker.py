@@ -74,7 +74,7 @@ class DrivePool:
     def busy(self, run_id: str) -> bool:
         return run_id in self.running or self.rt.is_active(run_id)
 
-    async def submit(self, run: WorkflowRun, *, steal: bool) -> None:
+    async def submit(self, run: WorkflowRun, *, steal: bool | str) -> None:
         """Start driving ``run`` once a slot is free (runs of workflows not defined here are
         counted and left as they are)."""
         self._raise_fatal()
@@ -91,7 +91,7 @@ class DrivePool:
         task = asyncio.get_running_loop().create_task(self._drive(run.run_id, steal))
         self.running[run.run_id] = task
 
-    async def _drive(self, run_id: str, steal: bool) -> None:
+    async def _drive(self, run_id: str, steal: bool | str) -> None:
         stats = self.stats
         try:
             result = await self.rt.drive(run_id, steal=steal, follow_chain=True)
@@ -173,7 +173,8 @@ async def run_once(rt: LocalRuntime, stats: WorkerStats | None = None, *,
                                              cursor=cursor)
         for run in running.items:
             if owner_is_dead(run.lease_owner):
-                await pool.submit(run, steal=True)
+                # that dead owner's lease only, not that of a live worker that won it since
+                await pool.submit(run, steal=run.lease_owner or False)
         cursor = running.next_cursor
         if cursor is None:
             break

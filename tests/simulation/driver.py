@@ -34,6 +34,7 @@ from pyworkflow.runtime.worker import owner_is_dead, run_once
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.memory import InMemoryStorageBackend, is_due
 from tests.simulation.interpreter import BAD_PAYLOAD, GOOD_PAYLOAD, sim_program
+from tests.simulation.invariants import open_ops
 from tests.simulation.program import Instr, Program, hooks_of
 from tests.simulation.world import CURRENT_DRIVE, SimDispatcher, SimStorage, Worker, World
 
@@ -140,7 +141,9 @@ class Driver:
                     self.stuck = f"runaway: over {MAX_POINTS} writes and sends"
                     return
                 await self.replace_dead()
-                actions = await self.actions()
+                frozen = w.stalled()  # a frozen process starts nothing until it thaws
+                actions = [a for a in await self.actions() if a[1] is None
+                           or a[1].name not in frozen]
                 if actions:
                     n = min(len(actions), w.env_rng.randint(1, w.plan.concurrency))
                     for label, worker, make in w.env_rng.sample(actions, n):
@@ -153,7 +156,8 @@ class Driver:
                 when = await self.next_time()
                 if when is None:
                     return
-                w.advance_to(when, "nothing to do before then")
+                w.advance_to(self.beat_before(when), "nothing to do before then")
+                await self.heartbeats()
             self.stuck = f"round limit ({MAX_ROUNDS}) reached"
         finally:
             w.release_all()
@@ -163,6 +167,29 @@ class Driver:
             for task, _ in self.tasks:
                 task.cancel()
             await self.settle()
+
+    def beat_before(self, when: datetime) -> datetime:
+        """Time moves at most a third of a lease at a time while an execution is under way in
+        a live worker: its heartbeat beats that often."""
+        frozen = self.world.stalled()
+        beating = [wk.runtime.executor.lease for wk in self.live_workers()
+                   if wk.name not in frozen and wk.runtime.executor.active]
+        if not beating:
+            return when
+        return min(when, self.world.clock.now() + min(beating) / 3)
+
+    async def heartbeats(self) -> None:
+        """Time moved: each live worker renews the leases of the executions under way in it,
+        as its heartbeat timer does in real time (a frozen one does not). Before anyone else
+        acts at the new time, so a lease that lapsed meanwhile is renewed first: with real time
+        the beat comes every third of a lease."""
+        frozen = self.world.stalled()
+        for worker in self.live_workers():
+            executor = worker.runtime.executor
+            if worker.name in frozen or not executor.active:
+                continue
+            self.launch("heartbeat", worker, executor.renew_leases)
+        await self.settle()
 
     def launch(self, label: str, worker: Worker | None, make: Callable[[], Awaitable[Any]]
                ) -> None:
@@ -262,6 +289,20 @@ class Driver:
                 newest[(h.run_id, h.hook_id)] = h
             self._hooks = sorted(newest.values(), key=lambda h: (h.created_at, h.token_hash))
         return self._hooks
+
+    async def child_ended(self, run: WorkflowRun) -> bool:
+        """Whether a child ``run`` waits for has ended: only then does a worker's check of a
+        run waiting for children (a wake-up without timer, LocalRuntime's child check) change
+        anything; otherwise the environment need not move time for it."""
+        runs = await self.all_runs()
+        waits = open_ops(await self.store.get_events(run.run_id))
+        for event in waits.values():
+            child = runs.get(str(event.data.get("child_run_id")))
+            while child is not None and child.status == RunStatus.CONTINUED_AS_NEW:
+                child = runs.get(child.continued_to_run_id or "")
+            if child is not None and child.status.is_terminal:
+                return True
+        return False
 
     async def due_ids(self) -> frozenset[str]:
         now = self.world.clock.now()
@@ -515,7 +556,8 @@ class EmbeddedDriver(Driver):
     async def transport_times(self) -> list[datetime]:
         times = [wk.due for wk in self.wakes]
         for run in await self.open_runs():
-            if run.status == RunStatus.SUSPENDED and run.wake_at is not None:
+            if run.status == RunStatus.SUSPENDED and run.wake_at is not None and (
+                    run.wake_key is not None or await self.child_ended(run)):
                 times.append(run.wake_at)
             if run.lease_expires_at is not None and run.status in (RunStatus.RUNNING,
                                                                    RunStatus.PENDING):

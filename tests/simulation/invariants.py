@@ -85,11 +85,15 @@ class Waiting:
 
     def _reason(self, run_id: str) -> str | None:
         run = self.snap.runs.get(run_id)
-        if run is None or run.status != RunStatus.SUSPENDED or run.wake_at is not None \
-                or run.cancel_requested:
+        if run is None or run.status != RunStatus.SUSPENDED or run.cancel_requested:
             return None
         waits = open_ops(self.snap.histories.get(run_id, []))
         if not waits:
+            return None
+        # A wake-up without a timer (wake_key None) is the embedded runtime's look at a run
+        # waiting for children: it waits as long as they do.
+        if run.wake_at is not None and (run.wake_key is not None or not any(
+                e.type == EventType.CHILD_WORKFLOW_STARTED for e in waits.values())):
             return None
         reasons = []
         for event in waits.values():

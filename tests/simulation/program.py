@@ -57,16 +57,7 @@ class Features:
 ALL_FEATURES = Features()
 # What CI runs until the engine fixes land (see tests/simulation/test_simulation.py): each
 # switch names the known bug its instructions run into.
-CI_FEATURES = Features(
-    plain_gather_failing=False,  # known bug 5: gather siblings run twice, events after the end
-    slow_steps=False,            # known bug 3: no lease renewal while a long step runs
-    branch_children=False,       # new bug A: an inline child inherits its parent's branch
-    early_stop=False,            # new bug D: an early stop cancels a branch mid-write
-    early_stop_waits=False,      # new bug B: an early stop forgets skipped branches' ops
-    catch_all=False,             # new bug C: user code swallows the engine's ConcurrencyError
-    concurrent_passes=False,     # new bug E: a retried steal takes a live worker's run
-    faults_after_ending=False,   # new bug F: a child's crash before it wakes its parent (embedded)
-)
+CI_FEATURES = Features()
 
 
 class Generator:

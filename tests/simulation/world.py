@@ -244,7 +244,11 @@ class World:
         blocker = Blocker(kind, self.clock.now() + timedelta(seconds=seconds),
                           loop.create_future(), drive)
         if kind == "stall" and drive is not None:
-            drive.excused = True
+            # The whole process is frozen (a GC pause, a stopped VM): every drive in it stops
+            # renewing its lease, and another worker may take any of its runs over.
+            for other in self.drives:
+                if other.worker == drive.worker and other.status == "running":
+                    other.excused = True
         self.blockers.append(blocker)
         self.log(drive.worker if drive else "?", f"{kind} {seconds:g}s in {what}")
         await blocker.future
@@ -259,6 +263,11 @@ class World:
         self.cancels_sent.add(key)
         self.log("env", f"cancel {run_id} at {instruction}")
         await self.canceller(run_id)
+
+    def stalled(self) -> set[str]:
+        """Workers frozen in a step (a GC pause, a stopped VM): they neither heartbeat nor
+        start anything until the stall ends."""
+        return {b.drive.worker for b in self.blockers if b.kind == "stall" and b.drive}
 
     def release_due_blockers(self) -> bool:
         now = self.clock.now()
@@ -346,9 +355,10 @@ class SimStorage(FaultyStorage):
         await self._alive()
         return await self.inner.list_runs(**kwargs)
 
-    async def list_due_runs(self, now: datetime, *, limit: int = 100) -> Any:
+    async def list_due_runs(self, now: datetime, *, limit: int = 100,
+                            after: str | None = None) -> Any:
         await self._alive()
-        return await self.inner.list_due_runs(now, limit=limit)
+        return await self.inner.list_due_runs(now, limit=limit, after=after)
 
     async def get_events(self, run_id: str, *, after_sequence: int = 0) -> Any:
         await self._alive()
