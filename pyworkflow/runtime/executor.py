@@ -432,6 +432,11 @@ class Executor:
         return run
 
     async def _suspend(self, journal: RunJournal, signal: SuspensionSignal) -> WorkflowRun:
+        if journal.outside_change:
+            # Someone touched the run while this execution went on (the heartbeat or a
+            # checkpoint took the new version in stride): what the run waits for may have
+            # come meanwhile, after the code looked. Replay instead of waiting on it forever.
+            raise RestartSignal()
         wake_at = signal.wake_at
         deadline = journal.run.deadline_at
         if deadline is not None and (wake_at is None or deadline < wake_at):

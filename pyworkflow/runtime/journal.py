@@ -120,6 +120,9 @@ class RunJournal:
         self._looked_at = executor.clock.now()
         # One lease renewal at a time: the execution's checkpoints and the heartbeat share it.
         self._renewing = asyncio.Lock()
+        # An outsider changed the record during this execution (a hook payload, a child's
+        # ending: each touches the run). A suspension decided before it may be stale.
+        self.outside_change = False
 
     @_io
     async def write(self, events: list[Event]) -> None:
@@ -169,7 +172,7 @@ class RunJournal:
                         return False
                     if latest.cancel_requested and self.ctx and self.ctx.cancel_seq is None:
                         self.ctx.interrupted = True
-                    self.run = latest
+                    self._adopt(latest)
             return False
 
     # --- heartbeat --------------------------------------------------------------------------
@@ -221,8 +224,13 @@ class RunJournal:
             return False
         if latest.cancel_requested and self.ctx and self.ctx.cancel_seq is None:
             return False
-        self.run = latest
+        self._adopt(latest)
         return True
+
+    def _adopt(self, latest: WorkflowRun) -> None:
+        if latest.version != self.run.version:
+            self.outside_change = True
+        self.run = latest
 
     @_io
     async def create_hook(self, hook: Hook) -> None:

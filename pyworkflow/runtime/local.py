@@ -138,9 +138,14 @@ class LocalRuntime:
         loop.call_later(delay, self.spawn, run_id)
 
     async def start_child(self, run_id: str, *, wait: bool) -> None:
-        # A waited-for child runs inline, so a parent often continues without suspending.
+        # A waited-for child runs inline, so a parent often continues without suspending. In
+        # a task of its own, shielded: the child is a run of its own, and a parent cancelled
+        # meanwhile (a fan-out stopping early, a shutdown) must not cut its step off.
         if wait:
-            await self.drive(run_id)
+            drive = asyncio.get_running_loop().create_task(self.drive(run_id))
+            self._tasks.add(drive)
+            drive.add_done_callback(self._tasks.discard)
+            await asyncio.shield(drive)
         else:
             self.spawn(run_id)
 
