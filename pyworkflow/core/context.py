@@ -42,7 +42,7 @@ from pyworkflow.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from pyworkflow.core.models import Hook, WorkflowRun
+    from pyworkflow.core.models import Hook, HookStatus, WorkflowRun
 
 logger = logging.getLogger("pyworkflow")
 
@@ -73,8 +73,9 @@ class Journal(Protocol):
 
     async def get_hook(self, run_id: str, hook_id: str) -> Hook | None: ...
 
-    async def expire_hook(self, hook: Hook) -> Hook:
-        """Mark a pending hook expired; returns the stored hook (which may have been received)."""
+    async def expire_hook(self, hook: Hook, status: HookStatus = ...) -> Hook:
+        """Mark a pending hook expired (or ``status``); returns the stored hook (which may have
+        been received meanwhile)."""
 
     async def start_child(
         self, workflow_name: str, child_run_id: str, args: tuple[Any, ...],
@@ -214,7 +215,8 @@ class WorkflowContext:
         # Tasks other than the execution's own that made durable calls (asyncio.gather
         # branches, fan-out items): the execution ends only once they have settled.
         self.main_task: asyncio.Task[Any] | None = None
-        self.side_tasks: set[asyncio.Task[Any]] = set()
+        # (a dict for its order: what is done with them must not depend on hashes of tasks)
+        self.side_tasks: dict[asyncio.Task[Any], None] = {}
         self._parked: dict[asyncio.Task[Any], SuspensionSignal] = {}
         self._side_changed: asyncio.Event | None = None
         # Tasks the engine itself cancelled (a fan-out's early stop, a teardown): a step cut off
@@ -503,7 +505,7 @@ class WorkflowContext:
         # (no main task: a caller driving the context by hand, all of it one sequence)
         side = task is not self.main_task and task is not None and self.main_task is not None
         if side and task not in self.side_tasks:
-            self.side_tasks.add(task)  # type: ignore[arg-type]
+            self.side_tasks[task] = None  # type: ignore[index]
             task.add_done_callback(self._side_done)  # type: ignore[union-attr]
         branch = _branch.get()
         if branch is None and self._open_block is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -61,20 +61,33 @@ async def hook(
     if rec is None:
         expires_at = (resolve_wake_time(timeout, ctx.now(), name="hook() timeout")
                       if timeout is not None else None)
-        token = new_token()
-        await ctx.journal.create_hook(
-            Hook(
-                token_hash=hash_token(token), run_id=ctx.run_id, hook_id=hook_id, op=op,
-                name=name, created_at=ctx.now(), expires_at=expires_at,
-                payload_schema=schema.model_json_schema() if schema else None,
+        token: str | None = new_token()
+        created = ctx.now()
+        stale = await ctx.journal.get_hook(ctx.run_id, hook_id)
+        if stale is not None and stale.status == HookStatus.PENDING:
+            # An earlier execution stored this hook and died before recording hook.created:
+            # its on_created never ran, so nobody holds that token. It is set aside, and the
+            # new record is strictly newer, so "the newest" (resume by name, the run's own
+            # lookup) is this one even when the clock has not moved since.
+            created = max(created, stale.created_at + timedelta(microseconds=1))
+            stale = await ctx.journal.expire_hook(stale, HookStatus.DISPOSED)
+        if stale is not None and stale.status != HookStatus.DISPOSED:
+            token = None  # resumed by name meanwhile (or expired): that record is the hook
+        else:
+            assert token is not None
+            await ctx.journal.create_hook(
+                Hook(
+                    token_hash=hash_token(token), run_id=ctx.run_id, hook_id=hook_id, op=op,
+                    name=name, created_at=created, expires_at=expires_at,
+                    payload_schema=schema.model_json_schema() if schema else None,
+                )
             )
-        )
         await ctx.record(
             EventType.HOOK_CREATED,
             {"op": op, "name": name, "hook_id": hook_id,
              "expires_at": expires_at.isoformat() if expires_at else None},
         )
-        if on_created is not None:
+        if on_created is not None and token is not None:
             # Runs once, when the hook is created, and is not replayed: a step called in it
             # would be an op missing on replay (shifting every later op), so it runs as a
             # plain call, as a step called from a step does.

@@ -251,7 +251,10 @@ async def _fan_out(
     except BaseException:
         ctx.close_block(block, ctx.recorded_end(op, prefix), exact=True)
         raise
-    if result.skipped:
+    if result.skipped or runner.stopped:
+        # Recorded whenever this execution stopped the fan-out early, even if every item had
+        # finished by then: which items finished before the stop depends on timing, and a
+        # replay (whose recorded items finish in another order) must not decide it again.
         # Skipped branches may have recorded ops in an earlier execution, with numbers above
         # any this one took: the ops after the fan-out come after those too.
         next_op = max(block.top + 1, ctx.recorded_end(op, prefix))
@@ -299,6 +302,7 @@ class _Runner:
         self.closers = closers
         self.result: FanOutResult[Any] = FanOutResult([ItemStatus.SKIPPED] * len(thunks))
         self.finished: asyncio.Queue[tuple[int, asyncio.Task[Any]]] = asyncio.Queue()
+        self.stopped = False  # an early stop was decided (min_successful / tolerated_failures)
         self.running: dict[int, asyncio.Task[Any]] = {}
         self.parked: list[SuspensionSignal] = []
 
@@ -355,6 +359,7 @@ class _Runner:
                 if allowed is None:
                     reason = self._stop_reason()
                     if reason is not None:
+                        self.stopped = True
                         break
         finally:
             # An early stop, a control signal, or this coroutine itself cancelled: stop the rest.

@@ -241,10 +241,10 @@ class RunJournal:
         return await self.storage.find_hook(run_id, hook_id=hook_id)
 
     @_io
-    async def expire_hook(self, hook: Hook) -> Hook:
+    async def expire_hook(self, hook: Hook, status: HookStatus = HookStatus.EXPIRED) -> Hook:
         try:
             return await self.storage.update_hook(
-                hook.model_copy(update={"status": HookStatus.EXPIRED}),
+                hook.model_copy(update={"status": status}),
                 expected_version=hook.version,
             )
         except ConcurrencyError:

@@ -28,7 +28,7 @@ from pyworkflow.core import context as _ctx
 from pyworkflow.core.clock import Clock, ManualClock
 from pyworkflow.core.context import OpMismatch, WorkflowContext
 from pyworkflow.core.events import TERMINAL_RUN_EVENTS, Event, EventType
-from pyworkflow.core.models import Hook, RunStatus, WorkflowRun
+from pyworkflow.core.models import Hook, HookStatus, RunStatus, WorkflowRun
 from pyworkflow.core.registry import WorkflowDefinition, get_workflow
 from pyworkflow.core.serde import dumps, loads
 from pyworkflow.core.workflow import decode_arguments
@@ -98,7 +98,7 @@ class ReplayJournal:
     async def get_hook(self, run_id: str, hook_id: str) -> Hook | None:
         return None  # not received in the history: the run would wait there
 
-    async def expire_hook(self, hook: Hook) -> Hook:
+    async def expire_hook(self, hook: Hook, status: HookStatus = HookStatus.EXPIRED) -> Hook:
         raise HistoryEnd("a hook expiry")
 
     async def start_child(

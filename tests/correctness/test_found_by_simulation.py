@@ -13,6 +13,11 @@ E: ``drive(steal=True)`` that loses the compare-and-set retries with ``steal`` s
    takes the run from the live worker that just won it: both run the step.
 F: embedded: a child's process dies between the child's ending and waking its parent; nothing
    re-notifies the parent (worker passes only see due runs), which waits forever.
+G: a process dies between storing a hook's record and recording ``hook.created``; the next
+   execution stores a second record (new token, given to ``on_created``). The run reads the
+   newest record of its hook id by ``created_at``; when both have the same time (the clock did
+   not move: a coarse or manual clock) the memory backend returns the *older* one, so a payload
+   sent with the token ``on_created`` got never reaches the run, which waits forever.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from pyworkflow.storage.memory import InMemoryStorageBackend
 
 RAN: Counter[str] = Counter()
 GATE: dict[str, asyncio.Event] = {}
+TOKENS: list[str] = []
 
 
 class QuietRuntime(LocalRuntime):
@@ -78,6 +84,7 @@ async def start(rt: LocalRuntime, wf: Any, *args: Any) -> str:
 def _fresh() -> Any:
     RAN.clear()
     GATE.clear()
+    TOKENS.clear()
     owners = set(LIVE_OWNERS)
     yield
     LIVE_OWNERS.intersection_update(owners)
@@ -291,4 +298,36 @@ async def test_a_parent_learns_of_its_child_ending_after_a_crash() -> None:
         await run_once(second)
         clock.advance(60)
     parent = await store.get_run(run_id)
-    assert parent is not None and parent.status == RunStatus.COMPLETED, parent.status
+    assert parent is not None
+    assert parent.status == RunStatus.COMPLETED, parent.status
+
+
+# --- G ------------------------------------------------------------------------------------------
+
+async def g_remember(token: str) -> None:
+    TOKENS.append(token)
+
+
+@workflow(name="nb_g_waits")
+async def g_waits() -> int:
+    return int((await hook("nb_g_go", on_created=g_remember))["n"])
+
+
+async def test_a_hook_created_again_after_a_crash_takes_the_new_token() -> None:
+    from pyworkflow.core.hook import hash_token
+    from pyworkflow.runtime.api import deliver_hook
+
+    clock = ManualClock()  # it does not move between the crash and the next execution
+    store = InMemoryStorageBackend()
+    first = inject(QuietRuntime(store, clock=clock), Faults(crash_on="after create_hook"))
+    with pytest.raises(InjectedCrash):
+        await start(first, g_waits)
+    LIVE_OWNERS.discard(first.executor.owner)
+    second = QuietRuntime(store, clock=clock)
+    await run_once(second)  # steals the dead process's run, stores the hook again
+    assert len(TOKENS) == 1
+    found = await store.get_hook(hash_token(TOKENS[0]))
+    assert found is not None
+    await deliver_hook(second, found, {"n": 5})
+    run = (await store.list_runs()).items[0]
+    assert run.status == RunStatus.COMPLETED, run.status

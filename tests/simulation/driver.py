@@ -119,11 +119,6 @@ class Driver:
         return [wk for wk in self.workers if wk.name not in self.world.dead]
 
     async def replace_dead(self) -> None:
-        if any(wk.name in self.world.dead for wk in self.workers):
-            # A process restart takes time: nothing happens at the very instant of a crash.
-            # (At one and the same instant two records of a hook re-created by the next
-            # execution would tie on created_at: see new bug G in test_new_bugs.py.)
-            self.world.clock.advance(0.001)
         for i, worker in enumerate(self.workers):
             if worker.name in self.world.dead:
                 worker.retire()  # its lease owner is gone: others may take its runs at once

@@ -53,11 +53,14 @@ async def snapshot(store: StorageBackend) -> Snapshot:
 
 
 def open_ops(history: list[Event]) -> dict[int, Event]:
-    """Hooks and awaited children a history started and did not finish, by op."""
+    """Hooks and awaited children a history started and did not finish, by op. Not those of a
+    fan-out's items that an early stop skipped: nobody waits on them any more."""
+    stopped = {str(e.data.get("path") or e.op): set(e.data.get("finished", []))
+               for e in history if e.type == EventType.PARALLEL_COMPLETED}
     started: dict[int, Event] = {}
     for e in history:
         op = e.op
-        if op is None:
+        if op is None or _skipped(e, stopped):
             continue
         if e.type == EventType.HOOK_CREATED or (
                 e.type == EventType.CHILD_WORKFLOW_STARTED and e.data.get("wait", True)):
@@ -66,6 +69,18 @@ def open_ops(history: list[Event]) -> dict[int, Event]:
                 e.type in _CHILD_ENDINGS:
             started.pop(op, None)
     return started
+
+
+def _skipped(event: Event, stopped: dict[str, set[int]]) -> bool:
+    path = event.data.get("path")
+    if not isinstance(path, str):
+        return False
+    for prefix, finished in stopped.items():
+        if path.startswith(prefix + "."):
+            item = int(path[len(prefix) + 1:].split(".")[0])
+            if item not in finished:
+                return True
+    return False
 
 
 class Waiting:

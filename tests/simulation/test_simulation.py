@@ -1,15 +1,14 @@
 """Deterministic simulation: 300+ seeds per CI run, fixed regression seeds, and determinism.
 
-CI runs ``CI_FEATURES`` (tests/simulation/program.py), which switches off the instruction kinds
-and environment moves that run into engine bugs not fixed yet: known bugs 3 and 5, and new bugs
-A-F (reproduced one by one in ``test_new_bugs.py``, with G, which the environment avoids by
-letting 1 ms pass at each crash). Turn each switch back on when its fix has landed;
-``python bench/simulate.py --seeds 10000`` runs everything.
+CI runs ``CI_FEATURES`` (tests/simulation/program.py): every instruction kind and environment
+move. A switch there turns a feature off while an engine bug it runs into is being fixed (none
+is off today; the bugs found so far are reduced to tests in
+``tests/correctness/test_found_by_simulation.py``). ``python bench/simulate.py --seeds 10000``
+runs the same on more seeds.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 
 import pytest
@@ -23,9 +22,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:R
 BATCHES = 12
 PER_BATCH = 25  # 300 seeds, each in the configuration drawn from it
 
-# Seeds that once failed: (seed, config, switches, the bug). Each must pass with CI's features;
-# a seed with switches must still fail with those switches on as well (xfail, strict): when its
-# bug is fixed the xfail turns into a failure, and the switches can go back on in CI_FEATURES.
+# Seeds that once failed: (seed, config, switches, the bug). Each must pass with CI's features.
+# (switches: the feature switches of a bug not fixed yet, kept off in CI_FEATURES meanwhile.)
 REGRESSION_SEEDS: list[tuple[int, str, frozenset[str], str]] = [
     (771, "sqlite", frozenset(),
      "simulator: after a stalled drive failed, no worker pass was offered again (same time, "
@@ -33,25 +31,42 @@ REGRESSION_SEEDS: list[tuple[int, str, frozenset[str], str]] = [
     (665, "aws", frozenset(),
      "simulator: a hook's deliveries were timed from a record whose creation had failed, so a "
      "payload planned after the timeout reached the newer record before its own"),
-    (667, "memory", frozenset(),
-     "simulator (and new bug G): a crash and the steal that followed at the same instant made "
-     "two records of one hook tie on created_at; a process restart now takes 1 ms"),
-    (0, "memory", frozenset({"slow_steps"}),
+    (0, "memory", frozenset(),
      "known bug 3: no lease renewal during a long step; a second worker runs it again"),
-    (54, "memory", frozenset({"plain_gather_failing"}),
-     "known bug 5: gather's sibling step outlives the execution: a different result on replay"),
-    (62, "sqlite", frozenset({"branch_children"}),
+    (54, "memory", frozenset(),
+     "known bug 5: gather's sibling step outlives the execution; then a sibling's wait reached "
+     "gather before another's failure (a waiting coroutine now parks until its siblings end)"),
+    (62, "sqlite", frozenset(),
      "new bug A: a child driven inline from a fan-out branch inherits the branch"),
-    (48, "memory", frozenset({"early_stop", "early_stop_waits"}),
+    (48, "memory", frozenset(),
      "new bug B: an early stop's end ignores ops a skipped branch recorded before"),
-    (37, "sqlite", frozenset({"catch_all"}),
+    (37, "sqlite", frozenset(),
      "new bug C: a stalled worker swallows ConcurrencyError in user code and runs on"),
-    (212, "memory", frozenset({"early_stop"}),
+    (212, "memory", frozenset(),
      "new bug D: an early stop cancels a branch mid-write; a step runs twice in one drive"),
-    (352, "sqlite", frozenset({"concurrent_passes"}),
+    (352, "sqlite", frozenset(),
      "new bug E: a steal retried after a lost race takes the run from a live worker"),
-    (238, "memory", frozenset({"faults_after_ending"}),
-     "new bug F: a child's crash before waking its parent leaves the parent waiting"),
+    (238, "memory", frozenset(),
+     "new bug F: a child's crash before it wakes its parent leaves the parent waiting"),
+    (667, "memory", frozenset(),
+     "new bug G: a hook record stored again at the same instant ties on created_at"),
+    (180, "sqlite", frozenset(),
+     "replayed gather outcomes came in start order, not the recorded order"),
+    (102, "memory", frozenset(),
+     "a worker pass stole from the owner its read found, a live one that had just won"),
+    (73, "sqlite", frozenset(),
+     "one failed heartbeat renewal let a live owner's lease lapse (renew at a third now)"),
+    (262, "memory", frozenset(),
+     "a cancellation reached a gathered coroutine before a sibling's earlier failure"),
+    (713, "sqlite", frozenset(),
+     "a gathered coroutine's recorded failure overtook a sibling's earlier one on replay"),
+    (1682, "sqlite", frozenset(),
+     "a fan-out's early stop cut off the step of a child it was driving inline"),
+    (398, "memory", frozenset(),
+     "a hook payload arriving while the execution settled was taken in stride by the "
+     "heartbeat, and the run suspended waiting for it forever"),
+    (2330, "sqlite", frozenset(),
+     "an early stop with every item finished was not recorded; a replay stopped differently"),
 ]
 
 
@@ -80,18 +95,6 @@ def test_regression_seed(case: tuple[int, str, frozenset[str], str]) -> None:
     seed, config, _, bug = case
     report = check_seed(seed, config, CI_FEATURES)
     assert report.ok, f"{bug}\n{_explain(report)}"
-
-
-@pytest.mark.parametrize("case", [c for c in REGRESSION_SEEDS if c[2]], ids=_name)
-def test_regression_seed_still_finds_its_bug(case: tuple[int, str, frozenset[str], str]
-                                             ) -> None:
-    seed, config, switches, bug = case
-    report = check_seed(seed, config, dataclasses.replace(CI_FEATURES,
-                                                          **dict.fromkeys(switches, True)))
-    if report.ok:
-        pytest.fail(f"fixed? {bug}: seed {seed} passes with {sorted(switches)} on; turn them "
-                    "back on in CI_FEATURES and drop this expectation")
-    pytest.xfail(bug)
 
 
 def _fingerprint(seeds: range, features: Features) -> str:
