@@ -4,10 +4,11 @@ Each branch is a coroutine run as an asyncio task inside the one execution (one 
 invocation on AWS). Its durable calls are identified by their *path* in the fan-out ("3.1.0":
 fan-out op 3, branch 1, first call), not by the order in which branches happened to reach them,
 so a branch may make several calls (a step, then a sleep, then a child...) and still replay onto
-its own history. Nothing is recorded for the fan-out itself: each completed step costs its one
-``step.completed`` as usual. The single exception is an early stop (``min_successful`` /
-``tolerated_failures``) that leaves items unfinished: one ``parallel.completed`` event then names
-the items that finished, so a replay reports the same outcome instead of running the others.
+its own history. The fan-out records its item count (``parallel.started``, riding with the first
+write: no request of its own), which replay checks; each completed step costs its one
+``step.completed`` as usual. An early stop (``min_successful`` / ``tolerated_failures``) records
+one ``parallel.completed`` naming the items that had finished, so a replay reports the same
+outcome instead of deciding again (which items finish first depends on timing).
 
 Failures of items are collected, not raised: the result lists successes, failures (the
 exception per index) and skipped items; ``raise_if_failed()`` turns failures into an error.

@@ -99,7 +99,10 @@ async def _run_function(
         # is recorded, the run is driven again from its history.
         ctx.engine_cancelled.update(ctx.side_tasks)
         for task in ctx.side_tasks:
-            task.cancel()
+            if task.done():
+                _outcome_of(task)  # retrieved: no "exception was never retrieved" noise
+            else:
+                task.cancel()
         raise
     except BaseException:
         await _settle(ctx)
@@ -114,14 +117,17 @@ async def _settle(ctx: WorkflowContext) -> None:
     """Wait until every side task is done; raise the first execution signal one ended with."""
     while pending := [t for t in ctx.side_tasks if not t.done()]:
         await asyncio.wait(pending)
-    for task in ctx.side_tasks:
-        if task.cancelled():
-            continue
-        error = task.exception()  # retrieved: no "exception was never retrieved" noise
+    errors = [_outcome_of(task) for task in ctx.side_tasks]  # every one retrieved
+    for error in errors:
         if isinstance(error, _EXECUTION_SIGNALS) or (
             error is not None and not isinstance(
                 error, Exception | SuspensionSignal | ContinueAsNewSignal)):
             raise error
+
+
+def _outcome_of(task: asyncio.Task[Any]) -> BaseException | None:
+    """A finished task's exception, now retrieved (asyncio logs one never looked at)."""
+    return None if task.cancelled() else task.exception()
 
 
 def _not_defined(run: WorkflowRun) -> str:
