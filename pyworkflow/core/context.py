@@ -228,7 +228,7 @@ class WorkflowContext:
         # them this execution has reached (see ``_replay_turn``).
         self._recorded_top = [r for r in self._ops.values()
                               if not isinstance(r.events[0].data.get("path"), str)]
-        self._outcome_order: list[tuple[int, int]] | None = None  # built on first use
+        self._outcome_order: list[tuple[float, int]] | None = None  # built on first use
         self._order_at = 0
         self._reached: set[int] = set()
 
@@ -394,14 +394,17 @@ class WorkflowContext:
         self.check_deadline()
         return op, rec
 
-    def _outcome_at(self, rec: OpRecord) -> int:
-        """Where in the history the outcome of recorded op ``rec`` was handed out: its last
-        event, or the cancellation request for an op it leaves unsettled (that op raises
-        ``CancellationError`` on replay)."""
-        last = rec.events[-1].sequence
-        if self.cancel_seq is not None and not self.settled(rec):
+    def _outcome_at(self, rec: OpRecord | None, *, shielded: bool = False) -> float:
+        """Where in the history the outcome op ``rec`` hands out now was recorded: its ending
+        event; the cancellation request for an op it leaves unsettled (that op raises
+        ``CancellationError``); and after the whole history for an op without a recorded
+        outcome, new or unfinished (what it does now is new)."""
+        if self.cancel_seq is not None and not shielded and not self.settled(rec):
+            last = rec.events[-1].sequence if rec is not None else 0
             return max(last, self.cancel_seq)
-        return last
+        if rec is None or rec.terminal is None:
+            return float("inf")
+        return rec.terminal.sequence
 
     async def suspension(self, signal: SuspensionSignal) -> SuspensionSignal:
         """The signal a primitive raises when its run must wait. In a task the workflow started
@@ -450,11 +453,7 @@ class WorkflowContext:
         if task is None or task is self.main_task or self.main_task is None \
                 or _branch.get() is not None:
             return
-        mine = self._outcome_at(rec) if rec is not None else None
-        if self.cancel_seq is not None and self.shield_depth == 0 and not self.settled(rec):
-            mine = max(mine or 0, self.cancel_seq)
-        if mine is None:
-            return
+        mine = self._outcome_at(rec, shielded=self.shield_depth > 0)
         reached, idle = len(self._reached), 0
         while (earliest := self._earliest_unreached()) is not None and earliest < mine:
             await asyncio.sleep(0)
@@ -465,9 +464,12 @@ class WorkflowContext:
                 if idle > 200:  # nobody gets to it (changed code, a task gone): go on
                     return
 
-    def _earliest_unreached(self) -> int | None:
+    def _earliest_unreached(self) -> float | None:
         if self._outcome_order is None:  # (after this execution's own cancellation record)
-            self._outcome_order = sorted((self._outcome_at(r), r.op) for r in self._recorded_top)
+            # (only outcomes the history holds: an unfinished op's next one is new)
+            self._outcome_order = sorted(
+                (at, r.op) for r in self._recorded_top
+                if (at := self._outcome_at(r)) != float("inf"))
         order = self._outcome_order
         while self._order_at < len(order) and order[self._order_at][1] in self._reached:
             self._order_at += 1

@@ -69,12 +69,13 @@ async def hook(
             # its on_created never ran, so nobody holds that token. It is set aside, and the
             # new record is strictly newer, so "the newest" (resume by name, the run's own
             # lookup) is this one even when the clock has not moved since.
-            created = max(created, stale.created_at + timedelta(microseconds=1))
             stale = await ctx.journal.expire_hook(stale, HookStatus.DISPOSED)
         if stale is not None and stale.status != HookStatus.DISPOSED:
             token = None  # resumed by name meanwhile (or expired): that record is the hook
         else:
             assert token is not None
+            if stale is not None:
+                created = max(created, stale.created_at + timedelta(microseconds=1))
             await ctx.journal.create_hook(
                 Hook(
                     token_hash=hash_token(token), run_id=ctx.run_id, hook_id=hook_id, op=op,

@@ -407,7 +407,7 @@ class Executor:
                 # Someone changed the record (cancel request, hook, child): our outcome stands,
                 # only the version moved. If the history moved, this raises again: replay.
                 latest = await self.storage.get_run(journal.run.run_id)
-                if latest is None or latest.lease_owner not in (None, self.owner):
+                if latest is None or latest.lease_owner != self.owner:
                     raise
                 journal.run = latest
         raise ConcurrencyError(f"Run {journal.run.run_id}: gave up writing its outcome")

@@ -126,6 +126,13 @@ class RunJournal:
 
     @_io
     async def write(self, events: list[Event]) -> None:
+        expires = self.run.lease_expires_at
+        if expires is not None and expires <= self.clock.now():
+            # Our lease lapsed (this process stood still: a GC pause, a stopped VM) and the
+            # run may be someone else's now. An append is conditional on its sequence only,
+            # so take the lease back first, or stop: a zombie never writes into a live run.
+            if not await self.renew_lease():
+                raise RestartSignal()
         await self.storage.append_events(self.run.run_id, events)
 
     @_io
@@ -168,7 +175,7 @@ class RunJournal:
                     return True
                 except ConcurrencyError:
                     latest = await self.storage.get_run(self.run.run_id)
-                    if latest is None or latest.lease_owner not in (None, self.executor.owner):
+                    if latest is None or latest.lease_owner != self.executor.owner:
                         return False
                     if latest.cancel_requested and self.ctx and self.ctx.cancel_seq is None:
                         self.ctx.interrupted = True
@@ -220,7 +227,9 @@ class RunJournal:
         when the execution must reload instead: the lease is lost, or a cancel it has not
         recorded yet was requested."""
         latest = await self.storage.get_run(self.run.run_id)
-        if latest is None or latest.lease_owner not in (None, self.executor.owner):
+        # Ours only if we still hold it: a record with no owner was taken and released by
+        # another worker meanwhile (this process stood still), whose history is ahead of ours.
+        if latest is None or latest.lease_owner != self.executor.owner:
             return False
         if latest.cancel_requested and self.ctx and self.ctx.cancel_seq is None:
             return False

@@ -12,6 +12,7 @@ from pyworkflow.core.context import WorkflowContext
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.retry import rebuild_error as real_rebuild_error
 from pyworkflow.runtime.executor import Executor
+from pyworkflow.runtime.local import LocalRuntime
 from tests.simulation import runner
 from tests.simulation.program import CI_FEATURES
 from tests.simulation.runner import SeedReport, check_seed
@@ -90,13 +91,20 @@ def test_a_step_run_twice_without_a_fault_is_caught(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_lost_wake_up_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ended children never tell their waiting parents (embedded: nothing else will)."""
+    """Ended children never tell their waiting parents, and the embedded runtime's check of
+    parents waiting for children is off: nothing else wakes them."""
     real = Executor._after_terminal
+    real_init = LocalRuntime.__init__
 
     async def mute(self: Executor, run: Any, history: list[Event], **kwargs: Any) -> None:
         await real(self, run, history, notify_parent=False)
 
+    def no_check(self: LocalRuntime, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        self.executor.child_check = None
+
     monkeypatch.setattr(Executor, "_after_terminal", mute)
+    monkeypatch.setattr(LocalRuntime, "__init__", no_check)
     first_failure("neither ended nor provably waiting", config="memory")
 
 
