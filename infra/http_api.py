@@ -346,9 +346,9 @@ class HttpApiServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
-        server: Any = site._server  # the bound socket tells which port 0 became
-        if server is not None and getattr(server, "sockets", None):
-            self.port = int(server.sockets[0].getsockname()[1])
+        bound: Any = site._server  # the bound socket tells which port 0 became
+        if bound is not None and getattr(bound, "sockets", None):
+            self.port = int(bound.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         if self._runner is not None:

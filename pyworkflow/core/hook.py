@@ -100,9 +100,9 @@ async def hook(
             finally:
                 _ctx.leave_step(in_step)
     else:
-        created = rec.first(EventType.HOOK_CREATED)
-        assert created is not None
-        raw = created.data.get("expires_at")
+        recorded = rec.first(EventType.HOOK_CREATED)
+        assert recorded is not None
+        raw = recorded.data.get("expires_at")
         expires_at = datetime.fromisoformat(raw) if raw else None
 
     stored = await ctx.journal.get_hook(ctx.run_id, hook_id)
