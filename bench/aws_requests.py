@@ -265,7 +265,7 @@ def endpoint_of(client: Any) -> int | None:
 class Bench:
     stack: moto_server.AwsStack
     worker: Any                 # handlers.worker (one "container", reset between scenarios)
-    client: Any                 # AwsRuntime: the API side (start)
+    client: Any                 # AwsOps: the API side (start)
     esm_sqs: Any                # the pump's SQS client (Lambda's event source mapping)
     sched_sqs: Any              # the Scheduler stand-in's clients (fires due schedules)
     sched: Any
@@ -612,7 +612,9 @@ async def bench(args: argparse.Namespace, stack: moto_server.AwsStack) -> None:
     storage = DynamoDBStorageBackend(create_table=True)
     await storage.ensure_table()
     probe = DynamoDBStorageBackend()
-    client = AwsRuntime(storage, AwsDispatcher.from_env(session=session))
+    from tests.aws.ops import AwsOps  # the service's start, on this runtime
+
+    client = AwsOps(AwsRuntime(storage, AwsDispatcher.from_env(session=session)))
     worker.reset()
     try:
         async with session.client("sqs") as esm_sqs, session.client("sqs") as sched_sqs, \

@@ -137,7 +137,9 @@ class Soak:
 
         began = time.perf_counter()
         session = aioboto3.Session()
-        client = AwsRuntime(self.storage, AwsDispatcher.from_env(session=session))
+        from tests.aws.ops import AwsOps  # the service's start, on this runtime
+
+        client = AwsOps(AwsRuntime(self.storage, AwsDispatcher.from_env(session=session)))
         await asyncio.to_thread(self.new_container)
         keys = [f"soak{self.rng.getrandbits(48):x}-{i}" for i in range(self.report.runs)]
         run_ids: list[str] = []
@@ -170,7 +172,7 @@ class Soak:
         self.report.wall_seconds = time.perf_counter() - began
         return self.report
 
-    async def _pump(self, sqs: Any, client: AwsRuntime, run_ids: list[str],
+    async def _pump(self, sqs: Any, client: Any, run_ids: list[str],
                     keys: list[str]) -> None:
         """Start runs a few at a time (arrivals, not one burst), deliver, sweep now and then."""
         from tests.faults import workflows as wf

@@ -29,6 +29,7 @@ from pyworkflow.core.models import (
 )
 from pyworkflow.core.serde import safe_text, to_jsonable
 from pyworkflow.exceptions import SerializationError
+from pyworkflow.service.workflows import WorkflowInfo
 
 MAX_LIST_LIMIT = 1000
 #: The largest integer a query may carry (sequence numbers, offsets): 2**53 - 1, which every
@@ -228,16 +229,6 @@ class HookResumeResponse(BaseModel):
 
 
 # --- workflows -------------------------------------------------------------------------------
-class WorkflowInfo(BaseModel):
-    name: str
-    max_duration: str | None = None
-    durable: bool | None = None
-    tags: list[str] = Field(default_factory=list)
-    version: str | None = None
-    signature: str | None = Field(default=None, description="e.g. (order_id: str) -> dict")
-    description: str | None = Field(default=None, description="the docstring's first line")
-
-
 class WorkflowList(BaseModel):
     items: list[WorkflowInfo]
 

@@ -1,10 +1,11 @@
 """What the API does: one async function per operation, shared by the HTTP routes and the direct
 invoke actions, and the one mapping from exceptions to HTTP statuses and error bodies.
 
-Each operation takes the runtime and already-validated arguments and returns a response model;
-bad input surfaces as a ``pyworkflow.exceptions`` error or an ``ApiError``, which ``error_for``
-turns into a status with a message that names the problem. Nothing here knows whether the
-request came from API Gateway or from a Lambda invoke.
+Each operation takes the runtime and already-validated arguments, calls the one implementation
+in ``pyworkflow.service`` and returns a response model; bad input surfaces as a
+``pyworkflow.exceptions`` error or an ``ApiError``, which ``error_for`` turns into a status with
+a message that names the problem. Nothing here knows whether the request came from API Gateway
+or from a Lambda invoke.
 
 On AWS the API never drives a run: it writes (a run, a hook payload, a cancel flag) and sends
 the run's wake-up message; the worker Lambda does the rest.
@@ -12,7 +13,6 @@ the run's wake-up message; the worker Lambda does the rest.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -35,16 +35,14 @@ from handlers.api_models import (
     StartRunResponse,
     TriggerResponse,
     UpdateScheduleRequest,
-    WorkflowInfo,
     WorkflowList,
     run_view,
 )
 from pyworkflow import exceptions as exc
-from pyworkflow.core.models import RunStatus, Schedule, ScheduleSpec
-from pyworkflow.core.registry import WorkflowDefinition, get_workflow, list_workflows
+from pyworkflow.core.models import Schedule, ScheduleSpec
 from pyworkflow.core.serde import safe_text
-from pyworkflow.runtime import schedules as sched
 from pyworkflow.runtime.aws import AwsRuntime
+from pyworkflow.service import hooks, runs, schedules, workflows
 
 logger = logging.getLogger("pyworkflow")
 
@@ -64,15 +62,19 @@ class ApiError(Exception):
 #: subclasses (ScheduleNotFoundError under ScheduleError) are listed before their bases.
 _STATUS: dict[type[BaseException], int] = {
     exc.WorkflowNotFoundError: 404,
+    exc.UnknownWorkflowError: 404,
+    exc.RunAlreadyEndedError: 409,
     exc.HookNotFoundError: 404,
     exc.InvalidTokenError: 404,          # an invalid token names no hook: the same answer
     exc.HookAlreadyReceivedError: 409,
     exc.HookExpiredError: 410,
     exc.HookPayloadError: 422,
+    exc.InvalidCursorError: 400,
     exc.InvalidArgumentsError: 422,
     exc.SerializationError: 422,
     exc.PayloadTooLargeError: 413,       # names the limit and its setting
     exc.ScheduleNotFoundError: 404,
+    exc.ScheduleAlreadyExistsError: 409,
     exc.ScheduleError: 422,
     exc.WorkflowAlreadyRunningError: 409,
 }
@@ -162,50 +164,16 @@ _SCHEDULE_RESERVED = frozenset({"workflow_name", "spec", "overlap_policy", "sche
                                 "storage"})
 
 
-def require_workflow(name: str, import_error: str | None = None) -> WorkflowDefinition:
-    """The registered workflow ``name``, or a 404 listing the ones that are."""
-    defn = get_workflow(name)
-    if defn is not None:
-        return defn
-    names = sorted(list_workflows())
-    message = (f"Workflow {name!r} is not registered. Available: "
-               f"{', '.join(names) if names else '(none)'}")
-    if import_error:
-        message += f". The workflow module failed to import: {import_error}"
-    raise ApiError(404, "UnknownWorkflowError", message)
-
-
-def _check_reserved(kwargs: dict[str, Any], reserved: frozenset[str], defn: WorkflowDefinition
-                    ) -> None:
+def _check_reserved(kwargs: dict[str, Any], reserved: frozenset[str], name: str) -> None:
     clash = sorted(reserved & kwargs.keys())
     if clash:
         raise exc.InvalidArgumentsError(
-            f"Workflow {defn.name!r} cannot take {', '.join(clash)} as keyword argument(s) "
+            f"Workflow {name!r} cannot take {', '.join(clash)} as keyword argument(s) "
             "through the API; pass them positionally in args")
 
 
-def _signature(defn: WorkflowDefinition) -> str | None:
-    """The signature with resolved annotations (``(n: int) -> str``, not ``(n: 'int')``)."""
-    sig = defn.signature
-    if sig is None:
-        return None
-    params = [p.replace(annotation=defn.hints.get(name, p.annotation))
-              for name, p in sig.parameters.items()]
-    return str(sig.replace(parameters=params,
-                           return_annotation=defn.hints.get("return", sig.return_annotation)))
-
-
-def workflow_info(defn: WorkflowDefinition) -> WorkflowInfo:
-    doc = inspect.getdoc(defn.func)
-    return WorkflowInfo(
-        name=defn.name, max_duration=defn.max_duration, durable=defn.durable,
-        tags=list(defn.tags), version=defn.version, signature=_signature(defn),
-        description=doc.strip().splitlines()[0] if doc and doc.strip() else None,
-    )
-
-
 async def list_workflow_infos() -> WorkflowList:
-    return WorkflowList(items=[workflow_info(d) for _, d in sorted(list_workflows().items())])
+    return WorkflowList(items=workflows.list_workflow_infos())
 
 
 # --- runs -------------------------------------------------------------------------------------
@@ -213,141 +181,107 @@ async def start_run(rt: AwsRuntime, req: StartRunRequest, *, import_error: str |
                     ) -> StartRunResponse:
     """Check the arguments against the workflow, then one write (run + started event) and one
     wake-up message. Bad arguments fail before anything is written."""
-    defn = require_workflow(req.workflow, import_error)
-    _check_reserved(req.kwargs, _START_RESERVED, defn)
+    defn = workflows.resolve_workflow(req.workflow, import_error=import_error)
+    _check_reserved(req.kwargs, _START_RESERVED, defn.name)
     check_depth([req.args, req.kwargs])
-    run_id = await rt.start(defn.wrapper, *req.args, idempotency_key=req.idempotency_key,
-                            **req.kwargs)
-    status = RunStatus.PENDING
-    if req.idempotency_key:  # may be an earlier run's id: report where that run is now
-        run = await rt.storage.get_run(run_id)
-        if run is not None:
-            status = run.status
-    return StartRunResponse(run_id=run_id, status=status)
+    started = await runs.start(rt, defn, req.args, req.kwargs,
+                               idempotency_key=req.idempotency_key)
+    return StartRunResponse(run_id=started.run_id, status=started.run.status)
 
 
 async def get_run(rt: AwsRuntime, run_id: str) -> BaseModel:
-    run = await rt.storage.get_run(run_id)
-    if run is None:
-        raise exc.WorkflowNotFoundError(run_id)
-    return run_view(run)
+    return run_view(await runs.get_run(rt.storage, run_id))
 
 
 async def list_runs(rt: AwsRuntime, query: ListRunsQuery) -> RunPage:
-    try:
-        page = await rt.storage.list_runs(status=query.status, workflow_name=query.workflow,
-                                          limit=query.limit, cursor=query.cursor)
-    except ValueError as error:  # a cursor we did not hand out
-        raise ApiError(400, "InvalidCursor", str(error)) from None
+    page = await runs.list_runs(rt.storage, status=query.status, workflow=query.workflow,
+                                limit=query.limit, cursor=query.cursor)
     return RunPage(items=[run_view(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 async def get_events(rt: AwsRuntime, run_id: str, after: int = 0) -> EventPage:
-    events = await rt.storage.get_events(run_id, after_sequence=after)
-    # Every run has its started event, so an empty answer may mean "no such run": check.
-    if not events and await rt.storage.get_run(run_id) is None:
-        raise exc.WorkflowNotFoundError(run_id)
-    return EventPage(items=events)
+    return EventPage(items=await runs.events(rt.storage, run_id, after=after))
 
 
 async def get_chain(rt: AwsRuntime, run_id: str) -> RunChain:
-    chain = await rt.storage.get_workflow_chain(run_id)
-    return RunChain(items=[run_view(r) for r in chain])
+    return RunChain(items=[run_view(r) for r in await runs.chain(rt.storage, run_id)])
 
 
 async def cancel_run(rt: AwsRuntime, run_id: str, reason: str | None = None) -> CancelResponse:
     """Flag the run and wake it; its worker delivers ``CancellationError``. A run that already
     ended is a 409 naming its status."""
-    if await rt.cancel(run_id, reason):
+    if await runs.cancel(rt, run_id, reason):
         return CancelResponse(run_id=run_id, cancelled=True)
     run = await rt.storage.get_run(run_id)
     ended = run.status.value if run is not None else "ended"
-    raise ApiError(409, "RunAlreadyEndedError",
-                   f"Run {run_id} has already ended ({ended}); there is nothing to cancel")
+    raise exc.RunAlreadyEndedError(
+        f"Run {run_id} has already ended ({ended}); there is nothing to cancel")
 
 
 # --- hooks ------------------------------------------------------------------------------------
+def _resumed(result: hooks.ResumeResult) -> HookResumeResponse:
+    return HookResumeResponse(run_id=result.run_id, hook_id=result.hook_id,
+                              status=result.status)
+
+
 async def resume_hook(rt: AwsRuntime, token: str, payload: Any) -> HookResumeResponse:
     """The public webhook: the token is the credential. Errors never repeat the token."""
     if isinstance(token, str) and safe_text(token) != token:
-        # Text UTF-8 cannot encode is no token (tokens are ASCII), and the runtime, which
-        # hashes the token, would fail on it: the 404 of any invalid token.
+        # Text UTF-8 cannot encode is no token (tokens are ASCII): the 404 of any invalid one.
         raise exc.InvalidTokenError("Invalid hook token: pass the token given to on_created")
     check_depth(payload)
-    result = await rt.resume_hook(token, payload)
-    return HookResumeResponse(run_id=result.run_id, hook_id=result.hook_id,
-                              status=result.status)
+    return _resumed(await hooks.resume_hook(rt, token, payload))
 
 
 async def resume_hook_by_name(rt: AwsRuntime, run_id: str, name: str, payload: Any
                               ) -> HookResumeResponse:
-    """For operators, who never see tokens: the newest hook ``name`` of ``run_id``. The same
-    checks as by token (received → 409, expired or run ended → 410, schema → 422)."""
+    """For operators, who never see tokens: the newest hook ``name`` of ``run_id``."""
     check_depth(payload)
-    try:
-        result = await rt.resume_hook_by_name(run_id, name, payload)
-    except exc.HookNotFoundError:
-        if await rt.storage.get_run(run_id) is None:  # say which of the two is missing
-            raise exc.WorkflowNotFoundError(run_id) from None
-        raise
-    return HookResumeResponse(run_id=result.run_id, hook_id=result.hook_id,
-                              status=result.status)
+    return _resumed(await hooks.resume_hook_by_name(rt, run_id, name, payload))
 
 
 # --- schedules --------------------------------------------------------------------------------
-# Through ``AwsRuntime.schedules``: the stored records plus the recurring EventBridge schedules
-# that tick them (created, disabled, enabled, deleted along with the record).
 async def create_schedule(rt: AwsRuntime, req: CreateScheduleRequest, *,
                           import_error: str | None = None) -> Schedule:
-    defn = require_workflow(req.workflow, import_error)
-    _check_reserved(req.kwargs, _SCHEDULE_RESERVED, defn)
+    defn = workflows.resolve_workflow(req.workflow, import_error=import_error)
+    _check_reserved(req.kwargs, _SCHEDULE_RESERVED, defn.name)
     check_depth([req.args, req.kwargs])
-    try:
-        return await rt.schedules.create(
-            defn.name, ScheduleSpec.model_validate(req.spec.model_dump()), *req.args,
-            overlap_policy=req.overlap_policy, schedule_id=req.schedule_id, **req.kwargs)
-    except exc.ScheduleError:
-        if req.schedule_id and await rt.storage.get_schedule(req.schedule_id) is not None:
-            raise ApiError(409, "ScheduleError",
-                           f"Schedule {req.schedule_id!r} already exists") from None
-        raise
+    return await schedules.create(
+        rt, defn.name, ScheduleSpec.model_validate(req.spec.model_dump()), req.args,
+        req.kwargs, overlap_policy=req.overlap_policy, schedule_id=req.schedule_id)
 
 
 async def get_schedule(rt: AwsRuntime, schedule_id: str) -> Schedule:
-    schedule = await sched.get_schedule(schedule_id, storage=rt.storage)
-    if schedule is None:
-        raise exc.ScheduleNotFoundError(schedule_id)
-    return schedule
+    return await schedules.get(rt.storage, schedule_id)
 
 
 async def list_schedules(rt: AwsRuntime, query: ListSchedulesQuery) -> SchedulePage:
-    items = await sched.list_schedules(workflow_name=query.workflow, status=query.status,
-                                       limit=query.limit, offset=query.offset,
-                                       storage=rt.storage)
-    return SchedulePage(items=items)
+    return SchedulePage(items=await schedules.list_schedules(
+        rt.storage, workflow=query.workflow, status=query.status, limit=query.limit,
+        offset=query.offset))
 
 
 async def update_schedule(rt: AwsRuntime, schedule_id: str, req: UpdateScheduleRequest
                           ) -> Schedule:
     spec = ScheduleSpec.model_validate(req.spec.model_dump()) if req.spec else None
-    return await rt.schedules.update(schedule_id, spec=spec, overlap_policy=req.overlap_policy)
+    return await schedules.update(rt, schedule_id, spec=spec, overlap_policy=req.overlap_policy)
 
 
 async def delete_schedule(rt: AwsRuntime, schedule_id: str) -> Schedule:
     """Soft delete: the record stays with status ``deleted``, and is returned."""
-    return await rt.schedules.delete(schedule_id)
+    return await schedules.delete(rt, schedule_id)
 
 
 async def pause_schedule(rt: AwsRuntime, schedule_id: str) -> Schedule:
-    return await rt.schedules.pause(schedule_id)
+    return await schedules.pause(rt, schedule_id)
 
 
 async def resume_schedule(rt: AwsRuntime, schedule_id: str) -> Schedule:
-    return await rt.schedules.resume(schedule_id)
+    return await schedules.resume(rt, schedule_id)
 
 
 async def trigger_schedule(rt: AwsRuntime, schedule_id: str) -> TriggerResponse:
     """Start a run of the schedule now (it counts towards the overlap policy); the run is
     created unleased and started by a wake-up message."""
-    run_id = await rt.schedules.trigger(schedule_id)
-    return TriggerResponse(schedule_id=schedule_id, run_id=run_id)
+    return TriggerResponse(schedule_id=schedule_id,
+                           run_id=await schedules.trigger(rt, schedule_id))

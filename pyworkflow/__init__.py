@@ -17,6 +17,26 @@
 The programming model follows pyworkflow-engine's public API, so its examples run unchanged.
 """
 
+from pyworkflow.api import (
+    ResumeResult,
+    activate_scheduled_workflows,
+    backfill_schedule,
+    cancel_workflow,
+    create_schedule,
+    delete_schedule,
+    get_schedule,
+    get_workflow_chain,
+    get_workflow_events,
+    get_workflow_run,
+    list_schedules,
+    pause_schedule,
+    resume,
+    resume_hook,
+    resume_schedule,
+    start,
+    trigger_schedule,
+    update_schedule,
+)
 from pyworkflow.config import configure, get_config, get_storage, reset_config
 from pyworkflow.core.child import ChildWorkflowHandle, start_child_workflow
 from pyworkflow.core.continue_as_new import continue_as_new
@@ -77,31 +97,11 @@ from pyworkflow.exceptions import (
     WorkflowError,
     WorkflowNotFoundError,
 )
-from pyworkflow.runtime.api import (
-    ResumeResult,
-    cancel_workflow,
-    get_workflow_chain,
-    get_workflow_events,
-    get_workflow_run,
-    resume,
-    resume_hook,
-    start,
-)
 from pyworkflow.runtime.replay import ReplayReport, replay_history
 from pyworkflow.runtime.schedules import (
-    activate_scheduled_workflows,
-    backfill_schedule,
-    create_schedule,
-    delete_schedule,
-    get_schedule,
     get_scheduled_workflow,
     list_scheduled_workflows,
-    list_schedules,
-    pause_schedule,
-    resume_schedule,
     scheduled_workflow,
-    trigger_schedule,
-    update_schedule,
 )
 from pyworkflow.scheduler import LocalScheduler
 from pyworkflow.storage import (

@@ -9,7 +9,9 @@
         ├── CancellationError            delivered into a cancelled workflow at its next await
         ├── WorkflowNotFoundError
         ├── WorkflowAlreadyRunningError
+        ├── RunAlreadyEndedError         nothing to cancel (the API's 409)
         ├── ConfigurationError
+        │   └── UnknownWorkflowError     no workflow of that name is registered here
         ├── HookError
         │   ├── HookNotFoundError
         │   ├── HookExpiredError
@@ -23,7 +25,8 @@
         ├── EventLimitExceededError      history reached the hard event limit
         ├── SerializationError           a value cannot be stored as JSON
         ├── InvalidArgumentsError        arguments do not fit the workflow's signature
-        ├── ScheduleError / ScheduleNotFoundError
+        │   └── InvalidCursorError       a listing cursor no listing handed out
+        ├── ScheduleError / ScheduleNotFoundError / ScheduleAlreadyExistsError
         └── ConcurrencyError             a conditional write lost the race (storage)
 
     BaseException
@@ -94,6 +97,17 @@ class WorkflowAlreadyRunningError(WorkflowError):
 
 class ConfigurationError(WorkflowError):
     """pyworkflow is configured in a way that cannot work; the message says how to fix it."""
+
+
+class RunAlreadyEndedError(WorkflowError):
+    """The run has already ended, so there is nothing to cancel (the API answers 409; the
+    module-level ``cancel_workflow`` returns False instead, as pyworkflow-engine's does)."""
+
+
+class UnknownWorkflowError(ConfigurationError, ValueError):
+    """No workflow of that name is registered where the request was served (its module is not
+    imported there). The same class from every entry point: the API answers it as a 404. Also a
+    ValueError: pyworkflow-engine raised one for a schedule of an unknown workflow."""
 
 
 class HookError(WorkflowError):
@@ -191,6 +205,10 @@ class InvalidArgumentsError(WorkflowError):
     """The arguments do not fit the workflow's signature or annotations."""
 
 
+class InvalidCursorError(InvalidArgumentsError):
+    """A listing cursor that no listing handed out (the API answers 400)."""
+
+
 class ScheduleError(WorkflowError, ValueError):
     """Also a ValueError: pyworkflow-engine raised ValueError for bad schedules."""
 
@@ -198,6 +216,14 @@ class ScheduleError(WorkflowError, ValueError):
 class ScheduleNotFoundError(ScheduleError):
     def __init__(self, schedule_id: str) -> None:
         super().__init__(f"Schedule not found: {schedule_id}")
+        self.schedule_id = schedule_id
+
+
+class ScheduleAlreadyExistsError(ScheduleError):
+    """A schedule with that id exists already (the API answers 409)."""
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"Schedule {schedule_id!r} already exists")
         self.schedule_id = schedule_id
 
 

@@ -3,13 +3,15 @@ runtime, which drives the runs a command starts, resumes or cancels."""
 
 from __future__ import annotations
 
+import contextlib
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pyworkflow.cli.backend import describe
+from pyworkflow.client._stored import hook_resumed
 from pyworkflow.client.models import HookResumed
 from pyworkflow.core.events import Event
 from pyworkflow.core.models import (
-    HookStatus,
     OverlapPolicy,
     Page,
     RunStatus,
@@ -19,7 +21,7 @@ from pyworkflow.core.models import (
     WorkflowRun,
 )
 from pyworkflow.core.registry import list_workflows
-from pyworkflow.exceptions import ScheduleNotFoundError, WorkflowNotFoundError
+from pyworkflow.service import hooks, runs, schedules
 
 if TYPE_CHECKING:
     from pyworkflow.cli.config import CliState
@@ -60,65 +62,34 @@ class LocalBackend:
 
     # --- runs --------------------------------------------------------------------------------
     async def get_run(self, run_id: str) -> WorkflowRun:
-        run = await self._storage().get_run(run_id)
-        if run is None:
-            raise WorkflowNotFoundError(run_id)
-        return run
+        return await runs.get_run(self._storage(), run_id)
 
     async def list_runs(self, *, status: RunStatus | None, workflow: str | None, limit: int,
                         cursor: str | None) -> Page:
-        return await self._storage().list_runs(status=status, workflow_name=workflow,
-                                               limit=limit, cursor=cursor)
+        return await runs.list_runs(self._storage(), status=status, workflow=workflow,
+                                    limit=limit, cursor=cursor)
 
     async def list_children(self, run_id: str, *, status: RunStatus | None,
                             limit: int) -> list[WorkflowRun]:
-        await self.get_run(run_id)
-        page = await self._storage().list_runs(parent_run_id=run_id, status=status,
-                                               limit=limit)
-        return list(page.items)
+        return await runs.list_children(self._storage(), run_id, status=status, limit=limit)
 
     async def events(self, run_id: str, after: int = 0) -> list[Event]:
-        return await self._storage().get_events(run_id, after_sequence=after)
+        return await runs.events(self._storage(), run_id, after=after)
 
     async def chain(self, run_id: str) -> list[WorkflowRun]:
-        import pyworkflow
-
-        return await pyworkflow.get_workflow_chain(run_id)
+        return await runs.chain(self._storage(), run_id)
 
     def require_workflow(self, name: str, run_id: str | None = None) -> None:
         self._state().workflow(name, run_id=run_id)
 
     async def start(self, name: str, args: list[Any], kwargs: dict[str, Any],
                     idempotency_key: str | None) -> str:
-        import pyworkflow
-
-        defn = self._state().workflow(name)
         rt = self._runtime()
-        started_at = rt.clock.now()
-        try:
-            return await pyworkflow.start(defn.wrapper, *args, idempotency_key=idempotency_key,
-                                          **kwargs)
-        except Exception as exc:
-            # start() re-raises a failed run's exception (as 0.1.9): report the run instead.
-            found = await self._failed_run(name, started_at, exc)
-            if found is None:
-                raise
-            return found
-
-    async def _failed_run(self, name: str, since: Any, exc: Exception) -> str | None:
-        """The run this process just started that failed with ``exc`` (None: no run was
-        created)."""
-        from pyworkflow.cli.watch import follow_chain
-
-        page = await self._storage().list_runs(workflow_name=name, limit=20)
-        for run in reversed(page.items):  # oldest first: ours started right after ``since``
-            if run.created_at < since or run.parent_run_id or run.continued_from_run_id:
-                continue
-            final = await follow_chain(self, run)
-            if final.status == RunStatus.FAILED and final.error_type == type(exc).__name__ \
-                    and final.error == str(exc):
-                return run.run_id
-        return None
+        started = await runs.start(rt, self._state().workflow(name), args, kwargs,
+                                   idempotency_key=idempotency_key)
+        # A failed run is reported from its record (as over the API), not raised.
+        rt.executor.failures.pop(started.run.run_id, None)
+        return started.run_id
 
     async def nudge(self, run: WorkflowRun) -> bool:
         from pyworkflow.storage.memory import is_due
@@ -134,42 +105,28 @@ class LocalBackend:
 
     async def cancel(self, run_id: str, reason: str | None, *, wait: bool,
                      timeout: float) -> bool:
-        import pyworkflow
-
-        try:
-            cancelled = await pyworkflow.cancel_workflow(run_id, reason=reason, wait=wait,
-                                                         timeout=timeout if wait else None)
-        except TimeoutError:
-            cancelled = True
+        rt = self._runtime()
+        cancelled = await runs.cancel(rt, run_id, reason)
+        if cancelled and wait:
+            with contextlib.suppress(TimeoutError):
+                await runs.wait_for_run(rt.storage, run_id, timeout=timeout)
         await self.settle()
         return cancelled
 
     # --- hooks -------------------------------------------------------------------------------
     async def hook_run(self, token: str) -> WorkflowRun | None:
-        from pyworkflow.core.hook import hash_token
-        from pyworkflow.runtime.api import MAX_TOKEN_LENGTH
-
-        if len(token) > MAX_TOKEN_LENGTH:
-            return None
-        hook = await self._storage().get_hook(hash_token(token))
-        return None if hook is None else await self.get_run(hook.run_id)
+        return await hooks.hook_run(self._storage(), token)
 
     async def pending_hooks(self, run_id: str) -> list[str]:
-        pending = await self._storage().list_hooks(run_id=run_id, status=HookStatus.PENDING)
-        return sorted({h.name for h in pending})
+        return await hooks.pending_hooks(self._storage(), run_id)
 
     async def resume_hook(self, token: str, payload: Any) -> HookResumed:
-        from pyworkflow.client._stored import hook_resumed
-        from pyworkflow.runtime.api import resume_hook
-
-        return hook_resumed(await resume_hook(token, payload))
+        return hook_resumed(await hooks.resume_hook(self._runtime(), token, payload))
 
     async def resume_hook_by_name(self, run_id: str, name: str, payload: Any
                                   ) -> HookResumed:
-        from pyworkflow.client._stored import hook_resumed
-        from pyworkflow.runtime.api import resume_hook_by_name
-
-        return hook_resumed(await resume_hook_by_name(run_id, name, payload))
+        return hook_resumed(
+            await hooks.resume_hook_by_name(self._runtime(), run_id, name, payload))
 
     # --- workflows ---------------------------------------------------------------------------
     async def workflows(self) -> list[dict[str, Any]]:
@@ -180,47 +137,36 @@ class LocalBackend:
         return describe(self._state().workflow(name))
 
     # --- schedules ---------------------------------------------------------------------------
-    @staticmethod
-    def _schedules() -> Any:
-        from pyworkflow.runtime import schedules
-
-        return schedules
-
     async def list_schedules(self, *, workflow: str | None, status: ScheduleStatus | None,
                              limit: int) -> list[Schedule]:
-        return list(await self._schedules().list_schedules(workflow_name=workflow,
-                                                           status=status, limit=limit))
+        return await schedules.list_schedules(self._storage(), workflow=workflow,
+                                              status=status, limit=limit)
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
-        schedule = await self._schedules().get_schedule(schedule_id)
-        if schedule is None:
-            raise ScheduleNotFoundError(schedule_id)
-        return schedule
+        return await schedules.get(self._storage(), schedule_id)
 
     async def create_schedule(self, name: str, spec: ScheduleSpec, args: list[Any],
                               kwargs: dict[str, Any], *, overlap_policy: OverlapPolicy,
                               schedule_id: str | None) -> Schedule:
-        return await self._schedules().create_schedule(
-            name, spec, *args, overlap_policy=overlap_policy, schedule_id=schedule_id, **kwargs)
-
-    async def _change(self, schedule_id: str, func_name: str) -> Schedule:
-        changed = await getattr(self._schedules(), func_name)(schedule_id)
-        return changed if isinstance(changed, Schedule) else await self.get_schedule(schedule_id)
+        self._state().workflow(name)  # the CLI's error, naming the modules it imported
+        return await schedules.create(self._runtime(), name, spec, args, kwargs,
+                                      overlap_policy=overlap_policy, schedule_id=schedule_id)
 
     async def pause_schedule(self, schedule_id: str) -> Schedule:
-        return await self._change(schedule_id, "pause_schedule")
+        return await schedules.pause(self._runtime(), schedule_id)
 
     async def resume_schedule(self, schedule_id: str) -> Schedule:
-        return await self._change(schedule_id, "resume_schedule")
+        return await schedules.resume(self._runtime(), schedule_id)
 
     async def delete_schedule(self, schedule_id: str) -> None:
-        await self._schedules().delete_schedule(schedule_id)
+        await schedules.delete(self._runtime(), schedule_id)
 
     async def trigger_schedule(self, schedule_id: str) -> str:
-        return str(await self._schedules().trigger_schedule(schedule_id))
+        return await schedules.trigger(self._runtime(), schedule_id)
 
-    async def backfill_schedule(self, schedule_id: str, start: Any, end: Any) -> list[str]:
-        return list(await self._schedules().backfill_schedule(schedule_id, start, end))
+    async def backfill_schedule(self, schedule_id: str, start: datetime, end: datetime
+                                ) -> list[str]:
+        return await schedules.backfill(self._runtime(), schedule_id, start, end)
 
     async def aclose(self) -> None:
         """Stop background drives and close the storage (the CLI's process owns both)."""

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
-from pyworkflow.client.errors import ApiError, TransportError
+from pyworkflow.client.errors import TransportError
 from pyworkflow.client.models import (
     Cancelled,
     HookResumed,
@@ -33,8 +33,8 @@ from pyworkflow.core.models import (
     ScheduleStatus,
     WorkflowRun,
 )
+from pyworkflow.exceptions import RunAlreadyEndedError
 
-RUN_ALREADY_ENDED = "RunAlreadyEndedError"
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -128,12 +128,10 @@ class RemoteTransport:
             answer = await self._call(Call("cancel_run", "POST", f"/runs/{seg(run_id)}/cancel",
                                            params={"run_id": run_id, **body}, body=body,
                                            has_body=True))
-        except ApiError as error:
+        except RunAlreadyEndedError:
             # The API answers 409 for a run that already ended; the client's answer is False,
             # as the embedded transport's.
-            if error.error_type == RUN_ALREADY_ENDED:
-                return False
-            raise
+            return False
         return _as(Cancelled, answer).cancelled
 
     # --- hooks -------------------------------------------------------------------------------

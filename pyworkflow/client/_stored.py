@@ -1,5 +1,7 @@
-"""What the embedded and the AWS-direct transports share: both read and write the store
-themselves, so everything except starting and waking runs is the same storage call.
+"""What the embedded and the AWS-direct transports share: both run the operations of
+``pyworkflow.service`` in this process, over a runtime of their own (embedded: runs are driven
+here; AWS: runs are written to the stack's table and woken through its queue). A transport of
+this kind only picks the runtime and translates the answers into the client's models.
 
 The workflows named in requests must be registered in this process (import their module):
 starting a run checks its arguments against the function's signature, as the API does.
@@ -7,10 +9,8 @@ starting a run checks its arguments against the function's signature, as the API
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
-from pyworkflow.client.errors import UnknownWorkflowError
 from pyworkflow.client.models import HookResumed, WorkflowInfo
 from pyworkflow.core.events import Event
 from pyworkflow.core.models import (
@@ -22,105 +22,103 @@ from pyworkflow.core.models import (
     ScheduleStatus,
     WorkflowRun,
 )
-from pyworkflow.core.registry import WorkflowDefinition, get_workflow, list_workflows
-from pyworkflow.exceptions import ScheduleNotFoundError, WorkflowNotFoundError
-from pyworkflow.runtime import schedules
+from pyworkflow.runtime.protocol import Runtime
+from pyworkflow.service import hooks, runs, schedules, workflows
+from pyworkflow.service.workflows import resolve_workflow
 from pyworkflow.storage.base import StorageBackend
 
-
-def resolve_workflow(name: str) -> WorkflowDefinition:
-    """The registered workflow ``name``, or ``UnknownWorkflowError`` (what the API answers
-    too), so a missing import is not mistaken for a missing run."""
-    defn = get_workflow(name)
-    if defn is None:
-        known = ", ".join(sorted(list_workflows())) or "(none)"
-        raise UnknownWorkflowError(
-            f"Workflow {name!r} is not registered. Available: {known}. Import the module that "
-            "defines it (or set PYWORKFLOW_MODULE)")
-    return defn
+__all__ = ["ServiceTransport", "hook_resumed", "resolve_workflow"]
 
 
-def workflow_info(defn: WorkflowDefinition) -> WorkflowInfo:
-    """As ``GET /workflows`` describes one."""
-    doc = inspect.getdoc(defn.func)
-    return WorkflowInfo(
-        name=defn.name, max_duration=defn.max_duration, durable=defn.durable,
-        tags=list(defn.tags), version=defn.version,
-        signature=str(defn.signature) if defn.signature is not None else None,
-        description=doc.strip().splitlines()[0] if doc and doc.strip() else None)
-
-
-def hook_resumed(result: Any) -> HookResumed:
-    """``runtime.api.ResumeResult`` (a dataclass) as the client's model."""
+def hook_resumed(result: hooks.ResumeResult) -> HookResumed:
+    """The service's ``ResumeResult`` as the client's model."""
     return HookResumed(run_id=result.run_id, status=result.status, hook_id=result.hook_id)
 
 
-class StoredTransport:
-    """Reads, listings and schedule records straight from a ``StorageBackend``."""
+class ServiceTransport:
+    """Every operation through ``pyworkflow.service``, on ``runtime``."""
+
+    @property
+    def runtime(self) -> Runtime:
+        raise NotImplementedError
 
     @property
     def storage(self) -> StorageBackend:
-        raise NotImplementedError
+        return self.runtime.storage
 
     # --- runs --------------------------------------------------------------------------------
+    async def start(self, workflow: str, args: list[Any], kwargs: dict[str, Any], *,
+                    idempotency_key: str | None = None) -> str:
+        rt = self.runtime
+        started = await runs.start(rt, resolve_workflow(workflow), args, kwargs,
+                                   idempotency_key=idempotency_key)
+        # The executor keeps a failed run's exception for pyworkflow.start() to raise; a
+        # client reports failures through the run record instead, as the API does.
+        rt.executor.failures.pop(started.run.run_id, None)
+        return started.run_id
+
     async def get_run(self, run_id: str) -> WorkflowRun:
-        run = await self.storage.get_run(run_id)
-        if run is None:
-            raise WorkflowNotFoundError(run_id)
-        return run
+        return await runs.get_run(self.storage, run_id)
 
     async def list_runs(self, *, status: RunStatus | None = None, workflow: str | None = None,
                         limit: int = 100, cursor: str | None = None) -> Page:
-        return await self.storage.list_runs(status=status, workflow_name=workflow, limit=limit,
-                                            cursor=cursor)
+        return await runs.list_runs(self.storage, status=status, workflow=workflow,
+                                    limit=limit, cursor=cursor)
 
     async def events(self, run_id: str, *, after: int = 0) -> list[Event]:
-        found = await self.storage.get_events(run_id, after_sequence=after)
-        if not found:  # every run has its workflow.started event: no events, no run
-            await self.get_run(run_id)
-        return found
+        return await runs.events(self.storage, run_id, after=after)
 
     async def chain(self, run_id: str) -> list[WorkflowRun]:
-        return await self.storage.get_workflow_chain(run_id)
+        return await runs.chain(self.storage, run_id)
 
+    async def cancel(self, run_id: str, reason: str | None = None) -> bool:
+        return await runs.cancel(self.runtime, run_id, reason)
+
+    # --- hooks -------------------------------------------------------------------------------
+    async def resume_hook(self, token: str, payload: Any) -> HookResumed:
+        return hook_resumed(await hooks.resume_hook(self.runtime, token, payload))
+
+    async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> HookResumed:
+        return hook_resumed(
+            await hooks.resume_hook_by_name(self.runtime, run_id, name, payload))
+
+    # --- workflows ---------------------------------------------------------------------------
     async def list_workflows(self) -> list[WorkflowInfo]:
-        return [workflow_info(d) for _, d in sorted(list_workflows().items())]
+        return [WorkflowInfo.model_validate(info.model_dump())
+                for info in workflows.list_workflow_infos()]
 
-    # --- schedules (records only; firing belongs to the worker) ---------------------------------
+    # --- schedules ---------------------------------------------------------------------------
     async def create_schedule(self, workflow: str, spec: ScheduleSpec, args: list[Any],
                               kwargs: dict[str, Any], *, overlap_policy: OverlapPolicy,
                               schedule_id: str | None) -> Schedule:
-        resolve_workflow(workflow)  # the same error as a start, rather than a ScheduleError
-        return await schedules.create_schedule(
-            workflow, spec, *args, overlap_policy=overlap_policy, schedule_id=schedule_id,
-            storage=self.storage, **kwargs)
+        return await schedules.create(self.runtime, workflow, spec, args, kwargs,
+                                      overlap_policy=overlap_policy, schedule_id=schedule_id)
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
-        schedule = await schedules.get_schedule(schedule_id, storage=self.storage)
-        if schedule is None:
-            raise ScheduleNotFoundError(schedule_id)
-        return schedule
+        return await schedules.get(self.storage, schedule_id)
 
     async def list_schedules(self, *, workflow: str | None = None,
                              status: ScheduleStatus | None = None,
                              limit: int = 100) -> list[Schedule]:
-        return await schedules.list_schedules(workflow_name=workflow, status=status,
-                                              limit=limit, storage=self.storage)
+        return await schedules.list_schedules(self.storage, workflow=workflow, status=status,
+                                              limit=limit)
 
     async def update_schedule(self, schedule_id: str, *, spec: ScheduleSpec | None = None,
                               overlap_policy: OverlapPolicy | None = None) -> Schedule:
-        return await schedules.update_schedule(schedule_id, spec=spec,
-                                               overlap_policy=overlap_policy,
-                                               storage=self.storage)
+        return await schedules.update(self.runtime, schedule_id, spec=spec,
+                                      overlap_policy=overlap_policy)
 
     async def delete_schedule(self, schedule_id: str) -> None:
-        await schedules.delete_schedule(schedule_id, storage=self.storage)
+        await schedules.delete(self.runtime, schedule_id)
 
     async def pause_schedule(self, schedule_id: str) -> Schedule:
-        return await schedules.pause_schedule(schedule_id, storage=self.storage)
+        return await schedules.pause(self.runtime, schedule_id)
 
     async def resume_schedule(self, schedule_id: str) -> Schedule:
-        return await schedules.resume_schedule(schedule_id, storage=self.storage)
+        return await schedules.resume(self.runtime, schedule_id)
+
+    async def trigger_schedule(self, schedule_id: str) -> str:
+        return await schedules.trigger(self.runtime, schedule_id)
 
     async def health(self) -> dict[str, Any]:
         return {"status": "ok"}

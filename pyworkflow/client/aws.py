@@ -12,15 +12,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pyworkflow.client._stored import StoredTransport, hook_resumed, resolve_workflow
-from pyworkflow.client.models import HookResumed
+from pyworkflow.client._stored import ServiceTransport
 from pyworkflow.config import (
     ENV_QUEUE_ARN,
     ENV_QUEUE_URL,
     ENV_SCHEDULER_GROUP,
     ENV_SCHEDULER_ROLE_ARN,
 )
-from pyworkflow.core.models import OverlapPolicy, Schedule, ScheduleSpec
 from pyworkflow.exceptions import ConfigurationError
 from pyworkflow.runtime.aws import AwsDispatcher, AwsRuntime
 from pyworkflow.storage.base import StorageBackend
@@ -64,59 +62,17 @@ def build_runtime(
     return AwsRuntime(storage, dispatcher)
 
 
-class AwsTransport(StoredTransport):
+class AwsTransport(ServiceTransport):
     """Over an ``AwsRuntime``; ``owns_runtime`` says whether ``close()`` closes it."""
 
     def __init__(self, runtime: AwsRuntime, *, owns_runtime: bool = True) -> None:
-        self.runtime = runtime
+        self._runtime = runtime
         self._owns = owns_runtime
 
     @property
-    def storage(self) -> StorageBackend:
-        return self.runtime.storage
-
-    async def start(self, workflow: str, args: list[Any], kwargs: dict[str, Any], *,
-                    idempotency_key: str | None = None) -> str:
-        defn = resolve_workflow(workflow)
-        return await self.runtime.start(defn.wrapper, *args, idempotency_key=idempotency_key,
-                                        **kwargs)
-
-    async def cancel(self, run_id: str, reason: str | None = None) -> bool:
-        return await self.runtime.cancel(run_id, reason)
-
-    async def resume_hook(self, token: str, payload: Any) -> HookResumed:
-        return hook_resumed(await self.runtime.resume_hook(token, payload))
-
-    async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> HookResumed:
-        return hook_resumed(await self.runtime.resume_hook_by_name(run_id, name, payload))
-
-    # --- schedules: the records and their EventBridge schedules (AwsRuntime.schedules) --------
-    async def create_schedule(self, workflow: str, spec: ScheduleSpec, args: list[Any],
-                              kwargs: dict[str, Any], *, overlap_policy: OverlapPolicy,
-                              schedule_id: str | None) -> Schedule:
-        resolve_workflow(workflow)  # the same error as a start, rather than a ScheduleError
-        return await self.runtime.schedules.create(
-            workflow, spec, *args, overlap_policy=overlap_policy, schedule_id=schedule_id,
-            **kwargs)
-
-    async def update_schedule(self, schedule_id: str, *, spec: ScheduleSpec | None = None,
-                              overlap_policy: OverlapPolicy | None = None) -> Schedule:
-        return await self.runtime.schedules.update(schedule_id, spec=spec,
-                                                   overlap_policy=overlap_policy)
-
-    async def delete_schedule(self, schedule_id: str) -> None:
-        await self.runtime.schedules.delete(schedule_id)
-
-    async def pause_schedule(self, schedule_id: str) -> Schedule:
-        return await self.runtime.schedules.pause(schedule_id)
-
-    async def resume_schedule(self, schedule_id: str) -> Schedule:
-        return await self.runtime.schedules.resume(schedule_id)
-
-    async def trigger_schedule(self, schedule_id: str) -> str:
-        """Claims the fire like the embedded trigger; the stack's worker runs it."""
-        return await self.runtime.schedules.trigger(schedule_id)
+    def runtime(self) -> AwsRuntime:
+        return self._runtime
 
     async def close(self) -> None:
         if self._owns:
-            await self.runtime.close()
+            await self._runtime.close()

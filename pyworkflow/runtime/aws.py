@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import json
 import logging
 import math
@@ -27,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -46,21 +45,12 @@ from pyworkflow.config import (
 from pyworkflow.core.clock import Clock, SystemClock, new_id
 from pyworkflow.core.context import Limits, WorkflowContext
 from pyworkflow.core.events import Event, EventType
-from pyworkflow.core.hook import hash_token
-from pyworkflow.core.models import RunStatus, WorkflowRun
-from pyworkflow.core.registry import get_workflow_by_func
-from pyworkflow.exceptions import (
-    ConcurrencyError,
-    ConfigurationError,
-    HookNotFoundError,
-    WorkflowError,
-)
+from pyworkflow.core.models import RunStatus, Schedule, ScheduleSpec, WorkflowRun
+from pyworkflow.core.registry import WorkflowDefinition
+from pyworkflow.exceptions import ConcurrencyError, ConfigurationError, WorkflowError
 from pyworkflow.runtime.aws_schedules import AwsSchedules, ScheduleTick, parse_tick
-from pyworkflow.runtime.executor import MAX_RESTARTS, Executor, request_cancel
+from pyworkflow.runtime.executor import MAX_RESTARTS, Executor
 from pyworkflow.storage.base import StorageBackend
-
-if TYPE_CHECKING:
-    from pyworkflow.runtime.api import ResumeResult
 
 logger = logging.getLogger("pyworkflow")
 
@@ -497,82 +487,44 @@ class AwsRuntime:
             return stored
         raise WorkflowError(f"Could not mark run {run_id} failed: too many conflicts")
 
-    # --- the client's side -----------------------------------------------------------------
-    async def start(self, workflow_func: Callable[..., Any], *args: Any,
-                    idempotency_key: str | None = None, **kwargs: Any) -> str:
-        """Create a run (one write) and send the message that starts it; returns its id."""
-        defn = get_workflow_by_func(workflow_func)
-        if defn is None:
-            raise ValueError(f"{workflow_func!r} is not a workflow: decorate it with @workflow")
-        if idempotency_key:
-            existing = await self.storage.get_run_by_idempotency_key(idempotency_key)
-            if existing is not None:
-                return await self._restart_pending(existing)
-        try:
-            run, _ = await self.executor.create(defn, args, kwargs,
-                                                idempotency_key=idempotency_key)
-        except ConcurrencyError:
-            existing = (await self.storage.get_run_by_idempotency_key(idempotency_key)
-                        if idempotency_key else None)
-            if existing is None:
-                raise
-            return await self._restart_pending(existing)
+    # --- Runtime (pyworkflow.runtime.protocol): the client's side -------------------------------
+    # Nothing is driven here: runs are created unleased and every "move it along" is a wake-up
+    # message, so the API and the AWS-direct client answer at once and the worker drives.
+    async def create_run(
+        self, defn: WorkflowDefinition, args: tuple[Any, ...], kwargs: dict[str, Any], *,
+        run_id: str | None = None, idempotency_key: str | None = None, drive_here: bool = True,
+        schedule_id: str | None = None,
+    ) -> tuple[WorkflowRun, list[Event]]:
+        """Always unleased: one leased to this process would wait out its lease."""
+        fields: dict[str, Any] = {"schedule_id": schedule_id} if schedule_id else {}
+        return await self.executor.create(defn, args, kwargs, run_id=run_id,
+                                          idempotency_key=idempotency_key, lease=False,
+                                          **fields)
+
+    async def begin(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
         await self.dispatcher.wake(run.run_id, reason="start")
-        return run.run_id
+        return run
 
-    async def _restart_pending(self, run: WorkflowRun) -> str:
-        """A retried start finds its run: if no worker has taken it yet, the first caller may
-        have died before sending its message, so send it again (a duplicate is a no-op)."""
-        if run.status == RunStatus.PENDING:
-            await self.dispatcher.wake(run.run_id, reason="start")
-        return run.run_id
+    async def advance(self, run_id: str, *, reason: str, follow_chain: bool = True) -> None:
+        await self.dispatcher.wake(run_id, reason=reason)
 
-    async def cancel(self, run_id: str, reason: str | None = None) -> bool:
-        """Flag the run for cancellation and wake it; False if it had already ended. Its worker
-        delivers ``CancellationError`` and, once the run ends, deletes its pending schedule."""
-        run = await request_cancel(self.storage, self.clock, run_id, reason)
-        if run is None:
-            return False
-        await self.dispatcher.wake(run_id, reason="cancel")
-        return True
-
-    async def resume_hook(self, token: str, payload: Any) -> ResumeResult:
-        """Deliver ``payload`` to the hook ``token`` names and wake its run through SQS (the
-        same checks as the embedded ``resume_hook``; the run is driven by a worker)."""
-        from pyworkflow.runtime.api import check_token, deliver_hook
-
-        check_token(token)
-        hook = await self.storage.get_hook(hash_token(token))
-        if hook is None or not hmac.compare_digest(hook.token_hash, hash_token(token)):
-            raise HookNotFoundError()
-        return await deliver_hook(cast(Any, _WakeInsteadOfDrive(self)), hook, payload)
-
-    async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> ResumeResult:
-        """Deliver ``payload`` to the newest hook named ``name`` of ``run_id`` (the caller is
-        authenticated some other way: no token), and wake the run through SQS."""
-        from pyworkflow.runtime.api import deliver_hook
-
-        hook = await self.storage.find_hook(run_id, name=name)
-        if hook is None:
-            raise HookNotFoundError(f"No hook named {name!r} on run {run_id}")
-        return await deliver_hook(cast(Any, _WakeInsteadOfDrive(self)), hook, payload)
-
-
-class _WakeInsteadOfDrive:
-    """What ``api.deliver_hook`` needs from a runtime, with its final "drive the run now"
-    turned into an SQS wake-up: on AWS the worker drives runs, not the API."""
-
-    def __init__(self, runtime: AwsRuntime) -> None:
-        self.storage = runtime.storage
-        self.clock = runtime.clock
-        self.executor = runtime.executor
-        self._dispatcher = runtime.dispatcher
+    async def wake(self, run_id: str, *, reason: str = "wake") -> None:
+        await self.dispatcher.wake(run_id, reason=reason)
 
     def is_active(self, run_id: str) -> bool:
+        """Executions here last one message; none is ever going on under an operation."""
         return False
 
-    async def drive(self, run_id: str) -> None:
-        await self._dispatcher.wake(run_id, reason="hook")
+    def interrupt(self, run_id: str) -> None:
+        """Nothing to interrupt (see ``is_active``): the run's worker reads the flag."""
+
+    def check_schedule_spec(self, spec: ScheduleSpec) -> None:
+        from pyworkflow.runtime.aws_schedules import expressions
+
+        expressions(spec)  # refuse what EventBridge cannot tick before anything is stored
+
+    async def schedule_changed(self, schedule: Schedule) -> Schedule:
+        return await self.schedules.sync(schedule)
 
 
 def lease_for_visibility(visibility_timeout: float) -> float:

@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -156,78 +155,13 @@ def eventbridge_names(schedule_id: str, count: int) -> list[str]:
 
 
 # --- the runtime's side ------------------------------------------------------------------------
-class _Queueing:
-    """What ``schedules``' claim helpers need from a runtime, on AWS: runs are created unleased
-    (a worker drives them; one leased to this process would wait out its lease) and "drive"
-    means a wake-up message."""
-
-    def __init__(self, rt: AwsRuntime) -> None:
-        self.storage = rt.storage
-        self.clock = rt.clock
-        self._rt = rt
-        self.executor = self
-
-    async def create(self, *args: Any, **kwargs: Any) -> Any:
-        return await self._rt.executor.create(*args, **{**kwargs, "lease": False})
-
-    def is_active(self, run_id: str) -> bool:
-        return False
-
-    def interrupt(self, run_id: str) -> None:
-        return None
-
-    async def drive(self, run_id: str) -> None:
-        await self._rt.dispatcher.wake(run_id, reason="schedule")
-
-
 class AwsSchedules:
-    """Schedule operations of an ``AwsRuntime``: the embedded functions of
-    ``pyworkflow.runtime.schedules`` plus the EventBridge schedules that tick them."""
+    """What an ``AwsRuntime`` adds to schedules: the EventBridge schedules that tick each record
+    (``sync``, called by the service after every change) and the handling of their ticks."""
 
     def __init__(self, rt: AwsRuntime) -> None:
         self.rt = rt
         self.requests = rt.dispatcher.requests
-
-    @property
-    def _queueing(self) -> Any:
-        return cast(Any, _Queueing(self.rt))
-
-    # --- CRUD, each followed by syncing EventBridge ------------------------------------------
-    async def create(self, workflow: str | Callable[..., Any], spec: ScheduleSpec, *args: Any,
-                     **kwargs: Any) -> Schedule:
-        expressions(spec)  # refuse what AWS cannot tick before anything is stored
-        stored = await schedules.create_schedule(workflow, spec, *args, storage=self.rt.storage,
-                                                 **kwargs)
-        await self.sync(stored)
-        return stored
-
-    async def update(self, schedule_id: str, **changes: Any) -> Schedule:
-        if changes.get("spec") is not None:
-            expressions(changes["spec"])
-        return await self.sync(await schedules.update_schedule(
-            schedule_id, storage=self.rt.storage, **changes))
-
-    async def pause(self, schedule_id: str) -> Schedule:
-        return await self.sync(await schedules.pause_schedule(schedule_id,
-                                                              storage=self.rt.storage))
-
-    async def resume(self, schedule_id: str) -> Schedule:
-        return await self.sync(await schedules.resume_schedule(schedule_id,
-                                                               storage=self.rt.storage))
-
-    async def delete(self, schedule_id: str) -> Schedule:
-        await schedules.delete_schedule(schedule_id, storage=self.rt.storage)
-        stored = await self.rt.storage.get_schedule(schedule_id)
-        assert stored is not None
-        return await self.sync(stored)
-
-    async def trigger(self, schedule_id: str) -> str:
-        return await schedules.trigger_schedule(schedule_id, runtime=self._queueing)
-
-    async def backfill(self, schedule_id: str, start_time: datetime, end_time: datetime
-                       ) -> list[str]:
-        return await schedules.backfill_schedule(schedule_id, start_time, end_time,
-                                                 runtime=self._queueing)
 
     # --- ticks ---------------------------------------------------------------------------------
     async def fire(self, tick: ScheduleTick) -> list[str]:
@@ -238,7 +172,7 @@ class AwsSchedules:
                 now = max(now, datetime.fromisoformat(tick.fire_time.replace("Z", "+00:00")))
             except ValueError:
                 logger.warning("schedule tick with an unreadable fire_time %r", tick.fire_time)
-        return await schedules.fire_schedule(self._queueing, tick.schedule_id, now)
+        return await schedules.fire_schedule(self.rt, tick.schedule_id, now)
 
     async def fire_due(self) -> list[str]:
         """The sweep's part: fire every active schedule that is due (one Query of schedules)."""
@@ -247,7 +181,7 @@ class AwsSchedules:
         for schedule in await self.rt.storage.list_schedules(status=ScheduleStatus.ACTIVE):
             if is_due(schedule, now) or schedule.buffered_count or schedule.running_run_ids:
                 try:
-                    started += await schedules.fire_schedule(self._queueing,
+                    started += await schedules.fire_schedule(self.rt,
                                                              schedule.schedule_id, now)
                 except WorkflowError as exc:
                     logger.error("schedule %s: %s", schedule.schedule_id, exc)

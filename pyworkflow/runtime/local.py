@@ -19,7 +19,8 @@ from pyworkflow.config import PyWorkflowConfig, get_config, get_storage
 from pyworkflow.core.clock import Clock, SystemClock
 from pyworkflow.core.context import Limits
 from pyworkflow.core.events import Event
-from pyworkflow.core.models import RunStatus, WorkflowRun
+from pyworkflow.core.models import RunStatus, Schedule, ScheduleSpec, WorkflowRun
+from pyworkflow.core.registry import WorkflowDefinition
 from pyworkflow.exceptions import ConcurrencyError, RestartSignal
 from pyworkflow.runtime.executor import Executor
 from pyworkflow.storage.base import StorageBackend
@@ -84,6 +85,33 @@ class LocalRuntime:
         if result.status == RunStatus.CONTINUED_AS_NEW and result.continued_to_run_id:
             result = await self.drive(result.continued_to_run_id)
         return result
+
+    # --- Runtime (pyworkflow.runtime.protocol) --------------------------------------------------
+    async def create_run(
+        self, defn: WorkflowDefinition, args: tuple[Any, ...], kwargs: dict[str, Any], *,
+        run_id: str | None = None, idempotency_key: str | None = None, drive_here: bool = True,
+        schedule_id: str | None = None,
+    ) -> tuple[WorkflowRun, list[Event]]:
+        """Created leased to this process when it drives the run next: no second read."""
+        fields: dict[str, Any] = {"schedule_id": schedule_id} if schedule_id else {}
+        return await self.executor.create(defn, args, kwargs, run_id=run_id,
+                                          idempotency_key=idempotency_key, lease=drive_here,
+                                          **fields)
+
+    async def begin(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
+        """Drive the run inline until it ends or waits (following continue-as-new)."""
+        if run.lease_owner == self.executor.owner:
+            return await self.drive_created(run, history)
+        return await self.drive(run.run_id)
+
+    async def advance(self, run_id: str, *, reason: str, follow_chain: bool = True) -> None:
+        await self.drive(run_id, follow_chain=follow_chain)
+
+    def check_schedule_spec(self, spec: ScheduleSpec) -> None:
+        """Any valid spec: ``pyworkflow worker`` computes the fire times itself."""
+
+    async def schedule_changed(self, schedule: Schedule) -> Schedule:
+        return schedule  # the worker reads the record on every pass
 
     def reconfigure(self, config: PyWorkflowConfig) -> None:
         """Take the configured settings the executor keeps, for its next executions."""

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pyworkflow.core.clock import new_id
 from pyworkflow.core.models import (
     CalendarSpec,
     OverlapPolicy,
@@ -41,13 +40,12 @@ from pyworkflow.core.schedule_math import (
     decide_fire,
     fire_key,
     fire_times_between,
-    first_fire_time,
     is_due,
     parse_overlap_policy,
     scheduled_run_id,
     validate_spec,
 )
-from pyworkflow.core.serde import dumps, loads
+from pyworkflow.core.serde import loads
 from pyworkflow.core.workflow import encode_arguments, workflow
 from pyworkflow.exceptions import (
     ConcurrencyError,
@@ -57,7 +55,7 @@ from pyworkflow.exceptions import (
     WorkflowNotFoundError,
 )
 from pyworkflow.runtime.executor import request_cancel
-from pyworkflow.runtime.local import LocalRuntime, get_runtime
+from pyworkflow.runtime.protocol import Runtime
 from pyworkflow.storage.base import StorageBackend
 
 logger = logging.getLogger("pyworkflow")
@@ -162,40 +160,15 @@ def clear_scheduled_workflows() -> None:
     _scheduled_workflows.clear()
 
 
-async def activate_scheduled_workflows(
-    storage: StorageBackend | None = None, schedule_id_prefix: str = "auto_"
-) -> list[str]:
-    """Create a schedule ``<prefix><workflow name>`` for every ``@scheduled_workflow``.
-
-    Schedules that already exist (in any status, deleted included, as in 0.1.9) are left alone,
-    so every process may call this at startup. Returns the ids created by this call.
-    """
-    store = storage or get_runtime().storage
-    created: list[str] = []
-    for name, meta in list(_scheduled_workflows.items()):
-        schedule_id = f"{schedule_id_prefix}{name}"
-        if await store.get_schedule(schedule_id) is not None:
-            continue
-        try:
-            await create_schedule(name, meta.spec, overlap_policy=meta.overlap_policy,
-                                  schedule_id=schedule_id, storage=store)
-        except ScheduleError:
-            if await store.get_schedule(schedule_id) is None:
-                raise
-            continue  # another process activated it between our read and our write
-        created.append(schedule_id)
-    return created
-
-
 # --- helpers -----------------------------------------------------------------------------------
-async def _require(storage: StorageBackend, schedule_id: str) -> Schedule:
+async def require(storage: StorageBackend, schedule_id: str) -> Schedule:
     schedule = await storage.get_schedule(schedule_id)
     if schedule is None:
         raise ScheduleNotFoundError(schedule_id)
     return schedule
 
 
-def _require_live(schedule: Schedule) -> None:
+def require_live(schedule: Schedule) -> None:
     if schedule.status == ScheduleStatus.DELETED:
         raise ScheduleError(f"Schedule {schedule.schedule_id} is deleted; create a new one")
 
@@ -214,7 +187,7 @@ def _arguments(schedule: Schedule) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return tuple(loads(schedule.args) or []), dict(loads(schedule.kwargs) or {})
 
 
-async def _cas(
+async def cas(
     storage: StorageBackend,
     schedule_id: str,
     change: Callable[[Schedule], Awaitable[tuple[Schedule | None, T]]],
@@ -224,7 +197,7 @@ async def _cas(
     side effects that a rerun would repeat harmfully. Returns the record and ``change``'s
     payload from the attempt that counted."""
     for _ in range(MAX_CAS_ATTEMPTS):
-        current = await _require(storage, schedule_id)
+        current = await require(storage, schedule_id)
         new, payload = await change(current)
         if new is None:
             return current, payload
@@ -236,195 +209,35 @@ async def _cas(
                         "writes")
 
 
-async def _update(
-    storage: StorageBackend | None,
-    schedule_id: str,
-    change: Callable[[Schedule, datetime], dict[str, Any] | None],
-) -> Schedule:
-    """Apply a field update (computed from the current record and the runtime's clock)."""
-    rt = get_runtime(storage)
-
-    async def apply(current: Schedule) -> tuple[Schedule | None, None]:
-        now = rt.clock.now()
-        updates = change(current, now)
-        if updates is None:
-            return None, None
-        return current.model_copy(update={**updates, "updated_at": now}), None
-
-    stored, _ = await _cas(rt.storage, schedule_id, apply)
-    return stored
-
-
-# --- the public API ----------------------------------------------------------------------------
-async def create_schedule(
-    workflow_name: str | Callable[..., Any],
-    spec: ScheduleSpec,
-    *args: Any,
-    overlap_policy: OverlapPolicy = OverlapPolicy.SKIP,
-    schedule_id: str | None = None,
-    storage: StorageBackend | None = None,
-    **kwargs: Any,
-) -> Schedule:
-    """Create a schedule that starts ``workflow_name(*args, **kwargs)`` on ``spec``.
-
-    ``workflow_name`` may also be the ``@workflow`` function. Everything is checked now rather
-    than at the first fire: the workflow must be registered, the spec valid, the arguments must
-    fit the workflow's signature and be storable as JSON. An interval schedule fires first right
-    away (as in 0.1.9) and then every interval after its creation (or after ``spec.start_at``).
-    """
-    name = workflow_name if isinstance(workflow_name, str) else getattr(
-        workflow_name, "__workflow_name__", getattr(workflow_name, "__name__", repr(workflow_name)))
-    defn = get_workflow(name)
-    if defn is None:
-        raise ScheduleError(
-            f"Workflow {name!r} is not registered: decorate it with @workflow (and import its "
-            "module) before creating a schedule for it"
-        )
-    validate_spec(spec)
-    policy = parse_overlap_policy(overlap_policy)
-    enc_args, enc_kwargs = encode_arguments(defn, args, kwargs)
-    rt = get_runtime(storage)
-    now = rt.clock.now()
-    schedule_id = schedule_id or new_id("sched")
-    spec = spec.model_copy(deep=True)
-    schedule = Schedule(
-        schedule_id=schedule_id, workflow_name=name, spec=spec, status=ScheduleStatus.ACTIVE,
-        args=dumps(enc_args), kwargs=dumps(enc_kwargs), overlap_policy=policy,
-        created_at=now, updated_at=now, next_run_time=first_fire_time(spec, now, anchor=now),
-    )
-    try:
-        stored = await rt.storage.create_schedule(schedule)
-    except ConcurrencyError:
-        raise ScheduleError(f"Schedule {schedule_id!r} already exists") from None
-    logger.info("created schedule %s for %s, next run %s", schedule_id, name,
-                stored.next_run_time)
-    return stored
-
-
-async def get_schedule(schedule_id: str, storage: StorageBackend | None = None
-                       ) -> Schedule | None:
-    """The schedule, or None. Deleted schedules are still returned (status ``deleted``)."""
-    return await get_runtime(storage).storage.get_schedule(schedule_id)
-
-
-async def list_schedules(
-    workflow_name: str | None = None,
-    status: ScheduleStatus | None = None,
-    limit: int = 100,
-    offset: int = 0,
-    storage: StorageBackend | None = None,
-) -> list[Schedule]:
-    """Schedules, newest first, optionally of one workflow and/or in one status."""
-    store = get_runtime(storage).storage
-    items = await store.list_schedules(workflow_name=workflow_name, status=status,
-                                       limit=limit + offset)
-    return items[offset:offset + limit]
-
-
-async def update_schedule(
-    schedule_id: str,
-    spec: ScheduleSpec | None = None,
-    overlap_policy: OverlapPolicy | None = None,
-    storage: StorageBackend | None = None,
-) -> Schedule:
-    """Change the spec and/or overlap policy. A new spec recomputes the next run time from now
-    (interval fire times stay aligned to the schedule's creation unless ``start_at`` is set)."""
-    if spec is not None:
-        validate_spec(spec)
-    policy = parse_overlap_policy(overlap_policy) if overlap_policy is not None else None
-
-    def change(current: Schedule, now: datetime) -> dict[str, Any]:
-        _require_live(current)
-        updates: dict[str, Any] = {}
-        if spec is not None:
-            updates["spec"] = spec.model_copy(deep=True)
-            updates["next_run_time"] = first_fire_time(spec, now, anchor=current.created_at)
-        if policy is not None:
-            updates["overlap_policy"] = policy
-        return updates
-
-    return await _update(storage, schedule_id, change)
-
-
-async def pause_schedule(schedule_id: str, storage: StorageBackend | None = None) -> Schedule:
-    """Stop firing until ``resume_schedule``. Runs already started are not affected."""
-
-    def change(current: Schedule, now: datetime) -> dict[str, Any] | None:
-        _require_live(current)
-        if current.status == ScheduleStatus.PAUSED:
-            return None
-        return {"status": ScheduleStatus.PAUSED}
-
-    return await _update(storage, schedule_id, change)
-
-
-async def resume_schedule(schedule_id: str, storage: StorageBackend | None = None) -> Schedule:
-    """Fire again, from now on: fire times missed while paused are not made up (see
-    ``backfill_schedule``). Resuming an active schedule changes nothing."""
-
-    def change(current: Schedule, now: datetime) -> dict[str, Any] | None:
-        _require_live(current)
-        if current.status == ScheduleStatus.ACTIVE:
-            return None
-        return {"status": ScheduleStatus.ACTIVE,
-                "next_run_time": first_fire_time(current.spec, now, anchor=current.created_at)}
-
-    return await _update(storage, schedule_id, change)
-
-
-async def delete_schedule(schedule_id: str, storage: StorageBackend | None = None) -> None:
-    """Soft delete, as 0.1.9: the record stays (status ``deleted``, for audit) and never fires
-    again. Runs already started are not affected. ``ScheduleNotFoundError`` if it never existed.
-    """
-
-    def change(current: Schedule, now: datetime) -> dict[str, Any] | None:
-        if current.status == ScheduleStatus.DELETED:
-            return None
-        return {"status": ScheduleStatus.DELETED, "next_run_time": None, "buffered_count": 0}
-
-    await _update(storage, schedule_id, change)
-    logger.info("deleted schedule %s", schedule_id)
-
-
-async def trigger_schedule(schedule_id: str, storage: StorageBackend | None = None, *,
-                           runtime: Any = None) -> str:
+# --- starting runs now --------------------------------------------------------------------
+async def trigger_schedule(rt: Runtime, schedule_id: str) -> str:
     """Start a run of the schedule now, whatever its overlap policy and next run time (which
     stays as it is). Works on paused schedules. The run is driven here until it completes or
-    waits, like ``start()``. Returns its id. ``runtime`` replaces the embedded runtime (the AWS
-    one creates runs unleased and "drives" them with a wake-up message)."""
-    rt = runtime or get_runtime(storage)
+    waits, like ``start()`` (on AWS: is sent its wake-up). Returns its id."""
 
     async def claim(current: Schedule) -> tuple[Schedule | None, FirePlan]:
-        _require_live(current)
+        require_live(current)
         defn = _definition(current)
         plan = await _refresh(rt, current, defn)
         _check_arguments(current, defn)
         plan.claim(f"sched:{current.schedule_id}:trigger:{current.version}")
         return current.model_copy(update=plan.record_updates(current, rt.clock.now())), plan
 
-    stored, plan = await _cas(rt.storage, schedule_id, claim)
+    stored, plan = await cas(rt.storage, schedule_id, claim)
     for run_id in await _carry_out(rt, stored, plan):
-        await rt.drive(run_id)
+        await rt.advance(run_id, reason="schedule")
     return plan.starts[0][0]
 
 
-async def backfill_schedule(
-    schedule_id: str,
-    start_time: datetime,
-    end_time: datetime,
-    storage: StorageBackend | None = None,
-    *,
-    runtime: Any = None,
-) -> list[str]:
+async def backfill_schedule(rt: Runtime, schedule_id: str, start_time: datetime,
+                            end_time: datetime) -> list[str]:
     """Start one run per fire time in ``[start_time, end_time)`` that has no run yet (fire times
     that already ran — live or by an earlier backfill — are skipped, so a backfill can be
     repeated safely). Overlap policy does not apply, as in 0.1.9. Naive times are read in the
     schedule's timezone. Runs are driven here one after the other. Returns the new runs' ids.
-    ``runtime`` as for ``trigger_schedule``.
     """
-    rt = runtime or get_runtime(storage)
-    schedule = await _require(rt.storage, schedule_id)
-    _require_live(schedule)
+    schedule = await require(rt.storage, schedule_id)
+    require_live(schedule)
     times = fire_times_between(schedule.spec, start_time, end_time, MAX_BACKFILL_RUNS + 1,
                                anchor=schedule.created_at)
     if len(times) > MAX_BACKFILL_RUNS:
@@ -434,7 +247,7 @@ async def backfill_schedule(
         )
 
     async def claim(current: Schedule) -> tuple[Schedule | None, FirePlan]:
-        _require_live(current)
+        require_live(current)
         defn = _definition(current)
         plan = await _refresh(rt, current, defn)
         _check_arguments(current, defn)
@@ -447,9 +260,9 @@ async def backfill_schedule(
             return None, plan
         return current.model_copy(update=plan.record_updates(current, rt.clock.now())), plan
 
-    stored, plan = await _cas(rt.storage, schedule_id, claim)
+    stored, plan = await cas(rt.storage, schedule_id, claim)
     for run_id in await _carry_out(rt, stored, plan):
-        await rt.drive(run_id)
+        await rt.advance(run_id, reason="schedule")
     logger.info("backfilled schedule %s: %d run(s)", schedule_id, len(plan.starts))
     return [run_id for run_id, _ in plan.starts]
 
@@ -462,7 +275,7 @@ def _check_arguments(schedule: Schedule, defn: WorkflowDefinition) -> None:
     encode_arguments(defn, args, kwargs)
 
 
-async def _refresh(rt: LocalRuntime, schedule: Schedule, defn: WorkflowDefinition) -> FirePlan:
+async def _refresh(rt: Runtime, schedule: Schedule, defn: WorkflowDefinition) -> FirePlan:
     """Which of the schedule's runs are still going. Ended runs leave ``running_run_ids`` and are
     counted (completed → successful, failed → failed; cancelled counts as neither); a run that
     continued-as-new is replaced by its successor; a claimed run that was never created (its
@@ -500,21 +313,21 @@ async def _refresh(rt: LocalRuntime, schedule: Schedule, defn: WorkflowDefinitio
 
 
 async def _create_run(
-    rt: LocalRuntime, defn: WorkflowDefinition, schedule: Schedule, run_id: str,
+    rt: Runtime, defn: WorkflowDefinition, schedule: Schedule, run_id: str,
     key: str | None, *, lease: bool = True,
 ) -> bool:
     """Create a claimed run. False if it exists already (another worker or an earlier attempt
     created it, or recovery did): the claim is satisfied either way."""
     args, kwargs = _arguments(schedule)
     try:
-        await rt.executor.create(defn, args, kwargs, run_id=run_id, idempotency_key=key,
-                                 lease=lease, schedule_id=schedule.schedule_id)
+        await rt.create_run(defn, args, kwargs, run_id=run_id, idempotency_key=key,
+                            drive_here=lease, schedule_id=schedule.schedule_id)
     except ConcurrencyError:
         return False
     return True
 
 
-async def _carry_out(rt: LocalRuntime, schedule: Schedule, plan: FirePlan) -> list[str]:
+async def _carry_out(rt: Runtime, schedule: Schedule, plan: FirePlan) -> list[str]:
     """Do what a plan that won its compare-and-set decided: flag the runs to cancel, create the
     claimed runs. Returns the runs to drive (cancelled ones first, so they end first)."""
     defn = _definition(schedule)
@@ -535,7 +348,7 @@ async def _carry_out(rt: LocalRuntime, schedule: Schedule, plan: FirePlan) -> li
     return to_drive + plan.recovered + [run_id for run_id, _ in plan.starts]
 
 
-async def _fire_one(rt: LocalRuntime, schedule_id: str, now: datetime
+async def _fire_one(rt: Runtime, schedule_id: str, now: datetime
                     ) -> tuple[list[str], list[str]]:
     """Claim and start what is due on one schedule: (runs started, runs to drive)."""
 
@@ -563,23 +376,23 @@ async def _fire_one(rt: LocalRuntime, schedule_id: str, now: datetime
             return None, plan
         return current.model_copy(update=plan.record_updates(current, now)), plan
 
-    stored, plan = await _cas(rt.storage, schedule_id, claim)
+    stored, plan = await cas(rt.storage, schedule_id, claim)
     if plan is None:
         return [], []
     return [run_id for run_id, _ in plan.starts], await _carry_out(rt, stored, plan)
 
 
-async def fire_schedule(rt: Any, schedule_id: str, now: datetime) -> list[str]:
-    """Start what is due on one schedule at ``now`` and drive it (``rt.drive``): a tick of the
-    schedule's EventBridge schedule on AWS. Returns the ids of runs started (none when the fire
-    time was already claimed: duplicate ticks are harmless)."""
+async def fire_schedule(rt: Runtime, schedule_id: str, now: datetime) -> list[str]:
+    """Start what is due on one schedule at ``now`` and move its runs along (``rt.advance``):
+    a tick of the schedule's EventBridge schedule on AWS. Returns the ids of runs started
+    (none when the fire time was already claimed: duplicate ticks are harmless)."""
     started, to_drive = await _fire_one(rt, schedule_id, now)
     for run_id in dict.fromkeys(to_drive):
-        await rt.drive(run_id)
+        await rt.advance(run_id, reason="schedule")
     return started
 
 
-async def fire_due_schedules(rt: LocalRuntime) -> list[str]:
+async def fire_due_schedules(rt: Runtime) -> list[str]:
     """One scheduler pass (called by ``pyworkflow worker``): for every active schedule that is
     due, has buffered fires, or has runs going, refresh its runs, apply its overlap policy,
     claim and start what is due, then drive the started runs (and cancelled ones) until they
@@ -601,7 +414,7 @@ async def fire_due_schedules(rt: LocalRuntime) -> list[str]:
         to_drive += drive
     for run_id in dict.fromkeys(to_drive):
         try:
-            await rt.drive(run_id)
+            await rt.advance(run_id, reason="schedule")
         except Exception:  # noqa: BLE001 - one run's trouble must not stop the others
             logger.exception("driving scheduled run %s failed", run_id)
     return started

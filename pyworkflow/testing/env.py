@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from pyworkflow import api
 from pyworkflow.config import configure, get_config
 from pyworkflow.core.clock import ManualClock
 from pyworkflow.core.duration import Duration, resolve_wake_time
@@ -38,7 +39,6 @@ from pyworkflow.exceptions import (
     WorkflowError,
     WorkflowNotFoundError,
 )
-from pyworkflow.runtime import api
 from pyworkflow.runtime.local import install_runtime, reset_runtime
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.testing.helpers import StepAttempt, filter_events, recording_tokens, step_attempts

@@ -110,7 +110,7 @@ def test_schedule_actions(api: Api) -> None:
     failed(api.invoke("create_schedule", workflow="api_greet", spec={"cron": "99 * * * *"},
                       args=["s"]), 422, "ScheduleError")
     failed(api.invoke("create_schedule", workflow="api_greet", spec=DAILY, args=["s"],
-                      schedule_id="inv"), 409, "ScheduleError")
+                      schedule_id="inv"), 409, "ScheduleAlreadyExistsError")
 
 
 def test_every_action_is_covered() -> None:
@@ -133,7 +133,7 @@ def test_every_action_is_covered() -> None:
      "InvalidArgumentsError", "too many"),
     ({"action": "get_run", "run_id": "run_missing"}, 404, "WorkflowNotFoundError",
      "run_missing"),
-    ({"action": "list_runs", "cursor": "zzz"}, 400, "InvalidCursor", "cursor"),
+    ({"action": "list_runs", "cursor": "zzz"}, 400, "InvalidCursorError", "cursor"),
 ])
 def test_errors(api: Api, event: dict[str, Any], status: int, type_: str, needle: str) -> None:
     action = event.pop("action")

@@ -27,7 +27,7 @@ from pyworkflow import (
     step,
     workflow,
 )
-from pyworkflow.runtime.api import resume_hook_by_name
+from pyworkflow.api import resume_hook_by_name
 from pyworkflow.runtime.replay import replay_history
 
 CODE = {"calls": 1, "patch": False}

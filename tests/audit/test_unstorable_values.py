@@ -39,9 +39,9 @@ from pyworkflow import (
     step,
     workflow,
 )
+from pyworkflow.api import resume_hook_by_name
 from pyworkflow.core.registry import get_workflow_by_func
 from pyworkflow.exceptions import SerializationError
-from pyworkflow.runtime.api import resume_hook_by_name
 from pyworkflow.runtime.local import get_runtime
 from pyworkflow.runtime.worker import run_once
 

@@ -26,6 +26,7 @@ from pyworkflow.core.models import WorkflowRun
 from pyworkflow.runtime.aws import AwsDispatcher, AwsRuntime
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
+from tests.aws.ops import AwsOps
 
 REGION = "us-east-1"
 MAX_RECEIVES = 3        # the worker fails a run on the 3rd failing delivery ...
@@ -105,7 +106,7 @@ class Aws:
     """Everything a test drives the stack with."""
 
     stack: moto_server.AwsStack
-    client: AwsRuntime          # the API/SDK side: start, cancel, resume hooks
+    client: AwsOps              # the API/SDK side: start, cancel, resume hooks
     storage: StorageBackend
     sqs: Any
     scheduler: Any
@@ -160,7 +161,7 @@ async def aws(aws_env: moto_server.AwsStack, worker: Any, tmp_path: Path) -> Asy
     else:
         storage = SQLiteStorageBackend(tmp_path / "aws.db")
     dispatcher = AwsDispatcher.from_env(session=session)
-    client = AwsRuntime(storage, dispatcher)
+    client = AwsOps(AwsRuntime(storage, dispatcher))
     async with session.client("sqs") as sqs, session.client("scheduler") as scheduler:
         yield Aws(stack=aws_env, client=client, storage=storage, sqs=sqs,
                   scheduler=scheduler, handler=worker.handler)

@@ -25,6 +25,7 @@ from pyworkflow.runtime.aws import AwsRuntime
 from pyworkflow.storage.blobs import BlobNotFoundError, S3BlobStore
 from pyworkflow.storage.offload import OffloadingStorage, PayloadTooLargeError, is_pointer
 from tests.aws.conftest import Aws
+from tests.aws.ops import AwsOps
 
 KB = 1024
 MB = 1024 * KB
@@ -64,12 +65,11 @@ async def waits_for_upload(key: str) -> int:
 
 
 @pytest.fixture
-async def client(aws: Aws) -> AsyncIterator[AwsRuntime]:
+async def client(aws: Aws) -> AsyncIterator[AwsOps]:
     """The API/SDK side, with the same offloading as the worker (the stack's bucket)."""
     assert aws.stack.blob_bucket, "the template's PayloadBucket was not created in moto"
     storage = OffloadingStorage(aws.storage, S3BlobStore(aws.stack.blob_bucket))
-    runtime = AwsRuntime(storage, aws.client.dispatcher)
-    yield runtime
+    yield AwsOps(AwsRuntime(storage, aws.client.dispatcher))
     await storage.blobs.close()  # type: ignore[union-attr]  # (the inner one is the fixture's)
 
 
@@ -88,7 +88,7 @@ def worker_storage(worker: Any) -> OffloadingStorage:
 
 
 async def test_large_argument_step_result_and_hook_payload(
-        aws: Aws, client: AwsRuntime, worker: Any) -> None:
+        aws: Aws, client: AwsOps, worker: Any) -> None:
     key = new_id("k")
     document = ("doc-" * (300 * KB // 4))[: 300 * KB]
     run_id = await client.start(large_payloads, document, key)
@@ -135,7 +135,7 @@ async def test_large_argument_step_result_and_hook_payload(
     assert received.data["payload"] == {"blob": blob}
 
 
-async def test_cost_of_a_large_step_result(aws: Aws, client: AwsRuntime, worker: Any,
+async def test_cost_of_a_large_step_result(aws: Aws, client: AwsOps, worker: Any,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     """The same one-step workflow with a 10-byte and a 1 MB result, through the worker: the
     large one costs exactly one PutObject more (the step's event item is a pointer of the same
@@ -182,7 +182,7 @@ async def test_payloads_over_the_limit_fail_naming_it(
     stays pending, so a 500 KB one still gets through."""
     monkeypatch.setenv("PYWORKFLOW_MAX_PAYLOAD_BYTES", str(600 * KB))
     storage = OffloadingStorage(aws.storage, S3BlobStore(aws.stack.blob_bucket or ""))
-    client = AwsRuntime(storage, aws.client.dispatcher)
+    client = AwsOps(AwsRuntime(storage, aws.client.dispatcher))
     try:
         key, waiting = new_id("k"), new_id("k")
         failing = await client.start(large_payloads, "small", key)

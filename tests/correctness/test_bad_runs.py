@@ -5,9 +5,9 @@ goes on serving every other due run whatever one drive raises."""
 import pytest
 
 from pyworkflow import RunStatus, get_workflow_events, get_workflow_run, hook, step, workflow
+from pyworkflow.api import resume_hook_by_name
 from pyworkflow.core.registry import get_workflow_by_func
 from pyworkflow.exceptions import SerializationError
-from pyworkflow.runtime.api import resume_hook_by_name
 from pyworkflow.runtime.local import get_runtime
 from pyworkflow.runtime.worker import run_once
 
@@ -119,8 +119,8 @@ async def test_an_unstorable_argument_is_refused_before_anything_is_written(stor
 
 
 async def test_a_token_holding_text_no_token_can_hold_is_an_invalid_token(storage):
+    from pyworkflow.api import resume_hook
     from pyworkflow.exceptions import InvalidTokenError
-    from pyworkflow.runtime.api import resume_hook
 
     for token in ("whk_\ud800", "whk_é"):
         with pytest.raises(InvalidTokenError):

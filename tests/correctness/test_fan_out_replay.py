@@ -18,8 +18,8 @@ from pyworkflow import (
     step,
     workflow,
 )
+from pyworkflow.api import resume_hook_by_name
 from pyworkflow.core.events import Event, EventType
-from pyworkflow.runtime.api import resume_hook_by_name
 from pyworkflow.runtime.replay import replay_history
 
 CODE = {"items": 3, "calls": 1, "patch": False}  # what a deploy changes under the run

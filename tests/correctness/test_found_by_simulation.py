@@ -30,10 +30,10 @@ import pytest
 
 import pyworkflow
 from pyworkflow import FatalError, hook, sleep, start_child_workflow, step, workflow
+from pyworkflow.api import resume_hook_by_name
 from pyworkflow.core.clock import ManualClock
 from pyworkflow.core.models import RunStatus
 from pyworkflow.core.registry import get_workflow_by_func
-from pyworkflow.runtime.api import resume_hook_by_name
 from pyworkflow.runtime.executor import LIVE_OWNERS
 from pyworkflow.runtime.faults import Faults, InjectedCrash, inject
 from pyworkflow.runtime.local import LocalRuntime, install_runtime
@@ -315,7 +315,7 @@ async def g_waits() -> int:
 
 async def test_a_hook_created_again_after_a_crash_takes_the_new_token() -> None:
     from pyworkflow.core.hook import hash_token
-    from pyworkflow.runtime.api import deliver_hook
+    from pyworkflow.service.hooks import deliver_hook
 
     clock = ManualClock()  # it does not move between the crash and the next execution
     store = InMemoryStorageBackend()

@@ -18,7 +18,7 @@ from pyworkflow import (
     step,
     workflow,
 )
-from pyworkflow.runtime.api import resume_hook_by_name
+from pyworkflow.api import resume_hook_by_name
 from tests.runtime.conftest import start_failing
 
 CALLS: list[str] = []

@@ -23,6 +23,7 @@ from pyworkflow.runtime.aws import AwsDispatcher, AwsRuntime
 from pyworkflow.runtime.executor import LIVE_OWNERS
 from pyworkflow.runtime.faults import Faults, InjectedCrash, inject
 from tests.aws.conftest import REGION, Aws
+from tests.aws.ops import AwsOps
 from tests.faults import workflows as wf
 from tests.faults.harness import HOOK_PAYLOAD, Family, family
 
@@ -45,8 +46,8 @@ class AwsDriver:
         self.worker = worker
         self.faults = faults
         self.clock = clock
-        self.client = inject(AwsRuntime(aws.storage, AwsDispatcher.from_env(
-            session=session, clock=clock), clock=clock), faults)
+        self.client = AwsOps(inject(AwsRuntime(aws.storage, AwsDispatcher.from_env(
+            session=session, clock=clock), clock=clock), faults))
         self.container: AwsRuntime | None = None
         self.delivered: set[str] = set()
 

@@ -22,11 +22,11 @@ from pyworkflow.core.hook import hash_token
 from pyworkflow.core.models import RunStatus, WorkflowRun
 from pyworkflow.core.registry import get_workflow_by_func
 from pyworkflow.exceptions import HookAlreadyReceivedError, HookError
-from pyworkflow.runtime.api import deliver_hook
 from pyworkflow.runtime.executor import LIVE_OWNERS
 from pyworkflow.runtime.faults import Faults, InjectedCrash, inject
 from pyworkflow.runtime.local import LocalRuntime
 from pyworkflow.runtime.worker import run_once
+from pyworkflow.service.hooks import deliver_hook
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
 from tests.faults import workflows as wf

@@ -8,11 +8,12 @@ import pytest
 
 import pyworkflow
 from pyworkflow import RunStatus, get_workflow_run, hook, workflow
+from pyworkflow.api import resume_hook
 from pyworkflow.core import context as _ctx
 from pyworkflow.exceptions import HookAlreadyReceivedError
-from pyworkflow.runtime.api import deliver_hook, resume_hook
 from pyworkflow.runtime.faults import Faults, FaultyStorage, InjectedCrash
 from pyworkflow.runtime.local import LocalRuntime
+from pyworkflow.service.hooks import deliver_hook
 from pyworkflow.storage import SQLiteStorageBackend
 
 TOKENS: dict[str, str] = {}

@@ -9,10 +9,10 @@ import pytest
 import pyworkflow
 from pyworkflow import RunStatus, get_workflow_run, hook, start_child_workflow, workflow
 from pyworkflow.core import context as _ctx
-from pyworkflow.runtime.api import deliver_hook
 from pyworkflow.runtime.executor import LIVE_OWNERS
 from pyworkflow.runtime.faults import Faults, InjectedCrash, inject
 from pyworkflow.runtime.local import LocalRuntime, get_runtime
+from pyworkflow.service.hooks import deliver_hook
 from pyworkflow.storage import SQLiteStorageBackend
 
 TOKENS: dict[str, str] = {}

@@ -35,6 +35,7 @@ from pyworkflow import (
     update_schedule,
     workflow,
 )
+from pyworkflow.api import activate_scheduled_workflows
 from pyworkflow.core.clock import ManualClock
 from pyworkflow.core.schedule_math import (
     describe_schedule,
@@ -43,11 +44,10 @@ from pyworkflow.core.schedule_math import (
     next_fire_time,
     validate_spec,
 )
-from pyworkflow.exceptions import ScheduleError, ScheduleNotFoundError
+from pyworkflow.exceptions import ScheduleError, ScheduleNotFoundError, UnknownWorkflowError
 from pyworkflow.runtime import schedules as sched_mod
 from pyworkflow.runtime.local import LocalRuntime, get_runtime
 from pyworkflow.runtime.schedules import (
-    activate_scheduled_workflows,
     clear_scheduled_workflows,
     fire_due_schedules,
     fire_key,
@@ -200,8 +200,11 @@ async def test_fire_times_between_is_start_inclusive_end_exclusive():
 
 # --- the schedule API --------------------------------------------------------------------------
 async def test_create_checks_workflow_spec_and_arguments(env):
-    with pytest.raises(ScheduleError, match="'no_such_flow' is not registered"):
+    # The same error as a start of an unknown workflow, from every entry point; a ValueError,
+    # as pyworkflow-engine raised.
+    with pytest.raises(UnknownWorkflowError, match="'no_such_flow' is not registered") as info:
         await create_schedule("no_such_flow", ScheduleSpec(interval="5m"))
+    assert isinstance(info.value, ValueError)
     with pytest.raises(ScheduleError, match="Invalid cron expression '61 \\* \\* \\* \\*'"):
         await create_schedule("sch_report", ScheduleSpec(cron="61 * * * *"))
     with pytest.raises(InvalidArgumentsError):

@@ -26,11 +26,11 @@ from pyworkflow.core.hook import hash_token
 from pyworkflow.core.models import Hook, RunStatus, WorkflowRun
 from pyworkflow.core.registry import get_workflow_by_func
 from pyworkflow.exceptions import HookError, HookPayloadError
-from pyworkflow.runtime.api import deliver_hook
 from pyworkflow.runtime.faults import InjectedCrash, StoreThrottled
 from pyworkflow.runtime.journal import request_cancel
 from pyworkflow.runtime.local import LocalRuntime
 from pyworkflow.runtime.worker import owner_is_dead, run_once
+from pyworkflow.service.hooks import deliver_hook
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.memory import InMemoryStorageBackend, is_due
 from tests.simulation.interpreter import BAD_PAYLOAD, GOOD_PAYLOAD, sim_program

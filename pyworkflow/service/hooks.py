@@ -1,0 +1,172 @@
+"""Hooks: deliver a payload to a waiting run, by token (the public webhook: the token is the
+credential) or by name (operators, authenticated some other way) — once, for every entry point.
+
+The payload is checked against the model the waiting code declared, stored on the hook with a
+compare-and-set (so two deliveries cannot both land), and the run is moved along: driven here
+(embedded) or sent its wake-up (AWS).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from pyworkflow.core.events import EventType
+from pyworkflow.core.hook import hash_token
+from pyworkflow.core.models import Hook, HookStatus, WorkflowRun
+from pyworkflow.core.registry import get_hook_schema
+from pyworkflow.core.serde import to_jsonable, validate
+from pyworkflow.exceptions import (
+    ConcurrencyError,
+    HookAlreadyReceivedError,
+    HookExpiredError,
+    HookNotFoundError,
+    HookPayloadError,
+    InvalidTokenError,
+    WorkflowNotFoundError,
+)
+from pyworkflow.runtime.protocol import Runtime
+from pyworkflow.storage.base import StorageBackend
+
+__all__ = [
+    "MAX_TOKEN_LENGTH", "ResumeResult", "check_token", "deliver_hook", "hook_run", "pending_hooks",
+    "resume_hook", "resume_hook_by_name",
+]
+
+MAX_TOKEN_LENGTH = 256
+#: How often a delivery re-reads a hook whose record changed under it before giving up.
+MAX_DELIVERY_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class ResumeResult:
+    run_id: str
+    hook_id: str
+    status: str
+
+
+def check_token(token: Any) -> None:
+    """``InvalidTokenError`` for what cannot be a token (ours are short ASCII): nothing else is
+    hashed or looked up."""
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH \
+            or not token.isascii():
+        raise InvalidTokenError("Invalid hook token: pass the token given to on_created")
+
+
+async def _hook_of(storage: StorageBackend, token: str) -> Hook:
+    check_token(token)
+    hook = await storage.get_hook(hash_token(token))
+    # Storage looked the hash up; compare again in constant time so a partial-match lookup in
+    # some backend can never leak through timing.
+    if hook is None or not hmac.compare_digest(hook.token_hash, hash_token(token)):
+        raise HookNotFoundError()
+    return hook
+
+
+async def resume_hook(rt: Runtime, token: str, payload: Any) -> ResumeResult:
+    """Deliver ``payload`` to the hook ``token`` belongs to and move its run along.
+
+    Raises ``InvalidTokenError``, ``HookNotFoundError``, ``HookExpiredError``,
+    ``HookAlreadyReceivedError``, or ``HookPayloadError`` when the payload fails the hook's
+    schema (the hook then stays pending). Error messages never repeat the token."""
+    return await deliver_hook(rt, await _hook_of(rt.storage, token), payload)
+
+
+async def resume_hook_by_name(rt: Runtime, run_id: str, name: str, payload: Any
+                              ) -> ResumeResult:
+    """Deliver ``payload`` to the newest hook named ``name`` of ``run_id``; the same checks as
+    by token. ``WorkflowNotFoundError`` when the run does not exist, ``HookNotFoundError`` when
+    it has no such hook."""
+    hook = await rt.storage.find_hook(run_id, name=name)
+    if hook is None:
+        if await rt.storage.get_run(run_id) is None:  # say which of the two is missing
+            raise WorkflowNotFoundError(run_id)
+        raise HookNotFoundError(f"No hook named {name!r} on run {run_id}")
+    return await deliver_hook(rt, hook, payload)
+
+
+async def hook_run(storage: StorageBackend, token: str) -> WorkflowRun | None:
+    """The run a hook token belongs to; None when the token names no hook."""
+    try:
+        hook = await _hook_of(storage, token)
+    except (InvalidTokenError, HookNotFoundError):
+        return None
+    return await storage.get_run(hook.run_id)
+
+
+async def pending_hooks(storage: StorageBackend, run_id: str) -> list[str]:
+    """Names of the hooks ``run_id`` waits on."""
+    pending = await storage.list_hooks(run_id=run_id, status=HookStatus.PENDING)
+    return sorted({h.name for h in pending})
+
+
+def _payload_for(hook: Hook, payload: Any) -> Any:
+    """The payload as stored: checked against the model the waiting code declared (recorded on
+    the hook, not any hook of that name)."""
+    schema = (get_hook_schema(hook.name, hook.payload_schema)
+              if hook.payload_schema is not None else None)
+    if schema is None:
+        return to_jsonable(payload, what=f"The payload of hook {hook.name!r}")
+    try:
+        return to_jsonable(validate(to_jsonable(payload), schema))
+    except Exception as exc:  # noqa: BLE001 - pydantic names the bad fields
+        raise HookPayloadError(
+            f"Payload for hook {hook.name!r} does not match {schema.__name__}: {exc}"
+        ) from None
+
+
+async def deliver_hook(rt: Runtime, hook: Hook, payload: Any) -> ResumeResult:
+    """Store ``payload`` on ``hook`` (compare-and-set) and move its run along."""
+    if hook.status == HookStatus.RECEIVED:
+        await _wake_if_not_taken(rt, hook)
+        raise HookAlreadyReceivedError(hook.name)
+    run = await rt.storage.get_run(hook.run_id)
+    if run is None or run.status.is_terminal:
+        raise HookExpiredError(
+            f"{hook.name} (its run {hook.run_id} already ended"
+            + (f": {run.status.value})" if run else ")")
+        )
+    for _ in range(MAX_DELIVERY_ATTEMPTS):
+        if hook.status == HookStatus.RECEIVED:
+            await _wake_if_not_taken(rt, hook)
+            raise HookAlreadyReceivedError(hook.name)
+        if hook.status != HookStatus.PENDING or (
+            hook.expires_at is not None and rt.clock.now() >= hook.expires_at
+        ):
+            raise HookExpiredError(hook.name)
+        data = _payload_for(hook, payload)
+        try:
+            await rt.storage.update_hook(
+                hook.model_copy(update={
+                    "status": HookStatus.RECEIVED, "payload": data,
+                    "received_at": rt.clock.now()}),
+                expected_version=hook.version,
+            )
+        except ConcurrencyError:
+            latest = await rt.storage.get_hook(hook.token_hash)
+            if latest is None:
+                raise HookNotFoundError(hook.name) from None
+            hook = latest
+            continue
+        break
+    await rt.executor.touch(hook.run_id)
+    # An execution going on here reads the hook when it gets there.
+    if not rt.is_active(hook.run_id):
+        await rt.advance(hook.run_id, reason="hook")
+    return ResumeResult(run_id=hook.run_id, hook_id=hook.hook_id, status="resumed")
+
+
+async def _wake_if_not_taken(rt: Runtime, hook: Hook) -> None:
+    """A caller that died between storing the payload and waking the run retries and lands
+    here: wake the run again if it has not taken the payload yet, or it would wait forever.
+    Costs one read of the history, on this error path only."""
+    run = await rt.storage.get_run(hook.run_id)
+    if run is None or run.status.is_terminal or rt.is_active(hook.run_id):
+        return
+    history = await rt.storage.get_events(hook.run_id)
+    if any(e.data.get("hook_id") == hook.hook_id and e.type == EventType.HOOK_RECEIVED
+           for e in history):
+        return
+    await rt.executor.touch(hook.run_id)
+    await rt.advance(hook.run_id, reason="hook")
