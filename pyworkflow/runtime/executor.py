@@ -298,6 +298,12 @@ class Executor:
                 ctx.interrupted = True
 
     # --- one execution ---------------------------------------------------------------------
+    def on_execution_done(self, ctx: WorkflowContext) -> None:
+        """Called once per execution, as the workflow function has returned, raised or been
+        torn down and before its outcome is written; ``ctx.history`` holds what it recorded.
+        Does nothing here; a subclass overrides it to observe executions (``AwsExecutor``
+        counts the steps run, for metrics). Must not raise or await."""
+
     async def execute(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
         defn = get_workflow(run.workflow_name)
         if defn is None:
@@ -334,6 +340,7 @@ class Executor:
             finally:
                 _ctx.deactivate(token)
                 self.active.pop(run.run_id, None)
+                self.on_execution_done(ctx)
                 if torn_down:
                     journal.abort_heartbeat()
                 else:
