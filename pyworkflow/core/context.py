@@ -35,6 +35,7 @@ from pyworkflow.exceptions import (
     CancellationError,
     EventLimitExceededError,
     NonDeterminismError,
+    OpMismatch,
     PrimitiveInStepError,
     RunFailure,
     SuspensionSignal,
@@ -85,16 +86,6 @@ class Journal(Protocol):
     async def get_run(self, run_id: str) -> WorkflowRun | None: ...
 
     async def cancel_run(self, run_id: str, reason: str | None) -> None: ...
-
-
-@dataclass(frozen=True)
-class OpMismatch:
-    """Where replay and history disagree, attached to the ``NonDeterminismError`` as
-    ``.mismatch`` (for ``pyworkflow replay``; the error keeps its type, which runs record)."""
-
-    op: int | str  # the op number, or its path inside a fan-out
-    expected: str  # what the history recorded, e.g. "step 'charge'"
-    found: str     # what the code asks for now
 
 
 @dataclass
@@ -706,11 +697,9 @@ def _position(path: str) -> tuple[int, ...]:
 def _diverge(run_id: str, where: int | str, expected: str, found: str, detail: str) -> None:
     """Fail the run: code and history disagree at ``where``. The error carries an
     ``OpMismatch`` for ``pyworkflow replay``."""
-    error = NonDeterminismError(
+    raise RunFailure(NonDeterminismError(
         f"Run {run_id}, operation #{where}: {detail}. Workflow code must make the same durable "
-        "calls in the same order on replay.")
-    error.mismatch = OpMismatch(where, expected, found)  # type: ignore[attr-defined]
-    raise RunFailure(error)
+        "calls in the same order on replay.", mismatch=OpMismatch(where, expected, found)))
 
 
 _current: ContextVar[WorkflowContext | None] = ContextVar("pyworkflow_context", default=None)

@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 import pyworkflow
-from pyworkflow import EventType, RunStatus
+from pyworkflow import EventType, NonDeterminismError, RunStatus
 
 # ``pyworkflow.__all__``, sorted. A name added to or dropped from the public API must be added to
 # or dropped from this list too, so every change to the surface is a deliberate one.
@@ -147,3 +147,19 @@ def test_fan_out_and_versioning_are_public():
     assert names <= set(pyworkflow.__all__)
     assert not inspect.iscoroutinefunction(pyworkflow.patched)  # `if patched(...)` must work
     assert inspect.iscoroutinefunction(pyworkflow.map)
+
+
+def test_exception_details_are_declared_and_given_at_creation():
+    from pyworkflow.client.errors import rebuild
+    from pyworkflow.exceptions import OpMismatch
+
+    mismatch = OpMismatch(3, "step 'charge'", "sleep")
+    assert NonDeterminismError("diverged", mismatch=mismatch).mismatch is mismatch
+    assert pyworkflow.SerializationError("bad", path="[0]").path == "[0]"
+    assert pyworkflow.InvalidArgumentsError("bad", path="['x']").path == "['x']"
+    # Rebuilt from a server's message alone (no __init__): the details read as unknown.
+    for cls in (NonDeterminismError, pyworkflow.SerializationError,
+                pyworkflow.InvalidArgumentsError):
+        error = rebuild(cls, "from the server")
+        assert str(error) == "from the server"
+        assert getattr(error, "mismatch", None) is None and getattr(error, "path", None) is None
