@@ -27,7 +27,7 @@ import logging
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from pyworkflow.core.clock import Clock, new_id
 from pyworkflow.core.events import TERMINAL_OP_EVENTS, Event, EventType
@@ -635,6 +635,17 @@ class WorkflowContext:
             self._open_block = None
             self._next_op = block.top + 1
 
+    def opening(self, rec: OpRecord, type_: EventType) -> Event:
+        """The event that opened recorded op ``rec`` (``sleep.started``, ``hook.created``...).
+        A record without it is a history this code cannot replay: the run fails, as on any
+        other disagreement between code and history."""
+        event = rec.first(type_)
+        if event is None:
+            _diverge(self.run_id, self.path_of(rec.op), f"{type_.value} for {rec.kind} "
+                     f"{rec.name!r}", "no such event",
+                     f"the history holds {rec.kind} {rec.name!r} without its {type_.value} event")
+        return event
+
     def path_of(self, op: int) -> str:
         """The identity of op ``op``: its path inside a fan-out, ``L{first}.{k}`` for a later
         call of a gathered coroutine, else its number."""
@@ -694,7 +705,7 @@ def _position(path: str) -> tuple[int, ...]:
     return tuple(int(part) for part in path.split("."))
 
 
-def _diverge(run_id: str, where: int | str, expected: str, found: str, detail: str) -> None:
+def _diverge(run_id: str, where: int | str, expected: str, found: str, detail: str) -> NoReturn:
     """Fail the run: code and history disagree at ``where``. The error carries an
     ``OpMismatch`` for ``pyworkflow replay``."""
     raise RunFailure(NonDeterminismError(

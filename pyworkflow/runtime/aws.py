@@ -56,7 +56,7 @@ from pyworkflow.exceptions import (
     WorkflowError,
 )
 from pyworkflow.runtime.aws_schedules import AwsSchedules, ScheduleTick, parse_tick
-from pyworkflow.runtime.executor import MAX_RESTARTS, Executor, request_cancel
+from pyworkflow.runtime.executor import MAX_RESTARTS, Executor, request_cancel, written_run
 from pyworkflow.storage.base import StorageBackend
 
 if TYPE_CHECKING:
@@ -470,11 +470,10 @@ class AwsRuntime:
                 "lease_owner": None, "lease_expires_at": None,
             })
             try:
-                stored = await self.storage.append_events(
-                    run_id, [event], run=failed, expected_version=run.version)
+                stored = written_run(await self.storage.append_events(
+                    run_id, [event], run=failed, expected_version=run.version), run_id)
             except ConcurrencyError:
                 continue
-            assert stored is not None
             logger.error("run %s failed: %s", run_id, reason)
             await self.dispatcher.forget(stored)
             if stored.parent_run_id:
