@@ -40,6 +40,7 @@ that swallows it is cancelled again at its next unshielded await.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -167,8 +168,24 @@ class MaxNestingDepthError(ChildWorkflowError):
         self.current_depth = current_depth
 
 
+@dataclass(frozen=True)
+class OpMismatch:
+    """Where replay and history disagree: a ``NonDeterminismError``'s ``mismatch``."""
+
+    op: int | str  # the op number, or its path inside a fan-out
+    expected: str  # what the history recorded, e.g. "step 'charge'"
+    found: str     # what the code asks for now
+
+
 class NonDeterminismError(WorkflowError):
-    """The workflow code no longer produces the operations recorded in its history."""
+    """The workflow code no longer produces the operations recorded in its history.
+    ``mismatch`` says where, when replay found it (for ``pyworkflow replay``)."""
+
+    mismatch: OpMismatch | None = None  # also for an instance rebuilt from its message alone
+
+    def __init__(self, message: str = "", *, mismatch: OpMismatch | None = None) -> None:
+        super().__init__(message)
+        self.mismatch = mismatch
 
 
 class EventLimitExceededError(WorkflowError):
@@ -186,7 +203,11 @@ class SerializationError(WorkflowError):
     """A value cannot be stored: payloads are JSON (pydantic models, dataclasses, datetimes ok).
     ``path`` says where in the value the problem is (``[0]['name']``; "" for the value itself)."""
 
-    path: str | None = None
+    path: str | None = None  # also for an instance rebuilt from its message alone
+
+    def __init__(self, message: str = "", *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class PayloadTooLargeError(SerializationError):
@@ -202,7 +223,14 @@ class PayloadTooLargeError(SerializationError):
 
 
 class InvalidArgumentsError(WorkflowError):
-    """The arguments do not fit the workflow's signature or annotations."""
+    """The arguments do not fit the workflow's signature or annotations. ``path`` says where
+    in them a value cannot be stored (as ``SerializationError.path``), when that is why."""
+
+    path: str | None = None  # also for an instance rebuilt from its message alone
+
+    def __init__(self, message: str = "", *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class InvalidCursorError(InvalidArgumentsError):

@@ -126,8 +126,10 @@ def dev(port: int, module: str | None, template: Path | None, params: tuple[str,
     except KeyboardInterrupt:
         stack.stop()
         raise click.Abort() from None
-    assert stack.info is not None
     stack_info = stack.info
+    if stack_info is None:  # start() returns once the stack runs, with its info set
+        stack.stop()
+        raise CliError("The local stack did not start")
     rows: list[tuple[str, Any]] = [("template", template_path)]
     rows.extend(stack.describe())
     rows.append(("workflows", stack_info.environment.get(ENV_MODULE, "-")))

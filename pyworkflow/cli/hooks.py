@@ -152,7 +152,8 @@ async def _resume(backend: Backend, token: str | None, run_id: str | None, name:
             await _check_open(backend, found)
         result = await backend.resume_hook(token, payload)
     else:
-        assert run_id is not None
+        if run_id is None:  # resume_cmd asks for a TOKEN or --run
+            raise CliError("Give a TOKEN, or --run RUN_ID (and --name NAME).")
         await _check_open(backend, await backend.get_run(run_id))
         if name is None:
             names = await backend.pending_hooks(run_id)

@@ -203,7 +203,7 @@ def event_summary(event: Event) -> str:
         return f"{d.get('duration', '')} until {when}"
     if t == EventType.SLEEP_COMPLETED:
         return ""
-    if t in (EventType.HOOK_CREATED, EventType.HOOK_EXPIRED, EventType.HOOK_DISPOSED):
+    if t in (EventType.HOOK_CREATED, EventType.HOOK_EXPIRED):
         return f"{d.get('name')} ({d.get('hook_id')})"
     if t == EventType.HOOK_RECEIVED:
         return f"{d.get('name')} payload={short(d.get('payload'))}"

@@ -91,8 +91,11 @@ def _show(source: str, report: ReplayReport) -> None:
                   markup=False)
         return
     d = report.divergence
-    assert d is not None
     out.print(f"[red]nondeterminism[/red]  {head}", highlight=False)
+    if d is None:  # replay_history sets one whenever the report is not ok
+        out.print(f"    {report.detail or 'the replay did not match the history'}",
+                  highlight=False, markup=False)
+        return
     out.print(f"    at operation #{d.op}" if d.op is not None else "    at the run's end",
               highlight=False)
     out.print(f"    expected (history): {d.expected}", highlight=False, markup=False)

@@ -61,9 +61,8 @@ def error_from_body(body: Any, status: int | None = None,
         if parsed is not None:
             cls = KNOWN_ERRORS.get(parsed.type)
             if cls is not None:
-                error = rebuild(cls, parsed.message)
-                error.status = status  # type: ignore[attr-defined]
-                return error
+                # As raised in process: the class says what happened, without the HTTP status.
+                return rebuild(cls, parsed.message)
             return ApiError(f"{parsed.type}: {parsed.message}", status=status,
                             error_type=parsed.type)
     # Not ours: e.g. API Gateway's own {"message": "Forbidden"} for a bad signature.

@@ -129,8 +129,7 @@ async def start_child_workflow(
              "wait": wait_for_completion, "parent_close_policy": parent_close_policy},
         )
     else:
-        started = rec.first(EventType.CHILD_WORKFLOW_STARTED)
-        assert started is not None
+        started = ctx.opening(rec, EventType.CHILD_WORKFLOW_STARTED)
         child_run_id = started.data["child_run_id"]
 
     if not wait_for_completion:
@@ -142,8 +141,8 @@ async def start_child_workflow(
         child = await ctx.journal.get_run(child.continued_to_run_id)
     if child is None or not child.status.is_terminal:
         ctx.awaits_child = True
-        started = rec.first(EventType.CHILD_WORKFLOW_STARTED) if rec is not None else None
-        since = started.timestamp if started is not None else ctx.now()
+        opened = rec.first(EventType.CHILD_WORKFLOW_STARTED) if rec is not None else None
+        since = opened.timestamp if opened is not None else ctx.now()
         if ctx.child_wait_since is None or since < ctx.child_wait_since:
             ctx.child_wait_since = since
         raise await ctx.suspension(

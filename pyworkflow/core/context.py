@@ -27,7 +27,7 @@ import logging
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from pyworkflow.core.clock import Clock, new_id
 from pyworkflow.core.events import TERMINAL_OP_EVENTS, Event, EventType
@@ -35,6 +35,7 @@ from pyworkflow.exceptions import (
     CancellationError,
     EventLimitExceededError,
     NonDeterminismError,
+    OpMismatch,
     PrimitiveInStepError,
     RunFailure,
     SuspensionSignal,
@@ -85,16 +86,6 @@ class Journal(Protocol):
     async def get_run(self, run_id: str) -> WorkflowRun | None: ...
 
     async def cancel_run(self, run_id: str, reason: str | None) -> None: ...
-
-
-@dataclass(frozen=True)
-class OpMismatch:
-    """Where replay and history disagree, attached to the ``NonDeterminismError`` as
-    ``.mismatch`` (for ``pyworkflow replay``; the error keeps its type, which runs record)."""
-
-    op: int | str  # the op number, or its path inside a fan-out
-    expected: str  # what the history recorded, e.g. "step 'charge'"
-    found: str     # what the code asks for now
 
 
 @dataclass
@@ -644,6 +635,17 @@ class WorkflowContext:
             self._open_block = None
             self._next_op = block.top + 1
 
+    def opening(self, rec: OpRecord, type_: EventType) -> Event:
+        """The event that opened recorded op ``rec`` (``sleep.started``, ``hook.created``...).
+        A record without it is a history this code cannot replay: the run fails, as on any
+        other disagreement between code and history."""
+        event = rec.first(type_)
+        if event is None:
+            _diverge(self.run_id, self.path_of(rec.op), f"{type_.value} for {rec.kind} "
+                     f"{rec.name!r}", "no such event",
+                     f"the history holds {rec.kind} {rec.name!r} without its {type_.value} event")
+        return event
+
     def path_of(self, op: int) -> str:
         """The identity of op ``op``: its path inside a fan-out, ``L{first}.{k}`` for a later
         call of a gathered coroutine, else its number."""
@@ -703,14 +705,12 @@ def _position(path: str) -> tuple[int, ...]:
     return tuple(int(part) for part in path.split("."))
 
 
-def _diverge(run_id: str, where: int | str, expected: str, found: str, detail: str) -> None:
+def _diverge(run_id: str, where: int | str, expected: str, found: str, detail: str) -> NoReturn:
     """Fail the run: code and history disagree at ``where``. The error carries an
     ``OpMismatch`` for ``pyworkflow replay``."""
-    error = NonDeterminismError(
+    raise RunFailure(NonDeterminismError(
         f"Run {run_id}, operation #{where}: {detail}. Workflow code must make the same durable "
-        "calls in the same order on replay.")
-    error.mismatch = OpMismatch(where, expected, found)  # type: ignore[attr-defined]
-    raise RunFailure(error)
+        "calls in the same order on replay.", mismatch=OpMismatch(where, expected, found)))
 
 
 _current: ContextVar[WorkflowContext | None] = ContextVar("pyworkflow_context", default=None)

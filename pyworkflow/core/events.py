@@ -10,15 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class EventType(StrEnum):
-    """String values match pyworkflow-engine's, so stored histories read the same."""
+    """String values match pyworkflow-engine's, so stored histories read the same.
+
+    Only types this engine records are members: an event type is never dropped once written (a
+    stored history must keep parsing), so a new member is a deliberate, permanent addition.
+    """
 
     WORKFLOW_STARTED = "workflow.started"
     WORKFLOW_COMPLETED = "workflow.completed"
     WORKFLOW_FAILED = "workflow.failed"
-    WORKFLOW_INTERRUPTED = "workflow.interrupted"
     WORKFLOW_CANCELLED = "workflow.cancelled"
-    WORKFLOW_PAUSED = "workflow.paused"
-    WORKFLOW_RESUMED = "workflow.resumed"
     WORKFLOW_CONTINUED_AS_NEW = "workflow.continued_as_new"
 
     STEP_STARTED = "step.started"
@@ -33,7 +34,6 @@ class EventType(StrEnum):
     HOOK_CREATED = "hook.created"
     HOOK_RECEIVED = "hook.received"
     HOOK_EXPIRED = "hook.expired"
-    HOOK_DISPOSED = "hook.disposed"
 
     CANCELLATION_REQUESTED = "cancellation.requested"
 
@@ -50,16 +50,6 @@ class EventType(StrEnum):
     CHILD_WORKFLOW_COMPLETED = "child_workflow.completed"
     CHILD_WORKFLOW_FAILED = "child_workflow.failed"
     CHILD_WORKFLOW_CANCELLED = "child_workflow.cancelled"
-
-    SCHEDULE_CREATED = "schedule.created"
-    SCHEDULE_UPDATED = "schedule.updated"
-    SCHEDULE_PAUSED = "schedule.paused"
-    SCHEDULE_RESUMED = "schedule.resumed"
-    SCHEDULE_DELETED = "schedule.deleted"
-    SCHEDULE_TRIGGERED = "schedule.triggered"
-    SCHEDULE_SKIPPED = "schedule.skipped"
-    SCHEDULE_BACKFILL_STARTED = "schedule.backfill_started"
-    SCHEDULE_BACKFILL_COMPLETED = "schedule.backfill_completed"
 
 
 # Events that end an operation. Each durable operation (step, sleep, hook, child, context) is

@@ -61,7 +61,8 @@ async def hook(
     if rec is None:
         expires_at = (resolve_wake_time(timeout, ctx.now(), name="hook() timeout")
                       if timeout is not None else None)
-        token: str | None = new_token()
+        fresh = new_token()
+        token: str | None = fresh  # None once another record turns out to be the hook
         created = ctx.now()
         stale = await ctx.journal.get_hook(ctx.run_id, hook_id)
         if stale is not None and stale.status == HookStatus.PENDING:
@@ -73,12 +74,11 @@ async def hook(
         if stale is not None and stale.status != HookStatus.DISPOSED:
             token = None  # resumed by name meanwhile (or expired): that record is the hook
         else:
-            assert token is not None
             if stale is not None:
                 created = max(created, stale.created_at + timedelta(microseconds=1))
             await ctx.journal.create_hook(
                 Hook(
-                    token_hash=hash_token(token), run_id=ctx.run_id, hook_id=hook_id, op=op,
+                    token_hash=hash_token(fresh), run_id=ctx.run_id, hook_id=hook_id, op=op,
                     name=name, created_at=created, expires_at=expires_at,
                     payload_schema=schema.model_json_schema() if schema else None,
                 )
@@ -100,8 +100,7 @@ async def hook(
             finally:
                 _ctx.leave_step(in_step)
     else:
-        recorded = rec.first(EventType.HOOK_CREATED)
-        assert recorded is not None
+        recorded = ctx.opening(rec, EventType.HOOK_CREATED)
         raw = recorded.data.get("expires_at")
         expires_at = datetime.fromisoformat(raw) if raw else None
 

@@ -15,6 +15,8 @@ class RunStatus(StrEnum):
     SUSPENDED = "suspended"
     COMPLETED = "completed"
     FAILED = "failed"
+    # Never set by this engine; kept because pyworkflow-engine exports RunStatus (with this
+    # member) from its top-level package, so code written against it may name it.
     INTERRUPTED = "interrupted"
     CANCELLED = "cancelled"
     CONTINUED_AS_NEW = "continued_as_new"

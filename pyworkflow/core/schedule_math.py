@@ -426,16 +426,24 @@ class FirePlan:
         return updates
 
 
+def due_fire_time(schedule: Schedule, now: datetime) -> datetime | None:
+    """The schedule's next fire time if it (plus its jitter) has come, else None."""
+    fire_time = schedule.next_run_time
+    if fire_time is None or due_time(schedule.spec, fire_time, schedule.schedule_id) > now:
+        return None
+    return fire_time
+
+
 def is_due(schedule: Schedule, now: datetime) -> bool:
     """Whether the schedule's next fire time (plus its jitter) has come."""
-    return schedule.next_run_time is not None and due_time(
-        schedule.spec, schedule.next_run_time, schedule.schedule_id) <= now
+    return due_fire_time(schedule, now) is not None
 
 
 def consume_fire_time(schedule: Schedule, plan: FirePlan, now: datetime) -> None:
     """Move past the due fire time. Fire times missed while no worker ran are not made up (as in
     0.1.9): the next one is the first after ``now``."""
-    assert schedule.next_run_time is not None
+    if schedule.next_run_time is None:
+        raise ScheduleError(f"Schedule {schedule.schedule_id!r} has no fire time to move past")
     plan.advance = True
     plan.next_run_time = next_fire_time(schedule.spec, max(now, schedule.next_run_time),
                                         anchor=schedule.created_at)
@@ -449,8 +457,8 @@ def decide_fire(schedule: Schedule, plan: FirePlan, now: datetime) -> None:
     if buffered > 0 and not plan.running:
         plan.claim(f"sched:{schedule.schedule_id}:buffered:{schedule.version}")
         buffered -= 1
-    if is_due(schedule, now):
-        assert schedule.next_run_time is not None
+    fire_time = due_fire_time(schedule, now)
+    if fire_time is not None:
         action, buffered = overlap_action(schedule.overlap_policy, running=bool(plan.running),
                                           buffered=buffered)
         if action == FireAction.SKIP:
@@ -458,7 +466,7 @@ def decide_fire(schedule: Schedule, plan: FirePlan, now: datetime) -> None:
         elif action != FireAction.BUFFER:
             if action == FireAction.CANCEL_OTHERS_AND_START:
                 plan.cancel = list(plan.running)
-            plan.claim(fire_key(schedule.schedule_id, schedule.next_run_time))
+            plan.claim(fire_key(schedule.schedule_id, fire_time))
         consume_fire_time(schedule, plan, now)
     if buffered != schedule.buffered_count:
         plan.buffered = buffered

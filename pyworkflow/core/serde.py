@@ -35,9 +35,8 @@ def to_jsonable(value: Any, *, what: str = "value") -> Any:
     except _Unstorable as exc:
         path = "".join(reversed(exc.path))
         where = f" at {path}" if path else ""
-        error = SerializationError(f"{what} cannot be stored as JSON{where}: {exc.problem}")
-        error.path = path
-        raise error from None
+        raise SerializationError(
+            f"{what} cannot be stored as JSON{where}: {exc.problem}", path=path) from None
 
 
 class _Unstorable(Exception):  # noqa: N818 - internal, carries the path out of the recursion

@@ -48,8 +48,7 @@ async def sleep(duration: Duration) -> None:
             defer=True,
         )
     else:
-        started = rec.first(EventType.SLEEP_STARTED)
-        assert started is not None
+        started = ctx.opening(rec, EventType.SLEEP_STARTED)
         wake_at = datetime.fromisoformat(started.data["resume_at"])
 
     remaining = (wake_at - ctx.now()).total_seconds()

@@ -128,9 +128,7 @@ def _storable(value: Any, what: str) -> Any:
     try:
         return to_jsonable(value, what=what)
     except SerializationError as exc:
-        error = InvalidArgumentsError(str(exc))
-        error.path = exc.path  # type: ignore[attr-defined]
-        raise error from None
+        raise InvalidArgumentsError(str(exc), path=exc.path) from None
 
 
 def decode_arguments(

@@ -49,7 +49,7 @@ from pyworkflow.core.models import RunStatus, Schedule, ScheduleSpec, WorkflowRu
 from pyworkflow.core.registry import WorkflowDefinition
 from pyworkflow.exceptions import ConcurrencyError, ConfigurationError, WorkflowError
 from pyworkflow.runtime.aws_schedules import AwsSchedules, ScheduleTick, parse_tick
-from pyworkflow.runtime.executor import MAX_RESTARTS, Executor
+from pyworkflow.runtime.executor import MAX_RESTARTS, Executor, written_run
 from pyworkflow.storage.base import StorageBackend
 
 logger = logging.getLogger("pyworkflow")
@@ -291,20 +291,6 @@ _STEP_ENDINGS = frozenset({EventType.STEP_COMPLETED, EventType.STEP_FAILED,
                            EventType.STEP_RETRYING})
 
 
-class _ObservedActive(dict[str, WorkflowContext]):
-    """``Executor.active`` that reports each finished execution's context to ``on_done``."""
-
-    def __init__(self, on_done: Callable[[WorkflowContext], None]) -> None:
-        super().__init__()
-        self._on_done = on_done
-
-    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
-        ctx = super().pop(key, *default)
-        if isinstance(ctx, WorkflowContext):
-            self._on_done(ctx)
-        return ctx
-
-
 class AwsExecutor(Executor):
     """The executor, counting replayed events and executed steps for metrics."""
 
@@ -312,7 +298,6 @@ class AwsExecutor(Executor):
         super().__init__(*args, **kwargs)
         self.stats = DriveStats()
         self._replayed: dict[str, int] = {}
-        self.active = _ObservedActive(self._count)
 
     async def execute(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
         self.stats.events_replayed += len(history)
@@ -321,7 +306,8 @@ class AwsExecutor(Executor):
         self._replayed[run.run_id] = len(history)
         return await super().execute(run, history)
 
-    def _count(self, ctx: WorkflowContext) -> None:
+    def on_execution_done(self, ctx: WorkflowContext) -> None:
+        # The step endings this execution recorded: those past the history it replayed.
         before = self._replayed.pop(ctx.run_id, len(ctx.history))
         self.stats.steps_executed += sum(
             1 for e in ctx.history[before:] if e.type in _STEP_ENDINGS
@@ -474,11 +460,10 @@ class AwsRuntime:
                 "lease_owner": None, "lease_expires_at": None,
             })
             try:
-                stored = await self.storage.append_events(
-                    run_id, [event], run=failed, expected_version=run.version)
+                stored = written_run(await self.storage.append_events(
+                    run_id, [event], run=failed, expected_version=run.version), run_id)
             except ConcurrencyError:
                 continue
-            assert stored is not None
             logger.error("run %s failed: %s", run_id, reason)
             await self.dispatcher.forget(stored)
             if stored.parent_run_id:

@@ -130,6 +130,14 @@ def _outcome_of(task: asyncio.Task[Any]) -> BaseException | None:
     return None if task.cancelled() else task.exception()
 
 
+def written_run(stored: WorkflowRun | None, run_id: str) -> WorkflowRun:
+    """The record ``append_events(..., run=...)`` returns: a store that wrote one must return
+    it, so None is an error here, not something to carry on with."""
+    if stored is None:
+        raise WorkflowError(f"Run {run_id}: the store wrote the run record but returned none")
+    return stored
+
+
 def _not_defined(run: WorkflowRun) -> str:
     return (f"Workflow {run.workflow_name!r} (run {run.run_id}) is not defined in this "
             "process: import the module that defines it (pyworkflow --module / "
@@ -298,6 +306,12 @@ class Executor:
                 ctx.interrupted = True
 
     # --- one execution ---------------------------------------------------------------------
+    def on_execution_done(self, ctx: WorkflowContext) -> None:
+        """Called once per execution, as the workflow function has returned, raised or been
+        torn down and before its outcome is written; ``ctx.history`` holds what it recorded.
+        Does nothing here; a subclass overrides it to observe executions (``AwsExecutor``
+        counts the steps run, for metrics). Must not raise or await."""
+
     async def execute(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
         defn = get_workflow(run.workflow_name)
         if defn is None:
@@ -334,6 +348,7 @@ class Executor:
             finally:
                 _ctx.deactivate(token)
                 self.active.pop(run.run_id, None)
+                self.on_execution_done(ctx)
                 if torn_down:
                     journal.abort_heartbeat()
                 else:
@@ -381,7 +396,9 @@ class Executor:
         successor: tuple[WorkflowRun, list[Event]] | None = None,
     ) -> WorkflowRun:
         ctx = journal.ctx
-        assert ctx is not None
+        if ctx is None:
+            raise WorkflowError(f"Run {journal.run.run_id}: an ending written outside its "
+                                "execution")
         for type_, data in events_data:
             await ctx.record(type_, data, defer=True, final=True)
         events = ctx.take_pending()
@@ -399,8 +416,7 @@ class Executor:
                 stored = await self.storage.append_events(
                     journal.run.run_id, events, run=new, expected_version=journal.run.version
                 )
-                assert stored is not None
-                return stored
+                return written_run(stored, journal.run.run_id)
             except ConcurrencyError:
                 if not retry_on_conflict:
                     raise
@@ -451,7 +467,7 @@ class Executor:
         due = wake_at
         if self.child_check is not None and journal.ctx is not None \
                 and journal.ctx.awaits_child:
-            check = self.clock.now() + self._child_check_interval(journal.ctx)
+            check = self.clock.now() + self._child_check_interval(journal.ctx, self.child_check)
             due = check if due is None else min(due, check)
         run = await self._write_final(
             journal, [],
@@ -463,14 +479,13 @@ class Executor:
             await self.dispatcher.wake_at(run.run_id, wake_at, key=key)
         return run
 
-    def _child_check_interval(self, ctx: WorkflowContext) -> timedelta:
+    def _child_check_interval(self, ctx: WorkflowContext, child_check: timedelta) -> timedelta:
         """``child_check`` at first, then the time the run has waited so far (a child that ran
         an hour is looked at again an hour later), at most an hour: a long child costs a few
         dozen checks a day, not one a minute."""
-        assert self.child_check is not None
         since = ctx.child_wait_since or self.clock.now()
         waited = self.clock.now() - since
-        return min(max(self.child_check, waited), max(self.child_check, timedelta(hours=1)))
+        return min(max(child_check, waited), max(child_check, timedelta(hours=1)))
 
     async def _continue_as_new(
         self, journal: RunJournal, defn: WorkflowDefinition, signal: ContinueAsNewSignal

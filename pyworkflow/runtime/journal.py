@@ -24,6 +24,7 @@ from pyworkflow.core.registry import get_workflow
 from pyworkflow.core.serde import describe
 from pyworkflow.exceptions import (
     ConcurrencyError,
+    ConfigurationError,
     RestartSignal,
     RunFailure,
     SerializationError,
@@ -266,7 +267,9 @@ class RunJournal:
         kwargs: dict[str, Any], op: int, parent_close_policy: str, wait: bool,
     ) -> None:
         defn = get_workflow(workflow_name)
-        assert defn is not None
+        if defn is None:
+            raise ConfigurationError(f"Child workflow {workflow_name!r} is not registered in "
+                                     "this process")
         try:
             await self.executor.create(
                 defn, args, kwargs, run_id=child_run_id, parent_run_id=self.run.run_id,

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from pyworkflow.core import context as _ctx
 from pyworkflow.core.clock import Clock, ManualClock
-from pyworkflow.core.context import OpMismatch, WorkflowContext
+from pyworkflow.core.context import WorkflowContext
 from pyworkflow.core.events import TERMINAL_RUN_EVENTS, Event, EventType
 from pyworkflow.core.models import Hook, HookStatus, RunStatus, WorkflowRun
 from pyworkflow.core.registry import WorkflowDefinition, get_workflow
@@ -35,6 +35,7 @@ from pyworkflow.core.workflow import decode_arguments
 from pyworkflow.exceptions import (
     CancellationError,
     ContinueAsNewSignal,
+    NonDeterminismError,
     RestartSignal,
     RunFailure,
     SuspensionSignal,
@@ -210,8 +211,8 @@ def _diverged(report: ReplayReport, op: Any, expected: str, found: str,
 def _failed_run(report: ReplayReport, error: WorkflowError, ctx: WorkflowContext) -> ReplayReport:
     report.ending = ReplayEnding.RAISED
     report.detail = str(error)
-    mismatch = getattr(error, "mismatch", None)
-    if isinstance(mismatch, OpMismatch):
+    mismatch = error.mismatch if isinstance(error, NonDeterminismError) else None
+    if mismatch is not None:
         return _diverged(report, mismatch.op, mismatch.expected, mismatch.found, str(error))
     return _diverged(report, _last_position(ctx), "the recorded history",
                      f"{type(error).__name__}", str(error))

@@ -16,6 +16,7 @@ import pytest
 from pyworkflow.client import Client
 from pyworkflow.core.models import ScheduleSpec
 from tests.client import workflows as wf
+from tests.client.apiserver import serve
 from tests.client.conftest import (  # noqa: F401 - fixtures
     FakeLambda,
     api,
@@ -26,7 +27,6 @@ from tests.client.conftest import (  # noqa: F401 - fixtures
     storage_kind,
     worker,
 )
-from tests.client.apiserver import serve
 from tests.conformance.entries import ClientEntry, ModuleEntry
 
 Entry = Any  # ModuleEntry | ClientEntry: the Client's method names

@@ -137,6 +137,22 @@ async def test_begin_returns_recorded_ops_and_detects_mismatch():
     assert "sleep 'sleep'" in str(info.value.error) and "step 'b'" in str(info.value.error)
 
 
+async def test_a_recorded_op_without_its_opening_event_fails_the_run():
+    history = [
+        _event(1, EventType.WORKFLOW_STARTED),
+        _event(2, EventType.SLEEP_STARTED, op=0, name="sleep", resume_at="2030-01-01T01:00:00"),
+    ]
+    ctx = WorkflowContext(_run(), history, _NullJournal())
+    _, rec = await ctx.begin("sleep", "sleep")
+    assert rec is not None
+    assert ctx.opening(rec, EventType.SLEEP_STARTED) is rec.events[0]
+    with pytest.raises(RunFailure) as info:  # a real check, not an assert: kept under -O
+        ctx.opening(rec, EventType.HOOK_CREATED)
+    error = info.value.error
+    assert isinstance(error, NonDeterminismError) and error.mismatch is not None
+    assert error.mismatch.op == "0" and "hook.created" in error.mismatch.expected
+
+
 async def test_cancellation_applies_only_to_ops_unsettled_before_the_request():
     history = [
         _event(1, EventType.WORKFLOW_STARTED),

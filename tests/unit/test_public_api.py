@@ -1,9 +1,42 @@
 """The public surface: names pyworkflow-engine users import, and nothing private leaking."""
 
+import builtins
+import importlib
 import inspect
 
+import pytest
+
 import pyworkflow
-from pyworkflow import EventType, RunStatus
+from pyworkflow import EventType, NonDeterminismError, RunStatus
+
+# ``pyworkflow.__all__``, sorted. A name added to or dropped from the public API must be added to
+# or dropped from this list too, so every change to the surface is a deliberate one.
+PUBLIC_API = [
+    "CalendarSpec", "CancellationError", "ChildWorkflowError", "ChildWorkflowFailedError",
+    "ChildWorkflowHandle", "CompletionReason", "ConcurrencyError", "ConfigurationError", "Event",
+    "EventLimitExceededError", "EventType", "FanOutError", "FanOutResult", "FatalError",
+    "FileStorageBackend", "HookAlreadyReceivedError", "HookExpiredError", "HookNotFoundError",
+    "HookPayloadError", "HookStatus", "InMemoryStorageBackend", "InvalidArgumentsError",
+    "InvalidTokenError", "ItemStatus", "LocalScheduler", "MaxNestingDepthError",
+    "NonDeterminismError", "OverlapPolicy", "PayloadTooLargeError", "ReplayReport", "ResumeResult",
+    "RetryableError", "RunStatus", "SQLiteStorageBackend", "Schedule", "ScheduleSpec",
+    "ScheduleStatus", "SerializationError", "StepContext", "StepInterruptedError",
+    "StorageBackend", "SuspensionSignal", "TypedHook", "WorkflowAlreadyRunningError",
+    "WorkflowError", "WorkflowNotFoundError", "WorkflowRun", "__version__",
+    "activate_scheduled_workflows", "backfill_schedule", "cancel_workflow", "configure",
+    "continue_as_new", "create_schedule", "define_hook", "delete_schedule", "deprecate_patch",
+    "get_config", "get_schedule", "get_scheduled_workflow", "get_step", "get_step_context",
+    "get_storage", "get_workflow", "get_workflow_chain", "get_workflow_events", "get_workflow_run",
+    "has_step_context", "hook", "list_scheduled_workflows", "list_schedules", "list_steps",
+    "list_workflows", "parallel", "patched", "pause_schedule", "replay_history", "reset_config",
+    "resume", "resume_hook", "resume_schedule", "scheduled_workflow", "set_step_context", "shield",
+    "sleep", "start", "start_child_workflow", "step", "trigger_schedule", "update_schedule",
+    "workflow",
+]
+
+# Subpackages used as public modules; each has an ``__all__`` of its own.
+PUBLIC_SUBPACKAGES = ["pyworkflow.client", "pyworkflow.testing", "pyworkflow.storage",
+                      "pyworkflow.cli"]
 
 ENGINE_NAMES = {
     "configure", "reset_config", "get_config", "workflow", "step", "sleep", "hook", "define_hook",
@@ -20,10 +53,41 @@ ENGINE_NAMES = {
 }
 
 
+def test_all_is_the_pinned_list_without_duplicates():
+    assert sorted(pyworkflow.__all__) == PUBLIC_API
+    assert len(set(pyworkflow.__all__)) == len(pyworkflow.__all__)
+
+
 def test_all_lists_the_engine_api_and_resolves():
     assert ENGINE_NAMES <= set(pyworkflow.__all__)
     for name in pyworkflow.__all__:
         assert hasattr(pyworkflow, name), name
+
+
+def test_star_import_shadows_no_builtin():
+    namespace: dict[str, object] = {}
+    exec("from pyworkflow import *", namespace)
+    exported = set(namespace) - {"__builtins__"}
+    assert exported == set(PUBLIC_API)
+    assert not exported & set(dir(builtins))
+
+
+def test_map_is_importable_by_name_but_not_by_star():
+    from pyworkflow import map as fan_out_map
+    from pyworkflow.core.parallel import map as parallel_map
+
+    assert fan_out_map is parallel_map is pyworkflow.map
+    assert "map" not in pyworkflow.__all__
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_SUBPACKAGES)
+def test_public_subpackages_have_an_all_that_resolves_and_shadows_no_builtin(module_name):
+    module = importlib.import_module(module_name)
+    names = module.__all__
+    assert names and len(set(names)) == len(names)
+    for name in names:
+        assert hasattr(module, name), f"{module_name}.{name}"
+    assert not set(names) & set(dir(builtins))
 
 
 def test_string_values_match_pyworkflow_engine():
@@ -78,8 +142,24 @@ def test_workflow_decorator_rejects_a_sync_function_with_a_clear_message():
 
 
 def test_fan_out_and_versioning_are_public():
-    names = {"parallel", "map", "FanOutResult", "FanOutError", "ItemStatus", "CompletionReason",
+    names = {"parallel", "FanOutResult", "FanOutError", "ItemStatus", "CompletionReason",
              "patched", "deprecate_patch", "replay_history", "ReplayReport"}
     assert names <= set(pyworkflow.__all__)
     assert not inspect.iscoroutinefunction(pyworkflow.patched)  # `if patched(...)` must work
     assert inspect.iscoroutinefunction(pyworkflow.map)
+
+
+def test_exception_details_are_declared_and_given_at_creation():
+    from pyworkflow.client.errors import rebuild
+    from pyworkflow.exceptions import OpMismatch
+
+    mismatch = OpMismatch(3, "step 'charge'", "sleep")
+    assert NonDeterminismError("diverged", mismatch=mismatch).mismatch is mismatch
+    assert pyworkflow.SerializationError("bad", path="[0]").path == "[0]"
+    assert pyworkflow.InvalidArgumentsError("bad", path="['x']").path == "['x']"
+    # Rebuilt from a server's message alone (no __init__): the details read as unknown.
+    for cls in (NonDeterminismError, pyworkflow.SerializationError,
+                pyworkflow.InvalidArgumentsError):
+        error = rebuild(cls, "from the server")
+        assert str(error) == "from the server"
+        assert getattr(error, "mismatch", None) is None and getattr(error, "path", None) is None
