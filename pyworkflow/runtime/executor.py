@@ -163,6 +163,9 @@ class Executor:
         self.inline_sleep_max = inline_sleep_max
         self.limits = limits or Limits()
         self.default_retries = 3
+        # Called when an execution starts (drive, create, execute): a runtime whose settings
+        # follow configure() takes the current ones here.
+        self.before_execution: Callable[[], None] | None = None
         # A run waiting for a child is due again this long after it suspends (worker passes
         # only, no timer): if the child's process died between its ending and telling the
         # parent, a worker pass finds the parent and its replay sees the child ended. None
@@ -187,6 +190,8 @@ class Executor:
         holds it at the first read. Only that owner's: if the run changes hands meanwhile, its
         new holder is alive and keeps it.
         """
+        if self.before_execution is not None:
+            self.before_execution()
         victim = steal if isinstance(steal, str) else None
         for attempt in range(MAX_RESTARTS):
             run = await self.storage.get_run(run_id)
@@ -252,6 +257,8 @@ class Executor:
     ) -> tuple[WorkflowRun, list[Event]]:
         """Check the arguments and store a new run with its ``workflow.started`` event, in one
         write. With ``lease=True`` the run is created already held by this executor."""
+        if self.before_execution is not None:
+            self.before_execution()
         enc_args, enc_kwargs = encode_arguments(defn, args, kwargs)
         now = self.clock.now()
         run_id = run_id or new_id("run")
@@ -299,6 +306,8 @@ class Executor:
 
     # --- one execution ---------------------------------------------------------------------
     async def execute(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
+        if self.before_execution is not None:
+            self.before_execution()
         defn = get_workflow(run.workflow_name)
         if defn is None:
             await self._release(run)

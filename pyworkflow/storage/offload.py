@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -35,12 +34,6 @@ from typing import Any, cast
 
 from pydantic_core import to_json
 
-from pyworkflow.config import (
-    ENV_BLOB_BUCKET,
-    ENV_BLOB_DIR,
-    ENV_MAX_PAYLOAD_BYTES,
-    ENV_OFFLOAD_THRESHOLD_BYTES,
-)
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import Hook, HookStatus, Page, RunStatus, Schedule, WorkflowRun
 from pyworkflow.exceptions import (
@@ -48,11 +41,16 @@ from pyworkflow.exceptions import (
     PayloadTooLargeError,
     RunFailure,
 )
+from pyworkflow.settings import (  # names for messages only: settings are read elsewhere
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    ENV_BLOB_BUCKET,
+    ENV_BLOB_DIR,
+    ENV_MAX_PAYLOAD_BYTES,
+)
 from pyworkflow.storage.base import StorageBackend
-from pyworkflow.storage.blobs import BlobIntegrityError, BlobStore, FileBlobStore, S3BlobStore
+from pyworkflow.storage.blobs import BlobIntegrityError, BlobStore
 
 DEFAULT_THRESHOLD_BYTES = 200 * 1024
-DEFAULT_MAX_PAYLOAD_BYTES = 50 * 1024 * 1024
 #: DynamoDB's item limit, less room for keys, index attributes and the other fields
 DYNAMODB_PAYLOAD_LIMIT = 400 * 1024 - 16 * 1024
 #: payload bytes one write may carry inline (a DynamoDB transaction takes 4 MB at most)
@@ -137,10 +135,8 @@ class OffloadingStorage(StorageBackend):
         if blobs is None:
             self.threshold = threshold_bytes or DYNAMODB_PAYLOAD_LIMIT
         else:
-            self.threshold = threshold_bytes or _env_int(ENV_OFFLOAD_THRESHOLD_BYTES,
-                                                         DEFAULT_THRESHOLD_BYTES)
-        self.max_payload = max_payload_bytes or _env_int(ENV_MAX_PAYLOAD_BYTES,
-                                                         DEFAULT_MAX_PAYLOAD_BYTES)
+            self.threshold = threshold_bytes or DEFAULT_THRESHOLD_BYTES
+        self.max_payload = max_payload_bytes or DEFAULT_MAX_PAYLOAD_BYTES
         self.batch_inline = max(batch_inline_bytes, self.threshold)
         self.limit_setting = limit_setting
         self._cache: OrderedDict[str, bytes] = OrderedDict()
@@ -582,42 +578,10 @@ def _fail_oversized(
     return out, run, failure
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number of bytes, not {raw!r}") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name} must be positive, not {raw!r}")
-    return value
-
-
-def offload_from_env(storage: StorageBackend, *, item_limit: bool = False) -> StorageBackend:
-    """``storage`` wrapped as the environment says: blobs in S3 (``PYWORKFLOW_BLOB_BUCKET``)
-    or a directory (``PYWORKFLOW_BLOB_DIR``). Without either, ``storage`` itself, unless it has
-    an item limit (DynamoDB): then a wrapper that refuses what would exceed it, clearly."""
-    if isinstance(storage, OffloadingStorage):
-        return storage
-    bucket = os.environ.get(ENV_BLOB_BUCKET, "").strip()
-    directory = os.environ.get(ENV_BLOB_DIR, "").strip()
-    blobs: BlobStore | None = None
-    if bucket:
-        blobs = S3BlobStore(bucket)
-    elif directory:
-        blobs = FileBlobStore(directory)
-    elif not item_limit:
-        return storage
-    return OffloadingStorage(storage, blobs)
-
-
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "DEFAULT_THRESHOLD_BYTES",
     "OffloadingStorage",
     "PayloadTooLargeError",
     "is_pointer",
-    "offload_from_env",
 ]

@@ -22,6 +22,7 @@ import pyworkflow
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import Hook, HookStatus, RunStatus, Schedule, ScheduleSpec
 from pyworkflow.exceptions import RunFailure
+from pyworkflow.runtime.storage_factory import offload_from_env
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.blobs import (
     BlobIntegrityError,
@@ -35,7 +36,6 @@ from pyworkflow.storage.offload import (
     OffloadingStorage,
     PayloadTooLargeError,
     is_pointer,
-    offload_from_env,
 )
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
 
