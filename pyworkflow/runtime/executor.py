@@ -42,6 +42,7 @@ from pyworkflow.exceptions import (
 )
 from pyworkflow.runtime.dispatch import Dispatcher
 from pyworkflow.runtime.journal import MAX_RESTARTS, RunJournal, request_cancel
+from pyworkflow.runtime.payloads import fit_final
 from pyworkflow.storage.base import StorageBackend
 
 logger = logging.getLogger("pyworkflow")
@@ -399,14 +400,16 @@ class Executor:
             new = journal.run.model_copy(update={
                 "updated_at": now, "lease_owner": None, "lease_expires_at": None, **update,
             })
+            # A result too large for the store ends the run as the failure it causes.
+            writing, new, next_run = fit_final(journal.guard, events, new, successor)
             try:
-                if successor is not None:
+                if next_run is not None:
                     return await self.storage.continue_run(
-                        new, events, expected_version=journal.run.version,
-                        new_run=successor[0], new_events=successor[1],
+                        new, writing, expected_version=journal.run.version,
+                        new_run=next_run[0], new_events=next_run[1],
                     )
                 stored = await self.storage.append_events(
-                    journal.run.run_id, events, run=new, expected_version=journal.run.version
+                    journal.run.run_id, writing, run=new, expected_version=journal.run.version
                 )
                 assert stored is not None
                 return stored
