@@ -606,12 +606,13 @@ async def bench(args: argparse.Namespace, stack: moto_server.AwsStack) -> None:
 
     from handlers import worker
     from pyworkflow.runtime.aws import AwsDispatcher, AwsRuntime
-    from pyworkflow.storage.dynamodb import DynamoDBStorageBackend
+    from pyworkflow.runtime.storage_factory import dynamodb_backend
+    from pyworkflow.settings import get_settings
 
     session = aioboto3.Session()
-    storage = DynamoDBStorageBackend(create_table=True)
+    storage = dynamodb_backend(get_settings(), create_table=True)
     await storage.ensure_table()
-    probe = DynamoDBStorageBackend()
+    probe = dynamodb_backend(get_settings())
     from tests.aws.ops import AwsOps  # the service's start, on this runtime
 
     client = AwsOps(AwsRuntime(storage, AwsDispatcher.from_env(session=session)))

@@ -268,9 +268,10 @@ async def soak(*, runs: int = 500, dup: float = 0.12, crash: float = 0.07, seed:
         with environ(env):
             storage: Any
             if dynamodb_endpoint:
-                from pyworkflow.storage.dynamodb import DynamoDBStorageBackend
+                from pyworkflow.runtime.storage_factory import dynamodb_backend
+                from pyworkflow.settings import get_settings
 
-                storage = DynamoDBStorageBackend(create_table=True)
+                storage = dynamodb_backend(get_settings(), create_table=True)
                 await storage.ensure_table()
             else:
                 from pyworkflow.storage.sqlite import SQLiteStorageBackend

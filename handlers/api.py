@@ -33,7 +33,6 @@ import base64
 import binascii
 import json
 import logging
-import os
 import re
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -78,17 +77,17 @@ from handlers.api_models import (
 )
 from handlers.ui import router as ui_router
 from pyworkflow import __version__
-from pyworkflow.config import ENV_MAX_REQUEST_BYTES, ENV_MODULE, import_modules
+from pyworkflow.config import ENV_MAX_REQUEST_BYTES, import_modules
 from pyworkflow.core.models import Schedule
 from pyworkflow.core.serde import safe_text
 from pyworkflow.runtime.aws import AwsRuntime
+from pyworkflow.settings import get_settings
 
 T = TypeVar("T")
 
-DEFAULT_MAX_REQUEST_BYTES = 256 * 1024
 HOOK_PREFIX = "/hooks/"
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "pyworkflow-api"))
+logger = Logger(service=get_settings().service_name or "pyworkflow-api")
 # Powertools' router logs a route's arguments at DEBUG (POWERTOOLS_DEBUG): for
 # POST /hooks/{token} that is the token. Its debug lines stay off here whatever the settings.
 logging.getLogger("aws_lambda_powertools.event_handler").setLevel(logging.INFO)
@@ -117,7 +116,7 @@ def _import_workflows() -> None:
     if _modules_imported:
         return
     _modules_imported = True
-    spec = os.environ.get(ENV_MODULE, "")
+    spec = get_settings().module or ""
     if spec:
         try:
             import_modules(spec)
@@ -149,8 +148,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def max_request_bytes() -> int:
-    raw = os.environ.get(ENV_MAX_REQUEST_BYTES, "").strip()
-    return int(raw) if raw else DEFAULT_MAX_REQUEST_BYTES
+    return get_settings().max_request_bytes
 
 
 # --- OpenAPI helpers ---------------------------------------------------------------------------

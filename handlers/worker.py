@@ -15,7 +15,6 @@ dead-letter redrive's maxReceiveCount), ``PYWORKFLOW_SQS_DELAY_MAX_SECONDS``,
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -27,7 +26,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from pyworkflow.config import ENV_MODULE, import_modules
+from pyworkflow.config import import_modules
 from pyworkflow.core.models import RunStatus
 from pyworkflow.runtime.aws import (
     AwsRuntime,
@@ -36,9 +35,10 @@ from pyworkflow.runtime.aws import (
     parse_message,
 )
 from pyworkflow.runtime.aws_schedules import ScheduleTick
+from pyworkflow.settings import get_settings
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "pyworkflow-worker"))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "pyworkflow"))
+logger = Logger(service=get_settings().service_name or "pyworkflow-worker")
+metrics = Metrics(namespace=get_settings().metrics_namespace or "pyworkflow")
 # Report failed records instead of raising when all of a batch fail: SQS retries exactly those.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -57,7 +57,7 @@ def _import_workflows() -> None:
     if _modules_imported:
         return
     _modules_imported = True
-    spec = os.environ.get(ENV_MODULE, "")
+    spec = get_settings().module or ""
     if spec:
         try:
             import_modules(spec)

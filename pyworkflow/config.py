@@ -1,71 +1,52 @@
-"""Configuration: ``configure()`` in code, or environment variables (each named once, here)."""
+"""``configure()`` and ``get_config()``: pyworkflow-engine's API over ``pyworkflow.settings``.
+
+The settings themselves (every environment variable, typed) live in ``pyworkflow.settings``;
+``configure()`` checks its options and puts them on top of the environment's values. It does not
+touch any runtime: runtimes compare the settings' generation (and ``objects_generation()`` for a
+new storage or clock) when they start an execution, so a change takes effect from the next one.
+"""
 
 from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+
+from pyworkflow.settings import (
+    DEFAULT_DB_PATH,
+    ENV_API_URL,
+    ENV_AWS_DEFAULT_REGION,
+    ENV_AWS_REGION,
+    ENV_BLOB_BUCKET,
+    ENV_BLOB_DIR,
+    ENV_DB_PATH,
+    ENV_DYNAMODB_ENDPOINT,
+    ENV_DYNAMODB_TABLE,
+    ENV_MAX_PAYLOAD_BYTES,
+    ENV_MAX_RECEIVES,
+    ENV_MAX_REQUEST_BYTES,
+    ENV_MODULE,
+    ENV_OFFLOAD_THRESHOLD_BYTES,
+    ENV_QUEUE_ARN,
+    ENV_QUEUE_URL,
+    ENV_RETENTION_DAYS,
+    ENV_SCHEDULER_GROUP,
+    ENV_SCHEDULER_ROLE_ARN,
+    ENV_SQS_DELAY_MAX,
+    ENV_STORAGE,
+    ENV_VISIBILITY_TIMEOUT,
+    OPTIONS,
+    get_settings,
+    reset_settings,
+    restore_overrides,
+    settings_overrides,
+    update_settings,
+)
 
 if TYPE_CHECKING:
     from pyworkflow.core.clock import Clock
     from pyworkflow.storage.base import StorageBackend
-
-ENV_DB_PATH = "PYWORKFLOW_DB"              # SQLite file of the embedded default storage
-ENV_MODULE = "PYWORKFLOW_MODULE"           # module(s) defining workflows, for the CLI and worker
-ENV_STORAGE = "PYWORKFLOW_STORAGE"         # "sqlite" (default), "memory" or "file:<dir>"
-ENV_DYNAMODB_TABLE = "PYWORKFLOW_TABLE"    # DynamoDB table of the AWS storage
-ENV_DYNAMODB_ENDPOINT = "PYWORKFLOW_DYNAMODB_ENDPOINT"  # e.g. DynamoDB Local; unset on AWS
-ENV_AWS_REGION = "AWS_REGION"              # set by Lambda; AWS_DEFAULT_REGION is the fallback
-ENV_AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
-DEFAULT_DB_PATH = ".pyworkflow/pyworkflow.db"
-
-# AWS runtime (pyworkflow.runtime.aws, handlers/worker.py)
-ENV_QUEUE_URL = "PYWORKFLOW_QUEUE_URL"                # the work queue every wake-up goes to
-ENV_QUEUE_ARN = "PYWORKFLOW_QUEUE_ARN"                # the same queue, as Scheduler's target
-ENV_SCHEDULER_GROUP = "PYWORKFLOW_SCHEDULER_GROUP"    # schedule group of one-time timers
-ENV_SCHEDULER_ROLE_ARN = "PYWORKFLOW_SCHEDULER_ROLE_ARN"  # role Scheduler sends to SQS with
-ENV_SQS_DELAY_MAX = "PYWORKFLOW_SQS_DELAY_MAX_SECONDS"  # waits up to this use DelaySeconds
-ENV_VISIBILITY_TIMEOUT = "PYWORKFLOW_VISIBILITY_TIMEOUT"  # the queue's, in seconds: the lease
-ENV_MAX_RECEIVES = "PYWORKFLOW_MAX_RECEIVES"          # a message failing this often fails its run
-ENV_RETENTION_DAYS = "PYWORKFLOW_RETENTION_DAYS"      # days finished runs stay (DynamoDB TTL)
-ENV_API_URL = "PYWORKFLOW_API_URL"                    # a deployed (or local) stack's HTTP API
-
-# Large payloads (pyworkflow/storage/offload.py): fields over the threshold live in a blob store
-ENV_BLOB_BUCKET = "PYWORKFLOW_BLOB_BUCKET"            # S3 bucket of large payloads (AWS)
-ENV_BLOB_DIR = "PYWORKFLOW_BLOB_DIR"                  # or a directory (embedded runtime)
-ENV_OFFLOAD_THRESHOLD_BYTES = "PYWORKFLOW_OFFLOAD_THRESHOLD_BYTES"  # default 200 KB
-ENV_MAX_PAYLOAD_BYTES = "PYWORKFLOW_MAX_PAYLOAD_BYTES"  # larger payloads fail; default 50 MB
-
-# API (handlers/api.py)
-ENV_MAX_REQUEST_BYTES = "PYWORKFLOW_MAX_REQUEST_BYTES"  # larger request bodies are a 413
-
-
-@dataclass
-class PyWorkflowConfig:
-    default_runtime: str = "local"
-    default_durable: bool = True
-    default_retries: int = 3
-    default_recover_on_worker_loss: bool | None = None
-    default_max_recovery_attempts: int = 3
-    storage: StorageBackend | None = None
-    celery_broker: str | None = None
-    aws_region: str | None = None
-    event_soft_limit: int = 10_000
-    event_hard_limit: int = 50_000
-    event_warning_interval: int = 100
-    # pyworkflow's own settings
-    db_path: str = field(default_factory=lambda: os.environ.get(ENV_DB_PATH, DEFAULT_DB_PATH))
-    # Retry backoffs up to this long wait in-process instead of suspending the run. 0 keeps
-    # pyworkflow-engine's behaviour: every retry suspends and a timer resumes it.
-    retry_inline_max_seconds: float = 0.0
-    lease_seconds: float = 60.0             # how long a crashed process blocks its runs
-    clock: Clock | None = None
-    # whether ``storage`` was made by get_storage() from db_path / PYWORKFLOW_STORAGE
-    storage_from_defaults: bool = False
-
-
-_config: PyWorkflowConfig | None = None
 
 
 # Options of pyworkflow-engine's configure() that mean nothing in this design: accepted, so its
@@ -80,6 +61,70 @@ _NO_EFFECT = {
                                      "its run on AWS",
     "aws_region": f"the AWS runtime takes its region from {ENV_AWS_REGION}",
 }
+# "local" is the only runtime; any other is refused (see _check)
+_VALID = OPTIONS | {"storage", "clock", "default_runtime"} | _NO_EFFECT.keys()
+
+
+@dataclass
+class _Objects:
+    """What ``configure()`` holds that is not a setting: live objects."""
+
+    storage: StorageBackend | None = None
+    clock: Clock | None = None
+    # whether ``storage`` was made by get_storage() from the settings (db_path, PYWORKFLOW_*)
+    storage_from_defaults: bool = False
+
+
+_objects = _Objects()
+# Moves when the storage or the clock change: runtimes made before are dropped, not reused.
+_objects_generation = 0
+
+
+def objects_generation() -> int:
+    return _objects_generation
+
+
+def _new_objects(**changes: Any) -> None:
+    global _objects_generation
+    for name, value in changes.items():
+        setattr(_objects, name, value)
+    _objects_generation += 1
+
+
+class PyWorkflowConfig:
+    """What ``get_config()`` returns: the current settings by attribute (see
+    ``pyworkflow.settings.Settings``), plus ``storage`` and ``clock``. Assigning an option is
+    ``configure()`` without its warnings."""
+
+    #: the only runtime there is (pyworkflow-engine code reads it)
+    default_runtime = "local"
+
+    @property
+    def storage(self) -> StorageBackend | None:
+        return _objects.storage
+
+    @property
+    def clock(self) -> Clock | None:
+        return _objects.clock
+
+    @property
+    def storage_from_defaults(self) -> bool:
+        return _objects.storage_from_defaults
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(get_settings(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in _VALID:
+            raise AttributeError(f"{name!r} is not a configuration option")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            configure(**{name: value})
+
+
+_config = PyWorkflowConfig()
 
 
 def configure(*, module: str | None = None, discover: bool = True, **kwargs: Any) -> None:
@@ -90,14 +135,12 @@ def configure(*, module: str | None = None, discover: bool = True, **kwargs: Any
     ``storage``/``clock``/``db_path`` gives new runtimes. ``module="myapp.workflows"`` imports
     that module so its workflows are registered.
     """
-    config = get_config()
-    valid = {f.name for f in fields(PyWorkflowConfig)} - {"storage_from_defaults"}
     for key in kwargs:
-        if key not in valid:
+        if key not in _VALID:
             raise ValueError(
-                f"Unknown config option {key!r}. Valid options: {', '.join(sorted(valid))}"
+                f"Unknown config option {key!r}. Valid options: {', '.join(sorted(_VALID))}"
             )
-    _check(config, kwargs)
+    _check(kwargs)
     limits = {"event_soft_limit", "event_hard_limit", "event_warning_interval"} & kwargs.keys()
     if limits:
         warnings.warn(
@@ -109,23 +152,21 @@ def configure(*, module: str | None = None, discover: bool = True, **kwargs: Any
     for key in sorted(_NO_EFFECT.keys() & kwargs.keys()):
         warnings.warn(f"configure({key}=...) has no effect in pyworkflow: {_NO_EFFECT[key]}",
                       UserWarning, stacklevel=2)
-    if "db_path" in kwargs and "storage" not in kwargs and config.storage is not None:
-        config.storage = None  # the default storage, made from the old path: made anew
-        kwargs["storage"] = None
-    for key, value in kwargs.items():
-        setattr(config, key, value)
-    if "storage" in kwargs:
-        config.storage_from_defaults = False
-    from pyworkflow.runtime.local import reconfigure_runtimes, reset_runtime
-
-    if "storage" in kwargs or "clock" in kwargs:
-        reset_runtime()
-    reconfigure_runtimes(config)
+    if "db_path" in kwargs and "storage" not in kwargs and _objects.storage is not None:
+        kwargs["storage"] = None  # the default storage, made from the old path: made anew
+    changes = {key: kwargs[key] for key in OPTIONS & kwargs.keys()}
+    if changes:
+        update_settings(**changes)
+    objects: dict[str, Any] = {key: kwargs[key] for key in ("storage", "clock") if key in kwargs}
+    if "storage" in objects:
+        objects["storage_from_defaults"] = False
+    if objects:
+        _new_objects(**objects)
     if module and discover:
         import_modules(module)
 
 
-def _check(config: PyWorkflowConfig, kwargs: dict[str, Any]) -> None:
+def _check(kwargs: dict[str, Any]) -> None:
     """Refuse what cannot take effect, before anything changes."""
     from pyworkflow.exceptions import ConfigurationError
 
@@ -134,8 +175,8 @@ def _check(config: PyWorkflowConfig, kwargs: dict[str, Any]) -> None:
         raise ConfigurationError(
             f"default_runtime={runtime!r} is not available: the embedded runtime is 'local'; on "
             "AWS, runs are started through the API or pyworkflow.client")
-    if "db_path" in kwargs and "storage" not in kwargs and config.storage is not None \
-            and not config.storage_from_defaults:
+    if "db_path" in kwargs and "storage" not in kwargs and _objects.storage is not None \
+            and not _objects.storage_from_defaults:
         raise ConfigurationError(
             "db_path names the default SQLite file, but storage= was configured: pass "
             "storage=SQLiteStorageBackend(path) instead")
@@ -154,6 +195,8 @@ def _check(config: PyWorkflowConfig, kwargs: dict[str, Any]) -> None:
     for key in ("default_durable",):
         if key in kwargs and not isinstance(kwargs[key], bool):
             raise ConfigurationError(f"{key} must be True or False, got {kwargs[key]!r}")
+    if "db_path" in kwargs and not isinstance(kwargs["db_path"], str | os.PathLike):
+        raise ConfigurationError(f"db_path must be a path, got {kwargs['db_path']!r}")
 
 
 def import_modules(spec: str) -> None:
@@ -167,41 +210,79 @@ def import_modules(spec: str) -> None:
 
 
 def get_config() -> PyWorkflowConfig:
-    global _config
-    if _config is None:
-        _config = PyWorkflowConfig()
     return _config
 
 
 def reset_config() -> None:
-    """Back to defaults (storage and runtime included)."""
-    global _config
-    _config = None
-    from pyworkflow.runtime.local import reset_runtime
+    """Back to defaults (storage and runtime included): ``configure()``'s changes are dropped
+    and the environment is read again at the next use."""
+    reset_settings()
+    _new_objects(storage=None, clock=None, storage_from_defaults=False)
 
-    reset_runtime()
+
+@dataclass(frozen=True)
+class SavedConfig:
+    """``configure()``'s state at one moment (``save_config``), to put back later."""
+
+    overrides: dict[str, Any]
+    objects: _Objects
+
+
+def save_config() -> SavedConfig:
+    return SavedConfig(settings_overrides(), replace(_objects))
+
+
+def restore_config(saved: SavedConfig) -> None:
+    """Put back what ``save_config`` saw; runtimes made meanwhile are dropped."""
+    restore_overrides(saved.overrides)
+    _new_objects(storage=saved.objects.storage, clock=saved.objects.clock,
+                 storage_from_defaults=saved.objects.storage_from_defaults)
 
 
 def get_storage() -> StorageBackend:
     """The configured storage, created lazily: SQLite at ``./.pyworkflow/pyworkflow.db`` unless
     ``configure(storage=...)`` or ``PYWORKFLOW_STORAGE`` says otherwise."""
-    config = get_config()
-    if config.storage is None:
-        choice = os.environ.get(ENV_STORAGE, "sqlite")
-        if choice == "memory":
-            from pyworkflow.storage.memory import InMemoryStorageBackend
+    storage = _objects.storage
+    if storage is None:
+        from pyworkflow.runtime.storage_factory import embedded_storage
 
-            config.storage = InMemoryStorageBackend()
-        elif choice.startswith("file"):
-            from pyworkflow.storage.file import FileStorageBackend
+        storage = embedded_storage(get_settings())
+        # Not a new storage for the runtimes' sake: none was made from the previous one.
+        _objects.storage, _objects.storage_from_defaults = storage, True
+    return storage
 
-            config.storage = FileStorageBackend(choice.partition(":")[2] or ".pyworkflow/data")
-        else:
-            from pyworkflow.storage.sqlite import SQLiteStorageBackend
 
-            config.storage = SQLiteStorageBackend(config.db_path)
-        from pyworkflow.storage.offload import offload_from_env
-
-        config.storage = offload_from_env(config.storage)  # itself unless PYWORKFLOW_BLOB_*
-        config.storage_from_defaults = True
-    return config.storage
+__all__ = [
+    "DEFAULT_DB_PATH",
+    "ENV_API_URL",
+    "ENV_AWS_DEFAULT_REGION",
+    "ENV_AWS_REGION",
+    "ENV_BLOB_BUCKET",
+    "ENV_BLOB_DIR",
+    "ENV_DB_PATH",
+    "ENV_DYNAMODB_ENDPOINT",
+    "ENV_DYNAMODB_TABLE",
+    "ENV_MAX_PAYLOAD_BYTES",
+    "ENV_MAX_RECEIVES",
+    "ENV_MAX_REQUEST_BYTES",
+    "ENV_MODULE",
+    "ENV_OFFLOAD_THRESHOLD_BYTES",
+    "ENV_QUEUE_ARN",
+    "ENV_QUEUE_URL",
+    "ENV_RETENTION_DAYS",
+    "ENV_SCHEDULER_GROUP",
+    "ENV_SCHEDULER_ROLE_ARN",
+    "ENV_SQS_DELAY_MAX",
+    "ENV_STORAGE",
+    "ENV_VISIBILITY_TIMEOUT",
+    "PyWorkflowConfig",
+    "SavedConfig",
+    "configure",
+    "get_config",
+    "get_storage",
+    "import_modules",
+    "objects_generation",
+    "reset_config",
+    "restore_config",
+    "save_config",
+]

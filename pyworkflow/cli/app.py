@@ -11,9 +11,9 @@ from click.core import ParameterSource
 import pyworkflow
 from pyworkflow.cli.config import ENV_DB_PATH, ENV_MODULE, CliState, resolve
 from pyworkflow.cli.errors import CliError, to_cli_error
-from pyworkflow.cli.remote import ENV_API_NO_SIGN
 from pyworkflow.config import ENV_API_URL
 from pyworkflow.exceptions import ConfigurationError
+from pyworkflow.settings import ENV_API_NO_SIGN
 
 
 class _EchoHandler(logging.Handler):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import click
 from pyworkflow.cli.config import ENV_MODULE, state
 from pyworkflow.cli.errors import CliError
 from pyworkflow.cli.output import console, info, print_key_values
+from pyworkflow.settings import unset_variables
 
 # Lambda's logs are JSON lines; in a terminal they drown the request lines unless asked for.
 _QUIET_ENV = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
@@ -101,7 +101,7 @@ def dev(port: int, module: str | None, template: Path | None, params: tuple[str,
     module = module or st.module
     env = _pairs(envs, "--env")
     if not st.verbose:
-        env = {**{k: v for k, v in _QUIET_ENV.items() if k not in os.environ}, **env}
+        env = {**unset_variables(_QUIET_ENV), **env}
     out = console()
     out.print("[bold]pyworkflow dev[/bold]: the AWS stack of the template, on this machine")
 

@@ -27,9 +27,6 @@ from pyworkflow.core.models import (
     WorkflowRun,
 )
 
-#: Set to 1 to send requests unsigned (an API without IAM auth).
-ENV_API_NO_SIGN = "PYWORKFLOW_API_NO_SIGN"
-
 
 def is_loopback(api_url: str) -> bool:
     """This machine: where the local stack (``pyworkflow dev``) serves, checking no signature."""

@@ -12,11 +12,12 @@ stack's DynamoDB table + SQS queue), ``HttpTransport`` (the HTTP API, SigV4), ``
 (direct invoke of the API function). Each implements ``Transport``.
 """
 
-from pyworkflow.client.client import ENV_API_URL, Client, workflow_name
+from pyworkflow.client.client import Client, workflow_name
 from pyworkflow.client.errors import ApiError, TransportError
 from pyworkflow.client.models import Cancelled, HookResumed, Started, WorkflowInfo
 from pyworkflow.client.sync import SyncClient
 from pyworkflow.client.transport import Transport
+from pyworkflow.settings import ENV_API_URL
 
 __all__ = [
     "Client",

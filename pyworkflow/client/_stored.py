@@ -9,7 +9,7 @@ starting a run checks its arguments against the function's signature, as the API
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pyworkflow.client.models import HookResumed, WorkflowInfo
 from pyworkflow.core.events import Event
@@ -35,11 +35,14 @@ def hook_resumed(result: hooks.ResumeResult) -> HookResumed:
     return HookResumed(run_id=result.run_id, status=result.status, hook_id=result.hook_id)
 
 
-class ServiceTransport:
+R = TypeVar("R", bound=Runtime)
+
+
+class ServiceTransport(Generic[R]):
     """Every operation through ``pyworkflow.service``, on ``runtime``."""
 
     @property
-    def runtime(self) -> Runtime:
+    def runtime(self) -> R:
         raise NotImplementedError
 
     @property

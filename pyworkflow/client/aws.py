@@ -9,18 +9,13 @@ Scheduler settings matter only to workers, which create timers.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from pyworkflow.client._stored import ServiceTransport
-from pyworkflow.config import (
-    ENV_QUEUE_ARN,
-    ENV_QUEUE_URL,
-    ENV_SCHEDULER_GROUP,
-    ENV_SCHEDULER_ROLE_ARN,
-)
+from pyworkflow.config import ENV_QUEUE_URL
 from pyworkflow.exceptions import ConfigurationError
 from pyworkflow.runtime.aws import AwsDispatcher, AwsRuntime
+from pyworkflow.settings import get_settings
 from pyworkflow.storage.base import StorageBackend
 
 
@@ -38,7 +33,8 @@ def build_runtime(
 ) -> AwsRuntime:
     """An ``AwsRuntime`` from explicit arguments, each defaulting to its ``PYWORKFLOW_*``
     variable (the same names the stack's functions get)."""
-    url = queue_url or os.environ.get(ENV_QUEUE_URL)
+    settings = get_settings()
+    url = queue_url or settings.queue_url
     if not url:
         raise ConfigurationError(
             f"The AWS-direct client needs the work queue: pass queue_url= or set {ENV_QUEUE_URL} "
@@ -50,19 +46,21 @@ def build_runtime(
     if storage is None:
         from pyworkflow.storage.dynamodb import DynamoDBStorageBackend
 
-        storage = DynamoDBStorageBackend(table, region=region, endpoint_url=dynamodb_endpoint,
-                                         session=session)
+        storage = DynamoDBStorageBackend(
+            table or settings.table, region=region or settings.region,
+            endpoint_url=dynamodb_endpoint or settings.dynamodb_endpoint,
+            retention_days=settings.retention_days, session=session)
     dispatcher = AwsDispatcher(
         url,
-        queue_arn=queue_arn or os.environ.get(ENV_QUEUE_ARN, ""),
-        scheduler_group=scheduler_group or os.environ.get(ENV_SCHEDULER_GROUP, ""),
-        scheduler_role_arn=scheduler_role_arn or os.environ.get(ENV_SCHEDULER_ROLE_ARN, ""),
+        queue_arn=queue_arn or settings.queue_arn or "",
+        scheduler_group=scheduler_group or settings.scheduler_group or "",
+        scheduler_role_arn=scheduler_role_arn or settings.scheduler_role_arn or "",
         session=session,
     )
     return AwsRuntime(storage, dispatcher)
 
 
-class AwsTransport(ServiceTransport):
+class AwsTransport(ServiceTransport[AwsRuntime]):
     """Over an ``AwsRuntime``; ``owns_runtime`` says whether ``close()`` closes it."""
 
     def __init__(self, runtime: AwsRuntime, *, owns_runtime: bool = True) -> None:

@@ -18,7 +18,6 @@ gives the same methods for code without an event loop.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,6 @@ from urllib.parse import urlsplit
 
 from pyworkflow.client.models import HookResumed, WorkflowInfo
 from pyworkflow.client.transport import Transport
-from pyworkflow.config import ENV_API_URL
 from pyworkflow.core.events import Event
 from pyworkflow.core.models import (
     OverlapPolicy,
@@ -37,6 +35,7 @@ from pyworkflow.core.models import (
     ScheduleStatus,
     WorkflowRun,
 )
+from pyworkflow.settings import get_settings
 from pyworkflow.storage.base import StorageBackend
 
 if TYPE_CHECKING:
@@ -107,14 +106,15 @@ class Client:
         """``PYWORKFLOW_API_URL`` set: HTTP to it, signed unless it is a loopback address (the
         local stack). Otherwise embedded, with ``PYWORKFLOW_MODULE`` imported so workflows can
         be started by name."""
-        url = os.environ.get(ENV_API_URL, "").strip()
+        settings = get_settings()
+        url = settings.api_url or ""
         if url:
             host = urlsplit(url).hostname or ""
             return cls.http(url, sign=host not in _LOOPBACK)
-        from pyworkflow.config import ENV_MODULE, import_modules
+        from pyworkflow.config import import_modules
 
-        if os.environ.get(ENV_MODULE):
-            import_modules(os.environ[ENV_MODULE])
+        if settings.module:
+            import_modules(settings.module)
         return cls.embedded()
 
     def sync(self) -> SyncClient:

@@ -15,7 +15,7 @@ from pyworkflow.runtime.local import LocalRuntime, get_runtime
 from pyworkflow.storage.base import StorageBackend
 
 
-class EmbeddedTransport(ServiceTransport):
+class EmbeddedTransport(ServiceTransport[LocalRuntime]):
     """``storage=None`` uses the configured storage (``pyworkflow.configure`` or
     ``PYWORKFLOW_STORAGE``/``PYWORKFLOW_DB``), looked up on each call so a later
     ``configure()`` is honoured. Runs started through a client are always stored (a

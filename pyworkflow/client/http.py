@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -21,8 +20,8 @@ from yarl import URL
 
 from pyworkflow.client._remote import Call, RemoteTransport
 from pyworkflow.client.errors import TransportError, error_from_body
-from pyworkflow.config import ENV_AWS_DEFAULT_REGION, ENV_AWS_REGION
 from pyworkflow.exceptions import ConfigurationError
+from pyworkflow.settings import ENV_AWS_REGION, get_settings
 
 SERVICE = "execute-api"
 DEFAULT_TIMEOUT = 30.0
@@ -37,7 +36,7 @@ def region_for(api_url: str, region: str | None = None) -> str | None:
     match = _REGION_IN_HOST.search(urlsplit(api_url).netloc)
     if match:
         return match.group(1)
-    return os.environ.get(ENV_AWS_REGION) or os.environ.get(ENV_AWS_DEFAULT_REGION) or None
+    return get_settings().region
 
 
 def encode_query(query: dict[str, Any]) -> str:

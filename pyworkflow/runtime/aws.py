@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -31,14 +30,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pyworkflow.config import (
-    ENV_MAX_RECEIVES,
     ENV_QUEUE_ARN,
     ENV_QUEUE_URL,
     ENV_SCHEDULER_GROUP,
     ENV_SCHEDULER_ROLE_ARN,
-    ENV_SQS_DELAY_MAX,
-    ENV_STORAGE,
-    ENV_VISIBILITY_TIMEOUT,
     get_config,
     get_storage,
 )
@@ -50,6 +45,7 @@ from pyworkflow.core.registry import WorkflowDefinition
 from pyworkflow.exceptions import ConcurrencyError, ConfigurationError, WorkflowError
 from pyworkflow.runtime.aws_schedules import AwsSchedules, ScheduleTick, parse_tick
 from pyworkflow.runtime.executor import MAX_RESTARTS, Executor, written_run
+from pyworkflow.settings import get_settings
 from pyworkflow.storage.base import StorageBackend
 
 logger = logging.getLogger("pyworkflow")
@@ -127,9 +123,8 @@ def _is_error(exc: Exception, *codes: str) -> bool:
     return response.get("Error", {}).get("Code") in codes
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    return float(raw) if raw else default
+def _setting(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 class AwsDispatcher:
@@ -153,7 +148,8 @@ class AwsDispatcher:
         self.scheduler_group = scheduler_group
         self.scheduler_role_arn = scheduler_role_arn
         if sqs_delay_max_seconds is None:
-            sqs_delay_max_seconds = _env_float(ENV_SQS_DELAY_MAX, SQS_MAX_DELAY_SECONDS)
+            sqs_delay_max_seconds = _setting(get_settings().sqs_delay_max_seconds,
+                                             SQS_MAX_DELAY_SECONDS)
         self.sqs_delay_max = min(max(0.0, sqs_delay_max_seconds), SQS_MAX_DELAY_SECONDS)
         self.endpoint_url = endpoint_url
         self.clock = clock or SystemClock()
@@ -167,14 +163,18 @@ class AwsDispatcher:
     @classmethod
     def from_env(cls, *, clock: Clock | None = None, session: Any = None) -> AwsDispatcher:
         """Built from ``PYWORKFLOW_QUEUE_URL`` and friends (see ``pyworkflow.config``)."""
-        missing = [n for n in (ENV_QUEUE_URL, ENV_QUEUE_ARN, ENV_SCHEDULER_GROUP,
-                               ENV_SCHEDULER_ROLE_ARN) if not os.environ.get(n)]
+        settings = get_settings()
+        missing = [n for n, value in ((ENV_QUEUE_URL, settings.queue_url),
+                                      (ENV_QUEUE_ARN, settings.queue_arn),
+                                      (ENV_SCHEDULER_GROUP, settings.scheduler_group),
+                                      (ENV_SCHEDULER_ROLE_ARN, settings.scheduler_role_arn))
+                   if not value]
         if missing:
             raise ConfigurationError(f"The AWS runtime needs {', '.join(missing)} set")
         return cls(
-            os.environ[ENV_QUEUE_URL], queue_arn=os.environ[ENV_QUEUE_ARN],
-            scheduler_group=os.environ[ENV_SCHEDULER_GROUP],
-            scheduler_role_arn=os.environ[ENV_SCHEDULER_ROLE_ARN], clock=clock, session=session,
+            settings.queue_url or "", queue_arn=settings.queue_arn or "",
+            scheduler_group=settings.scheduler_group or "",
+            scheduler_role_arn=settings.scheduler_role_arn or "", clock=clock, session=session,
         )
 
     async def _client(self, service: str) -> Any:
@@ -331,11 +331,11 @@ def storage_from_env() -> StorageBackend:
     from its own env: ``PYWORKFLOW_TABLE``...); anything else is the embedded choice of
     ``pyworkflow.config``. Payloads over the threshold go to ``PYWORKFLOW_BLOB_BUCKET``
     (``pyworkflow.storage.offload``); without a bucket, DynamoDB's item limit is a clear error."""
-    if os.environ.get(ENV_STORAGE, "").strip().lower() == "dynamodb":
-        from pyworkflow.storage.dynamodb import DynamoDBStorageBackend  # only where used
-        from pyworkflow.storage.offload import offload_from_env
+    settings = get_settings()
+    if settings.storage_kind.lower() == "dynamodb":
+        from pyworkflow.runtime.storage_factory import dynamodb_storage
 
-        return offload_from_env(DynamoDBStorageBackend(), item_limit=True)
+        return dynamodb_storage(settings)
     return get_storage()  # offloads too when PYWORKFLOW_BLOB_* says so
 
 
@@ -358,9 +358,9 @@ class AwsRuntime:
         self.clock = clock or config.clock or SystemClock()
         if lease_seconds is None:
             lease_seconds = lease_for_visibility(
-                _env_float(ENV_VISIBILITY_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT))
+                _setting(get_settings().visibility_timeout, DEFAULT_VISIBILITY_TIMEOUT))
         self.max_receives = max_receives or int(
-            _env_float(ENV_MAX_RECEIVES, DEFAULT_MAX_RECEIVES))
+            _setting(get_settings().max_receives, DEFAULT_MAX_RECEIVES))
         self.executor = AwsExecutor(
             storage, self.clock, dispatcher, lease_seconds=lease_seconds,
             # Nothing waits in-process: a Lambda second costs more than a timer.

@@ -42,6 +42,7 @@ from pyworkflow.exceptions import (
 )
 from pyworkflow.runtime.dispatch import Dispatcher
 from pyworkflow.runtime.journal import MAX_RESTARTS, RunJournal, request_cancel
+from pyworkflow.runtime.payloads import fit_final
 from pyworkflow.storage.base import StorageBackend
 
 logger = logging.getLogger("pyworkflow")
@@ -171,6 +172,9 @@ class Executor:
         self.inline_sleep_max = inline_sleep_max
         self.limits = limits or Limits()
         self.default_retries = 3
+        # Called when an execution starts (drive, create, execute): a runtime whose settings
+        # follow configure() takes the current ones here.
+        self.before_execution: Callable[[], None] | None = None
         # A run waiting for a child is due again this long after it suspends (worker passes
         # only, no timer): if the child's process died between its ending and telling the
         # parent, a worker pass finds the parent and its replay sees the child ended. None
@@ -195,6 +199,8 @@ class Executor:
         holds it at the first read. Only that owner's: if the run changes hands meanwhile, its
         new holder is alive and keeps it.
         """
+        if self.before_execution is not None:
+            self.before_execution()
         victim = steal if isinstance(steal, str) else None
         for attempt in range(MAX_RESTARTS):
             run = await self.storage.get_run(run_id)
@@ -260,6 +266,8 @@ class Executor:
     ) -> tuple[WorkflowRun, list[Event]]:
         """Check the arguments and store a new run with its ``workflow.started`` event, in one
         write. With ``lease=True`` the run is created already held by this executor."""
+        if self.before_execution is not None:
+            self.before_execution()
         enc_args, enc_kwargs = encode_arguments(defn, args, kwargs)
         now = self.clock.now()
         run_id = run_id or new_id("run")
@@ -313,6 +321,8 @@ class Executor:
         counts the steps run, for metrics). Must not raise or await."""
 
     async def execute(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
+        if self.before_execution is not None:
+            self.before_execution()
         defn = get_workflow(run.workflow_name)
         if defn is None:
             await self._release(run)
@@ -407,14 +417,16 @@ class Executor:
             new = journal.run.model_copy(update={
                 "updated_at": now, "lease_owner": None, "lease_expires_at": None, **update,
             })
+            # A result too large for the store ends the run as the failure it causes.
+            writing, new, next_run = fit_final(journal.guard, events, new, successor)
             try:
-                if successor is not None:
+                if next_run is not None:
                     return await self.storage.continue_run(
-                        new, events, expected_version=journal.run.version,
-                        new_run=successor[0], new_events=successor[1],
+                        new, writing, expected_version=journal.run.version,
+                        new_run=next_run[0], new_events=next_run[1],
                     )
                 stored = await self.storage.append_events(
-                    journal.run.run_id, events, run=new, expected_version=journal.run.version
+                    journal.run.run_id, writing, run=new, expected_version=journal.run.version
                 )
                 return written_run(stored, journal.run.run_id)
             except ConcurrencyError:

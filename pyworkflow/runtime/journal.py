@@ -33,6 +33,7 @@ from pyworkflow.exceptions import (
     WorkflowError,
     WorkflowNotFoundError,
 )
+from pyworkflow.runtime.payloads import PayloadGuard, fail_oversized
 from pyworkflow.storage.base import StorageBackend
 
 if TYPE_CHECKING:
@@ -124,6 +125,8 @@ class RunJournal:
         # An outsider changed the record during this execution (a hook payload, a child's
         # ending: each touches the run). A suspension decided before it may be stale.
         self.outside_change = False
+        # What the store can hold, looked at once per execution (None: anything)
+        self.guard = PayloadGuard.for_storage(self.storage)
 
     @_io
     async def write(self, events: list[Event]) -> None:
@@ -134,7 +137,16 @@ class RunJournal:
             # so take the lease back first, or stop: a zombie never writes into a live run.
             if not await self.renew_lease():
                 raise RestartSignal()
-        await self.storage.append_events(self.run.run_id, events)
+        errors = self.guard.oversized(events) if self.guard is not None else None
+        if not errors:
+            await self.storage.append_events(self.run.run_id, events)
+            return
+        # A result the store cannot hold is recorded as the step's failure, in its place (the
+        # history stays gap-free); the run then fails, whatever the workflow code catches.
+        fitted, _, failure = fail_oversized(events, None, errors)
+        await self.storage.append_events(self.run.run_id, fitted)
+        if failure is not None:
+            raise RunFailure(failure, written=True)
 
     @_io
     async def checkpoint(self) -> None:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from pyworkflow.config import PyWorkflowConfig, get_config, get_storage
+from pyworkflow.config import get_config, get_storage, objects_generation
 from pyworkflow.core.clock import Clock, SystemClock
 from pyworkflow.core.context import Limits
 from pyworkflow.core.events import Event
@@ -23,6 +23,7 @@ from pyworkflow.core.models import RunStatus, Schedule, ScheduleSpec, WorkflowRu
 from pyworkflow.core.registry import WorkflowDefinition
 from pyworkflow.exceptions import ConcurrencyError, RestartSignal
 from pyworkflow.runtime.executor import Executor
+from pyworkflow.settings import Settings, get_settings, settings_generation
 from pyworkflow.storage.base import StorageBackend
 
 logger = logging.getLogger("pyworkflow")
@@ -43,22 +44,25 @@ class LocalRuntime:
         inline_wait_max: float | None = None,
         inline_sleep_max: float = 0.0,
     ) -> None:
-        config = get_config()
+        settings = get_settings()
         self.storage = storage
-        self.clock = clock or config.clock or SystemClock()
+        self.clock = clock or get_config().clock or SystemClock()
         self.executor = Executor(
             storage, self.clock, self,
-            lease_seconds=lease_seconds if lease_seconds is not None else config.lease_seconds,
+            lease_seconds=lease_seconds if lease_seconds is not None else settings.lease_seconds,
             inline_wait_max=(inline_wait_max if inline_wait_max is not None
-                             else config.retry_inline_max_seconds),
+                             else settings.retry_inline_max_seconds),
             inline_sleep_max=inline_sleep_max,
         )
         self.executor.child_check = timedelta(seconds=CHILD_CHECK_SECONDS)
-        # Settings given here stay; the others follow configure(), even after the first run.
+        # Settings given here stay; the others follow configure(), even after the first run:
+        # the executor looks at the settings' generation whenever an execution starts.
         self._own = {name for name, value in (("lease_seconds", lease_seconds),
                                               ("inline_wait_max", inline_wait_max))
                      if value is not None}
-        self.reconfigure(config)
+        self._generation = -1
+        self.executor.before_execution = self.follow_settings
+        self.follow_settings()
         # run id -> (lock, number of drives holding or waiting for it); dropped at zero
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -113,16 +117,24 @@ class LocalRuntime:
     async def schedule_changed(self, schedule: Schedule) -> Schedule:
         return schedule  # the worker reads the record on every pass
 
-    def reconfigure(self, config: PyWorkflowConfig) -> None:
-        """Take the configured settings the executor keeps, for its next executions."""
+    def follow_settings(self) -> None:
+        """Take the settings changed since the last execution (``configure()``): cheap when
+        nothing changed, so every execution start calls it."""
+        generation = settings_generation()
+        if generation != self._generation:
+            self._generation = generation
+            self.reconfigure(get_settings())
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Take the settings the executor keeps, for its next executions."""
         executor = self.executor
         if "lease_seconds" not in self._own:
-            executor.lease = timedelta(seconds=config.lease_seconds)
+            executor.lease = timedelta(seconds=settings.lease_seconds)
         if "inline_wait_max" not in self._own:
-            executor.inline_wait_max = config.retry_inline_max_seconds
-        executor.limits = Limits(config.event_soft_limit, config.event_hard_limit,
-                                 config.event_warning_interval)
-        executor.default_retries = config.default_retries
+            executor.inline_wait_max = settings.retry_inline_max_seconds
+        executor.limits = Limits(settings.event_soft_limit, settings.event_hard_limit,
+                                 settings.event_warning_interval)
+        executor.default_retries = settings.default_retries
 
     @contextlib.asynccontextmanager
     async def _run_lock(self, run_id: str) -> AsyncIterator[None]:
@@ -214,10 +226,21 @@ class LocalRuntime:
 
 _runtimes: dict[int, LocalRuntime] = {}
 _transient: LocalRuntime | None = None
+# objects_generation() when the runtimes above were made: a new storage or clock since
+# (configure(), reset_config()) drops them, so the next runs get runtimes of the new ones.
+_made_for = objects_generation()
+
+
+def _drop_stale() -> None:
+    global _made_for
+    if objects_generation() != _made_for:
+        reset_runtime()
+        _made_for = objects_generation()
 
 
 def get_runtime(storage: StorageBackend | None = None) -> LocalRuntime:
     """The runtime for ``storage`` (default: the configured storage)."""
+    _drop_stale()
     storage = storage or get_storage()
     runtime = _runtimes.get(id(storage))
     if runtime is None or runtime.storage is not storage:
@@ -228,6 +251,7 @@ def get_runtime(storage: StorageBackend | None = None) -> LocalRuntime:
 def get_transient_runtime() -> LocalRuntime:
     """Runs with ``durable=False`` live in memory and wait inline."""
     global _transient
+    _drop_stale()
     if _transient is None:
         from pyworkflow.storage.memory import InMemoryStorageBackend
 
@@ -241,13 +265,8 @@ def install_runtime(runtime: LocalRuntime) -> None:
     """Make ``runtime`` the one ``get_runtime()`` returns for its storage, so the public API
     (``start``, ``resume_hook``...) drives runs through it: the testing kit's time-skipping
     runtime takes the plain one's place this way. ``configure(storage=...)`` drops it."""
+    _drop_stale()  # a configure() just before must not drop it at the next get_runtime()
     _runtimes[id(runtime.storage)] = runtime
-
-
-def reconfigure_runtimes(config: PyWorkflowConfig) -> None:
-    """``configure()`` changed settings: the runtimes made so far take them too."""
-    for runtime in list(_runtimes.values()) + ([_transient] if _transient else []):
-        runtime.reconfigure(config)
 
 
 def reset_runtime() -> None:

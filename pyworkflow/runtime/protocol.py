@@ -25,9 +25,15 @@ if TYPE_CHECKING:
 class Runtime(Protocol):
     """Where runs are stored, what time it is, and how a run is moved along."""
 
-    storage: StorageBackend
-    clock: Clock
-    executor: Executor
+    # Read-only (properties), so an implementation may hold a subclass (AwsExecutor).
+    @property
+    def storage(self) -> StorageBackend: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def executor(self) -> Executor: ...
 
     async def create_run(
         self, defn: WorkflowDefinition, args: tuple[Any, ...], kwargs: dict[str, Any], *,

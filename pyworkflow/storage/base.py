@@ -14,6 +14,7 @@ Timestamps are given by the caller; backends never read the clock.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from datetime import datetime
 
 from pyworkflow.core.events import Event
@@ -28,12 +29,30 @@ from pyworkflow.core.models import (
 from pyworkflow.exceptions import ConcurrencyError
 
 
+@dataclass(frozen=True)
+class PayloadLimits:
+    """How much payload (JSON bytes) a backend can take, for the executor to check before it
+    writes: it records what does not fit as the failure it causes (``runtime/payloads.py``).
+    A backend with limits also refuses, with ``PayloadTooLargeError``, a write over them."""
+
+    #: one payload field (a step result, an argument list): what a blob store takes
+    per_field: int | None = None
+    per_field_setting: str = ""
+    #: all payload fields of one record together: an item limit (DynamoDB without blobs)
+    per_record: int | None = None
+    per_record_setting: str = ""
+
+
 class StorageBackend(ABC):
     """Abstract storage. Subclasses implement every abstract method; see ``tests/storage``."""
 
     #: counters of round trips, read by bench/ (a write is one atomic operation)
     writes: int = 0
     reads: int = 0
+
+    def payload_limits(self) -> PayloadLimits | None:
+        """None: any payload fits (SQLite, memory, files)."""
+        return None
 
     # --- runs --------------------------------------------------------------------------------
     @abstractmethod

@@ -8,7 +8,6 @@ merge shards, consistent batch fetches) live here.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import Counter
 from contextlib import AsyncExitStack
 from typing import Any
@@ -16,18 +15,11 @@ from typing import Any
 import aioboto3
 from botocore.exceptions import ClientError
 
-from pyworkflow.config import (
-    ENV_AWS_DEFAULT_REGION,
-    ENV_AWS_REGION,
-    ENV_DYNAMODB_ENDPOINT,
-    ENV_DYNAMODB_TABLE,
-    ENV_RETENTION_DAYS,
-)
 from pyworkflow.exceptions import ConfigurationError
 from pyworkflow.storage import dynamodb_items as layout
 from pyworkflow.storage.dynamodb_items import Item, n, s
 
-#: days a finished run is kept when neither the caller nor PYWORKFLOW_RETENTION_DAYS says
+#: days a finished run is kept when the caller does not say (PYWORKFLOW_RETENTION_DAYS)
 DEFAULT_RETENTION_DAYS = 30.0
 #: DynamoDB's limit of items in one TransactWriteItems
 MAX_TRANSACTION_ITEMS = 100
@@ -38,8 +30,9 @@ Entry = dict[str, Any]  # an index item as returned by Query
 class DynamoDBTable:
     """One DynamoDB table and the one client that talks to it.
 
-    ``table_name``, ``region`` and ``endpoint_url`` default to ``PYWORKFLOW_TABLE``,
-    ``AWS_REGION``/``AWS_DEFAULT_REGION`` and ``PYWORKFLOW_DYNAMODB_ENDPOINT``. One aioboto3
+    Every setting is an argument: ``pyworkflow.runtime.storage_factory.dynamodb_storage``
+    builds one from ``PYWORKFLOW_TABLE``, ``PYWORKFLOW_DYNAMODB_ENDPOINT``, ``AWS_REGION`` and
+    ``PYWORKFLOW_RETENTION_DAYS``; a region left out is the session's own. One aioboto3
     client is opened on first use and kept until ``close()``: creating a client costs
     milliseconds, and reusing it reuses its HTTP connections. ``create_table=True`` creates the
     table on first use if it is missing (local stacks and tests; deployments use template.yaml).
@@ -55,22 +48,17 @@ class DynamoDBTable:
         retention_days: float | None = None,
         create_table: bool = False,
     ) -> None:
-        name = table_name or os.environ.get(ENV_DYNAMODB_TABLE)
-        if not name:
+        if not table_name:
             raise ConfigurationError(
-                f"DynamoDB storage needs a table name: pass table_name= or set {ENV_DYNAMODB_TABLE}"
+                "DynamoDB storage needs a table name: pass table_name= (or set PYWORKFLOW_TABLE "
+                "and build it with pyworkflow.runtime.storage_factory.dynamodb_storage)"
             )
-        self.table_name: str = name
-        self.endpoint_url = endpoint_url or os.environ.get(ENV_DYNAMODB_ENDPOINT) or None
-        self.region = (
-            region
-            or os.environ.get(ENV_AWS_REGION)
-            or os.environ.get(ENV_AWS_DEFAULT_REGION)
-            or ("us-east-1" if self.endpoint_url else None)  # a local endpoint ignores it
-        )
-        if retention_days is None:
-            retention_days = float(os.environ.get(ENV_RETENTION_DAYS) or DEFAULT_RETENTION_DAYS)
-        self.retention_days = retention_days
+        self.table_name: str = table_name
+        self.endpoint_url = endpoint_url or None
+        # a local endpoint ignores the region, but botocore wants one
+        self.region = region or ("us-east-1" if self.endpoint_url else None)
+        self.retention_days = (DEFAULT_RETENTION_DAYS if retention_days is None
+                               else retention_days)
         #: AWS requests sent, by operation name (retries included), for bench/
         self.requests: Counter[str] = Counter()
         self._session = session

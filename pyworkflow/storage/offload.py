@@ -13,11 +13,11 @@ Keys: ``runs/<run id>/events/<sequence>-<sha256>.json`` (``run/<field>-``, ``hoo
 racing on one sequence never overwrite each other's blob, and a blob this process wrote or read
 is not written again (a run record is rewritten on every lease renewal with the same input).
 
-Limits that remain, each a ``PayloadTooLargeError`` naming its setting:
-- ``PYWORKFLOW_MAX_PAYLOAD_BYTES`` (50 MB: a worker holds a payload several times over while it
-  decodes and replays it, in 1 GB of Lambda memory). A step result over it is recorded as that
-  step's ``step.failed`` (same sequence: the history stays gap-free) and the run fails; a
-  workflow result over it fails the run; arguments and hook payloads are refused to the caller.
+Limits, declared by ``payload_limits()`` and refused with a ``PayloadTooLargeError`` naming
+the setting; the executor checks them before it writes and records what an oversized result
+causes (``pyworkflow/runtime/payloads.py``). This layer only stores bytes and pointers.
+- ``max_payload_bytes`` per field (``PYWORKFLOW_MAX_PAYLOAD_BYTES``, 50 MB: a worker holds a
+  payload several times over while it decodes and replays it, in 1 GB of Lambda memory).
 - without a blob store (DynamoDB, no ``PYWORKFLOW_BLOB_BUCKET``): DynamoDB's 400 KB item limit.
 """
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -35,24 +34,19 @@ from typing import Any, cast
 
 from pydantic_core import to_json
 
-from pyworkflow.config import (
+from pyworkflow.core.events import Event, EventType
+from pyworkflow.core.models import Hook, HookStatus, Page, RunStatus, Schedule, WorkflowRun
+from pyworkflow.exceptions import ConfigurationError, PayloadTooLargeError
+from pyworkflow.settings import (  # names for messages only: settings are read elsewhere
+    DEFAULT_MAX_PAYLOAD_BYTES,
     ENV_BLOB_BUCKET,
     ENV_BLOB_DIR,
     ENV_MAX_PAYLOAD_BYTES,
-    ENV_OFFLOAD_THRESHOLD_BYTES,
 )
-from pyworkflow.core.events import Event, EventType
-from pyworkflow.core.models import Hook, HookStatus, Page, RunStatus, Schedule, WorkflowRun
-from pyworkflow.exceptions import (
-    ConfigurationError,
-    PayloadTooLargeError,
-    RunFailure,
-)
-from pyworkflow.storage.base import StorageBackend
-from pyworkflow.storage.blobs import BlobIntegrityError, BlobStore, FileBlobStore, S3BlobStore
+from pyworkflow.storage.base import PayloadLimits, StorageBackend
+from pyworkflow.storage.blobs import BlobIntegrityError, BlobStore
 
 DEFAULT_THRESHOLD_BYTES = 200 * 1024
-DEFAULT_MAX_PAYLOAD_BYTES = 50 * 1024 * 1024
 #: DynamoDB's item limit, less room for keys, index attributes and the other fields
 DYNAMODB_PAYLOAD_LIMIT = 400 * 1024 - 16 * 1024
 #: payload bytes one write may carry inline (a DynamoDB transaction takes 4 MB at most)
@@ -64,7 +58,7 @@ POINTER_KEYS = frozenset({"$blob", "sha256", "size"})
 _TEXT_POINTER = '{"$blob":'
 _SAFE_PART = re.compile(r"[A-Za-z0-9_.=-]{1,128}")
 
-_RUN_TEXT_FIELDS = ("input_args", "input_kwargs", "result", "error")
+RUN_TEXT_FIELDS = ("input_args", "input_kwargs", "result", "error")
 _SCHEDULE_FIELDS = ("args", "kwargs")
 
 
@@ -137,10 +131,8 @@ class OffloadingStorage(StorageBackend):
         if blobs is None:
             self.threshold = threshold_bytes or DYNAMODB_PAYLOAD_LIMIT
         else:
-            self.threshold = threshold_bytes or _env_int(ENV_OFFLOAD_THRESHOLD_BYTES,
-                                                         DEFAULT_THRESHOLD_BYTES)
-        self.max_payload = max_payload_bytes or _env_int(ENV_MAX_PAYLOAD_BYTES,
-                                                         DEFAULT_MAX_PAYLOAD_BYTES)
+            self.threshold = threshold_bytes or DEFAULT_THRESHOLD_BYTES
+        self.max_payload = max_payload_bytes or DEFAULT_MAX_PAYLOAD_BYTES
         self.batch_inline = max(batch_inline_bytes, self.threshold)
         self.limit_setting = limit_setting
         self._cache: OrderedDict[str, bytes] = OrderedDict()
@@ -170,6 +162,11 @@ class OffloadingStorage(StorageBackend):
     @reads.setter
     def reads(self, value: int) -> None:
         self.inner.reads = value
+
+    def payload_limits(self) -> PayloadLimits:
+        if self.blobs is None:
+            return PayloadLimits(per_record=self.threshold, per_record_setting=self.limit_setting)
+        return PayloadLimits(per_field=self.max_payload, per_field_setting=ENV_MAX_PAYLOAD_BYTES)
 
     async def close(self) -> None:
         await self.inner.close()
@@ -217,22 +214,14 @@ class OffloadingStorage(StorageBackend):
         self, run_id: str, events: list[Event], *, run: WorkflowRun | None = None,
         expected_version: int | None = None,
     ) -> WorkflowRun | None:
-        failure: PayloadTooLargeError | None = None
         plan = self._plan_append(events, run)
-        if plan.errors:
-            events, run, failure = _fail_oversized(events, run, plan.errors)
-            plan = self._plan_append(events, run)
-            self._raise_first(plan)
+        self._raise_first(plan)
         pointers = await self._store(plan)
         n = len(events)
         stored = await self.inner.append_events(
             run_id, [self._with(e, pointers, i) for i, e in enumerate(events)],
             run=self._with(run, pointers, n) if run is not None else None,
             expected_version=expected_version)
-        if failure is not None and run is None:
-            # The history says the step failed (see _fail_oversized); end the execution so
-            # the run fails the same way, whatever the workflow code catches.
-            raise RunFailure(failure, written=True)
         return self._restore(stored, run, pointers, n) if stored is not None else None
 
     async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
@@ -247,15 +236,7 @@ class OffloadingStorage(StorageBackend):
         plan = self._plan([*self._event_slots(events, 0), self._run_slots(run, n),
                            self._run_slots(new_run, n + 1),
                            *self._event_slots(new_events, n + 2)])
-        if plan.errors:
-            # The successor's arguments cannot be stored: this run fails instead of continuing.
-            error = next(iter(plan.errors.values()))
-            failed = [_failed_event(e, error) if e.type == EventType.WORKFLOW_CONTINUED_AS_NEW
-                      else e for e in events]
-            stored = await self.append_events(
-                run.run_id, failed, run=_failed_run(run, error), expected_version=expected_version)
-            assert stored is not None
-            return stored
+        self._raise_first(plan)
         pointers = await self._store(plan)
         stored = await self.inner.continue_run(
             self._with(run, pointers, n),
@@ -331,19 +312,15 @@ class OffloadingStorage(StorageBackend):
 
     def _run_slots(self, run: WorkflowRun, owner: int) -> list[_Slot]:
         base = f"runs/{_part(run.run_id)}/run"
-        names = {"input_args": f"The arguments of workflow {run.workflow_name!r}",
-                 "input_kwargs": f"The arguments of workflow {run.workflow_name!r}",
-                 "result": f"The result of workflow {run.workflow_name!r}",
-                 "error": f"The error of run {run.run_id}"}
-        slots = [s for name in _RUN_TEXT_FIELDS for s in self._text_slot(
-            owner, name, getattr(run, name), f"{base}/{name}", names[name])]
+        slots = [s for name in RUN_TEXT_FIELDS for s in self._text_slot(
+            owner, name, getattr(run, name), f"{base}/{name}", describe_run_field(run, name))]
         return slots + self._json_slot(owner, "context", run.context, f"{base}/context",
-                                       f"The context of run {run.run_id}")
+                                       describe_run_field(run, "context"))
 
     def _event_slots(self, events: list[Event], first: int) -> list[list[_Slot]]:
         return [self._json_slot(first + i, "data", e.data,
                                 f"runs/{_part(e.run_id)}/events/{e.sequence:010d}",
-                                _describe_event(e))
+                                describe_event(e))
                 for i, e in enumerate(events)]
 
     def _hook_slots(self, hook: Hook, owner: int) -> list[_Slot]:
@@ -492,7 +469,7 @@ class OffloadingStorage(StorageBackend):
 
     async def _resolve_run(self, run: WorkflowRun | None) -> WorkflowRun | None:
         return cast(WorkflowRun | None, await self._resolve(
-            run, {**dict.fromkeys(_RUN_TEXT_FIELDS, True), "context": False}))
+            run, {**dict.fromkeys(RUN_TEXT_FIELDS, True), "context": False}))
 
     async def _resolve_event(self, event: Event) -> Event:
         return cast(Event, await self._resolve(event, {"data": False}))
@@ -524,8 +501,16 @@ class OffloadingStorage(StorageBackend):
             self._known.popitem(last=False)
 
 
-# --- a payload over the limit: recorded as the failure it causes -------------------------------
-def _describe_event(event: Event) -> str:
+# --- error messages (the executor's check names payloads the same way) ---------------------------
+def describe_run_field(run: WorkflowRun, name: str) -> str:
+    if name in ("input_args", "input_kwargs"):
+        return f"The arguments of workflow {run.workflow_name!r}"
+    if name == "result":
+        return f"The result of workflow {run.workflow_name!r}"
+    return f"The {name} of run {run.run_id}"
+
+
+def describe_event(event: Event) -> str:
     name = event.data.get("name") or event.data.get("step_name")
     if event.type == EventType.STEP_COMPLETED:
         return f"The result of step {name!r}"
@@ -538,86 +523,13 @@ def _describe_event(event: Event) -> str:
     return f"The data of event {event.sequence} ({event.type.value}) of run {event.run_id}"
 
 
-def _failed_event(event: Event, error: PayloadTooLargeError) -> Event:
-    described = {"error": str(error), "error_type": type(error).__name__}
-    if event.type == EventType.STEP_COMPLETED:
-        kept = {k: event.data[k] for k in ("op", "name", "step_name", "attempt", "path")
-                if k in event.data}
-        return event.model_copy(update={"type": EventType.STEP_FAILED,
-                                        "data": {**kept, **described}})
-    return event.model_copy(update={"type": EventType.WORKFLOW_FAILED, "data": described})
-
-
-def _failed_run(run: WorkflowRun, error: PayloadTooLargeError) -> WorkflowRun:
-    return run.model_copy(update={
-        "status": RunStatus.FAILED, "result": None, "error": str(error),
-        "error_type": type(error).__name__, "continued_to_run_id": None})
-
-
-def _fail_oversized(
-    events: list[Event], run: WorkflowRun | None, errors: dict[int, PayloadTooLargeError],
-) -> tuple[list[Event], WorkflowRun | None, PayloadTooLargeError | None]:
-    """Record what an oversized result causes instead of the result: a step result becomes
-    that step's ``step.failed`` (same sequence, so the history stays gap-free), a workflow
-    result the run's failure. Anything else cannot be recorded: the error is raised."""
-    n = len(events)
-    out = list(events)
-    failure: PayloadTooLargeError | None = None
-    run_error = errors.get(n)
-    for i, event in enumerate(events):
-        error = errors.get(i)
-        if event.type == EventType.WORKFLOW_COMPLETED and run is not None and (
-                error is not None or run_error is not None):
-            error = error or run_error
-            assert error is not None
-            out[i] = _failed_event(event, error)
-            run, run_error = _failed_run(run, error), None
-        elif error is not None and event.type == EventType.STEP_COMPLETED:
-            out[i] = _failed_event(event, error)
-            failure = failure or error
-        elif error is not None:
-            raise error
-    if run_error is not None:
-        raise run_error
-    return out, run, failure
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number of bytes, not {raw!r}") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name} must be positive, not {raw!r}")
-    return value
-
-
-def offload_from_env(storage: StorageBackend, *, item_limit: bool = False) -> StorageBackend:
-    """``storage`` wrapped as the environment says: blobs in S3 (``PYWORKFLOW_BLOB_BUCKET``)
-    or a directory (``PYWORKFLOW_BLOB_DIR``). Without either, ``storage`` itself, unless it has
-    an item limit (DynamoDB): then a wrapper that refuses what would exceed it, clearly."""
-    if isinstance(storage, OffloadingStorage):
-        return storage
-    bucket = os.environ.get(ENV_BLOB_BUCKET, "").strip()
-    directory = os.environ.get(ENV_BLOB_DIR, "").strip()
-    blobs: BlobStore | None = None
-    if bucket:
-        blobs = S3BlobStore(bucket)
-    elif directory:
-        blobs = FileBlobStore(directory)
-    elif not item_limit:
-        return storage
-    return OffloadingStorage(storage, blobs)
-
-
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "DEFAULT_THRESHOLD_BYTES",
     "OffloadingStorage",
+    "RUN_TEXT_FIELDS",
+    "describe_event",
+    "describe_run_field",
     "PayloadTooLargeError",
     "is_pointer",
-    "offload_from_env",
 ]

@@ -20,13 +20,12 @@ of a jump. Nothing waits for wall time, so a test never depends on how fast the 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from pyworkflow import api
-from pyworkflow.config import configure, get_config
+from pyworkflow.config import SavedConfig, configure, restore_config, save_config
 from pyworkflow.core.clock import ManualClock
 from pyworkflow.core.duration import Duration, resolve_wake_time
 from pyworkflow.core.events import Event, EventType
@@ -90,7 +89,7 @@ class WorkflowEnvironment:
         self.max_timers = max_timers
         self._skip = skip_time
         self._runtime: TimeSkippingRuntime | None = None
-        self._saved: dict[str, Any] | None = None
+        self._saved: SavedConfig | None = None
         self._tokens: dict[str, str] = {}
         self._exits = contextlib.ExitStack()
 
@@ -103,8 +102,7 @@ class WorkflowEnvironment:
         await self.close(check_errors=exc is None)
 
     async def open(self) -> None:
-        config = get_config()
-        self._saved = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+        self._saved = save_config()
         configure(storage=self.storage, clock=self.clock)
         self._runtime = TimeSkippingRuntime(self.storage, self.clock)
         install_runtime(self._runtime)
@@ -119,9 +117,7 @@ class WorkflowEnvironment:
             self._runtime = None
         self._exits.close()
         if self._saved is not None:
-            config = get_config()
-            for name, value in self._saved.items():
-                setattr(config, name, value)
+            restore_config(self._saved)
             self._saved = None
             reset_runtime()
         if check_errors and errors:

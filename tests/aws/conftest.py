@@ -154,9 +154,10 @@ async def aws(aws_env: moto_server.AwsStack, worker: Any, tmp_path: Path) -> Asy
     session = aioboto3.Session()
     storage: StorageBackend
     if os.environ[config.ENV_STORAGE] == "dynamodb":
-        from pyworkflow.storage.dynamodb import DynamoDBStorageBackend
+        from pyworkflow.runtime.storage_factory import dynamodb_backend
+        from pyworkflow.settings import get_settings
 
-        storage = DynamoDBStorageBackend(create_table=True)
+        storage = dynamodb_backend(get_settings(), create_table=True)
         await storage.ensure_table()
     else:
         storage = SQLiteStorageBackend(tmp_path / "aws.db")

@@ -181,7 +181,9 @@ async def test_payloads_over_the_limit_fail_naming_it(
     the step's failure, gap-free); a 700 KB hook payload is refused to the caller and the hook
     stays pending, so a 500 KB one still gets through."""
     monkeypatch.setenv("PYWORKFLOW_MAX_PAYLOAD_BYTES", str(600 * KB))
-    storage = OffloadingStorage(aws.storage, S3BlobStore(aws.stack.blob_bucket or ""))
+    # The worker's storage is built from the settings; this one, built here, is told the limit
+    storage = OffloadingStorage(aws.storage, S3BlobStore(aws.stack.blob_bucket or ""),
+                                max_payload_bytes=600 * KB)
     client = AwsOps(AwsRuntime(storage, aws.client.dispatcher))
     try:
         key, waiting = new_id("k"), new_id("k")

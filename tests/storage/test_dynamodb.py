@@ -228,12 +228,19 @@ async def test_table_definition_matches_template() -> None:
 
 
 def test_table_name_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backend takes its table as an argument; the settings (PYWORKFLOW_TABLE...) are
+    turned into arguments by pyworkflow.runtime.storage_factory."""
+    from pyworkflow.runtime.storage_factory import dynamodb_backend
+    from pyworkflow.settings import get_settings
+
     monkeypatch.delenv("PYWORKFLOW_TABLE", raising=False)
     with pytest.raises(ConfigurationError, match="PYWORKFLOW_TABLE"):
         DynamoDBStorageBackend()
+    with pytest.raises(ConfigurationError, match="PYWORKFLOW_TABLE"):
+        dynamodb_backend(get_settings())
     monkeypatch.setenv("PYWORKFLOW_TABLE", "from-env")
     monkeypatch.setenv("PYWORKFLOW_DYNAMODB_ENDPOINT", "http://127.0.0.1:1")
-    backend = DynamoDBStorageBackend()
+    backend = dynamodb_backend(get_settings())
     assert backend.table_name == "from-env" and backend.endpoint_url == "http://127.0.0.1:1"
 
 

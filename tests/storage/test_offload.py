@@ -21,7 +21,8 @@ import pytest
 import pyworkflow
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import Hook, HookStatus, RunStatus, Schedule, ScheduleSpec
-from pyworkflow.exceptions import RunFailure
+from pyworkflow.runtime.payloads import PayloadGuard, fail_oversized, fit_final
+from pyworkflow.runtime.storage_factory import offload_from_env
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.blobs import (
     BlobIntegrityError,
@@ -35,7 +36,6 @@ from pyworkflow.storage.offload import (
     OffloadingStorage,
     PayloadTooLargeError,
     is_pointer,
-    offload_from_env,
 )
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
 
@@ -271,13 +271,19 @@ async def test_a_tampered_or_missing_blob_is_refused(
 
 async def test_a_step_result_over_the_limit_fails_the_step_in_place(
         inner: StorageBackend, blobs: MemoryBlobStore) -> None:
+    """The store refuses what is over its limit and decides nothing; the executor's check
+    (pyworkflow/runtime/payloads.py) records the step's failure in the result's place."""
     store = OffloadingStorage(inner, blobs, threshold_bytes=10 * KB, max_payload_bytes=50 * KB)
     await store.create_run(make_run("r"), [started("r", [])])
     event = step_event("r", 2, big(60 * KB)).model_copy(
         update={"data": {**step_event("r", 2, big(60 * KB)).data, "path": "1"}})
-    with pytest.raises(RunFailure) as info:
+    with pytest.raises(PayloadTooLargeError):
         await store.append_events("r", [event])
-    error = info.value.error
+    assert len(await store.get_events("r")) == 1
+    guard = PayloadGuard.for_storage(store)
+    assert guard is not None
+    fitted, _, error = fail_oversized([event], None, guard.oversized([event]))
+    await store.append_events("r", fitted)
     assert isinstance(error, PayloadTooLargeError)
     assert "PYWORKFLOW_MAX_PAYLOAD_BYTES" in str(error) and "step 's'" in str(error)
     assert "51,200 bytes" in str(error)
@@ -295,9 +301,13 @@ async def test_a_workflow_result_over_the_limit_fails_the_run(
     value = json.dumps(big(60 * KB))
     done = Event(event_id="e2", run_id="r", type=EventType.WORKFLOW_COMPLETED, timestamp=T0,
                  sequence=2, data={"result": json.loads(value)})
-    stored = await store.append_events(
-        "r", [done], run=run.model_copy(update={"status": RunStatus.COMPLETED, "result": value}),
-        expected_version=run.version)
+    completed = run.model_copy(update={"status": RunStatus.COMPLETED, "result": value})
+    with pytest.raises(PayloadTooLargeError):
+        await store.append_events("r", [done], run=completed, expected_version=run.version)
+    events, record, successor = fit_final(PayloadGuard.for_storage(store), [done], completed,
+                                          None)
+    stored = await store.append_events("r", events, run=record, expected_version=run.version)
+    assert successor is None
     assert stored.status == RunStatus.FAILED and stored.result is None
     assert "The result of workflow 'wf'" in stored.error or "result" in stored.error
     assert "PYWORKFLOW_MAX_PAYLOAD_BYTES" in stored.error
@@ -393,3 +403,27 @@ async def test_embedded_step_result_over_the_limit_fails_the_run_naming_it(
     events = await pyworkflow.get_storage().get_events(run.run_id)
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
     assert [e.type for e in events][-2:] == [EventType.STEP_FAILED, EventType.WORKFLOW_FAILED]
+
+
+@pyworkflow.workflow
+async def growing(payload: str, rounds: int) -> int:
+    if rounds == 0:
+        return len(payload)
+    pyworkflow.continue_as_new(payload * 4, rounds - 1)
+
+
+async def test_embedded_continued_arguments_over_the_limit_fail_the_run_instead(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The executor's check, not the store: a run whose successor's arguments cannot be
+    stored fails (its continue-as-new event recorded as the failure) and no successor exists."""
+    monkeypatch.setenv("PYWORKFLOW_BLOB_DIR", str(tmp_path / "blobs"))
+    monkeypatch.setenv("PYWORKFLOW_MAX_PAYLOAD_BYTES", str(100 * KB))
+    pyworkflow.reset_config()
+    run_id = await pyworkflow.start(growing, big(40 * KB, "g"), 1)
+    run = await pyworkflow.get_workflow_run(run_id)
+    assert run.status == RunStatus.FAILED and run.continued_to_run_id is None
+    assert "The arguments of the continued run" in run.error
+    assert "(PYWORKFLOW_MAX_PAYLOAD_BYTES)" in run.error
+    events = await pyworkflow.get_storage().get_events(run_id)
+    assert [e.type for e in events] == [EventType.WORKFLOW_STARTED, EventType.WORKFLOW_FAILED]
+    assert (await pyworkflow.get_storage().list_runs(workflow_name="growing")).items == [run]
