@@ -75,6 +75,7 @@ from handlers.api_models import (
     WorkflowList,
     refuse_unencodable_text,
 )
+from handlers.ui import bind as bind_ui
 from handlers.ui import router as ui_router
 from pyworkflow import __version__
 from pyworkflow.config import ENV_MAX_REQUEST_BYTES, import_modules
@@ -322,6 +323,7 @@ def openapi() -> dict[str, Any]:
 
 
 app.include_router(ui_router)  # the run viewer: GET /ui, GET /ui/runs/{run_id}
+bind_ui(lambda make: _run(make(get_runtime())))
 
 
 # --- errors ------------------------------------------------------------------------------------

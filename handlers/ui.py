@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import Response
@@ -56,11 +56,20 @@ def _html(status: int, body: Html) -> Response[str]:
                     headers=dict(HEADERS))
 
 
-def _call(make: Callable[[AwsRuntime], Coroutine[Any, Any, T]]) -> T:
-    # Imported here: handlers.api imports this module to include the router.
-    from handlers import api
+#: How a page runs an operation on the container's runtime: given by ``handlers.api``, which
+#: serves these pages (``bind``), so this module never imports it back.
+_runner: Callable[[Callable[[AwsRuntime], Coroutine[Any, Any, Any]]], Any] | None = None
 
-    return api._run(make(api.get_runtime()))
+
+def bind(runner: Callable[[Callable[[AwsRuntime], Coroutine[Any, Any, Any]]], Any]) -> None:
+    global _runner
+    _runner = runner
+
+
+def _call(make: Callable[[AwsRuntime], Coroutine[Any, Any, T]]) -> T:
+    if _runner is None:
+        raise RuntimeError("the run viewer is served by handlers.api, which binds it")
+    return cast(T, _runner(make))
 
 
 def _render(home_href: str, build: Callable[[], Html]) -> Response[str]:

@@ -84,7 +84,7 @@ class CliState:
             else:
                 from pyworkflow.cli.local import LocalBackend
 
-                self._backend = LocalBackend(self.db_label())
+                self._backend = LocalBackend(self.db_label(), self)
         return self._backend
 
     def local(self, command: str, hint: str | None = None) -> LocalBackend:

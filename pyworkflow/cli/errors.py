@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import sqlite3
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -39,12 +41,21 @@ class CliError(click.ClickException):
         print_error(self.message, self.hint)
 
 
+def is_loopback(api_url: str) -> bool:
+    """This machine: where the local stack (``pyworkflow dev``) serves, checking no signature."""
+    host = urlsplit(api_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _unreachable(exc: TransportError, api_url: str) -> CliError:
     cause = exc.__cause__
     reason = "no answer in time" if isinstance(cause, TimeoutError) else str(cause) or \
         type(cause).__name__
-    from pyworkflow.cli.remote import is_loopback  # remote.py builds on this module
-
     hint = (f"is `pyworkflow dev` running? (check --api-url / {ENV_API_URL})"
             if is_loopback(api_url) else f"check --api-url (or {ENV_API_URL}) and your network")
     return CliError(f"Cannot reach {api_url}: {reason}", hint)

@@ -39,8 +39,9 @@ class LocalBackend:
     start_reserved = frozenset({"runtime", "durable", "storage", "idempotency_key"})
     schedule_reserved = frozenset({"overlap_policy", "schedule_id", "storage"})
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, state: CliState) -> None:
         self.label = label
+        self._cli = state  # the modules to import, the workflows they define
 
     @staticmethod
     def _runtime() -> LocalRuntime:
@@ -54,11 +55,8 @@ class LocalBackend:
 
         return get_storage()
 
-    @staticmethod
-    def _state() -> CliState:
-        from pyworkflow.cli.config import state
-
-        return state()
+    def _state(self) -> CliState:
+        return self._cli
 
     # --- runs --------------------------------------------------------------------------------
     async def get_run(self, run_id: str) -> WorkflowRun:

@@ -9,11 +9,9 @@ backfill``): ``CliState.local()`` refuses them with one line (see ``needs_local`
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
-from urllib.parse import urlsplit
 
-from pyworkflow.cli.errors import CliError
+from pyworkflow.cli.errors import CliError, is_loopback
 from pyworkflow.client import Client, HookResumed
 from pyworkflow.config import ENV_API_URL
 from pyworkflow.core.events import Event
@@ -26,17 +24,6 @@ from pyworkflow.core.models import (
     ScheduleStatus,
     WorkflowRun,
 )
-
-
-def is_loopback(api_url: str) -> bool:
-    """This machine: where the local stack (``pyworkflow dev``) serves, checking no signature."""
-    host = urlsplit(api_url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def should_sign(api_url: str, no_sign: bool) -> bool:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pyworkflow.client.client import Client
 from pyworkflow.client.models import HookResumed, WorkflowInfo
 from pyworkflow.core.events import Event
 from pyworkflow.core.models import (
@@ -26,6 +25,9 @@ from pyworkflow.core.models import (
     ScheduleStatus,
     WorkflowRun,
 )
+
+if TYPE_CHECKING:  # client.py makes SyncClients (Client.sync): no import back at run time
+    from pyworkflow.client.client import Client
 
 T = TypeVar("T")
 

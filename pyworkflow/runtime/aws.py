@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import math
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +41,13 @@ from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import RunStatus, Schedule, ScheduleSpec, WorkflowRun
 from pyworkflow.core.registry import WorkflowDefinition
 from pyworkflow.exceptions import ConcurrencyError, ConfigurationError, WorkflowError
-from pyworkflow.runtime.aws_schedules import AwsSchedules, ScheduleTick, parse_tick
+from pyworkflow.runtime.aws_schedules import (
+    AwsSchedules,
+    ScheduleTick,
+    is_error,
+    parse_tick,
+    schedule_name,
+)
 from pyworkflow.runtime.executor import MAX_RESTARTS, Executor, written_run
 from pyworkflow.settings import get_settings
 from pyworkflow.storage.base import StorageBackend
@@ -53,8 +57,6 @@ logger = logging.getLogger("pyworkflow")
 SQS_MAX_DELAY_SECONDS = 900          # SQS refuses a longer DelaySeconds
 DEFAULT_VISIBILITY_TIMEOUT = 900.0
 DEFAULT_MAX_RECEIVES = 5
-SCHEDULE_NAME_MAX = 64               # Scheduler: [0-9a-zA-Z-_.]+, 1..64 characters
-_NAME_BAD = re.compile(r"[^0-9A-Za-z_.-]")
 POISON_ERROR_TYPE = "PoisonMessageError"
 
 
@@ -94,19 +96,6 @@ def parse_message(body: str | bytes | dict[str, Any]) -> WakeMessage | ScheduleT
         raise MalformedMessageError(f"not a pyworkflow wake-up message: {exc}") from None
 
 
-def schedule_name(key: str) -> str:
-    """A Scheduler name for the wait ``key``: the same key always gives the same name, so a
-    retried suspension finds the timer it already made. Invalid characters become ``_``; a name
-    too long keeps its start and ends with a hash of the whole key, so it stays unique."""
-    name = _NAME_BAD.sub("_", key) or "wake"
-    if len(name) <= SCHEDULE_NAME_MAX and name == key:
-        return name
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    if len(name) + 1 + len(digest) <= SCHEDULE_NAME_MAX:
-        return f"{name}-{digest}"  # sanitised: the hash keeps "a/b" and "a_b" apart
-    return f"{name[:SCHEDULE_NAME_MAX - 1 - len(digest)]}-{digest}"
-
-
 def at_expression(when: datetime) -> str:
     """``at(YYYY-MM-DDThh:mm:ss)`` in UTC, rounded *up* to the second: a timer may fire late,
     never early (an early wake would find the wait not yet due and suspend again)."""
@@ -114,13 +103,6 @@ def at_expression(when: datetime) -> str:
     if when.microsecond:
         when = when.replace(microsecond=0) + timedelta(seconds=1)
     return f"at({when:%Y-%m-%dT%H:%M:%S})"
-
-
-def _is_error(exc: Exception, *codes: str) -> bool:
-    response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return False
-    return response.get("Error", {}).get("Code") in codes
 
 
 def _setting(value: float | None, default: float) -> float:
@@ -259,7 +241,7 @@ class AwsDispatcher:
                         "Input": self.body(run_id, "timer")},
             )
         except Exception as exc:
-            if not _is_error(exc, "ConflictException"):
+            if not is_error(exc, "ConflictException"):
                 raise
             # Made by an earlier attempt of this same suspension: that timer stands.
 
@@ -271,7 +253,7 @@ class AwsDispatcher:
             await scheduler.delete_schedule(Name=schedule_name(key),
                                             GroupName=self.scheduler_group)
         except Exception as exc:
-            if _is_error(exc, "ResourceNotFoundException"):
+            if is_error(exc, "ResourceNotFoundException"):
                 return False
             raise
         return True

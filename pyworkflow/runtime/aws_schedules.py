@@ -24,6 +24,7 @@ whose EventBridge side failed to be created) is made up within a sweep period.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from datetime import UTC, datetime
@@ -136,6 +137,31 @@ def calendar_cron(entry: CalendarSpec) -> str:
     return f"cron({entry.minute} {entry.hour} {dom} {month} {dow} *)"
 
 
+#: Scheduler's names: [0-9a-zA-Z-_.]+, 1..64 characters.
+SCHEDULE_NAME_MAX = 64
+_NAME_BAD = re.compile(r"[^0-9A-Za-z_.-]")
+
+
+def schedule_name(key: str) -> str:
+    """A Scheduler name for the wait ``key``: the same key always gives the same name, so a
+    retried suspension finds the timer it already made. Invalid characters become ``_``; a name
+    too long keeps its start and ends with a hash of the whole key, so it stays unique."""
+    name = _NAME_BAD.sub("_", key) or "wake"
+    if len(name) <= SCHEDULE_NAME_MAX and name == key:
+        return name
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    if len(name) + 1 + len(digest) <= SCHEDULE_NAME_MAX:
+        return f"{name}-{digest}"  # sanitised: the hash keeps "a/b" and "a_b" apart
+    return f"{name[:SCHEDULE_NAME_MAX - 1 - len(digest)]}-{digest}"
+
+
+def is_error(exc: Exception, *codes: str) -> bool:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    return response.get("Error", {}).get("Code") in codes
+
+
 def expressions(spec: ScheduleSpec) -> list[str]:
     """The EventBridge expressions that tick ``spec``'s fire times (validated first)."""
     validate_spec(spec)
@@ -148,8 +174,6 @@ def expressions(spec: ScheduleSpec) -> list[str]:
 
 
 def eventbridge_names(schedule_id: str, count: int) -> list[str]:
-    from pyworkflow.runtime.aws import schedule_name
-
     base = f"{NAME_PREFIX}{schedule_id}"
     return [schedule_name(base if count == 1 else f"{base}-{i}") for i in range(count)]
 
@@ -191,8 +215,6 @@ class AwsSchedules:
     async def sync(self, schedule: Schedule) -> Schedule:
         """Make the EventBridge side match the record: ENABLED when active, DISABLED when
         paused, gone when deleted. Idempotent (create, or update on ConflictException)."""
-        from pyworkflow.runtime.aws import _is_error
-
         dispatcher = self.rt.dispatcher
         scheduler = await dispatcher._client("scheduler")
         spec = schedule.spec
@@ -207,7 +229,7 @@ class AwsSchedules:
                 try:
                     await scheduler.delete_schedule(Name=name, GroupName=dispatcher.scheduler_group)
                 except Exception as exc:
-                    if not _is_error(exc, "ResourceNotFoundException"):
+                    if not is_error(exc, "ResourceNotFoundException"):
                         raise
             return schedule
         window: dict[str, Any] = {"Mode": "OFF"}
@@ -234,7 +256,7 @@ class AwsSchedules:
                 self.requests["scheduler.CreateSchedule"] += 1
                 await scheduler.create_schedule(**definition)
             except Exception as exc:
-                if not _is_error(exc, "ConflictException"):
+                if not is_error(exc, "ConflictException"):
                     raise
                 self.requests["scheduler.UpdateSchedule"] += 1
                 await scheduler.update_schedule(**definition)

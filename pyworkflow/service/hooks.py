@@ -116,9 +116,13 @@ def _payload_for(hook: Hook, payload: Any) -> Any:
         ) from None
 
 
+def _received(hook: Hook) -> bool:
+    return hook.status == HookStatus.RECEIVED
+
+
 async def deliver_hook(rt: Runtime, hook: Hook, payload: Any) -> ResumeResult:
     """Store ``payload`` on ``hook`` (compare-and-set) and move its run along."""
-    if hook.status == HookStatus.RECEIVED:
+    if _received(hook):
         await _wake_if_not_taken(rt, hook)
         raise HookAlreadyReceivedError(hook.name)
     run = await rt.storage.get_run(hook.run_id)
@@ -128,7 +132,7 @@ async def deliver_hook(rt: Runtime, hook: Hook, payload: Any) -> ResumeResult:
             + (f": {run.status.value})" if run else ")")
         )
     for _ in range(MAX_DELIVERY_ATTEMPTS):
-        if hook.status == HookStatus.RECEIVED:
+        if _received(hook):  # (re-read after a lost compare-and-set)
             await _wake_if_not_taken(rt, hook)
             raise HookAlreadyReceivedError(hook.name)
         if hook.status != HookStatus.PENDING or (
