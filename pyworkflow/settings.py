@@ -248,7 +248,8 @@ def update_settings(**changes: Any) -> Settings:
     get_settings()
     with _state.lock:
         _state.overrides.update(changes)
-        assert _state.from_env is not None
+        if _state.from_env is None:  # get_settings() above read it
+            raise ConfigurationError("The environment's settings were not read")
         _state.current = _state.from_env.model_copy(update=_state.overrides)
         _state.generation += 1
         return _state.current

@@ -37,7 +37,7 @@ async def start(
     """Start a run of ``workflow_func`` and drive it here until it completes or waits.
 
     Returns the run id. With an ``idempotency_key`` already used, returns that run's id instead
-    of starting another (``WorkflowAlreadyRunningError`` while that run is executing elsewhere).
+    of starting another, whatever that run's state.
     A run that fails raises its exception here, with a note naming the run.
     """
     defn = get_workflow_by_func(workflow_func)

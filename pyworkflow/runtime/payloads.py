@@ -17,7 +17,7 @@ from pydantic_core import to_json
 
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import RunStatus, WorkflowRun
-from pyworkflow.exceptions import PayloadTooLargeError
+from pyworkflow.exceptions import PayloadTooLargeError, WorkflowError
 from pyworkflow.settings import ENV_MAX_PAYLOAD_BYTES, get_settings
 from pyworkflow.storage.base import PayloadLimits, StorageBackend
 from pyworkflow.storage.offload import RUN_TEXT_FIELDS, describe_event, describe_run_field
@@ -122,10 +122,11 @@ def fail_oversized(
         error = errors.get(i)
         if event.type == EventType.WORKFLOW_COMPLETED and run is not None and (
                 error is not None or run_error is not None):
-            error = error or run_error
-            assert error is not None
-            out[i] = failed_event(event, error)
-            run, run_error = failed_run(run, error), None
+            cause = error if error is not None else run_error
+            if cause is None:  # (excluded by the condition above; a typed narrowing)
+                continue
+            out[i] = failed_event(event, cause)
+            run, run_error = failed_run(run, cause), None
         elif error is not None and event.type == EventType.STEP_COMPLETED:
             out[i] = failed_event(event, error)
             failure = failure or error
@@ -159,7 +160,8 @@ def fit_final(
     if errors:
         # A step failure among final events needs no stop: the run ends with this write.
         fitted, fitted_run, _ = fail_oversized(events, run, errors)
-        assert fitted_run is not None
+        if fitted_run is None:
+            raise WorkflowError("A final write without its run record: nothing to fit")
         left = guard.oversized(fitted, fitted_run)
         if left:
             raise left[min(left)]

@@ -18,7 +18,6 @@ from pyworkflow.exceptions import (
     ConcurrencyError,
     InvalidArgumentsError,
     InvalidCursorError,
-    WorkflowAlreadyRunningError,
     WorkflowNotFoundError,
 )
 from pyworkflow.runtime.journal import request_cancel
@@ -46,10 +45,12 @@ async def start(rt: Runtime, defn: WorkflowDefinition, args: tuple[Any, ...] | l
     """Start a run of ``defn`` and set it going (embedded: driven here until it ends or waits;
     AWS: its wake-up sent).
 
-    With an ``idempotency_key`` used before, no second run is made: the earlier run is returned
-    — unless it is executing right now elsewhere (``WorkflowAlreadyRunningError``, as in
-    pyworkflow-engine). An earlier run still pending (its starter may have died before setting
-    it going) is set going again; a duplicate wake-up is harmless."""
+    With an ``idempotency_key`` used before, no second run is made: the earlier run is returned,
+    whatever its state, so a caller retrying after a timeout or a crash gets the same answer
+    (pyworkflow-engine raised ``WorkflowAlreadyRunningError`` while that run was executing; a
+    retry loop would then fail although its run exists). An earlier run still pending (its
+    starter may have died before setting it going) is set going again; a duplicate wake-up is
+    harmless."""
     if idempotency_key:
         existing = await rt.storage.get_run_by_idempotency_key(idempotency_key)
         if existing is not None:
@@ -68,11 +69,7 @@ async def start(rt: Runtime, defn: WorkflowDefinition, args: tuple[Any, ...] | l
 
 
 async def _started_before(rt: Runtime, run: WorkflowRun) -> Started:
-    if rt.is_active(run.run_id):
-        return Started(run.run_id, run)
-    if run.status == RunStatus.RUNNING:
-        raise WorkflowAlreadyRunningError(run.run_id)
-    if run.status == RunStatus.PENDING:
+    if run.status == RunStatus.PENDING and not rt.is_active(run.run_id):
         await rt.advance(run.run_id, reason="start")
         run = await get_run(rt.storage, run.run_id)
     return Started(run.run_id, run)

@@ -36,6 +36,7 @@ from pyworkflow.runtime.aws import (
 )
 from pyworkflow.runtime.journal import request_cancel
 from pyworkflow.storage.base import StorageBackend
+from tests.aws.ops import AwsOps
 from tests.simulation.driver import Action, Driver
 from tests.simulation.interpreter import sim_program
 from tests.simulation.program import Program
@@ -223,12 +224,13 @@ class AwsDriver(Driver):
     async def start_program(self, worker: Worker | None, index: int) -> str:
         assert worker is not None
         key = f"sim-{self.world.seed}-p{index}"
-        return await worker.runtime.start(sim_program, self.programs[index], idempotency_key=key)
+        return await AwsOps(worker.runtime).start(sim_program, self.programs[index],
+                                                  idempotency_key=key)
 
     async def resume(self, worker: Worker | None, hook: Hook, payload: Any, by_name: bool
                      ) -> None:
         assert worker is not None
-        rt: AwsRuntime = worker.runtime
+        rt = AwsOps(worker.runtime)
         if by_name:
             await rt.resume_hook_by_name(hook.run_id, hook.name, payload)
             return
@@ -239,7 +241,7 @@ class AwsDriver(Driver):
 
     async def cancel(self, worker: Worker | None, run_id: str) -> None:
         assert worker is not None
-        await worker.runtime.cancel(run_id, "environment")
+        await AwsOps(worker.runtime).cancel(run_id, "environment")
 
     async def cancel_inside(self, run_id: str) -> None:
         await request_cancel(self.store, self.world.clock, run_id, "cancel instruction")
