@@ -58,24 +58,26 @@ from pyworkflow import config, continue_as_new, sleep, step, workflow  # noqa: E
 from pyworkflow.core.models import RunStatus  # noqa: E402
 
 # --- list prices (us-east-1), $ per request/unit -------------------------------------------
-WRU = 0.625e-6        # DynamoDB on-demand write request unit (item <= 1 KB)
-RRU = 0.125e-6        # DynamoDB on-demand read request unit (strongly consistent, <= 4 KB)
-SQS = 0.40e-6         # SQS standard, per request (64 KB chunk)
-SCHEDULER = 1.00e-6   # EventBridge Scheduler, per schedule invocation (API calls are free)
-LAMBDA = 0.20e-6      # Lambda, per request (duration excluded)
+WRU = 0.625e-6  # DynamoDB on-demand write request unit (item <= 1 KB)
+RRU = 0.125e-6  # DynamoDB on-demand read request unit (strongly consistent, <= 4 KB)
+SQS = 0.40e-6  # SQS standard, per request (64 KB chunk)
+SCHEDULER = 1.00e-6  # EventBridge Scheduler, per schedule invocation (API calls are free)
+LAMBDA = 0.20e-6  # Lambda, per request (duration excluded)
 
 GOAL_WRITES_PER_STEP = 1.1
 GOAL_COST_PER_M_STEPS = 0.80
-ANCHORS = [("AWS Step Functions standard ($25/M transitions)", 25.0),
-           ("Lambda durable functions (approx.)", 9.0)]
-ENGINE_019_CALLS_PER_10_STEP_RUN = 59   # pyworkflow-engine 0.1.9, DynamoDB backend
+ANCHORS = [
+    ("AWS Step Functions standard ($25/M transitions)", 25.0),
+    ("Lambda durable functions (approx.)", 9.0),
+]
+ENGINE_019_CALLS_PER_10_STEP_RUN = 59  # pyworkflow-engine 0.1.9, DynamoDB backend
 
 DDB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 DDB_READS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
 
 
 # --- workflows (the worker finds them in this process's registry) -----------------------------
-STEPS: Counter[str] = Counter()   # step executions by scenario
+STEPS: Counter[str] = Counter()  # step executions by scenario
 
 
 @step
@@ -129,15 +131,23 @@ class Tally:
     log: list[list[Any]] = field(default_factory=list)
 
     def clear(self) -> None:
-        for counter in (self.requests, self.wru_table, self.wru_index, self.rru,
-                        self.estimated, self.wru_by_op, self.writes_by_op,
-                        self.wru_model, self.rru_model):
+        for counter in (
+            self.requests,
+            self.wru_table,
+            self.wru_index,
+            self.rru,
+            self.estimated,
+            self.wru_by_op,
+            self.writes_by_op,
+            self.wru_model,
+            self.rru_model,
+        ):
             counter.clear()
         self.log.clear()
 
 
 TALLY = Tally()
-_EMPTY: dict[str, int] = {}   # empty ESM receives per scenario
+_EMPTY: dict[str, int] = {}  # empty ESM receives per scenario
 DDB_CAPACITY_OPS = DDB_WRITES | DDB_READS
 
 
@@ -154,19 +164,24 @@ def _estimate(operation: str, params: dict[str, Any]) -> tuple[float, float]:
 
 
 def _item_kind(params: dict[str, Any]) -> str:
-    """"run", "event", "run+event"...: what a write touches (by sort key)."""
+    """ "run", "event", "run+event"...: what a write touches (by sort key)."""
+
     def kind(item: dict[str, Any]) -> str:
         sk = str(item.get("SK", {}).get("S", "?"))
         return "event" if sk.startswith("EVT#") else sk.lower()
 
     if "Item" in params or "Key" in params:
         return kind(params.get("Item") or params["Key"])
-    return "+".join(kind(body.get("Item") or body.get("Key") or {})
-                    for item in params.get("TransactItems", []) for body in item.values())
+    return "+".join(
+        kind(body.get("Item") or body.get("Key") or {})
+        for item in params.get("TransactItems", [])
+        for body in item.values()
+    )
 
 
 def _describe(service: str, operation: str, params: dict[str, Any], url: str) -> str:
     """A short line for ``--trace``: which items or message a request touches."""
+
     def key(item: dict[str, Any]) -> str:
         return f"{item.get('PK', {}).get('S', '?')}/{item.get('SK', {}).get('S', '?')}"
 
@@ -176,12 +191,16 @@ def _describe(service: str, operation: str, params: dict[str, Any], url: str) ->
         if "Key" in params:
             return key(params["Key"])
         if "TransactItems" in params:
-            return "; ".join(f"{kind} {key(body.get('Item') or body.get('Key') or {})}"
-                             for item in params["TransactItems"] for kind, body in item.items())
+            return "; ".join(
+                f"{kind} {key(body.get('Item') or body.get('Key') or {})}"
+                for item in params["TransactItems"]
+                for kind, body in item.items()
+            )
         if operation == "Query":
             values = params.get("ExpressionAttributeValues", {})
             return f"{params.get('IndexName', 'table')}: " + ", ".join(
-                str(v.get("S", v.get("N"))) for v in values.values())
+                str(v.get("S", v.get("N"))) for v in values.values()
+            )
         return ""
     if service == "sqs":
         delay = params.get("DelaySeconds")
@@ -193,8 +212,9 @@ _original_send_request = AioEndpoint._send_request
 _original_create_request = AioEndpoint.create_request
 
 
-async def _counting_create_request(self: AioEndpoint, params: dict[str, Any],
-                                   operation_model: Any = None) -> Any:
+async def _counting_create_request(
+    self: AioEndpoint, params: dict[str, Any], operation_model: Any = None
+) -> Any:
     """Called once per HTTP attempt (botocore re-creates the request on every retry)."""
     if operation_model is not None:
         service = operation_model.service_model.endpoint_prefix
@@ -202,8 +222,9 @@ async def _counting_create_request(self: AioEndpoint, params: dict[str, Any],
     return await _original_create_request(self, params, operation_model)
 
 
-async def _measuring_send_request(self: AioEndpoint, request_dict: dict[str, Any],
-                                  operation_model: Any) -> Any:
+async def _measuring_send_request(
+    self: AioEndpoint, request_dict: dict[str, Any], operation_model: Any
+) -> Any:
     """Once per operation: ask DynamoDB for its consumed capacity, log the request."""
     service = operation_model.service_model.endpoint_prefix
     operation = operation_model.name
@@ -214,9 +235,13 @@ async def _measuring_send_request(self: AioEndpoint, request_dict: dict[str, Any
     if service == "dynamodb" and operation in DDB_CAPACITY_OPS:
         params["ReturnConsumedCapacity"] = "INDEXES"
         request_dict["body"] = json.dumps(params).encode()
-    entry = [id(self), f"{service}.{operation}",
-             _describe(service, operation, params, request_dict.get("url_path", "")),
-             json.dumps(params) + request_dict.get("url_path", ""), ""]
+    entry = [
+        id(self),
+        f"{service}.{operation}",
+        _describe(service, operation, params, request_dict.get("url_path", "")),
+        json.dumps(params) + request_dict.get("url_path", ""),
+        "",
+    ]
     TALLY.log.append(entry)
     response = await _original_send_request(self, request_dict, operation_model)
     if service == "dynamodb" and operation in DDB_CAPACITY_OPS:
@@ -231,9 +256,13 @@ async def _measuring_send_request(self: AioEndpoint, request_dict: dict[str, Any
             write = operation in DDB_WRITES
             for c in consumed:
                 table = float(c.get("Table", {}).get("CapacityUnits", c.get("CapacityUnits", 0)))
-                index = sum(float(g.get("CapacityUnits", 0)) for g in (
-                    *c.get("GlobalSecondaryIndexes", {}).values(),
-                    *c.get("LocalSecondaryIndexes", {}).values()))
+                index = sum(
+                    float(g.get("CapacityUnits", 0))
+                    for g in (
+                        *c.get("GlobalSecondaryIndexes", {}).values(),
+                        *c.get("LocalSecondaryIndexes", {}).values(),
+                    )
+                )
                 if write:
                     TALLY.wru_table[id(self)] += table
                     TALLY.wru_index[id(self)] += index
@@ -264,12 +293,12 @@ def endpoint_of(client: Any) -> int | None:
 @dataclass
 class Bench:
     stack: moto_server.AwsStack
-    worker: Any                 # handlers.worker (one "container", reset between scenarios)
-    client: Any                 # AwsOps: the API side (start)
-    esm_sqs: Any                # the pump's SQS client (Lambda's event source mapping)
-    sched_sqs: Any              # the Scheduler stand-in's clients (fires due schedules)
+    worker: Any  # handlers.worker (one "container", reset between scenarios)
+    client: Any  # AwsOps: the API side (start)
+    esm_sqs: Any  # the pump's SQS client (Lambda's event source mapping)
+    sched_sqs: Any  # the Scheduler stand-in's clients (fires due schedules)
     sched: Any
-    probe: Any                  # a harness storage for checking run status (not billed)
+    probe: Any  # a harness storage for checking run status (not billed)
     batch_size: int
 
 
@@ -277,9 +306,15 @@ async def pump(b: Bench, **kwargs: Any) -> PumpResult:
     kwargs.setdefault("wait_seconds", 0)
     kwargs.setdefault("idle_polls", 2)
     kwargs.setdefault("max_invocations", 10_000)
-    return await pump_queue(b.worker.handler, b.stack.queue_url, sqs=b.esm_sqs,
-                            queue_arn=b.stack.queue_arn, region=REGION,
-                            batch_size=b.batch_size, **kwargs)
+    return await pump_queue(
+        b.worker.handler,
+        b.stack.queue_url,
+        sqs=b.esm_sqs,
+        queue_arn=b.stack.queue_arn,
+        region=REGION,
+        batch_size=b.batch_size,
+        **kwargs,
+    )
 
 
 def add(total: PumpResult, more: PumpResult) -> None:
@@ -306,8 +341,10 @@ async def expect(b: Bench, run_ids: list[str], result: Any) -> None:
     for run_id in run_ids:
         run = await b.probe.get_run(run_id)
         if run is None or run.status != RunStatus.COMPLETED or run.get_result() != result:
-            raise SystemExit(f"bench: run {run_id} did not complete as expected: "
-                             f"{run and run.status} {run and run.error}")
+            raise SystemExit(
+                f"bench: run {run_id} did not complete as expected: "
+                f"{run and run.status} {run and run.error}"
+            )
 
 
 # --- scenarios ------------------------------------------------------------------------------
@@ -329,12 +366,12 @@ async def scenario_sleep_scheduler(b: Bench, runs: int) -> tuple[list[str], Pump
         wakes.append(run.wake_at)
     # at(...) has second precision, rounded up: wait past the latest wake time, then fire.
     await asyncio.sleep(max(0.0, (max(wakes) - datetime.now(UTC)).total_seconds()) + 1.2)
-    fired = await fire_due_schedules(b.sched, b.sched_sqs, datetime.now(UTC),
-                                     group=b.stack.scheduler_group)
+    fired = await fire_due_schedules(
+        b.sched, b.sched_sqs, datetime.now(UTC), group=b.stack.scheduler_group
+    )
     if len(fired) != runs:
         raise SystemExit(f"bench: {len(fired)} schedules fired, expected {runs}")
-    add(result, await pump(b, stop_when=await until_ended(b, ids), idle_polls=5,
-                           wait_seconds=1))
+    add(result, await pump(b, stop_when=await until_ended(b, ids), idle_polls=5, wait_seconds=1))
     await expect(b, ids, 3)
     return ids, result
 
@@ -373,22 +410,29 @@ class Scenario:
 
 SCENARIOS = [
     Scenario("ten_steps", "10 steps", scenario_ten_steps, "runs"),
-    Scenario("sleep_scheduler", "2 steps + 2 s sleep (Scheduler)", scenario_sleep_scheduler,
-             "other_runs", {config.ENV_SQS_DELAY_MAX: "0"}),
-    Scenario("sleep_sqs_delay", "2 steps + 2 s sleep (SQS delay)", scenario_sleep_sqs_delay,
-             "other_runs"),
-    Scenario("chain", f"continue-as-new {CHAIN_LINKS} runs x 2 steps", scenario_chain,
-             "other_runs"),
+    Scenario(
+        "sleep_scheduler",
+        "2 steps + 2 s sleep (Scheduler)",
+        scenario_sleep_scheduler,
+        "other_runs",
+        {config.ENV_SQS_DELAY_MAX: "0"},
+    ),
+    Scenario(
+        "sleep_sqs_delay", "2 steps + 2 s sleep (SQS delay)", scenario_sleep_sqs_delay, "other_runs"
+    ),
+    Scenario(
+        "chain", f"continue-as-new {CHAIN_LINKS} runs x 2 steps", scenario_chain, "other_runs"
+    ),
 ]
 
 
 @dataclass
 class Figures:
     scenario: Scenario
-    runs: int                       # workflow runs started by the client (a chain counts once)
+    runs: int  # workflow runs started by the client (a chain counts once)
     steps: int
     pumped: PumpResult
-    user: Counter[str]              # worker + client runtime requests by "service.Operation"
+    user: Counter[str]  # worker + client runtime requests by "service.Operation"
     by_client: dict[str, Counter[str]]
     wru_table: float
     wru_index: float
@@ -396,14 +440,19 @@ class Figures:
     wru_model: float
     rru_model: float
     estimated: int
-    wru_by_op: list[tuple[str, int, float]]   # (write kind, requests, WRU)
+    wru_by_op: list[tuple[str, int, float]]  # (write kind, requests, WRU)
     checks: list[str]
     trace: list[str]
     elapsed: float
 
 
-USER_LABELS = ("worker storage", "worker dispatcher", "client storage", "client dispatcher",
-               "UNKNOWN client")
+USER_LABELS = (
+    "worker storage",
+    "worker dispatcher",
+    "client storage",
+    "client dispatcher",
+    "UNKNOWN client",
+)
 
 
 async def measure(b: Bench, sc: Scenario, runs: int, *, trace: bool) -> Figures:
@@ -456,13 +505,18 @@ async def measure(b: Bench, sc: Scenario, runs: int, *, trace: bool) -> Figures:
         disp_counted.update(runtime.dispatcher.requests)
     ddb_counted.update(Counter(b.client.storage.requests) - client_ddb0)
     disp_counted.update(Counter(b.client.dispatcher.requests) - client_disp0)
-    hooked_ddb = Counter({op.split(".", 1)[1]: c for op, c in user.items()
-                          if op.startswith("dynamodb.")})
+    hooked_ddb = Counter(
+        {op.split(".", 1)[1]: c for op, c in user.items() if op.startswith("dynamodb.")}
+    )
     hooked_disp = Counter({op: c for op, c in user.items() if not op.startswith("dynamodb.")})
-    checks.append("storage.requests " + ("agree" if +ddb_counted == +hooked_ddb
-                                         else f"DIFFER: {dict(ddb_counted)}"))
-    checks.append("dispatcher.requests " + ("agree" if +disp_counted == +hooked_disp
-                                            else f"DIFFER: {dict(disp_counted)}"))
+    checks.append(
+        "storage.requests "
+        + ("agree" if +ddb_counted == +hooked_ddb else f"DIFFER: {dict(ddb_counted)}")
+    )
+    checks.append(
+        "dispatcher.requests "
+        + ("agree" if +disp_counted == +hooked_disp else f"DIFFER: {dict(disp_counted)}")
+    )
     if "UNKNOWN client" in by_client:
         checks.append("requests from an unlabelled client counted as the user's")
     lines: list[str] = []
@@ -473,7 +527,11 @@ async def measure(b: Bench, sc: Scenario, runs: int, *, trace: bool) -> Figures:
             if label in USER_LABELS and any(run_id in raw for run_id in follow):
                 lines.append(f"{label:18} {op:30} {units:14} {what}")
     return Figures(
-        scenario=sc, runs=runs, steps=STEPS[sc.name] - steps0, pumped=pumped, user=user,
+        scenario=sc,
+        runs=runs,
+        steps=STEPS[sc.name] - steps0,
+        pumped=pumped,
+        user=user,
         by_client=by_client,
         wru_table=sum(v for e, v in TALLY.wru_table.items() if e in billed),
         wru_index=sum(v for e, v in TALLY.wru_index.items() if e in billed),
@@ -481,9 +539,12 @@ async def measure(b: Bench, sc: Scenario, runs: int, *, trace: bool) -> Figures:
         wru_model=sum(v for e, v in TALLY.wru_model.items() if e in billed),
         rru_model=sum(v for e, v in TALLY.rru_model.items() if e in billed),
         estimated=sum(v for e, v in TALLY.estimated.items() if e in billed),
-        wru_by_op=sorted(((k, TALLY.writes_by_op[k], v) for k, v in TALLY.wru_by_op.items()),
-                         key=lambda t: -t[2]),
-        checks=checks, trace=lines, elapsed=elapsed,
+        wru_by_op=sorted(
+            ((k, TALLY.writes_by_op[k], v) for k, v in TALLY.wru_by_op.items()), key=lambda t: -t[2]
+        ),
+        checks=checks,
+        trace=lines,
+        elapsed=elapsed,
     )
 
 
@@ -503,10 +564,12 @@ def report(f: Figures, batch_size: int) -> dict[str, float]:
     sqs_user = ops(u, "sqs.")
     creates = u["scheduler.CreateSchedule"]
     wru = f.wru_table + f.wru_index
-    others = {"SQS": sqs_user * SQS, "Scheduler": creates * SCHEDULER,
-              "Lambda requests": inv * LAMBDA}
-    cost = {"DynamoDB writes": f.wru_model * WRU, "DynamoDB reads": f.rru_model * RRU,
-            **others}
+    others = {
+        "SQS": sqs_user * SQS,
+        "Scheduler": creates * SCHEDULER,
+        "Lambda requests": inv * LAMBDA,
+    }
+    cost = {"DynamoDB writes": f.wru_model * WRU, "DynamoDB reads": f.rru_model * RRU, **others}
     measured = {"DynamoDB writes": wru * WRU, "DynamoDB reads": f.rru * RRU, **others}
     total = sum(cost.values())
     total_measured = sum(measured.values())
@@ -515,54 +578,81 @@ def report(f: Figures, batch_size: int) -> dict[str, float]:
     esm_billed = ops(esm, "sqs.") + stand_in["sqs.SendMessage"]
     per_m = 1e6 / steps
     sc = f.scenario
-    print(f"\n== {sc.label}: {f.runs} runs, {steps} steps ({steps / f.runs:g}/run), "
-          f"{inv} Lambda invocations for {messages} messages (ESM batch <= {batch_size}), "
-          f"{f.elapsed:.1f} s")
+    print(
+        f"\n== {sc.label}: {f.runs} runs, {steps} steps ({steps / f.runs:g}/run), "
+        f"{inv} Lambda invocations for {messages} messages (ESM batch <= {batch_size}), "
+        f"{f.elapsed:.1f} s"
+    )
     print(f"   {'request':32} {'total':>6} {'/run':>7} {'/step':>7}   sent by")
     for op in sorted(u):
-        who = ", ".join(sorted(lab for lab, c in f.by_client.items()
-                               if c.get(op) and lab in USER_LABELS))
+        who = ", ".join(
+            sorted(lab for lab, c in f.by_client.items() if c.get(op) and lab in USER_LABELS)
+        )
         print(f"   {op:32} {u[op]:6} {u[op] / f.runs:7.2f} {u[op] / steps:7.3f}   {who}")
     print(f"   {'Lambda invocations':32} {inv:6} {inv / f.runs:7.2f} {inv / steps:7.3f}")
     w = ddb_writes / steps
-    print(f"   DynamoDB writes/step: {w:.3f} requests (goal <= {GOAL_WRITES_PER_STEP}: "
-          f"{_ok(w <= GOAL_WRITES_PER_STEP)}); WRU/step: {f.wru_model / steps:.3f} at <= 1 KB "
-          f"(transactions x2), {wru / steps:.3f} as DynamoDB Local reports = "
-          f"{f.wru_table / steps:.3f} table + {f.wru_index / steps:.3f} GSI maintenance")
-    print("   WRU by write (requests x WRU each): " + ", ".join(
-        f"{kind} {n} x {units / n:.1f}" for kind, n, units in f.wru_by_op))
-    print(f"   DynamoDB reads/step beyond one history Query per message: "
-          f"{other_reads / steps:.3f} ({ddb_reads} reads - {history_queries} history Queries "
-          f"= {other_reads}) (goal 0: {_ok(other_reads == 0)}); RRU/step {f.rru_model / steps:.3f}"
-          f" (model), {f.rru / steps:.3f} (reported)")
-    print(f"   Scans: {scans} (goal 0: {_ok(scans == 0)}); DynamoDB requests per run: "
-          f"{(ddb_writes + ddb_reads) / f.runs:.1f}"
-          + (f"; {f.estimated} answers without ConsumedCapacity estimated" if f.estimated
-             else ""))
-    for title, costs in (("model: items <= 1 KB, no GSI writes", cost),
-                         ("DynamoDB Local's consumed capacity: item sizes + GSI writes",
-                          measured)):
+    print(
+        f"   DynamoDB writes/step: {w:.3f} requests (goal <= {GOAL_WRITES_PER_STEP}: "
+        f"{_ok(w <= GOAL_WRITES_PER_STEP)}); WRU/step: {f.wru_model / steps:.3f} at <= 1 KB "
+        f"(transactions x2), {wru / steps:.3f} as DynamoDB Local reports = "
+        f"{f.wru_table / steps:.3f} table + {f.wru_index / steps:.3f} GSI maintenance"
+    )
+    print(
+        "   WRU by write (requests x WRU each): "
+        + ", ".join(f"{kind} {n} x {units / n:.1f}" for kind, n, units in f.wru_by_op)
+    )
+    print(
+        f"   DynamoDB reads/step beyond one history Query per message: "
+        f"{other_reads / steps:.3f} ({ddb_reads} reads - {history_queries} history Queries "
+        f"= {other_reads}) (goal 0: {_ok(other_reads == 0)}); RRU/step {f.rru_model / steps:.3f}"
+        f" (model), {f.rru / steps:.3f} (reported)"
+    )
+    print(
+        f"   Scans: {scans} (goal 0: {_ok(scans == 0)}); DynamoDB requests per run: "
+        f"{(ddb_writes + ddb_reads) / f.runs:.1f}"
+        + (f"; {f.estimated} answers without ConsumedCapacity estimated" if f.estimated else "")
+    )
+    for title, costs in (
+        ("model: items <= 1 KB, no GSI writes", cost),
+        ("DynamoDB Local's consumed capacity: item sizes + GSI writes", measured),
+    ):
         t = sum(costs.values())
         print(f"   $/M steps, {title}:")
-        print("     " + ", ".join(f"{k} {v * per_m:.3f}" for k, v in costs.items())
-              + f" => ${t * per_m:.3f}/M steps (goal <= ${GOAL_COST_PER_M_STEPS:.2f}: "
-              f"{_ok(t * per_m <= GOAL_COST_PER_M_STEPS)}), ${t * 1e6 / f.runs:.2f}/M runs")
+        print(
+            "     "
+            + ", ".join(f"{k} {v * per_m:.3f}" for k, v in costs.items())
+            + f" => ${t * per_m:.3f}/M steps (goal <= ${GOAL_COST_PER_M_STEPS:.2f}: "
+            f"{_ok(t * per_m <= GOAL_COST_PER_M_STEPS)}), ${t * 1e6 / f.runs:.2f}/M runs"
+        )
     esm_ops = ", ".join(f"{op.split('.', 1)[1]} {c}" for op, c in sorted(esm.items()))
-    print(f"   Lambda ESM polling (billed SQS, amortised; not above): {esm_ops} "
-          f"({_EMPTY.get(sc.name, 0)} of the receives empty)")
+    print(
+        f"   Lambda ESM polling (billed SQS, amortised; not above): {esm_ops} "
+        f"({_EMPTY.get(sc.name, 0)} of the receives empty)"
+    )
     if stand_in:
-        print("   Scheduler stand-in: " + ", ".join(
-            f"{op} {c}" for op, c in sorted(stand_in.items()))
-            + " (AWS bills only the target SendMessage, to the queue owner)")
-    print(f"   ESM + Scheduler delivery as measured: {esm_billed} SQS requests = "
-          f"${esm_billed * SQS * per_m:.3f}/M steps (Lambda duration is never included)")
+        print(
+            "   Scheduler stand-in: "
+            + ", ".join(f"{op} {c}" for op, c in sorted(stand_in.items()))
+            + " (AWS bills only the target SendMessage, to the queue owner)"
+        )
+    print(
+        f"   ESM + Scheduler delivery as measured: {esm_billed} SQS requests = "
+        f"${esm_billed * SQS * per_m:.3f}/M steps (Lambda duration is never included)"
+    )
     print(f"   cross-check: {'; '.join(f.checks)}")
     if f.trace:
         print("   trace of the first run" + (" chain" if sc.name == "chain" else "") + ":")
         for line in f.trace:
             print(f"     {line}")
-    return {"steps": steps, "cost": total, "measured": total_measured, "writes": ddb_writes,
-            "runs": f.runs, "ddb": ddb_writes + ddb_reads, "wru": wru}
+    return {
+        "steps": steps,
+        "cost": total,
+        "measured": total_measured,
+        "writes": ddb_writes,
+        "runs": f.runs,
+        "ddb": ddb_writes + ddb_reads,
+        "wru": wru,
+    }
 
 
 def _ok(good: bool) -> str:
@@ -578,8 +668,10 @@ async def run_all(args: argparse.Namespace) -> None:
     try:
         with running() as ddb, moto_server.start() as moto:
             for name, value in {
-                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
                 "AWS_ENDPOINT_URL_SQS": moto.endpoint_url,
                 "AWS_ENDPOINT_URL_SCHEDULER": moto.endpoint_url,
@@ -587,8 +679,13 @@ async def run_all(args: argparse.Namespace) -> None:
             }.items():
                 os.environ[name] = value
             os.environ.pop("AWS_PROFILE", None)
-            stack = moto_server.create_stack(moto.endpoint_url, "bench", region=REGION,
-                                             visibility_timeout=30, max_receive_count=4)
+            stack = moto_server.create_stack(
+                moto.endpoint_url,
+                "bench",
+                region=REGION,
+                visibility_timeout=30,
+                max_receive_count=4,
+            )
             os.environ.update(stack.env())
             os.environ[config.ENV_MODULE] = ""  # workflows are already registered here
             os.environ[config.ENV_MAX_RECEIVES] = "3"
@@ -618,18 +715,32 @@ async def bench(args: argparse.Namespace, stack: moto_server.AwsStack) -> None:
     client = AwsOps(AwsRuntime(storage, AwsDispatcher.from_env(session=session)))
     worker.reset()
     try:
-        async with session.client("sqs") as esm_sqs, session.client("sqs") as sched_sqs, \
-                session.client("scheduler") as sched:
-            b = Bench(stack=stack, worker=worker, client=client, esm_sqs=esm_sqs,
-                      sched_sqs=sched_sqs, sched=sched, probe=probe,
-                      batch_size=args.batch_size)
+        async with (
+            session.client("sqs") as esm_sqs,
+            session.client("sqs") as sched_sqs,
+            session.client("scheduler") as sched,
+        ):
+            b = Bench(
+                stack=stack,
+                worker=worker,
+                client=client,
+                esm_sqs=esm_sqs,
+                sched_sqs=sched_sqs,
+                sched=sched,
+                probe=probe,
+                batch_size=args.batch_size,
+            )
             hook_empty_receives(esm_sqs)
             await probe.get_run("run_warmup")  # open the probe's client (not counted below)
-            print(f"pyworkflow AWS requests per step: DynamoDB Local + moto {REGION}, "
-                  f"ESM batch size {args.batch_size}")
-            print("prices: DynamoDB on-demand $0.625/M WRU, $0.125/M RRU (transactional x2, "
-                  "items <= 1 KB, Query ~ 1 RRU); SQS $0.40/M; Scheduler $1.00/M invocations "
-                  "(CreateSchedule counted as one); Lambda $0.20/M requests, duration excluded")
+            print(
+                f"pyworkflow AWS requests per step: DynamoDB Local + moto {REGION}, "
+                f"ESM batch size {args.batch_size}"
+            )
+            print(
+                "prices: DynamoDB on-demand $0.625/M WRU, $0.125/M RRU (transactional x2, "
+                "items <= 1 KB, Query ~ 1 RRU); SQS $0.40/M; Scheduler $1.00/M invocations "
+                "(CreateSchedule counted as one); Lambda $0.20/M requests, duration excluded"
+            )
             totals = []
             for sc in SCENARIOS:
                 if args.only and sc.name not in args.only:
@@ -659,40 +770,60 @@ def summary(totals: list[tuple[Scenario, dict[str, float]]]) -> None:
     if not totals:
         return
     print("\n== summary (user-billed requests; ESM polling and Lambda duration excluded)")
-    print(f"   {'scenario':36} {'$/M steps':>10} {'$/M steps':>10} {'DDB writes':>11} "
-          f"{'WRU/step':>9} {'DDB req':>8}")
-    print(f"   {'':36} {'<=1KB':>10} {'measured':>10} {'per step':>11} {'measured':>9} "
-          f"{'per run':>8}")
+    print(
+        f"   {'scenario':36} {'$/M steps':>10} {'$/M steps':>10} {'DDB writes':>11} "
+        f"{'WRU/step':>9} {'DDB req':>8}"
+    )
+    print(
+        f"   {'':36} {'<=1KB':>10} {'measured':>10} {'per step':>11} {'measured':>9} {'per run':>8}"
+    )
     for sc, t in totals:
-        print(f"   {sc.label:36} {t['cost'] * 1e6 / t['steps']:10.3f} "
-              f"{t['measured'] * 1e6 / t['steps']:10.3f} {t['writes'] / t['steps']:11.3f} "
-              f"{t['wru'] / t['steps']:9.3f} {t['ddb'] / t['runs']:8.1f}")
+        print(
+            f"   {sc.label:36} {t['cost'] * 1e6 / t['steps']:10.3f} "
+            f"{t['measured'] * 1e6 / t['steps']:10.3f} {t['writes'] / t['steps']:11.3f} "
+            f"{t['wru'] / t['steps']:9.3f} {t['ddb'] / t['runs']:8.1f}"
+        )
     steps = sum(t["steps"] for _, t in totals)
     cost = sum(t["cost"] for _, t in totals) * 1e6 / steps
     measured = sum(t["measured"] for _, t in totals) * 1e6 / steps
     print(f"   {'all scenarios':36} {cost:10.3f} {measured:10.3f}")
-    print(f"   goals: <= {GOAL_WRITES_PER_STEP} DynamoDB writes/step, 0 reads/step after the "
-          f"history Query, 0 Scans, <= ${GOAL_COST_PER_M_STEPS:.2f}/M steps")
+    print(
+        f"   goals: <= {GOAL_WRITES_PER_STEP} DynamoDB writes/step, 0 reads/step after the "
+        f"history Query, 0 Scans, <= ${GOAL_COST_PER_M_STEPS:.2f}/M steps"
+    )
     for name, price in ANCHORS:
-        print(f"   anchor: {name} ${price:.2f}/M steps = {price / cost:.1f}x (<=1KB model), "
-              f"{price / measured:.1f}x (measured) this")
+        print(
+            f"   anchor: {name} ${price:.2f}/M steps = {price / cost:.1f}x (<=1KB model), "
+            f"{price / measured:.1f}x (measured) this"
+        )
     ten = next((t for sc, t in totals if sc.name == "ten_steps"), None)
     if ten:
-        print(f"   anchor: pyworkflow-engine 0.1.9 DynamoDB backend "
-              f"{ENGINE_019_CALLS_PER_10_STEP_RUN} calls per 10-step run; here "
-              f"{ten['ddb'] / ten['runs']:.1f} DynamoDB requests per 10-step run")
+        print(
+            f"   anchor: pyworkflow-engine 0.1.9 DynamoDB backend "
+            f"{ENGINE_019_CALLS_PER_10_STEP_RUN} calls per 10-step run; here "
+            f"{ten['ddb'] / ten['runs']:.1f} DynamoDB requests per 10-step run"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="runs of the 10-step workflow")
-    parser.add_argument("--other-runs", type=int, default=5,
-                        help="runs of the sleep workflows and chains (a chain counts once)")
-    parser.add_argument("--batch-size", type=int, default=10,
-                        help="ESM batch size (messages per Lambda invocation, 1..10)")
+    parser.add_argument(
+        "--other-runs",
+        type=int,
+        default=5,
+        help="runs of the sleep workflows and chains (a chain counts once)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=10,
+        help="ESM batch size (messages per Lambda invocation, 1..10)",
+    )
     parser.add_argument("--only", nargs="*", choices=[s.name for s in SCENARIOS])
-    parser.add_argument("--trace", action="store_true",
-                        help="list the requests of the first run of each scenario")
+    parser.add_argument(
+        "--trace", action="store_true", help="list the requests of the first run of each scenario"
+    )
     args = parser.parse_args()
     asyncio.run(run_all(args))
 

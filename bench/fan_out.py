@@ -40,8 +40,11 @@ async def fan(n: int, limit: int | None) -> int:
 
 async def measure(n: int, storage_kind: str, limit: int | None, tmp: Path) -> dict[str, float]:
     clock = ManualClock()
-    store = (InMemoryStorageBackend() if storage_kind == "memory"
-             else SQLiteStorageBackend(tmp / f"fan-{n}.db"))
+    store = (
+        InMemoryStorageBackend()
+        if storage_kind == "memory"
+        else SQLiteStorageBackend(tmp / f"fan-{n}.db")
+    )
     pyworkflow.configure(storage=store, clock=clock)
     t0 = time.perf_counter()
     run_id = await start(fan, n, limit)
@@ -56,9 +59,13 @@ async def measure(n: int, storage_kind: str, limit: int | None, tmp: Path) -> di
     report = await replay_history(events)
     pure = time.perf_counter() - t0
     assert report.ok, report
-    return {"first": first, "resume": resumed, "replay": pure,
-            # minus workflow.started, parallel.started, sleep x2, workflow.completed
-            "events_per_item": (len(events) - 5) / n}
+    return {
+        "first": first,
+        "resume": resumed,
+        "replay": pure,
+        # minus workflow.started, parallel.started, sleep x2, workflow.completed
+        "events_per_item": (len(events) - 5) / n,
+    }
 
 
 def main() -> None:
@@ -69,13 +76,17 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"storage={args.storage} max_concurrency={args.max_concurrency}")
-    print(f"{'items':>7} {'first s':>9} {'resume s':>9} {'replay s':>9} "
-          f"{'replay us/item':>15} {'events/item':>12}")
+    print(
+        f"{'items':>7} {'first s':>9} {'resume s':>9} {'replay s':>9} "
+        f"{'replay us/item':>15} {'events/item':>12}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             m = asyncio.run(measure(n, args.storage, args.max_concurrency, Path(tmp)))
-            print(f"{n:>7} {m['first']:>9.3f} {m['resume']:>9.3f} {m['replay']:>9.3f} "
-                  f"{m['replay'] / n * 1e6:>15.1f} {m['events_per_item']:>12.2f}")
+            print(
+                f"{n:>7} {m['first']:>9.3f} {m['resume']:>9.3f} {m['replay']:>9.3f} "
+                f"{m['replay'] / n * 1e6:>15.1f} {m['events_per_item']:>12.2f}"
+            )
 
 
 if __name__ == "__main__":

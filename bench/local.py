@@ -95,15 +95,19 @@ async def main() -> None:
             "sqlite": lambda: SQLiteStorageBackend(Path(tmp) / f"bench-{time.time_ns()}.db"),
         }
         print(f"{args.runs} runs x {args.steps} steps, best of {args.repeat}")
-        print(f"{'backend':8} {'steps/s':>9} {'runs/s':>8} {'writes/step':>12} "
-              f"{'writes/run':>11} {'reads/run':>10}")
+        print(
+            f"{'backend':8} {'steps/s':>9} {'runs/s':>8} {'writes/step':>12} "
+            f"{'writes/run':>11} {'reads/run':>10}"
+        )
         for name, make in backends.items():
             results = [await throughput(make(), args.runs, args.steps) for _ in range(args.repeat)]
             best = max(results, key=lambda r: r["steps_per_s"])
             spread = statistics.pstdev(r["steps_per_s"] for r in results)
-            print(f"{name:8} {best['steps_per_s']:9.0f} {best['runs_per_s']:8.0f} "
-                  f"{best['writes_per_step']:12.2f} {best['writes_per_run']:11.1f} "
-                  f"{best['reads_per_run']:10.1f}   (±{spread:.0f} steps/s)")
+            print(
+                f"{name:8} {best['steps_per_s']:9.0f} {best['runs_per_s']:8.0f} "
+                f"{best['writes_per_step']:12.2f} {best['writes_per_run']:11.1f} "
+                f"{best['reads_per_run']:10.1f}   (±{spread:.0f} steps/s)"
+            )
         print("\nresume after a sleep, by history length (sqlite):")
         print(f"{'steps':>6} {'reads':>6} {'writes':>7} {'ms':>8}")
         rows = await resume_cost(backends["sqlite"](), [10, 100, 1000])

@@ -71,8 +71,9 @@ BUGS: dict[str, frozenset[str]] = {
     "known bug 3 (no lease renewal during a long step)": frozenset({"slow_steps"}),
     "known bug 5 (gather: a sibling runs twice)": frozenset({"plain_gather_failing"}),
     "new bug A (inline child inherits the branch)": frozenset({"branch_children"}),
-    "new bug B (early stop forgets a skipped branch's ops)":
-        frozenset({"early_stop", "early_stop_waits"}),
+    "new bug B (early stop forgets a skipped branch's ops)": frozenset(
+        {"early_stop", "early_stop_waits"}
+    ),
     "new bug C (user code swallows ConcurrencyError)": frozenset({"catch_all"}),
     "new bug D (early stop cancels a branch mid-write)": frozenset({"early_stop"}),
     "new bug E (a retried steal takes a live run)": frozenset({"concurrent_passes"}),
@@ -85,12 +86,19 @@ def classify(seed: int, config: str, features: Features) -> str:
     features (and no other), make it fail; the smallest such sets win."""
     if not check_seed(seed, config, CI_FEATURES).ok:
         return "unexplained (fails with CI's features too)"
-    failing = {bug: names for bug, names in BUGS.items()
-               if all(getattr(features, n) for n in names) and not check_seed(
-                   seed, config, dataclasses.replace(CI_FEATURES, **dict.fromkeys(names, True))
-               ).ok}
-    minimal = [bug for bug, names in failing.items()
-               if not any(other < names for other in failing.values())]
+    failing = {
+        bug: names
+        for bug, names in BUGS.items()
+        if all(getattr(features, n) for n in names)
+        and not check_seed(
+            seed, config, dataclasses.replace(CI_FEATURES, **dict.fromkeys(names, True))
+        ).ok
+    }
+    minimal = [
+        bug
+        for bug, names in failing.items()
+        if not any(other < names for other in failing.values())
+    ]
     return "; ".join(minimal) or "several bugs together (no one bug's switches fail it)"
 
 
@@ -101,41 +109,62 @@ def _chunk(args: tuple[list[int], str | None, Features, bool]) -> list[dict[str,
         for cfg in _configs(config):
             report = check_seed(seed, cfg, features)
             f = report.faulty
-            out.append({"seed": seed, "config": report.config, "problems": report.problems,
-                        "stats": (f.runs, f.steps, f.crashes, f.store_errors),
-                        "why": classify(seed, report.config, features)
-                        if explain and not report.ok else ""})
+            out.append(
+                {
+                    "seed": seed,
+                    "config": report.config,
+                    "problems": report.problems,
+                    "stats": (f.runs, f.steps, f.crashes, f.store_errors),
+                    "why": classify(seed, report.config, features)
+                    if explain and not report.ok
+                    else "",
+                }
+            )
     return out
 
 
-def sweep(start: int, count: int, config: str | None, features: Features, flag: str,
-          jobs: int, explain: bool) -> int:
+def sweep(
+    start: int,
+    count: int,
+    config: str | None,
+    features: Features,
+    flag: str,
+    jobs: int,
+    explain: bool,
+) -> int:
     began = time.perf_counter()
     failing: list[int] = []
     reasons: dict[str, int] = {}
     totals = {"runs": 0, "steps": 0, "crashes": 0, "store errors": 0, "simulations": 0}
     size = 25
-    chunks = [(list(range(s, min(s + size, start + count))), config, features, explain)
-              for s in range(start, start + count, size)]
+    chunks = [
+        (list(range(s, min(s + size, start + count))), config, features, explain)
+        for s in range(start, start + count, size)
+    ]
     with multiprocessing.get_context("fork").Pool(jobs) if jobs > 1 else _Inline() as pool:
         for done, results in enumerate(pool.imap(_chunk, chunks), start=1):
             for r in results:
                 totals["simulations"] += 1
-                for key, n in zip(("runs", "steps", "crashes", "store errors"), r["stats"],
-                                  strict=True):
+                for key, n in zip(
+                    ("runs", "steps", "crashes", "store errors"), r["stats"], strict=True
+                ):
                     totals[key] += n
                 if r["problems"]:
                     failing.append(r["seed"])
                     cfg_flag = f" --config {r['config']}" if config else ""
                     why = f"\n     cause: {r['why']}" if r["why"] else ""
                     reasons[r["why"]] = reasons.get(r["why"], 0) + 1
-                    print(f"FAIL seed {r['seed']} ({r['config']}): {r['problems'][0]}{why}\n"
-                          f"     python bench/simulate.py --seed {r['seed']}{cfg_flag}{flag}",
-                          flush=True)
+                    print(
+                        f"FAIL seed {r['seed']} ({r['config']}): {r['problems'][0]}{why}\n"
+                        f"     python bench/simulate.py --seed {r['seed']}{cfg_flag}{flag}",
+                        flush=True,
+                    )
             if done * size % 1000 == 0:
                 rate = done * size / (time.perf_counter() - began)
-                print(f"... {done * size} seeds, {rate:.1f} seeds/s, {len(failing)} failing",
-                      flush=True)
+                print(
+                    f"... {done * size} seeds, {rate:.1f} seeds/s, {len(failing)} failing",
+                    flush=True,
+                )
     elapsed = time.perf_counter() - began
     print(f"\n{count} seeds in {elapsed:.1f}s: {count / elapsed:.1f} seeds/s ({jobs} jobs)")
     print(", ".join(f"{v} {k}" for k, v in totals.items()) + " simulated (with faults)")
@@ -164,15 +193,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="reproduce this seed, with its trace")
     parser.add_argument("--seeds", type=int, default=100, help="how many seeds to run")
     parser.add_argument("--start", type=int, default=0, help="the first seed")
-    parser.add_argument("--config", choices=[*CONFIGS, "all"],
-                        help="the configuration (default: one per seed, drawn from it)")
-    parser.add_argument("--features", choices=["all", "ci"], default="all",
-                        help="instruction kinds: all, or CI's (avoiding known bugs)")
+    parser.add_argument(
+        "--config",
+        choices=[*CONFIGS, "all"],
+        help="the configuration (default: one per seed, drawn from it)",
+    )
+    parser.add_argument(
+        "--features",
+        choices=["all", "ci"],
+        default="all",
+        help="instruction kinds: all, or CI's (avoiding known bugs)",
+    )
     parser.add_argument("--programs", action="store_true", help="print the programs too")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="processes the seeds are split among (default: one per CPU)")
-    parser.add_argument("--classify", action="store_true",
-                        help="name the bug behind each failing seed (reruns it per switch)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes the seeds are split among (default: one per CPU)",
+    )
+    parser.add_argument(
+        "--classify",
+        action="store_true",
+        help="name the bug behind each failing seed (reruns it per switch)",
+    )
     args = parser.parse_args(argv)
     features = _features(args.features)
     flag = " --features ci" if args.features == "ci" else ""

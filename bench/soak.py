@@ -48,9 +48,9 @@ from pyworkflow.runtime.faults import Faults, InjectedCrash, inject  # noqa: E40
 
 REGION = "us-east-1"
 VISIBILITY_TIMEOUT = 6
-MAX_RECEIVES = 4          # the worker fails a run on the 4th failing delivery...
-MAX_RECEIVE_COUNT = 5     # ...and SQS dead-letters the message after the 5th
-CRASH_WITHIN = 12         # a crash falls within this many points of the invocation's start
+MAX_RECEIVES = 4  # the worker fails a run on the 4th failing delivery...
+MAX_RECEIVE_COUNT = 5  # ...and SQS dead-letters the message after the 5th
+CRASH_WITHIN = 12  # a crash falls within this many points of the invocation's start
 # step executions a run of faults_busy needs: five adds, the retried step twice, the child's add
 NEEDED = {"slow_add": 1, "flaky_fast": 2, "add": 1}
 
@@ -106,9 +106,19 @@ def environ(values: dict[str, str]) -> Iterator[None]:
 
 
 class Soak:
-    def __init__(self, stack: moto_server.AwsStack, storage: Any, *, runs: int, dup: float,
-                 crash: float, seed: int, quiet: float, sweep_every: float,
-                 batch_size: int) -> None:
+    def __init__(
+        self,
+        stack: moto_server.AwsStack,
+        storage: Any,
+        *,
+        runs: int,
+        dup: float,
+        crash: float,
+        seed: int,
+        quiet: float,
+        sweep_every: float,
+        batch_size: int,
+    ) -> None:
         from handlers import worker
 
         self.stack = stack
@@ -145,16 +155,21 @@ class Soak:
         run_ids: list[str] = []
         async with session.client("sqs") as sqs:
             await self._pump(sqs, client, run_ids, keys)
-            self.report.dlq = int((await sqs.get_queue_attributes(
-                QueueUrl=self.stack.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
-            ))["Attributes"]["ApproximateNumberOfMessages"])
+            self.report.dlq = int(
+                (
+                    await sqs.get_queue_attributes(
+                        QueueUrl=self.stack.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+                    )
+                )["Attributes"]["ApproximateNumberOfMessages"]
+            )
         for key, run_id in zip(keys, run_ids, strict=True):
             fam = await family(self.storage, run_id)
             top = fam.runs[0]
             if not all(r.status.is_terminal for r in fam.runs):
                 self.report.lost += 1
-                self.report.problems.append(f"lost {run_id}: "
-                                            f"{[(r.run_id, r.status.value) for r in fam.runs]}")
+                self.report.problems.append(
+                    f"lost {run_id}: {[(r.run_id, r.status.value) for r in fam.runs]}"
+                )
             elif top.status.value == "completed" and fam.result == 140:
                 self.report.completed += 1
             else:
@@ -166,29 +181,29 @@ class Soak:
                 self.report.problems += problems
             for name, n in step_calls(key).items():
                 self.report.duplicate_step_executions += max(
-                    0, n - NEEDED.get(name.split(":", 1)[0], 1))
+                    0, n - NEEDED.get(name.split(":", 1)[0], 1)
+                )
         await client.close()
         await asyncio.to_thread(self.worker.reset)
         self.report.wall_seconds = time.perf_counter() - began
         return self.report
 
-    async def _pump(self, sqs: Any, client: Any, run_ids: list[str],
-                    keys: list[str]) -> None:
+    async def _pump(self, sqs: Any, client: Any, run_ids: list[str], keys: list[str]) -> None:
         """Start runs a few at a time (arrivals, not one burst), deliver, sweep now and then."""
         from tests.faults import workflows as wf
 
         last_progress = last_sweep = time.monotonic()
         while True:
-            for key in keys[len(run_ids):len(run_ids) + self.starts_per_batch]:
+            for key in keys[len(run_ids) : len(run_ids) + self.starts_per_batch]:
                 run_ids.append(await client.start(wf.busy, key))
                 self.report.started += 1
             now = time.monotonic()
             if now - last_sweep >= self.sweep_every:
                 last_sweep = now
                 self.report.sweeps_woke += len(await client.sweep())
-            messages = await receive_batch(sqs, self.stack.queue_url,
-                                           batch_size=self.batch_size,
-                                           wait_seconds=1)
+            messages = await receive_batch(
+                sqs, self.stack.queue_url, batch_size=self.batch_size, wait_seconds=1
+            )
             if not messages:
                 if len(run_ids) < len(keys):
                     continue
@@ -236,35 +251,56 @@ def _due(rate: float, n: int) -> bool:
     return int(n * rate) > int((n - 1) * rate)
 
 
-async def soak(*, runs: int = 500, dup: float = 0.12, crash: float = 0.07, seed: int = 1,
-               dynamodb_endpoint: str | None = None, quiet: float = 30.0,
-               sweep_every: float = 60.0, batch_size: int = 10) -> SoakReport:
+async def soak(
+    *,
+    runs: int = 500,
+    dup: float = 0.12,
+    crash: float = 0.07,
+    seed: int = 1,
+    dynamodb_endpoint: str | None = None,
+    quiet: float = 30.0,
+    sweep_every: float = 60.0,
+    batch_size: int = 10,
+) -> SoakReport:
     """Run the soak on a fresh moto server and stack; storage SQLite (a temporary file) or the
     DynamoDB Local at ``dynamodb_endpoint``."""
     credentials = {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
     }
     with moto_server.start() as moto, TemporaryDirectory() as tmp, environ(credentials):
         stack = moto_server.create_stack(
-            moto.endpoint_url, f"soak{seed}-{random.getrandbits(24):x}", region=REGION,
-            visibility_timeout=VISIBILITY_TIMEOUT, max_receive_count=MAX_RECEIVE_COUNT)
+            moto.endpoint_url,
+            f"soak{seed}-{random.getrandbits(24):x}",
+            region=REGION,
+            visibility_timeout=VISIBILITY_TIMEOUT,
+            max_receive_count=MAX_RECEIVE_COUNT,
+        )
         env = {
             "AWS_ENDPOINT_URL_SQS": moto.endpoint_url,
             "AWS_ENDPOINT_URL_SCHEDULER": moto.endpoint_url,
-            "POWERTOOLS_METRICS_NAMESPACE": "pyworkflow-soak", "POWERTOOLS_DEV": "false",
+            "POWERTOOLS_METRICS_NAMESPACE": "pyworkflow-soak",
+            "POWERTOOLS_DEV": "false",
             "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines on stdout, one per invocation
             config.ENV_MODULE: "tests.faults.workflows",
             config.ENV_MAX_RECEIVES: str(MAX_RECEIVES),
             **stack.env(),
         }
         if dynamodb_endpoint:
-            env.update({config.ENV_STORAGE: "dynamodb",
-                        config.ENV_DYNAMODB_TABLE: f"pw-{stack.scheduler_group}",
-                        config.ENV_DYNAMODB_ENDPOINT: dynamodb_endpoint})
+            env.update(
+                {
+                    config.ENV_STORAGE: "dynamodb",
+                    config.ENV_DYNAMODB_TABLE: f"pw-{stack.scheduler_group}",
+                    config.ENV_DYNAMODB_ENDPOINT: dynamodb_endpoint,
+                }
+            )
         else:
-            env.update({config.ENV_STORAGE: "sqlite",
-                        config.ENV_DB_PATH: str(Path(tmp) / "soak.db")})
+            env.update(
+                {config.ENV_STORAGE: "sqlite", config.ENV_DB_PATH: str(Path(tmp) / "soak.db")}
+            )
         with environ(env):
             storage: Any
             if dynamodb_endpoint:
@@ -278,9 +314,17 @@ async def soak(*, runs: int = 500, dup: float = 0.12, crash: float = 0.07, seed:
 
                 storage = SQLiteStorageBackend(Path(tmp) / "soak.db")
             try:
-                return await Soak(stack, storage, runs=runs, dup=dup, crash=crash, seed=seed,
-                                  quiet=quiet, sweep_every=sweep_every,
-                                  batch_size=batch_size).run()
+                return await Soak(
+                    stack,
+                    storage,
+                    runs=runs,
+                    dup=dup,
+                    crash=crash,
+                    seed=seed,
+                    quiet=quiet,
+                    sweep_every=sweep_every,
+                    batch_size=batch_size,
+                ).run()
             finally:
                 await storage.close()
 
@@ -292,8 +336,9 @@ def main() -> None:
     parser.add_argument("--crash", type=float, default=0.07, help="share of crashed invocations")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quiet", type=float, default=30.0)
-    parser.add_argument("--sweep", type=float, default=60.0,
-                        help="seconds between sweeps (the stack's is 300)")
+    parser.add_argument(
+        "--sweep", type=float, default=60.0, help="seconds between sweeps (the stack's is 300)"
+    )
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--dynamodb", action="store_true", help="storage on DynamoDB Local")
     args = parser.parse_args()
@@ -304,14 +349,30 @@ def main() -> None:
         from infra.dynamodb_local import running
 
         with running() as ddb:
-            report = asyncio.run(soak(runs=args.runs, dup=args.dup, crash=args.crash,
-                                      seed=args.seed, dynamodb_endpoint=ddb.endpoint_url,
-                                      quiet=args.quiet, sweep_every=args.sweep,
-                                      batch_size=args.batch_size))
+            report = asyncio.run(
+                soak(
+                    runs=args.runs,
+                    dup=args.dup,
+                    crash=args.crash,
+                    seed=args.seed,
+                    dynamodb_endpoint=ddb.endpoint_url,
+                    quiet=args.quiet,
+                    sweep_every=args.sweep,
+                    batch_size=args.batch_size,
+                )
+            )
     else:
-        report = asyncio.run(soak(runs=args.runs, dup=args.dup, crash=args.crash,
-                                  seed=args.seed, quiet=args.quiet, sweep_every=args.sweep,
-                                  batch_size=args.batch_size))
+        report = asyncio.run(
+            soak(
+                runs=args.runs,
+                dup=args.dup,
+                crash=args.crash,
+                seed=args.seed,
+                quiet=args.quiet,
+                sweep_every=args.sweep,
+                batch_size=args.batch_size,
+            )
+        )
     print("\n".join(report.lines()))
     for problem in report.problems[:20]:
         print("  ", problem)

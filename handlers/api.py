@@ -96,10 +96,11 @@ logging.getLogger("aws_lambda_powertools.event_handler").setLevel(logging.INFO)
 # and an event of POST /hooks/{token} carries the token.
 app = APIGatewayHttpResolver(enable_validation=True, debug=False)
 app.configure_openapi(
-    title="pyworkflow", version=__version__,
+    title="pyworkflow",
+    version=__version__,
     description="Start, inspect and control durable workflow runs. Every route but "
-                "POST /hooks/{token} (the token is the credential) and GET /health is "
-                "authenticated by the HTTP API (IAM by default).",
+    "POST /hooks/{token} (the token is the credential) and GET /health is "
+    "authenticated by the HTTP API (IAM by default).",
 )
 
 # One loop per container, kept across invocations (see handlers/worker.py: aioboto3 clients
@@ -160,7 +161,7 @@ _ERROR_DESCRIPTIONS = {
     410: "Gone (the hook expired, or its run ended)",
     413: f"Request body larger than {ENV_MAX_REQUEST_BYTES}",
     422: "Does not fit the schema or the workflow's signature, or holds text UTF-8 cannot "
-         "encode (a lone surrogate)",
+    "encode (a lone surrogate)",
 }
 
 
@@ -169,14 +170,17 @@ def _responses(status: int, description: str, *errors: int) -> dict[int, OpenAPI
     error answers it can give, all ``ErrorBody``."""
     out: dict[int, OpenAPIResponse] = {status: {"description": description}}
     for code in errors:
-        out[code] = {"description": _ERROR_DESCRIPTIONS[code],
-                     "content": {"application/json": {"model": ErrorBody}}}
+        out[code] = {
+            "description": _ERROR_DESCRIPTIONS[code],
+            "content": {"application/json": {"model": ErrorBody}},
+        }
     return out
 
 
 def _json_response(status: int, body: Any) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
-                    body=json.dumps(body))
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body)
+    )
 
 
 def _seg(value: str) -> str:
@@ -190,58 +194,94 @@ ScheduleId = Annotated[str, Path(min_length=1, max_length=256)]
 
 
 # --- runs --------------------------------------------------------------------------------------
-@app.post("/runs", status_code=202, tags=["runs"], summary="Start a run",
-          responses=_responses(202, "Run created", 400, 404, 413, 422))
+@app.post(
+    "/runs",
+    status_code=202,
+    tags=["runs"],
+    summary="Start a run",
+    responses=_responses(202, "Run created", 400, 404, 413, 422),
+)
 def start_run(body: Annotated[StartRunRequest, Body()]) -> StartRunResponse:
     return _run(ops.start_run(get_runtime(), body, import_error=_import_error))
 
 
-@app.get("/runs", tags=["runs"], summary="List runs, newest first",
-         responses=_responses(200, "A page of runs", 400, 422))
+@app.get(
+    "/runs",
+    tags=["runs"],
+    summary="List runs, newest first",
+    responses=_responses(200, "A page of runs", 400, 422),
+)
 def list_runs(query: Annotated[ListRunsQuery, Query()]) -> RunPage:
     return _run(ops.list_runs(get_runtime(), query))
 
 
-@app.get("/runs/<run_id>", tags=["runs"], summary="Get a run",
-         responses=_responses(200, "The run", 404))
+@app.get(
+    "/runs/<run_id>", tags=["runs"], summary="Get a run", responses=_responses(200, "The run", 404)
+)
 def get_run(run_id: RunId) -> RunView:  # type: ignore[valid-type]
     return _run(ops.get_run(get_runtime(), _seg(run_id)))
 
 
-@app.get("/runs/<run_id>/events", tags=["runs"], summary="A run's history",
-         responses=_responses(200, "Events in order", 404, 422))
+@app.get(
+    "/runs/<run_id>/events",
+    tags=["runs"],
+    summary="A run's history",
+    responses=_responses(200, "Events in order", 404, 422),
+)
 def get_events(run_id: RunId, query: Annotated[EventsQuery, Query()]) -> EventPage:
     return _run(ops.get_events(get_runtime(), _seg(run_id), query.after))
 
 
-@app.get("/runs/<run_id>/chain", tags=["runs"], summary="A run's continue-as-new chain",
-         responses=_responses(200, "Runs of the chain, oldest first", 404))
+@app.get(
+    "/runs/<run_id>/chain",
+    tags=["runs"],
+    summary="A run's continue-as-new chain",
+    responses=_responses(200, "Runs of the chain, oldest first", 404),
+)
 def get_chain(run_id: RunId) -> RunChain:
     return _run(ops.get_chain(get_runtime(), _seg(run_id)))
 
 
-@app.post("/runs/<run_id>/cancel", status_code=202, tags=["runs"], summary="Cancel a run",
-          responses=_responses(202, "Cancellation requested", 400, 404, 409, 422))
-def cancel_run(run_id: RunId, body: Annotated[CancelRequest | None, Body()] = None
-               ) -> CancelResponse:
+@app.post(
+    "/runs/<run_id>/cancel",
+    status_code=202,
+    tags=["runs"],
+    summary="Cancel a run",
+    responses=_responses(202, "Cancellation requested", 400, 404, 409, 422),
+)
+def cancel_run(
+    run_id: RunId, body: Annotated[CancelRequest | None, Body()] = None
+) -> CancelResponse:
     return _run(ops.cancel_run(get_runtime(), _seg(run_id), body.reason if body else None))
 
 
-@app.post("/runs/<run_id>/hooks/<name>", status_code=202, tags=["hooks"],
-          summary="Resume a run's hook by name",
-          responses=_responses(202, "Payload delivered", 400, 404, 409, 410, 413, 422))
-def resume_hook_by_name(run_id: RunId, name: Annotated[str, Path(min_length=1)],
-                        body: Annotated[HookPayloadRequest, Body()]) -> HookResumeResponse:
+@app.post(
+    "/runs/<run_id>/hooks/<name>",
+    status_code=202,
+    tags=["hooks"],
+    summary="Resume a run's hook by name",
+    responses=_responses(202, "Payload delivered", 400, 404, 409, 410, 413, 422),
+)
+def resume_hook_by_name(
+    run_id: RunId,
+    name: Annotated[str, Path(min_length=1)],
+    body: Annotated[HookPayloadRequest, Body()],
+) -> HookResumeResponse:
     return _run(ops.resume_hook_by_name(get_runtime(), _seg(run_id), _seg(name), body.payload))
 
 
 # --- the public webhook ------------------------------------------------------------------------
-@app.post("/hooks/<token>", status_code=202, tags=["hooks"],
-          summary="Deliver a payload to a hook (the token is the credential)",
-          responses=_responses(202, "Payload delivered", 400, 404, 409, 410, 413, 422))
-def resume_hook(token: str,
-                payload: Annotated[Any, Body(description="The payload: any JSON value")] = None,
-                ) -> HookResumeResponse:
+@app.post(
+    "/hooks/<token>",
+    status_code=202,
+    tags=["hooks"],
+    summary="Deliver a payload to a hook (the token is the credential)",
+    responses=_responses(202, "Payload delivered", 400, 404, 409, 410, 413, 422),
+)
+def resume_hook(
+    token: str,
+    payload: Annotated[Any, Body(description="The payload: any JSON value")] = None,
+) -> HookResumeResponse:
     # The body is the payload itself, not a request model: checked here as the models check
     # theirs, so that a bad text is named payload['note'] on both hook routes.
     refuse_unencodable_text(payload, "payload")
@@ -249,58 +289,96 @@ def resume_hook(token: str,
 
 
 # --- workflows and schedules -------------------------------------------------------------------
-@app.get("/workflows", tags=["workflows"], summary="Registered workflows",
-         responses=_responses(200, "The workflows this deployment runs"))
+@app.get(
+    "/workflows",
+    tags=["workflows"],
+    summary="Registered workflows",
+    responses=_responses(200, "The workflows this deployment runs"),
+)
 def list_workflows() -> WorkflowList:
     return _run(ops.list_workflow_infos())
 
 
-@app.post("/schedules", status_code=201, tags=["schedules"], summary="Create a schedule",
-          responses=_responses(201, "Schedule created", 400, 404, 409, 413, 422))
+@app.post(
+    "/schedules",
+    status_code=201,
+    tags=["schedules"],
+    summary="Create a schedule",
+    responses=_responses(201, "Schedule created", 400, 404, 409, 413, 422),
+)
 def create_schedule(body: Annotated[CreateScheduleRequest, Body()]) -> Schedule:
     return _run(ops.create_schedule(get_runtime(), body, import_error=_import_error))
 
 
-@app.get("/schedules", tags=["schedules"], summary="List schedules, newest first",
-         responses=_responses(200, "Schedules", 422))
+@app.get(
+    "/schedules",
+    tags=["schedules"],
+    summary="List schedules, newest first",
+    responses=_responses(200, "Schedules", 422),
+)
 def list_schedules(query: Annotated[ListSchedulesQuery, Query()]) -> SchedulePage:
     return _run(ops.list_schedules(get_runtime(), query))
 
 
-@app.get("/schedules/<schedule_id>", tags=["schedules"], summary="Get a schedule",
-         responses=_responses(200, "The schedule (deleted ones too)", 404))
+@app.get(
+    "/schedules/<schedule_id>",
+    tags=["schedules"],
+    summary="Get a schedule",
+    responses=_responses(200, "The schedule (deleted ones too)", 404),
+)
 def get_schedule(schedule_id: ScheduleId) -> Schedule:
     return _run(ops.get_schedule(get_runtime(), _seg(schedule_id)))
 
 
-@app.patch("/schedules/<schedule_id>", tags=["schedules"], summary="Change a schedule",
-           responses=_responses(200, "The schedule as changed", 400, 404, 413, 422))
-def update_schedule(schedule_id: ScheduleId,
-                    body: Annotated[UpdateScheduleRequest, Body()]) -> Schedule:
+@app.patch(
+    "/schedules/<schedule_id>",
+    tags=["schedules"],
+    summary="Change a schedule",
+    responses=_responses(200, "The schedule as changed", 400, 404, 413, 422),
+)
+def update_schedule(
+    schedule_id: ScheduleId, body: Annotated[UpdateScheduleRequest, Body()]
+) -> Schedule:
     return _run(ops.update_schedule(get_runtime(), _seg(schedule_id), body))
 
 
-@app.delete("/schedules/<schedule_id>", tags=["schedules"], summary="Delete a schedule",
-            responses=_responses(200, "The schedule, now deleted", 404))
+@app.delete(
+    "/schedules/<schedule_id>",
+    tags=["schedules"],
+    summary="Delete a schedule",
+    responses=_responses(200, "The schedule, now deleted", 404),
+)
 def delete_schedule(schedule_id: ScheduleId) -> Schedule:
     return _run(ops.delete_schedule(get_runtime(), _seg(schedule_id)))
 
 
-@app.post("/schedules/<schedule_id>/pause", tags=["schedules"], summary="Pause a schedule",
-          responses=_responses(200, "The schedule", 404, 422))
+@app.post(
+    "/schedules/<schedule_id>/pause",
+    tags=["schedules"],
+    summary="Pause a schedule",
+    responses=_responses(200, "The schedule", 404, 422),
+)
 def pause_schedule(schedule_id: ScheduleId) -> Schedule:
     return _run(ops.pause_schedule(get_runtime(), _seg(schedule_id)))
 
 
-@app.post("/schedules/<schedule_id>/resume", tags=["schedules"], summary="Resume a schedule",
-          responses=_responses(200, "The schedule", 404, 422))
+@app.post(
+    "/schedules/<schedule_id>/resume",
+    tags=["schedules"],
+    summary="Resume a schedule",
+    responses=_responses(200, "The schedule", 404, 422),
+)
 def resume_schedule(schedule_id: ScheduleId) -> Schedule:
     return _run(ops.resume_schedule(get_runtime(), _seg(schedule_id)))
 
 
-@app.post("/schedules/<schedule_id>/trigger", status_code=202, tags=["schedules"],
-          summary="Start a run of a schedule now",
-          responses=_responses(202, "Run created", 404, 422))
+@app.post(
+    "/schedules/<schedule_id>/trigger",
+    status_code=202,
+    tags=["schedules"],
+    summary="Start a run of a schedule now",
+    responses=_responses(202, "Run created", 404, 422),
+)
 def trigger_schedule(schedule_id: ScheduleId) -> TriggerResponse:
     return _run(ops.trigger_schedule(get_runtime(), _seg(schedule_id)))
 
@@ -339,19 +417,33 @@ def _invalid_request(error: RequestValidationError) -> Response:
     bad_json = next((e for e in errors if e.get("type") == "json_invalid"), None)
     if bad_json is not None:
         detail = (bad_json.get("ctx") or {}).get("error", "invalid JSON")
-        status, body = ops.error_for(ops.ApiError(
-            400, "MalformedJSON", f"Request body is not valid JSON: {detail}"))
+        status, body = ops.error_for(
+            ops.ApiError(400, "MalformedJSON", f"Request body is not valid JSON: {detail}")
+        )
     else:
-        status, body = 422, ErrorBody.model_validate({"error": {
-            "type": "ValidationError", "message": ops.validation_message(errors)}})
+        status, body = (
+            422,
+            ErrorBody.model_validate(
+                {"error": {"type": "ValidationError", "message": ops.validation_message(errors)}}
+            ),
+        )
     _log_rejected(status, body)
     return _error_response(status, body)
 
 
 @app.exception_handler(RequestUnsupportedContentType)
 def _unsupported_type(error: RequestUnsupportedContentType) -> Response:
-    status, body = int(HTTPStatus.UNSUPPORTED_MEDIA_TYPE), ErrorBody.model_validate({"error": {
-        "type": "UnsupportedMediaType", "message": "Send the body as application/json"}})
+    status, body = (
+        int(HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
+        ErrorBody.model_validate(
+            {
+                "error": {
+                    "type": "UnsupportedMediaType",
+                    "message": "Send the body as application/json",
+                }
+            }
+        ),
+    )
     _log_rejected(status, body)
     return _error_response(status, body)
 
@@ -359,8 +451,9 @@ def _unsupported_type(error: RequestUnsupportedContentType) -> Response:
 @app.not_found
 def _no_route(error: NotFoundError) -> Response:
     event = app.current_event
-    status, body = ops.error_for(ops.ApiError(
-        404, "NotFound", f"No route {event.http_method} {_safe_path(event.path)}"))
+    status, body = ops.error_for(
+        ops.ApiError(404, "NotFound", f"No route {event.http_method} {_safe_path(event.path)}")
+    )
     _log_rejected(status, body)
     return _error_response(status, body)
 
@@ -417,8 +510,9 @@ def _body_bytes(event: dict[str, Any]) -> bytes:
         raw = base64.b64decode(body, validate=True)
         raw.decode("utf-8")
     except (binascii.Error, ValueError):
-        raise ops.ApiError(400, "MalformedBody",
-                           "Request body is not valid base64-encoded UTF-8 text") from None
+        raise ops.ApiError(
+            400, "MalformedBody", "Request body is not valid base64-encoded UTF-8 text"
+        ) from None
     return raw
 
 
@@ -436,8 +530,7 @@ def _check_numbers(raw: bytes) -> None:
     except json.JSONDecodeError:
         return  # malformed anyway: the usual 400 says where
     except ValueError as exc:
-        raise ops.ApiError(400, "MalformedJSON", f"Request body is not valid JSON: {exc}") \
-            from None
+        raise ops.ApiError(400, "MalformedJSON", f"Request body is not valid JSON: {exc}") from None
 
 
 def _http(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -452,12 +545,17 @@ def _http(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except ops.ApiError as error:
         status, body = ops.error_for(error)
         _log_rejected(status, body)
-        response = {"statusCode": status, "headers": {"Content-Type": "application/json"},
-                    "body": body.model_dump_json(), "isBase64Encoded": False}
+        response = {
+            "statusCode": status,
+            "headers": {"Content-Type": "application/json"},
+            "body": body.model_dump_json(),
+            "isBase64Encoded": False,
+        }
     else:
         response = app.resolve(event, context)
-    logger.info("request", extra={"route": _route_label(event),
-                                  "status": response.get("statusCode")})
+    logger.info(
+        "request", extra={"route": _route_label(event), "status": response.get("statusCode")}
+    )
     return response
 
 
@@ -502,9 +600,14 @@ def _entry(event: Any, context: Any) -> dict[str, Any]:
         return _invoke(event, context)
     if isinstance(event, dict) and "requestContext" in event:
         return _http(event, context)
-    status, body = ops.error_for(ops.ApiError(
-        400, "UnknownEvent", "Expected an API Gateway HTTP API event (payload format 2.0) or "
-        '{"action": ...}; actions: ' + ", ".join(sorted(api_invoke.ACTIONS))))
+    status, body = ops.error_for(
+        ops.ApiError(
+            400,
+            "UnknownEvent",
+            "Expected an API Gateway HTTP API event (payload format 2.0) or "
+            '{"action": ...}; actions: ' + ", ".join(sorted(api_invoke.ACTIONS)),
+        )
+    )
     return {"ok": False, "status": status, "error": body.error.model_dump(mode="json")}
 
 

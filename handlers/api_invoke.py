@@ -47,35 +47,38 @@ async def _health() -> HealthResponse:
 
 
 ACTIONS: dict[str, Action] = {
-    "start_run": Action(StartRunRequest,
-                        lambda rt, p, ie: ops.start_run(rt, p, import_error=ie)),
+    "start_run": Action(StartRunRequest, lambda rt, p, ie: ops.start_run(rt, p, import_error=ie)),
     "get_run": Action(RunRef, lambda rt, p, ie: ops.get_run(rt, p.run_id)),
     "list_runs": Action(ListRunsQuery, lambda rt, p, ie: ops.list_runs(rt, p)),
-    "get_events": Action(GetEventsParams,
-                         lambda rt, p, ie: ops.get_events(rt, p.run_id, p.after)),
+    "get_events": Action(GetEventsParams, lambda rt, p, ie: ops.get_events(rt, p.run_id, p.after)),
     "get_chain": Action(RunRef, lambda rt, p, ie: ops.get_chain(rt, p.run_id)),
-    "cancel_run": Action(CancelParams,
-                         lambda rt, p, ie: ops.cancel_run(rt, p.run_id, p.reason)),
-    "resume_hook": Action(ResumeHookParams,
-                          lambda rt, p, ie: ops.resume_hook(rt, p.token, p.payload)),
+    "cancel_run": Action(CancelParams, lambda rt, p, ie: ops.cancel_run(rt, p.run_id, p.reason)),
+    "resume_hook": Action(
+        ResumeHookParams, lambda rt, p, ie: ops.resume_hook(rt, p.token, p.payload)
+    ),
     "resume_hook_by_name": Action(
         ResumeHookByNameParams,
-        lambda rt, p, ie: ops.resume_hook_by_name(rt, p.run_id, p.name, p.payload)),
+        lambda rt, p, ie: ops.resume_hook_by_name(rt, p.run_id, p.name, p.payload),
+    ),
     "list_workflows": Action(NoParams, lambda rt, p, ie: ops.list_workflow_infos()),
-    "create_schedule": Action(CreateScheduleRequest,
-                              lambda rt, p, ie: ops.create_schedule(rt, p, import_error=ie)),
+    "create_schedule": Action(
+        CreateScheduleRequest, lambda rt, p, ie: ops.create_schedule(rt, p, import_error=ie)
+    ),
     "get_schedule": Action(ScheduleRef, lambda rt, p, ie: ops.get_schedule(rt, p.schedule_id)),
     "list_schedules": Action(ListSchedulesQuery, lambda rt, p, ie: ops.list_schedules(rt, p)),
-    "update_schedule": Action(UpdateScheduleParams,
-                              lambda rt, p, ie: ops.update_schedule(rt, p.schedule_id, p)),
-    "delete_schedule": Action(ScheduleRef,
-                              lambda rt, p, ie: ops.delete_schedule(rt, p.schedule_id)),
-    "pause_schedule": Action(ScheduleRef,
-                             lambda rt, p, ie: ops.pause_schedule(rt, p.schedule_id)),
-    "resume_schedule": Action(ScheduleRef,
-                              lambda rt, p, ie: ops.resume_schedule(rt, p.schedule_id)),
-    "trigger_schedule": Action(ScheduleRef,
-                               lambda rt, p, ie: ops.trigger_schedule(rt, p.schedule_id)),
+    "update_schedule": Action(
+        UpdateScheduleParams, lambda rt, p, ie: ops.update_schedule(rt, p.schedule_id, p)
+    ),
+    "delete_schedule": Action(
+        ScheduleRef, lambda rt, p, ie: ops.delete_schedule(rt, p.schedule_id)
+    ),
+    "pause_schedule": Action(ScheduleRef, lambda rt, p, ie: ops.pause_schedule(rt, p.schedule_id)),
+    "resume_schedule": Action(
+        ScheduleRef, lambda rt, p, ie: ops.resume_schedule(rt, p.schedule_id)
+    ),
+    "trigger_schedule": Action(
+        ScheduleRef, lambda rt, p, ie: ops.trigger_schedule(rt, p.schedule_id)
+    ),
     "health": Action(NoParams, lambda rt, p, ie: _health()),
 }
 
@@ -88,13 +91,15 @@ def action_of(event: dict[str, Any]) -> tuple[str, Action]:
     name = event.get("action")
     action = ACTIONS.get(name) if isinstance(name, str) else None
     if action is None:
-        raise ops.ApiError(400, "UnknownAction",
-                           f"Unknown action {name!r}. Actions: {', '.join(sorted(ACTIONS))}")
+        raise ops.ApiError(
+            400, "UnknownAction", f"Unknown action {name!r}. Actions: {', '.join(sorted(ACTIONS))}"
+        )
     return str(name), action
 
 
-async def invoke(runtime: Callable[[], AwsRuntime], event: dict[str, Any], *,
-                 import_error: str | None = None) -> dict[str, Any]:
+async def invoke(
+    runtime: Callable[[], AwsRuntime], event: dict[str, Any], *, import_error: str | None = None
+) -> dict[str, Any]:
     """Run the event's action; returns its answer as JSON data. Raises what the operation
     raised (``ops.error_for`` turns it into the error answer)."""
     name, action = action_of(event)

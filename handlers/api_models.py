@@ -141,8 +141,11 @@ class StartRunResponse(BaseModel):
 RunView: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "RunView",
     __doc__="A workflow run (``result``, ``input_args`` and ``input_kwargs`` are JSON text).",
-    **{name: (info.annotation, info) for name, info in WorkflowRun.model_fields.items()
-       if name not in INTERNAL_RUN_FIELDS},
+    **{
+        name: (info.annotation, info)
+        for name, info in WorkflowRun.model_fields.items()
+        if name not in INTERNAL_RUN_FIELDS
+    },
 )
 
 
@@ -175,8 +178,9 @@ class RunRef(_Request):
 
 
 class EventsQuery(_Request):
-    after: int = Field(default=0, ge=0, le=MAX_QUERY_INT,
-                       description="only events with a greater sequence")
+    after: int = Field(
+        default=0, ge=0, le=MAX_QUERY_INT, description="only events with a greater sequence"
+    )
 
 
 class GetEventsParams(RunRef, EventsQuery):
@@ -246,8 +250,9 @@ class CreateScheduleRequest(_Request):
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
     overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
-    schedule_id: str | None = Field(default=None, min_length=1, max_length=256,
-                                    pattern=r"^[A-Za-z0-9_.:-]+$")
+    schedule_id: str | None = Field(
+        default=None, min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:-]+$"
+    )
 
 
 class UpdateScheduleRequest(_Request):

@@ -65,14 +65,14 @@ _STATUS: dict[type[BaseException], int] = {
     exc.UnknownWorkflowError: 404,
     exc.RunAlreadyEndedError: 409,
     exc.HookNotFoundError: 404,
-    exc.InvalidTokenError: 404,          # an invalid token names no hook: the same answer
+    exc.InvalidTokenError: 404,  # an invalid token names no hook: the same answer
     exc.HookAlreadyReceivedError: 409,
     exc.HookExpiredError: 410,
     exc.HookPayloadError: 422,
     exc.InvalidCursorError: 400,
     exc.InvalidArgumentsError: 422,
     exc.SerializationError: 422,
-    exc.PayloadTooLargeError: 413,       # names the limit and its setting
+    exc.PayloadTooLargeError: 413,  # names the limit and its setting
     exc.ScheduleNotFoundError: 404,
     exc.ScheduleAlreadyExistsError: 409,
     exc.ScheduleError: 422,
@@ -86,8 +86,9 @@ MAX_DEPTH = 100
 
 
 def _too_deep() -> ApiError:
-    return ApiError(400, "TooDeeplyNested",
-                    f"The request nests values too deeply (at most {MAX_DEPTH} levels)")
+    return ApiError(
+        400, "TooDeeplyNested", f"The request nests values too deeply (at most {MAX_DEPTH} levels)"
+    )
 
 
 def check_depth(value: Any) -> None:
@@ -127,8 +128,11 @@ def validation_message(errors: Any) -> str:
         path = [str(p) for p in error.get("loc", ()) if p != "__root__"]
         # A model parameter named like its source repeats it (("query", "query", "limit")).
         loc = ".".join(p for i, p in enumerate(path) if i == 0 or p != path[i - 1])
-        parts.append(f"{loc}: {error.get('msg', error.get('type', 'invalid'))}" if loc
-                     else str(error.get("msg", "invalid")))
+        parts.append(
+            f"{loc}: {error.get('msg', error.get('type', 'invalid'))}"
+            if loc
+            else str(error.get("msg", "invalid"))
+        )
     return "; ".join(parts) or "invalid request"
 
 
@@ -141,7 +145,8 @@ def error_for(error: BaseException, request_id: str | None = None) -> tuple[int,
     if status is None:
         message = "internal error" + (f" (request id {request_id})" if request_id else "")
         return int(HTTPStatus.INTERNAL_SERVER_ERROR), ErrorBody(
-            error=ErrorDetail(type="InternalError", message=message))
+            error=ErrorDetail(type="InternalError", message=message)
+        )
     if isinstance(error, ApiError):
         type_, message = error.type, error.message
     elif isinstance(error, ValidationError):
@@ -152,16 +157,18 @@ def error_for(error: BaseException, request_id: str | None = None) -> tuple[int,
 
 
 def too_large(size: int, limit: int, env: str) -> ApiError:
-    return ApiError(413, "RequestTooLarge",
-                    f"Request body is {size} bytes; the limit is {limit} bytes ({env})")
+    return ApiError(
+        413, "RequestTooLarge", f"Request body is {size} bytes; the limit is {limit} bytes ({env})"
+    )
 
 
 # --- workflows --------------------------------------------------------------------------------
 #: Names the caller's kwargs must not use: they are keyword parameters of the functions the
 #: kwargs are forwarded to, so they would collide instead of reaching the workflow.
 _START_RESERVED = frozenset({"workflow_func", "idempotency_key"})
-_SCHEDULE_RESERVED = frozenset({"workflow_name", "spec", "overlap_policy", "schedule_id",
-                                "storage"})
+_SCHEDULE_RESERVED = frozenset(
+    {"workflow_name", "spec", "overlap_policy", "schedule_id", "storage"}
+)
 
 
 def _check_reserved(kwargs: dict[str, Any], reserved: frozenset[str], name: str) -> None:
@@ -169,7 +176,8 @@ def _check_reserved(kwargs: dict[str, Any], reserved: frozenset[str], name: str)
     if clash:
         raise exc.InvalidArgumentsError(
             f"Workflow {name!r} cannot take {', '.join(clash)} as keyword argument(s) "
-            "through the API; pass them positionally in args")
+            "through the API; pass them positionally in args"
+        )
 
 
 async def list_workflow_infos() -> WorkflowList:
@@ -177,15 +185,15 @@ async def list_workflow_infos() -> WorkflowList:
 
 
 # --- runs -------------------------------------------------------------------------------------
-async def start_run(rt: AwsRuntime, req: StartRunRequest, *, import_error: str | None = None
-                    ) -> StartRunResponse:
+async def start_run(
+    rt: AwsRuntime, req: StartRunRequest, *, import_error: str | None = None
+) -> StartRunResponse:
     """Check the arguments against the workflow, then one write (run + started event) and one
     wake-up message. Bad arguments fail before anything is written."""
     defn = workflows.resolve_workflow(req.workflow, import_error=import_error)
     _check_reserved(req.kwargs, _START_RESERVED, defn.name)
     check_depth([req.args, req.kwargs])
-    started = await runs.start(rt, defn, req.args, req.kwargs,
-                               idempotency_key=req.idempotency_key)
+    started = await runs.start(rt, defn, req.args, req.kwargs, idempotency_key=req.idempotency_key)
     return StartRunResponse(run_id=started.run_id, status=started.run.status)
 
 
@@ -194,8 +202,13 @@ async def get_run(rt: AwsRuntime, run_id: str) -> BaseModel:
 
 
 async def list_runs(rt: AwsRuntime, query: ListRunsQuery) -> RunPage:
-    page = await runs.list_runs(rt.storage, status=query.status, workflow=query.workflow,
-                                limit=query.limit, cursor=query.cursor)
+    page = await runs.list_runs(
+        rt.storage,
+        status=query.status,
+        workflow=query.workflow,
+        limit=query.limit,
+        cursor=query.cursor,
+    )
     return RunPage(items=[run_view(r) for r in page.items], next_cursor=page.next_cursor)
 
 
@@ -215,13 +228,13 @@ async def cancel_run(rt: AwsRuntime, run_id: str, reason: str | None = None) -> 
     run = await rt.storage.get_run(run_id)
     ended = run.status.value if run is not None else "ended"
     raise exc.RunAlreadyEndedError(
-        f"Run {run_id} has already ended ({ended}); there is nothing to cancel")
+        f"Run {run_id} has already ended ({ended}); there is nothing to cancel"
+    )
 
 
 # --- hooks ------------------------------------------------------------------------------------
 def _resumed(result: hooks.ResumeResult) -> HookResumeResponse:
-    return HookResumeResponse(run_id=result.run_id, hook_id=result.hook_id,
-                              status=result.status)
+    return HookResumeResponse(run_id=result.run_id, hook_id=result.hook_id, status=result.status)
 
 
 async def resume_hook(rt: AwsRuntime, token: str, payload: Any) -> HookResumeResponse:
@@ -233,22 +246,30 @@ async def resume_hook(rt: AwsRuntime, token: str, payload: Any) -> HookResumeRes
     return _resumed(await hooks.resume_hook(rt, token, payload))
 
 
-async def resume_hook_by_name(rt: AwsRuntime, run_id: str, name: str, payload: Any
-                              ) -> HookResumeResponse:
+async def resume_hook_by_name(
+    rt: AwsRuntime, run_id: str, name: str, payload: Any
+) -> HookResumeResponse:
     """For operators, who never see tokens: the newest hook ``name`` of ``run_id``."""
     check_depth(payload)
     return _resumed(await hooks.resume_hook_by_name(rt, run_id, name, payload))
 
 
 # --- schedules --------------------------------------------------------------------------------
-async def create_schedule(rt: AwsRuntime, req: CreateScheduleRequest, *,
-                          import_error: str | None = None) -> Schedule:
+async def create_schedule(
+    rt: AwsRuntime, req: CreateScheduleRequest, *, import_error: str | None = None
+) -> Schedule:
     defn = workflows.resolve_workflow(req.workflow, import_error=import_error)
     _check_reserved(req.kwargs, _SCHEDULE_RESERVED, defn.name)
     check_depth([req.args, req.kwargs])
     return await schedules.create(
-        rt, defn.name, ScheduleSpec.model_validate(req.spec.model_dump()), req.args,
-        req.kwargs, overlap_policy=req.overlap_policy, schedule_id=req.schedule_id)
+        rt,
+        defn.name,
+        ScheduleSpec.model_validate(req.spec.model_dump()),
+        req.args,
+        req.kwargs,
+        overlap_policy=req.overlap_policy,
+        schedule_id=req.schedule_id,
+    )
 
 
 async def get_schedule(rt: AwsRuntime, schedule_id: str) -> Schedule:
@@ -256,13 +277,18 @@ async def get_schedule(rt: AwsRuntime, schedule_id: str) -> Schedule:
 
 
 async def list_schedules(rt: AwsRuntime, query: ListSchedulesQuery) -> SchedulePage:
-    return SchedulePage(items=await schedules.list_schedules(
-        rt.storage, workflow=query.workflow, status=query.status, limit=query.limit,
-        offset=query.offset))
+    return SchedulePage(
+        items=await schedules.list_schedules(
+            rt.storage,
+            workflow=query.workflow,
+            status=query.status,
+            limit=query.limit,
+            offset=query.offset,
+        )
+    )
 
 
-async def update_schedule(rt: AwsRuntime, schedule_id: str, req: UpdateScheduleRequest
-                          ) -> Schedule:
+async def update_schedule(rt: AwsRuntime, schedule_id: str, req: UpdateScheduleRequest) -> Schedule:
     spec = ScheduleSpec.model_validate(req.spec.model_dump()) if req.spec else None
     return await schedules.update(rt, schedule_id, spec=spec, overlap_policy=req.overlap_policy)
 
@@ -283,5 +309,4 @@ async def resume_schedule(rt: AwsRuntime, schedule_id: str) -> Schedule:
 async def trigger_schedule(rt: AwsRuntime, schedule_id: str) -> TriggerResponse:
     """Start a run of the schedule now (it counts towards the overlap policy); the run is
     created unleased and started by a wake-up message."""
-    return TriggerResponse(schedule_id=schedule_id,
-                           run_id=await schedules.trigger(rt, schedule_id))
+    return TriggerResponse(schedule_id=schedule_id, run_id=await schedules.trigger(rt, schedule_id))

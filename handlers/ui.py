@@ -52,8 +52,12 @@ router = APIGatewayHttpRouter()
 
 
 def _html(status: int, body: Html) -> Response[str]:
-    return Response(status_code=status, content_type="text/html; charset=utf-8", body=body,
-                    headers=dict(HEADERS))
+    return Response(
+        status_code=status,
+        content_type="text/html; charset=utf-8",
+        body=body,
+        headers=dict(HEADERS),
+    )
 
 
 #: How a page runs an operation on the container's runtime: given by ``handlers.api``, which
@@ -93,14 +97,16 @@ def _request_id() -> str | None:
 
 def _query() -> ListRunsQuery:
     params = router.current_event.query_string_parameters or {}
-    given = {k: v for k, v in params.items()
-             if k in ("status", "workflow", "limit", "cursor") and v != ""}
+    given = {
+        k: v
+        for k, v in params.items()
+        if k in ("status", "workflow", "limit", "cursor") and v != ""
+    }
     given.setdefault("limit", str(DEFAULT_PAGE_SIZE))
     try:
         return ListRunsQuery.model_validate(given)
     except ValidationError as error:
-        raise ops.ApiError(400, "InvalidFilter", ops.validation_message(error.errors())
-                           ) from None
+        raise ops.ApiError(400, "InvalidFilter", ops.validation_message(error.errors())) from None
 
 
 def _as_run(view: Any) -> WorkflowRun:
@@ -118,9 +124,13 @@ def runs_page() -> Response[str]:
         runs, workflows = _call(fetch)
         return render_run_list(
             [_as_run(r) for r in runs.items],
-            status=query.status.value if query.status else None, workflow=query.workflow,
-            limit=query.limit, cursor=query.cursor, next_cursor=runs.next_cursor,
-            workflows=[w.name for w in workflows.items])
+            status=query.status.value if query.status else None,
+            workflow=query.workflow,
+            limit=query.limit,
+            cursor=query.cursor,
+            next_cursor=runs.next_cursor,
+            workflows=[w.name for w in workflows.items],
+        )
 
     return _render("ui", build)
 
@@ -135,7 +145,6 @@ def run_page(run_id: str) -> Response[str]:
             return run, await ops.get_events(rt, run_id), await ops.get_chain(rt, run_id)
 
         run, events, chain = _call(fetch)
-        return render_run_page(_as_run(run), list(events.items),
-                               [_as_run(r) for r in chain.items])
+        return render_run_page(_as_run(run), list(events.items), [_as_run(r) for r in chain.items])
 
     return _render(LIST_HREF_FROM_RUN, build)

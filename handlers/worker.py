@@ -91,50 +91,63 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
         message = parse_message(record.body)
     except MalformedMessageError as exc:
         # Retrying cannot fix it: acknowledge it, loudly.
-        logger.error("dropping malformed message", extra={"message_id": record.message_id,
-                                                          "error": str(exc)})
+        logger.error(
+            "dropping malformed message", extra={"message_id": record.message_id, "error": str(exc)}
+        )
         metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
         return
     runtime = get_runtime()
     if isinstance(message, ScheduleTick):  # a schedule's EventBridge tick: start what is due
         started = _loop.run_until_complete(runtime.schedules.fire(message))
         if started:
-            metrics.add_metric(name="ScheduledRunsStarted", unit=MetricUnit.Count,
-                               value=len(started))
-        logger.info("schedule tick", extra={"schedule_id": message.schedule_id,
-                                            "started": started})
+            metrics.add_metric(
+                name="ScheduledRunsStarted", unit=MetricUnit.Count, value=len(started)
+            )
+        logger.info("schedule tick", extra={"schedule_id": message.schedule_id, "started": started})
         return
     logger.append_keys(run_id=message.run_id)
     try:
         if lambda_context is not None:
+
             def time_left() -> float:
                 return float(lambda_context.get_remaining_time_in_millis()) / 1000
         else:
             time_left = None  # type: ignore[assignment]
         try:
-            outcome = _loop.run_until_complete(runtime.drive_message(
-                message.model_dump(), time_left=time_left, receive_count=receive_count))
+            outcome = _loop.run_until_complete(
+                runtime.drive_message(
+                    message.model_dump(), time_left=time_left, receive_count=receive_count
+                )
+            )
         except PoisonMessageError:
-            logger.error("poison message: run marked failed, message to the dead-letter queue",
-                         extra={"receive_count": receive_count})
+            logger.error(
+                "poison message: run marked failed, message to the dead-letter queue",
+                extra={"receive_count": receive_count},
+            )
             metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)
             raise
         except Exception:
-            logger.exception("drive failed; the message will be delivered again",
-                             extra={"receive_count": receive_count})
+            logger.exception(
+                "drive failed; the message will be delivered again",
+                extra={"receive_count": receive_count},
+            )
             raise
         stats = outcome.stats
-        for name, value in (("RunsStarted", stats.runs_started),
-                            ("StepsExecuted", stats.steps_executed),
-                            ("EventsReplayed", stats.events_replayed)):
+        for name, value in (
+            ("RunsStarted", stats.runs_started),
+            ("StepsExecuted", stats.steps_executed),
+            ("EventsReplayed", stats.events_replayed),
+        ):
             if value:
                 metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         if not outcome.noop and outcome.status == RunStatus.COMPLETED:
             metrics.add_metric(name="RunsCompleted", unit=MetricUnit.Count, value=1)
         elif not outcome.noop and outcome.status == RunStatus.FAILED:
             metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)
-        logger.info("message done", extra={"reason": message.reason, "noop": outcome.noop,
-                                           "status": str(outcome.status)})
+        logger.info(
+            "message done",
+            extra={"reason": message.reason, "noop": outcome.noop, "status": str(outcome.status)},
+        )
     finally:
         logger.remove_keys(["run_id"])
 
@@ -150,7 +163,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(name="RunsSwept", unit=MetricUnit.Count, value=len(woken))
         logger.info("sweep", extra={"woken": len(woken)})
         return {"woken": woken}
-    metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count,
-                       value=len(event.get("Records", [])))
-    return dict(process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context))
+    metrics.add_metric(
+        name="MessagesReceived", unit=MetricUnit.Count, value=len(event.get("Records", []))
+    )
+    return dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    )

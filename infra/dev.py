@@ -53,7 +53,8 @@ DEFAULT_REGION = "us-east-1"
 MODULE_PARAMETER = "WorkflowModule"
 # Credentials and endpoints every AWS client in this process (handlers, CLI, SDK) picks up.
 _LOCAL_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_SESSION_TOKEN": "local",
 }
 
@@ -75,9 +76,13 @@ class Function:
     def context(self) -> FakeLambdaContext:
         deadline = time.monotonic() + self.spec.timeout
         return FakeLambdaContext(
-            remaining=lambda: deadline - time.monotonic(), function_name=self.name,
-            memory_limit_in_mb=self.spec.memory_size, aws_request_id=str(uuid.uuid4()),
-            invoked_function_arn=self.arn, log_group_name=f"/aws/lambda/{self.name}")
+            remaining=lambda: deadline - time.monotonic(),
+            function_name=self.name,
+            memory_limit_in_mb=self.spec.memory_size,
+            aws_request_id=str(uuid.uuid4()),
+            invoked_function_arn=self.arn,
+            log_group_name=f"/aws/lambda/{self.name}",
+        )
 
     def call(self, event: dict[str, Any], context: Any) -> Any:
         """The handler, looked up at each call (a test may patch the module)."""
@@ -85,8 +90,9 @@ class Function:
 
     async def invoke(self, event: dict[str, Any], context: Any = None) -> Any:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.call, event,
-                                          context or self.context())
+        return await loop.run_in_executor(
+            self.executor, self.call, event, context or self.context()
+        )
 
 
 @dataclass
@@ -97,11 +103,11 @@ class StackInfo:
     region: str
     dynamodb_endpoint: str
     moto_endpoint: str
-    tables: dict[str, str]              # logical id -> table name
-    queues: dict[str, str]              # logical id -> queue URL
-    schedule_groups: dict[str, str]     # logical id -> group name
+    tables: dict[str, str]  # logical id -> table name
+    queues: dict[str, str]  # logical id -> queue URL
+    schedule_groups: dict[str, str]  # logical id -> group name
     outputs: dict[str, Any]
-    environment: dict[str, str]         # what the functions see
+    environment: dict[str, str]  # what the functions see
 
 
 @dataclass
@@ -122,7 +128,7 @@ class LocalStack:
     region: str = DEFAULT_REGION
     dynamodb_endpoint: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    tick_seconds: float = 0.5     # how often due schedules are looked for
+    tick_seconds: float = 0.5  # how often due schedules are looked for
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     on_progress: Callable[[str], None] = field(default=lambda message: None)
     on_request: Callable[[str, str, int, float], None] | None = None
@@ -144,8 +150,12 @@ class LocalStack:
     def __enter__(self) -> LocalStack:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     @property
@@ -164,14 +174,19 @@ class LocalStack:
 
     def _start(self) -> None:
         parameters = dict(self.parameters)
-        declared = (load_template(self.template).get("Parameters") or {})
+        declared = load_template(self.template).get("Parameters") or {}
         if self.module and MODULE_PARAMETER in declared:
             parameters[MODULE_PARAMETER] = self.module
-        tpl = StackTemplate.load(self.template, parameters=parameters, region=self.region,
-                                 stack_name=self.stack_name,
-                                 check_ranges=self.check_parameter_ranges)
-        self._set_env({"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
-                       **_LOCAL_AWS_ENV})
+        tpl = StackTemplate.load(
+            self.template,
+            parameters=parameters,
+            region=self.region,
+            stack_name=self.stack_name,
+            check_ranges=self.check_parameter_ranges,
+        )
+        self._set_env(
+            {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region, **_LOCAL_AWS_ENV}
+        )
         ddb_endpoint = self.dynamodb_endpoint
         if ddb_endpoint is None:
             from infra.dynamodb_local import DynamoDBLocalError
@@ -197,16 +212,28 @@ class LocalStack:
         self._set_env(environment)
         self._bind_functions(tpl, specs)
         self.info = StackInfo(
-            api_url="", region=self.region, dynamodb_endpoint=ddb_endpoint,
-            moto_endpoint=moto.endpoint_url, tables=tables, queues=queues,
-            schedule_groups=groups, outputs={}, environment=environment)
-        self._thread = threading.Thread(target=self._serve_thread, args=(tpl, moto.endpoint_url),
-                                        name="pyworkflow-dev", daemon=True)
+            api_url="",
+            region=self.region,
+            dynamodb_endpoint=ddb_endpoint,
+            moto_endpoint=moto.endpoint_url,
+            tables=tables,
+            queues=queues,
+            schedule_groups=groups,
+            outputs={},
+            environment=environment,
+        )
+        self._thread = threading.Thread(
+            target=self._serve_thread,
+            args=(tpl, moto.endpoint_url),
+            name="pyworkflow-dev",
+            daemon=True,
+        )
         self._thread.start()
         self._ready.wait()
         if self._failure is not None:
-            raise LocalStackError(f"the local stack failed to start: {self._failure}") \
-                from self._failure
+            raise LocalStackError(
+                f"the local stack failed to start: {self._failure}"
+            ) from self._failure
         api_url = self._api.url if self._api is not None else ""
         for logical_id in tpl.resources("AWS::Serverless::HttpApi"):
             tpl.set_physical(logical_id, ApiEndpoint=api_url)
@@ -278,16 +305,24 @@ class LocalStack:
                     # One process holds one environment. Only pyworkflow's own variables
                     # matter for behaviour (POWERTOOLS_SERVICE_NAME only names log lines).
                     log = logger.warning if name.startswith("PYWORKFLOW_") else logger.debug
-                    log("%s differs between functions (%r, %r): one process holds one "
-                        "value; using %r", name, merged[name], value, value)
+                    log(
+                        "%s differs between functions (%r, %r): one process holds one "
+                        "value; using %r",
+                        name,
+                        merged[name],
+                        value,
+                        value,
+                    )
                 merged[name] = value
-        merged.update({
-            config.ENV_DYNAMODB_ENDPOINT: ddb,
-            "AWS_ENDPOINT_URL_DYNAMODB": ddb,
-            "AWS_ENDPOINT_URL_SQS": moto,
-            "AWS_ENDPOINT_URL_SCHEDULER": moto,
-            "AWS_ENDPOINT_URL_S3": moto,
-        })
+        merged.update(
+            {
+                config.ENV_DYNAMODB_ENDPOINT: ddb,
+                "AWS_ENDPOINT_URL_DYNAMODB": ddb,
+                "AWS_ENDPOINT_URL_SQS": moto,
+                "AWS_ENDPOINT_URL_SCHEDULER": moto,
+                "AWS_ENDPOINT_URL_S3": moto,
+            }
+        )
         if self.module:
             merged[config.ENV_MODULE] = self.module  # also when the template has no parameter
         merged.update(self.env)
@@ -308,13 +343,18 @@ class LocalStack:
             except client.exceptions.ResourceInUseException:
                 created = False  # a shared DynamoDB Local: the table from an earlier stack
             client.get_waiter("table_exists").wait(
-                TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300})  # type: ignore[typeddict-item]
+                TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
+            )  # type: ignore[typeddict-item]
             ttl = tpl.table_ttl(logical_id)
             if created and ttl:
                 client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
             table = client.describe_table(TableName=name)["Table"]
-            tpl.set_physical(logical_id, Ref=name, Arn=table["TableArn"],
-                             StreamArn=table.get("LatestStreamArn", ""))
+            tpl.set_physical(
+                logical_id,
+                Ref=name,
+                Arn=table["TableArn"],
+                StreamArn=table.get("LatestStreamArn", ""),
+            )
             names[logical_id] = name
             self.on_progress(f"table {name} ({'created' if created else 'existing'})")
         return names
@@ -324,12 +364,19 @@ class LocalStack:
         takes any role ARN), functions, the HTTP API."""
         for logical_id in tpl.role_ids():
             name = tpl.physical_name(logical_id)
-            tpl.set_physical(logical_id, Ref=name, RoleId=f"AROA{logical_id.upper()[:17]}",
-                             Arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}")
+            tpl.set_physical(
+                logical_id,
+                Ref=name,
+                RoleId=f"AROA{logical_id.upper()[:17]}",
+                Arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}",
+            )
         for logical_id in tpl.function_ids():
             name = tpl.physical_name(logical_id)
-            tpl.set_physical(logical_id, Ref=name,
-                             Arn=f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}")
+            tpl.set_physical(
+                logical_id,
+                Ref=name,
+                Arn=f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}",
+            )
         for logical_id in tpl.resources("AWS::Serverless::HttpApi"):
             tpl.set_physical(logical_id, Ref="localapi")
 
@@ -339,21 +386,27 @@ class LocalStack:
             try:
                 module = importlib.import_module(spec.module)
             except ImportError as exc:
-                raise LocalStackError(f"{spec.logical_id}: cannot import its handler module "
-                                      f"{spec.module}: {exc}") from exc
+                raise LocalStackError(
+                    f"{spec.logical_id}: cannot import its handler module {spec.module}: {exc}"
+                ) from exc
             if not callable(getattr(module, spec.attribute, None)):
                 raise LocalStackError(f"{spec.logical_id}: {spec.handler} is not a function")
             if spec.module not in executors:
                 executors[spec.module] = ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix=f"lambda-{spec.logical_id}")
+                    max_workers=1, thread_name_prefix=f"lambda-{spec.logical_id}"
+                )
                 reset = getattr(module, "reset", None)
                 if callable(reset):
                     # A fresh container: its runtime is rebuilt from this stack's environment.
                     executors[spec.module].submit(reset).result()
             physical = tpl.resolver.physical[spec.logical_id]
             self.functions[spec.logical_id] = Function(
-                spec=spec, name=physical["Ref"], arn=physical["Arn"], module=module,
-                executor=executors[spec.module])
+                spec=spec,
+                name=physical["Ref"],
+                arn=physical["Arn"],
+                module=module,
+                executor=executors[spec.module],
+            )
 
     # --- the background loop ---------------------------------------------------------------
     def _serve_thread(self, tpl: StackTemplate, moto_endpoint: str) -> None:
@@ -378,24 +431,35 @@ class LocalStack:
         session = aioboto3.Session()
         async with contextlib.AsyncExitStack() as stack:
             sqs = await stack.enter_async_context(
-                session.client("sqs", endpoint_url=moto_endpoint, region_name=self.region))
+                session.client("sqs", endpoint_url=moto_endpoint, region_name=self.region)
+            )
             scheduler = await stack.enter_async_context(
-                session.client("scheduler", endpoint_url=moto_endpoint, region_name=self.region))
+                session.client("scheduler", endpoint_url=moto_endpoint, region_name=self.region)
+            )
             api_functions = [f for f in self.functions.values() if f.spec.http_routes]
             if len(api_functions) > 1:
-                raise LocalStackError("more than one function has HttpApi events: "
-                                      + ", ".join(f.spec.logical_id for f in api_functions))
+                raise LocalStackError(
+                    "more than one function has HttpApi events: "
+                    + ", ".join(f.spec.logical_id for f in api_functions)
+                )
             if api_functions:
                 function = api_functions[0]
                 self._api = HttpApiServer(
-                    handler=function.call, routes=function.spec.http_routes, host=self.host,
-                    port=self.port, context_factory=function.context,
-                    executor=function.executor, on_request=self.on_request)
+                    handler=function.call,
+                    routes=function.spec.http_routes,
+                    host=self.host,
+                    port=self.port,
+                    context_factory=function.context,
+                    executor=function.executor,
+                    on_request=self.on_request,
+                )
                 try:
                     await self._api.start()
                 except OSError as exc:
-                    raise LocalStackError(f"cannot listen on {self.host}:{self.port}: {exc}"
-                                          " (--port 0 picks a free port)") from None
+                    raise LocalStackError(
+                        f"cannot listen on {self.host}:{self.port}: {exc}"
+                        " (--port 0 picks a free port)"
+                    ) from None
                 stack.push_async_callback(self._api.stop)
             tasks = []
             for function in self.functions.values():
@@ -404,19 +468,24 @@ class LocalStack:
                         continue
                     url = tpl.resolver.physical[event.queue]["Ref"]
                     source = SqsEventSource(
-                        invoke=function.invoke, sqs=sqs, queue_url=url,
-                        queue_arn=tpl.resolver.physical[event.queue]["Arn"], region=self.region,
+                        invoke=function.invoke,
+                        sqs=sqs,
+                        queue_url=url,
+                        queue_arn=tpl.resolver.physical[event.queue]["Arn"],
+                        region=self.region,
                         batch_size=event.batch_size,
                         batching_window=event.batching_window_seconds,
                         report_batch_item_failures=event.report_batch_item_failures,
-                        context_factory=function.context)
+                        context_factory=function.context,
+                    )
                     self.sources.append(source)
                     tasks.append(asyncio.ensure_future(source.run(stop)))
             # The template's groups and "default" only: moto's state is per process, so other
             # stacks' schedules (tests) are visible from here too.
             groups = [*tpl.schedule_groups().values(), "default"]
-            self.scheduler_pump = SchedulerPump(scheduler=scheduler, sqs=sqs, groups=groups,
-                                                invoke_lambda=self._invoke_arn)
+            self.scheduler_pump = SchedulerPump(
+                scheduler=scheduler, sqs=sqs, groups=groups, invoke_lambda=self._invoke_arn
+            )
             tasks.append(asyncio.ensure_future(self._timers(stop)))
             self._ready.set()
             try:
@@ -426,7 +495,8 @@ class LocalStack:
                 results = await asyncio.gather(*tasks, return_exceptions=True)
                 for result in results:
                     if isinstance(result, BaseException) and not isinstance(
-                            result, asyncio.CancelledError):
+                        result, asyncio.CancelledError
+                    ):
                         logger.error("a local stack task failed: %r", result)
 
     async def _invoke_arn(self, arn: str, event: Any) -> Any:
@@ -440,9 +510,11 @@ class LocalStack:
         """Fire Scheduler schedules and the template's Schedule events, every tick."""
         assert self.scheduler_pump is not None
         started = self.clock()
-        rules = [RuleTimer(function=logical_id, event=event, started=started)
-                 for logical_id, function in self.functions.items()
-                 for event in function.spec.schedule_events]
+        rules = [
+            RuleTimer(function=logical_id, event=event, started=started)
+            for logical_id, function in self.functions.items()
+            for event in function.spec.schedule_events
+        ]
         running: set[asyncio.Future[None]] = set()
         while not stop.is_set():
             now = self.clock()
@@ -465,7 +537,8 @@ class LocalStack:
         (the next occurrence comes soon enough for the sweep)."""
         try:
             await self.functions[rule.function].invoke(
-                rule.event.input if rule.event.input is not None else {})
+                rule.event.input if rule.event.input is not None else {}
+            )
         except Exception:  # noqa: BLE001 - an asynchronous invoke's error only gets logged
             logger.exception("%s: scheduled invoke %s failed", rule.function, rule.event.name)
 

@@ -48,7 +48,7 @@ from aiohttp.web_protocol import RequestHandler
 from infra.template import HttpRouteSpec
 
 Handler = Callable[[dict[str, Any], Any], Any]
-MAX_PAYLOAD_BYTES = 10 * 1024 * 1024   # API Gateway's request payload limit
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's request payload limit
 #: API Gateway's limit on the request line and the header values together (HTTP API quotas:
 #: "Total combined size of request line and header values", 10240 bytes).
 MAX_HEAD_BYTES = 10240
@@ -58,8 +58,15 @@ MAX_HEAD_BYTES = 10240
 # parser names: so the two differ.
 _PARSER_LINE_BYTES = 64 * 1024
 _PARSER_FIELD_BYTES = 32 * 1024
-_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
-               "application/x-www-form-urlencoded", "+json", "+xml")
+_TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/javascript",
+    "application/x-www-form-urlencoded",
+    "+json",
+    "+xml",
+)
 _VARIABLE = re.compile(r"\{([^}/]+?)(\+)?\}")
 ACCOUNT_ID = "123456789012"
 API_ID = "localapi"
@@ -70,9 +77,9 @@ class Route:
     """A template route compiled for matching."""
 
     spec: HttpRouteSpec
-    pattern: re.Pattern[str] | None       # None: the $default route
+    pattern: re.Pattern[str] | None  # None: the $default route
     variables: tuple[str, ...]
-    literal_chars: int                    # more literal text = more specific
+    literal_chars: int  # more literal text = more specific
     greedy: bool
 
     @property
@@ -85,7 +92,7 @@ class Route:
             return cls(spec, None, (), -1, True)
         parts, names, last, greedy = [], [], 0, False
         for match in _VARIABLE.finditer(spec.path):
-            parts.append(re.escape(spec.path[last:match.start()]))
+            parts.append(re.escape(spec.path[last : match.start()]))
             names.append(match.group(1))
             greedy = greedy or bool(match.group(2))
             parts.append("(.+)" if match.group(2) else "([^/]+)")
@@ -98,8 +105,9 @@ class Route:
         return cls(spec, re.compile("".join(parts), re.DOTALL), tuple(names), literal, greedy)
 
 
-def match_route(routes: Sequence[Route], method: str, path: str
-                ) -> tuple[Route, dict[str, str]] | None:
+def match_route(
+    routes: Sequence[Route], method: str, path: str
+) -> tuple[Route, dict[str, str]] | None:
     """API Gateway's choice: exact routes before ones with variables, before greedy ones,
     before ``$default``; a method-specific route before ``ANY``."""
     candidates: list[tuple[tuple[int, int, int], Route, dict[str, str]]] = []
@@ -114,8 +122,9 @@ def match_route(routes: Sequence[Route], method: str, path: str
             continue
         rank = 2 if route.greedy else (1 if route.variables else 0)
         params = dict(zip(route.variables, found.groups(), strict=True))
-        candidates.append(((rank, -route.literal_chars, int(route.spec.method == "ANY")),
-                           route, params))
+        candidates.append(
+            ((rank, -route.literal_chars, int(route.spec.method == "ANY")), route, params)
+        )
     if not candidates:
         return None
     _, route, params = min(candidates, key=lambda c: c[0])
@@ -131,18 +140,33 @@ def _authorizer(route: Route | None) -> dict[str, Any] | None:
     if route is None or route.spec.authorizer == "NONE":
         return None
     if route.spec.authorizer == "AWS_IAM":
-        return {"iam": {
-            "accessKey": "ASIALOCALDEVSTACK0000", "accountId": ACCOUNT_ID,
-            "callerId": "AIDALOCALDEVSTACK0000", "cognitoIdentity": None,
-            "principalOrgId": None, "userArn": f"arn:aws:iam::{ACCOUNT_ID}:user/local",
-            "userId": "AIDALOCALDEVSTACK0000"}}
+        return {
+            "iam": {
+                "accessKey": "ASIALOCALDEVSTACK0000",
+                "accountId": ACCOUNT_ID,
+                "callerId": "AIDALOCALDEVSTACK0000",
+                "cognitoIdentity": None,
+                "principalOrgId": None,
+                "userArn": f"arn:aws:iam::{ACCOUNT_ID}:user/local",
+                "userId": "AIDALOCALDEVSTACK0000",
+            }
+        }
     return {"jwt": {"claims": {}, "scopes": None}}
 
 
-def build_event(*, method: str, raw_path: str, raw_query: str,
-                headers: Sequence[tuple[str, str]], body: bytes, source_ip: str,
-                route: Route | None = None, path_parameters: dict[str, str] | None = None,
-                host: str = "127.0.0.1", now: datetime | None = None) -> dict[str, Any]:
+def build_event(
+    *,
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+    route: Route | None = None,
+    path_parameters: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """The payload-format-2.0 event API Gateway would send for this request."""
     now = now or datetime.now(UTC)
     merged: dict[str, str] = {}
@@ -234,14 +258,20 @@ def to_http(response: Any) -> HttpResult:
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.Response(status=status, body=json.dumps({"message": message}).encode(),
-                        content_type="application/json")
+    return web.Response(
+        status=status,
+        body=json.dumps({"message": message}).encode(),
+        content_type="application/json",
+    )
 
 
 def _api_error(status: int, type_: str, message: str) -> web.Response:
     """A refusal in the API's own error shape, for what never reaches the function."""
-    return web.Response(status=status, content_type="application/json", body=json.dumps(
-        {"error": {"type": type_, "message": message}}).encode())
+    return web.Response(
+        status=status,
+        content_type="application/json",
+        body=json.dumps({"error": {"type": type_, "message": message}}).encode(),
+    )
 
 
 def _head_too_large(request: web.BaseRequest) -> web.Response | None:
@@ -250,14 +280,20 @@ def _head_too_large(request: web.BaseRequest) -> web.Response | None:
     version = request.version
     line = len(f"{request.method} {request.raw_path} HTTP/{version.major}.{version.minor}")
     if line > MAX_HEAD_BYTES:
-        return _api_error(414, "UriTooLong",
-                          f"The request line is {line} bytes; API Gateway takes at most "
-                          f"{MAX_HEAD_BYTES} bytes of request line and header values together")
+        return _api_error(
+            414,
+            "UriTooLong",
+            f"The request line is {line} bytes; API Gateway takes at most "
+            f"{MAX_HEAD_BYTES} bytes of request line and header values together",
+        )
     head = line + sum(len(value) for _, value in request.raw_headers)
     if head > MAX_HEAD_BYTES:
-        return _api_error(431, "HeadersTooLarge",
-                          f"The request line and header values are {head} bytes together; "
-                          f"API Gateway takes at most {MAX_HEAD_BYTES} bytes")
+        return _api_error(
+            431,
+            "HeadersTooLarge",
+            f"The request line and header values are {head} bytes together; "
+            f"API Gateway takes at most {MAX_HEAD_BYTES} bytes",
+        )
     return None
 
 
@@ -266,33 +302,51 @@ class _JsonErrors(RequestHandler):
     parser's limits, bytes that are not HTTP) in the API's error shape, where aiohttp answers a
     text/plain or HTML page and logs the request line with a traceback."""
 
-    def handle_error(self, request: web.BaseRequest, status: int = 500,
-                     exc: BaseException | None = None, message: str | None = None
-                     ) -> web.StreamResponse:
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
         if request.writer.output_size > 0:  # as aiohttp: too late for another answer
-            raise ConnectionError("Response is sent already, cannot send another response "
-                                  "with the error message")
+            raise ConnectionError(
+                "Response is sent already, cannot send another response with the error message"
+            )
         if isinstance(exc, LineTooLong):
             if exc.args[1] == _PARSER_LINE_BYTES:
-                response = _api_error(414, "UriTooLong", "The request line is over "
-                                      f"{_PARSER_LINE_BYTES} bytes; API Gateway takes at most "
-                                      f"{MAX_HEAD_BYTES} bytes of request line and header "
-                                      "values together")
+                response = _api_error(
+                    414,
+                    "UriTooLong",
+                    "The request line is over "
+                    f"{_PARSER_LINE_BYTES} bytes; API Gateway takes at most "
+                    f"{MAX_HEAD_BYTES} bytes of request line and header "
+                    "values together",
+                )
             else:
-                response = _api_error(431, "HeadersTooLarge", "A header is over "
-                                      f"{_PARSER_FIELD_BYTES} bytes; API Gateway takes at most "
-                                      f"{MAX_HEAD_BYTES} bytes of request line and header "
-                                      "values together")
+                response = _api_error(
+                    431,
+                    "HeadersTooLarge",
+                    "A header is over "
+                    f"{_PARSER_FIELD_BYTES} bytes; API Gateway takes at most "
+                    f"{MAX_HEAD_BYTES} bytes of request line and header "
+                    "values together",
+                )
         elif status >= 500:  # a failure of the server itself (_handle answers the function's)
             logging.getLogger("pyworkflow.dev").error("HTTP server failed", exc_info=exc)
             response = _error(500, "Internal Server Error")
         else:  # aiohttp's message quotes the request line: named by its kind only
-            response = _api_error(400, "BadRequest", "The request is not HTTP/1.1 the server "
-                                  f"can read ({type(exc).__name__})")
+            response = _api_error(
+                400,
+                "BadRequest",
+                f"The request is not HTTP/1.1 the server can read ({type(exc).__name__})",
+            )
         if response.status < 500:
             logging.getLogger("pyworkflow.dev").info(
-                "refused a request the HTTP parser could not take: %s (%s)", response.status,
-                type(exc).__name__)
+                "refused a request the HTTP parser could not take: %s (%s)",
+                response.status,
+                type(exc).__name__,
+            )
         response.force_close()
         return response
 
@@ -302,8 +356,13 @@ class _Server(web.Server):
     ``HttpApiServer`` routes as API Gateway does (aiohttp's router answered some paths itself,
     such as one holding an encoded newline, with a text/plain 404)."""
 
-    def __init__(self, handler: Callable[[web.BaseRequest], Any], *, client_max_size: int,
-                 **connection_args: Any) -> None:
+    def __init__(
+        self,
+        handler: Callable[[web.BaseRequest], Any],
+        *,
+        client_max_size: int,
+        **connection_args: Any,
+    ) -> None:
         super().__init__(handler, request_factory=self._request, **connection_args)
         self._connection_args = connection_args
         self._client_max_size = client_max_size
@@ -311,10 +370,18 @@ class _Server(web.Server):
     def __call__(self) -> RequestHandler:
         return _JsonErrors(self, loop=asyncio.get_running_loop(), **self._connection_args)
 
-    def _request(self, message: Any, payload: Any, protocol: Any, writer: Any, task: Any
-                 ) -> web.BaseRequest:
-        return web.BaseRequest(message, payload, protocol, writer, task,
-                               asyncio.get_running_loop(), client_max_size=self._client_max_size)
+    def _request(
+        self, message: Any, payload: Any, protocol: Any, writer: Any, task: Any
+    ) -> web.BaseRequest:
+        return web.BaseRequest(
+            message,
+            payload,
+            protocol,
+            writer,
+            task,
+            asyncio.get_running_loop(),
+            client_max_size=self._client_max_size,
+        )
 
 
 @dataclass
@@ -327,8 +394,9 @@ class HttpApiServer:
     host: str = "127.0.0.1"
     port: int = 8787
     context_factory: Callable[[], Any] | None = None
-    executor: Executor = field(default_factory=lambda: ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix="api-function"))
+    executor: Executor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-function")
+    )
     on_request: Callable[[str, str, int, float], None] | None = None
     max_body_bytes: int = MAX_PAYLOAD_BYTES
     _runner: web.ServerRunner | None = field(default=None, init=False, repr=False)
@@ -340,8 +408,13 @@ class HttpApiServer:
 
     async def start(self) -> None:
         self._compiled = [Route.compile(spec) for spec in self.routes]
-        server = _Server(self._handle, client_max_size=self.max_body_bytes, access_log=None,
-                         max_line_size=_PARSER_LINE_BYTES, max_field_size=_PARSER_FIELD_BYTES)
+        server = _Server(
+            self._handle,
+            client_max_size=self.max_body_bytes,
+            access_log=None,
+            max_line_size=_PARSER_LINE_BYTES,
+            max_field_size=_PARSER_FIELD_BYTES,
+        )
         self._runner = web.ServerRunner(server, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
@@ -372,15 +445,23 @@ class HttpApiServer:
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            refused = _api_error(413, "RequestTooLarge", "The request body is over "
-                                 f"{self.max_body_bytes} bytes, the most this API takes")
+            refused = _api_error(
+                413,
+                "RequestTooLarge",
+                f"The request body is over {self.max_body_bytes} bytes, the most this API takes",
+            )
             refused.force_close()  # the rest of the body is not read
             return refused
         peer = request.transport.get_extra_info("peername") if request.transport else None
         event = build_event(
-            method=request.method, raw_path=raw_path, raw_query=request.query_string,
-            headers=list(request.headers.items()), body=body,
-            source_ip=peer[0] if peer else "127.0.0.1", route=route, path_parameters=params,
+            method=request.method,
+            raw_path=raw_path,
+            raw_query=request.query_string,
+            headers=list(request.headers.items()),
+            body=body,
+            source_ip=peer[0] if peer else "127.0.0.1",
+            route=route,
+            path_parameters=params,
             host=request.host.split(":", 1)[0] or self.host,
         )
         context = self.context_factory() if self.context_factory else None
@@ -390,11 +471,13 @@ class HttpApiServer:
             result = to_http(response)
         except Exception:  # noqa: BLE001 - API Gateway answers 500 when the function fails
             logging.getLogger("pyworkflow.dev").exception("API function failed")
-            result = HttpResult(500, [("content-type", "application/json")],
-                                b'{"message":"Internal Server Error"}')
+            result = HttpResult(
+                500, [("content-type", "application/json")], b'{"message":"Internal Server Error"}'
+            )
         if self.on_request is not None:
-            self.on_request(request.method, request.path_qs, result.status,
-                            time.monotonic() - started)
+            self.on_request(
+                request.method, request.path_qs, result.status, time.monotonic() - started
+            )
         out = web.Response(status=result.status, body=result.body)
         for name, value in result.headers:
             if name in ("content-length", "transfer-encoding", "connection"):

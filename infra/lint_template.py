@@ -60,22 +60,27 @@ class Result:
 def offline_env() -> dict[str, str]:
     """The environment of every check: a region, dummy credentials, no profile, no telemetry,
     SAM's settings kept inside the venv. Nothing here can reach an AWS account."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("AWS_") and k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env.update({
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "offline-lint",
-        "AWS_SECRET_ACCESS_KEY": "offline-lint",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "SAM_CLI_TELEMETRY": "0",
-        # SAM CLI's settings folder (otherwise ~/.aws-sam); it also records its weekly
-        # "newer version?" check there.
-        "__SAM_CLI_APP_DIR": str(VENV / "sam-app-dir"),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AWS_") and k not in ("VIRTUAL_ENV", "PYTHONPATH")
+    }
+    env.update(
+        {
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "offline-lint",
+            "AWS_SECRET_ACCESS_KEY": "offline-lint",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "SAM_CLI_TELEMETRY": "0",
+            # SAM CLI's settings folder (otherwise ~/.aws-sam); it also records its weekly
+            # "newer version?" check there.
+            "__SAM_CLI_APP_DIR": str(VENV / "sam-app-dir"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -85,8 +90,13 @@ def _tools() -> Any:
     # where the infra package is not importable
     from infra.tool_venv import ToolVenv
 
-    return ToolVenv(VENV, PINS, probe="python", error=LintError,
-                    label="SAM CLI tool venv (infra/lint_template.py)")
+    return ToolVenv(
+        VENV,
+        PINS,
+        probe="python",
+        error=LintError,
+        label="SAM CLI tool venv (infra/lint_template.py)",
+    )
 
 
 def venv_bin(name: str) -> Path:
@@ -102,12 +112,18 @@ def ensure_venv(*, reinstall: bool = False) -> float | None:
 # --- the checks ---------------------------------------------------------------------------
 def run_check(name: str, argv: Sequence[str], *, show_output: bool = False) -> Result:
     start = time.monotonic()
-    done = subprocess.run(list(argv), cwd=REPO_ROOT, env=offline_env(), capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        list(argv), cwd=REPO_ROOT, env=offline_env(), capture_output=True, text=True, check=False
+    )
     shown = " ".join(_short(a) for a in argv)
-    return Result(name=name, command=shown, ok=done.returncode == 0,
-                  seconds=time.monotonic() - start,
-                  output=(done.stdout + done.stderr).strip(), show_output=show_output)
+    return Result(
+        name=name,
+        command=shown,
+        ok=done.returncode == 0,
+        seconds=time.monotonic() - start,
+        output=(done.stdout + done.stderr).strip(),
+        show_output=show_output,
+    )
 
 
 def _short(arg: str) -> str:
@@ -121,16 +137,28 @@ def checks(template: Path) -> list[Result]:
     """Every check, in order; the last one only if the transform produced its input."""
     python, sam, cfn_lint = (str(venv_bin(n)) for n in ("python", "sam", "cfn-lint"))
     results = [
-        run_check("sam validate --lint", [sam, "validate", "--lint", "--region", "us-east-1",
-                                          "-t", str(template)]),
+        run_check(
+            "sam validate --lint",
+            [sam, "validate", "--lint", "--region", "us-east-1", "-t", str(template)],
+        ),
         run_check("cfn-lint (SAM template)", [cfn_lint, "--", str(template)]),
-        run_check("SAM transform (samtranslator)",
-                  [python, "-I", str(Path(__file__).resolve()), "--transform", str(template),
-                   str(TRANSFORMED)], show_output=True),
+        run_check(
+            "SAM transform (samtranslator)",
+            [
+                python,
+                "-I",
+                str(Path(__file__).resolve()),
+                "--transform",
+                str(template),
+                str(TRANSFORMED),
+            ],
+            show_output=True,
+        ),
     ]
     if results[-1].ok:
-        results.append(run_check("cfn-lint (transformed CloudFormation)",
-                                 [cfn_lint, "--", str(TRANSFORMED)]))
+        results.append(
+            run_check("cfn-lint (transformed CloudFormation)", [cfn_lint, "--", str(TRANSFORMED)])
+        )
     return results
 
 
@@ -164,8 +192,11 @@ def transform(template: Path, out: Path) -> None:
 
 
 def _functions(document: dict[str, Any]) -> list[dict[str, Any]]:
-    return [r for r in (document.get("Resources") or {}).values()
-            if isinstance(r, dict) and r.get("Type") == "AWS::Serverless::Function"]
+    return [
+        r
+        for r in (document.get("Resources") or {}).values()
+        if isinstance(r, dict) and r.get("Type") == "AWS::Serverless::Function"
+    ]
 
 
 def _placeholder_code(properties: dict[str, Any]) -> None:
@@ -195,12 +226,15 @@ def report(results: Sequence[Result]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.lint_template",
-                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.lint_template",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
     parser.add_argument("--template", type=Path, default=TEMPLATE)
     parser.add_argument("--reinstall", action="store_true", help="rebuild .cache/sam-venv")
-    parser.add_argument("--transform", nargs=2, type=Path, metavar=("TEMPLATE", "OUT"),
-                        help=argparse.SUPPRESS)  # internal: runs inside the tool venv
+    parser.add_argument(
+        "--transform", nargs=2, type=Path, metavar=("TEMPLATE", "OUT"), help=argparse.SUPPRESS
+    )  # internal: runs inside the tool venv
     args = parser.parse_args(argv)
     if args.transform:
         transform(*args.transform)

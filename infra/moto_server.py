@@ -60,7 +60,7 @@ class AwsStack:
     scheduler_role_arn: str
     visibility_timeout: int
     max_receive_count: int
-    blob_bucket: str | None = None   # the template's payload bucket, in moto
+    blob_bucket: str | None = None  # the template's payload bucket, in moto
     s3_endpoint: str | None = None
 
     def env(self) -> dict[str, str]:
@@ -91,15 +91,15 @@ def create_queues(tpl: StackTemplate, endpoint_url: str, *, region: str) -> dict
     for logical_id in tpl.queue_ids():
         spec = tpl.queue_spec(logical_id)
         url = sqs.create_queue(QueueName=spec.name, Attributes=spec.attributes)["QueueUrl"]
-        arn = sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         tpl.set_physical(logical_id, Ref=url, Arn=arn, QueueName=spec.name, QueueUrl=url)
         urls[logical_id] = url
     return urls
 
 
-def create_schedule_groups(tpl: StackTemplate, endpoint_url: str, *,
-                           region: str) -> dict[str, str]:
+def create_schedule_groups(tpl: StackTemplate, endpoint_url: str, *, region: str) -> dict[str, str]:
     """Create the template's Scheduler schedule groups; returns logical id -> name."""
     import boto3
 
@@ -122,10 +122,10 @@ def create_buckets(tpl: StackTemplate, endpoint_url: str, *, region: str) -> dic
         if region == "us-east-1":  # S3 refuses a LocationConstraint naming us-east-1
             s3.create_bucket(Bucket=name)
         else:
-            s3.create_bucket(Bucket=name,
-                             CreateBucketConfiguration={"LocationConstraint": region})
-        tpl.set_physical(logical_id, Ref=name, Arn=f"arn:aws:s3:::{name}",
-                         DomainName=f"{name}.s3.amazonaws.com")
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+        tpl.set_physical(
+            logical_id, Ref=name, Arn=f"arn:aws:s3:::{name}", DomainName=f"{name}.s3.amazonaws.com"
+        )
     return buckets
 
 
@@ -146,18 +146,25 @@ def create_stack(
     from infra.template import StackTemplate
 
     tpl = StackTemplate.load(
-        parameters={"VisibilityTimeout": visibility_timeout,
-                    "MaxReceiveCount": max_receive_count},
-        region=region, stack_name=prefix, check_ranges=False)
+        parameters={"VisibilityTimeout": visibility_timeout, "MaxReceiveCount": max_receive_count},
+        region=region,
+        stack_name=prefix,
+        check_ranges=False,
+    )
     urls = create_queues(tpl, endpoint_url, region=region)
     groups = create_schedule_groups(tpl, endpoint_url, region=region)
     buckets = create_buckets(tpl, endpoint_url, region=region)
     physical = tpl.resolver.physical
     work = tpl.queue_spec("WorkQueue")
-    return AwsStack(queue_url=urls["WorkQueue"], queue_arn=physical["WorkQueue"]["Arn"],
-                    dlq_url=urls["DeadLetterQueue"], dlq_arn=physical["DeadLetterQueue"]["Arn"],
-                    scheduler_group=groups["TimerScheduleGroup"],
-                    scheduler_role_arn=FAKE_ROLE_ARN,
-                    visibility_timeout=work.visibility_timeout,
-                    max_receive_count=work.max_receive_count or max_receive_count,
-                    blob_bucket=buckets.get("PayloadBucket"), s3_endpoint=endpoint_url)
+    return AwsStack(
+        queue_url=urls["WorkQueue"],
+        queue_arn=physical["WorkQueue"]["Arn"],
+        dlq_url=urls["DeadLetterQueue"],
+        dlq_arn=physical["DeadLetterQueue"]["Arn"],
+        scheduler_group=groups["TimerScheduleGroup"],
+        scheduler_role_arn=FAKE_ROLE_ARN,
+        visibility_timeout=work.visibility_timeout,
+        max_receive_count=work.max_receive_count or max_receive_count,
+        blob_bucket=buckets.get("PayloadBucket"),
+        s3_endpoint=endpoint_url,
+    )

@@ -36,8 +36,7 @@ class FakeLambdaContext:
     function_version: str = "$LATEST"
     memory_limit_in_mb: int = 1024
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    invoked_function_arn: str = (
-        "arn:aws:lambda:us-east-1:123456789012:function:pyworkflow-worker")
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:pyworkflow-worker"
     log_group_name: str = "/aws/lambda/pyworkflow-worker"
     log_stream_name: str = "2030/01/01/[$LATEST]0123456789abcdef"
 
@@ -51,28 +50,35 @@ def sqs_event(messages: list[dict[str, Any]], *, queue_arn: str, region: str) ->
     records = []
     for m in messages:
         attrs = m.get("Attributes", {})
-        records.append({
-            "messageId": m["MessageId"],
-            "receiptHandle": m["ReceiptHandle"],
-            "body": m["Body"],
-            "attributes": {
-                "ApproximateReceiveCount": attrs.get("ApproximateReceiveCount", "1"),
-                "SentTimestamp": attrs.get("SentTimestamp", "0"),
-                "SenderId": attrs.get("SenderId", "AIDAIENQZJOLO23YVJ4VO"),
-                "ApproximateFirstReceiveTimestamp": attrs.get(
-                    "ApproximateFirstReceiveTimestamp", "0"),
-            },
-            "messageAttributes": {
-                name: {"stringValue": a.get("StringValue"), "binaryValue": a.get("BinaryValue"),
-                       "stringListValues": [], "binaryListValues": [],
-                       "dataType": a["DataType"]}
-                for name, a in m.get("MessageAttributes", {}).items()
-            },
-            "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode()).hexdigest(),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": queue_arn,
-            "awsRegion": region,
-        })
+        records.append(
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {
+                    "ApproximateReceiveCount": attrs.get("ApproximateReceiveCount", "1"),
+                    "SentTimestamp": attrs.get("SentTimestamp", "0"),
+                    "SenderId": attrs.get("SenderId", "AIDAIENQZJOLO23YVJ4VO"),
+                    "ApproximateFirstReceiveTimestamp": attrs.get(
+                        "ApproximateFirstReceiveTimestamp", "0"
+                    ),
+                },
+                "messageAttributes": {
+                    name: {
+                        "stringValue": a.get("StringValue"),
+                        "binaryValue": a.get("BinaryValue"),
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                        "dataType": a["DataType"],
+                    }
+                    for name, a in m.get("MessageAttributes", {}).items()
+                },
+                "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode()).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+        )
     return {"Records": records}
 
 
@@ -85,18 +91,23 @@ class PumpResult:
     responses: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def receive_batch(sqs: Any, queue_url: str, *, batch_size: int = 10,
-                        wait_seconds: int = 1) -> list[dict[str, Any]]:
+async def receive_batch(
+    sqs: Any, queue_url: str, *, batch_size: int = 10, wait_seconds: int = 1
+) -> list[dict[str, Any]]:
     """One ReceiveMessage with every system attribute (ApproximateReceiveCount included)."""
     response = await sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=batch_size, WaitTimeSeconds=wait_seconds,
-        MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"],
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=batch_size,
+        WaitTimeSeconds=wait_seconds,
+        MessageSystemAttributeNames=["All"],
+        MessageAttributeNames=["All"],
     )
     return list(response.get("Messages", []))
 
 
-async def invoke(handler: Handler, messages: list[dict[str, Any]], context: Any, *,
-                 queue_arn: str, region: str) -> dict[str, Any]:
+async def invoke(
+    handler: Handler, messages: list[dict[str, Any]], context: Any, *, queue_arn: str, region: str
+) -> dict[str, Any]:
     """Call the handler as Lambda would, in a thread; returns its response. A handler that
     raises fails the whole batch, as on Lambda."""
     event = sqs_event(messages, queue_arn=queue_arn, region=region)
@@ -107,21 +118,32 @@ async def invoke(handler: Handler, messages: list[dict[str, Any]], context: Any,
     return response or {"batchItemFailures": []}
 
 
-async def settle(sqs: Any, queue_url: str, messages: list[dict[str, Any]],
-                 response: dict[str, Any], *, retry_failed_now: bool = True) -> tuple[int, int]:
+async def settle(
+    sqs: Any,
+    queue_url: str,
+    messages: list[dict[str, Any]],
+    response: dict[str, Any],
+    *,
+    retry_failed_now: bool = True,
+) -> tuple[int, int]:
     """Delete the records that succeeded; make the failed ones visible again at once (instead
     of after the visibility timeout) if ``retry_failed_now``. Returns (deleted, failed)."""
     failed_ids = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
     done = [m for m in messages if m["MessageId"] not in failed_ids]
     for start in range(0, len(done), 10):
-        await sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-            for i, m in enumerate(done[start:start + 10])])
+        await sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                for i, m in enumerate(done[start : start + 10])
+            ],
+        )
     if retry_failed_now:
         for m in messages:
             if m["MessageId"] in failed_ids:
                 await sqs.change_message_visibility(
-                    QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+                    QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                )
     return len(done), len(failed_ids)
 
 
@@ -148,8 +170,9 @@ async def pump_queue(
     while result.invocations < max_invocations:
         if stop_when is not None and await stop_when():
             break
-        messages = await receive_batch(sqs, queue_url, batch_size=batch_size,
-                                       wait_seconds=wait_seconds)
+        messages = await receive_batch(
+            sqs, queue_url, batch_size=batch_size, wait_seconds=wait_seconds
+        )
         if not messages:
             idle += 1
             if idle >= idle_polls:
@@ -157,12 +180,14 @@ async def pump_queue(
             continue
         idle = 0
         result.received += len(messages)
-        response = await invoke(handler, messages, context_factory(),
-                                queue_arn=queue_arn, region=region)
+        response = await invoke(
+            handler, messages, context_factory(), queue_arn=queue_arn, region=region
+        )
         result.invocations += 1
         result.responses.append(response)
-        deleted, failed = await settle(sqs, queue_url, messages, response,
-                                       retry_failed_now=retry_failed_now)
+        deleted, failed = await settle(
+            sqs, queue_url, messages, response, retry_failed_now=retry_failed_now
+        )
         result.deleted += deleted
         result.failed += failed
     return result
@@ -185,8 +210,9 @@ def queue_url_of(arn: str) -> tuple[str, str]:
     return parts[5], parts[4]
 
 
-async def fire_due_schedules(scheduler: Any, sqs: Any, now: datetime, *,
-                             group: str | None = None) -> list[str]:
+async def fire_due_schedules(
+    scheduler: Any, sqs: Any, now: datetime, *, group: str | None = None
+) -> list[str]:
     """Fire every one-time schedule whose time has come: send its target's Input to its target
     queue and delete it if ``ActionAfterCompletion`` is DELETE. Returns the names fired."""
     fired: list[str] = []
@@ -202,21 +228,25 @@ async def fire_due_schedules(scheduler: Any, sqs: Any, now: datetime, *,
     for summary in summaries:
         if summary.get("State", "ENABLED") != "ENABLED":
             continue
-        schedule = await scheduler.get_schedule(Name=summary["Name"],
-                                                GroupName=summary.get("GroupName", "default"))
-        when = parse_at(schedule["ScheduleExpression"],
-                        schedule.get("ScheduleExpressionTimezone") or "UTC")
+        schedule = await scheduler.get_schedule(
+            Name=summary["Name"], GroupName=summary.get("GroupName", "default")
+        )
+        when = parse_at(
+            schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone") or "UTC"
+        )
         if when is None or when > now:
             continue
         target = schedule["Target"]
         if target["Arn"] not in urls:
             name, account = queue_url_of(target["Arn"])
-            urls[target["Arn"]] = (await sqs.get_queue_url(
-                QueueName=name, QueueOwnerAWSAccountId=account))["QueueUrl"]
+            urls[target["Arn"]] = (
+                await sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)
+            )["QueueUrl"]
         await sqs.send_message(QueueUrl=urls[target["Arn"]], MessageBody=target.get("Input", ""))
         if schedule.get("ActionAfterCompletion") == "DELETE":
-            await scheduler.delete_schedule(Name=schedule["Name"],
-                                            GroupName=schedule.get("GroupName", "default"))
+            await scheduler.delete_schedule(
+                Name=schedule["Name"], GroupName=schedule.get("GroupName", "default")
+            )
         fired.append(schedule["Name"])
     return fired
 
@@ -225,8 +255,9 @@ async def fire_due_schedules(scheduler: Any, sqs: Any, now: datetime, *,
 Invoker = Callable[[dict[str, Any], Any], Awaitable[Any]]
 
 
-def failed_ids(messages: list[dict[str, Any]], response: Any, *,
-               report_batch_item_failures: bool) -> set[str]:
+def failed_ids(
+    messages: list[dict[str, Any]], response: Any, *, report_batch_item_failures: bool
+) -> set[str]:
     """Which messages Lambda leaves on the queue after an invocation that returned ``response``.
 
     Without ReportBatchItemFailures a normal return deletes the whole batch. With it, the
@@ -257,7 +288,7 @@ class SqsEventSource:
     timeout, and SQS (moto does it on receive) moves a message to the dead-letter queue once
     its receive count reaches the redrive policy's ``maxReceiveCount``."""
 
-    invoke: Invoker              # runs the function (in its "container" thread)
+    invoke: Invoker  # runs the function (in its "container" thread)
     sqs: Any
     queue_url: str
     queue_arn: str
@@ -272,8 +303,9 @@ class SqsEventSource:
 
     async def poll_once(self) -> int:
         """One receive → invoke → settle; returns how many messages were delivered."""
-        messages = await receive_batch(self.sqs, self.queue_url, batch_size=self.batch_size,
-                                       wait_seconds=self.wait_seconds)
+        messages = await receive_batch(
+            self.sqs, self.queue_url, batch_size=self.batch_size, wait_seconds=self.wait_seconds
+        )
         if messages and self.batching_window > 0 and len(messages) < self.batch_size:
             deadline = asyncio.get_running_loop().time() + self.batching_window
             while len(messages) < self.batch_size:
@@ -281,8 +313,11 @@ class SqsEventSource:
                 if left <= 0:
                     break
                 messages += await receive_batch(
-                    self.sqs, self.queue_url, batch_size=self.batch_size - len(messages),
-                    wait_seconds=max(0, min(20, int(left))))
+                    self.sqs,
+                    self.queue_url,
+                    batch_size=self.batch_size - len(messages),
+                    wait_seconds=max(0, min(20, int(left))),
+                )
         if not messages:
             return 0
         event = sqs_event(messages, queue_arn=self.queue_arn, region=self.region)
@@ -290,14 +325,18 @@ class SqsEventSource:
         try:
             try:
                 response = await self.invoke(event, self.context_factory())
-                failed = failed_ids(messages, response,
-                                    report_batch_item_failures=self.report_batch_item_failures)
+                failed = failed_ids(
+                    messages, response, report_batch_item_failures=self.report_batch_item_failures
+                )
             except Exception:  # noqa: BLE001 - a function error fails the whole batch
                 response, failed = None, {m["MessageId"] for m in messages}
             deleted, _ = await settle(
-                self.sqs, self.queue_url, messages,
+                self.sqs,
+                self.queue_url,
+                messages,
                 {"batchItemFailures": [{"itemIdentifier": i} for i in failed]},
-                retry_failed_now=False)
+                retry_failed_now=False,
+            )
         finally:
             self._invoking = False
         self.stats.invocations += 1

@@ -79,8 +79,10 @@ def aws_cron(expression: str) -> tuple[str, str]:
         raise ExpressionError(f"not a cron() expression: {expression}")
     fields = match.group(1).split()
     if len(fields) != 6:
-        raise ExpressionError(f"{expression}: AWS cron has 6 fields "
-                              "(minutes hours day-of-month month day-of-week year)")
+        raise ExpressionError(
+            f"{expression}: AWS cron has 6 fields "
+            "(minutes hours day-of-month month day-of-week year)"
+        )
     minute, hour, dom, month, dow, year = fields
     if "W" in dom:
         raise ExpressionError(f"{expression}: day-of-month 'W' is not supported locally")
@@ -101,8 +103,9 @@ def _year_ok(year_field: str, year: int) -> bool:
     return False
 
 
-def next_fire(expression: str, after: datetime, *, timezone: str = "UTC",
-              anchor: datetime | None = None) -> datetime | None:
+def next_fire(
+    expression: str, after: datetime, *, timezone: str = "UTC", anchor: datetime | None = None
+) -> datetime | None:
     """The first occurrence strictly after ``after`` (aware, UTC), or None if there is none.
     ``anchor`` is where a ``rate()`` counts its periods from (its creation or StartDate)."""
     expression = expression.strip()
@@ -175,7 +178,7 @@ class SchedulerPump:
     scheduler: Any
     sqs: Any
     invoke_lambda: LambdaInvoker | None = None
-    groups: Sequence[str] | None = None      # None: every group
+    groups: Sequence[str] | None = None  # None: every group
     _plans: dict[tuple[str, str], _Plan] = field(default_factory=dict, repr=False)
     _urls: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -219,8 +222,9 @@ class SchedulerPump:
             del self._plans[key]
         return fired
 
-    async def _consider(self, key: tuple[str, str], schedule: dict[str, Any],
-                        now: datetime) -> Fired | None:
+    async def _consider(
+        self, key: tuple[str, str], schedule: dict[str, Any], now: datetime
+    ) -> Fired | None:
         expression = schedule["ScheduleExpression"]
         tz = schedule.get("ScheduleExpressionTimezone") or "UTC"
         start = _as_datetime(schedule.get("StartDate"))
@@ -238,8 +242,9 @@ class SchedulerPump:
                 base = start - timedelta(microseconds=1)
             else:
                 base = modified
-            plan = _Plan(fingerprint, next_fire(expression, base, timezone=tz,
-                                                anchor=start or modified))
+            plan = _Plan(
+                fingerprint, next_fire(expression, base, timezone=tz, anchor=start or modified)
+            )
             self._plans[key] = plan
         if plan.due is not None and end is not None and plan.due > end:
             plan.due = None
@@ -275,8 +280,9 @@ class SchedulerPump:
         if service == "sqs":
             if arn not in self._urls:
                 name, account = queue_url_of(arn)
-                self._urls[arn] = (await self.sqs.get_queue_url(
-                    QueueName=name, QueueOwnerAWSAccountId=account))["QueueUrl"]
+                self._urls[arn] = (
+                    await self.sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)
+                )["QueueUrl"]
             kwargs: dict[str, Any] = {"QueueUrl": self._urls[arn], "MessageBody": payload}
             group_id = (target.get("SqsParameters") or {}).get("MessageGroupId")
             if group_id:
@@ -285,8 +291,9 @@ class SchedulerPump:
         elif service == "lambda" and self.invoke_lambda is not None:
             await self.invoke_lambda(arn, json.loads(payload) if payload else {})
         else:
-            logger.warning("schedule target %s is not supported locally (SQS or a local "
-                           "function only)", arn)
+            logger.warning(
+                "schedule target %s is not supported locally (SQS or a local function only)", arn
+            )
 
 
 @dataclass
@@ -300,13 +307,22 @@ class RuleTimer:
     due: datetime | None = None
 
     def __post_init__(self) -> None:
-        self.due = next_fire(self.event.expression, self.started, timezone=self.event.timezone,
-                             anchor=self.started) if self.event.enabled else None
+        self.due = (
+            next_fire(
+                self.event.expression,
+                self.started,
+                timezone=self.event.timezone,
+                anchor=self.started,
+            )
+            if self.event.enabled
+            else None
+        )
 
     def take(self, now: datetime) -> bool:
         """Whether it is due at ``now``; if so the next occurrence is planned."""
         if self.due is None or self.due > now:
             return False
-        self.due = next_fire(self.event.expression, now, timezone=self.event.timezone,
-                             anchor=self.started)
+        self.due = next_fire(
+            self.event.expression, now, timezone=self.event.timezone, anchor=self.started
+        )
         return True

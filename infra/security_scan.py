@@ -56,10 +56,13 @@ class Finding:
     def from_checkov(cls, raw: dict[str, Any]) -> Finding:
         lines = raw.get("file_line_range")
         suppress = raw.get("check_result", {}).get("suppress_comment") or ""
-        return cls(check_id=str(raw.get("check_id")), name=str(raw.get("check_name")),
-                   resource=str(raw.get("resource")),
-                   lines=(int(lines[0]), int(lines[1])) if lines else None,
-                   comment=" ".join(str(suppress).split()))
+        return cls(
+            check_id=str(raw.get("check_id")),
+            name=str(raw.get("check_name")),
+            resource=str(raw.get("resource")),
+            lines=(int(lines[0]), int(lines[1])) if lines else None,
+            comment=" ".join(str(suppress).split()),
+        )
 
 
 @dataclass
@@ -77,21 +80,26 @@ class Report:
 
 def offline_env() -> dict[str, str]:
     """No API key, no profile, dummy credentials, no telemetry: nothing leaves the machine."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "BC_", "PRISMA_", "CKV_"))
-           and k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env.update({
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "offline-scan",
-        "AWS_SECRET_ACCESS_KEY": "offline-scan",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "BC_SKIP_MAPPING": "TRUE",              # no guideline mapping download
-        "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "BC_", "PRISMA_", "CKV_"))
+        and k not in ("VIRTUAL_ENV", "PYTHONPATH")
+    }
+    env.update(
+        {
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "offline-scan",
+            "AWS_SECRET_ACCESS_KEY": "offline-scan",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "BC_SKIP_MAPPING": "TRUE",  # no guideline mapping download
+            "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -101,8 +109,13 @@ def _tools() -> Any:
     # where the infra package is not importable
     from infra.tool_venv import ToolVenv
 
-    return ToolVenv(VENV, PINS, probe="checkov", error=ScanError,
-                    label="checkov tool venv (infra/security_scan.py)")
+    return ToolVenv(
+        VENV,
+        PINS,
+        probe="checkov",
+        error=ScanError,
+        label="checkov tool venv (infra/security_scan.py)",
+    )
 
 
 def venv_bin(name: str) -> Path:
@@ -119,16 +132,28 @@ def ensure_venv(*, reinstall: bool = False) -> float | None:
 def scan(target: Path) -> Report:
     """checkov's CloudFormation checks (SAM included) on one file, as a report."""
     start = time.monotonic()
-    argv = [str(venv_bin("checkov")), "--file", str(target), "--framework", "cloudformation",
-            "--skip-download", "--output", "json", "--compact"]
-    done = subprocess.run(argv, cwd=REPO_ROOT, env=offline_env(), capture_output=True,
-                          text=True, check=False)
+    argv = [
+        str(venv_bin("checkov")),
+        "--file",
+        str(target),
+        "--framework",
+        "cloudformation",
+        "--skip-download",
+        "--output",
+        "json",
+        "--compact",
+    ]
+    done = subprocess.run(
+        argv, cwd=REPO_ROOT, env=offline_env(), capture_output=True, text=True, check=False
+    )
     shown = _short(str(target))
     try:
         data = json.loads(done.stdout)
     except ValueError:
-        raise ScanError(f"checkov gave no JSON report for {shown} (exit {done.returncode}):"
-                        f"\n{(done.stdout + done.stderr)[-3000:]}") from None
+        raise ScanError(
+            f"checkov gave no JSON report for {shown} (exit {done.returncode}):"
+            f"\n{(done.stdout + done.stderr)[-3000:]}"
+        ) from None
     if isinstance(data, list):  # one report per framework; we asked for one
         data = next((d for d in data if d.get("check_type") == "cloudformation"), {})
     results = data.get("results") or {}
@@ -136,7 +161,8 @@ def scan(target: Path) -> Report:
     if not results and not summary:
         raise ScanError(f"checkov found nothing to scan in {shown}: {done.stderr[-2000:]}")
     return Report(
-        target=shown, seconds=time.monotonic() - start,
+        target=shown,
+        seconds=time.monotonic() - start,
         passed=int(summary.get("passed", len(results.get("passed_checks") or []))),
         failed=[Finding.from_checkov(r) for r in results.get("failed_checks") or []],
         skipped=[Finding.from_checkov(r) for r in results.get("skipped_checks") or []],
@@ -152,8 +178,11 @@ def _short(path: str) -> str:
 def targets(template: Path) -> list[Path]:
     """The template, and SAM's transform of it when that is at least as new."""
     found = [template]
-    if template == TEMPLATE and TRANSFORMED.exists() and \
-            TRANSFORMED.stat().st_mtime >= template.stat().st_mtime:
+    if (
+        template == TEMPLATE
+        and TRANSFORMED.exists()
+        and TRANSFORMED.stat().st_mtime >= template.stat().st_mtime
+    ):
         found.append(TRANSFORMED)
     return found
 
@@ -161,21 +190,27 @@ def targets(template: Path) -> list[Path]:
 # --- report -------------------------------------------------------------------------------
 def print_report(report: Report) -> None:
     mark = "PASS" if report.ok else "FAIL"
-    print(f"[{mark}] checkov {report.target}: {report.passed} passed, {len(report.failed)} "
-          f"failed, {len(report.skipped)} skipped (justified)  ({report.seconds:.1f}s)")
+    print(
+        f"[{mark}] checkov {report.target}: {report.passed} passed, {len(report.failed)} "
+        f"failed, {len(report.skipped)} skipped (justified)  ({report.seconds:.1f}s)"
+    )
     for finding in report.failed:
         where = f" lines {finding.lines[0]}-{finding.lines[1]}" if finding.lines else ""
         print(f"       FAILED {finding.check_id} {finding.resource}{where}: {finding.name}")
     for finding in report.skipped:
         print(f"       skipped {finding.check_id} {finding.resource}: {finding.comment}")
     if report.failed:
-        print("       Fix it in the template, or skip it on the resource with the reason:\n"
-              "         Metadata: {checkov: {skip: [{id: CKV_..., comment: why}]}}")
+        print(
+            "       Fix it in the template, or skip it on the resource with the reason:\n"
+            "         Metadata: {checkov: {skip: [{id: CKV_..., comment: why}]}}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.security_scan",
-                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.security_scan",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
     parser.add_argument("--template", type=Path, default=TEMPLATE)
     parser.add_argument("--reinstall", action="store_true", help="rebuild .cache/checkov-venv")
     args = parser.parse_args(argv)
@@ -191,8 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for report in reports:
         print_report(report)
     failed = sum(len(r.failed) for r in reports)
-    print(f"security scan: {failed} unjustified finding(s)" if failed
-          else "security scan: no unjustified findings")
+    print(
+        f"security scan: {failed} unjustified finding(s)"
+        if failed
+        else "security scan: no unjustified findings"
+    )
     return 1 if failed else 0
 
 

@@ -33,9 +33,27 @@ TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 ACCOUNT_ID = "123456789012"  # moto's default account
 
 # Short tag -> long form. ``!GetAtt A.B`` is the one whose scalar form needs splitting.
-_INTRINSICS = ("Ref", "Condition", "GetAtt", "Sub", "If", "Equals", "Not", "And", "Or",
-               "Join", "Select", "Split", "FindInMap", "Base64", "GetAZs", "ImportValue",
-               "Cidr", "Length", "ToJsonString")
+_INTRINSICS = (
+    "Ref",
+    "Condition",
+    "GetAtt",
+    "Sub",
+    "If",
+    "Equals",
+    "Not",
+    "And",
+    "Or",
+    "Join",
+    "Select",
+    "Split",
+    "FindInMap",
+    "Base64",
+    "GetAZs",
+    "ImportValue",
+    "Cidr",
+    "Length",
+    "ToJsonString",
+)
 
 
 class CfnLoader(yaml.SafeLoader):
@@ -93,18 +111,30 @@ class Resolver:
     """Evaluates intrinsic functions. ``physical[logical_id]`` holds a created resource's
     ``Ref`` value under ``"Ref"`` and its attributes under their names (``"Arn"``...)."""
 
-    def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, Any], *,
-                 region: str, stack_name: str,
-                 physical: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        parameters: Mapping[str, Any],
+        *,
+        region: str,
+        stack_name: str,
+        physical: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         self.template = template
         self.parameters = dict(parameters)
         self.physical: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (physical or {}).items()}
         self.pseudo: dict[str, Any] = {
-            "AWS::Region": region, "AWS::AccountId": ACCOUNT_ID, "AWS::StackName": stack_name,
-            "AWS::StackId": (f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/"
-                             f"{stack_name}/00000000-0000-0000-0000-000000000000"),
-            "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com",
-            "AWS::NoValue": NO_VALUE, "AWS::NotificationARNs": [],
+            "AWS::Region": region,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::StackName": stack_name,
+            "AWS::StackId": (
+                f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/"
+                f"{stack_name}/00000000-0000-0000-0000-000000000000"
+            ),
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": NO_VALUE,
+            "AWS::NotificationARNs": [],
         }
 
     def condition(self, name: str) -> bool:
@@ -135,7 +165,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Condition":
@@ -151,7 +181,7 @@ class Resolver:
 
     def _function(self, name: str, arg: Any) -> Any:  # noqa: C901 - one branch per function
         if name == "GetAtt":
-            logical, attribute = (arg.split(".", 1) if isinstance(arg, str) else arg)
+            logical, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
             return self.get_att(logical, self.resolve(attribute))
         if name == "Sub":
             return self._sub(arg)
@@ -235,7 +265,7 @@ class QueueSpec(_Spec):
     logical_id: str
     name: str
     attributes: dict[str, str]
-    dead_letter_target: str | None = None   # logical id of the redrive target
+    dead_letter_target: str | None = None  # logical id of the redrive target
     max_receive_count: int | None = None
 
     @property
@@ -247,7 +277,7 @@ class SqsEventSpec(_Spec):
     """A function's SQS event source mapping."""
 
     name: str
-    queue: str                              # logical id
+    queue: str  # logical id
     batch_size: int = 10
     batching_window_seconds: int = 0
     report_batch_item_failures: bool = False
@@ -270,15 +300,15 @@ class HttpRouteSpec(_Spec):
     """One HttpApi route and the authorizer API Gateway would apply to it."""
 
     name: str
-    method: str                             # upper case; "ANY" matches every method
-    path: str                               # "/runs/{run_id}", "/{proxy+}", "$default"
-    api: str | None                         # logical id of the AWS::Serverless::HttpApi
-    authorizer: str                         # "NONE", "AWS_IAM" or a JWT authorizer's name
+    method: str  # upper case; "ANY" matches every method
+    path: str  # "/runs/{run_id}", "/{proxy+}", "$default"
+    api: str | None  # logical id of the AWS::Serverless::HttpApi
+    authorizer: str  # "NONE", "AWS_IAM" or a JWT authorizer's name
 
 
 class FunctionSpec(_Spec):
     logical_id: str
-    handler: str                            # "handlers.worker.handler"
+    handler: str  # "handlers.worker.handler"
     timeout: int = 3
     memory_size: int = 128
     environment: dict[str, str] = Field(default_factory=dict)
@@ -306,9 +336,15 @@ def _flatten_env(values: Mapping[str, Any]) -> dict[str, str]:
 class StackTemplate:
     """A template with its parameter values: what to create locally, in typed form."""
 
-    def __init__(self, data: dict[str, Any], *, parameters: Mapping[str, Any] | None = None,
-                 region: str = "us-east-1", stack_name: str = "pyworkflow-dev",
-                 check_ranges: bool = True) -> None:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        region: str = "us-east-1",
+        stack_name: str = "pyworkflow-dev",
+        check_ranges: bool = True,
+    ) -> None:
         self.data = data
         self.stack_name = stack_name
         self.region = region
@@ -325,8 +361,10 @@ class StackTemplate:
         declared: dict[str, Any] = self.data.get("Parameters") or {}
         unknown = sorted(set(overrides) - set(declared))
         if unknown:
-            raise TemplateError(f"unknown parameter(s) {', '.join(unknown)}; the template "
-                                f"declares {', '.join(sorted(declared)) or 'none'}")
+            raise TemplateError(
+                f"unknown parameter(s) {', '.join(unknown)}; the template "
+                f"declares {', '.join(sorted(declared)) or 'none'}"
+            )
         values: dict[str, Any] = {}
         for name, spec in declared.items():
             raw = overrides.get(name, spec.get("Default"))
@@ -388,8 +426,12 @@ class StackTemplate:
             "KeySchema": props["KeySchema"],
             "BillingMode": props.get("BillingMode", "PROVISIONED"),
         }
-        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification",
-                    "ProvisionedThroughput"):
+        for key in (
+            "GlobalSecondaryIndexes",
+            "LocalSecondaryIndexes",
+            "StreamSpecification",
+            "ProvisionedThroughput",
+        ):
             if key in props:
                 args[key] = props[key]
         if args["BillingMode"] == "PROVISIONED" and "ProvisionedThroughput" not in args:
@@ -429,9 +471,16 @@ class StackTemplate:
         raw = self.properties(logical_id)
         props = self.resolver.resolve(raw)
         attributes: dict[str, str] = {}
-        for key in ("DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod",
-                    "ReceiveMessageWaitTimeSeconds", "VisibilityTimeout",
-                    "SqsManagedSseEnabled", "FifoQueue", "ContentBasedDeduplication"):
+        for key in (
+            "DelaySeconds",
+            "MaximumMessageSize",
+            "MessageRetentionPeriod",
+            "ReceiveMessageWaitTimeSeconds",
+            "VisibilityTimeout",
+            "SqsManagedSseEnabled",
+            "FifoQueue",
+            "ContentBasedDeduplication",
+        ):
             if key in props:
                 value = props[key]
                 attributes[key] = str(value).lower() if isinstance(value, bool) else str(value)
@@ -443,20 +492,27 @@ class StackTemplate:
             target_refs = references((raw.get("RedrivePolicy") or {}).get("deadLetterTargetArn"))
             target = next(iter(target_refs), None) if target_refs else None
             max_receives = int(redrive["maxReceiveCount"])
-            attributes["RedrivePolicy"] = json.dumps({
-                "deadLetterTargetArn": redrive["deadLetterTargetArn"],
-                "maxReceiveCount": max_receives})
-        return QueueSpec(logical_id=logical_id,
-                         name=self.physical_name(logical_id, props.get("QueueName")),
-                         attributes=attributes, dead_letter_target=target,
-                         max_receive_count=max_receives)
+            attributes["RedrivePolicy"] = json.dumps(
+                {
+                    "deadLetterTargetArn": redrive["deadLetterTargetArn"],
+                    "maxReceiveCount": max_receives,
+                }
+            )
+        return QueueSpec(
+            logical_id=logical_id,
+            name=self.physical_name(logical_id, props.get("QueueName")),
+            attributes=attributes,
+            dead_letter_target=target,
+            max_receive_count=max_receives,
+        )
 
     # --- schedule groups -------------------------------------------------------------------
     def schedule_groups(self) -> dict[str, str]:
         """Logical id -> group name."""
         return {
             logical_id: self.physical_name(
-                logical_id, self.resolver.resolve(self.properties(logical_id)).get("Name"))
+                logical_id, self.resolver.resolve(self.properties(logical_id)).get("Name")
+            )
             for logical_id in self.resources("AWS::Scheduler::ScheduleGroup")
         }
 
@@ -498,11 +554,14 @@ class StackTemplate:
             elif kind == "HttpApi":
                 routes.append(self._http_route(name, eprops))
         return FunctionSpec(
-            logical_id=logical_id, handler=str(handler),
+            logical_id=logical_id,
+            handler=str(handler),
             timeout=int(self.resolver.resolve(merged.get("Timeout", 3))),
             memory_size=int(self.resolver.resolve(merged.get("MemorySize", 128))),
             environment=_flatten_env(self.resolver.resolve(env)),
-            sqs_events=sqs, schedule_events=schedules, http_routes=routes,
+            sqs_events=sqs,
+            schedule_events=schedules,
+            http_routes=routes,
         )
 
     def _sqs_event(self, name: str, raw: dict[str, Any]) -> SqsEventSpec:
@@ -512,12 +571,15 @@ class StackTemplate:
         props = self.resolver.resolve({k: v for k, v in raw.items() if k != "Queue"})
         scaling = props.get("ScalingConfig") or {}
         return SqsEventSpec(
-            name=name, queue=next(iter(queue_refs)), batch_size=int(props.get("BatchSize", 10)),
+            name=name,
+            queue=next(iter(queue_refs)),
+            batch_size=int(props.get("BatchSize", 10)),
             batching_window_seconds=int(props.get("MaximumBatchingWindowInSeconds", 0)),
             report_batch_item_failures="ReportBatchItemFailures"
             in (props.get("FunctionResponseTypes") or []),
-            maximum_concurrency=(int(scaling["MaximumConcurrency"])
-                                 if "MaximumConcurrency" in scaling else None),
+            maximum_concurrency=(
+                int(scaling["MaximumConcurrency"]) if "MaximumConcurrency" in scaling else None
+            ),
             enabled=_bool(props.get("Enabled", True)),
         )
 
@@ -531,9 +593,13 @@ class StackTemplate:
             payload = json.loads(payload)
         state = props.get("State")
         enabled = _bool(props.get("Enabled", True)) if state is None else state == "ENABLED"
-        return ScheduleEventSpec(name=name, expression=str(expression), input=payload,
-                                 timezone=str(props.get("ScheduleExpressionTimezone") or "UTC"),
-                                 enabled=enabled)
+        return ScheduleEventSpec(
+            name=name,
+            expression=str(expression),
+            input=payload,
+            timezone=str(props.get("ScheduleExpressionTimezone") or "UTC"),
+            enabled=enabled,
+        )
 
     def _http_route(self, name: str, raw: dict[str, Any]) -> HttpRouteSpec:
         api_refs = references(raw.get("ApiId")) if "ApiId" in raw else set()
@@ -546,8 +612,9 @@ class StackTemplate:
             authorizer = self._definition_security(api, path, method)
         if authorizer is None:
             authorizer = self.default_authorizer(api)
-        return HttpRouteSpec(name=name, method=method, path=path, api=api,
-                             authorizer=str(authorizer))
+        return HttpRouteSpec(
+            name=name, method=method, path=path, api=api, authorizer=str(authorizer)
+        )
 
     def _definition_security(self, api: str | None, path: str, method: str) -> str | None:
         """The authorizer an OpenAPI ``DefinitionBody`` sets on this route (``security``),
@@ -560,7 +627,8 @@ class StackTemplate:
             return None
         operations = ((body.get("paths") or {}).get(path)) or {}
         operation = operations.get(method.lower()) or operations.get(
-            "x-amazon-apigateway-any-method")
+            "x-amazon-apigateway-any-method"
+        )
         if not isinstance(operation, dict) or "security" not in operation:
             return None
         security = self.resolver.resolve(operation["security"])

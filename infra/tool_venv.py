@@ -23,7 +23,7 @@ from pathlib import Path
 class ToolVenv:
     path: Path
     pins: tuple[str, ...]
-    probe: str = "python"              # a file in bin/ that exists once the tools are installed
+    probe: str = "python"  # a file in bin/ that exists once the tools are installed
     error: type[Exception] = RuntimeError
     label: str = "tool venv"
 
@@ -49,16 +49,30 @@ class ToolVenv:
                 return None
             start = time.monotonic()
             self._empty()  # not `venv --clear`: it would delete the lock we hold
-            done = subprocess.run([sys.executable, "-m", "venv", str(self.path)],
-                                  capture_output=True, text=True, check=False)
+            done = subprocess.run(
+                [sys.executable, "-m", "venv", str(self.path)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if done.returncode != 0:
                 raise self.error(f"python -m venv {self.path} failed:\n{done.stdout}{done.stderr}")
             log = self.path / "pip-install.log"
             with open(log, "w") as out:
                 installed = subprocess.run(
-                    [str(self.bin("python")), "-m", "pip", "install",
-                     "--disable-pip-version-check", "--no-input", *self.pins],
-                    stdout=out, stderr=subprocess.STDOUT, check=False)
+                    [
+                        str(self.bin("python")),
+                        "-m",
+                        "pip",
+                        "install",
+                        "--disable-pip-version-check",
+                        "--no-input",
+                        *self.pins,
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    check=False,
+                )
             if installed.returncode != 0:
                 tail = "\n".join(log.read_text().splitlines()[-30:])
                 raise self.error(f"pip install {' '.join(self.pins)} failed (log: {log}):\n{tail}")

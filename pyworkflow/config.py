@@ -53,12 +53,12 @@ if TYPE_CHECKING:
 # code runs unchanged, with a warning saying why they change nothing.
 _NO_EFFECT = {
     "celery_broker": "there is no Celery runtime: runs are driven in-process (embedded) or by "
-                     "the SQS worker on AWS",
+    "the SQS worker on AWS",
     "default_recover_on_worker_loss": "a run whose worker dies is always recovered: its lease "
-                                      "lapses and the next worker replays it",
+    "lapses and the next worker replays it",
     "default_max_recovery_attempts": "recovery replays from the history and is never given up; "
-                                     "a message failing PYWORKFLOW_MAX_RECEIVES times fails "
-                                     "its run on AWS",
+    "a message failing PYWORKFLOW_MAX_RECEIVES times fails "
+    "its run on AWS",
     "aws_region": f"the AWS runtime takes its region from {ENV_AWS_REGION}",
 }
 # "local" is the only runtime; any other is refused (see _check)
@@ -150,8 +150,11 @@ def configure(*, module: str | None = None, discover: bool = True, **kwargs: Any
             stacklevel=2,
         )
     for key in sorted(_NO_EFFECT.keys() & kwargs.keys()):
-        warnings.warn(f"configure({key}=...) has no effect in pyworkflow: {_NO_EFFECT[key]}",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            f"configure({key}=...) has no effect in pyworkflow: {_NO_EFFECT[key]}",
+            UserWarning,
+            stacklevel=2,
+        )
     if "db_path" in kwargs and "storage" not in kwargs and _objects.storage is not None:
         kwargs["storage"] = None  # the default storage, made from the old path: made anew
     changes = {key: kwargs[key] for key in OPTIONS & kwargs.keys()}
@@ -174,24 +177,41 @@ def _check(kwargs: dict[str, Any]) -> None:
     if runtime != "local":
         raise ConfigurationError(
             f"default_runtime={runtime!r} is not available: the embedded runtime is 'local'; on "
-            "AWS, runs are started through the API or pyworkflow.client")
-    if "db_path" in kwargs and "storage" not in kwargs and _objects.storage is not None \
-            and not _objects.storage_from_defaults:
+            "AWS, runs are started through the API or pyworkflow.client"
+        )
+    if (
+        "db_path" in kwargs
+        and "storage" not in kwargs
+        and _objects.storage is not None
+        and not _objects.storage_from_defaults
+    ):
         raise ConfigurationError(
             "db_path names the default SQLite file, but storage= was configured: pass "
-            "storage=SQLiteStorageBackend(path) instead")
-    for key in ("event_soft_limit", "event_hard_limit", "event_warning_interval",
-                "default_retries"):
+            "storage=SQLiteStorageBackend(path) instead"
+        )
+    for key in (
+        "event_soft_limit",
+        "event_hard_limit",
+        "event_warning_interval",
+        "default_retries",
+    ):
         value = kwargs.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                  or value < (0 if key == "default_retries" else 1)):
+        if value is not None and (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or value < (0 if key == "default_retries" else 1)
+        ):
             raise ConfigurationError(f"{key} must be a positive integer, got {value!r}")
     for key, least in (("lease_seconds", 1e-3), ("retry_inline_max_seconds", 0.0)):
         value = kwargs.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or not least <= value <= 10 * 366 * 86400):
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not least <= value <= 10 * 366 * 86400
+        ):
             raise ConfigurationError(
-                f"{key} must be a number of seconds ({least:g} up to ten years), got {value!r}")
+                f"{key} must be a number of seconds ({least:g} up to ten years), got {value!r}"
+            )
     for key in ("default_durable",):
         if key in kwargs and not isinstance(kwargs[key], bool):
             raise ConfigurationError(f"{key} must be True or False, got {kwargs[key]!r}")
@@ -235,8 +255,11 @@ def save_config() -> SavedConfig:
 def restore_config(saved: SavedConfig) -> None:
     """Put back what ``save_config`` saw; runtimes made meanwhile are dropped."""
     restore_overrides(saved.overrides)
-    _new_objects(storage=saved.objects.storage, clock=saved.objects.clock,
-                 storage_from_defaults=saved.objects.storage_from_defaults)
+    _new_objects(
+        storage=saved.objects.storage,
+        clock=saved.objects.clock,
+        storage_from_defaults=saved.objects.storage_from_defaults,
+    )
 
 
 def get_storage() -> StorageBackend:

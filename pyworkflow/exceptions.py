@@ -174,7 +174,7 @@ class OpMismatch:
 
     op: int | str  # the op number, or its path inside a fan-out
     expected: str  # what the history recorded, e.g. "step 'charge'"
-    found: str     # what the code asks for now
+    found: str  # what the code asks for now
 
 
 class NonDeterminismError(WorkflowError):
@@ -216,7 +216,8 @@ class PayloadTooLargeError(SerializationError):
 
     def __init__(self, what: str, size: int, limit: int, setting: str) -> None:
         super().__init__(
-            f"{what} is {size:,} bytes of JSON, over the limit of {limit:,} bytes ({setting})")
+            f"{what} is {size:,} bytes of JSON, over the limit of {limit:,} bytes ({setting})"
+        )
         self.size = size
         self.limit = limit
         self.setting = setting

@@ -33,30 +33,30 @@ from pydantic_settings import (
 from pyworkflow.exceptions import ConfigurationError
 
 # --- the variables ------------------------------------------------------------------------------
-ENV_DB_PATH = "PYWORKFLOW_DB"              # SQLite file of the embedded default storage
-ENV_MODULE = "PYWORKFLOW_MODULE"           # module(s) defining workflows, for the CLI and worker
-ENV_STORAGE = "PYWORKFLOW_STORAGE"         # "sqlite" (default), "memory", "file:<dir>", "dynamodb"
-ENV_DYNAMODB_TABLE = "PYWORKFLOW_TABLE"    # DynamoDB table of the AWS storage
+ENV_DB_PATH = "PYWORKFLOW_DB"  # SQLite file of the embedded default storage
+ENV_MODULE = "PYWORKFLOW_MODULE"  # module(s) defining workflows, for the CLI and worker
+ENV_STORAGE = "PYWORKFLOW_STORAGE"  # "sqlite" (default), "memory", "file:<dir>", "dynamodb"
+ENV_DYNAMODB_TABLE = "PYWORKFLOW_TABLE"  # DynamoDB table of the AWS storage
 ENV_DYNAMODB_ENDPOINT = "PYWORKFLOW_DYNAMODB_ENDPOINT"  # e.g. DynamoDB Local; unset on AWS
-ENV_AWS_REGION = "AWS_REGION"              # set by Lambda; AWS_DEFAULT_REGION is the fallback
+ENV_AWS_REGION = "AWS_REGION"  # set by Lambda; AWS_DEFAULT_REGION is the fallback
 ENV_AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 DEFAULT_DB_PATH = ".pyworkflow/pyworkflow.db"
 
 # AWS runtime (pyworkflow.runtime.aws, handlers/worker.py)
-ENV_QUEUE_URL = "PYWORKFLOW_QUEUE_URL"                # the work queue every wake-up goes to
-ENV_QUEUE_ARN = "PYWORKFLOW_QUEUE_ARN"                # the same queue, as Scheduler's target
-ENV_SCHEDULER_GROUP = "PYWORKFLOW_SCHEDULER_GROUP"    # schedule group of one-time timers
+ENV_QUEUE_URL = "PYWORKFLOW_QUEUE_URL"  # the work queue every wake-up goes to
+ENV_QUEUE_ARN = "PYWORKFLOW_QUEUE_ARN"  # the same queue, as Scheduler's target
+ENV_SCHEDULER_GROUP = "PYWORKFLOW_SCHEDULER_GROUP"  # schedule group of one-time timers
 ENV_SCHEDULER_ROLE_ARN = "PYWORKFLOW_SCHEDULER_ROLE_ARN"  # role Scheduler sends to SQS with
 ENV_SQS_DELAY_MAX = "PYWORKFLOW_SQS_DELAY_MAX_SECONDS"  # waits up to this use DelaySeconds
 ENV_VISIBILITY_TIMEOUT = "PYWORKFLOW_VISIBILITY_TIMEOUT"  # the queue's, in seconds: the lease
-ENV_MAX_RECEIVES = "PYWORKFLOW_MAX_RECEIVES"          # a message failing this often fails its run
-ENV_RETENTION_DAYS = "PYWORKFLOW_RETENTION_DAYS"      # days finished runs stay (DynamoDB TTL)
-ENV_API_URL = "PYWORKFLOW_API_URL"                    # a deployed (or local) stack's HTTP API
-ENV_API_NO_SIGN = "PYWORKFLOW_API_NO_SIGN"            # the CLI's --no-sign (a click envvar)
+ENV_MAX_RECEIVES = "PYWORKFLOW_MAX_RECEIVES"  # a message failing this often fails its run
+ENV_RETENTION_DAYS = "PYWORKFLOW_RETENTION_DAYS"  # days finished runs stay (DynamoDB TTL)
+ENV_API_URL = "PYWORKFLOW_API_URL"  # a deployed (or local) stack's HTTP API
+ENV_API_NO_SIGN = "PYWORKFLOW_API_NO_SIGN"  # the CLI's --no-sign (a click envvar)
 
 # Large payloads: fields over the threshold live in a blob store
-ENV_BLOB_BUCKET = "PYWORKFLOW_BLOB_BUCKET"            # S3 bucket of large payloads (AWS)
-ENV_BLOB_DIR = "PYWORKFLOW_BLOB_DIR"                  # or a directory (embedded runtime)
+ENV_BLOB_BUCKET = "PYWORKFLOW_BLOB_BUCKET"  # S3 bucket of large payloads (AWS)
+ENV_BLOB_DIR = "PYWORKFLOW_BLOB_DIR"  # or a directory (embedded runtime)
 ENV_OFFLOAD_THRESHOLD_BYTES = "PYWORKFLOW_OFFLOAD_THRESHOLD_BYTES"  # default 200 KB
 ENV_MAX_PAYLOAD_BYTES = "PYWORKFLOW_MAX_PAYLOAD_BYTES"  # larger payloads fail; default 50 MB
 DEFAULT_MAX_PAYLOAD_BYTES = 50 * 1024 * 1024
@@ -78,8 +78,12 @@ class Settings(BaseSettings):
     default" (e.g. SQS's 900 s delay limit in ``pyworkflow.runtime.aws``)."""
 
     model_config = SettingsConfigDict(
-        frozen=True, case_sensitive=True, env_ignore_empty=True, extra="ignore",
-        populate_by_name=True, str_strip_whitespace=True,
+        frozen=True,
+        case_sensitive=True,
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
+        str_strip_whitespace=True,
     )
 
     # --- embedded runtime and CLI ----------------------------------------------------------
@@ -92,29 +96,33 @@ class Settings(BaseSettings):
     table: str | None = Field(default=None, validation_alias=ENV_DYNAMODB_TABLE)
     dynamodb_endpoint: str | None = Field(default=None, validation_alias=ENV_DYNAMODB_ENDPOINT)
     region: str | None = Field(
-        default=None, validation_alias=AliasChoices(ENV_AWS_REGION, ENV_AWS_DEFAULT_REGION))
+        default=None, validation_alias=AliasChoices(ENV_AWS_REGION, ENV_AWS_DEFAULT_REGION)
+    )
     queue_url: str | None = Field(default=None, validation_alias=ENV_QUEUE_URL)
     queue_arn: str | None = Field(default=None, validation_alias=ENV_QUEUE_ARN)
     scheduler_group: str | None = Field(default=None, validation_alias=ENV_SCHEDULER_GROUP)
     scheduler_role_arn: str | None = Field(default=None, validation_alias=ENV_SCHEDULER_ROLE_ARN)
     sqs_delay_max_seconds: float | None = Field(default=None, validation_alias=ENV_SQS_DELAY_MAX)
-    visibility_timeout: float | None = Field(default=None, gt=0,
-                                             validation_alias=ENV_VISIBILITY_TIMEOUT)
+    visibility_timeout: float | None = Field(
+        default=None, gt=0, validation_alias=ENV_VISIBILITY_TIMEOUT
+    )
     max_receives: int | None = Field(default=None, ge=1, validation_alias=ENV_MAX_RECEIVES)
     retention_days: float | None = Field(default=None, gt=0, validation_alias=ENV_RETENTION_DAYS)
-    max_request_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BYTES, gt=0,
-                                   validation_alias=ENV_MAX_REQUEST_BYTES)
+    max_request_bytes: int = Field(
+        default=DEFAULT_MAX_REQUEST_BYTES, gt=0, validation_alias=ENV_MAX_REQUEST_BYTES
+    )
     service_name: str | None = Field(default=None, validation_alias=ENV_POWERTOOLS_SERVICE)
-    metrics_namespace: str | None = Field(default=None,
-                                          validation_alias=ENV_POWERTOOLS_NAMESPACE)
+    metrics_namespace: str | None = Field(default=None, validation_alias=ENV_POWERTOOLS_NAMESPACE)
 
     # --- large payloads ----------------------------------------------------------------------
     blob_bucket: str | None = Field(default=None, validation_alias=ENV_BLOB_BUCKET)
     blob_dir: str | None = Field(default=None, validation_alias=ENV_BLOB_DIR)
     offload_threshold_bytes: int | None = Field(
-        default=None, gt=0, validation_alias=ENV_OFFLOAD_THRESHOLD_BYTES)
-    max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, gt=0,
-                                   validation_alias=ENV_MAX_PAYLOAD_BYTES)
+        default=None, gt=0, validation_alias=ENV_OFFLOAD_THRESHOLD_BYTES
+    )
+    max_payload_bytes: int = Field(
+        default=DEFAULT_MAX_PAYLOAD_BYTES, gt=0, validation_alias=ENV_MAX_PAYLOAD_BYTES
+    )
 
     # --- configure()'s options (no variable) ---------------------------------------------------
     default_durable: bool = True
@@ -149,8 +157,11 @@ class Settings(BaseSettings):
 
     @classmethod
     def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # No .env file and no secrets directory: the environment documented here, nothing else

@@ -39,8 +39,7 @@ def esc(value: Any) -> Html:
 def h(template: str, *args: Any, **kwargs: Any) -> Html:
     """``template.format(...)`` with every argument escaped. Templates are literals of this
     package: attribute values in them are always quoted."""
-    return Html(template.format(*(esc(a) for a in args),
-                                **{k: esc(v) for k, v in kwargs.items()}))
+    return Html(template.format(*(esc(a) for a in args), **{k: esc(v) for k, v in kwargs.items()}))
 
 
 def join(parts: Iterable[Any], sep: str = "") -> Html:
@@ -69,8 +68,11 @@ def query_href(params: dict[str, Any]) -> str:
 def fmt_time(value: datetime | None) -> str:
     if value is None:
         return "—"
-    return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}" + (
-        "Z" if value.utcoffset() is not None and not value.utcoffset() else "")
+    return (
+        value.strftime("%Y-%m-%d %H:%M:%S.")
+        + f"{value.microsecond // 1000:03d}"
+        + ("Z" if value.utcoffset() is not None and not value.utcoffset() else "")
+    )
 
 
 def fmt_seconds(seconds: float | None) -> str:
@@ -100,8 +102,8 @@ def fmt_offset(seconds: float | None) -> str:
     return "—" if seconds is None else "+" + fmt_seconds(seconds)
 
 
-PAYLOAD_PREVIEW = 160      # characters of a value shown inline
-PAYLOAD_MAX = 20_000       # characters of a value shown at all (the API has the rest)
+PAYLOAD_PREVIEW = 160  # characters of a value shown inline
+PAYLOAD_MAX = 20_000  # characters of a value shown at all (the API has the rest)
 
 
 def to_json(value: Any) -> str:
@@ -118,8 +120,13 @@ def json_block(value: Any, *, css: str = "payload") -> Html:
     if len(full) > PAYLOAD_MAX:
         more = f"\n… {len(full) - PAYLOAD_MAX} more characters (GET /runs/<id>/events)"
         full = full[:PAYLOAD_MAX]
-    return h('<details class="{}"><summary><code>{}…</code></summary><pre>{}{}</pre></details>',
-             css, text[:PAYLOAD_PREVIEW], full, more)
+    return h(
+        '<details class="{}"><summary><code>{}…</code></summary><pre>{}{}</pre></details>',
+        css,
+        text[:PAYLOAD_PREVIEW],
+        full,
+        more,
+    )
 
 
 def json_text_block(raw: str | None) -> Html:
@@ -191,30 +198,53 @@ svg.bar rect.failed { fill: #d92d20; }
 
 _CSS_HASH = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
 #: No script may run (there is none), styles only from our own block, forms only to us.
-CSP = ("default-src 'none'; img-src data:; "
-       f"style-src 'sha256-{_CSS_HASH}'; form-action 'self'; base-uri 'none'; "
-       "frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; img-src data:; "
+    f"style-src 'sha256-{_CSS_HASH}'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 
 
 def status_badge(status: str) -> Html:
     return h('<span class="badge s-{}">{}</span>', status, status.replace("_", " "))
 
 
-def page(title: str, body: Html, *, refresh_seconds: int | None = None,
-         home_href: str = "ui") -> Html:
-    refresh = (h('<meta http-equiv="refresh" content="{}">', refresh_seconds)
-               if refresh_seconds else Html(""))
-    return Html(h(
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<title>{title} · pyworkflow</title><link rel="icon" href="data:,">{refresh}'
-        "<style>", title=title, refresh=refresh) + CSS + h(
-        '</style></head><body><header class="top"><a href="{home}">pyworkflow runs</a>'
-        "<span>run viewer</span></header><main>{body}</main></body></html>\n",
-        home=home_href, body=body))
+def page(
+    title: str, body: Html, *, refresh_seconds: int | None = None, home_href: str = "ui"
+) -> Html:
+    refresh = (
+        h('<meta http-equiv="refresh" content="{}">', refresh_seconds)
+        if refresh_seconds
+        else Html("")
+    )
+    return Html(
+        h(
+            '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<title>{title} · pyworkflow</title><link rel="icon" href="data:,">{refresh}'
+            "<style>",
+            title=title,
+            refresh=refresh,
+        )
+        + CSS
+        + h(
+            '</style></head><body><header class="top"><a href="{home}">pyworkflow runs</a>'
+            "<span>run viewer</span></header><main>{body}</main></body></html>\n",
+            home=home_href,
+            body=body,
+        )
+    )
 
 
 def error_page(status: int, title: str, message: str, *, home_href: str) -> Html:
-    return page(title, h('<h1>{}</h1><p class="error-box" id="error-message">{}</p>'
-                         '<p><a href="{}">All runs</a></p>', f"{status} · {title}", message,
-                         home_href), home_href=home_href)
+    return page(
+        title,
+        h(
+            '<h1>{}</h1><p class="error-box" id="error-message">{}</p>'
+            '<p><a href="{}">All runs</a></p>',
+            f"{status} · {title}",
+            message,
+            home_href,
+        ),
+        home_href=home_href,
+    )

@@ -68,12 +68,12 @@ def _row_detail(row: Row, origin: datetime | None) -> Html:
     if row.attempt is not None:
         parts.append(h('<span class="attempt">attempt {}</span>', row.attempt))
     if "duration_ms" in d:
-        parts.append(h('<span class="took">took {}</span>',
-                       fmt_seconds(float(d["duration_ms"]) / 1000)))
+        parts.append(
+            h('<span class="took">took {}</span>', fmt_seconds(float(d["duration_ms"]) / 1000))
+        )
     if "error" in d and t != EventType.WORKFLOW_CONTINUED_AS_NEW:
         parts.append(h('<span class="err">{}</span>', error_text(d)))
-    for key, label in (("retry_at", "retry at"), ("resume_at", "until"),
-                       ("expires_at", "expires")):
+    for key, label in (("retry_at", "retry at"), ("resume_at", "until"), ("expires_at", "expires")):
         when = parse_time(d.get(key))
         if when is not None:
             since = fmt_offset((when - origin).total_seconds()) if origin else ""
@@ -88,11 +88,29 @@ def _row_detail(row: Row, origin: datetime | None) -> Html:
         parts.append(h("continued from {}", _run_link(str(d["continued_from_run_id"]))))
     if d.get("parent_run_id"):
         parts.append(h("parent {}", _run_link(str(d["parent_run_id"]))))
-    handled = {"attempt", "duration_ms", "error", "error_type", "retry_at", "resume_at",
-               "expires_at", "duration", "child_run_id", "new_run_id", "continued_from_run_id",
-               "parent_run_id", "hook_id", "wait", "parent_close_policy", "workflow_name"}
-    rest = {k: v for k, v in d.items() if k not in handled and k not in _SHOWN_KEYS
-            and not (k == "idempotency_key" and v is None)}
+    handled = {
+        "attempt",
+        "duration_ms",
+        "error",
+        "error_type",
+        "retry_at",
+        "resume_at",
+        "expires_at",
+        "duration",
+        "child_run_id",
+        "new_run_id",
+        "continued_from_run_id",
+        "parent_run_id",
+        "hook_id",
+        "wait",
+        "parent_close_policy",
+        "workflow_name",
+    }
+    rest = {
+        k: v
+        for k, v in d.items()
+        if k not in handled and k not in _SHOWN_KEYS and not (k == "idempotency_key" and v is None)
+    }
     for key, value in rest.items():
         parts.append(h('<span class="kv">{}=</span>{}', key, json_block(value)))
     return join(parts, " · ")
@@ -101,20 +119,41 @@ def _row_detail(row: Row, origin: datetime | None) -> Html:
 def _events_table(tl: Timeline) -> Html:
     rows = []
     for row in tl.rows:
-        css = ("bad" if row.type in (EventType.STEP_FAILED, EventType.WORKFLOW_FAILED,
-                                     EventType.CHILD_WORKFLOW_FAILED, EventType.HOOK_EXPIRED)
-               else "retry" if row.type == EventType.STEP_RETRYING else "")
-        rows.append(h(
-            '<tr class="event {css}" data-seq="{seq}" data-type="{type}">'
-            '<td class="num">{seq}</td><td class="num">{offset}</td>'
-            '<td class="mono t-{family}">{type}</td><td class="num">{op}</td><td>{name}</td>'
-            "<td>{detail}</td></tr>",
-            css=css, seq=row.sequence, offset=fmt_offset(row.offset), family=row.family,
-            type=row.type, op="" if row.op is None else row.op, name=row.name or "",
-            detail=_row_detail(row, tl.started_at)))
-    return h('<table id="timeline"><thead><tr><th class="num">#</th><th class="num">Time</th>'
-             '<th>Event</th><th class="num">Op</th><th>Name</th><th>Details</th></tr></thead>'
-             "<tbody>{}</tbody></table>", join(rows))
+        css = (
+            "bad"
+            if row.type
+            in (
+                EventType.STEP_FAILED,
+                EventType.WORKFLOW_FAILED,
+                EventType.CHILD_WORKFLOW_FAILED,
+                EventType.HOOK_EXPIRED,
+            )
+            else "retry"
+            if row.type == EventType.STEP_RETRYING
+            else ""
+        )
+        rows.append(
+            h(
+                '<tr class="event {css}" data-seq="{seq}" data-type="{type}">'
+                '<td class="num">{seq}</td><td class="num">{offset}</td>'
+                '<td class="mono t-{family}">{type}</td><td class="num">{op}</td><td>{name}</td>'
+                "<td>{detail}</td></tr>",
+                css=css,
+                seq=row.sequence,
+                offset=fmt_offset(row.offset),
+                family=row.family,
+                type=row.type,
+                op="" if row.op is None else row.op,
+                name=row.name or "",
+                detail=_row_detail(row, tl.started_at),
+            )
+        )
+    return h(
+        '<table id="timeline"><thead><tr><th class="num">#</th><th class="num">Time</th>'
+        '<th>Event</th><th class="num">Op</th><th>Name</th><th>Details</th></tr></thead>'
+        "<tbody>{}</tbody></table>",
+        join(rows),
+    )
 
 
 BAR_WIDTH = 220
@@ -126,10 +165,15 @@ def _bar(o: Operation, total: float) -> Html:
     end = o.end if o.end is not None else total
     width = max(2.0, (end - o.start) * scale)
     css = "failed" if o.failed else o.kind.value if o.kind in _STYLED_KINDS else "other"
-    return h('<svg class="bar" width="{w}" height="10" aria-hidden="true">'
-             '<rect class="track" x="0" y="2" width="{w}" height="6"></rect>'
-             '<rect class="{css}" x="{x}" y="0" width="{width}" height="10"></rect></svg>',
-             w=BAR_WIDTH, css=css, x=f"{x:.1f}", width=f"{min(width, BAR_WIDTH - x):.1f}")
+    return h(
+        '<svg class="bar" width="{w}" height="10" aria-hidden="true">'
+        '<rect class="track" x="0" y="2" width="{w}" height="6"></rect>'
+        '<rect class="{css}" x="{x}" y="0" width="{width}" height="10"></rect></svg>',
+        w=BAR_WIDTH,
+        css=css,
+        x=f"{x:.1f}",
+        width=f"{min(width, BAR_WIDTH - x):.1f}",
+    )
 
 
 def _operations_table(tl: Timeline) -> Html:
@@ -147,21 +191,33 @@ def _operations_table(tl: Timeline) -> Html:
             detail.append(_run_link(o.child_run_id, "child"))
         if o.error:
             detail.append(h('<span class="err">{}</span>', o.error))
-        rows.append(h(
-            '<tr class="op {css}" data-op="{op}" data-kind="{kind}">'
-            '<td class="num">{op}</td><td>{kind}</td><td>{name}</td>'
-            '<td class="num">{start}</td><td class="num">{end}</td>'
-            '<td class="num duration">{elapsed}</td><td class="num attempts">{attempts}</td>'
-            '<td class="outcome">{outcome}</td><td>{detail}</td><td>{bar}</td></tr>',
-            css="bad" if o.failed else "retry" if o.retries else "", op=o.op, kind=o.kind.value,
-            name=o.name, start=fmt_offset(o.start), end=fmt_offset(o.end),
-            elapsed=fmt_seconds(o.elapsed), attempts=o.attempts, outcome=outcome,
-            detail=join(detail, " · "), bar=_bar(o, tl.total)))
-    return h('<table id="operations"><thead><tr><th class="num">Op</th><th>Kind</th>'
-             '<th>Name</th><th class="num">Start</th><th class="num">End</th>'
-             '<th class="num">Elapsed</th><th class="num">Attempts</th><th>Outcome</th>'
-             "<th>Details</th><th>Waterfall</th></tr></thead><tbody>{}</tbody></table>",
-             join(rows))
+        rows.append(
+            h(
+                '<tr class="op {css}" data-op="{op}" data-kind="{kind}">'
+                '<td class="num">{op}</td><td>{kind}</td><td>{name}</td>'
+                '<td class="num">{start}</td><td class="num">{end}</td>'
+                '<td class="num duration">{elapsed}</td><td class="num attempts">{attempts}</td>'
+                '<td class="outcome">{outcome}</td><td>{detail}</td><td>{bar}</td></tr>',
+                css="bad" if o.failed else "retry" if o.retries else "",
+                op=o.op,
+                kind=o.kind.value,
+                name=o.name,
+                start=fmt_offset(o.start),
+                end=fmt_offset(o.end),
+                elapsed=fmt_seconds(o.elapsed),
+                attempts=o.attempts,
+                outcome=outcome,
+                detail=join(detail, " · "),
+                bar=_bar(o, tl.total),
+            )
+        )
+    return h(
+        '<table id="operations"><thead><tr><th class="num">Op</th><th>Kind</th>'
+        '<th>Name</th><th class="num">Start</th><th class="num">End</th>'
+        '<th class="num">Elapsed</th><th class="num">Attempts</th><th>Outcome</th>'
+        "<th>Details</th><th>Waterfall</th></tr></thead><tbody>{}</tbody></table>",
+        join(rows),
+    )
 
 
 def _chain(run: WorkflowRun, chain: list[WorkflowRun]) -> Html:
@@ -171,34 +227,62 @@ def _chain(run: WorkflowRun, chain: list[WorkflowRun]) -> Html:
     for i, r in enumerate(chain, 1):
         label = h("#{} {}", i, status_badge(r.status.value))
         if r.run_id == run.run_id:
-            items.append(h('<li class="current" data-run-id="{}"><span>{}</span> {}</li>',
-                           r.run_id, r.run_id, label))
+            items.append(
+                h(
+                    '<li class="current" data-run-id="{}"><span>{}</span> {}</li>',
+                    r.run_id,
+                    r.run_id,
+                    label,
+                )
+            )
         else:
-            items.append(h('<li data-run-id="{}">{} {}</li>', r.run_id, _run_link(r.run_id),
-                           label))
+            items.append(h('<li data-run-id="{}">{} {}</li>', r.run_id, _run_link(r.run_id), label))
     nav = []
     if run.continued_from_run_id:
-        nav.append(h('<a class="chain-prev" href="{}">← previous run</a>',
-                     run_href(run.continued_from_run_id, from_list=False)))
+        nav.append(
+            h(
+                '<a class="chain-prev" href="{}">← previous run</a>',
+                run_href(run.continued_from_run_id, from_list=False),
+            )
+        )
     if run.continued_to_run_id:
-        nav.append(h('<a class="chain-next" href="{}">next run →</a>',
-                     run_href(run.continued_to_run_id, from_list=False)))
-    return h('<h2>Continue-as-new chain</h2><nav class="pager">{}</nav>'
-             '<ol class="chain" id="chain">{}</ol>', join(nav), join(items))
+        nav.append(
+            h(
+                '<a class="chain-next" href="{}">next run →</a>',
+                run_href(run.continued_to_run_id, from_list=False),
+            )
+        )
+    return h(
+        '<h2>Continue-as-new chain</h2><nav class="pager">{}</nav>'
+        '<ol class="chain" id="chain">{}</ol>',
+        join(nav),
+        join(items),
+    )
 
 
 def _children(tl: Timeline) -> Html:
     kids = tl.children
     if not kids:
         return Html("")
-    items = [h('<li>{} <span class="muted">{} (op {})</span> {}</li>', _run_link(
-        o.child_run_id, "child"), o.name, o.op, status_badge(o.outcome)) for o in kids]
+    items = [
+        h(
+            '<li>{} <span class="muted">{} (op {})</span> {}</li>',
+            _run_link(o.child_run_id, "child"),
+            o.name,
+            o.op,
+            status_badge(o.outcome),
+        )
+        for o in kids
+    ]
     return h('<h2>Children</h2><ul id="children">{}</ul>', join(items))
 
 
 def _facts(run: WorkflowRun) -> Html:
-    duration = ((run.completed_at - run.started_at).total_seconds()
-                if run.completed_at and run.started_at else None)
+    duration = (
+        (run.completed_at - run.started_at).total_seconds()
+        if run.completed_at and run.started_at
+        else None
+    )
     facts: list[tuple[str, Html]] = [
         ("Workflow", esc(run.workflow_name)),
         ("Status", status_badge(run.status.value)),
@@ -221,16 +305,17 @@ def _facts(run: WorkflowRun) -> Html:
         facts.append(("Version", esc(run.metadata["version"])))
     if run.cancel_requested:
         facts.append(("Cancel requested", esc(run.cancel_reason or "yes")))
-    return h('<dl class="facts">{}</dl>',
-             join(h("<dt>{}</dt><dd>{}</dd>", k, v) for k, v in facts))
+    return h('<dl class="facts">{}</dl>', join(h("<dt>{}</dt><dd>{}</dd>", k, v) for k, v in facts))
 
 
 def _outcome(run: WorkflowRun) -> Html:
     if run.result is not None:
         return h('<h2>Result</h2><div id="result">{}</div>', json_text_block(run.result))
     if run.error is not None:
-        return h('<h2>Error</h2><div id="error" class="error-box">{}</div>',
-                 f"{run.error_type}: {run.error}" if run.error_type else run.error)
+        return h(
+            '<h2>Error</h2><div id="error" class="error-box">{}</div>',
+            f"{run.error_type}: {run.error}" if run.error_type else run.error,
+        )
     return Html("")
 
 
@@ -239,9 +324,19 @@ def render_run_page(run: WorkflowRun, events: list[Event], chain: list[WorkflowR
     body = h(
         '<p><a href="{home}">← all runs</a></p><h1 id="run-id">{run_id}</h1>{facts}{outcome}'
         "{chain}{children}<h2>Operations</h2>{ops}<h2>Timeline</h2>{events}",
-        home=LIST_HREF_FROM_RUN, run_id=run.run_id, facts=_facts(run), outcome=_outcome(run),
-        chain=_chain(run, chain), children=_children(tl), ops=_operations_table(tl),
-        events=_events_table(tl))
+        home=LIST_HREF_FROM_RUN,
+        run_id=run.run_id,
+        facts=_facts(run),
+        outcome=_outcome(run),
+        chain=_chain(run, chain),
+        children=_children(tl),
+        ops=_operations_table(tl),
+        events=_events_table(tl),
+    )
     # A run still going refreshes itself; a finished one stays still.
-    return page(f"Run {run.run_id}", body, home_href=LIST_HREF_FROM_RUN,
-                refresh_seconds=None if run.status.is_terminal else 5)
+    return page(
+        f"Run {run.run_id}",
+        body,
+        home_href=LIST_HREF_FROM_RUN,
+        refresh_seconds=None if run.status.is_terminal else 5,
+    )

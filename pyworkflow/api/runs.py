@@ -20,8 +20,16 @@ from pyworkflow.service.hooks import ResumeResult
 from pyworkflow.storage.base import StorageBackend
 
 __all__ = [
-    "ResumeResult", "cancel_workflow", "get_workflow_chain", "get_workflow_events",
-    "get_workflow_run", "resume", "resume_hook", "resume_hook_by_name", "start", "wait_for_run",
+    "ResumeResult",
+    "cancel_workflow",
+    "get_workflow_chain",
+    "get_workflow_events",
+    "get_workflow_run",
+    "resume",
+    "resume_hook",
+    "resume_hook_by_name",
+    "start",
+    "wait_for_run",
 ]
 
 
@@ -52,8 +60,10 @@ async def start(
             "on AWS, start runs through the API or pyworkflow.client"
         )
     effective_durable = (
-        durable if durable is not None
-        else defn.durable if defn.durable is not None
+        durable
+        if durable is not None
+        else defn.durable
+        if defn.durable is not None
         else get_config().default_durable
     )
     rt = get_runtime(storage) if effective_durable else get_transient_runtime()
@@ -68,8 +78,9 @@ async def start(
     return started.run_id
 
 
-async def resume(run_id: str, runtime: str | None = None,
-                 storage: StorageBackend | None = None) -> Any:
+async def resume(
+    run_id: str, runtime: str | None = None, storage: StorageBackend | None = None
+) -> Any:
     """Drive a run now (e.g. after a hook payload arrived). Returns its result if it completed,
     else None."""
     rt = get_runtime(storage)
@@ -77,8 +88,9 @@ async def resume(run_id: str, runtime: str | None = None,
     return run.get_result() if run.status == RunStatus.COMPLETED else None
 
 
-async def get_workflow_run(run_id: str, storage: StorageBackend | None = None
-                           ) -> WorkflowRun | None:
+async def get_workflow_run(
+    run_id: str, storage: StorageBackend | None = None
+) -> WorkflowRun | None:
     """The run, or None (pyworkflow-engine's contract; the service raises instead)."""
     try:
         return await runs.get_run(storage or get_storage(), run_id)
@@ -91,8 +103,9 @@ async def get_workflow_events(run_id: str, storage: StorageBackend | None = None
     return await (storage or get_storage()).get_events(run_id)
 
 
-async def get_workflow_chain(run_id: str, storage: StorageBackend | None = None
-                             ) -> list[WorkflowRun]:
+async def get_workflow_chain(
+    run_id: str, storage: StorageBackend | None = None
+) -> list[WorkflowRun]:
     """Every run of the continue-as-new chain ``run_id`` belongs to, oldest first."""
     return await runs.chain(storage or get_storage(), run_id)
 
@@ -118,16 +131,22 @@ async def cancel_workflow(
     return True
 
 
-async def wait_for_run(run_id: str, *, timeout: float | None = None,
-                       storage: StorageBackend | None = None,
-                       poll_interval: float = 0.05) -> WorkflowRun:
+async def wait_for_run(
+    run_id: str,
+    *,
+    timeout: float | None = None,
+    storage: StorageBackend | None = None,
+    poll_interval: float = 0.05,
+) -> WorkflowRun:
     """Poll until the run is terminal. ``TimeoutError`` after ``timeout`` seconds."""
-    return await runs.wait_for_run(storage or get_storage(), run_id, timeout=timeout,
-                                   poll_interval=poll_interval)
+    return await runs.wait_for_run(
+        storage or get_storage(), run_id, timeout=timeout, poll_interval=poll_interval
+    )
 
 
-async def resume_hook(token: str, payload: Any, *, storage: StorageBackend | None = None
-                      ) -> ResumeResult:
+async def resume_hook(
+    token: str, payload: Any, *, storage: StorageBackend | None = None
+) -> ResumeResult:
     """Deliver ``payload`` to the hook ``token`` belongs to and drive its run.
 
     Raises ``InvalidTokenError``, ``HookNotFoundError``, ``HookExpiredError``,
@@ -137,8 +156,9 @@ async def resume_hook(token: str, payload: Any, *, storage: StorageBackend | Non
     return await hooks.resume_hook(get_runtime(storage), token, payload)
 
 
-async def resume_hook_by_name(run_id: str, name: str, payload: Any, *,
-                              storage: StorageBackend | None = None) -> ResumeResult:
+async def resume_hook_by_name(
+    run_id: str, name: str, payload: Any, *, storage: StorageBackend | None = None
+) -> ResumeResult:
     """Deliver ``payload`` to the newest hook named ``name`` of ``run_id`` (for operators, who
     never see tokens: the CLI and the IAM-authenticated API use this)."""
     return await hooks.resume_hook_by_name(get_runtime(storage), run_id, name, payload)

@@ -16,8 +16,15 @@ from pyworkflow.service import schedules as service
 from pyworkflow.storage.base import StorageBackend
 
 __all__ = [
-    "activate_scheduled_workflows", "backfill_schedule", "create_schedule", "delete_schedule",
-    "get_schedule", "list_schedules", "pause_schedule", "resume_schedule", "trigger_schedule",
+    "activate_scheduled_workflows",
+    "backfill_schedule",
+    "create_schedule",
+    "delete_schedule",
+    "get_schedule",
+    "list_schedules",
+    "pause_schedule",
+    "resume_schedule",
+    "trigger_schedule",
     "update_schedule",
 ]
 
@@ -40,12 +47,18 @@ async def create_schedule(
     """Create a schedule that starts ``workflow_name(*args, **kwargs)`` on ``spec``;
     ``workflow_name`` may also be the ``@workflow`` function. See ``service.schedules.create``
     for what is checked up front."""
-    return await service.create(get_runtime(storage), _name(workflow_name), spec, args, kwargs,
-                                overlap_policy=overlap_policy, schedule_id=schedule_id)
+    return await service.create(
+        get_runtime(storage),
+        _name(workflow_name),
+        spec,
+        args,
+        kwargs,
+        overlap_policy=overlap_policy,
+        schedule_id=schedule_id,
+    )
 
 
-async def get_schedule(schedule_id: str, storage: StorageBackend | None = None
-                       ) -> Schedule | None:
+async def get_schedule(schedule_id: str, storage: StorageBackend | None = None) -> Schedule | None:
     """The schedule, or None. Deleted schedules are still returned (status ``deleted``)."""
     try:
         return await service.get(get_runtime(storage).storage, schedule_id)
@@ -61,8 +74,13 @@ async def list_schedules(
     storage: StorageBackend | None = None,
 ) -> list[Schedule]:
     """Schedules, newest first, optionally of one workflow and/or in one status."""
-    return await service.list_schedules(get_runtime(storage).storage, workflow=workflow_name,
-                                        status=status, limit=limit, offset=offset)
+    return await service.list_schedules(
+        get_runtime(storage).storage,
+        workflow=workflow_name,
+        status=status,
+        limit=limit,
+        offset=offset,
+    )
 
 
 async def update_schedule(
@@ -72,8 +90,9 @@ async def update_schedule(
     storage: StorageBackend | None = None,
 ) -> Schedule:
     """Change the spec and/or overlap policy."""
-    return await service.update(get_runtime(storage), schedule_id, spec=spec,
-                                overlap_policy=overlap_policy)
+    return await service.update(
+        get_runtime(storage), schedule_id, spec=spec, overlap_policy=overlap_policy
+    )
 
 
 async def pause_schedule(schedule_id: str, storage: StorageBackend | None = None) -> Schedule:
@@ -96,8 +115,12 @@ async def trigger_schedule(schedule_id: str, storage: StorageBackend | None = No
     return await service.trigger(get_runtime(storage), schedule_id)
 
 
-async def backfill_schedule(schedule_id: str, start_time: datetime, end_time: datetime,
-                            storage: StorageBackend | None = None) -> list[str]:
+async def backfill_schedule(
+    schedule_id: str,
+    start_time: datetime,
+    end_time: datetime,
+    storage: StorageBackend | None = None,
+) -> list[str]:
     """One run per missed fire time in ``[start_time, end_time)``; the new runs' ids."""
     return await service.backfill(get_runtime(storage), schedule_id, start_time, end_time)
 
@@ -117,8 +140,15 @@ async def activate_scheduled_workflows(
         if await rt.storage.get_schedule(schedule_id) is not None:
             continue
         try:
-            await service.create(rt, name, meta.spec, (), {},
-                                 overlap_policy=meta.overlap_policy, schedule_id=schedule_id)
+            await service.create(
+                rt,
+                name,
+                meta.spec,
+                (),
+                {},
+                overlap_policy=meta.overlap_policy,
+                schedule_id=schedule_id,
+            )
         except ScheduleError:
             if await rt.storage.get_schedule(schedule_id) is None:
                 raise

@@ -66,23 +66,53 @@ class PyworkflowGroup(click.Group):
 
 @click.group(cls=PyworkflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(pyworkflow.__version__, "--version", prog_name="pyworkflow")
-@click.option("--module", "-m", envvar=ENV_MODULE, metavar="MODULES",
-              help=f"Module(s) defining workflows, comma-separated (env {ENV_MODULE}, or "
-                   "module = \"...\" in pyworkflow.toml / [tool.pyworkflow]).")
-@click.option("--db", envvar=ENV_DB_PATH, metavar="PATH",
-              help=f"SQLite file (env {ENV_DB_PATH}; default .pyworkflow/pyworkflow.db).")
-@click.option("--api-url", envvar=ENV_API_URL, metavar="URL",
-              help=f"Talk to a stack's HTTP API instead of local storage (env {ENV_API_URL}), "
-                   "e.g. http://127.0.0.1:8787 for 'pyworkflow dev'.")
-@click.option("--no-sign", is_flag=True, envvar=ENV_API_NO_SIGN,
-              help="Send API requests without a SigV4 signature (env "
-                   f"{ENV_API_NO_SIGN}=1). Loopback URLs (the local stack) are never signed.")
-@click.option("--output", "-o", type=click.Choice(["table", "json"], case_sensitive=False),
-              default="table", show_default=True, help="Output format.")
+@click.option(
+    "--module",
+    "-m",
+    envvar=ENV_MODULE,
+    metavar="MODULES",
+    help=f"Module(s) defining workflows, comma-separated (env {ENV_MODULE}, or "
+    'module = "..." in pyworkflow.toml / [tool.pyworkflow]).',
+)
+@click.option(
+    "--db",
+    envvar=ENV_DB_PATH,
+    metavar="PATH",
+    help=f"SQLite file (env {ENV_DB_PATH}; default .pyworkflow/pyworkflow.db).",
+)
+@click.option(
+    "--api-url",
+    envvar=ENV_API_URL,
+    metavar="URL",
+    help=f"Talk to a stack's HTTP API instead of local storage (env {ENV_API_URL}), "
+    "e.g. http://127.0.0.1:8787 for 'pyworkflow dev'.",
+)
+@click.option(
+    "--no-sign",
+    is_flag=True,
+    envvar=ENV_API_NO_SIGN,
+    help="Send API requests without a SigV4 signature (env "
+    f"{ENV_API_NO_SIGN}=1). Loopback URLs (the local stack) are never signed.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["table", "json"], case_sensitive=False),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Engine logs, and tracebacks on errors.")
 @click.pass_context
-def main(ctx: click.Context, module: str | None, db: str | None, api_url: str | None,
-         no_sign: bool, output: str, verbose: bool) -> None:
+def main(
+    ctx: click.Context,
+    module: str | None,
+    db: str | None,
+    api_url: str | None,
+    no_sign: bool,
+    output: str,
+    verbose: bool,
+) -> None:
     """pyworkflow: durable, event-sourced workflows on SQLite, or on AWS through the stack's
     API (--api-url).
 
@@ -96,13 +126,18 @@ def main(ctx: click.Context, module: str | None, db: str | None, api_url: str | 
     """
     source = None
     if module is not None:
-        source = ("--module" if ctx.get_parameter_source("module") == ParameterSource.COMMANDLINE
-                  else ENV_MODULE)
+        source = (
+            "--module"
+            if ctx.get_parameter_source("module") == ParameterSource.COMMANDLINE
+            else ENV_MODULE
+        )
     _setup_logging(verbose)
     if api_url is not None and ctx.get_parameter_source("db") == ParameterSource.COMMANDLINE:
         if ctx.get_parameter_source("api_url") == ParameterSource.COMMANDLINE:
-            raise click.UsageError("--db and --api-url exclude each other: runs are either in a "
-                                   "local database or behind the API")
+            raise click.UsageError(
+                "--db and --api-url exclude each other: runs are either in a "
+                "local database or behind the API"
+            )
         api_url = None  # --db on the command line beats PYWORKFLOW_API_URL in the environment
     obj = resolve(module, source, db, output.lower(), verbose, api_url, no_sign)
     ctx.obj = obj
@@ -110,8 +145,11 @@ def main(ctx: click.Context, module: str | None, db: str | None, api_url: str | 
         try:
             obj.backend  # noqa: B018 - builds the client now: a bad URL fails here
         except ConfigurationError as exc:
-            raise CliError(str(exc), f"--api-url (or {ENV_API_URL}) is the stack's API base "
-                           "URL, e.g. http://127.0.0.1:8787") from None
+            raise CliError(
+                str(exc),
+                f"--api-url (or {ENV_API_URL}) is the stack's API base "
+                "URL, e.g. http://127.0.0.1:8787",
+            ) from None
         return
     try:
         obj.configure_storage()
@@ -146,10 +184,16 @@ def _output_everywhere(group: click.Group) -> None:
         if isinstance(command, click.Group):
             _output_everywhere(command)
         elif not any("--output" in p.opts for p in command.params):
-            command.params.append(click.Option(
-                ["--output", "-o"], type=click.Choice(["table", "json"], case_sensitive=False),
-                default=None, expose_value=False, callback=_set_output,
-                help="Output format (also accepted before the command)."))
+            command.params.append(
+                click.Option(
+                    ["--output", "-o"],
+                    type=click.Choice(["table", "json"], case_sensitive=False),
+                    default=None,
+                    expose_value=False,
+                    callback=_set_output,
+                    help="Output format (also accepted before the command).",
+                )
+            )
 
 
 _register()

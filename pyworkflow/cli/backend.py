@@ -45,8 +45,9 @@ class Backend(Protocol):
         """The run; ``WorkflowNotFoundError`` if there is none."""
         ...
 
-    async def list_runs(self, *, status: RunStatus | None, workflow: str | None, limit: int,
-                        cursor: str | None) -> Page: ...
+    async def list_runs(
+        self, *, status: RunStatus | None, workflow: str | None, limit: int, cursor: str | None
+    ) -> Page: ...
 
     async def events(self, run_id: str, after: int = 0) -> list[Event]: ...
 
@@ -56,8 +57,9 @@ class Backend(Protocol):
         """Fail early if runs of ``name`` cannot be driven by this backend."""
         ...
 
-    async def start(self, name: str, args: list[Any], kwargs: dict[str, Any],
-                    idempotency_key: str | None) -> str: ...
+    async def start(
+        self, name: str, args: list[Any], kwargs: dict[str, Any], idempotency_key: str | None
+    ) -> str: ...
 
     async def nudge(self, run: WorkflowRun) -> bool:
         """Drive ``run`` here if it is due and nobody does; True if it did."""
@@ -67,8 +69,9 @@ class Backend(Protocol):
         """Let the runs this command woke reach their next wait (local drives)."""
         ...
 
-    async def cancel(self, run_id: str, reason: str | None, *, wait: bool,
-                     timeout: float) -> bool: ...
+    async def cancel(
+        self, run_id: str, reason: str | None, *, wait: bool, timeout: float
+    ) -> bool: ...
 
     # --- hooks -------------------------------------------------------------------------------
     async def hook_run(self, token: str) -> WorkflowRun | None:
@@ -81,8 +84,7 @@ class Backend(Protocol):
 
     async def resume_hook(self, token: str, payload: Any) -> HookResumed: ...
 
-    async def resume_hook_by_name(self, run_id: str, name: str, payload: Any
-                                  ) -> HookResumed: ...
+    async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> HookResumed: ...
 
     # --- workflows ---------------------------------------------------------------------------
     async def workflows(self) -> list[dict[str, Any]]:
@@ -92,16 +94,24 @@ class Backend(Protocol):
     async def workflow(self, name: str) -> dict[str, Any]: ...
 
     # --- schedules ---------------------------------------------------------------------------
-    async def list_schedules(self, *, workflow: str | None, status: ScheduleStatus | None,
-                             limit: int) -> list[Schedule]: ...
+    async def list_schedules(
+        self, *, workflow: str | None, status: ScheduleStatus | None, limit: int
+    ) -> list[Schedule]: ...
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
         """The schedule; ``ScheduleNotFoundError`` if it never existed."""
         ...
 
-    async def create_schedule(self, name: str, spec: ScheduleSpec, args: list[Any],
-                              kwargs: dict[str, Any], *, overlap_policy: OverlapPolicy,
-                              schedule_id: str | None) -> Schedule: ...
+    async def create_schedule(
+        self,
+        name: str,
+        spec: ScheduleSpec,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        overlap_policy: OverlapPolicy,
+        schedule_id: str | None,
+    ) -> Schedule: ...
 
     async def pause_schedule(self, schedule_id: str) -> Schedule: ...
 
@@ -131,14 +141,16 @@ def describe_parameters(defn: WorkflowDefinition) -> list[dict[str, Any]]:
     params = []
     for p in defn.signature.parameters.values():
         annotation = defn.hints.get(p.name, p.annotation)
-        params.append({
-            "name": p.name,
-            "kind": p.kind.name.lower(),
-            "type": _type_name(annotation) or None,
-            "required": p.default is inspect.Parameter.empty and p.kind not in (
-                p.VAR_POSITIONAL, p.VAR_KEYWORD),
-            "default": None if p.default is inspect.Parameter.empty else repr(p.default),
-        })
+        params.append(
+            {
+                "name": p.name,
+                "kind": p.kind.name.lower(),
+                "type": _type_name(annotation) or None,
+                "required": p.default is inspect.Parameter.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD),
+                "default": None if p.default is inspect.Parameter.empty else repr(p.default),
+            }
+        )
     return params
 
 

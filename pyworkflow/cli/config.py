@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 MODULE_HINT = (
     "pass the module that defines it: pyworkflow --module myapp.workflows ... "
-    f"(or set {ENV_MODULE}, or module = \"myapp.workflows\" in pyworkflow.toml or under "
+    f'(or set {ENV_MODULE}, or module = "myapp.workflows" in pyworkflow.toml or under '
     "[tool.pyworkflow] in pyproject.toml)"
 )
 
@@ -55,13 +55,13 @@ def read_file_config(directory: Path | None = None) -> tuple[dict[str, Any], Pat
 @dataclass
 class CliState:
     module: str | None = None
-    module_source: str | None = None       # where ``module`` came from, for messages
-    db: str | None = None                  # explicit SQLite file (flag, env or config file)
+    module_source: str | None = None  # where ``module`` came from, for messages
+    db: str | None = None  # explicit SQLite file (flag, env or config file)
     output: str = "table"
     verbose: bool = False
     imported: list[str] = field(default_factory=list)
-    api_url: str | None = None             # a stack's HTTP API instead of local storage
-    sign: bool = True                      # SigV4-sign requests to ``api_url``
+    api_url: str | None = None  # a stack's HTTP API instead of local storage
+    sign: bool = True  # SigV4-sign requests to ``api_url``
     _loaded: bool = False
     _backend: Backend | None = field(default=None, repr=False)
 
@@ -139,8 +139,10 @@ class CliState:
                         "run pyworkflow from the directory that contains it, or pass an "
                         "importable dotted path with --module/-m",
                     ) from None
-                raise CliError(f"Importing workflow module {name!r} failed: {exc}",
-                               "install the missing package") from None
+                raise CliError(
+                    f"Importing workflow module {name!r} failed: {exc}",
+                    "install the missing package",
+                ) from None
             except click.ClickException:
                 raise
             except Exception as exc:  # noqa: BLE001 - the user's module may raise anything
@@ -160,11 +162,17 @@ class CliState:
         if defn is not None:
             return defn
         known = sorted(list_workflows())
-        where = (f"imported modules: {', '.join(self.imported)}" if self.imported
-                 else "no workflow module was imported")
+        where = (
+            f"imported modules: {', '.join(self.imported)}"
+            if self.imported
+            else "no workflow module was imported"
+        )
         listing = f"; registered workflows: {', '.join(known)}" if known else ""
-        what = f"Workflow {name!r} of run {run_id} is not defined here" if run_id else \
-            f"Unknown workflow {name!r}"
+        what = (
+            f"Workflow {name!r} of run {run_id} is not defined here"
+            if run_id
+            else f"Unknown workflow {name!r}"
+        )
         raise CliError(f"{what} ({where}{listing})", MODULE_HINT)
 
 
@@ -176,8 +184,15 @@ def state() -> CliState:
     return obj
 
 
-def resolve(module: str | None, module_source: str | None, db: str | None, output: str,
-            verbose: bool, api_url: str | None = None, no_sign: bool = False) -> CliState:
+def resolve(
+    module: str | None,
+    module_source: str | None,
+    db: str | None,
+    output: str,
+    verbose: bool,
+    api_url: str | None = None,
+    no_sign: bool = False,
+) -> CliState:
     """Merge the flags/environment with the config file (flags and environment win)."""
     file_config, path = read_file_config()
     if module is None and file_config.get("module"):
@@ -191,8 +206,15 @@ def resolve(module: str | None, module_source: str | None, db: str | None, outpu
 
         api_url = api_url.strip().rstrip("/")
         sign = should_sign(api_url, no_sign)
-    return CliState(module=module, module_source=module_source, db=db, output=output,
-                    verbose=verbose, api_url=api_url or None, sign=sign)
+    return CliState(
+        module=module,
+        module_source=module_source,
+        db=db,
+        output=output,
+        verbose=verbose,
+        api_url=api_url or None,
+        sign=sign,
+    )
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -215,5 +237,12 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(main())
 
 
-__all__ = ["ENV_DB_PATH", "ENV_MODULE", "CliState", "read_file_config", "resolve", "run_async",
-           "state"]
+__all__ = [
+    "ENV_DB_PATH",
+    "ENV_MODULE",
+    "CliState",
+    "read_file_config",
+    "resolve",
+    "run_async",
+    "state",
+]

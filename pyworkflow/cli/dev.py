@@ -57,10 +57,15 @@ def _curl_hint(api_url: str, modules: str | None) -> str:
             if found:
                 name, defn = found[0]
                 params = defn.signature.parameters if defn.signature is not None else {}
-                body = {"workflow": name, "kwargs": {
-                    p: "..." for p, spec in params.items()
-                    if spec.default is inspect.Parameter.empty
-                    and spec.kind not in (spec.VAR_POSITIONAL, spec.VAR_KEYWORD)}}
+                body = {
+                    "workflow": name,
+                    "kwargs": {
+                        p: "..."
+                        for p, spec in params.items()
+                        if spec.default is inspect.Parameter.empty
+                        and spec.kind not in (spec.VAR_POSITIONAL, spec.VAR_KEYWORD)
+                    },
+                }
         except Exception:  # noqa: BLE001 - only a hint; the worker reports import errors
             pass
     data = shlex.quote(json.dumps(body))
@@ -68,22 +73,57 @@ def _curl_hint(api_url: str, modules: str | None) -> str:
 
 
 @click.command("dev")
-@click.option("--port", "-p", type=click.IntRange(0, 65535), default=8787, show_default=True,
-              help="Port of the local HTTP API on 127.0.0.1 (0: any free port).")
-@click.option("--module", "-m", "module", metavar="MODULES",
-              help=f"Workflow module(s) for the functions (default: the global --module / "
-                   f"{ENV_MODULE}, else the template's WorkflowModule default).")
-@click.option("--template", "-t", "template", type=click.Path(exists=True, dir_okay=False,
-              path_type=Path), help="SAM template (default: ./template.yaml, else pyworkflow's).")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="Template parameter override (repeatable), e.g. --param MaxReceiveCount=3.")
-@click.option("--env", "envs", multiple=True, metavar="NAME=VALUE",
-              help="Extra function environment (repeatable), e.g. "
-                   "--env PYWORKFLOW_SQS_DELAY_MAX_SECONDS=0 (every timer via the Scheduler).")
-@click.option("--dynamodb-endpoint", metavar="URL",
-              help="Use this running DynamoDB (Local) instead of starting one.")
-def dev(port: int, module: str | None, template: Path | None, params: tuple[str, ...],
-        envs: tuple[str, ...], dynamodb_endpoint: str | None) -> None:
+@click.option(
+    "--port",
+    "-p",
+    type=click.IntRange(0, 65535),
+    default=8787,
+    show_default=True,
+    help="Port of the local HTTP API on 127.0.0.1 (0: any free port).",
+)
+@click.option(
+    "--module",
+    "-m",
+    "module",
+    metavar="MODULES",
+    help=f"Workflow module(s) for the functions (default: the global --module / "
+    f"{ENV_MODULE}, else the template's WorkflowModule default).",
+)
+@click.option(
+    "--template",
+    "-t",
+    "template",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="SAM template (default: ./template.yaml, else pyworkflow's).",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Template parameter override (repeatable), e.g. --param MaxReceiveCount=3.",
+)
+@click.option(
+    "--env",
+    "envs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Extra function environment (repeatable), e.g. "
+    "--env PYWORKFLOW_SQS_DELAY_MAX_SECONDS=0 (every timer via the Scheduler).",
+)
+@click.option(
+    "--dynamodb-endpoint",
+    metavar="URL",
+    help="Use this running DynamoDB (Local) instead of starting one.",
+)
+def dev(
+    port: int,
+    module: str | None,
+    template: Path | None,
+    params: tuple[str, ...],
+    envs: tuple[str, ...],
+    dynamodb_endpoint: str | None,
+) -> None:
     """Run the deployable stack locally: DynamoDB Local, SQS and Scheduler (moto), the API
     function behind an HTTP API, the worker fed by the queue. Ctrl-C stops it.
 
@@ -96,8 +136,10 @@ def dev(port: int, module: str | None, template: Path | None, params: tuple[str,
         from infra.dev import LocalStack, LocalStackError
         from infra.template import TemplateError
     except ImportError as exc:
-        raise CliError(f"pyworkflow dev needs the repository's infra/ package and the dev "
-                       f"extras (pip install -e '.[dev]'): {exc}") from None
+        raise CliError(
+            f"pyworkflow dev needs the repository's infra/ package and the dev "
+            f"extras (pip install -e '.[dev]'): {exc}"
+        ) from None
     module = module or st.module
     env = _pairs(envs, "--env")
     if not st.verbose:
@@ -110,15 +152,25 @@ def dev(port: int, module: str | None, template: Path | None, params: tuple[str,
 
     def request_line(method: str, path: str, status: int, seconds: float) -> None:
         style = "green" if status < 400 else ("yellow" if status < 500 else "red")
-        out.print(f"[dim]{method:<6}[/dim] {path} [{style}]{status}[/{style}] "
-                  f"[dim]{seconds * 1000:.0f} ms[/dim]", highlight=False)
+        out.print(
+            f"[dim]{method:<6}[/dim] {path} [{style}]{status}[/{style}] "
+            f"[dim]{seconds * 1000:.0f} ms[/dim]",
+            highlight=False,
+        )
 
     if st.verbose:
         logging.getLogger("pyworkflow.dev").setLevel(logging.INFO)
     template_path = template or _default_template()
-    stack = LocalStack(template=template_path, parameters=_pairs(params, "--param"),
-                       module=module, port=port, env=env, on_progress=progress,
-                       on_request=request_line, dynamodb_endpoint=dynamodb_endpoint)
+    stack = LocalStack(
+        template=template_path,
+        parameters=_pairs(params, "--param"),
+        module=module,
+        port=port,
+        env=env,
+        on_progress=progress,
+        on_request=request_line,
+        dynamodb_endpoint=dynamodb_endpoint,
+    )
     try:
         stack.start()
     except (LocalStackError, TemplateError) as exc:
@@ -135,11 +187,17 @@ def dev(port: int, module: str | None, template: Path | None, params: tuple[str,
     rows.append(("workflows", stack_info.environment.get(ENV_MODULE, "-")))
     print_key_values(None, rows)
     out.print()
-    out.print("[bold]Try[/bold]  " + _curl_hint(stack_info.api_url,
-                                                 stack_info.environment.get(ENV_MODULE)),
-              highlight=False, soft_wrap=True)
-    out.print(f"     PYWORKFLOW_API_URL={stack_info.api_url} pyworkflow runs list",
-              highlight=False, soft_wrap=True)
+    out.print(
+        "[bold]Try[/bold]  "
+        + _curl_hint(stack_info.api_url, stack_info.environment.get(ENV_MODULE)),
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.print(
+        f"     PYWORKFLOW_API_URL={stack_info.api_url} pyworkflow runs list",
+        highlight=False,
+        soft_wrap=True,
+    )
     out.print("[dim]Ctrl-C stops the stack (its data lives in memory).[/dim]")
     try:
         stack.run_forever()

@@ -54,10 +54,16 @@ def is_loopback(api_url: str) -> bool:
 
 def _unreachable(exc: TransportError, api_url: str) -> CliError:
     cause = exc.__cause__
-    reason = "no answer in time" if isinstance(cause, TimeoutError) else str(cause) or \
-        type(cause).__name__
-    hint = (f"is `pyworkflow dev` running? (check --api-url / {ENV_API_URL})"
-            if is_loopback(api_url) else f"check --api-url (or {ENV_API_URL}) and your network")
+    reason = (
+        "no answer in time"
+        if isinstance(cause, TimeoutError)
+        else str(cause) or type(cause).__name__
+    )
+    hint = (
+        f"is `pyworkflow dev` running? (check --api-url / {ENV_API_URL})"
+        if is_loopback(api_url)
+        else f"check --api-url (or {ENV_API_URL}) and your network"
+    )
     return CliError(f"Cannot reach {api_url}: {reason}", hint)
 
 
@@ -66,13 +72,16 @@ def _api_error(exc: ApiError, api_url: str) -> CliError:
     if isinstance(exc, TransportError):
         if exc.__cause__ is not None:
             return _unreachable(exc, api_url)
-        return CliError(f"{api_url} did not answer as a pyworkflow API: {exc}",
-                        f"check --api-url (or {ENV_API_URL}): the stack's API base URL, "
-                        "stage included")
+        return CliError(
+            f"{api_url} did not answer as a pyworkflow API: {exc}",
+            f"check --api-url (or {ENV_API_URL}): the stack's API base URL, stage included",
+        )
     hint: str | None = None
     if exc.status in (401, 403):
-        hint = ("the API checks SigV4 signatures (IAM auth): set AWS credentials allowed to "
-                "call it and AWS_REGION (or pass --no-sign for an API without auth)")
+        hint = (
+            "the API checks SigV4 signatures (IAM auth): set AWS credentials allowed to "
+            "call it and AWS_REGION (or pass --no-sign for an API without auth)"
+        )
     elif exc.status == 404 and exc.error_type is None:
         hint = f"no such route there: check --api-url (or {ENV_API_URL}), stage included"
     return CliError(f"API {api_url}: {exc}", hint)
@@ -87,26 +96,36 @@ def to_cli_error(exc: BaseException, *, db: str, api_url: str | None = None) -> 
         if isinstance(exc, ApiError):
             return _api_error(exc, api_url)
         if isinstance(exc, UnknownWorkflowError):
-            return CliError(message, "'pyworkflow workflows list' shows the workflows the API "
-                                     "serves (its function's PYWORKFLOW_MODULE)")
+            return CliError(
+                message,
+                "'pyworkflow workflows list' shows the workflows the API "
+                "serves (its function's PYWORKFLOW_MODULE)",
+            )
         if isinstance(exc, ConfigurationError):  # e.g. no credentials to sign with
-            return CliError(message.replace("pass sign=False", "pass --no-sign"),
-                            "configure AWS credentials and AWS_REGION, or --no-sign for an "
-                            "API that checks no signature")
+            return CliError(
+                message.replace("pass sign=False", "pass --no-sign"),
+                "configure AWS credentials and AWS_REGION, or --no-sign for an "
+                "API that checks no signature",
+            )
     if isinstance(exc, WorkflowNotFoundError):
-        hint = (f"'pyworkflow runs list' shows the runs the API at {api_url} has"
-                if api_url is not None else
-                f"'pyworkflow runs list' shows the runs stored in {db} (choose another with --db)")
+        hint = (
+            f"'pyworkflow runs list' shows the runs the API at {api_url} has"
+            if api_url is not None
+            else f"'pyworkflow runs list' shows the runs stored in {db} (choose another with --db)"
+        )
     elif isinstance(exc, ScheduleNotFoundError):
         hint = "'pyworkflow schedules list' shows the schedules"
     elif isinstance(exc, InvalidTokenError | HookNotFoundError):
-        shows = ("'pyworkflow runs logs RUN_ID --filter hook' shows a run's hooks"
-                 if api_url is not None else "'pyworkflow hooks list --run RUN_ID' shows a run's "
-                 "hooks")
+        shows = (
+            "'pyworkflow runs logs RUN_ID --filter hook' shows a run's hooks"
+            if api_url is not None
+            else "'pyworkflow hooks list --run RUN_ID' shows a run's hooks"
+        )
         hint = f"{shows}; without the token, use 'pyworkflow hooks resume --run RUN_ID --name NAME'"
     elif isinstance(exc, HookExpiredError | HookAlreadyReceivedError):
         hint = "a hook takes one payload before it expires" + (
-            "" if api_url is not None else "; see 'pyworkflow hooks list'")
+            "" if api_url is not None else "; see 'pyworkflow hooks list'"
+        )
     elif isinstance(exc, HookPayloadError):
         hint = "the hook stays pending: send a payload matching its schema"
     elif isinstance(exc, InvalidArgumentsError):

@@ -27,8 +27,9 @@ from pyworkflow.core.models import Hook, HookStatus, RunStatus, WorkflowRun
 if TYPE_CHECKING:
     from pyworkflow.cli.backend import Backend
 
-PAYLOAD_HINT = ("--payload takes JSON: '{\"approved\": true}', '42', '\"text\"' (a string needs "
-                "its quotes)")
+PAYLOAD_HINT = (
+    "--payload takes JSON: '{\"approved\": true}', '42', '\"text\"' (a string needs its quotes)"
+)
 
 
 def _status(hook: Hook, now: datetime) -> Text:
@@ -48,21 +49,28 @@ def hooks() -> None:
 
 @hooks.command("list")
 @click.option("--run", "--run-id", "run_id", metavar="RUN_ID", help="Only this run's hooks.")
-@click.option("--status", type=click.Choice([s.value for s in HookStatus], case_sensitive=False),
-              help="Only hooks in this status (e.g. pending).")
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in HookStatus], case_sensitive=False),
+    help="Only hooks in this status (e.g. pending).",
+)
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 def list_cmd(run_id: str | None, status: str | None, limit: int) -> None:
     """List hooks, newest first."""
     st = state()
-    st.local("hooks list", "'pyworkflow runs logs RUN_ID --filter hook' shows a run's hooks "
-                           "through the API; 'pyworkflow hooks resume --run RUN_ID --name NAME' "
-                           "resumes one")
+    st.local(
+        "hooks list",
+        "'pyworkflow runs logs RUN_ID --filter hook' shows a run's hooks "
+        "through the API; 'pyworkflow hooks resume --run RUN_ID --name NAME' "
+        "resumes one",
+    )
 
     async def go() -> list[Hook]:
         from pyworkflow.config import get_storage
 
         return await get_storage().list_hooks(
-            run_id=run_id, status=HookStatus(status.lower()) if status else None, limit=limit)
+            run_id=run_id, status=HookStatus(status.lower()) if status else None, limit=limit
+        )
 
     found = run_async(go())
     if st.json:
@@ -72,24 +80,52 @@ def list_cmd(run_id: str | None, status: str | None, limit: int) -> None:
         info("No hooks found.")
         return
     now = datetime.now(UTC)
-    print_table(None, ["Run ID", "Hook ID", "Name", "Status", "Created", "Expires"], [
-        (h.run_id, h.hook_id, h.name, _status(h, now), fmt_time(h.created_at),
-         fmt_time(h.expires_at)) for h in found
-    ])
+    print_table(
+        None,
+        ["Run ID", "Hook ID", "Name", "Status", "Created", "Expires"],
+        [
+            (
+                h.run_id,
+                h.hook_id,
+                h.name,
+                _status(h, now),
+                fmt_time(h.created_at),
+                fmt_time(h.expires_at),
+            )
+            for h in found
+        ],
+    )
 
 
 @hooks.command("resume")
 @click.argument("token", required=False)
-@click.option("--run", "--run-id", "run_id", metavar="RUN_ID",
-              help="The run waiting on the hook (with --name; no token needed).")
-@click.option("--name", metavar="NAME",
-              help="The hook's name (default: the run's only pending hook).")
-@click.option("--payload", "-p", default="null", show_default=True, metavar="JSON",
-              help="The payload, as JSON.")
-@click.option("--payload-file", type=click.File("r"), metavar="FILE",
-              help="Read the JSON payload from a file ('-' for stdin).")
-def resume_cmd(token: str | None, run_id: str | None, name: str | None, payload: str,
-               payload_file: Any) -> None:
+@click.option(
+    "--run",
+    "--run-id",
+    "run_id",
+    metavar="RUN_ID",
+    help="The run waiting on the hook (with --name; no token needed).",
+)
+@click.option(
+    "--name", metavar="NAME", help="The hook's name (default: the run's only pending hook)."
+)
+@click.option(
+    "--payload",
+    "-p",
+    default="null",
+    show_default=True,
+    metavar="JSON",
+    help="The payload, as JSON.",
+)
+@click.option(
+    "--payload-file",
+    type=click.File("r"),
+    metavar="FILE",
+    help="Read the JSON payload from a file ('-' for stdin).",
+)
+def resume_cmd(
+    token: str | None, run_id: str | None, name: str | None, payload: str, payload_file: Any
+) -> None:
     """Deliver a payload to a hook and drive its run.
 
     \b
@@ -114,17 +150,21 @@ def resume_cmd(token: str | None, run_id: str | None, name: str | None, payload:
     if st.json:
         print_json(outcome)
         return
-    pairs: list[tuple[str, Any]] = [("Run ID", outcome["run_id"]),
-                                    ("Hook", outcome["hook_id"]),
-                                    ("Run status", status_text(outcome["run_status"]))]
+    pairs: list[tuple[str, Any]] = [
+        ("Run ID", outcome["run_id"]),
+        ("Hook", outcome["hook_id"]),
+        ("Run status", status_text(outcome["run_status"])),
+    ]
     if outcome["run_status"] == "completed":
         pairs.append(("Result", pretty(outcome["result"])))
     if outcome.get("waiting_for"):
         pairs.append(("Waiting for", outcome["waiting_for"]))
     print_key_values("Hook resumed", pairs)
     if st.remote and not RunStatus(outcome["run_status"]).is_terminal:
-        info(f"The run carries on {st.backend.carries_on}: 'pyworkflow runs status "
-             f"{outcome['current_run_id']}'.")
+        info(
+            f"The run carries on {st.backend.carries_on}: 'pyworkflow runs status "
+            f"{outcome['current_run_id']}'."
+        )
 
 
 def _hooks_of(run_id: str) -> str:
@@ -137,13 +177,16 @@ def _hooks_of(run_id: str) -> str:
 async def _check_open(backend: Backend, run: WorkflowRun) -> None:
     """A run that has ended takes no more payloads (its hooks may still read "pending")."""
     if run.status.is_terminal:
-        raise CliError(f"Run {run.run_id} already ended ({run.status.value}); its hooks take "
-                       "no payload", f"'pyworkflow runs status {run.run_id}' shows how it ended")
+        raise CliError(
+            f"Run {run.run_id} already ended ({run.status.value}); its hooks take no payload",
+            f"'pyworkflow runs status {run.run_id}' shows how it ended",
+        )
     backend.require_workflow(run.workflow_name, run_id=run.run_id)  # resuming drives it here
 
 
-async def _resume(backend: Backend, token: str | None, run_id: str | None, name: str | None,
-                  payload: Any) -> dict[str, Any]:
+async def _resume(
+    backend: Backend, token: str | None, run_id: str | None, name: str | None, payload: Any
+) -> dict[str, Any]:
     from pyworkflow.cli.watch import follow_chain, waiting_for
 
     if token:
@@ -161,15 +204,20 @@ async def _resume(backend: Backend, token: str | None, run_id: str | None, name:
                 raise CliError(
                     f"Run {run_id} has {'no' if not names else len(names)} pending hooks"
                     + (f" ({', '.join(names)})" if names else ""),
-                    "name the hook with --name" if names else f"'{_hooks_of(run_id)}' shows "
-                    "its hooks")
+                    "name the hook with --name"
+                    if names
+                    else f"'{_hooks_of(run_id)}' shows its hooks",
+                )
             name = names[0]
         result = await backend.resume_hook_by_name(run_id, name, payload)
     await backend.settle()
     run = await follow_chain(backend, await backend.get_run(result.run_id))
     return {
-        "run_id": result.run_id, "hook_id": result.hook_id, "status": result.status,
-        "run_status": run.status.value, "current_run_id": run.run_id,
+        "run_id": result.run_id,
+        "hook_id": result.hook_id,
+        "status": result.status,
+        "run_status": run.status.value,
+        "current_run_id": run.run_id,
         "result": json_text(run.result),
         # Over the API the worker has not replayed the payload yet: that hook is answered.
         "waiting_for": await waiting_for(backend, run, skip_hook=result.hook_id),

@@ -58,7 +58,8 @@ def render(name: str) -> dict[str, str]:
         "pyworkflow.toml": read("pyworkflow.toml"),
         "requirements.txt": (
             "# The Lambda functions' dependencies (sam build installs them) and yours.\n"
-            f"{pyworkflow_requirement()}\n"),
+            f"{pyworkflow_requirement()}\n"
+        ),
         ".gitignore": ".venv/\n.aws-sam/\n.pyworkflow/\n.cache/\n__pycache__/\n",
     }
     return files
@@ -75,8 +76,9 @@ def init(name: str, force: bool) -> None:
       pyworkflow workflows run greet --arg name=world --wait
     """
     if not _NAME.match(Path(name).name):
-        raise CliError(f"Invalid project name {name!r}: use letters, digits, - and _, "
-                       "starting with a letter")
+        raise CliError(
+            f"Invalid project name {name!r}: use letters, digits, - and _, starting with a letter"
+        )
     target = Path(name)
     if target.exists() and any(target.iterdir()) and not force:
         raise CliError(f"{target} exists and is not empty: pick another name or pass --force")
@@ -92,4 +94,5 @@ def init(name: str, force: bool) -> None:
         "  .venv/bin/pyworkflow workflows run greet --arg name=world --wait\n"
         "  .venv/bin/python -m pytest\n"
         "  .venv/bin/pyworkflow dev          # the AWS stack on this machine\n"
-        "  sam build && sam deploy --guided  # the real one")
+        "  sam build && sam deploy --guided  # the real one"
+    )

@@ -62,13 +62,16 @@ class LocalBackend:
     async def get_run(self, run_id: str) -> WorkflowRun:
         return await runs.get_run(self._storage(), run_id)
 
-    async def list_runs(self, *, status: RunStatus | None, workflow: str | None, limit: int,
-                        cursor: str | None) -> Page:
-        return await runs.list_runs(self._storage(), status=status, workflow=workflow,
-                                    limit=limit, cursor=cursor)
+    async def list_runs(
+        self, *, status: RunStatus | None, workflow: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        return await runs.list_runs(
+            self._storage(), status=status, workflow=workflow, limit=limit, cursor=cursor
+        )
 
-    async def list_children(self, run_id: str, *, status: RunStatus | None,
-                            limit: int) -> list[WorkflowRun]:
+    async def list_children(
+        self, run_id: str, *, status: RunStatus | None, limit: int
+    ) -> list[WorkflowRun]:
         return await runs.list_children(self._storage(), run_id, status=status, limit=limit)
 
     async def events(self, run_id: str, after: int = 0) -> list[Event]:
@@ -80,11 +83,13 @@ class LocalBackend:
     def require_workflow(self, name: str, run_id: str | None = None) -> None:
         self._state().workflow(name, run_id=run_id)
 
-    async def start(self, name: str, args: list[Any], kwargs: dict[str, Any],
-                    idempotency_key: str | None) -> str:
+    async def start(
+        self, name: str, args: list[Any], kwargs: dict[str, Any], idempotency_key: str | None
+    ) -> str:
         rt = self._runtime()
-        started = await runs.start(rt, self._state().workflow(name), args, kwargs,
-                                   idempotency_key=idempotency_key)
+        started = await runs.start(
+            rt, self._state().workflow(name), args, kwargs, idempotency_key=idempotency_key
+        )
         # A failed run is reported from its record (as over the API), not raised.
         rt.executor.failures.pop(started.run.run_id, None)
         return started.run_id
@@ -101,8 +106,7 @@ class LocalBackend:
     async def settle(self) -> None:
         await self._runtime().drain(timeout=5.0)
 
-    async def cancel(self, run_id: str, reason: str | None, *, wait: bool,
-                     timeout: float) -> bool:
+    async def cancel(self, run_id: str, reason: str | None, *, wait: bool, timeout: float) -> bool:
         rt = self._runtime()
         cancelled = await runs.cancel(rt, run_id, reason)
         if cancelled and wait:
@@ -121,10 +125,8 @@ class LocalBackend:
     async def resume_hook(self, token: str, payload: Any) -> HookResumed:
         return hook_resumed(await hooks.resume_hook(self._runtime(), token, payload))
 
-    async def resume_hook_by_name(self, run_id: str, name: str, payload: Any
-                                  ) -> HookResumed:
-        return hook_resumed(
-            await hooks.resume_hook_by_name(self._runtime(), run_id, name, payload))
+    async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> HookResumed:
+        return hook_resumed(await hooks.resume_hook_by_name(self._runtime(), run_id, name, payload))
 
     # --- workflows ---------------------------------------------------------------------------
     async def workflows(self) -> list[dict[str, Any]]:
@@ -135,20 +137,36 @@ class LocalBackend:
         return describe(self._state().workflow(name))
 
     # --- schedules ---------------------------------------------------------------------------
-    async def list_schedules(self, *, workflow: str | None, status: ScheduleStatus | None,
-                             limit: int) -> list[Schedule]:
-        return await schedules.list_schedules(self._storage(), workflow=workflow,
-                                              status=status, limit=limit)
+    async def list_schedules(
+        self, *, workflow: str | None, status: ScheduleStatus | None, limit: int
+    ) -> list[Schedule]:
+        return await schedules.list_schedules(
+            self._storage(), workflow=workflow, status=status, limit=limit
+        )
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
         return await schedules.get(self._storage(), schedule_id)
 
-    async def create_schedule(self, name: str, spec: ScheduleSpec, args: list[Any],
-                              kwargs: dict[str, Any], *, overlap_policy: OverlapPolicy,
-                              schedule_id: str | None) -> Schedule:
+    async def create_schedule(
+        self,
+        name: str,
+        spec: ScheduleSpec,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        overlap_policy: OverlapPolicy,
+        schedule_id: str | None,
+    ) -> Schedule:
         self._state().workflow(name)  # the CLI's error, naming the modules it imported
-        return await schedules.create(self._runtime(), name, spec, args, kwargs,
-                                      overlap_policy=overlap_policy, schedule_id=schedule_id)
+        return await schedules.create(
+            self._runtime(),
+            name,
+            spec,
+            args,
+            kwargs,
+            overlap_policy=overlap_policy,
+            schedule_id=schedule_id,
+        )
 
     async def pause_schedule(self, schedule_id: str) -> Schedule:
         return await schedules.pause(self._runtime(), schedule_id)
@@ -162,8 +180,9 @@ class LocalBackend:
     async def trigger_schedule(self, schedule_id: str) -> str:
         return await schedules.trigger(self._runtime(), schedule_id)
 
-    async def backfill_schedule(self, schedule_id: str, start: datetime, end: datetime
-                                ) -> list[str]:
+    async def backfill_schedule(
+        self, schedule_id: str, start: datetime, end: datetime
+    ) -> list[str]:
         return await schedules.backfill(self._runtime(), schedule_id, start, end)
 
     async def aclose(self) -> None:

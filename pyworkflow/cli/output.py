@@ -54,7 +54,8 @@ def print_json(data: Any) -> None:
 def one_line(text: str) -> str:
     """An exception message on one line (pydantic's messages span several)."""
     lines = [
-        line.strip() for line in str(text).splitlines()
+        line.strip()
+        for line in str(text).splitlines()
         if line.strip() and not line.strip().startswith("For further information visit")
     ]
     return "; ".join(lines) if lines else str(text).strip()
@@ -86,8 +87,14 @@ def status_text(status: Any) -> Text:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    table = Table(title=title, title_justify="left", header_style="bold", box=None,
-                  pad_edge=False, show_edge=False)
+    table = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=None,
+        pad_edge=False,
+        show_edge=False,
+    )
     for name in columns:
         table.add_column(name, overflow="fold")
     for row in rows:
@@ -149,8 +156,9 @@ def fmt_offset(seconds: float | None) -> str:
 
 
 def short(value: Any, limit: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str,
-                                                            separators=(",", ":"))
+    text = (
+        value if isinstance(value, str) else json.dumps(value, default=str, separators=(",", ":"))
+    )
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -182,8 +190,12 @@ def event_summary(event: Event) -> str:
         return f"{d.get('workflow_name', '')}({call_args(d.get('args'), d.get('kwargs'))})"
     if t == EventType.WORKFLOW_COMPLETED:
         return f"result={short(d.get('result'))}"
-    if t in (EventType.WORKFLOW_FAILED, EventType.WORKFLOW_CANCELLED, EventType.STEP_FAILED,
-             EventType.CHILD_WORKFLOW_FAILED):
+    if t in (
+        EventType.WORKFLOW_FAILED,
+        EventType.WORKFLOW_CANCELLED,
+        EventType.STEP_FAILED,
+        EventType.CHILD_WORKFLOW_FAILED,
+    ):
         name = d.get("step_name") or d.get("workflow_name") or d.get("name")
         err = d.get("error_type")
         text = f"{err}: {d.get('error')}" if err else str(d.get("error", ""))
@@ -194,12 +206,17 @@ def event_summary(event: Event) -> str:
         extra = f" attempt {d['attempt']}" if d.get("attempt", 1) != 1 else ""
         return f"{d.get('step_name', d.get('name'))} -> {short(d.get('result'))}{extra}"
     if t == EventType.STEP_RETRYING:
-        return (f"{d.get('step_name', d.get('name'))} attempt {d.get('attempt')}: "
-                f"{short(d.get('error', ''), 50)}")
+        return (
+            f"{d.get('step_name', d.get('name'))} attempt {d.get('attempt')}: "
+            f"{short(d.get('error', ''), 50)}"
+        )
     if t == EventType.SLEEP_STARTED:
         resume = d.get("resume_at")
-        when = (fmt_time(datetime.fromisoformat(resume), precise=True)
-                if isinstance(resume, str) else "-")
+        when = (
+            fmt_time(datetime.fromisoformat(resume), precise=True)
+            if isinstance(resume, str)
+            else "-"
+        )
         return f"{d.get('duration', '')} until {when}"
     if t == EventType.SLEEP_COMPLETED:
         return ""
@@ -216,4 +233,3 @@ def event_summary(event: Event) -> str:
 
 def dump_run(run: WorkflowRun) -> dict[str, Any]:
     return run.model_dump(mode="json")
-

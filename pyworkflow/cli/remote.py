@@ -35,7 +35,8 @@ def needs_local(command: str, api_url: str, hint: str | None = None) -> CliError
     return CliError(
         f"'pyworkflow {command}' needs local storage: it is not available through the API at "
         f"{api_url}",
-        hint or f"run it where the runs' database is, without --api-url (unset {ENV_API_URL})")
+        hint or f"run it where the runs' database is, without --api-url (unset {ENV_API_URL})",
+    )
 
 
 class RemoteBackend:
@@ -56,10 +57,12 @@ class RemoteBackend:
     async def get_run(self, run_id: str) -> WorkflowRun:
         return await self.client.get_run(run_id)
 
-    async def list_runs(self, *, status: RunStatus | None, workflow: str | None, limit: int,
-                        cursor: str | None) -> Page:
-        return await self.client.list_runs(status=status, workflow=workflow, limit=limit,
-                                           cursor=cursor)
+    async def list_runs(
+        self, *, status: RunStatus | None, workflow: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        return await self.client.list_runs(
+            status=status, workflow=workflow, limit=limit, cursor=cursor
+        )
 
     async def events(self, run_id: str, after: int = 0) -> list[Event]:
         return await self.client.events(run_id, after=after)
@@ -70,10 +73,12 @@ class RemoteBackend:
     def require_workflow(self, name: str, run_id: str | None = None) -> None:
         """The API checks the name when it is used."""
 
-    async def start(self, name: str, args: list[Any], kwargs: dict[str, Any],
-                    idempotency_key: str | None) -> str:
-        return await self.client.transport.start(name, args, kwargs,
-                                                 idempotency_key=idempotency_key)
+    async def start(
+        self, name: str, args: list[Any], kwargs: dict[str, Any], idempotency_key: str | None
+    ) -> str:
+        return await self.client.transport.start(
+            name, args, kwargs, idempotency_key=idempotency_key
+        )
 
     async def nudge(self, run: WorkflowRun) -> bool:
         return False
@@ -81,8 +86,7 @@ class RemoteBackend:
     async def settle(self) -> None:
         """Nothing runs here."""
 
-    async def cancel(self, run_id: str, reason: str | None, *, wait: bool,
-                     timeout: float) -> bool:
+    async def cancel(self, run_id: str, reason: str | None, *, wait: bool, timeout: float) -> bool:
         cancelled = await self.client.cancel(run_id, reason)
         if cancelled and wait:
             try:
@@ -107,8 +111,7 @@ class RemoteBackend:
     async def resume_hook(self, token: str, payload: Any) -> HookResumed:
         return await self.client.resume_hook(token, payload)
 
-    async def resume_hook_by_name(self, run_id: str, name: str, payload: Any
-                                  ) -> HookResumed:
+    async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> HookResumed:
         return await self.client.resume_hook_by_name(run_id, name, payload)
 
     # --- workflows ---------------------------------------------------------------------------
@@ -122,23 +125,34 @@ class RemoteBackend:
             if item["name"] == name:
                 return item
         listing = ", ".join(w["name"] for w in known) or "none"
-        raise CliError(f"Unknown workflow {name!r} at {self.label} (registered there: "
-                       f"{listing})", "the stack imports the workflows of its WorkflowModule "
-                       "parameter (PYWORKFLOW_MODULE of the API function)")
+        raise CliError(
+            f"Unknown workflow {name!r} at {self.label} (registered there: {listing})",
+            "the stack imports the workflows of its WorkflowModule "
+            "parameter (PYWORKFLOW_MODULE of the API function)",
+        )
 
     # --- schedules ---------------------------------------------------------------------------
-    async def list_schedules(self, *, workflow: str | None, status: ScheduleStatus | None,
-                             limit: int) -> list[Schedule]:
+    async def list_schedules(
+        self, *, workflow: str | None, status: ScheduleStatus | None, limit: int
+    ) -> list[Schedule]:
         return await self.client.list_schedules(workflow=workflow, status=status, limit=limit)
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
         return await self.client.get_schedule(schedule_id)
 
-    async def create_schedule(self, name: str, spec: ScheduleSpec, args: list[Any],
-                              kwargs: dict[str, Any], *, overlap_policy: OverlapPolicy,
-                              schedule_id: str | None) -> Schedule:
+    async def create_schedule(
+        self,
+        name: str,
+        spec: ScheduleSpec,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        overlap_policy: OverlapPolicy,
+        schedule_id: str | None,
+    ) -> Schedule:
         return await self.client.transport.create_schedule(
-            name, spec, args, kwargs, overlap_policy=overlap_policy, schedule_id=schedule_id)
+            name, spec, args, kwargs, overlap_policy=overlap_policy, schedule_id=schedule_id
+        )
 
     async def pause_schedule(self, schedule_id: str) -> Schedule:
         return await self.client.pause_schedule(schedule_id)

@@ -37,8 +37,11 @@ def replay(sources: tuple[str, ...]) -> None:
     for source in sources:
         reports.append(run_async(_replay_one(source, _read_file(source))))
     if st.json:
-        print_json([r.model_dump(mode="json") for r in reports]
-                   if len(reports) > 1 else reports[0].model_dump(mode="json"))
+        print_json(
+            [r.model_dump(mode="json") for r in reports]
+            if len(reports) > 1
+            else reports[0].model_dump(mode="json")
+        )
     else:
         for source, report in zip(sources, reports, strict=True):
             _show(source, report)
@@ -56,8 +59,10 @@ def _read_file(source: str) -> list[Event] | None:
     try:
         return load_history(path.read_text())
     except ValueError as exc:  # JSON and pydantic errors are ValueErrors
-        raise CliError(f"{source} is not a recorded history: {exc}",
-                       "export one with: pyworkflow runs logs RUN_ID -o json > FILE") from None
+        raise CliError(
+            f"{source} is not a recorded history: {exc}",
+            "export one with: pyworkflow runs logs RUN_ID -o json > FILE",
+        ) from None
 
 
 async def _replay_one(source: str, history: list[Event] | None) -> ReplayReport:
@@ -72,32 +77,46 @@ async def _replay_one(source: str, history: list[Event] | None) -> ReplayReport:
         return await replay_history(history, run=run)
     except WorkflowNotFoundError:
         name = history[0].data.get("workflow_name")
-        raise CliError(f"Workflow {name!r} is not defined in the imported modules "
-                       f"({', '.join(st.imported) or 'none imported'})", MODULE_HINT) from None
+        raise CliError(
+            f"Workflow {name!r} is not defined in the imported modules "
+            f"({', '.join(st.imported) or 'none imported'})",
+            MODULE_HINT,
+        ) from None
 
 
 def _show(source: str, report: ReplayReport) -> None:
     out = console()
     versions = ""
     if report.recorded_version or report.code_version:
-        versions = (f", recorded with version {report.recorded_version or '-'}, code version "
-                    f"{report.code_version or '-'}")
-    head = (f"{source}: workflow {report.workflow_name}, run {report.run_id}, "
-            f"{report.events} events, {report.operations} operations{versions}")
+        versions = (
+            f", recorded with version {report.recorded_version or '-'}, code version "
+            f"{report.code_version or '-'}"
+        )
+    head = (
+        f"{source}: workflow {report.workflow_name}, run {report.run_id}, "
+        f"{report.events} events, {report.operations} operations{versions}"
+    )
     if report.ok:
         out.print(f"[green]ok[/green]  {head}", highlight=False)
-        out.print(f"    replay ended: {report.ending.value}"
-                  + (f" ({report.detail})" if report.detail else ""), highlight=False,
-                  markup=False)
+        out.print(
+            f"    replay ended: {report.ending.value}"
+            + (f" ({report.detail})" if report.detail else ""),
+            highlight=False,
+            markup=False,
+        )
         return
     d = report.divergence
     out.print(f"[red]nondeterminism[/red]  {head}", highlight=False)
     if d is None:  # replay_history sets one whenever the report is not ok
-        out.print(f"    {report.detail or 'the replay did not match the history'}",
-                  highlight=False, markup=False)
+        out.print(
+            f"    {report.detail or 'the replay did not match the history'}",
+            highlight=False,
+            markup=False,
+        )
         return
-    out.print(f"    at operation #{d.op}" if d.op is not None else "    at the run's end",
-              highlight=False)
+    out.print(
+        f"    at operation #{d.op}" if d.op is not None else "    at the run's end", highlight=False
+    )
     out.print(f"    expected (history): {d.expected}", highlight=False, markup=False)
     out.print(f"    found (code):       {d.found}", highlight=False, markup=False)
     out.print(f"    {d.message}", highlight=False, markup=False)

@@ -32,8 +32,13 @@ STATUSES = [s.value for s in RunStatus]
 def _run_rows(runs: list[WorkflowRun], *, depth: bool = False) -> list[list[Any]]:
     rows = []
     for r in runs:
-        row: list[Any] = [r.run_id, r.workflow_name, status_text(r.status),
-                          fmt_time(r.created_at), run_duration(r)]
+        row: list[Any] = [
+            r.run_id,
+            r.workflow_name,
+            status_text(r.status),
+            fmt_time(r.created_at),
+            run_duration(r),
+        ]
         if depth:
             row.insert(3, str(r.nesting_depth))
         rows.append(row)
@@ -46,26 +51,32 @@ def runs() -> None:
 
 
 @runs.command("list")
-@click.option("--status", type=click.Choice(STATUSES, case_sensitive=False),
-              help="Only runs in this status.")
+@click.option(
+    "--status", type=click.Choice(STATUSES, case_sensitive=False), help="Only runs in this status."
+)
 @click.option("--workflow", "workflow_name", metavar="NAME", help="Only runs of this workflow.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 @click.option("--cursor", metavar="CURSOR", help="Continue after a previous page.")
-def list_cmd(status: str | None, workflow_name: str | None, limit: int,
-             cursor: str | None) -> None:
+def list_cmd(status: str | None, workflow_name: str | None, limit: int, cursor: str | None) -> None:
     """List runs, newest first."""
     st = state()
-    page = run_async(st.backend.list_runs(
-        status=RunStatus(status.lower()) if status else None, workflow=workflow_name,
-        limit=limit, cursor=cursor))
+    page = run_async(
+        st.backend.list_runs(
+            status=RunStatus(status.lower()) if status else None,
+            workflow=workflow_name,
+            limit=limit,
+            cursor=cursor,
+        )
+    )
     if st.json:
         print_json({"runs": [dump_run(r) for r in page.items], "next_cursor": page.next_cursor})
         return
     if not page.items:
         info("No runs found.")
     else:
-        print_table(None, ["Run ID", "Workflow", "Status", "Created", "Duration"],
-                    _run_rows(page.items))
+        print_table(
+            None, ["Run ID", "Workflow", "Status", "Created", "Duration"], _run_rows(page.items)
+        )
     if page.next_cursor:
         info(f"Next page: --cursor {page.next_cursor}")
 
@@ -87,9 +98,12 @@ def status_cmd(run_id: str) -> None:
         print_json({**dump_run(run), "waiting_for": waiting})
         return
     pairs: list[tuple[str, Any]] = [
-        ("Run ID", run.run_id), ("Workflow", run.workflow_name),
-        ("Status", status_text(run.status)), ("Created", fmt_time(run.created_at)),
-        ("Started", fmt_time(run.started_at)), ("Completed", fmt_time(run.completed_at)),
+        ("Run ID", run.run_id),
+        ("Workflow", run.workflow_name),
+        ("Status", status_text(run.status)),
+        ("Created", fmt_time(run.created_at)),
+        ("Started", fmt_time(run.started_at)),
+        ("Completed", fmt_time(run.completed_at)),
         ("Duration", run_duration(run)),
     ]
     args, kwargs = json_text(run.input_args), json_text(run.input_kwargs)
@@ -105,13 +119,15 @@ def status_cmd(run_id: str) -> None:
         pairs.append(("Waiting for", waiting))
     if run.wake_at and not run.status.is_terminal:
         pairs.append(("Wakes at", fmt_time(run.wake_at)))
-    for label, value in [("Idempotency key", run.idempotency_key),
-                         ("Parent run", run.parent_run_id),
-                         ("Continued from", run.continued_from_run_id),
-                         ("Continued as", run.continued_to_run_id),
-                         ("Schedule", run.schedule_id),
-                         ("Tags", ", ".join(run.tags)),
-                         ("Cancel reason", run.cancel_reason)]:
+    for label, value in [
+        ("Idempotency key", run.idempotency_key),
+        ("Parent run", run.parent_run_id),
+        ("Continued from", run.continued_from_run_id),
+        ("Continued as", run.continued_to_run_id),
+        ("Schedule", run.schedule_id),
+        ("Tags", ", ".join(run.tags)),
+        ("Cancel reason", run.cancel_reason),
+    ]:
         if value:
             pairs.append((label, value))
     if run.cancel_requested and not run.status.is_terminal:
@@ -146,8 +162,12 @@ def show_cmd(run_id: str, with_events: bool) -> None:
 
 @runs.command("logs")
 @click.argument("run_id")
-@click.option("--filter", "type_filter", metavar="TYPE_PREFIX",
-              help="Only events whose type starts with this (e.g. step, hook.created).")
+@click.option(
+    "--filter",
+    "type_filter",
+    metavar="TYPE_PREFIX",
+    help="Only events whose type starts with this (e.g. step, hook.created).",
+)
 def logs_cmd(run_id: str, type_filter: str | None) -> None:
     """Show a run's event history."""
     st = state()
@@ -159,20 +179,30 @@ def logs_cmd(run_id: str, type_filter: str | None) -> None:
     events = run_async(go())
     if type_filter:
         prefix = type_filter.lower().strip()
-        events = [e for e in events if e.type.value.startswith(prefix)
-                  or e.type.value.replace(".", "_").startswith(prefix)]
+        events = [
+            e
+            for e in events
+            if e.type.value.startswith(prefix) or e.type.value.replace(".", "_").startswith(prefix)
+        ]
     if st.json:
         print_json([e.model_dump(mode="json") for e in events])
         return
     if not events:
         info(f"No events{' matching ' + repr(type_filter) if type_filter else ''} for {run_id}.")
         return
-    print_table(f"Events of {run_id}", ["#", "Time", "Type", "Details"], [
-        (str(e.sequence), fmt_time(e.timestamp, precise=True),
-         status_text(e.type.value) if e.type.value.startswith("workflow.") else e.type.value,
-         event_summary(e))
-        for e in events
-    ])
+    print_table(
+        f"Events of {run_id}",
+        ["#", "Time", "Type", "Details"],
+        [
+            (
+                str(e.sequence),
+                fmt_time(e.timestamp, precise=True),
+                status_text(e.type.value) if e.type.value.startswith("workflow.") else e.type.value,
+                event_summary(e),
+            )
+            for e in events
+        ],
+    )
 
 
 @runs.command("chain")
@@ -209,10 +239,17 @@ def chain_cmd(run_id: str) -> None:
 @runs.command("cancel")
 @click.argument("run_id")
 @click.option("--reason", metavar="TEXT", help="Recorded with the cancellation.")
-@click.option("--wait/--no-wait", default=False, show_default=True,
-              help="Wait until the run has ended.")
-@click.option("--timeout", type=float, default=30.0, show_default=True, metavar="SECONDS",
-              help="With --wait: how long to wait.")
+@click.option(
+    "--wait/--no-wait", default=False, show_default=True, help="Wait until the run has ended."
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --wait: how long to wait.",
+)
 def cancel_cmd(run_id: str, reason: str | None, wait: bool, timeout: float) -> None:
     """Cancel a run: it gets CancellationError at its current or next wait."""
     st = state()
@@ -231,8 +268,14 @@ def cancel_cmd(run_id: str, reason: str | None, wait: bool, timeout: float) -> N
 
     cancelled, before, after = run_async(go())
     if st.json:
-        print_json({"run_id": run_id, "cancelled": cancelled, "status": after.status.value,
-                    "previous_status": before.status.value})
+        print_json(
+            {
+                "run_id": run_id,
+                "cancelled": cancelled,
+                "status": after.status.value,
+                "previous_status": before.status.value,
+            }
+        )
         return
     if before.status.is_terminal:
         warn(f"Run {run_id} already ended: {before.status.value}; nothing to cancel.")
@@ -241,27 +284,37 @@ def cancel_cmd(run_id: str, reason: str | None, wait: bool, timeout: float) -> N
     elif after.status.is_terminal:
         warn(f"Run {run_id} ended as {after.status.value} before the cancellation took effect.")
     else:
-        info(f"Cancellation requested; run {run_id} is {after.status.value} and stops at its "
-             "next await (add --wait to wait for it).")
+        info(
+            f"Cancellation requested; run {run_id} is {after.status.value} and stops at its "
+            "next await (add --wait to wait for it)."
+        )
 
 
 @runs.command("children")
 @click.argument("run_id")
-@click.option("--status", type=click.Choice(STATUSES, case_sensitive=False),
-              help="Only children in this status.")
+@click.option(
+    "--status",
+    type=click.Choice(STATUSES, case_sensitive=False),
+    help="Only children in this status.",
+)
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
 def children_cmd(run_id: str, status: str | None, limit: int) -> None:
     """List the child runs RUN_ID started."""
     st = state()
     local = st.local("runs children")
-    children = run_async(local.list_children(
-        run_id, status=RunStatus(status.lower()) if status else None, limit=limit))
+    children = run_async(
+        local.list_children(
+            run_id, status=RunStatus(status.lower()) if status else None, limit=limit
+        )
+    )
     if st.json:
         print_json([dump_run(r) for r in children])
         return
     if not children:
         info(f"Run {run_id} has no child runs.")
         return
-    print_table(f"Children of {run_id}", ["Run ID", "Workflow", "Status", "Depth", "Created",
-                                          "Duration"], _run_rows(children, depth=True))
-
+    print_table(
+        f"Children of {run_id}",
+        ["Run ID", "Workflow", "Status", "Depth", "Created", "Duration"],
+        _run_rows(children, depth=True),
+    )

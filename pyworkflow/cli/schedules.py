@@ -41,10 +41,10 @@ def _parse_time(value: str, option: str) -> datetime:
     try:
         dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise CliError(f"{option} {value!r} is not an ISO date/time",
-                       "e.g. 2024-01-01 or 2024-01-01T09:00:00+00:00 (no offset: the "
-                       "schedule's timezone)"
-                       ) from None
+        raise CliError(
+            f"{option} {value!r} is not an ISO date/time",
+            "e.g. 2024-01-01 or 2024-01-01T09:00:00+00:00 (no offset: the schedule's timezone)",
+        ) from None
     return dt  # naive: read in the schedule's timezone
 
 
@@ -53,14 +53,19 @@ def _show(schedule: Schedule, title: str | None = None) -> None:
         print_json(schedule.model_dump(mode="json"))
         return
     pairs: list[tuple[str, Any]] = [
-        ("Schedule ID", schedule.schedule_id), ("Workflow", schedule.workflow_name),
-        ("Spec", _spec_text(schedule.spec)), ("Status", status_text(schedule.status)),
+        ("Schedule ID", schedule.schedule_id),
+        ("Workflow", schedule.workflow_name),
+        ("Spec", _spec_text(schedule.spec)),
+        ("Status", status_text(schedule.status)),
         ("Overlap", schedule.overlap_policy.value),
         ("Next run", fmt_time(schedule.next_run_time)),
         ("Last run", fmt_time(schedule.last_run_at)),
         ("Last run ID", schedule.last_run_id or "-"),
-        ("Runs", f"{schedule.total_runs} total, {schedule.successful_runs} ok, "
-                 f"{schedule.failed_runs} failed, {schedule.skipped_runs} skipped"),
+        (
+            "Runs",
+            f"{schedule.total_runs} total, {schedule.successful_runs} ok, "
+            f"{schedule.failed_runs} failed, {schedule.skipped_runs} skipped",
+        ),
     ]
     args, kwargs = json_text(schedule.args), json_text(schedule.kwargs)
     if args:
@@ -77,27 +82,42 @@ def schedules() -> None:
 
 @schedules.command("list")
 @click.option("--workflow", "workflow_name", metavar="NAME", help="Only this workflow's.")
-@click.option("--status", type=click.Choice([s.value for s in ScheduleStatus],
-                                            case_sensitive=False))
+@click.option(
+    "--status", type=click.Choice([s.value for s in ScheduleStatus], case_sensitive=False)
+)
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 def list_cmd(workflow_name: str | None, status: str | None, limit: int) -> None:
     """List schedules."""
     st = state()
-    found = run_async(st.backend.list_schedules(
-        workflow=workflow_name, status=ScheduleStatus(status.lower()) if status else None,
-        limit=limit))
+    found = run_async(
+        st.backend.list_schedules(
+            workflow=workflow_name,
+            status=ScheduleStatus(status.lower()) if status else None,
+            limit=limit,
+        )
+    )
     if st.json:
         print_json([s.model_dump(mode="json") for s in found])
         return
     if not found:
         info("No schedules found.")
         return
-    print_table(None, ["Schedule ID", "Workflow", "Spec", "Status", "Next run", "Last run",
-                       "Runs"], [
-        (s.schedule_id, s.workflow_name, _spec_text(s.spec), status_text(s.status),
-         fmt_time(s.next_run_time), fmt_time(s.last_run_at), str(s.total_runs))
-        for s in found
-    ])
+    print_table(
+        None,
+        ["Schedule ID", "Workflow", "Spec", "Status", "Next run", "Last run", "Runs"],
+        [
+            (
+                s.schedule_id,
+                s.workflow_name,
+                _spec_text(s.spec),
+                status_text(s.status),
+                fmt_time(s.next_run_time),
+                fmt_time(s.last_run_at),
+                str(s.total_runs),
+            )
+            for s in found
+        ],
+    )
 
 
 @schedules.command("show")
@@ -112,18 +132,36 @@ def show_cmd(schedule_id: str) -> None:
 @click.option("--cron", metavar="EXPR", help="Cron expression, e.g. '0 9 * * *'.")
 @click.option("--interval", metavar="DURATION", help="Interval, e.g. 30s, 5m, 1h.")
 @click.option("--timezone", default="UTC", show_default=True, help="Time zone of --cron.")
-@click.option("--overlap", type=click.Choice([p.value for p in OverlapPolicy],
-                                             case_sensitive=False),
-              default=OverlapPolicy.SKIP.value, show_default=True,
-              help="What to do when the previous run is still going.")
+@click.option(
+    "--overlap",
+    type=click.Choice([p.value for p in OverlapPolicy], case_sensitive=False),
+    default=OverlapPolicy.SKIP.value,
+    show_default=True,
+    help="What to do when the previous run is still going.",
+)
 @click.option("--schedule-id", metavar="ID", help="Choose the id (default: generated).")
-@click.option("--arg", "arg", multiple=True, metavar="KEY=VALUE",
-              help="Keyword argument for each run (repeatable).")
-@click.option("--args-json", metavar="JSON",
-              help="Arguments as JSON: an object (keyword) or a list (positional).")
-def create_cmd(workflow_name: str, cron: str | None, interval: str | None, timezone: str,
-               overlap: str, schedule_id: str | None, arg: tuple[str, ...],
-               args_json: str | None) -> None:
+@click.option(
+    "--arg",
+    "arg",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Keyword argument for each run (repeatable).",
+)
+@click.option(
+    "--args-json",
+    metavar="JSON",
+    help="Arguments as JSON: an object (keyword) or a list (positional).",
+)
+def create_cmd(
+    workflow_name: str,
+    cron: str | None,
+    interval: str | None,
+    timezone: str,
+    overlap: str,
+    schedule_id: str | None,
+    arg: tuple[str, ...],
+    args_json: str | None,
+) -> None:
     """Create a schedule for WORKFLOW_NAME (exactly one of --cron / --interval)."""
     from pyworkflow.cli.workflows import parse_arguments
 
@@ -134,12 +172,21 @@ def create_cmd(workflow_name: str, cron: str | None, interval: str | None, timez
     args, kwargs = parse_arguments(arg, args_json)
     clash = sorted(backend.schedule_reserved & kwargs.keys())
     if clash:
-        raise CliError(f"Argument name(s) {', '.join(clash)} cannot be passed by keyword",
-                       "pass the arguments positionally: --args-json '[...]'")
+        raise CliError(
+            f"Argument name(s) {', '.join(clash)} cannot be passed by keyword",
+            "pass the arguments positionally: --args-json '[...]'",
+        )
     spec = ScheduleSpec(cron=cron, interval=interval, timezone=timezone)
-    schedule = run_async(backend.create_schedule(
-        workflow_name, spec, args, kwargs, overlap_policy=OverlapPolicy(overlap.lower()),
-        schedule_id=schedule_id))
+    schedule = run_async(
+        backend.create_schedule(
+            workflow_name,
+            spec,
+            args,
+            kwargs,
+            overlap_policy=OverlapPolicy(overlap.lower()),
+            schedule_id=schedule_id,
+        )
+    )
     _show(schedule, "Schedule created")
 
 

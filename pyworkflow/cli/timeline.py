@@ -43,8 +43,14 @@ if TYPE_CHECKING:
 #: from the parent's history alone.
 MAX_CHILD_LOOKUPS = 50
 BAR_WIDTH = 24
-KIND_STYLES = {OpKind.STEP: "blue", OpKind.SLEEP: "yellow", OpKind.HOOK: "magenta",
-               OpKind.CHILD: "cyan", OpKind.PATCH: "dim", OpKind.FAN_OUT: "dim"}
+KIND_STYLES = {
+    OpKind.STEP: "blue",
+    OpKind.SLEEP: "yellow",
+    OpKind.HOOK: "magenta",
+    OpKind.CHILD: "cyan",
+    OpKind.PATCH: "dim",
+    OpKind.FAN_OUT: "dim",
+}
 
 
 class ChildRun(BaseModel):
@@ -53,7 +59,7 @@ class ChildRun(BaseModel):
     op: int
     name: str
     run_id: str
-    outcome: str                    # what the parent recorded: completed, failed, waiting...
+    outcome: str  # what the parent recorded: completed, failed, waiting...
     status: RunStatus | None = None  # the child run's own status (None: not looked up/found)
     path: str | None = None
 
@@ -78,14 +84,23 @@ async def collect(backend: Backend, run_id: str) -> RunView:
         tracker = WaitTracker()
         tracker.feed(events)
         waiting = tracker.describe()
-    children = [ChildRun(op=o.op, name=o.name, run_id=o.child_run_id, outcome=o.outcome,
-                         path=o.path) for o in timeline.children if o.child_run_id]
+    children = [
+        ChildRun(op=o.op, name=o.name, run_id=o.child_run_id, outcome=o.outcome, path=o.path)
+        for o in timeline.children
+        if o.child_run_id
+    ]
     looked_up = children[:MAX_CHILD_LOOKUPS]
     found = await asyncio.gather(*(_status(backend, c.run_id) for c in looked_up))
     for child, status in zip(looked_up, found, strict=True):
         child.status = status
-    return RunView(run=run, timeline=timeline, waiting_for=waiting, chain=chain,
-                   children=children, events=events)
+    return RunView(
+        run=run,
+        timeline=timeline,
+        waiting_for=waiting,
+        chain=chain,
+        children=children,
+        events=events,
+    )
 
 
 async def _status(backend: Backend, run_id: str) -> RunStatus | None:
@@ -112,8 +127,10 @@ def op_detail(o: Operation) -> str:
         parts.append(f"until {_when(o.wait_until)}")
     elif o.kind == OpKind.HOOK:
         if o.end is None:
-            parts.append("waiting for its payload" + (
-                f", expires {_when(o.wait_until)}" if o.wait_until else ""))
+            parts.append(
+                "waiting for its payload"
+                + (f", expires {_when(o.wait_until)}" if o.wait_until else "")
+            )
         else:
             parts.append(f"waited {fmt_seconds(o.elapsed)}")
     elif o.kind == OpKind.CHILD and o.child_run_id:
@@ -142,11 +159,22 @@ def bar(o: Operation, total: float, width: int = BAR_WIDTH) -> Text:
 
 def operation_data(o: Operation) -> dict[str, Any]:
     return {
-        "op": o.op, "path": o.path, "kind": o.kind.value, "name": o.name,
-        "start": o.start, "end": o.end, "duration": o.elapsed, "attempts": o.attempts,
-        "retries": o.retries, "outcome": o.outcome, "failed": o.failed, "run_ms": o.run_ms,
+        "op": o.op,
+        "path": o.path,
+        "kind": o.kind.value,
+        "name": o.name,
+        "start": o.start,
+        "end": o.end,
+        "duration": o.elapsed,
+        "attempts": o.attempts,
+        "retries": o.retries,
+        "outcome": o.outcome,
+        "failed": o.failed,
+        "run_ms": o.run_ms,
         "wait_until": o.wait_until.isoformat() if o.wait_until else None,
-        "child_run_id": o.child_run_id, "error": o.error, "detail": op_detail(o),
+        "child_run_id": o.child_run_id,
+        "error": o.error,
+        "detail": op_detail(o),
         "fan_out": None if o.fan_out is None else {"op": o.fan_out[0], "item": o.fan_out[1]},
     }
 
@@ -198,9 +226,12 @@ def _header(view: RunView) -> None:
     if run.metadata.get("version"):
         workflow += f" (version {run.metadata['version']})"
     pairs: list[tuple[str, Any]] = [
-        ("Workflow", workflow), ("Status", status_text(run.status)),
-        ("Created", fmt_time(run.created_at)), ("Started", fmt_time(run.started_at)),
-        ("Finished", fmt_time(run.completed_at)), ("Duration", run_duration(run)),
+        ("Workflow", workflow),
+        ("Status", status_text(run.status)),
+        ("Created", fmt_time(run.created_at)),
+        ("Started", fmt_time(run.started_at)),
+        ("Finished", fmt_time(run.completed_at)),
+        ("Duration", run_duration(run)),
     ]
     args, kwargs = json_text(run.input_args), json_text(run.input_kwargs)
     if args:
@@ -210,8 +241,12 @@ def _header(view: RunView) -> None:
     if run.status == RunStatus.COMPLETED:
         pairs.append(("Result", pretty(json_text(run.result))))
     if run.error:
-        pairs.append(("Error", Text(
-            f"{run.error_type + ': ' if run.error_type else ''}{run.error}", style="red")))
+        pairs.append(
+            (
+                "Error",
+                Text(f"{run.error_type + ': ' if run.error_type else ''}{run.error}", style="red"),
+            )
+        )
     if view.waiting_for:
         pairs.append(("Waiting for", Text(view.waiting_for, style="yellow")))
     if run.wake_at and not run.status.is_terminal:
@@ -219,8 +254,11 @@ def _header(view: RunView) -> None:
     if run.cancel_requested and not run.status.is_terminal:
         reason = f": {run.cancel_reason}" if run.cancel_reason else ""
         pairs.append(("Cancel", f"requested{reason}"))
-    for label, value in [("Parent run", run.parent_run_id), ("Schedule", run.schedule_id),
-                         ("Tags", ", ".join(run.tags))]:
+    for label, value in [
+        ("Parent run", run.parent_run_id),
+        ("Schedule", run.schedule_id),
+        ("Tags", ", ".join(run.tags)),
+    ]:
         if value:
             pairs.append((label, value))
     print_key_values(f"Run {run.run_id}", pairs)
@@ -233,14 +271,27 @@ def _operations(tl: Timeline) -> None:
         return
     rows = []
     for o in tl.operations:
-        outcome = Text(o.outcome, style="red" if o.failed else "yellow" if o.end is None
-                       else "green")
-        rows.append([op_label(o), Text(o.kind.value, style=KIND_STYLES.get(o.kind, "")),
-                     o.name, fmt_offset(o.start), fmt_seconds(o.elapsed),
-                     str(o.attempts) if o.kind == OpKind.STEP else "",
-                     outcome, op_detail(o), bar(o, tl.total)])
-    print_table(None, ["Op", "Kind", "Name", "Start", "Duration", "Tries", "Outcome",
-                       "Detail", "Timeline"], rows)
+        outcome = Text(
+            o.outcome, style="red" if o.failed else "yellow" if o.end is None else "green"
+        )
+        rows.append(
+            [
+                op_label(o),
+                Text(o.kind.value, style=KIND_STYLES.get(o.kind, "")),
+                o.name,
+                fmt_offset(o.start),
+                fmt_seconds(o.elapsed),
+                str(o.attempts) if o.kind == OpKind.STEP else "",
+                outcome,
+                op_detail(o),
+                bar(o, tl.total),
+            ]
+        )
+    print_table(
+        None,
+        ["Op", "Kind", "Name", "Start", "Duration", "Tries", "Outcome", "Detail", "Timeline"],
+        rows,
+    )
 
 
 def _chain(view: RunView) -> None:
@@ -265,13 +316,21 @@ def _children(view: RunView) -> None:
     if not view.children:
         return
     _section(f"Children ({len(view.children)})")
-    rows = [[c.run_id, c.name, op_label_of(c),
-             status_text(c.status) if c.status else Text("-", style="dim"), c.outcome]
-            for c in view.children]
+    rows = [
+        [
+            c.run_id,
+            c.name,
+            op_label_of(c),
+            status_text(c.status) if c.status else Text("-", style="dim"),
+            c.outcome,
+        ]
+        for c in view.children
+    ]
     print_table(None, ["Run ID", "Workflow", "Op", "Status", "Parent saw"], rows)
     if len(view.children) > MAX_CHILD_LOOKUPS:
-        console().print(Text(f"Statuses looked up for the first {MAX_CHILD_LOOKUPS} only.",
-                             style="dim"))
+        console().print(
+            Text(f"Statuses looked up for the first {MAX_CHILD_LOOKUPS} only.", style="dim")
+        )
 
 
 def op_label_of(child: ChildRun) -> str:
@@ -281,10 +340,17 @@ def op_label_of(child: ChildRun) -> str:
 def _events(tl: Timeline, events: list[Event]) -> None:
     _section(f"Events ({len(events)})")
     by_sequence = {e.sequence: e for e in events}
-    print_table(None, ["#", "Time", "Type", "Op", "Details"], [
-        [str(r.sequence), fmt_offset(r.offset),
-         status_text(r.type) if r.family == "workflow" else r.type,
-         "" if r.op is None else str(r.data.get("path") or r.op),
-         event_summary(by_sequence[r.sequence])]
-        for r in tl.rows
-    ])
+    print_table(
+        None,
+        ["#", "Time", "Type", "Op", "Details"],
+        [
+            [
+                str(r.sequence),
+                fmt_offset(r.offset),
+                status_text(r.type) if r.family == "workflow" else r.type,
+                "" if r.op is None else str(r.data.get("path") or r.op),
+                event_summary(by_sequence[r.sequence]),
+            ]
+            for r in tl.rows
+        ],
+    )

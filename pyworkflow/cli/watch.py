@@ -46,16 +46,23 @@ class WaitTracker:
             elif event.type == EventType.CHILD_WORKFLOW_STARTED and data.get("wait", True):
                 self.open[op] = f"child {data.get('name')} ({data.get('child_run_id')})"
             elif event.type == EventType.STEP_RETRYING:
-                self.open[op] = (f"retry of step {data.get('step_name')} at "
-                                 f"{_when(data.get('retry_at'))}")
+                self.open[op] = (
+                    f"retry of step {data.get('step_name')} at {_when(data.get('retry_at'))}"
+                )
             elif event.type in TERMINAL_OP_EVENTS:
                 self.open.pop(op, None)
 
     def describe(self, skip_hook: str | None = None) -> str | None:
         """The open waits; ``skip_hook``: a hook id whose payload was just delivered (its run
         records it when the worker next replays it)."""
-        return "; ".join(text for op, text in self.open.items()
-                         if skip_hook is None or self.hook_ids.get(op) != skip_hook) or None
+        return (
+            "; ".join(
+                text
+                for op, text in self.open.items()
+                if skip_hook is None or self.hook_ids.get(op) != skip_hook
+            )
+            or None
+        )
 
     def hook_names(self) -> list[str]:
         return [text.split("'")[1] for text in self.open.values() if text.startswith("hook '")]
@@ -70,8 +77,9 @@ def _when(value: Any) -> str:
     return "-"
 
 
-async def waiting_for(backend: Backend, run: WorkflowRun,
-                      skip_hook: str | None = None) -> str | None:
+async def waiting_for(
+    backend: Backend, run: WorkflowRun, skip_hook: str | None = None
+) -> str | None:
     """What a non-terminal run waits for ("sleep until ...", "hook 'approve'"), if anything."""
     if run.status.is_terminal:
         return None
@@ -83,8 +91,11 @@ async def waiting_for(backend: Backend, run: WorkflowRun,
 async def follow_chain(backend: Backend, run: WorkflowRun) -> WorkflowRun:
     """The latest run of ``run``'s continue-as-new chain."""
     seen = {run.run_id}
-    while run.status == RunStatus.CONTINUED_AS_NEW and run.continued_to_run_id \
-            and run.continued_to_run_id not in seen:
+    while (
+        run.status == RunStatus.CONTINUED_AS_NEW
+        and run.continued_to_run_id
+        and run.continued_to_run_id not in seen
+    ):
         try:
             nxt = await backend.get_run(run.continued_to_run_id)
         except WorkflowNotFoundError:
@@ -113,9 +124,13 @@ class Progress:
             from rich.progress import Progress as RichProgress
             from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
-            self._progress = RichProgress(SpinnerColumn(), TextColumn("{task.description}"),
-                                          TimeElapsedColumn(), console=self.err,
-                                          transient=True)
+            self._progress = RichProgress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=self.err,
+                transient=True,
+            )
             self._progress.__enter__()
             self._task = self._progress.add_task("starting", total=None)
         return self
@@ -126,15 +141,20 @@ class Progress:
 
     def update(self, run: WorkflowRun, tracker: WaitTracker) -> None:
         waiting = tracker.describe()
-        line = (f"{run.run_id} {run.status.value} · {tracker.steps} step(s) done"
-                + (f" · waiting for {waiting}" if waiting else ""))
+        line = f"{run.run_id} {run.status.value} · {tracker.steps} step(s) done" + (
+            f" · waiting for {waiting}" if waiting else ""
+        )
         if not self.show or line == self.last:
             return
         self.last = line
         if self._progress is not None:
-            self._progress.update(self._task, description=(
-                f"{run.run_id} [bold]{run.status.value}[/] · {tracker.steps} step(s) done"
-                + (f" · waiting for {escape(waiting)}" if waiting else "")))
+            self._progress.update(
+                self._task,
+                description=(
+                    f"{run.run_id} [bold]{run.status.value}[/] · {tracker.steps} step(s) done"
+                    + (f" · waiting for {escape(waiting)}" if waiting else "")
+                ),
+            )
         else:
             elapsed = format_duration(time.monotonic() - self.started)
             self.err.print(Text(f"[{elapsed}] {line}", style="dim"))
@@ -147,8 +167,9 @@ class Progress:
             self.err.print(Text(message, style="dim"))
 
 
-async def wait_until_terminal(backend: Backend, run_id: str, *, patience: float | None,
-                              show: bool) -> WorkflowRun:
+async def wait_until_terminal(
+    backend: Backend, run_id: str, *, patience: float | None, show: bool
+) -> WorkflowRun:
     """Keep looking (and, locally, keep this event loop and so the run's timers alive) until
     the chain that ``run_id`` starts ends; a local backend drives it whenever it is due.
     Returns the latest run (maybe not terminal if ``patience`` seconds passed). ``show``: say

@@ -19,8 +19,10 @@ from pyworkflow.runtime.worker import WorkerStats, run_worker
 def _describe(delta: WorkerStats) -> str:
     parts = []
     if delta.driven:
-        parts.append(f"drove {delta.driven} run(s): {delta.completed} completed, "
-                     f"{delta.suspended} waiting, {delta.failed} failed")
+        parts.append(
+            f"drove {delta.driven} run(s): {delta.completed} completed, "
+            f"{delta.suspended} waiting, {delta.failed} failed"
+        )
     if delta.schedules_fired:
         parts.append(f"fired {delta.schedules_fired} schedule(s)")
     if delta.errors:
@@ -44,7 +46,7 @@ class _PassPrinter:
             failed=stats.failed - self.seen.failed,
             suspended=stats.suspended - self.seen.suspended,
             schedules_fired=stats.schedules_fired - self.seen.schedules_fired,
-            errors=stats.errors[len(self.seen.errors):],
+            errors=stats.errors[len(self.seen.errors) :],
         )
         self.seen = replace(stats, errors=list(stats.errors))
         text = _describe(delta)
@@ -56,8 +58,9 @@ class _PassPrinter:
             out.print(f"  [red]error:[/] {error}", markup=True, highlight=False)
 
 
-async def _serve(st: CliState, once: bool, poll_interval: float,
-                 printer: _PassPrinter) -> WorkerStats:
+async def _serve(
+    st: CliState, once: bool, poll_interval: float, printer: _PassPrinter
+) -> WorkerStats:
     from pyworkflow.runtime.local import get_runtime
 
     rt = get_runtime()
@@ -80,8 +83,9 @@ async def _serve(st: CliState, once: bool, poll_interval: float,
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or no signal support: Ctrl-C raises KeyboardInterrupt
     try:
-        stats = await run_worker(rt, poll_interval=poll_interval, once=once, stop=stop,
-                                 on_pass=printer)
+        stats = await run_worker(
+            rt, poll_interval=poll_interval, once=once, stop=stop, on_pass=printer
+        )
         await rt.drain(timeout=poll_interval)
         return stats
     finally:
@@ -92,20 +96,31 @@ async def _serve(st: CliState, once: bool, poll_interval: float,
 
 @click.command()
 @click.option("--once", is_flag=True, help="One pass, then exit.")
-@click.option("--poll-interval", type=click.FloatRange(min=0.01), default=1.0,
-              show_default=True, metavar="SECONDS", help="Pause between passes.")
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Pause between passes.",
+)
 def worker(once: bool, poll_interval: float) -> None:
     """Drive every run that is due (sleeps, retries, restarts after a crash) and fire due
     schedules. Ctrl-C stops after the current pass."""
     st = state()
-    st.local("worker", "the stack's worker function drives the runs behind the API ('pyworkflow "
-                       f"dev' pumps it on this machine); drop --api-url (unset {ENV_API_URL}) to "
-                       "drive the runs of a local database")
+    st.local(
+        "worker",
+        "the stack's worker function drives the runs behind the API ('pyworkflow "
+        f"dev' pumps it on this machine); drop --api-url (unset {ENV_API_URL}) to "
+        "drive the runs of a local database",
+    )
     st.load_modules()
     if not st.json:
         modules = ", ".join(st.imported) or "none"
-        info(f"worker on {st.db_label()} (workflow modules: {modules})"
-             + ("" if once else f", polling every {poll_interval:g}s; Ctrl-C to stop"))
+        info(
+            f"worker on {st.db_label()} (workflow modules: {modules})"
+            + ("" if once else f", polling every {poll_interval:g}s; Ctrl-C to stop")
+        )
         if not st.imported:
             warn("No --module given: runs of workflows not imported here cannot be driven.")
     printer = _PassPrinter(st)
@@ -120,5 +135,7 @@ def worker(once: bool, poll_interval: float) -> None:
         return
     if once and not _describe(stats):
         info("Nothing was due.")
-    info(f"worker stopped after {printer.passes} pass(es): drove {stats.driven} run(s), "
-         f"fired {stats.schedules_fired} schedule(s)")
+    info(
+        f"worker stopped after {printer.passes} pass(es): drove {stats.driven} run(s), "
+        f"fired {stats.schedules_fired} schedule(s)"
+    )

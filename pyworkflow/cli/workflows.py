@@ -21,12 +21,15 @@ from pyworkflow.cli.output import (
 )
 from pyworkflow.core.models import RunStatus
 
-ARGS_HINT = ("keyword arguments: --arg key=value (repeatable; values parse as JSON, else stay "
-             "strings) or --args-json '{\"key\": 1}'; positional: --args-json '[1, \"two\"]'")
+ARGS_HINT = (
+    "keyword arguments: --arg key=value (repeatable; values parse as JSON, else stay "
+    "strings) or --args-json '{\"key\": 1}'; positional: --args-json '[1, \"two\"]'"
+)
 
 
-def parse_arguments(arg: tuple[str, ...], args_json: str | None
-                    ) -> tuple[list[Any], dict[str, Any]]:
+def parse_arguments(
+    arg: tuple[str, ...], args_json: str | None
+) -> tuple[list[Any], dict[str, Any]]:
     """``--args-json`` (object: keyword arguments, list: positional) plus ``--arg k=v``."""
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
@@ -40,8 +43,11 @@ def parse_arguments(arg: tuple[str, ...], args_json: str | None
         elif isinstance(data, list):
             args = data
         else:
-            raise CliError("--args-json must be a JSON object (keyword arguments) or a JSON list "
-                           f"(positional arguments), not {type(data).__name__}", ARGS_HINT)
+            raise CliError(
+                "--args-json must be a JSON object (keyword arguments) or a JSON list "
+                f"(positional arguments), not {type(data).__name__}",
+                ARGS_HINT,
+            )
     for item in arg:
         key, sep, value = item.partition("=")
         key = key.strip()
@@ -75,10 +81,20 @@ def list_cmd() -> None:
         info(f"No workflows registered ({where}).")
         info(f"Hint: {MODULE_HINT}")
         return
-    print_table("Workflows", ["Name", "Parameters", "Max duration", "Tags", "Module"], [
-        (d["name"], d.get("signature") or "-", d.get("max_duration") or "-",
-         ", ".join(d.get("tags") or []) or "-", d.get("module") or "-") for d in defs
-    ])
+    print_table(
+        "Workflows",
+        ["Name", "Parameters", "Max duration", "Tags", "Module"],
+        [
+            (
+                d["name"],
+                d.get("signature") or "-",
+                d.get("max_duration") or "-",
+                ", ".join(d.get("tags") or []) or "-",
+                d.get("module") or "-",
+            )
+            for d in defs
+        ],
+    )
 
 
 @workflows.command("info")
@@ -104,8 +120,11 @@ def info_cmd(name: str) -> None:
         pairs.append(("Version", data["version"]))
     for p in data.get("parameters") or []:
         detail = p["type"] or "any"
-        detail += ", required" if p["required"] else (
-            f", default {p['default']}" if p["default"] is not None else "")
+        detail += (
+            ", required"
+            if p["required"]
+            else (f", default {p['default']}" if p["default"] is not None else "")
+        )
         pairs.append((f"  {p['name']}", detail))
     description = data.get("description") or (data.get("doc") or "").split("\n")[0]
     if description:
@@ -115,18 +134,40 @@ def info_cmd(name: str) -> None:
 
 @workflows.command("run")
 @click.argument("name")
-@click.option("--arg", "arg", multiple=True, metavar="KEY=VALUE",
-              help="Keyword argument (repeatable); the value is parsed as JSON when it parses.")
-@click.option("--args-json", metavar="JSON",
-              help="Arguments as JSON: an object (keyword) or a list (positional).")
-@click.option("--idempotency-key", metavar="KEY",
-              help="Start at most one run for this key (repeats return that run).")
-@click.option("--wait/--no-wait", default=False, show_default=True,
-              help="Keep running until the run ends (sleeps included), with a live status.")
-@click.option("--timeout", type=float, metavar="SECONDS",
-              help="With --wait: stop waiting after this long.")
-def run_cmd(name: str, arg: tuple[str, ...], args_json: str | None,
-            idempotency_key: str | None, wait: bool, timeout: float | None) -> None:
+@click.option(
+    "--arg",
+    "arg",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Keyword argument (repeatable); the value is parsed as JSON when it parses.",
+)
+@click.option(
+    "--args-json",
+    metavar="JSON",
+    help="Arguments as JSON: an object (keyword) or a list (positional).",
+)
+@click.option(
+    "--idempotency-key",
+    metavar="KEY",
+    help="Start at most one run for this key (repeats return that run).",
+)
+@click.option(
+    "--wait/--no-wait",
+    default=False,
+    show_default=True,
+    help="Keep running until the run ends (sleeps included), with a live status.",
+)
+@click.option(
+    "--timeout", type=float, metavar="SECONDS", help="With --wait: stop waiting after this long."
+)
+def run_cmd(
+    name: str,
+    arg: tuple[str, ...],
+    args_json: str | None,
+    idempotency_key: str | None,
+    wait: bool,
+    timeout: float | None,
+) -> None:
     """Start a run of workflow NAME and drive it until it completes or waits (with
     --api-url: start it in the stack; --wait follows it until it ends).
 
@@ -140,15 +181,24 @@ def run_cmd(name: str, arg: tuple[str, ...], args_json: str | None,
     args, kwargs = parse_arguments(arg, args_json)
     clash = sorted(backend.start_reserved & kwargs.keys())
     if clash:
-        raise CliError(f"Argument name(s) {', '.join(clash)} cannot be passed by keyword",
-                       "pass the arguments positionally: --args-json '[...]'")
+        raise CliError(
+            f"Argument name(s) {', '.join(clash)} cannot be passed by keyword",
+            "pass the arguments positionally: --args-json '[...]'",
+        )
     failed = run_async(_run(st, name, args, kwargs, idempotency_key, wait, timeout))
     if failed:
         raise click.exceptions.Exit(1)
 
 
-async def _run(st: CliState, name: str, args: list[Any], kwargs: dict[str, Any],
-               idempotency_key: str | None, wait: bool, patience: float | None) -> bool:
+async def _run(
+    st: CliState,
+    name: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    idempotency_key: str | None,
+    wait: bool,
+    patience: float | None,
+) -> bool:
     from pyworkflow.cli.watch import follow_chain, wait_until_terminal, waiting_for
 
     backend = st.backend
@@ -156,8 +206,7 @@ async def _run(st: CliState, name: str, args: list[Any], kwargs: dict[str, Any],
     first = await backend.get_run(run_id)
     if wait:
         try:
-            final = await wait_until_terminal(backend, run_id, patience=patience,
-                                              show=not st.json)
+            final = await wait_until_terminal(backend, run_id, patience=patience, show=not st.json)
         except asyncio.CancelledError:  # Ctrl-C: stop waiting, report where the run is
             info(f"Stopped waiting; the run carries on {backend.carries_on}.", json_mode=True)
             final = await follow_chain(backend, first)
@@ -168,33 +217,50 @@ async def _run(st: CliState, name: str, args: list[Any], kwargs: dict[str, Any],
     waiting = await waiting_for(backend, final)
     result = json_text(final.result)
     if st.json:
-        print_json({
-            "run_id": run_id, "workflow_name": name, "status": final.status.value,
-            "result": result, "error": final.error, "error_type": final.error_type,
-            "final_run_id": final.run_id, "chain_length": len(chain), "waiting_for": waiting,
-        })
+        print_json(
+            {
+                "run_id": run_id,
+                "workflow_name": name,
+                "status": final.status.value,
+                "result": result,
+                "error": final.error,
+                "error_type": final.error_type,
+                "final_run_id": final.run_id,
+                "chain_length": len(chain),
+                "waiting_for": waiting,
+            }
+        )
         return final.status == RunStatus.FAILED
-    pairs: list[tuple[str, Any]] = [("Run ID", run_id), ("Workflow", name),
-                                    ("Status", status_text(final.status))]
+    pairs: list[tuple[str, Any]] = [
+        ("Run ID", run_id),
+        ("Workflow", name),
+        ("Status", status_text(final.status)),
+    ]
     if final.run_id != run_id:
-        pairs.append(("Chain", f"{len(chain)} runs, now {final.run_id} "
-                               f"(pyworkflow runs chain {run_id})"))
+        pairs.append(
+            ("Chain", f"{len(chain)} runs, now {final.run_id} (pyworkflow runs chain {run_id})")
+        )
     if final.status == RunStatus.COMPLETED:
         pairs.append(("Result", pretty(result)))
     if final.error:
-        pairs.append(("Error", f"{final.error_type + ': ' if final.error_type else ''}"
-                               f"{final.error}"))
+        pairs.append(
+            ("Error", f"{final.error_type + ': ' if final.error_type else ''}{final.error}")
+        )
     if waiting:
         pairs.append(("Waiting for", waiting))
     print_key_values(None, pairs)
     if not final.status.is_terminal:
         if waiting and waiting.startswith("hook"):
             hook = waiting.split("'")[1]
-            info(f"Resume it with: pyworkflow hooks resume --run {final.run_id} --name {hook} "
-                 "--payload '<json>'")
+            info(
+                f"Resume it with: pyworkflow hooks resume --run {final.run_id} --name {hook} "
+                "--payload '<json>'"
+            )
         elif not wait and st.remote:
-            info(f"The run carries on {backend.carries_on}: 'pyworkflow runs status "
-                 f"{final.run_id}' (or run with --wait).")
+            info(
+                f"The run carries on {backend.carries_on}: 'pyworkflow runs status "
+                f"{final.run_id}' (or run with --wait)."
+            )
         elif not wait:
             info("Sleeps and retries resume under 'pyworkflow worker' (or run with --wait).")
     return final.status == RunStatus.FAILED

@@ -70,8 +70,9 @@ def _as(model: type[M], answer: Any) -> M:
     try:
         return model.model_validate(answer)
     except ValidationError as error:
-        raise TransportError(f"The API's answer is not a {model.__name__}: "
-                             f"{str(error)[:500]}") from None
+        raise TransportError(
+            f"The API's answer is not a {model.__name__}: {str(error)[:500]}"
+        ) from None
 
 
 def _items(answer: Any) -> list[Any]:
@@ -89,45 +90,86 @@ class RemoteTransport:
         raise NotImplementedError
 
     # --- runs --------------------------------------------------------------------------------
-    async def start(self, workflow: str, args: list[Any], kwargs: dict[str, Any], *,
-                    idempotency_key: str | None = None) -> str:
-        body = _dump(StartRequest(workflow=workflow, args=args, kwargs=kwargs,
-                                  idempotency_key=idempotency_key))
-        answer = await self._call(Call("start_run", "POST", "/runs", params=body, body=body,
-                                       has_body=True))
+    async def start(
+        self,
+        workflow: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> str:
+        body = _dump(
+            StartRequest(
+                workflow=workflow, args=args, kwargs=kwargs, idempotency_key=idempotency_key
+            )
+        )
+        answer = await self._call(
+            Call("start_run", "POST", "/runs", params=body, body=body, has_body=True)
+        )
         return _as(Started, answer).run_id
 
     async def get_run(self, run_id: str) -> WorkflowRun:
-        answer = await self._call(Call("get_run", "GET", f"/runs/{seg(run_id)}",
-                                       params={"run_id": run_id}))
+        answer = await self._call(
+            Call("get_run", "GET", f"/runs/{seg(run_id)}", params={"run_id": run_id})
+        )
         return _as(WorkflowRun, answer)
 
-    async def list_runs(self, *, status: RunStatus | None = None, workflow: str | None = None,
-                        limit: int = 100, cursor: str | None = None) -> Page:
-        query = {k: v for k, v in {"status": status.value if status else None,
-                                   "workflow": workflow, "limit": limit,
-                                   "cursor": cursor}.items() if v is not None}
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        query = {
+            k: v
+            for k, v in {
+                "status": status.value if status else None,
+                "workflow": workflow,
+                "limit": limit,
+                "cursor": cursor,
+            }.items()
+            if v is not None
+        }
         answer = await self._call(Call("list_runs", "GET", "/runs", params=query, query=query))
-        return Page(items=[_as(WorkflowRun, r) for r in _items(answer)],
-                    next_cursor=answer.get("next_cursor") if isinstance(answer, dict) else None)
+        return Page(
+            items=[_as(WorkflowRun, r) for r in _items(answer)],
+            next_cursor=answer.get("next_cursor") if isinstance(answer, dict) else None,
+        )
 
     async def events(self, run_id: str, *, after: int = 0) -> list[Event]:
         query = {"after": after} if after else {}
-        answer = await self._call(Call("get_events", "GET", f"/runs/{seg(run_id)}/events",
-                                       params={"run_id": run_id, **query}, query=query))
+        answer = await self._call(
+            Call(
+                "get_events",
+                "GET",
+                f"/runs/{seg(run_id)}/events",
+                params={"run_id": run_id, **query},
+                query=query,
+            )
+        )
         return [_as(Event, e) for e in _items(answer)]
 
     async def chain(self, run_id: str) -> list[WorkflowRun]:
-        answer = await self._call(Call("get_chain", "GET", f"/runs/{seg(run_id)}/chain",
-                                       params={"run_id": run_id}))
+        answer = await self._call(
+            Call("get_chain", "GET", f"/runs/{seg(run_id)}/chain", params={"run_id": run_id})
+        )
         return [_as(WorkflowRun, r) for r in _items(answer)]
 
     async def cancel(self, run_id: str, reason: str | None = None) -> bool:
         body = {"reason": reason} if reason is not None else {}
         try:
-            answer = await self._call(Call("cancel_run", "POST", f"/runs/{seg(run_id)}/cancel",
-                                           params={"run_id": run_id, **body}, body=body,
-                                           has_body=True))
+            answer = await self._call(
+                Call(
+                    "cancel_run",
+                    "POST",
+                    f"/runs/{seg(run_id)}/cancel",
+                    params={"run_id": run_id, **body},
+                    body=body,
+                    has_body=True,
+                )
+            )
         except RunAlreadyEndedError:
             # The API answers 409 for a run that already ended; the client's answer is False,
             # as the embedded transport's.
@@ -137,16 +179,29 @@ class RemoteTransport:
     # --- hooks -------------------------------------------------------------------------------
     async def resume_hook(self, token: str, payload: Any) -> HookResumed:
         # The body is the payload itself: what a third-party webhook would POST.
-        answer = await self._call(Call("resume_hook", "POST", f"/hooks/{seg(token)}",
-                                       params={"token": token, "payload": payload},
-                                       body=payload, has_body=True))
+        answer = await self._call(
+            Call(
+                "resume_hook",
+                "POST",
+                f"/hooks/{seg(token)}",
+                params={"token": token, "payload": payload},
+                body=payload,
+                has_body=True,
+            )
+        )
         return _as(HookResumed, answer)
 
     async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> HookResumed:
-        answer = await self._call(Call(
-            "resume_hook_by_name", "POST", f"/runs/{seg(run_id)}/hooks/{seg(name)}",
-            params={"run_id": run_id, "name": name, "payload": payload},
-            body={"payload": payload}, has_body=True))
+        answer = await self._call(
+            Call(
+                "resume_hook_by_name",
+                "POST",
+                f"/runs/{seg(run_id)}/hooks/{seg(name)}",
+                params={"run_id": run_id, "name": name, "payload": payload},
+                body={"payload": payload},
+                has_body=True,
+            )
+        )
         return _as(HookResumed, answer)
 
     # --- workflows and schedules -------------------------------------------------------------
@@ -154,40 +209,80 @@ class RemoteTransport:
         answer = await self._call(Call("list_workflows", "GET", "/workflows"))
         return [_as(WorkflowInfo, w) for w in _items(answer)]
 
-    async def create_schedule(self, workflow: str, spec: ScheduleSpec, args: list[Any],
-                              kwargs: dict[str, Any], *, overlap_policy: OverlapPolicy,
-                              schedule_id: str | None) -> Schedule:
-        body = _dump(ScheduleCreateRequest(workflow=workflow, spec=spec, args=args,
-                                           kwargs=kwargs, overlap_policy=overlap_policy,
-                                           schedule_id=schedule_id))
-        answer = await self._call(Call("create_schedule", "POST", "/schedules", params=body,
-                                       body=body, has_body=True))
+    async def create_schedule(
+        self,
+        workflow: str,
+        spec: ScheduleSpec,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        overlap_policy: OverlapPolicy,
+        schedule_id: str | None,
+    ) -> Schedule:
+        body = _dump(
+            ScheduleCreateRequest(
+                workflow=workflow,
+                spec=spec,
+                args=args,
+                kwargs=kwargs,
+                overlap_policy=overlap_policy,
+                schedule_id=schedule_id,
+            )
+        )
+        answer = await self._call(
+            Call("create_schedule", "POST", "/schedules", params=body, body=body, has_body=True)
+        )
         return _as(Schedule, answer)
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
         return await self._schedule_call("get_schedule", "GET", schedule_id)
 
-    async def list_schedules(self, *, workflow: str | None = None,
-                             status: ScheduleStatus | None = None,
-                             limit: int = 100) -> list[Schedule]:
-        query = {k: v for k, v in {"workflow": workflow,
-                                   "status": status.value if status else None,
-                                   "limit": limit}.items() if v is not None}
-        answer = await self._call(Call("list_schedules", "GET", "/schedules", params=query,
-                                       query=query))
+    async def list_schedules(
+        self, *, workflow: str | None = None, status: ScheduleStatus | None = None, limit: int = 100
+    ) -> list[Schedule]:
+        query = {
+            k: v
+            for k, v in {
+                "workflow": workflow,
+                "status": status.value if status else None,
+                "limit": limit,
+            }.items()
+            if v is not None
+        }
+        answer = await self._call(
+            Call("list_schedules", "GET", "/schedules", params=query, query=query)
+        )
         return [_as(Schedule, s) for s in _items(answer)]
 
-    async def update_schedule(self, schedule_id: str, *, spec: ScheduleSpec | None = None,
-                              overlap_policy: OverlapPolicy | None = None) -> Schedule:
+    async def update_schedule(
+        self,
+        schedule_id: str,
+        *,
+        spec: ScheduleSpec | None = None,
+        overlap_policy: OverlapPolicy | None = None,
+    ) -> Schedule:
         body = _dump(ScheduleUpdateRequest(spec=spec, overlap_policy=overlap_policy))
-        answer = await self._call(Call(
-            "update_schedule", "PATCH", f"/schedules/{seg(schedule_id)}",
-            params={"schedule_id": schedule_id, **body}, body=body, has_body=True))
+        answer = await self._call(
+            Call(
+                "update_schedule",
+                "PATCH",
+                f"/schedules/{seg(schedule_id)}",
+                params={"schedule_id": schedule_id, **body},
+                body=body,
+                has_body=True,
+            )
+        )
         return _as(Schedule, answer)
 
     async def delete_schedule(self, schedule_id: str) -> None:
-        await self._call(Call("delete_schedule", "DELETE", f"/schedules/{seg(schedule_id)}",
-                              params={"schedule_id": schedule_id}))
+        await self._call(
+            Call(
+                "delete_schedule",
+                "DELETE",
+                f"/schedules/{seg(schedule_id)}",
+                params={"schedule_id": schedule_id},
+            )
+        )
 
     async def pause_schedule(self, schedule_id: str) -> Schedule:
         return await self._schedule_call("pause_schedule", "POST", schedule_id, "/pause")
@@ -196,15 +291,27 @@ class RemoteTransport:
         return await self._schedule_call("resume_schedule", "POST", schedule_id, "/resume")
 
     async def trigger_schedule(self, schedule_id: str) -> str:
-        answer = await self._call(Call(
-            "trigger_schedule", "POST", f"/schedules/{seg(schedule_id)}/trigger",
-            params={"schedule_id": schedule_id}, body={}, has_body=True))
+        answer = await self._call(
+            Call(
+                "trigger_schedule",
+                "POST",
+                f"/schedules/{seg(schedule_id)}/trigger",
+                params={"schedule_id": schedule_id},
+                body={},
+                has_body=True,
+            )
+        )
         return _as(Started, answer).run_id
 
-    async def _schedule_call(self, action: str, method: str, schedule_id: str,
-                             suffix: str = "") -> Schedule:
-        call = Call(action, method, f"/schedules/{seg(schedule_id)}{suffix}",
-                    params={"schedule_id": schedule_id})
+    async def _schedule_call(
+        self, action: str, method: str, schedule_id: str, suffix: str = ""
+    ) -> Schedule:
+        call = Call(
+            action,
+            method,
+            f"/schedules/{seg(schedule_id)}{suffix}",
+            params={"schedule_id": schedule_id},
+        )
         if method == "POST":
             call.body, call.has_body = {}, True
         return _as(Schedule, await self._call(call))

@@ -50,11 +50,18 @@ class ServiceTransport(Generic[R]):
         return self.runtime.storage
 
     # --- runs --------------------------------------------------------------------------------
-    async def start(self, workflow: str, args: list[Any], kwargs: dict[str, Any], *,
-                    idempotency_key: str | None = None) -> str:
+    async def start(
+        self,
+        workflow: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> str:
         rt = self.runtime
-        started = await runs.start(rt, resolve_workflow(workflow), args, kwargs,
-                                   idempotency_key=idempotency_key)
+        started = await runs.start(
+            rt, resolve_workflow(workflow), args, kwargs, idempotency_key=idempotency_key
+        )
         # The executor keeps a failed run's exception for pyworkflow.start() to raise; a
         # client reports failures through the run record instead, as the API does.
         rt.executor.failures.pop(started.run.run_id, None)
@@ -63,10 +70,17 @@ class ServiceTransport(Generic[R]):
     async def get_run(self, run_id: str) -> WorkflowRun:
         return await runs.get_run(self.storage, run_id)
 
-    async def list_runs(self, *, status: RunStatus | None = None, workflow: str | None = None,
-                        limit: int = 100, cursor: str | None = None) -> Page:
-        return await runs.list_runs(self.storage, status=status, workflow=workflow,
-                                    limit=limit, cursor=cursor)
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        return await runs.list_runs(
+            self.storage, status=status, workflow=workflow, limit=limit, cursor=cursor
+        )
 
     async def events(self, run_id: str, *, after: int = 0) -> list[Event]:
         return await runs.events(self.storage, run_id, after=after)
@@ -82,34 +96,56 @@ class ServiceTransport(Generic[R]):
         return hook_resumed(await hooks.resume_hook(self.runtime, token, payload))
 
     async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> HookResumed:
-        return hook_resumed(
-            await hooks.resume_hook_by_name(self.runtime, run_id, name, payload))
+        return hook_resumed(await hooks.resume_hook_by_name(self.runtime, run_id, name, payload))
 
     # --- workflows ---------------------------------------------------------------------------
     async def list_workflows(self) -> list[WorkflowInfo]:
-        return [WorkflowInfo.model_validate(info.model_dump())
-                for info in workflows.list_workflow_infos()]
+        return [
+            WorkflowInfo.model_validate(info.model_dump())
+            for info in workflows.list_workflow_infos()
+        ]
 
     # --- schedules ---------------------------------------------------------------------------
-    async def create_schedule(self, workflow: str, spec: ScheduleSpec, args: list[Any],
-                              kwargs: dict[str, Any], *, overlap_policy: OverlapPolicy,
-                              schedule_id: str | None) -> Schedule:
-        return await schedules.create(self.runtime, workflow, spec, args, kwargs,
-                                      overlap_policy=overlap_policy, schedule_id=schedule_id)
+    async def create_schedule(
+        self,
+        workflow: str,
+        spec: ScheduleSpec,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        overlap_policy: OverlapPolicy,
+        schedule_id: str | None,
+    ) -> Schedule:
+        return await schedules.create(
+            self.runtime,
+            workflow,
+            spec,
+            args,
+            kwargs,
+            overlap_policy=overlap_policy,
+            schedule_id=schedule_id,
+        )
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
         return await schedules.get(self.storage, schedule_id)
 
-    async def list_schedules(self, *, workflow: str | None = None,
-                             status: ScheduleStatus | None = None,
-                             limit: int = 100) -> list[Schedule]:
-        return await schedules.list_schedules(self.storage, workflow=workflow, status=status,
-                                              limit=limit)
+    async def list_schedules(
+        self, *, workflow: str | None = None, status: ScheduleStatus | None = None, limit: int = 100
+    ) -> list[Schedule]:
+        return await schedules.list_schedules(
+            self.storage, workflow=workflow, status=status, limit=limit
+        )
 
-    async def update_schedule(self, schedule_id: str, *, spec: ScheduleSpec | None = None,
-                              overlap_policy: OverlapPolicy | None = None) -> Schedule:
-        return await schedules.update(self.runtime, schedule_id, spec=spec,
-                                      overlap_policy=overlap_policy)
+    async def update_schedule(
+        self,
+        schedule_id: str,
+        *,
+        spec: ScheduleSpec | None = None,
+        overlap_policy: OverlapPolicy | None = None,
+    ) -> Schedule:
+        return await schedules.update(
+            self.runtime, schedule_id, spec=spec, overlap_policy=overlap_policy
+        )
 
     async def delete_schedule(self, schedule_id: str) -> None:
         await schedules.delete(self.runtime, schedule_id)

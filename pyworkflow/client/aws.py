@@ -38,7 +38,8 @@ def build_runtime(
     if not url:
         raise ConfigurationError(
             f"The AWS-direct client needs the work queue: pass queue_url= or set {ENV_QUEUE_URL} "
-            "(the stack's WorkQueueUrl output)")
+            "(the stack's WorkQueueUrl output)"
+        )
     if session is None and region:
         import aioboto3
 
@@ -47,9 +48,12 @@ def build_runtime(
         from pyworkflow.storage.dynamodb import DynamoDBStorageBackend
 
         storage = DynamoDBStorageBackend(
-            table or settings.table, region=region or settings.region,
+            table or settings.table,
+            region=region or settings.region,
             endpoint_url=dynamodb_endpoint or settings.dynamodb_endpoint,
-            retention_days=settings.retention_days, session=session)
+            retention_days=settings.retention_days,
+            session=session,
+        )
     dispatcher = AwsDispatcher(
         url,
         queue_arn=queue_arn or settings.queue_arn or "",

@@ -70,36 +70,72 @@ class Client:
         return cls(EmbeddedTransport(storage))
 
     @classmethod
-    def aws(cls, *, table: str | None = None, queue_url: str | None = None,
-            region: str | None = None, dynamodb_endpoint: str | None = None,
-            storage: StorageBackend | None = None, session: Any = None,
-            **dispatcher: Any) -> Client:
+    def aws(
+        cls,
+        *,
+        table: str | None = None,
+        queue_url: str | None = None,
+        region: str | None = None,
+        dynamodb_endpoint: str | None = None,
+        storage: StorageBackend | None = None,
+        session: Any = None,
+        **dispatcher: Any,
+    ) -> Client:
         """The stack's table and work queue, through boto3 (``PYWORKFLOW_TABLE``,
         ``PYWORKFLOW_QUEUE_URL``... when not given). ``dispatcher`` may add ``queue_arn``,
         ``scheduler_group``, ``scheduler_role_arn``."""
         from pyworkflow.client.aws import AwsTransport, build_runtime
 
-        return cls(AwsTransport(build_runtime(
-            table=table, queue_url=queue_url, region=region, dynamodb_endpoint=dynamodb_endpoint,
-            storage=storage, session=session, **dispatcher)))
+        return cls(
+            AwsTransport(
+                build_runtime(
+                    table=table,
+                    queue_url=queue_url,
+                    region=region,
+                    dynamodb_endpoint=dynamodb_endpoint,
+                    storage=storage,
+                    session=session,
+                    **dispatcher,
+                )
+            )
+        )
 
     @classmethod
-    def http(cls, api_url: str, *, sign: bool = True, region: str | None = None,
-             credentials: Any = None, timeout: float | None = None) -> Client:
+    def http(
+        cls,
+        api_url: str,
+        *,
+        sign: bool = True,
+        region: str | None = None,
+        credentials: Any = None,
+        timeout: float | None = None,
+    ) -> Client:
         """The stack's HTTP API. ``sign=False`` for the local stack."""
         from pyworkflow.client.http import DEFAULT_TIMEOUT, HttpTransport
 
-        return cls(HttpTransport(api_url, sign=sign, region=region, credentials=credentials,
-                                 timeout=timeout or DEFAULT_TIMEOUT))
+        return cls(
+            HttpTransport(
+                api_url,
+                sign=sign,
+                region=region,
+                credentials=credentials,
+                timeout=timeout or DEFAULT_TIMEOUT,
+            )
+        )
 
     @classmethod
-    def lambda_(cls, function_name: str, *, region: str | None = None, session: Any = None,
-                client: Any = None) -> Client:
+    def lambda_(
+        cls,
+        function_name: str,
+        *,
+        region: str | None = None,
+        session: Any = None,
+        client: Any = None,
+    ) -> Client:
         """The stack's API function, invoked directly (needs ``lambda:InvokeFunction``)."""
         from pyworkflow.client.lambda_ import LambdaTransport
 
-        return cls(LambdaTransport(function_name, region=region, session=session,
-                                   client=client))
+        return cls(LambdaTransport(function_name, region=region, session=session, client=client))
 
     @classmethod
     def from_env(cls) -> Client:
@@ -133,26 +169,40 @@ class Client:
         await self.close()
 
     # --- runs --------------------------------------------------------------------------------
-    async def start(self, workflow: str | Callable[..., Any], /, *args: Any,
-                    idempotency_key: str | None = None, **kwargs: Any) -> str:
+    async def start(
+        self,
+        workflow: str | Callable[..., Any],
+        /,
+        *args: Any,
+        idempotency_key: str | None = None,
+        **kwargs: Any,
+    ) -> str:
         """Start ``workflow(*args, **kwargs)``; returns the run id. With an
         ``idempotency_key`` used before, returns that run's id instead of starting another."""
-        return await self.transport.start(workflow_name(workflow), list(args), kwargs,
-                                          idempotency_key=idempotency_key)
+        return await self.transport.start(
+            workflow_name(workflow), list(args), kwargs, idempotency_key=idempotency_key
+        )
 
     async def get_run(self, run_id: str) -> WorkflowRun:
         """The run (``WorkflowNotFoundError`` if none); ``run.get_result()`` decodes its
         result."""
         return await self.transport.get_run(run_id)
 
-    async def list_runs(self, *, status: RunStatus | str | None = None,
-                        workflow: str | Callable[..., Any] | None = None, limit: int = 100,
-                        cursor: str | None = None) -> Page:
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | str | None = None,
+        workflow: str | Callable[..., Any] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
         """Runs newest first; pass ``page.next_cursor`` back for the next page."""
         return await self.transport.list_runs(
             status=RunStatus(status) if status is not None else None,
             workflow=workflow_name(workflow) if workflow is not None else None,
-            limit=limit, cursor=cursor)
+            limit=limit,
+            cursor=cursor,
+        )
 
     async def events(self, run_id: str, *, after: int = 0) -> list[Event]:
         """The run's history, in order (only the events after sequence ``after``: pass the last
@@ -168,8 +218,15 @@ class Client:
         ``cancelled`` once it reaches its next await (``wait`` for it)."""
         return await self.transport.cancel(run_id, reason)
 
-    async def wait(self, run_id: str, timeout: float | None = 60.0, *, poll: float = 0.05,
-                   max_poll: float = 2.0, backoff: float = 1.5) -> WorkflowRun:
+    async def wait(
+        self,
+        run_id: str,
+        timeout: float | None = 60.0,
+        *,
+        poll: float = 0.05,
+        max_poll: float = 2.0,
+        backoff: float = 1.5,
+    ) -> WorkflowRun:
         """Poll until the run ends (any terminal status, ``continued_as_new`` included: follow
         ``continued_to_run_id`` for the next run). Polls start every ``poll`` seconds and grow
         by ``backoff`` up to ``max_poll``. ``TimeoutError`` after ``timeout`` seconds names the
@@ -185,7 +242,8 @@ class Client:
                 if left <= 0:
                     raise TimeoutError(
                         f"run {run_id} ({run.workflow_name}) did not end within {timeout}s; "
-                        f"last status: {run.status.value}")
+                        f"last status: {run.status.value}"
+                    )
                 await asyncio.sleep(min(delay, left))
             else:
                 await asyncio.sleep(delay)
@@ -196,8 +254,7 @@ class Client:
         """Deliver ``payload`` to the hook ``token`` was given for and wake its run."""
         return await self.transport.resume_hook(token, payload)
 
-    async def resume_hook_by_name(self, run_id: str, name: str, payload: Any = None
-                                  ) -> HookResumed:
+    async def resume_hook_by_name(self, run_id: str, name: str, payload: Any = None) -> HookResumed:
         """Deliver ``payload`` to ``run_id``'s newest hook named ``name`` (operators never see
         tokens)."""
         return await self.transport.resume_hook_by_name(run_id, name, payload)
@@ -211,32 +268,56 @@ class Client:
         return await self.transport.health()
 
     # --- schedules ---------------------------------------------------------------------------
-    async def create_schedule(self, workflow: str | Callable[..., Any], spec: ScheduleSpec,
-                              /, *args: Any,
-                              overlap_policy: OverlapPolicy | str = OverlapPolicy.SKIP,
-                              schedule_id: str | None = None, **kwargs: Any) -> Schedule:
+    async def create_schedule(
+        self,
+        workflow: str | Callable[..., Any],
+        spec: ScheduleSpec,
+        /,
+        *args: Any,
+        overlap_policy: OverlapPolicy | str = OverlapPolicy.SKIP,
+        schedule_id: str | None = None,
+        **kwargs: Any,
+    ) -> Schedule:
         """A schedule starting ``workflow(*args, **kwargs)`` on ``spec`` (cron, interval or
         calendar)."""
         return await self.transport.create_schedule(
-            workflow_name(workflow), ScheduleSpec.model_validate(spec), list(args), kwargs,
-            overlap_policy=OverlapPolicy(overlap_policy), schedule_id=schedule_id)
+            workflow_name(workflow),
+            ScheduleSpec.model_validate(spec),
+            list(args),
+            kwargs,
+            overlap_policy=OverlapPolicy(overlap_policy),
+            schedule_id=schedule_id,
+        )
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
         """The schedule (``ScheduleNotFoundError`` if it never existed)."""
         return await self.transport.get_schedule(schedule_id)
 
-    async def list_schedules(self, *, workflow: str | Callable[..., Any] | None = None,
-                             status: ScheduleStatus | str | None = None,
-                             limit: int = 100) -> list[Schedule]:
+    async def list_schedules(
+        self,
+        *,
+        workflow: str | Callable[..., Any] | None = None,
+        status: ScheduleStatus | str | None = None,
+        limit: int = 100,
+    ) -> list[Schedule]:
         return await self.transport.list_schedules(
             workflow=workflow_name(workflow) if workflow is not None else None,
-            status=ScheduleStatus(status) if status is not None else None, limit=limit)
+            status=ScheduleStatus(status) if status is not None else None,
+            limit=limit,
+        )
 
-    async def update_schedule(self, schedule_id: str, *, spec: ScheduleSpec | None = None,
-                              overlap_policy: OverlapPolicy | str | None = None) -> Schedule:
+    async def update_schedule(
+        self,
+        schedule_id: str,
+        *,
+        spec: ScheduleSpec | None = None,
+        overlap_policy: OverlapPolicy | str | None = None,
+    ) -> Schedule:
         return await self.transport.update_schedule(
-            schedule_id, spec=spec,
-            overlap_policy=OverlapPolicy(overlap_policy) if overlap_policy is not None else None)
+            schedule_id,
+            spec=spec,
+            overlap_policy=OverlapPolicy(overlap_policy) if overlap_policy is not None else None,
+        )
 
     async def delete_schedule(self, schedule_id: str) -> None:
         """Soft delete: the record stays, status ``deleted``, and never fires again."""

@@ -18,8 +18,9 @@ from pyworkflow.client.models import ApiErrorBody
 class ApiError(exc.WorkflowError):
     """An error answer the client has no more specific exception for."""
 
-    def __init__(self, message: str, *, status: int | None = None,
-                 error_type: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, error_type: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error_type = error_type
@@ -36,7 +37,8 @@ UnknownWorkflowError = exc.UnknownWorkflowError  # where clients imported it fro
 #: of pyworkflow's tree: the server raises the same classes (``pyworkflow.service``), so a new
 #: one needs no second list here.
 KNOWN_ERRORS: dict[str, type[exc.WorkflowError]] = {
-    name: cls for name, cls in vars(exc).items()
+    name: cls
+    for name, cls in vars(exc).items()
     if isinstance(cls, type) and issubclass(cls, exc.WorkflowError)
 }
 
@@ -49,8 +51,9 @@ def rebuild(cls: type[exc.WorkflowError], message: str) -> exc.WorkflowError:
     return error
 
 
-def error_from_body(body: Any, status: int | None = None,
-                    default: str = "request failed") -> exc.WorkflowError:
+def error_from_body(
+    body: Any, status: int | None = None, default: str = "request failed"
+) -> exc.WorkflowError:
     """The exception an error answer stands for (``body`` is the decoded JSON, or anything)."""
     detail = body.get("error") if isinstance(body, dict) else None
     if isinstance(detail, dict):
@@ -63,8 +66,9 @@ def error_from_body(body: Any, status: int | None = None,
             if cls is not None:
                 # As raised in process: the class says what happened, without the HTTP status.
                 return rebuild(cls, parsed.message)
-            return ApiError(f"{parsed.type}: {parsed.message}", status=status,
-                            error_type=parsed.type)
+            return ApiError(
+                f"{parsed.type}: {parsed.message}", status=status, error_type=parsed.type
+            )
     # Not ours: e.g. API Gateway's own {"message": "Forbidden"} for a bad signature.
     text = body.get("message") if isinstance(body, dict) else None
     prefix = f"HTTP {status}: " if status else ""

@@ -42,13 +42,21 @@ def region_for(api_url: str, region: str | None = None) -> str | None:
 def encode_query(query: dict[str, Any]) -> str:
     """The query string exactly as signed: RFC 3986 encoding, keys sorted (SigV4's canonical
     form, so the URL sent and the URL signed are the same bytes)."""
-    pairs = sorted((quote(str(k), safe="-_.~"), quote(str(v), safe="-_.~"))
-                   for k, v in query.items())
+    pairs = sorted(
+        (quote(str(k), safe="-_.~"), quote(str(v), safe="-_.~")) for k, v in query.items()
+    )
     return "&".join(f"{k}={v}" for k, v in pairs)
 
 
-def sign_request(method: str, url: str, body: bytes | None, headers: dict[str, str], *,
-                 credentials: Any, region: str) -> dict[str, str]:
+def sign_request(
+    method: str,
+    url: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    *,
+    credentials: Any,
+    region: str,
+) -> dict[str, str]:
     """``headers`` plus SigV4's (``Authorization``, ``X-Amz-Date``, and
     ``X-Amz-Security-Token`` for temporary credentials)."""
     from botocore.auth import SigV4Auth
@@ -63,9 +71,16 @@ class HttpTransport(RemoteTransport):
     """``credentials`` (botocore ``Credentials``) default to the default chain, resolved once
     (in a thread: it may call the instance metadata service) and refreshed by botocore."""
 
-    def __init__(self, api_url: str, *, sign: bool = True, region: str | None = None,
-                 credentials: Any = None, timeout: float = DEFAULT_TIMEOUT,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        sign: bool = True,
+        region: str | None = None,
+        credentials: Any = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         if not api_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"API URL {api_url!r} must start with http:// or https://")
         self.api_url = api_url.rstrip("/")
@@ -83,8 +98,7 @@ class HttpTransport(RemoteTransport):
         if self._session is None or self._session.closed or self._session_loop is not loop:
             # A session belongs to the loop that made it (a client reused across asyncio.run()
             # calls gets a new one).
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout))
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
             self._session_loop = loop
         return self._session
 
@@ -93,7 +107,8 @@ class HttpTransport(RemoteTransport):
             import botocore.session
 
             self._credentials = await asyncio.to_thread(
-                lambda: botocore.session.get_session().get_credentials())
+                lambda: botocore.session.get_session().get_credentials()
+            )
             self._credentials_resolved = True
         if self._credentials is None:
             return None
@@ -111,13 +126,16 @@ class HttpTransport(RemoteTransport):
                 return headers  # public route: the token is the credential
             raise ConfigurationError(
                 "No AWS credentials found to sign the request (env, profile or role); pass "
-                "sign=False for the local stack")
+                "sign=False for the local stack"
+            )
         if not self.region:
             raise ConfigurationError(
                 f"No region to sign requests to {self.api_url} with: pass region= or set "
-                f"{ENV_AWS_REGION}")
-        return sign_request(call.method, url, body, headers, credentials=credentials,
-                            region=self.region)
+                f"{ENV_AWS_REGION}"
+            )
+        return sign_request(
+            call.method, url, body, headers, credentials=credentials, region=self.region
+        )
 
     async def _call(self, call: Call) -> Any:
         url = self.api_url + call.path
@@ -127,12 +145,14 @@ class HttpTransport(RemoteTransport):
         headers = await self._headers(call, url, body)
         session = await self._http()
         try:
-            async with session.request(call.method, URL(url, encoded=True), data=body,
-                                       headers=headers) as response:
+            async with session.request(
+                call.method, URL(url, encoded=True), data=body, headers=headers
+            ) as response:
                 status, raw = response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransportError(f"{call.method} {url} failed: {type(exc).__name__}: {exc}"
-                                 ) from exc
+            raise TransportError(
+                f"{call.method} {url} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         try:
             answer = json.loads(raw) if raw else None
         except ValueError:
@@ -140,8 +160,11 @@ class HttpTransport(RemoteTransport):
         if status >= 400:
             raise error_from_body(answer, status)
         if isinstance(answer, str):
-            raise TransportError(f"{call.method} {url}: HTTP {status} with a body that is not "
-                                 f"JSON: {answer[:200]!r}", status=status)
+            raise TransportError(
+                f"{call.method} {url}: HTTP {status} with a body that is not "
+                f"JSON: {answer[:200]!r}",
+                status=status,
+            )
         return answer
 
     async def close(self) -> None:

@@ -22,8 +22,15 @@ class LambdaTransport(RemoteTransport):
     Lambda client (tests pass one that calls the handler in-process); by default one aioboto3
     client is opened on first use and kept."""
 
-    def __init__(self, function_name: str, *, region: str | None = None, session: Any = None,
-                 client: Any = None, qualifier: str | None = None) -> None:
+    def __init__(
+        self,
+        function_name: str,
+        *,
+        region: str | None = None,
+        session: Any = None,
+        client: Any = None,
+        qualifier: str | None = None,
+    ) -> None:
         self.function_name = function_name
         self.qualifier = qualifier
         self.region = region
@@ -42,15 +49,16 @@ class LambdaTransport(RemoteTransport):
 
                     self._session = aioboto3.Session(region_name=self.region)
                 self._stack = contextlib.AsyncExitStack()
-                self._client = await self._stack.enter_async_context(
-                    self._session.client("lambda"))
+                self._client = await self._stack.enter_async_context(self._session.client("lambda"))
         return self._client
 
     async def _call(self, call: Call) -> Any:
         event = {**call.params, "action": call.action}
-        kwargs: dict[str, Any] = {"FunctionName": self.function_name,
-                                  "InvocationType": "RequestResponse",
-                                  "Payload": json.dumps(event).encode()}
+        kwargs: dict[str, Any] = {
+            "FunctionName": self.function_name,
+            "InvocationType": "RequestResponse",
+            "Payload": json.dumps(event).encode(),
+        }
         if self.qualifier:
             kwargs["Qualifier"] = self.qualifier
         client = await self._lambda()
@@ -58,8 +66,10 @@ class LambdaTransport(RemoteTransport):
             response = await client.invoke(**kwargs)
         except Exception as exc:
             # botocore's ClientError (no permission, no such function) or a connection error.
-            raise TransportError(f"Invoke of {self.function_name} ({call.action}) failed: "
-                                 f"{type(exc).__name__}: {exc}") from exc
+            raise TransportError(
+                f"Invoke of {self.function_name} ({call.action}) failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         raw = response.get("Payload", b"")
         if hasattr(raw, "read"):
             raw = await raw.read()
@@ -72,7 +82,8 @@ class LambdaTransport(RemoteTransport):
             detail = answer.get("errorMessage") if isinstance(answer, dict) else raw
             raise TransportError(
                 f"{self.function_name} did not answer {call.action}: "
-                f"{response.get('FunctionError') or 'unexpected payload'}: {detail!r}"[:1000])
+                f"{response.get('FunctionError') or 'unexpected payload'}: {detail!r}"[:1000]
+            )
         if not answer["ok"]:
             raise error_from_body(answer, answer.get("status"))
         return answer.get("result")

@@ -53,8 +53,8 @@ class WorkflowInfo(BaseModel):
     durable: bool | None = None
     tags: list[str] = Field(default_factory=list)
     version: str | None = None
-    signature: str | None = None      # e.g. "(order_id: str) -> dict"
-    description: str | None = None    # the docstring's first line
+    signature: str | None = None  # e.g. "(order_id: str) -> dict"
+    description: str | None = None  # the docstring's first line
 
 
 class StartRequest(BaseModel):

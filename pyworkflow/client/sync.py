@@ -35,8 +35,7 @@ T = TypeVar("T")
 class _LoopThread:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._main, name="pyworkflow-client",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self._main, name="pyworkflow-client", daemon=True)
         self.thread.start()
 
     def _main(self) -> None:
@@ -46,8 +45,10 @@ class _LoopThread:
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         if threading.current_thread() is self.thread:
             coro.close()
-            raise RuntimeError("SyncClient called from its own loop (inside a workflow or a "
-                               "callback it runs): use the async Client there")
+            raise RuntimeError(
+                "SyncClient called from its own loop (inside a workflow or a "
+                "callback it runs): use the async Client there"
+            )
         if self.loop.is_closed():
             coro.close()
             raise RuntimeError("SyncClient is closed")
@@ -103,19 +104,32 @@ class SyncClient:
         self.close()
 
     # --- runs --------------------------------------------------------------------------------
-    def start(self, workflow: str | Callable[..., Any], /, *args: Any,
-              idempotency_key: str | None = None, **kwargs: Any) -> str:
-        return self._run(self.client.start(workflow, *args, idempotency_key=idempotency_key,
-                                           **kwargs))
+    def start(
+        self,
+        workflow: str | Callable[..., Any],
+        /,
+        *args: Any,
+        idempotency_key: str | None = None,
+        **kwargs: Any,
+    ) -> str:
+        return self._run(
+            self.client.start(workflow, *args, idempotency_key=idempotency_key, **kwargs)
+        )
 
     def get_run(self, run_id: str) -> WorkflowRun:
         return self._run(self.client.get_run(run_id))
 
-    def list_runs(self, *, status: RunStatus | str | None = None,
-                  workflow: str | Callable[..., Any] | None = None, limit: int = 100,
-                  cursor: str | None = None) -> Page:
-        return self._run(self.client.list_runs(status=status, workflow=workflow, limit=limit,
-                                               cursor=cursor))
+    def list_runs(
+        self,
+        *,
+        status: RunStatus | str | None = None,
+        workflow: str | Callable[..., Any] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        return self._run(
+            self.client.list_runs(status=status, workflow=workflow, limit=limit, cursor=cursor)
+        )
 
     def events(self, run_id: str, *, after: int = 0) -> list[Event]:
         return self._run(self.client.events(run_id, after=after))
@@ -126,10 +140,18 @@ class SyncClient:
     def cancel(self, run_id: str, reason: str | None = None) -> bool:
         return self._run(self.client.cancel(run_id, reason))
 
-    def wait(self, run_id: str, timeout: float | None = 60.0, *, poll: float = 0.05,
-             max_poll: float = 2.0, backoff: float = 1.5) -> WorkflowRun:
-        return self._run(self.client.wait(run_id, timeout, poll=poll, max_poll=max_poll,
-                                          backoff=backoff))
+    def wait(
+        self,
+        run_id: str,
+        timeout: float | None = 60.0,
+        *,
+        poll: float = 0.05,
+        max_poll: float = 2.0,
+        backoff: float = 1.5,
+    ) -> WorkflowRun:
+        return self._run(
+            self.client.wait(run_id, timeout, poll=poll, max_poll=max_poll, backoff=backoff)
+        )
 
     # --- hooks -------------------------------------------------------------------------------
     def resume_hook(self, token: str, payload: Any = None) -> HookResumed:
@@ -146,26 +168,49 @@ class SyncClient:
         return self._run(self.client.health())
 
     # --- schedules ---------------------------------------------------------------------------
-    def create_schedule(self, workflow: str | Callable[..., Any], spec: ScheduleSpec, /,
-                        *args: Any, overlap_policy: OverlapPolicy | str = OverlapPolicy.SKIP,
-                        schedule_id: str | None = None, **kwargs: Any) -> Schedule:
-        return self._run(self.client.create_schedule(
-            workflow, spec, *args, overlap_policy=overlap_policy, schedule_id=schedule_id,
-            **kwargs))
+    def create_schedule(
+        self,
+        workflow: str | Callable[..., Any],
+        spec: ScheduleSpec,
+        /,
+        *args: Any,
+        overlap_policy: OverlapPolicy | str = OverlapPolicy.SKIP,
+        schedule_id: str | None = None,
+        **kwargs: Any,
+    ) -> Schedule:
+        return self._run(
+            self.client.create_schedule(
+                workflow,
+                spec,
+                *args,
+                overlap_policy=overlap_policy,
+                schedule_id=schedule_id,
+                **kwargs,
+            )
+        )
 
     def get_schedule(self, schedule_id: str) -> Schedule:
         return self._run(self.client.get_schedule(schedule_id))
 
-    def list_schedules(self, *, workflow: str | Callable[..., Any] | None = None,
-                       status: ScheduleStatus | str | None = None,
-                       limit: int = 100) -> list[Schedule]:
-        return self._run(self.client.list_schedules(workflow=workflow, status=status,
-                                                    limit=limit))
+    def list_schedules(
+        self,
+        *,
+        workflow: str | Callable[..., Any] | None = None,
+        status: ScheduleStatus | str | None = None,
+        limit: int = 100,
+    ) -> list[Schedule]:
+        return self._run(self.client.list_schedules(workflow=workflow, status=status, limit=limit))
 
-    def update_schedule(self, schedule_id: str, *, spec: ScheduleSpec | None = None,
-                        overlap_policy: OverlapPolicy | str | None = None) -> Schedule:
-        return self._run(self.client.update_schedule(schedule_id, spec=spec,
-                                                     overlap_policy=overlap_policy))
+    def update_schedule(
+        self,
+        schedule_id: str,
+        *,
+        spec: ScheduleSpec | None = None,
+        overlap_policy: OverlapPolicy | str | None = None,
+    ) -> Schedule:
+        return self._run(
+            self.client.update_schedule(schedule_id, spec=spec, overlap_policy=overlap_policy)
+        )
 
     def delete_schedule(self, schedule_id: str) -> None:
         self._run(self.client.delete_schedule(schedule_id))

@@ -27,8 +27,14 @@ class Transport(Protocol):
     """Runs, hooks, workflows and schedules, embedded or remote."""
 
     # --- runs --------------------------------------------------------------------------------
-    async def start(self, workflow: str, args: list[Any], kwargs: dict[str, Any], *,
-                    idempotency_key: str | None = None) -> str:
+    async def start(
+        self,
+        workflow: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> str:
         """Start a run of the workflow named ``workflow``; its id (an existing run's id when
         ``idempotency_key`` was used before)."""
         ...
@@ -37,8 +43,14 @@ class Transport(Protocol):
         """The run; ``WorkflowNotFoundError`` if there is none."""
         ...
 
-    async def list_runs(self, *, status: RunStatus | None = None, workflow: str | None = None,
-                        limit: int = 100, cursor: str | None = None) -> Page:
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
         """Runs newest first; ``Page.items`` are ``WorkflowRun``."""
         ...
 
@@ -62,20 +74,32 @@ class Transport(Protocol):
     # --- workflows and schedules -------------------------------------------------------------
     async def list_workflows(self) -> list[WorkflowInfo]: ...
 
-    async def create_schedule(self, workflow: str, spec: ScheduleSpec, args: list[Any],
-                              kwargs: dict[str, Any], *, overlap_policy: OverlapPolicy,
-                              schedule_id: str | None) -> Schedule: ...
+    async def create_schedule(
+        self,
+        workflow: str,
+        spec: ScheduleSpec,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        overlap_policy: OverlapPolicy,
+        schedule_id: str | None,
+    ) -> Schedule: ...
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
         """The schedule (deleted ones too); ``ScheduleNotFoundError`` if it never existed."""
         ...
 
-    async def list_schedules(self, *, workflow: str | None = None,
-                             status: ScheduleStatus | None = None,
-                             limit: int = 100) -> list[Schedule]: ...
+    async def list_schedules(
+        self, *, workflow: str | None = None, status: ScheduleStatus | None = None, limit: int = 100
+    ) -> list[Schedule]: ...
 
-    async def update_schedule(self, schedule_id: str, *, spec: ScheduleSpec | None = None,
-                              overlap_policy: OverlapPolicy | None = None) -> Schedule: ...
+    async def update_schedule(
+        self,
+        schedule_id: str,
+        *,
+        spec: ScheduleSpec | None = None,
+        overlap_policy: OverlapPolicy | None = None,
+    ) -> Schedule: ...
 
     async def delete_schedule(self, schedule_id: str) -> None: ...
 

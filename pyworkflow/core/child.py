@@ -111,8 +111,11 @@ async def start_child_workflow(
 
     op, rec = await ctx.begin("child", defn.name)
     ctx.check_cancellation(rec)
-    if rec is not None and rec.terminal is not None and rec.terminal.type != \
-            EventType.CHILD_WORKFLOW_STARTED:
+    if (
+        rec is not None
+        and rec.terminal is not None
+        and rec.terminal.type != EventType.CHILD_WORKFLOW_STARTED
+    ):
         return _outcome(rec.terminal.type, rec.terminal.data, defn)
 
     if rec is None:
@@ -125,8 +128,13 @@ async def start_child_workflow(
         )
         await ctx.record(
             EventType.CHILD_WORKFLOW_STARTED,
-            {"op": op, "name": defn.name, "child_run_id": child_run_id,
-             "wait": wait_for_completion, "parent_close_policy": parent_close_policy},
+            {
+                "op": op,
+                "name": defn.name,
+                "child_run_id": child_run_id,
+                "wait": wait_for_completion,
+                "parent_close_policy": parent_close_policy,
+            },
         )
     else:
         started = ctx.opening(rec, EventType.CHILD_WORKFLOW_STARTED)
@@ -136,8 +144,11 @@ async def start_child_workflow(
         return ChildWorkflowHandle(child_run_id, defn.name, ctx.run_id, ctx.journal)
 
     child = await ctx.journal.get_run(child_run_id)
-    while child is not None and child.status == RunStatus.CONTINUED_AS_NEW and \
-            child.continued_to_run_id:
+    while (
+        child is not None
+        and child.status == RunStatus.CONTINUED_AS_NEW
+        and child.continued_to_run_id
+    ):
         child = await ctx.journal.get_run(child.continued_to_run_id)
     if child is None or not child.status.is_terminal:
         ctx.awaits_child = True
@@ -146,7 +157,8 @@ async def start_child_workflow(
         if ctx.child_wait_since is None or since < ctx.child_wait_since:
             ctx.child_wait_since = since
         raise await ctx.suspension(
-            SuspensionSignal("child", wake_at=None, op=op, child_run_id=child_run_id))
+            SuspensionSignal("child", wake_at=None, op=op, child_run_id=child_run_id)
+        )
     type_, data = _child_event(child, op, defn.name)
     await ctx.record(type_, data)
     return _outcome(type_, data, defn)
@@ -159,7 +171,9 @@ def _child_event(child: WorkflowRun, op: int, name: str) -> tuple[EventType, dic
     if child.status == RunStatus.CANCELLED:
         return EventType.CHILD_WORKFLOW_CANCELLED, {**base, "error": child.error or "cancelled"}
     return EventType.CHILD_WORKFLOW_FAILED, {
-        **base, "error": child.error or child.status.value, "error_type": child.error_type,
+        **base,
+        "error": child.error or child.status.value,
+        "error_type": child.error_type,
     }
 
 
@@ -167,6 +181,8 @@ def _outcome(type_: EventType, data: dict[str, Any], defn: Any) -> Any:
     if type_ == EventType.CHILD_WORKFLOW_COMPLETED:
         return from_jsonable(data.get("result"), defn.hints.get("return"))
     raise ChildWorkflowFailedError(
-        data.get("child_run_id", ""), defn.name, data.get("error", "failed"),
+        data.get("child_run_id", ""),
+        defn.name,
+        data.get("error", "failed"),
         data.get("error_type"),
     )

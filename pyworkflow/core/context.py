@@ -79,8 +79,14 @@ class Journal(Protocol):
         been received meanwhile)."""
 
     async def start_child(
-        self, workflow_name: str, child_run_id: str, args: tuple[Any, ...],
-        kwargs: dict[str, Any], op: int, parent_close_policy: str, wait: bool,
+        self,
+        workflow_name: str,
+        child_run_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        op: int,
+        parent_close_policy: str,
+        wait: bool,
     ) -> None: ...
 
     async def get_run(self, run_id: str) -> WorkflowRun | None: ...
@@ -217,8 +223,9 @@ class WorkflowContext:
             self._index(event)
         # The recorded top-level ops in the order their outcomes were recorded, and which of
         # them this execution has reached (see ``_replay_turn``).
-        self._recorded_top = [r for r in self._ops.values()
-                              if not isinstance(r.events[0].data.get("path"), str)]
+        self._recorded_top = [
+            r for r in self._ops.values() if not isinstance(r.events[0].data.get("path"), str)
+        ]
         self._outcome_order: list[tuple[float, int]] | None = None  # built on first use
         self._order_at = 0
         self._reached: set[int] = set()
@@ -303,9 +310,7 @@ class WorkflowContext:
             await self.flush()
         return event
 
-    def record_later(
-        self, type_: EventType, data: dict[str, Any], *, final: bool = False
-    ) -> Event:
+    def record_later(self, type_: EventType, data: dict[str, Any], *, final: bool = False) -> Event:
         """Record an event that rides along with the next write (no await: ``patched()`` is a
         plain function)."""
         if not final:  # the event that ends a run is always written, even past the limit
@@ -357,12 +362,16 @@ class WorkflowContext:
     def _check_limits(self, count: int) -> None:
         if count >= self.limits.hard:
             raise RunFailure(EventLimitExceededError(self.run_id, count, self.limits.hard))
-        if count >= self.limits.soft and (count - self.limits.soft) % max(
-            1, self.limits.warning_interval
-        ) == 0:
+        if (
+            count >= self.limits.soft
+            and (count - self.limits.soft) % max(1, self.limits.warning_interval) == 0
+        ):
             logger.warning(
                 "Run %s has %d events (soft limit %d, hard limit %d): consider continue_as_new()",
-                self.run_id, count, self.limits.soft, self.limits.hard,
+                self.run_id,
+                count,
+                self.limits.soft,
+                self.limits.hard,
             )
 
     # --- operations --------------------------------------------------------------------------
@@ -404,8 +413,12 @@ class WorkflowContext:
         or result always reaches ``gather`` before a wait does — on every execution alike,
         whatever the timing (a wait is no outcome: it only says the run cannot go on now)."""
         task = asyncio.current_task()
-        if task is None or task is self.main_task or self.main_task is None \
-                or _branch.get() is not None:
+        if (
+            task is None
+            or task is self.main_task
+            or self.main_task is None
+            or _branch.get() is not None
+        ):
             return signal
         self._parked[task] = signal
         self._notify()  # this task parking may be what another parked one waits for
@@ -415,8 +428,11 @@ class WorkflowContext:
                 if self._side_changed is None:
                     self._side_changed = asyncio.Event()
                 self._side_changed.clear()
-                if not [t for t in self.side_tasks
-                        if t is not task and not t.done() and t not in self._parked]:
+                if not [
+                    t
+                    for t in self.side_tasks
+                    if t is not task and not t.done() and t not in self._parked
+                ]:
                     break
                 await self._side_changed.wait()
             timed = [s for s in self._parked.values() if s.wake_at is not None]
@@ -441,8 +457,12 @@ class WorkflowContext:
         another branch's exception first, ``as_completed`` would yield another order. A
         cancellation this op is about to raise counts as an outcome recorded at its request."""
         task = asyncio.current_task()
-        if task is None or task is self.main_task or self.main_task is None \
-                or _branch.get() is not None:
+        if (
+            task is None
+            or task is self.main_task
+            or self.main_task is None
+            or _branch.get() is not None
+        ):
             return
         mine = self._outcome_at(rec, shielded=self.shield_depth > 0)
         reached, idle = len(self._reached), 0
@@ -459,8 +479,10 @@ class WorkflowContext:
         if self._outcome_order is None:  # (after this execution's own cancellation record)
             # (only outcomes the history holds: an unfinished op's next one is new)
             self._outcome_order = sorted(
-                (at, r.op) for r in self._recorded_top
-                if (at := self._outcome_at(r)) != float("inf"))
+                (at, r.op)
+                for r in self._recorded_top
+                if (at := self._outcome_at(r)) != float("inf")
+            )
         order = self._outcome_order
         while self._order_at < len(order) and order[self._order_at][1] in self._reached:
             self._order_at += 1
@@ -491,9 +513,13 @@ class WorkflowContext:
             # A task the workflow started and never awaited, reaching a durable call after the
             # execution ended: nothing may be written after the run's ending (or its
             # suspension). Recorded nowhere: the task is cancelled.
-            logger.warning("Run %s: %s %r was called after the workflow function ended (from a "
-                           "task it did not await): not run. Await every task it starts.",
-                           self.run_id, kind, name)
+            logger.warning(
+                "Run %s: %s %r was called after the workflow function ended (from a "
+                "task it did not await): not run. Await every task it starts.",
+                self.run_id,
+                kind,
+                name,
+            )
             raise asyncio.CancelledError(f"{kind} {name!r} after the execution ended")
         # (no main task: a caller driving the context by hand, all of it one sequence)
         side = task is not self.main_task and task is not None and self.main_task is not None
@@ -539,21 +565,33 @@ class WorkflowContext:
             if rec is None and branch.settled_in_history and self.cancel_seq is None:
                 # (under a cancellation the primitive raises CancellationError next instead,
                 # as it did in the recorded run)
-                _diverge(self.run_id, path, "nothing here: the fan-out had finished",
-                         f"{kind} {name!r}",
-                         f"the history has no operation #{path}, but the recorded run went on "
-                         f"past its fan-out (#{branch.prefix.rpartition('.')[0]}): the code "
-                         f"now calls {kind} {name!r} in a branch that had ended")
+                _diverge(
+                    self.run_id,
+                    path,
+                    "nothing here: the fan-out had finished",
+                    f"{kind} {name!r}",
+                    f"the history has no operation #{path}, but the recorded run went on "
+                    f"past its fan-out (#{branch.prefix.rpartition('.')[0]}): the code "
+                    f"now calls {kind} {name!r} in a branch that had ended",
+                )
             op = rec.op if rec is not None else self._take(branch.block)
             branch.block.top = max(branch.block.top, op)
             self._path_of[op] = path
             where = path
         if rec is not None and (rec.kind != kind or rec.name != name):
-            _diverge(self.run_id, where, f"{rec.kind} {rec.name!r}", f"{kind} {name!r}",
-                     f"the history recorded {rec.kind} {rec.name!r} but the code now calls "
-                     f"{kind} {name!r}"
-                     + (" (a removed patched() check needs deprecate_patch())"
-                        if rec.kind == "patch" else ""))
+            _diverge(
+                self.run_id,
+                where,
+                f"{rec.kind} {rec.name!r}",
+                f"{kind} {name!r}",
+                f"the history recorded {rec.kind} {rec.name!r} but the code now calls "
+                f"{kind} {name!r}"
+                + (
+                    " (a removed patched() check needs deprecate_patch())"
+                    if rec.kind == "patch"
+                    else ""
+                ),
+            )
         return op, rec
 
     def _allocate_in_lane(self, key: str, kind: str, name: str) -> tuple[int, OpRecord | None]:
@@ -565,9 +603,14 @@ class WorkflowContext:
         self._lane_owned.add(op)
         self._lane_of[op] = key
         if rec is not None and (rec.kind != kind or rec.name != name):
-            _diverge(self.run_id, f"L{key}", f"{rec.kind} {rec.name!r}", f"{kind} {name!r}",
-                     f"the history recorded {rec.kind} {rec.name!r} as call L{key} of a "
-                     f"gathered coroutine, but the code now calls {kind} {name!r}")
+            _diverge(
+                self.run_id,
+                f"L{key}",
+                f"{rec.kind} {rec.name!r}",
+                f"{kind} {name!r}",
+                f"the history recorded {rec.kind} {rec.name!r} as call L{key} of a "
+                f"gathered coroutine, but the code now calls {kind} {name!r}",
+            )
         return op, rec
 
     # --- fan-out checks (see ``pyworkflow.core.parallel``) -----------------------------------
@@ -595,10 +638,16 @@ class WorkflowContext:
             return
         path = f"{branch.prefix}.{branch.count}"
         rec = self._by_path.get(path) or next(
-            r for p, r in self._by_path.items() if p.startswith(path + "."))
-        _diverge(self.run_id, path, f"{rec.kind} {rec.name!r}", "the branch's end",
-                 f"the history recorded {rec.kind} {rec.name!r} in this branch but the code "
-                 "now ends the branch before it")
+            r for p, r in self._by_path.items() if p.startswith(path + ".")
+        )
+        _diverge(
+            self.run_id,
+            path,
+            f"{rec.kind} {rec.name!r}",
+            "the branch's end",
+            f"the history recorded {rec.kind} {rec.name!r} in this branch but the code "
+            "now ends the branch before it",
+        )
 
     def position_settled(self) -> bool:
         """Whether nothing new may be recorded at the calling task's position: it is in a
@@ -629,8 +678,9 @@ class WorkflowContext:
         with ``exact`` the end to use as is (a fan-out left by an exception, see
         ``recorded_end``)."""
         if next_op is not None:
-            block.top = next_op - 1 if exact and _branch.get() is None else max(
-                block.top, next_op - 1)
+            block.top = (
+                next_op - 1 if exact and _branch.get() is None else max(block.top, next_op - 1)
+            )
         if _branch.get() is None:
             self._open_block = None
             self._next_op = block.top + 1
@@ -641,9 +691,13 @@ class WorkflowContext:
         other disagreement between code and history."""
         event = rec.first(type_)
         if event is None:
-            _diverge(self.run_id, self.path_of(rec.op), f"{type_.value} for {rec.kind} "
-                     f"{rec.name!r}", "no such event",
-                     f"the history holds {rec.kind} {rec.name!r} without its {type_.value} event")
+            _diverge(
+                self.run_id,
+                self.path_of(rec.op),
+                f"{type_.value} for {rec.kind} {rec.name!r}",
+                "no such event",
+                f"the history holds {rec.kind} {rec.name!r} without its {type_.value} event",
+            )
         return event
 
     def path_of(self, op: int) -> str:
@@ -656,8 +710,9 @@ class WorkflowContext:
         """The first op number after fan-out ``op`` judged by its recorded ops only. Used when
         the fan-out ends by an exception the workflow may catch (cancellation): which branches
         had taken a number by then is a matter of timing, what the history holds is not."""
-        top = max((r.op for p, r in self._by_path.items() if p.startswith(prefix + ".")),
-                  default=op)
+        top = max(
+            (r.op for p, r in self._by_path.items() if p.startswith(prefix + ".")), default=op
+        )
         return max(top, op) + 1
 
     def check_deadline(self) -> None:
@@ -691,9 +746,12 @@ class WorkflowContext:
 
     def unconsumed_ops(self) -> list[OpRecord]:
         taken = set(self._lane_of.values())
-        return [r for op, r in sorted(self._ops.items())
-                if (op >= self._next_op and op not in self._lane_owned)
-                or (op in self._lane_owned and self._lane_key(r) not in taken)]
+        return [
+            r
+            for op, r in sorted(self._ops.items())
+            if (op >= self._next_op and op not in self._lane_owned)
+            or (op in self._lane_owned and self._lane_key(r) not in taken)
+        ]
 
     @staticmethod
     def _lane_key(rec: OpRecord) -> str | None:
@@ -708,9 +766,13 @@ def _position(path: str) -> tuple[int, ...]:
 def _diverge(run_id: str, where: int | str, expected: str, found: str, detail: str) -> NoReturn:
     """Fail the run: code and history disagree at ``where``. The error carries an
     ``OpMismatch`` for ``pyworkflow replay``."""
-    raise RunFailure(NonDeterminismError(
-        f"Run {run_id}, operation #{where}: {detail}. Workflow code must make the same durable "
-        "calls in the same order on replay.", mismatch=OpMismatch(where, expected, found)))
+    raise RunFailure(
+        NonDeterminismError(
+            f"Run {run_id}, operation #{where}: {detail}. Workflow code must make the same durable "
+            "calls in the same order on replay.",
+            mismatch=OpMismatch(where, expected, found),
+        )
+    )
 
 
 _current: ContextVar[WorkflowContext | None] = ContextVar("pyworkflow_context", default=None)
@@ -765,15 +827,21 @@ def refuse_in_step(what: str) -> None:
         raise PrimitiveInStepError(
             f"{what} cannot be called inside {inside}: it is a workflow primitive. Call it in "
             "the workflow function, between steps (inside a step use plain code: "
-            "asyncio.sleep(), an HTTP call...)")
+            "asyncio.sleep(), an HTTP call...)"
+        )
 
 
 def activate(ctx: WorkflowContext | None) -> Any:
     """Make ``ctx`` the running workflow's, in a clean state: a run driven from inside
     another's step, branch or shield (the embedded runtime drives a waited-for child inline)
     must not number its operations as that branch's or think itself in a step."""
-    return (_current.set(ctx), _branch.set(None), _in_step.set(None), _shield_depth.set(0),
-            _lane.set(None))
+    return (
+        _current.set(ctx),
+        _branch.set(None),
+        _in_step.set(None),
+        _shield_depth.set(0),
+        _lane.set(None),
+    )
 
 
 def deactivate(tokens: Any) -> None:

@@ -19,8 +19,9 @@ def parse_duration(value: str | int | float | timedelta, *, name: str = "duratio
     """Seconds in ``value``. Raises ValueError naming the argument (``name``, e.g. "sleep()
     duration") and the accepted forms on anything else."""
     if isinstance(value, bool):
-        raise ValueError(f"Invalid {name} {value!r}: use a number of seconds or a string like "
-                         "'30s'")
+        raise ValueError(
+            f"Invalid {name} {value!r}: use a number of seconds or a string like '30s'"
+        )
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float):
@@ -45,8 +46,10 @@ def parse_duration(value: str | int | float | timedelta, *, name: str = "duratio
                     "'30s', '5m', '2h', '1d', '1w' or '1h30m'"
                 )
     else:
-        raise ValueError(f"Invalid {name} {value!r} of type {type(value).__name__}: use a "
-                         "number of seconds, a string like '30s' or a timedelta")
+        raise ValueError(
+            f"Invalid {name} {value!r} of type {type(value).__name__}: use a "
+            "number of seconds, a string like '30s' or a timedelta"
+        )
     if not math.isfinite(seconds):
         raise ValueError(f"Invalid {name} {value!r}: must be a finite number of seconds")
     if seconds < 0:

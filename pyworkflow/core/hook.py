@@ -59,8 +59,11 @@ async def hook(
 
     hook_id = f"hook_{name}_{ctx.path_of(op)}"  # a path inside a fan-out
     if rec is None:
-        expires_at = (resolve_wake_time(timeout, ctx.now(), name="hook() timeout")
-                      if timeout is not None else None)
+        expires_at = (
+            resolve_wake_time(timeout, ctx.now(), name="hook() timeout")
+            if timeout is not None
+            else None
+        )
         fresh = new_token()
         token: str | None = fresh  # None once another record turns out to be the hook
         created = ctx.now()
@@ -78,15 +81,24 @@ async def hook(
                 created = max(created, stale.created_at + timedelta(microseconds=1))
             await ctx.journal.create_hook(
                 Hook(
-                    token_hash=hash_token(fresh), run_id=ctx.run_id, hook_id=hook_id, op=op,
-                    name=name, created_at=created, expires_at=expires_at,
+                    token_hash=hash_token(fresh),
+                    run_id=ctx.run_id,
+                    hook_id=hook_id,
+                    op=op,
+                    name=name,
+                    created_at=created,
+                    expires_at=expires_at,
                     payload_schema=schema.model_json_schema() if schema else None,
                 )
             )
         await ctx.record(
             EventType.HOOK_CREATED,
-            {"op": op, "name": name, "hook_id": hook_id,
-             "expires_at": expires_at.isoformat() if expires_at else None},
+            {
+                "op": op,
+                "name": name,
+                "hook_id": hook_id,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
         )
         if on_created is not None and token is not None:
             # Runs once, when the hook is created, and is not replayed: a step called in it
@@ -105,8 +117,12 @@ async def hook(
         expires_at = datetime.fromisoformat(raw) if raw else None
 
     stored = await ctx.journal.get_hook(ctx.run_id, hook_id)
-    if stored is not None and stored.status == HookStatus.PENDING and expires_at is not None \
-            and ctx.now() >= expires_at:
+    if (
+        stored is not None
+        and stored.status == HookStatus.PENDING
+        and expires_at is not None
+        and ctx.now() >= expires_at
+    ):
         stored = await ctx.journal.expire_hook(stored)
     if stored is not None and stored.status == HookStatus.RECEIVED:
         data = {"op": op, "name": name, "hook_id": hook_id, "payload": stored_payload(stored)}
@@ -116,8 +132,7 @@ async def hook(
         data = {"op": op, "name": name, "hook_id": hook_id}
         await ctx.record(EventType.HOOK_EXPIRED, data)
         return _outcome(EventType.HOOK_EXPIRED, data, name, schema)
-    raise await ctx.suspension(
-        SuspensionSignal("hook", wake_at=expires_at, op=op, hook_id=hook_id))
+    raise await ctx.suspension(SuspensionSignal("hook", wake_at=expires_at, op=op, hook_id=hook_id))
 
 
 def stored_payload(hook: Hook) -> Any:

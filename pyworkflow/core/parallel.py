@@ -127,12 +127,18 @@ async def parallel(
     """
     for a in awaitables:
         if isinstance(a, asyncio.Future):
-            raise TypeError("parallel() takes coroutines such as step(x), not tasks or futures: "
-                            "a task started outside the fan-out cannot be replayed as a branch")
+            raise TypeError(
+                "parallel() takes coroutines such as step(x), not tasks or futures: "
+                "a task started outside the fan-out cannot be replayed as a branch"
+            )
     coros = [a if inspect.iscoroutine(a) else _await(a) for a in awaitables]
     return await _fan_out(
-        "parallel", [_once(c) for c in coros], max_concurrency, min_successful,
-        tolerated_failures, closers=[c.close for c in coros],
+        "parallel",
+        [_once(c) for c in coros],
+        max_concurrency,
+        min_successful,
+        tolerated_failures,
+        closers=[c.close for c in coros],
     )
 
 
@@ -152,7 +158,10 @@ async def map(  # noqa: A001 - pyworkflow.map, like the builtin but durable
     values = list(items)
     name = "map:" + str(getattr(fn, "__step_name__", None) or getattr(fn, "__name__", "fn"))
     return await _fan_out(
-        name, [_call(fn, v) for v in values], max_concurrency, min_successful,
+        name,
+        [_call(fn, v) for v in values],
+        max_concurrency,
+        min_successful,
         tolerated_failures,
     )
 
@@ -173,8 +182,9 @@ async def _run(thunk: Callable[[], Awaitable[T]]) -> T:
     return await thunk()
 
 
-async def _run_branch(ctx: _ctx.WorkflowContext, branch: _ctx.Branch,
-                      thunk: Callable[[], Awaitable[T]]) -> T:
+async def _run_branch(
+    ctx: _ctx.WorkflowContext, branch: _ctx.Branch, thunk: Callable[[], Awaitable[T]]
+) -> T:
     """A branch, checked at its end against what the history recorded of it."""
     try:
         result = await thunk()
@@ -187,19 +197,25 @@ async def _run_branch(ctx: _ctx.WorkflowContext, branch: _ctx.Branch,
     return result
 
 
-def _validate(n: int, max_concurrency: int | None, min_successful: int | None,
-              tolerated_failures: int | None) -> None:
-    if max_concurrency is not None and (not isinstance(max_concurrency, int)
-                                        or max_concurrency < 1):
+def _validate(
+    n: int, max_concurrency: int | None, min_successful: int | None, tolerated_failures: int | None
+) -> None:
+    if max_concurrency is not None and (
+        not isinstance(max_concurrency, int) or max_concurrency < 1
+    ):
         raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
-    if min_successful is not None and (not isinstance(min_successful, int)
-                                       or not 1 <= min_successful <= max(1, n)):
-        raise ValueError(f"min_successful must be between 1 and the {n} item(s), "
-                         f"got {min_successful!r}")
-    if tolerated_failures is not None and (not isinstance(tolerated_failures, int)
-                                           or tolerated_failures < 0):
+    if min_successful is not None and (
+        not isinstance(min_successful, int) or not 1 <= min_successful <= max(1, n)
+    ):
         raise ValueError(
-            f"tolerated_failures must be a non-negative integer, got {tolerated_failures!r}")
+            f"min_successful must be between 1 and the {n} item(s), got {min_successful!r}"
+        )
+    if tolerated_failures is not None and (
+        not isinstance(tolerated_failures, int) or tolerated_failures < 0
+    ):
+        raise ValueError(
+            f"tolerated_failures must be a non-negative integer, got {tolerated_failures!r}"
+        )
 
 
 # Exceptions of a branch that are the run's business, not the item's: they end the fan-out.
@@ -224,8 +240,9 @@ async def _fan_out(
     ctx = _ctx.current()
     if ctx is None or ctx.in_step:
         # Outside a workflow (or inside a step): the same semantics, nothing recorded.
-        runner = _Runner(None, None, "", thunks, max_concurrency, min_successful,
-                         tolerated_failures, closers)
+        runner = _Runner(
+            None, None, "", thunks, max_concurrency, min_successful, tolerated_failures, closers
+        )
         return await runner.run(allowed=None)
 
     # No checkpoint for the fan-out itself (its one event rides with the next write): its
@@ -240,8 +257,17 @@ async def _fan_out(
     settled = ctx.recorded_past(op) or ctx.position_settled()
     block = ctx.open_block(op)
     prefix = ctx.fan_out_prefix(op)
-    runner = _Runner(ctx, block, prefix, thunks, max_concurrency, min_successful,
-                     tolerated_failures, closers, settled=settled)
+    runner = _Runner(
+        ctx,
+        block,
+        prefix,
+        thunks,
+        max_concurrency,
+        min_successful,
+        tolerated_failures,
+        closers,
+        settled=settled,
+    )
     try:
         if stop is not None:  # an early stop recorded by an earlier execution decides
             result = await runner.run(allowed=set(stop["finished"]))
@@ -260,18 +286,25 @@ async def _fan_out(
         # any this one took: the ops after the fan-out come after those too.
         next_op = max(block.top + 1, ctx.recorded_end(op, prefix))
         ctx.close_block(block, next_op)
-        await ctx.record(EventType.PARALLEL_COMPLETED, {
-            "op": op, "name": name, "reason": result.completion_reason.value,
-            "finished": [i for i, s in enumerate(result.statuses) if s != ItemStatus.SKIPPED],
-            "next_op": next_op, "total": n,
-        })
+        await ctx.record(
+            EventType.PARALLEL_COMPLETED,
+            {
+                "op": op,
+                "name": name,
+                "reason": result.completion_reason.value,
+                "finished": [i for i, s in enumerate(result.statuses) if s != ItemStatus.SKIPPED],
+                "next_op": next_op,
+                "total": n,
+            },
+        )
     else:
         ctx.close_block(block)
     return result
 
 
-def _check_items(ctx: _ctx.WorkflowContext, op: int, rec: _ctx.OpRecord | None, name: str,
-                 n: int) -> None:
+def _check_items(
+    ctx: _ctx.WorkflowContext, op: int, rec: _ctx.OpRecord | None, name: str, n: int
+) -> None:
     """The same number of items as the recorded run (``parallel.started`` says how many; a
     history from before it at least cannot hold items beyond ``n``)."""
     started = rec.first(EventType.PARALLEL_STARTED) if rec is not None else None
@@ -279,20 +312,30 @@ def _check_items(ctx: _ctx.WorkflowContext, op: int, rec: _ctx.OpRecord | None, 
     if recorded is None and ctx.recorded_items(op) > n:
         recorded = f"at least {ctx.recorded_items(op)}"
     if recorded is not None and recorded != n:
-        _ctx._diverge(ctx.run_id, ctx.path_of(op), f"{name} of {recorded} item(s)",
-                      f"{name} of {n} item(s)",
-                      f"the history recorded {name} with {recorded} item(s) but the code now "
-                      f"passes {n}")
+        _ctx._diverge(
+            ctx.run_id,
+            ctx.path_of(op),
+            f"{name} of {recorded} item(s)",
+            f"{name} of {n} item(s)",
+            f"the history recorded {name} with {recorded} item(s) but the code now passes {n}",
+        )
 
 
 class _Runner:
     """Starts branches in input order, at most ``limit`` at a time, and gathers outcomes."""
 
     def __init__(
-        self, ctx: _ctx.WorkflowContext | None, block: _ctx.Block | None, prefix: str,
-        thunks: list[Callable[[], Awaitable[Any]]], max_concurrency: int | None,
-        min_successful: int | None, tolerated_failures: int | None,
-        closers: list[Callable[[], None]] | None, *, settled: bool = False,
+        self,
+        ctx: _ctx.WorkflowContext | None,
+        block: _ctx.Block | None,
+        prefix: str,
+        thunks: list[Callable[[], Awaitable[Any]]],
+        max_concurrency: int | None,
+        min_successful: int | None,
+        tolerated_failures: int | None,
+        closers: list[Callable[[], None]] | None,
+        *,
+        settled: bool = False,
     ) -> None:
         self.ctx, self.block, self.prefix = ctx, block, prefix
         self.settled = settled
@@ -311,8 +354,9 @@ class _Runner:
         context = contextvars.copy_context()
         run: Coroutine[Any, Any, Any]
         if self.ctx is not None and self.block is not None:
-            branch = _ctx.Branch(prefix=f"{self.prefix}.{i}", block=self.block,
-                                 settled_in_history=self.settled)
+            branch = _ctx.Branch(
+                prefix=f"{self.prefix}.{i}", block=self.block, settled_in_history=self.settled
+            )
             context.run(_ctx.enter_branch, branch)
             run = _run_branch(self.ctx, branch, self.thunks[i])
         else:
@@ -343,8 +387,12 @@ class _Runner:
         control: BaseException | None = None
         try:
             while True:
-                while reason is None and control is None and next_i < n \
-                        and len(self.running) < self.limit:
+                while (
+                    reason is None
+                    and control is None
+                    and next_i < n
+                    and len(self.running) < self.limit
+                ):
                     if allowed is None or next_i in allowed:
                         self._start(next_i)
                     elif self.closers:

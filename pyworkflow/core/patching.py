@@ -30,7 +30,7 @@ from pyworkflow.core.events import EventType
 
 def _check_id(change_id: str) -> None:
     if not isinstance(change_id, str) or not change_id:
-        raise ValueError("a patch needs a non-empty change id, e.g. patched(\"send-receipt\")")
+        raise ValueError('a patch needs a non-empty change id, e.g. patched("send-receipt")')
 
 
 def patched(change_id: str) -> bool:

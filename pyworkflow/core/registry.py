@@ -13,8 +13,8 @@ from pyworkflow.exceptions import ConfigurationError
 @dataclass
 class WorkflowDefinition:
     name: str
-    func: Callable[..., Any]          # the user's function
-    wrapper: Callable[..., Any]       # what @workflow returned
+    func: Callable[..., Any]  # the user's function
+    wrapper: Callable[..., Any]  # what @workflow returned
     durable: bool | None = None
     max_duration: str | None = None
     tags: list[str] = field(default_factory=list)

@@ -44,7 +44,8 @@ def validate_retry_delay(policy: Any) -> None:
         elif isinstance(delay, bool) or not isinstance(delay, int | float):
             raise ValueError(
                 f"Invalid retry_delay {policy!r}: use 'exponential', seconds, a duration like "
-                "'10s' or a list of seconds per retry")
+                "'10s' or a list of seconds per retry"
+            )
         else:
             parse_duration(delay, name="retry_delay")  # finite, not negative, not absurd
 
@@ -77,8 +78,7 @@ _OWN = {
 def describe_error(exc: BaseException) -> dict[str, Any]:
     """A failure as data. The message is made storable (an exception about undecodable bytes
     often quotes them): recording a failure must never fail itself."""
-    return {"error": describe(exc) or type(exc).__name__,
-            "error_type": type(exc).__name__}
+    return {"error": describe(exc) or type(exc).__name__, "error_type": type(exc).__name__}
 
 
 def rebuild_error(data: dict[str, Any], step_name: str) -> Exception:

@@ -73,8 +73,7 @@ def zone(name: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
         detail = exc.args[0] if exc.args else "unknown zone"
         raise ScheduleError(
-            f"Invalid timezone {name!r}: {detail}. Use an IANA name such as 'UTC' or "
-            "'Europe/Paris'"
+            f"Invalid timezone {name!r}: {detail}. Use an IANA name such as 'UTC' or 'Europe/Paris'"
         ) from None
 
 
@@ -110,8 +109,14 @@ def interval_of(spec: ScheduleSpec) -> timedelta:
 
 
 def _check_calendar(entries: list[CalendarSpec]) -> None:
-    ranges = {"second": (0, 59), "minute": (0, 59), "hour": (0, 23), "day_of_month": (1, 31),
-              "month": (1, 12), "day_of_week": (0, 6)}
+    ranges = {
+        "second": (0, 59),
+        "minute": (0, 59),
+        "hour": (0, 23),
+        "day_of_month": (1, 31),
+        "month": (1, 12),
+        "day_of_week": (0, 6),
+    }
     for i, entry in enumerate(entries):
         for part, (low, high) in ranges.items():
             value = getattr(entry, part)
@@ -222,8 +227,9 @@ def _next_calendar(entries: list[CalendarSpec], after: datetime, tz: ZoneInfo) -
             day = _next_calendar_date(entry, day, last)
             if day is None:
                 break
-            moment = datetime(day.year, day.month, day.day, entry.hour, entry.minute,
-                              entry.second, tzinfo=tz)
+            moment = datetime(
+                day.year, day.month, day.day, entry.hour, entry.minute, entry.second, tzinfo=tz
+            )
             if moment > after:
                 if best is None or moment < best:
                     best = moment
@@ -291,14 +297,16 @@ def next_fire_time(
 
 
 def first_fire_time(
-    spec: ScheduleSpec, now: datetime, *, anchor: datetime | None = None,
+    spec: ScheduleSpec,
+    now: datetime,
+    *,
+    anchor: datetime | None = None,
     jitter_seed: str | None = None,
 ) -> datetime | None:
     """The first fire time at or after ``now`` (a new or resumed schedule fires at ``now`` if
     ``now`` is a fire time; an interval schedule anchored at ``now`` fires right away, as in
     0.1.9)."""
-    return next_fire_time(spec, as_aware(now, UTC) - _TICK, anchor=anchor,
-                          jitter_seed=jitter_seed)
+    return next_fire_time(spec, as_aware(now, UTC) - _TICK, anchor=anchor, jitter_seed=jitter_seed)
 
 
 def fire_times_between(
@@ -445,8 +453,9 @@ def consume_fire_time(schedule: Schedule, plan: FirePlan, now: datetime) -> None
     if schedule.next_run_time is None:
         raise ScheduleError(f"Schedule {schedule.schedule_id!r} has no fire time to move past")
     plan.advance = True
-    plan.next_run_time = next_fire_time(schedule.spec, max(now, schedule.next_run_time),
-                                        anchor=schedule.created_at)
+    plan.next_run_time = next_fire_time(
+        schedule.spec, max(now, schedule.next_run_time), anchor=schedule.created_at
+    )
 
 
 def decide_fire(schedule: Schedule, plan: FirePlan, now: datetime) -> None:
@@ -459,8 +468,9 @@ def decide_fire(schedule: Schedule, plan: FirePlan, now: datetime) -> None:
         buffered -= 1
     fire_time = due_fire_time(schedule, now)
     if fire_time is not None:
-        action, buffered = overlap_action(schedule.overlap_policy, running=bool(plan.running),
-                                          buffered=buffered)
+        action, buffered = overlap_action(
+            schedule.overlap_policy, running=bool(plan.running), buffered=buffered
+        )
         if action == FireAction.SKIP:
             plan.skipped += 1
         elif action != FireAction.BUFFER:

@@ -36,7 +36,8 @@ def to_jsonable(value: Any, *, what: str = "value") -> Any:
         path = "".join(reversed(exc.path))
         where = f" at {path}" if path else ""
         raise SerializationError(
-            f"{what} cannot be stored as JSON{where}: {exc.problem}", path=path) from None
+            f"{what} cannot be stored as JSON{where}: {exc.problem}", path=path
+        ) from None
 
 
 class _Unstorable(Exception):  # noqa: N818 - internal, carries the path out of the recursion
@@ -58,7 +59,8 @@ def _text(value: str) -> str:
                 f"the text {_repr(value[:60])} holds a lone surrogate "
                 f"({bad!r} at index {exc.start}), which UTF-8 cannot encode (was it decoded "
                 "with errors='surrogateescape'? decode with errors='replace' or keep bytes "
-                "as base64)") from None
+                "as base64)"
+            ) from None
     return value if type(value) is str else str.__str__(value)
 
 
@@ -85,7 +87,7 @@ def _number(value: float) -> float:
 # What every store can write and read back: pydantic-core's JSON parser refuses deeper nesting
 # (about 200 levels) and Python's int parsing longer numbers (4300 digits).
 MAX_DEPTH = 100
-_MAX_INT = 10 ** 4300
+_MAX_INT = 10**4300
 
 
 def _convert(value: Any, depth: int = 0) -> Any:
@@ -99,8 +101,9 @@ def _convert(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, int):
         if value.bit_length() > 14_000 and abs(value) >= _MAX_INT:
-            raise _Unstorable(f"an int of {value.bit_length():,} bits, over 4300 digits (store "
-                              "it as a string)")
+            raise _Unstorable(
+                f"an int of {value.bit_length():,} bits, over 4300 digits (store it as a string)"
+            )
         return value if type(value) is int else int(value)
     if isinstance(value, float):
         return _number(value)
@@ -117,7 +120,8 @@ def _convert(value: Any, depth: int = 0) -> Any:
                     raise _Unstorable(
                         f"the dict keys {_repr(_original_key(value, key, k))} and {_repr(k)} "
                         "are both "
-                        f"{key!r} once stored as JSON object keys: one would be lost")
+                        f"{key!r} once stored as JSON object keys: one would be lost"
+                    )
                 out[key] = _convert(v, depth + 1)
             except _Unstorable as exc:
                 exc.path.append(f"[{_repr(k)}]")
@@ -139,8 +143,7 @@ def _convert(value: Any, depth: int = 0) -> Any:
     if isinstance(value, Decimal | UUID | PurePath):
         return _text(str(value))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _convert({f.name: getattr(value, f.name) for f in dataclasses.fields(value)},
-                        depth)
+        return _convert({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, depth)
     raise _Unstorable(f"an object of type {type(value).__name__} ({_repr(value)[:80]})")
 
 

@@ -12,10 +12,10 @@ from pyworkflow.core import context as _ctx
 async def shield() -> AsyncIterator[None]:
     """Protect cleanup from cancellation::
 
-        except CancellationError:
-            async with shield():
-                await refund_payment(order_id)
-            raise
+    except CancellationError:
+        async with shield():
+            await refund_payment(order_id)
+        raise
     """
     ctx = _ctx.current()
     if ctx is None:

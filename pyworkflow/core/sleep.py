@@ -43,8 +43,12 @@ async def sleep(duration: Duration) -> None:
         wake_at = resolve_wake_time(duration, ctx.now(), name=_NAME)
         await ctx.record(
             EventType.SLEEP_STARTED,
-            {"op": op, "name": "sleep", "resume_at": wake_at.isoformat(),
-             "duration": str(duration)},
+            {
+                "op": op,
+                "name": "sleep",
+                "resume_at": wake_at.isoformat(),
+                "duration": str(duration),
+            },
             defer=True,
         )
     else:

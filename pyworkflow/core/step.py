@@ -121,8 +121,7 @@ def step(
     return decorate
 
 
-def _invoke(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
-            ) -> Awaitable[Any]:
+def _invoke(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
     """The step's body as an awaitable: an ``async def`` runs on the event loop, a plain
     ``def`` in a thread of its own (with this task's context), so blocking code in it neither
     stops the loop (other runs, lease renewals) nor escapes its timeout."""
@@ -135,7 +134,8 @@ def _invoke(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
 #: timeout gives its slot back at once, though its thread may hang on.
 THREAD_SLOTS = 64
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary())
+    weakref.WeakKeyDictionary()
+)
 
 
 async def _in_thread(call: Callable[[], Any]) -> Any:
@@ -184,12 +184,19 @@ async def _call(defn: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, A
             "Step %r took %.1fs, past its timeout of %gs, without letting the event loop run: "
             "the timeout could not interrupt it, and nothing else in this process ran "
             "meanwhile. Make it a plain 'def' step (it then runs in a thread and its timeout "
-            "holds) or await non-blocking calls in it.", defn.name, took, defn.timeout)
+            "holds) or await non-blocking calls in it.",
+            defn.name,
+            took,
+            defn.timeout,
+        )
     return result
 
 
 async def execute_step(
-    defn: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any], *,
+    defn: StepDefinition,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
     at_most_once: bool = False,
 ) -> Any:
     ctx = _ctx.current()
@@ -212,9 +219,11 @@ async def execute_step(
 
     retries = [e for e in rec.events if e.type == EventType.STEP_RETRYING] if rec else []
     attempt = len(retries) + 1
-    if at_most_once and rec is not None and len(
-        [e for e in rec.events if e.type == EventType.STEP_STARTED]
-    ) >= attempt:
+    if (
+        at_most_once
+        and rec is not None
+        and len([e for e in rec.events if e.type == EventType.STEP_STARTED]) >= attempt
+    ):
         interrupted = StepInterruptedError(
             f"Step {defn.name!r} (operation #{op}, attempt {attempt}) was interrupted: it "
             "started but its outcome was never recorded, and it is at_most_once, so it is not "
@@ -249,7 +258,10 @@ async def execute_step(
             await ctx.record(
                 EventType.STEP_COMPLETED,
                 {
-                    "op": op, "name": defn.name, "step_name": defn.name, "result": payload,
+                    "op": op,
+                    "name": defn.name,
+                    "step_name": defn.name,
+                    "result": payload,
                     "attempt": attempt,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 },
@@ -269,25 +281,37 @@ async def execute_step(
         retry_at = ctx.now() + timedelta(seconds=retry_in)
         await ctx.record(
             EventType.STEP_RETRYING,
-            {"op": op, "name": defn.name, "step_name": defn.name, "attempt": attempt,
-             "retry_at": retry_at.isoformat(), **describe_error(error)},
+            {
+                "op": op,
+                "name": defn.name,
+                "step_name": defn.name,
+                "attempt": attempt,
+                "retry_at": retry_at.isoformat(),
+                **describe_error(error),
+            },
         )
         attempt += 1
         await _wait_until(ctx, retry_at.isoformat(), op)
 
 
-def _note_cancelled(ctx: _ctx.WorkflowContext, defn: StepDefinition, op: int,
-                    attempt: int) -> None:
+def _note_cancelled(ctx: _ctx.WorkflowContext, defn: StepDefinition, op: int, attempt: int) -> None:
     """The step was cancelled mid-attempt. By the workflow's own code (a timeout around it):
     record it, or every execution would run it again and a replay would find a hole. Deferred:
     it is written only if the execution goes on; a teardown (shutdown, a closed loop) writes
     nothing, and the engine's own cancels (a fan-out stopping early) are not the workflow's."""
     if asyncio.current_task() in ctx.engine_cancelled:
         return
-    ctx.record_later(EventType.STEP_CANCELLED, {
-        "op": op, "name": defn.name, "step_name": defn.name, "attempt": attempt,
-        "error": f"Step {defn.name!r} was cancelled by the workflow (a timeout around it)",
-        "error_type": "CancelledError"})
+    ctx.record_later(
+        EventType.STEP_CANCELLED,
+        {
+            "op": op,
+            "name": defn.name,
+            "step_name": defn.name,
+            "attempt": attempt,
+            "error": f"Step {defn.name!r} was cancelled by the workflow (a timeout around it)",
+            "error_type": "CancelledError",
+        },
+    )
 
 
 async def _record_failure(
@@ -295,8 +319,13 @@ async def _record_failure(
 ) -> None:
     await ctx.record(
         EventType.STEP_FAILED,
-        {"op": op, "name": defn.name, "step_name": defn.name, "attempt": attempt,
-         **describe_error(exc)},
+        {
+            "op": op,
+            "name": defn.name,
+            "step_name": defn.name,
+            "attempt": attempt,
+            **describe_error(exc),
+        },
     )
 
 

@@ -85,6 +85,7 @@ async def set_step_context(value: StepContext) -> None:
         return
     recorded = to_jsonable(value.to_dict(), what=f"The step context {name}")
     await ctx.record(
-        EventType.CONTEXT_UPDATED, {"op": op, "name": name, "context": recorded}, defer=True)
+        EventType.CONTEXT_UPDATED, {"op": op, "name": name, "context": recorded}, defer=True
+    )
     # What replay will build from the history (keys as JSON has them...), not the object given
     ctx.step_context = type(value).model_validate(recorded)

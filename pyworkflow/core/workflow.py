@@ -74,9 +74,16 @@ def workflow(
             return await func(*args, **kwargs)
 
         defn = WorkflowDefinition(
-            name=name or func.__name__, func=func, wrapper=wrapper, durable=durable,
-            max_duration=max_duration, tags=tag_list, context_class=context_class,
-            version=version, signature=inspect.signature(func), hints=type_hints(func),
+            name=name or func.__name__,
+            func=func,
+            wrapper=wrapper,
+            durable=durable,
+            max_duration=max_duration,
+            tags=tag_list,
+            context_class=context_class,
+            version=version,
+            signature=inspect.signature(func),
+            hints=type_hints(func),
         )
         register_workflow(defn)
         wrapper.__workflow__ = True  # type: ignore[attr-defined]
@@ -139,8 +146,7 @@ def decode_arguments(
     if sig is None:
         return list(args), dict(kwargs)
     params = [
-        p for p in sig.parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     out_args = [
         from_jsonable(value, defn.hints.get(params[i].name)) if i < len(params) else value

@@ -54,7 +54,7 @@ from pyworkflow.storage.base import StorageBackend
 
 logger = logging.getLogger("pyworkflow")
 
-SQS_MAX_DELAY_SECONDS = 900          # SQS refuses a longer DelaySeconds
+SQS_MAX_DELAY_SECONDS = 900  # SQS refuses a longer DelaySeconds
 DEFAULT_VISIBILITY_TIMEOUT = 900.0
 DEFAULT_MAX_RECEIVES = 5
 POISON_ERROR_TYPE = "PoisonMessageError"
@@ -130,8 +130,9 @@ class AwsDispatcher:
         self.scheduler_group = scheduler_group
         self.scheduler_role_arn = scheduler_role_arn
         if sqs_delay_max_seconds is None:
-            sqs_delay_max_seconds = _setting(get_settings().sqs_delay_max_seconds,
-                                             SQS_MAX_DELAY_SECONDS)
+            sqs_delay_max_seconds = _setting(
+                get_settings().sqs_delay_max_seconds, SQS_MAX_DELAY_SECONDS
+            )
         self.sqs_delay_max = min(max(0.0, sqs_delay_max_seconds), SQS_MAX_DELAY_SECONDS)
         self.endpoint_url = endpoint_url
         self.clock = clock or SystemClock()
@@ -146,17 +147,25 @@ class AwsDispatcher:
     def from_env(cls, *, clock: Clock | None = None, session: Any = None) -> AwsDispatcher:
         """Built from ``PYWORKFLOW_QUEUE_URL`` and friends (see ``pyworkflow.config``)."""
         settings = get_settings()
-        missing = [n for n, value in ((ENV_QUEUE_URL, settings.queue_url),
-                                      (ENV_QUEUE_ARN, settings.queue_arn),
-                                      (ENV_SCHEDULER_GROUP, settings.scheduler_group),
-                                      (ENV_SCHEDULER_ROLE_ARN, settings.scheduler_role_arn))
-                   if not value]
+        missing = [
+            n
+            for n, value in (
+                (ENV_QUEUE_URL, settings.queue_url),
+                (ENV_QUEUE_ARN, settings.queue_arn),
+                (ENV_SCHEDULER_GROUP, settings.scheduler_group),
+                (ENV_SCHEDULER_ROLE_ARN, settings.scheduler_role_arn),
+            )
+            if not value
+        ]
         if missing:
             raise ConfigurationError(f"The AWS runtime needs {', '.join(missing)} set")
         return cls(
-            settings.queue_url or "", queue_arn=settings.queue_arn or "",
+            settings.queue_url or "",
+            queue_arn=settings.queue_arn or "",
             scheduler_group=settings.scheduler_group or "",
-            scheduler_role_arn=settings.scheduler_role_arn or "", clock=clock, session=session,
+            scheduler_role_arn=settings.scheduler_role_arn or "",
+            clock=clock,
+            session=session,
         )
 
     async def _client(self, service: str) -> Any:
@@ -188,9 +197,7 @@ class AwsDispatcher:
     # --- Dispatcher ------------------------------------------------------------------------
     @staticmethod
     def body(run_id: str, reason: str, key: str | None = None) -> str:
-        return WakeMessage(run_id=run_id, reason=reason, key=key).model_dump_json(
-            exclude_none=True
-        )
+        return WakeMessage(run_id=run_id, reason=reason, key=key).model_dump_json(exclude_none=True)
 
     async def wake(self, run_id: str, *, reason: str = "wake") -> None:
         """One SendMessage: the run is driven by whichever worker receives it."""
@@ -202,8 +209,9 @@ class AwsDispatcher:
         if delay <= 0:
             await self._send(run_id, "timer", delay=0, key=key)
         elif delay <= self.sqs_delay_max:
-            await self._send(run_id, "timer", delay=min(SQS_MAX_DELAY_SECONDS, math.ceil(delay)),
-                             key=key)
+            await self._send(
+                run_id, "timer", delay=min(SQS_MAX_DELAY_SECONDS, math.ceil(delay)), key=key
+            )
         else:
             await self._create_schedule(run_id, when, key)
 
@@ -219,8 +227,10 @@ class AwsDispatcher:
     # --- requests --------------------------------------------------------------------------
     async def _send(self, run_id: str, reason: str, *, delay: int, key: str | None = None) -> None:
         sqs = await self._client("sqs")
-        kwargs: dict[str, Any] = {"QueueUrl": self.queue_url,
-                                  "MessageBody": self.body(run_id, reason, key)}
+        kwargs: dict[str, Any] = {
+            "QueueUrl": self.queue_url,
+            "MessageBody": self.body(run_id, reason, key),
+        }
         if delay > 0:
             kwargs["DelaySeconds"] = delay
         self.requests["sqs.SendMessage"] += 1
@@ -237,8 +247,11 @@ class AwsDispatcher:
                 ScheduleExpressionTimezone="UTC",
                 FlexibleTimeWindow={"Mode": "OFF"},
                 ActionAfterCompletion="DELETE",
-                Target={"Arn": self.queue_arn, "RoleArn": self.scheduler_role_arn,
-                        "Input": self.body(run_id, "timer")},
+                Target={
+                    "Arn": self.queue_arn,
+                    "RoleArn": self.scheduler_role_arn,
+                    "Input": self.body(run_id, "timer"),
+                },
             )
         except Exception as exc:
             if not is_error(exc, "ConflictException"):
@@ -250,8 +263,7 @@ class AwsDispatcher:
         scheduler = await self._client("scheduler")
         self.requests["scheduler.DeleteSchedule"] += 1
         try:
-            await scheduler.delete_schedule(Name=schedule_name(key),
-                                            GroupName=self.scheduler_group)
+            await scheduler.delete_schedule(Name=schedule_name(key), GroupName=self.scheduler_group)
         except Exception as exc:
             if is_error(exc, "ResourceNotFoundException"):
                 return False
@@ -269,8 +281,9 @@ class DriveStats:
     steps_executed: int = 0
 
 
-_STEP_ENDINGS = frozenset({EventType.STEP_COMPLETED, EventType.STEP_FAILED,
-                           EventType.STEP_RETRYING})
+_STEP_ENDINGS = frozenset(
+    {EventType.STEP_COMPLETED, EventType.STEP_FAILED, EventType.STEP_RETRYING}
+)
 
 
 class AwsExecutor(Executor):
@@ -291,9 +304,7 @@ class AwsExecutor(Executor):
     def on_execution_done(self, ctx: WorkflowContext) -> None:
         # The step endings this execution recorded: those past the history it replayed.
         before = self._replayed.pop(ctx.run_id, len(ctx.history))
-        self.stats.steps_executed += sum(
-            1 for e in ctx.history[before:] if e.type in _STEP_ENDINGS
-        )
+        self.stats.steps_executed += sum(1 for e in ctx.history[before:] if e.type in _STEP_ENDINGS)
 
 
 @dataclass
@@ -302,7 +313,7 @@ class DriveOutcome:
 
     run_id: str | None
     status: RunStatus | None = None
-    noop: bool = False            # duplicate/stale: finished run, or leased to a live worker
+    noop: bool = False  # duplicate/stale: finished run, or leased to a live worker
     malformed: bool = False
     stats: DriveStats = field(default_factory=DriveStats)
     started: list[str] = field(default_factory=list)  # runs a schedule tick started
@@ -340,15 +351,22 @@ class AwsRuntime:
         self.clock = clock or config.clock or SystemClock()
         if lease_seconds is None:
             lease_seconds = lease_for_visibility(
-                _setting(get_settings().visibility_timeout, DEFAULT_VISIBILITY_TIMEOUT))
+                _setting(get_settings().visibility_timeout, DEFAULT_VISIBILITY_TIMEOUT)
+            )
         self.max_receives = max_receives or int(
-            _setting(get_settings().max_receives, DEFAULT_MAX_RECEIVES))
+            _setting(get_settings().max_receives, DEFAULT_MAX_RECEIVES)
+        )
         self.executor = AwsExecutor(
-            storage, self.clock, dispatcher, lease_seconds=lease_seconds,
+            storage,
+            self.clock,
+            dispatcher,
+            lease_seconds=lease_seconds,
             # Nothing waits in-process: a Lambda second costs more than a timer.
-            inline_wait_max=0.0, inline_sleep_max=0.0,
-            limits=Limits(config.event_soft_limit, config.event_hard_limit,
-                          config.event_warning_interval),
+            inline_wait_max=0.0,
+            inline_sleep_max=0.0,
+            limits=Limits(
+                config.event_soft_limit, config.event_hard_limit, config.event_warning_interval
+            ),
         )
         #: schedules: the embedded operations plus their EventBridge schedules
         self.schedules = AwsSchedules(self)
@@ -367,8 +385,11 @@ class AwsRuntime:
 
     # --- the worker's side -----------------------------------------------------------------
     async def drive_message(
-        self, body: str | bytes | dict[str, Any], *,
-        time_left: Callable[[], float] | None = None, receive_count: int = 1,
+        self,
+        body: str | bytes | dict[str, Any],
+        *,
+        time_left: Callable[[], float] | None = None,
+        receive_count: int = 1,
     ) -> DriveOutcome:
         """Drive the run a queue message names, until it ends or must wait.
 
@@ -388,20 +409,23 @@ class AwsRuntime:
         self.executor.stats = stats = DriveStats()
         self.executor.time_left = time_left
         try:
-            run = await self.executor.drive(
-                message.run_id, only_if_due=True, timer_key=message.key
-            )
+            run = await self.executor.drive(message.run_id, only_if_due=True, timer_key=message.key)
         except Exception as exc:
             if receive_count < self.max_receives:
                 raise
-            reason = (f"gave up after {receive_count} deliveries of a wake-up message: "
-                      f"{type(exc).__name__}: {exc}")
+            reason = (
+                f"gave up after {receive_count} deliveries of a wake-up message: "
+                f"{type(exc).__name__}: {exc}"
+            )
             await self.fail_run(message.run_id, reason)
             raise PoisonMessageError(f"run {message.run_id}: {reason}") from exc
         finally:
             self.executor.time_left = None
-        if (run.status == RunStatus.FAILED and run.error_type == POISON_ERROR_TYPE
-                and receive_count >= self.max_receives):
+        if (
+            run.status == RunStatus.FAILED
+            and run.error_type == POISON_ERROR_TYPE
+            and receive_count >= self.max_receives
+        ):
             # Marked failed by an earlier delivery of this message: keep failing it so SQS
             # moves it to the dead-letter queue, where an operator can see it.
             raise PoisonMessageError(f"run {run.run_id}: {run.error}")
@@ -432,18 +456,32 @@ class AwsRuntime:
             history = await self.storage.get_events(run_id)
             now = self.clock.now()
             event = Event(
-                event_id=new_id("evt"), run_id=run_id, type=EventType.WORKFLOW_FAILED,
-                timestamp=now, sequence=(history[-1].sequence + 1) if history else 1,
+                event_id=new_id("evt"),
+                run_id=run_id,
+                type=EventType.WORKFLOW_FAILED,
+                timestamp=now,
+                sequence=(history[-1].sequence + 1) if history else 1,
                 data={"error": reason, "error_type": POISON_ERROR_TYPE},
             )
-            failed = run.model_copy(update={
-                "status": RunStatus.FAILED, "error": reason, "error_type": POISON_ERROR_TYPE,
-                "completed_at": now, "updated_at": now, "wake_at": None,
-                "lease_owner": None, "lease_expires_at": None,
-            })
+            failed = run.model_copy(
+                update={
+                    "status": RunStatus.FAILED,
+                    "error": reason,
+                    "error_type": POISON_ERROR_TYPE,
+                    "completed_at": now,
+                    "updated_at": now,
+                    "wake_at": None,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                }
+            )
             try:
-                stored = written_run(await self.storage.append_events(
-                    run_id, [event], run=failed, expected_version=run.version), run_id)
+                stored = written_run(
+                    await self.storage.append_events(
+                        run_id, [event], run=failed, expected_version=run.version
+                    ),
+                    run_id,
+                )
             except ConcurrencyError:
                 continue
             logger.error("run %s failed: %s", run_id, reason)
@@ -458,15 +496,27 @@ class AwsRuntime:
     # Nothing is driven here: runs are created unleased and every "move it along" is a wake-up
     # message, so the API and the AWS-direct client answer at once and the worker drives.
     async def create_run(
-        self, defn: WorkflowDefinition, args: tuple[Any, ...], kwargs: dict[str, Any], *,
-        run_id: str | None = None, idempotency_key: str | None = None, drive_here: bool = True,
+        self,
+        defn: WorkflowDefinition,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+        drive_here: bool = True,
         schedule_id: str | None = None,
     ) -> tuple[WorkflowRun, list[Event]]:
         """Always unleased: one leased to this process would wait out its lease."""
         fields: dict[str, Any] = {"schedule_id": schedule_id} if schedule_id else {}
-        return await self.executor.create(defn, args, kwargs, run_id=run_id,
-                                          idempotency_key=idempotency_key, lease=False,
-                                          **fields)
+        return await self.executor.create(
+            defn,
+            args,
+            kwargs,
+            run_id=run_id,
+            idempotency_key=idempotency_key,
+            lease=False,
+            **fields,
+        )
 
     async def begin(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
         await self.dispatcher.wake(run.run_id, reason="start")

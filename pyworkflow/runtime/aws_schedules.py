@@ -98,12 +98,14 @@ def aws_cron(expr: str) -> str:
     if len(fields) != 5:
         raise ScheduleError(
             f"Cron {expr!r}: EventBridge Scheduler takes five-field cron expressions "
-            "(minute hour day-of-month month day-of-week)")
+            "(minute hour day-of-month month day-of-week)"
+        )
     minute, hour, dom, month, dow = fields
     if dom != "*" and dow != "*":
         raise ScheduleError(
             f"Cron {expr!r}: EventBridge cannot fire on a day of the month OR a day of the week; "
-            "set one of the two to *")
+            "set one of the two to *"
+        )
     if dow == "*":
         dow = "?"
     else:
@@ -116,7 +118,8 @@ def rate_expression(interval: str) -> str:
     if seconds < 60 or seconds % 60:
         raise ScheduleError(
             f"Interval {interval!r}: EventBridge Scheduler's rate() counts whole minutes "
-            "(at least 1 minute)")
+            "(at least 1 minute)"
+        )
     for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
         if seconds % size == 0:
             count = seconds // size
@@ -127,13 +130,17 @@ def rate_expression(interval: str) -> str:
 def calendar_cron(entry: CalendarSpec) -> str:
     if entry.second:
         raise ScheduleError("Calendar entries on AWS fire on whole minutes: set second=0")
-    dom = "?" if entry.day_of_week is not None else (
-        str(entry.day_of_month) if entry.day_of_month is not None else "*")
+    dom = (
+        "?"
+        if entry.day_of_week is not None
+        else (str(entry.day_of_month) if entry.day_of_month is not None else "*")
+    )
     dow = _AWS_CALENDAR_DOW[entry.day_of_week] if entry.day_of_week is not None else "?"
     month = str(entry.month) if entry.month is not None else "*"
     if entry.day_of_week is not None and entry.day_of_month is not None:
-        raise ScheduleError("Calendar entries on AWS take a day of the month or of the week, "
-                            "not both")
+        raise ScheduleError(
+            "Calendar entries on AWS take a day of the month or of the week, not both"
+        )
     return f"cron({entry.minute} {entry.hour} {dom} {month} {dow} *)"
 
 
@@ -152,7 +159,7 @@ def schedule_name(key: str) -> str:
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     if len(name) + 1 + len(digest) <= SCHEDULE_NAME_MAX:
         return f"{name}-{digest}"  # sanitised: the hash keeps "a/b" and "a_b" apart
-    return f"{name[:SCHEDULE_NAME_MAX - 1 - len(digest)]}-{digest}"
+    return f"{name[: SCHEDULE_NAME_MAX - 1 - len(digest)]}-{digest}"
 
 
 def is_error(exc: Exception, *codes: str) -> bool:
@@ -205,8 +212,7 @@ class AwsSchedules:
         for schedule in await self.rt.storage.list_schedules(status=ScheduleStatus.ACTIVE):
             if is_due(schedule, now) or schedule.buffered_count or schedule.running_run_ids:
                 try:
-                    started += await schedules.fire_schedule(self.rt,
-                                                             schedule.schedule_id, now)
+                    started += await schedules.fire_schedule(self.rt, schedule.schedule_id, now)
                 except WorkflowError as exc:
                     logger.error("schedule %s: %s", schedule.schedule_id, exc)
         return started
@@ -234,19 +240,25 @@ class AwsSchedules:
             return schedule
         window: dict[str, Any] = {"Mode": "OFF"}
         if spec.jitter and parse_duration(spec.jitter) >= 60:
-            window = {"Mode": "FLEXIBLE",
-                      "MaximumWindowInMinutes": max(1, int(parse_duration(spec.jitter) // 60))}
+            window = {
+                "Mode": "FLEXIBLE",
+                "MaximumWindowInMinutes": max(1, int(parse_duration(spec.jitter) // 60)),
+            }
         for name, expression in zip(names, exprs, strict=True):
             definition: dict[str, Any] = {
-                "Name": name, "GroupName": dispatcher.scheduler_group,
+                "Name": name,
+                "GroupName": dispatcher.scheduler_group,
                 "ScheduleExpression": expression,
                 "ScheduleExpressionTimezone": spec.timezone or "UTC",
                 "FlexibleTimeWindow": window,
                 "State": "ENABLED" if schedule.status == ScheduleStatus.ACTIVE else "DISABLED",
-                "Target": {"Arn": dispatcher.queue_arn, "RoleArn": dispatcher.scheduler_role_arn,
-                           "Input": tick_input(schedule.schedule_id)},
+                "Target": {
+                    "Arn": dispatcher.queue_arn,
+                    "RoleArn": dispatcher.scheduler_role_arn,
+                    "Input": tick_input(schedule.schedule_id),
+                },
                 "Description": f"pyworkflow schedule {schedule.schedule_id} "
-                               f"({schedule.workflow_name})",
+                f"({schedule.workflow_name})",
             }
             if spec.start_at:
                 definition["StartDate"] = spec.start_at.astimezone(UTC)

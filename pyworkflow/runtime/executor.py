@@ -48,7 +48,6 @@ from pyworkflow.storage.base import StorageBackend
 logger = logging.getLogger("pyworkflow")
 
 
-
 # Lease owners of this process that are still open: a lease held by one of this process's
 # owners that is no longer here (a closed runtime) is dead, like one of a dead process.
 LIVE_OWNERS: set[str] = set()
@@ -73,8 +72,13 @@ _RECORDED_ENDINGS = {
 }
 
 
-_CHILD_ENDINGS = frozenset({EventType.CHILD_WORKFLOW_COMPLETED, EventType.CHILD_WORKFLOW_FAILED,
-                            EventType.CHILD_WORKFLOW_CANCELLED})
+_CHILD_ENDINGS = frozenset(
+    {
+        EventType.CHILD_WORKFLOW_COMPLETED,
+        EventType.CHILD_WORKFLOW_FAILED,
+        EventType.CHILD_WORKFLOW_CANCELLED,
+    }
+)
 
 
 # What a side task may end with that is about the execution, not the workflow: it outranks the
@@ -121,8 +125,9 @@ async def _settle(ctx: WorkflowContext) -> None:
     errors = [_outcome_of(task) for task in ctx.side_tasks]  # every one retrieved
     for error in errors:
         if isinstance(error, _EXECUTION_SIGNALS) or (
-            error is not None and not isinstance(
-                error, Exception | SuspensionSignal | ContinueAsNewSignal)):
+            error is not None
+            and not isinstance(error, Exception | SuspensionSignal | ContinueAsNewSignal)
+        ):
             raise error
 
 
@@ -140,9 +145,11 @@ def written_run(stored: WorkflowRun | None, run_id: str) -> WorkflowRun:
 
 
 def _not_defined(run: WorkflowRun) -> str:
-    return (f"Workflow {run.workflow_name!r} (run {run.run_id}) is not defined in this "
-            "process: import the module that defines it (pyworkflow --module / "
-            "PYWORKFLOW_MODULE).")
+    return (
+        f"Workflow {run.workflow_name!r} (run {run.run_id}) is not defined in this "
+        "process: import the module that defines it (pyworkflow --module / "
+        "PYWORKFLOW_MODULE)."
+    )
 
 
 class Executor:
@@ -186,7 +193,11 @@ class Executor:
 
     # --- entry points --------------------------------------------------------------------------
     async def drive(
-        self, run_id: str, *, steal: bool | str = False, only_if_due: bool = False,
+        self,
+        run_id: str,
+        *,
+        steal: bool | str = False,
+        only_if_due: bool = False,
         timer_key: str | None = None,
     ) -> WorkflowRun:
         """Drive ``run_id`` until it ends or must wait. Returns the run record as left.
@@ -224,18 +235,27 @@ class Executor:
             )
             if held and not (victim is not None and run.lease_owner == victim):
                 return run
-            if only_if_due and run.status == RunStatus.SUSPENDED and not run.cancel_requested \
-                    and (run.wake_at is None or run.wake_at > now):
+            if (
+                only_if_due
+                and run.status == RunStatus.SUSPENDED
+                and not run.cancel_requested
+                and (run.wake_at is None or run.wake_at > now)
+            ):
                 if timer_key is not None and timer_key == run.wake_key and run.wake_at:
                     await self.dispatcher.wake_at(run_id, run.wake_at, key=timer_key)
                 return run
             try:
                 run = await self.storage.update_run(
-                    run.model_copy(update={
-                        "status": RunStatus.RUNNING, "lease_owner": self.owner,
-                        "lease_expires_at": now + self.lease, "updated_at": now,
-                        "started_at": run.started_at or now, "wake_at": None,
-                    }),
+                    run.model_copy(
+                        update={
+                            "status": RunStatus.RUNNING,
+                            "lease_owner": self.owner,
+                            "lease_expires_at": now + self.lease,
+                            "updated_at": now,
+                            "started_at": run.started_at or now,
+                            "wake_at": None,
+                        }
+                    ),
                     expected_version=run.version,
                 )
             except ConcurrencyError:
@@ -277,27 +297,46 @@ class Executor:
 
             deadline = now + timedelta(seconds=parse_duration(defn.max_duration))
         run = WorkflowRun(
-            run_id=run_id, workflow_name=defn.name,
+            run_id=run_id,
+            workflow_name=defn.name,
             status=RunStatus.RUNNING if lease else RunStatus.PENDING,
-            created_at=now, updated_at=now, started_at=now if lease else None,
-            input_args=dumps(enc_args), input_kwargs=dumps(enc_kwargs),
-            idempotency_key=idempotency_key, max_duration=defn.max_duration,
-            deadline_at=deadline, tags=list(defn.tags),
+            created_at=now,
+            updated_at=now,
+            started_at=now if lease else None,
+            input_args=dumps(enc_args),
+            input_kwargs=dumps(enc_kwargs),
+            idempotency_key=idempotency_key,
+            max_duration=defn.max_duration,
+            deadline_at=deadline,
+            tags=list(defn.tags),
             metadata={"version": defn.version} if defn.version else {},
             lease_owner=self.owner if lease else None,
             lease_expires_at=now + self.lease if lease else None,
             **fields,
         )
         started = Event(
-            event_id=new_id("evt"), run_id=run_id, type=EventType.WORKFLOW_STARTED,
-            timestamp=now, sequence=1,
-            data={"workflow_name": defn.name, "args": enc_args, "kwargs": enc_kwargs,
-                  "idempotency_key": idempotency_key,
-                  **({"version": defn.version} if defn.version else {}),
-                  **({"continued_from_run_id": fields["continued_from_run_id"]}
-                     if fields.get("continued_from_run_id") else {}),
-                  **({"parent_run_id": fields["parent_run_id"]}
-                     if fields.get("parent_run_id") else {})},
+            event_id=new_id("evt"),
+            run_id=run_id,
+            type=EventType.WORKFLOW_STARTED,
+            timestamp=now,
+            sequence=1,
+            data={
+                "workflow_name": defn.name,
+                "args": enc_args,
+                "kwargs": enc_kwargs,
+                "idempotency_key": idempotency_key,
+                **({"version": defn.version} if defn.version else {}),
+                **(
+                    {"continued_from_run_id": fields["continued_from_run_id"]}
+                    if fields.get("continued_from_run_id")
+                    else {}
+                ),
+                **(
+                    {"parent_run_id": fields["parent_run_id"]}
+                    if fields.get("parent_run_id")
+                    else {}
+                ),
+            },
         )
         if not store:
             return run, [started]
@@ -330,9 +369,14 @@ class Executor:
         journal = RunJournal(self, run)
         durable = defn.durable is not False
         ctx = WorkflowContext(
-            run, list(history), journal, durable=durable,
-            inline_wait_max=self.inline_wait_max, inline_sleep_max=self.inline_sleep_max,
-            limits=self.limits, default_retries=self.default_retries,
+            run,
+            list(history),
+            journal,
+            durable=durable,
+            inline_wait_max=self.inline_wait_max,
+            inline_sleep_max=self.inline_sleep_max,
+            limits=self.limits,
+            default_retries=self.default_retries,
         )
         journal.ctx = ctx
         if run.cancel_requested and ctx.cancel_seq is None:
@@ -348,7 +392,8 @@ class Executor:
             try:
                 ctx.check_deadline()
                 args, kwargs = decode_arguments(
-                    defn, started.get("args", loads(run.input_args)),
+                    defn,
+                    started.get("args", loads(run.input_args)),
                     started.get("kwargs", loads(run.input_kwargs)),
                 )
                 result = await _run_function(ctx, defn, args, kwargs)
@@ -401,29 +446,42 @@ class Executor:
 
     # --- endings -------------------------------------------------------------------------------
     async def _write_final(
-        self, journal: RunJournal, events_data: list[tuple[EventType, dict[str, Any]]],
-        update: dict[str, Any], *, retry_on_conflict: bool,
+        self,
+        journal: RunJournal,
+        events_data: list[tuple[EventType, dict[str, Any]]],
+        update: dict[str, Any],
+        *,
+        retry_on_conflict: bool,
         successor: tuple[WorkflowRun, list[Event]] | None = None,
     ) -> WorkflowRun:
         ctx = journal.ctx
         if ctx is None:
-            raise WorkflowError(f"Run {journal.run.run_id}: an ending written outside its "
-                                "execution")
+            raise WorkflowError(
+                f"Run {journal.run.run_id}: an ending written outside its execution"
+            )
         for type_, data in events_data:
             await ctx.record(type_, data, defer=True, final=True)
         events = ctx.take_pending()
         for _ in range(MAX_RESTARTS):
             now = self.clock.now()
-            new = journal.run.model_copy(update={
-                "updated_at": now, "lease_owner": None, "lease_expires_at": None, **update,
-            })
+            new = journal.run.model_copy(
+                update={
+                    "updated_at": now,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    **update,
+                }
+            )
             # A result too large for the store ends the run as the failure it causes.
             writing, new, next_run = fit_final(journal.guard, events, new, successor)
             try:
                 if next_run is not None:
                     return await self.storage.continue_run(
-                        new, writing, expected_version=journal.run.version,
-                        new_run=next_run[0], new_events=next_run[1],
+                        new,
+                        writing,
+                        expected_version=journal.run.version,
+                        new_run=next_run[0],
+                        new_events=next_run[1],
                     )
                 stored = await self.storage.append_events(
                     journal.run.run_id, writing, run=new, expected_version=journal.run.version
@@ -441,7 +499,11 @@ class Executor:
         raise ConcurrencyError(f"Run {journal.run.run_id}: gave up writing its outcome")
 
     async def _finish(
-        self, journal: RunJournal, status: RunStatus, *, result: str | None = None,
+        self,
+        journal: RunJournal,
+        status: RunStatus,
+        *,
+        result: str | None = None,
         error: BaseException | None = None,
     ) -> WorkflowRun:
         now = self.clock.now()
@@ -452,8 +514,11 @@ class Executor:
         else:
             message = describe(error) if error is not None else status.value
             type_name = type(error).__name__ if error is not None else None
-            kind = (EventType.WORKFLOW_CANCELLED if status == RunStatus.CANCELLED
-                    else EventType.WORKFLOW_FAILED)
+            kind = (
+                EventType.WORKFLOW_CANCELLED
+                if status == RunStatus.CANCELLED
+                else EventType.WORKFLOW_FAILED
+            )
             events = [(kind, {"error": message, "error_type": type_name})]
             update.update(error=message, error_type=type_name)
             if status == RunStatus.FAILED and error is not None:
@@ -477,14 +542,17 @@ class Executor:
             wake_at = deadline
         key = f"{journal.run.run_id}-{journal.ctx.next_seq if journal.ctx else 0}"
         due = wake_at
-        if self.child_check is not None and journal.ctx is not None \
-                and journal.ctx.awaits_child:
+        if self.child_check is not None and journal.ctx is not None and journal.ctx.awaits_child:
             check = self.clock.now() + self._child_check_interval(journal.ctx, self.child_check)
             due = check if due is None else min(due, check)
         run = await self._write_final(
-            journal, [],
-            {"status": RunStatus.SUSPENDED, "wake_at": due,
-             "wake_key": key if wake_at is not None else None},
+            journal,
+            [],
+            {
+                "status": RunStatus.SUSPENDED,
+                "wake_at": due,
+                "wake_key": key if wake_at is not None else None,
+            },
             retry_on_conflict=False,
         )
         if wake_at is not None:
@@ -506,10 +574,17 @@ class Executor:
         new_id_ = continued_run_id(old.run_id)
         try:
             successor = await self.create(
-                defn, signal.args_, signal.kwargs, run_id=new_id_, store=False,
-                continued_from_run_id=old.run_id, parent_run_id=old.parent_run_id,
-                parent_op=old.parent_op, parent_close_policy=old.parent_close_policy,
-                nesting_depth=old.nesting_depth, schedule_id=old.schedule_id,
+                defn,
+                signal.args_,
+                signal.kwargs,
+                run_id=new_id_,
+                store=False,
+                continued_from_run_id=old.run_id,
+                parent_run_id=old.parent_run_id,
+                parent_op=old.parent_op,
+                parent_close_policy=old.parent_close_policy,
+                nesting_depth=old.nesting_depth,
+                schedule_id=old.schedule_id,
             )
         except WorkflowError as exc:  # bad arguments for the next run
             return await self._finish(journal, RunStatus.FAILED, error=exc)
@@ -517,15 +592,28 @@ class Executor:
         # has them); the next run's id is derived from this one, so a retry never forks.
         run = await self._write_final(
             journal,
-            [(EventType.WORKFLOW_CONTINUED_AS_NEW, {
-                "new_run_id": new_id_, "args": to_jsonable(list(signal.args_)),
-                "kwargs": to_jsonable(signal.kwargs)})],
-            {"status": RunStatus.CONTINUED_AS_NEW, "continued_to_run_id": new_id_,
-             "completed_at": self.clock.now(), "wake_at": None},
-            retry_on_conflict=True, successor=successor,
+            [
+                (
+                    EventType.WORKFLOW_CONTINUED_AS_NEW,
+                    {
+                        "new_run_id": new_id_,
+                        "args": to_jsonable(list(signal.args_)),
+                        "kwargs": to_jsonable(signal.kwargs),
+                    },
+                )
+            ],
+            {
+                "status": RunStatus.CONTINUED_AS_NEW,
+                "continued_to_run_id": new_id_,
+                "completed_at": self.clock.now(),
+                "wake_at": None,
+            },
+            retry_on_conflict=True,
+            successor=successor,
         )
-        await self._after_terminal(run, journal.ctx.history if journal.ctx else [],
-                                   notify_parent=False)
+        await self._after_terminal(
+            run, journal.ctx.history if journal.ctx else [], notify_parent=False
+        )
         return run
 
     async def _release(self, run: WorkflowRun) -> None:
@@ -537,24 +625,27 @@ class Executor:
         except ConcurrencyError:
             pass
 
-    async def _settle_recorded_ending(
-        self, run: WorkflowRun, history: list[Event]
-    ) -> WorkflowRun:
+    async def _settle_recorded_ending(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
         """The history already ends the run but the record does not say so: a backend that
         writes the ending event before the record (DynamoDB, to skip a transaction) lost its
         worker in between. The history is the truth: copy its ending into the record."""
         last = history[-1]
         status = _RECORDED_ENDINGS[last.type]
         update: dict[str, Any] = {
-            "status": status, "completed_at": last.timestamp, "updated_at": self.clock.now(),
-            "wake_at": None, "lease_owner": None, "lease_expires_at": None,
+            "status": status,
+            "completed_at": last.timestamp,
+            "updated_at": self.clock.now(),
+            "wake_at": None,
+            "lease_owner": None,
+            "lease_expires_at": None,
         }
         if status == RunStatus.COMPLETED:
             update["result"] = dumps(last.data.get("result"))
         else:
             update.update(error=last.data.get("error"), error_type=last.data.get("error_type"))
         stored = await self.storage.update_run(
-            run.model_copy(update=update), expected_version=run.version)
+            run.model_copy(update=update), expected_version=run.version
+        )
         logger.info("run %s %s (recorded ending settled)", run.run_id, status.value)
         await self._after_terminal(stored, history)
         return stored
@@ -580,7 +671,9 @@ class Executor:
             awaited = event.data.get("wait", True)
             if policy_cancel or (awaited and run.status == RunStatus.CANCELLED):
                 await request_cancel(
-                    self.storage, self.clock, event.data["child_run_id"],
+                    self.storage,
+                    self.clock,
+                    event.data["child_run_id"],
                     f"parent {run.run_id} {run.status.value}",
                 )
                 await self.dispatcher.wake(event.data["child_run_id"], reason="cancel")
@@ -594,8 +687,9 @@ class Executor:
         if parent is None or parent.status != RunStatus.SUSPENDED:
             return
         history = await self.storage.get_events(parent.run_id)
-        if any(e.type in _CHILD_ENDINGS and e.data.get("child_run_id") == run.run_id
-               for e in history):
+        if any(
+            e.type in _CHILD_ENDINGS and e.data.get("child_run_id") == run.run_id for e in history
+        ):
             return
         await self.touch(parent.run_id)
         await self.dispatcher.wake(parent.run_id, reason="child-ended")

@@ -111,30 +111,49 @@ class FaultyStorage(StorageBackend):
     # --- writes ------------------------------------------------------------------------------
     async def create_run(self, run: WorkflowRun, events: list[Event]) -> WorkflowRun:
         return await self._write(  # type: ignore[no-any-return]
-            "create_run", lambda: self.inner.create_run(run, events))
+            "create_run", lambda: self.inner.create_run(run, events)
+        )
 
     async def update_run(self, run: WorkflowRun, *, expected_version: int) -> WorkflowRun:
         return await self._write(  # type: ignore[no-any-return]
             f"update_run({run.status.value})",
-            lambda: self.inner.update_run(run, expected_version=expected_version))
+            lambda: self.inner.update_run(run, expected_version=expected_version),
+        )
 
     async def append_events(
-        self, run_id: str, events: list[Event], *, run: WorkflowRun | None = None,
+        self,
+        run_id: str,
+        events: list[Event],
+        *,
+        run: WorkflowRun | None = None,
         expected_version: int | None = None,
     ) -> WorkflowRun | None:
         return await self._write(  # type: ignore[no-any-return]
             f"append_events({_types(events)})",
-            lambda: self.inner.append_events(run_id, events, run=run,
-                                     expected_version=expected_version))
+            lambda: self.inner.append_events(
+                run_id, events, run=run, expected_version=expected_version
+            ),
+        )
 
     async def continue_run(
-        self, run: WorkflowRun, events: list[Event], *, expected_version: int,
-        new_run: WorkflowRun, new_events: list[Event],
+        self,
+        run: WorkflowRun,
+        events: list[Event],
+        *,
+        expected_version: int,
+        new_run: WorkflowRun,
+        new_events: list[Event],
     ) -> WorkflowRun:
         return await self._write(  # type: ignore[no-any-return]
             "continue_run",
-            lambda: self.inner.continue_run(run, events, expected_version=expected_version,
-                                    new_run=new_run, new_events=new_events))
+            lambda: self.inner.continue_run(
+                run,
+                events,
+                expected_version=expected_version,
+                new_run=new_run,
+                new_events=new_events,
+            ),
+        )
 
     async def create_hook(self, hook: Hook) -> None:
         await self._write("create_hook", lambda: self.inner.create_hook(hook))
@@ -142,20 +161,24 @@ class FaultyStorage(StorageBackend):
     async def update_hook(self, hook: Hook, *, expected_version: int) -> Hook:
         return await self._write(  # type: ignore[no-any-return]
             f"update_hook({hook.status.value})",
-            lambda: self.inner.update_hook(hook, expected_version=expected_version))
+            lambda: self.inner.update_hook(hook, expected_version=expected_version),
+        )
 
     async def create_schedule(self, schedule: Schedule) -> Schedule:
         return await self._write(  # type: ignore[no-any-return]
-            "create_schedule", lambda: self.inner.create_schedule(schedule))
+            "create_schedule", lambda: self.inner.create_schedule(schedule)
+        )
 
     async def update_schedule(self, schedule: Schedule, *, expected_version: int) -> Schedule:
         return await self._write(  # type: ignore[no-any-return]
             "update_schedule",
-            lambda: self.inner.update_schedule(schedule, expected_version=expected_version))
+            lambda: self.inner.update_schedule(schedule, expected_version=expected_version),
+        )
 
     async def delete_schedule(self, schedule_id: str) -> bool:
         return await self._write(  # type: ignore[no-any-return]
-            "delete_schedule", lambda: self.inner.delete_schedule(schedule_id))
+            "delete_schedule", lambda: self.inner.delete_schedule(schedule_id)
+        )
 
     # --- reads -------------------------------------------------------------------------------
     async def get_run(self, run_id: str) -> WorkflowRun | None:
@@ -165,15 +188,25 @@ class FaultyStorage(StorageBackend):
         return await self.inner.get_run_by_idempotency_key(key)
 
     async def list_runs(
-        self, *, status: RunStatus | None = None, workflow_name: str | None = None,
-        parent_run_id: str | None = None, limit: int = 100, cursor: str | None = None,
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow_name: str | None = None,
+        parent_run_id: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page:
-        return await self.inner.list_runs(status=status, workflow_name=workflow_name,
-                                          parent_run_id=parent_run_id, limit=limit,
-                                          cursor=cursor)
+        return await self.inner.list_runs(
+            status=status,
+            workflow_name=workflow_name,
+            parent_run_id=parent_run_id,
+            limit=limit,
+            cursor=cursor,
+        )
 
-    async def list_due_runs(self, now: datetime, *, limit: int = 100,
-                            after: str | None = None) -> list[WorkflowRun]:
+    async def list_due_runs(
+        self, now: datetime, *, limit: int = 100, after: str | None = None
+    ) -> list[WorkflowRun]:
         return await self.inner.list_due_runs(now, limit=limit, after=after)
 
     async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
@@ -182,21 +215,25 @@ class FaultyStorage(StorageBackend):
     async def get_hook(self, token_hash: str) -> Hook | None:
         return await self.inner.get_hook(token_hash)
 
-    async def find_hook(self, run_id: str, *, hook_id: str | None = None,
-                        name: str | None = None) -> Hook | None:
+    async def find_hook(
+        self, run_id: str, *, hook_id: str | None = None, name: str | None = None
+    ) -> Hook | None:
         return await self.inner.find_hook(run_id, hook_id=hook_id, name=name)
 
-    async def list_hooks(self, *, run_id: str | None = None, status: HookStatus | None = None,
-                         limit: int = 100) -> list[Hook]:
+    async def list_hooks(
+        self, *, run_id: str | None = None, status: HookStatus | None = None, limit: int = 100
+    ) -> list[Hook]:
         return await self.inner.list_hooks(run_id=run_id, status=status, limit=limit)
 
     async def get_schedule(self, schedule_id: str) -> Schedule | None:
         return await self.inner.get_schedule(schedule_id)
 
-    async def list_schedules(self, *, workflow_name: str | None = None,
-                             status: str | None = None, limit: int = 100) -> list[Schedule]:
-        return await self.inner.list_schedules(workflow_name=workflow_name, status=status,
-                                               limit=limit)
+    async def list_schedules(
+        self, *, workflow_name: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Schedule]:
+        return await self.inner.list_schedules(
+            workflow_name=workflow_name, status=status, limit=limit
+        )
 
     async def close(self) -> None:
         await self.inner.close()
@@ -247,5 +284,12 @@ def inject(runtime: Any, faults: Faults) -> Any:
     return runtime
 
 
-__all__ = ["EXIT_CODE", "FaultyDispatcher", "FaultyStorage", "Faults", "InjectedCrash",
-           "StoreThrottled", "inject"]
+__all__ = [
+    "EXIT_CODE",
+    "FaultyDispatcher",
+    "FaultyStorage",
+    "Faults",
+    "InjectedCrash",
+    "StoreThrottled",
+    "inject",
+]

@@ -61,7 +61,9 @@ async def request_cancel(
             return run
         now = clock.now()
         update: dict[str, Any] = {
-            "cancel_requested": True, "cancel_reason": reason, "updated_at": now,
+            "cancel_requested": True,
+            "cancel_reason": reason,
+            "updated_at": now,
         }
         if run.status in (RunStatus.SUSPENDED, RunStatus.PENDING):
             update["wake_at"] = now
@@ -102,8 +104,11 @@ def _io(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[An
             # The data, not the store: retrying would fail the same way on every pass, so the
             # run fails, whatever the workflow catches. (The serde checks values before they
             # get here; this catches what slipped by.)
-            raise RunFailure(SerializationError(
-                f"A value of run {_run_id(args)} cannot be stored: {describe(exc)}")) from exc
+            raise RunFailure(
+                SerializationError(
+                    f"A value of run {_run_id(args)} cannot be stored: {describe(exc)}"
+                )
+            ) from exc
         except Exception as exc:
             raise StoreUnavailable(exc) from exc
 
@@ -181,8 +186,12 @@ class RunJournal:
             for _ in range(MAX_RESTARTS):
                 try:
                     self.run = await self.storage.update_run(
-                        self.run.model_copy(update={
-                            "lease_expires_at": now + self.executor.lease, "updated_at": now}),
+                        self.run.model_copy(
+                            update={
+                                "lease_expires_at": now + self.executor.lease,
+                                "updated_at": now,
+                            }
+                        ),
                         expected_version=self.run.version,
                     )
                     return True
@@ -217,8 +226,7 @@ class RunJournal:
         except Exception:  # noqa: BLE001 - the store is down: try again at the next beat
             logger.warning("run %s: lease renewal failed", self.run.run_id, exc_info=True)
         if not self._stopped:
-            self._timer = asyncio.get_running_loop().call_later(
-                self._interval, self._start_beat)
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self._start_beat)
 
     async def stop_heartbeat(self) -> None:
         """Stop beating; a renewal under way completes first, so the version the execution
@@ -275,17 +283,29 @@ class RunJournal:
 
     @_io
     async def start_child(
-        self, workflow_name: str, child_run_id: str, args: tuple[Any, ...],
-        kwargs: dict[str, Any], op: int, parent_close_policy: str, wait: bool,
+        self,
+        workflow_name: str,
+        child_run_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        op: int,
+        parent_close_policy: str,
+        wait: bool,
     ) -> None:
         defn = get_workflow(workflow_name)
         if defn is None:
-            raise ConfigurationError(f"Child workflow {workflow_name!r} is not registered in "
-                                     "this process")
+            raise ConfigurationError(
+                f"Child workflow {workflow_name!r} is not registered in this process"
+            )
         try:
             await self.executor.create(
-                defn, args, kwargs, run_id=child_run_id, parent_run_id=self.run.run_id,
-                parent_op=op, parent_close_policy=parent_close_policy,
+                defn,
+                args,
+                kwargs,
+                run_id=child_run_id,
+                parent_run_id=self.run.run_id,
+                parent_op=op,
+                parent_close_policy=parent_close_policy,
                 nesting_depth=self.run.nesting_depth + 1,
             )
         except ConcurrencyError:

@@ -48,18 +48,28 @@ class LocalRuntime:
         self.storage = storage
         self.clock = clock or get_config().clock or SystemClock()
         self.executor = Executor(
-            storage, self.clock, self,
+            storage,
+            self.clock,
+            self,
             lease_seconds=lease_seconds if lease_seconds is not None else settings.lease_seconds,
-            inline_wait_max=(inline_wait_max if inline_wait_max is not None
-                             else settings.retry_inline_max_seconds),
+            inline_wait_max=(
+                inline_wait_max
+                if inline_wait_max is not None
+                else settings.retry_inline_max_seconds
+            ),
             inline_sleep_max=inline_sleep_max,
         )
         self.executor.child_check = timedelta(seconds=CHILD_CHECK_SECONDS)
         # Settings given here stay; the others follow configure(), even after the first run:
         # the executor looks at the settings' generation whenever an execution starts.
-        self._own = {name for name, value in (("lease_seconds", lease_seconds),
-                                              ("inline_wait_max", inline_wait_max))
-                     if value is not None}
+        self._own = {
+            name
+            for name, value in (
+                ("lease_seconds", lease_seconds),
+                ("inline_wait_max", inline_wait_max),
+            )
+            if value is not None
+        }
         self._generation = -1
         self.executor.before_execution = self.follow_settings
         self.follow_settings()
@@ -67,14 +77,18 @@ class LocalRuntime:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def drive(self, run_id: str, *, follow_chain: bool = True,
-                    steal: bool | str = False) -> WorkflowRun:
+    async def drive(
+        self, run_id: str, *, follow_chain: bool = True, steal: bool | str = False
+    ) -> WorkflowRun:
         """Drive a run (and, by default, the runs that continue it) until they end or wait."""
         while True:
             async with self._run_lock(run_id):
                 run = await self.executor.drive(run_id, steal=steal)
-            if not (follow_chain and run.status == RunStatus.CONTINUED_AS_NEW
-                    and run.continued_to_run_id):
+            if not (
+                follow_chain
+                and run.status == RunStatus.CONTINUED_AS_NEW
+                and run.continued_to_run_id
+            ):
                 return run
             run_id = run.continued_to_run_id
 
@@ -92,15 +106,27 @@ class LocalRuntime:
 
     # --- Runtime (pyworkflow.runtime.protocol) --------------------------------------------------
     async def create_run(
-        self, defn: WorkflowDefinition, args: tuple[Any, ...], kwargs: dict[str, Any], *,
-        run_id: str | None = None, idempotency_key: str | None = None, drive_here: bool = True,
+        self,
+        defn: WorkflowDefinition,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+        drive_here: bool = True,
         schedule_id: str | None = None,
     ) -> tuple[WorkflowRun, list[Event]]:
         """Created leased to this process when it drives the run next: no second read."""
         fields: dict[str, Any] = {"schedule_id": schedule_id} if schedule_id else {}
-        return await self.executor.create(defn, args, kwargs, run_id=run_id,
-                                          idempotency_key=idempotency_key, lease=drive_here,
-                                          **fields)
+        return await self.executor.create(
+            defn,
+            args,
+            kwargs,
+            run_id=run_id,
+            idempotency_key=idempotency_key,
+            lease=drive_here,
+            **fields,
+        )
 
     async def begin(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
         """Drive the run inline until it ends or waits (following continue-as-new)."""
@@ -132,8 +158,9 @@ class LocalRuntime:
             executor.lease = timedelta(seconds=settings.lease_seconds)
         if "inline_wait_max" not in self._own:
             executor.inline_wait_max = settings.retry_inline_max_seconds
-        executor.limits = Limits(settings.event_soft_limit, settings.event_hard_limit,
-                                 settings.event_warning_interval)
+        executor.limits = Limits(
+            settings.event_soft_limit, settings.event_hard_limit, settings.event_warning_interval
+        )
         executor.default_retries = settings.default_retries
 
     @contextlib.asynccontextmanager

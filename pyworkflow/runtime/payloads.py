@@ -25,7 +25,7 @@ from pyworkflow.storage.offload import RUN_TEXT_FIELDS, describe_event, describe
 
 @dataclass(frozen=True)
 class _Field:
-    what: str   # for the error message
+    what: str  # for the error message
     size: int
 
 
@@ -44,8 +44,9 @@ class PayloadGuard:
             return None
         most = get_settings().max_payload_bytes
         if limits.per_field is not None and most < limits.per_field:
-            limits = PayloadLimits(most, ENV_MAX_PAYLOAD_BYTES,
-                                   limits.per_record, limits.per_record_setting)
+            limits = PayloadLimits(
+                most, ENV_MAX_PAYLOAD_BYTES, limits.per_record, limits.per_record_setting
+            )
         return cls(limits)
 
     def check(self, records: list[list[_Field]]) -> dict[int, PayloadTooLargeError]:
@@ -58,19 +59,24 @@ class PayloadGuard:
                 if total > per_record:
                     largest = max(fields, key=lambda f: f.size)
                     errors[index] = PayloadTooLargeError(
-                        largest.what, total, per_record, self.limits.per_record_setting)
+                        largest.what, total, per_record, self.limits.per_record_setting
+                    )
                     continue
             if per_field is not None:
                 for field in sorted(fields, key=lambda f: -f.size):
                     if field.size > per_field:
                         errors[index] = PayloadTooLargeError(
-                            field.what, field.size, per_field,
-                            self.limits.per_field_setting or ENV_MAX_PAYLOAD_BYTES)
+                            field.what,
+                            field.size,
+                            per_field,
+                            self.limits.per_field_setting or ENV_MAX_PAYLOAD_BYTES,
+                        )
                         break
         return errors
 
-    def oversized(self, events: list[Event], *runs: WorkflowRun | None
-                  ) -> dict[int, PayloadTooLargeError]:
+    def oversized(
+        self, events: list[Event], *runs: WorkflowRun | None
+    ) -> dict[int, PayloadTooLargeError]:
         """Errors by position: ``events`` first, then each of ``runs`` (None: absent)."""
         records = [event_fields(e) for e in events]
         records += [run_fields(r) if r is not None else [] for r in runs]
@@ -84,8 +90,11 @@ def event_fields(event: Event) -> list[_Field]:
 
 
 def run_fields(run: WorkflowRun) -> list[_Field]:
-    fields = [_Field(describe_run_field(run, name), len(value.encode()))
-              for name in RUN_TEXT_FIELDS if (value := getattr(run, name)) is not None]
+    fields = [
+        _Field(describe_run_field(run, name), len(value.encode()))
+        for name in RUN_TEXT_FIELDS
+        if (value := getattr(run, name)) is not None
+    ]
     if run.context:
         fields.append(_Field(describe_run_field(run, "context"), len(to_json(run.context))))
     return fields
@@ -94,21 +103,33 @@ def run_fields(run: WorkflowRun) -> list[_Field]:
 def failed_event(event: Event, error: PayloadTooLargeError) -> Event:
     described = {"error": str(error), "error_type": type(error).__name__}
     if event.type == EventType.STEP_COMPLETED:
-        kept = {k: event.data[k] for k in ("op", "name", "step_name", "attempt", "path")
-                if k in event.data}
-        return event.model_copy(update={"type": EventType.STEP_FAILED,
-                                        "data": {**kept, **described}})
+        kept = {
+            k: event.data[k]
+            for k in ("op", "name", "step_name", "attempt", "path")
+            if k in event.data
+        }
+        return event.model_copy(
+            update={"type": EventType.STEP_FAILED, "data": {**kept, **described}}
+        )
     return event.model_copy(update={"type": EventType.WORKFLOW_FAILED, "data": described})
 
 
 def failed_run(run: WorkflowRun, error: PayloadTooLargeError) -> WorkflowRun:
-    return run.model_copy(update={
-        "status": RunStatus.FAILED, "result": None, "error": str(error),
-        "error_type": type(error).__name__, "continued_to_run_id": None})
+    return run.model_copy(
+        update={
+            "status": RunStatus.FAILED,
+            "result": None,
+            "error": str(error),
+            "error_type": type(error).__name__,
+            "continued_to_run_id": None,
+        }
+    )
 
 
 def fail_oversized(
-    events: list[Event], run: WorkflowRun | None, errors: dict[int, PayloadTooLargeError],
+    events: list[Event],
+    run: WorkflowRun | None,
+    errors: dict[int, PayloadTooLargeError],
 ) -> tuple[list[Event], WorkflowRun | None, PayloadTooLargeError | None]:
     """What an oversized result causes, recorded instead of the result: a step result becomes
     that step's ``step.failed``, a workflow result the run's failure (``errors`` by position,
@@ -120,8 +141,11 @@ def fail_oversized(
     run_error = errors.get(n)
     for i, event in enumerate(events):
         error = errors.get(i)
-        if event.type == EventType.WORKFLOW_COMPLETED and run is not None and (
-                error is not None or run_error is not None):
+        if (
+            event.type == EventType.WORKFLOW_COMPLETED
+            and run is not None
+            and (error is not None or run_error is not None)
+        ):
             cause = error if error is not None else run_error
             if cause is None:  # (excluded by the condition above; a typed narrowing)
                 continue
@@ -138,7 +162,9 @@ def fail_oversized(
 
 
 def fit_final(
-    guard: PayloadGuard | None, events: list[Event], run: WorkflowRun,
+    guard: PayloadGuard | None,
+    events: list[Event],
+    run: WorkflowRun,
     successor: tuple[WorkflowRun, list[Event]] | None,
 ) -> tuple[list[Event], WorkflowRun, tuple[WorkflowRun, list[Event]] | None]:
     """A run's final write (its events, its record and, when it continues as new, the next
@@ -147,14 +173,20 @@ def fit_final(
     if guard is None:
         return events, run, successor
     if successor is not None:
-        records = [*map(event_fields, events), run_fields(run), run_fields(successor[0]),
-                   *map(event_fields, successor[1])]
+        records = [
+            *map(event_fields, events),
+            run_fields(run),
+            run_fields(successor[0]),
+            *map(event_fields, successor[1]),
+        ]
         errors = guard.check(records)
         if not errors:
             return events, run, successor
         error = errors[min(errors)]
-        events = [failed_event(e, error) if e.type == EventType.WORKFLOW_CONTINUED_AS_NEW
-                  else e for e in events]
+        events = [
+            failed_event(e, error) if e.type == EventType.WORKFLOW_CONTINUED_AS_NEW else e
+            for e in events
+        ]
         run, successor = failed_run(run, error), None
     errors = guard.oversized(events, run)
     if errors:

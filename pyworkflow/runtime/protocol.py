@@ -36,8 +36,14 @@ class Runtime(Protocol):
     def executor(self) -> Executor: ...
 
     async def create_run(
-        self, defn: WorkflowDefinition, args: tuple[Any, ...], kwargs: dict[str, Any], *,
-        run_id: str | None = None, idempotency_key: str | None = None, drive_here: bool = True,
+        self,
+        defn: WorkflowDefinition,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+        drive_here: bool = True,
         schedule_id: str | None = None,
     ) -> tuple[WorkflowRun, list[Event]]:
         """Check the arguments and store a new run with its started event (one write).

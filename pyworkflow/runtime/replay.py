@@ -49,8 +49,8 @@ class HistoryEnd(BaseException):  # noqa: N818 - control flow, like the engine's
 
 
 class ReplayEnding(StrEnum):
-    HISTORY_END = "history_end"      # the code went on past the last recorded operation
-    WAITING = "waiting"              # the code waits where the history waits
+    HISTORY_END = "history_end"  # the code went on past the last recorded operation
+    WAITING = "waiting"  # the code waits where the history waits
     RETURNED = "returned"
     RAISED = "raised"
     CONTINUED_AS_NEW = "continued_as_new"
@@ -58,9 +58,9 @@ class ReplayEnding(StrEnum):
 
 
 class Divergence(BaseModel):
-    op: str | None = None   # the op number, or its path inside a fan-out
-    expected: str           # what the history recorded there
-    found: str              # what the code does now
+    op: str | None = None  # the op number, or its path inside a fan-out
+    expected: str  # what the history recorded there
+    found: str  # what the code does now
     message: str
 
 
@@ -69,7 +69,7 @@ class ReplayReport(BaseModel):
     workflow_name: str
     ok: bool
     events: int
-    operations: int                 # recorded operations in the history
+    operations: int  # recorded operations in the history
     ending: ReplayEnding
     detail: str = ""
     divergence: Divergence | None = None
@@ -103,8 +103,14 @@ class ReplayJournal:
         raise HistoryEnd("a hook expiry")
 
     async def start_child(
-        self, workflow_name: str, child_run_id: str, args: tuple[Any, ...],
-        kwargs: dict[str, Any], op: int, parent_close_policy: str, wait: bool,
+        self,
+        workflow_name: str,
+        child_run_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        op: int,
+        parent_close_policy: str,
+        wait: bool,
     ) -> None:
         raise HistoryEnd("a new child run")
 
@@ -122,8 +128,10 @@ def load_history(text: str) -> list[Event]:
     if isinstance(data, dict):
         data = data.get("events")
     if not isinstance(data, list):
-        raise ValueError("expected a JSON list of events (pyworkflow runs logs RUN_ID -o json) "
-                         'or an object with an "events" list')
+        raise ValueError(
+            "expected a JSON list of events (pyworkflow runs logs RUN_ID -o json) "
+            'or an object with an "events" list'
+        )
     events = sorted((Event.model_validate(e) for e in data), key=lambda e: e.sequence)
     if not events or events[0].type != EventType.WORKFLOW_STARTED:
         raise ValueError("the history must begin with its workflow.started event")
@@ -131,7 +139,9 @@ def load_history(text: str) -> list[Event]:
 
 
 async def replay_history(
-    history: list[Event], *, run: WorkflowRun | None = None,
+    history: list[Event],
+    *,
+    run: WorkflowRun | None = None,
     workflow: WorkflowDefinition | None = None,
 ) -> ReplayReport:
     """Replay ``history`` with the workflow as defined in this process; never writes."""
@@ -141,27 +151,38 @@ async def replay_history(
     if defn is None:
         raise WorkflowNotFoundError(f"{name} (workflow not defined in this process)")
     if run is None:
-        run = WorkflowRun(run_id=started.run_id, workflow_name=name,
-                          created_at=started.timestamp, updated_at=started.timestamp,
-                          status=RunStatus.RUNNING)
+        run = WorkflowRun(
+            run_id=started.run_id,
+            workflow_name=name,
+            created_at=started.timestamp,
+            updated_at=started.timestamp,
+            status=RunStatus.RUNNING,
+        )
     # Time stands at the run's start: every recorded wake-up (sleep, retry backoff, hook
     # timeout) is then still ahead, so the replay stops at it instead of running anything.
     clock = ManualClock(started.timestamp)
     journal = ReplayJournal(clock)
-    ctx = WorkflowContext(run.model_copy(update={"deadline_at": None}), list(history), journal,
-                          durable=True)
+    ctx = WorkflowContext(
+        run.model_copy(update={"deadline_at": None}), list(history), journal, durable=True
+    )
     journal.ctx = ctx
     terminal = history[-1] if history[-1].type in TERMINAL_RUN_EVENTS else None
     report = ReplayReport(
-        run_id=run.run_id, workflow_name=defn.name, ok=True, events=len(history),
-        operations=ctx.recorded_ops(), ending=ReplayEnding.RETURNED,
-        recorded_version=run.metadata.get("version"), code_version=defn.version,
+        run_id=run.run_id,
+        workflow_name=defn.name,
+        ok=True,
+        events=len(history),
+        operations=ctx.recorded_ops(),
+        ending=ReplayEnding.RETURNED,
+        recorded_version=run.metadata.get("version"),
+        code_version=defn.version,
     )
     token = _ctx.activate(ctx)
     ctx.main_task = asyncio.current_task()
     try:
-        args, kwargs = decode_arguments(defn, started.data.get("args", []),
-                                        started.data.get("kwargs", {}))
+        args, kwargs = decode_arguments(
+            defn, started.data.get("args", []), started.data.get("kwargs", {})
+        )
         result = await defn.func(*args, **kwargs)
     except RunFailure as failure:
         return _failed_run(report, failure.error, ctx)
@@ -195,16 +216,23 @@ async def replay_history(
     if report.ok and terminal is not None and terminal.type == EventType.WORKFLOW_COMPLETED:
         now = loads(dumps(result))
         if now != terminal.data.get("result"):
-            return _diverged(report, None, f"result {terminal.data.get('result')!r}",
-                             f"result {now!r}", "the workflow now returns a different result")
+            return _diverged(
+                report,
+                None,
+                f"result {terminal.data.get('result')!r}",
+                f"result {now!r}",
+                "the workflow now returns a different result",
+            )
     return report
 
 
-def _diverged(report: ReplayReport, op: Any, expected: str, found: str,
-              message: str) -> ReplayReport:
+def _diverged(
+    report: ReplayReport, op: Any, expected: str, found: str, message: str
+) -> ReplayReport:
     report.ok = False
     report.divergence = Divergence(
-        op=None if op is None else str(op), expected=expected, found=found, message=message)
+        op=None if op is None else str(op), expected=expected, found=found, message=message
+    )
     return report
 
 
@@ -214,39 +242,60 @@ def _failed_run(report: ReplayReport, error: WorkflowError, ctx: WorkflowContext
     mismatch = error.mismatch if isinstance(error, NonDeterminismError) else None
     if mismatch is not None:
         return _diverged(report, mismatch.op, mismatch.expected, mismatch.found, str(error))
-    return _diverged(report, _last_position(ctx), "the recorded history",
-                     f"{type(error).__name__}", str(error))
+    return _diverged(
+        report, _last_position(ctx), "the recorded history", f"{type(error).__name__}", str(error)
+    )
 
 
 def _past_the_end(report: ReplayReport, terminal: Event | None, found: str) -> ReplayReport:
     if terminal is None:
         return report  # an open run's history ends here: what follows is new, as it should be
-    return _diverged(report, None, f"{terminal.type.value} (the run ended)", found,
-                     f"the recorded run ended ({terminal.type.value}) but the code goes on "
-                     f"with {found}")
+    return _diverged(
+        report,
+        None,
+        f"{terminal.type.value} (the run ended)",
+        found,
+        f"the recorded run ended ({terminal.type.value}) but the code goes on with {found}",
+    )
 
 
-def _compare_ending(report: ReplayReport, ctx: WorkflowContext, terminal: Event | None,
-                    now: EventType, exc: BaseException | None) -> ReplayReport:
+def _compare_ending(
+    report: ReplayReport,
+    ctx: WorkflowContext,
+    terminal: Event | None,
+    now: EventType,
+    exc: BaseException | None,
+) -> ReplayReport:
     leftover = ctx.unconsumed_ops()
     if leftover:
         first = leftover[0]
-        return _diverged(report, first.op, f"{first.kind} {first.name!r}", now.value,
-                         f"the code ends the run ({now.value}) but the history goes on with "
-                         f"{len(leftover)} more operation(s), starting with {first.kind} "
-                         f"{first.name!r} (#{first.op})")
+        return _diverged(
+            report,
+            first.op,
+            f"{first.kind} {first.name!r}",
+            now.value,
+            f"the code ends the run ({now.value}) but the history goes on with "
+            f"{len(leftover)} more operation(s), starting with {first.kind} "
+            f"{first.name!r} (#{first.op})",
+        )
     if terminal is None:
         return report  # the history stops before its ending was recorded: nothing to compare
     same = terminal.type == now and (
-        exc is None or terminal.data.get("error_type") in (None, type(exc).__name__))
+        exc is None or terminal.data.get("error_type") in (None, type(exc).__name__)
+    )
     if same:
         return report
     recorded = terminal.type.value
     if terminal.data.get("error_type"):
         recorded += f" ({terminal.data['error_type']})"
     found = now.value + (f" ({type(exc).__name__}: {exc})" if exc is not None else "")
-    return _diverged(report, None, recorded, found,
-                     f"the recorded run ended with {recorded}, the code now ends with {found}")
+    return _diverged(
+        report,
+        None,
+        recorded,
+        found,
+        f"the recorded run ended with {recorded}, the code now ends with {found}",
+    )
 
 
 def _last_position(ctx: WorkflowContext) -> str:
@@ -255,5 +304,12 @@ def _last_position(ctx: WorkflowContext) -> str:
     return f"{head}{dot}{max(0, int(tail) - 1)}"
 
 
-__all__ = ["replay_history", "load_history", "ReplayReport", "Divergence", "ReplayEnding",
-           "HistoryEnd", "ReplayJournal"]
+__all__ = [
+    "replay_history",
+    "load_history",
+    "ReplayReport",
+    "Divergence",
+    "ReplayEnding",
+    "HistoryEnd",
+    "ReplayJournal",
+]

@@ -112,14 +112,23 @@ def scheduled_workflow(
             "@scheduled_workflow needs arguments: write @scheduled_workflow(cron='0 9 * * *') "
             "or @scheduled_workflow(interval='5m')"
         )
-    spec = ScheduleSpec(cron=cron, interval=interval, calendar=calendar, timezone=timezone,
-                        start_at=start_at, end_at=end_at, jitter=jitter)
+    spec = ScheduleSpec(
+        cron=cron,
+        interval=interval,
+        calendar=calendar,
+        timezone=timezone,
+        start_at=start_at,
+        end_at=end_at,
+        jitter=jitter,
+    )
     validate_spec(spec)
     policy = parse_overlap_policy(overlap_policy)
 
     def decorate(func: F) -> F:
         wrapper = workflow(
-            name=name, durable=durable, max_duration=max_duration,
+            name=name,
+            durable=durable,
+            max_duration=max_duration,
             recover_on_worker_loss=recover_on_worker_loss,
             max_recovery_attempts=max_recovery_attempts,
         )(func)
@@ -205,8 +214,9 @@ async def cas(
             return await storage.update_schedule(new, expected_version=current.version), payload
         except ConcurrencyError:
             continue
-    raise ScheduleError(f"Schedule {schedule_id}: gave up after {MAX_CAS_ATTEMPTS} conflicting "
-                        "writes")
+    raise ScheduleError(
+        f"Schedule {schedule_id}: gave up after {MAX_CAS_ATTEMPTS} conflicting writes"
+    )
 
 
 # --- starting runs now --------------------------------------------------------------------
@@ -229,8 +239,9 @@ async def trigger_schedule(rt: Runtime, schedule_id: str) -> str:
     return plan.starts[0][0]
 
 
-async def backfill_schedule(rt: Runtime, schedule_id: str, start_time: datetime,
-                            end_time: datetime) -> list[str]:
+async def backfill_schedule(
+    rt: Runtime, schedule_id: str, start_time: datetime, end_time: datetime
+) -> list[str]:
     """Start one run per fire time in ``[start_time, end_time)`` that has no run yet (fire times
     that already ran — live or by an earlier backfill — are skipped, so a backfill can be
     repeated safely). Overlap policy does not apply, as in 0.1.9. Naive times are read in the
@@ -238,8 +249,9 @@ async def backfill_schedule(rt: Runtime, schedule_id: str, start_time: datetime,
     """
     schedule = await require(rt.storage, schedule_id)
     require_live(schedule)
-    times = fire_times_between(schedule.spec, start_time, end_time, MAX_BACKFILL_RUNS + 1,
-                               anchor=schedule.created_at)
+    times = fire_times_between(
+        schedule.spec, start_time, end_time, MAX_BACKFILL_RUNS + 1, anchor=schedule.created_at
+    )
     if len(times) > MAX_BACKFILL_RUNS:
         raise ScheduleError(
             f"Backfill of schedule {schedule_id} would start more than {MAX_BACKFILL_RUNS} runs: "
@@ -284,8 +296,12 @@ async def _refresh(rt: Runtime, schedule: Schedule, defn: WorkflowDefinition) ->
     for run_id in schedule.running_run_ids:
         run = await rt.storage.get_run(run_id)
         hops = 0
-        while (run is not None and run.status == RunStatus.CONTINUED_AS_NEW
-               and run.continued_to_run_id and hops < MAX_CHAIN_HOPS):
+        while (
+            run is not None
+            and run.status == RunStatus.CONTINUED_AS_NEW
+            and run.continued_to_run_id
+            and hops < MAX_CHAIN_HOPS
+        ):
             successor = await rt.storage.get_run(run.continued_to_run_id)
             if successor is None:
                 break
@@ -294,8 +310,12 @@ async def _refresh(rt: Runtime, schedule: Schedule, defn: WorkflowDefinition) ->
             try:
                 await _create_run(rt, defn, schedule, run_id, None, lease=False)
             except WorkflowError as exc:
-                logger.error("schedule %s: cannot create claimed run %s: %s",
-                             schedule.schedule_id, run_id, exc)
+                logger.error(
+                    "schedule %s: cannot create claimed run %s: %s",
+                    schedule.schedule_id,
+                    run_id,
+                    exc,
+                )
                 plan.failed += 1
                 continue
             plan.recovered.append(run_id)
@@ -307,21 +327,32 @@ async def _refresh(rt: Runtime, schedule: Schedule, defn: WorkflowDefinition) ->
         elif not run.status.is_terminal or run.status == RunStatus.CONTINUED_AS_NEW:
             plan.running.append(run.run_id)
     plan.running = list(dict.fromkeys(plan.running))
-    plan.changed = (plan.running != schedule.running_run_ids
-                    or bool(plan.successful or plan.failed))
+    plan.changed = plan.running != schedule.running_run_ids or bool(plan.successful or plan.failed)
     return plan
 
 
 async def _create_run(
-    rt: Runtime, defn: WorkflowDefinition, schedule: Schedule, run_id: str,
-    key: str | None, *, lease: bool = True,
+    rt: Runtime,
+    defn: WorkflowDefinition,
+    schedule: Schedule,
+    run_id: str,
+    key: str | None,
+    *,
+    lease: bool = True,
 ) -> bool:
     """Create a claimed run. False if it exists already (another worker or an earlier attempt
     created it, or recovery did): the claim is satisfied either way."""
     args, kwargs = _arguments(schedule)
     try:
-        await rt.create_run(defn, args, kwargs, run_id=run_id, idempotency_key=key,
-                            drive_here=lease, schedule_id=schedule.schedule_id)
+        await rt.create_run(
+            defn,
+            args,
+            kwargs,
+            run_id=run_id,
+            idempotency_key=key,
+            drive_here=lease,
+            schedule_id=schedule.schedule_id,
+        )
     except ConcurrencyError:
         return False
     return True
@@ -334,8 +365,12 @@ async def _carry_out(rt: Runtime, schedule: Schedule, plan: FirePlan) -> list[st
     to_drive: list[str] = []
     for run_id in plan.cancel:
         try:
-            await request_cancel(rt.storage, rt.clock, run_id,
-                                 f"schedule {schedule.schedule_id}: overlap policy cancel_other")
+            await request_cancel(
+                rt.storage,
+                rt.clock,
+                run_id,
+                f"schedule {schedule.schedule_id}: overlap policy cancel_other",
+            )
         except WorkflowNotFoundError:
             continue
         if rt.is_active(run_id):
@@ -348,8 +383,7 @@ async def _carry_out(rt: Runtime, schedule: Schedule, plan: FirePlan) -> list[st
     return to_drive + plan.recovered + [run_id for run_id, _ in plan.starts]
 
 
-async def _fire_one(rt: Runtime, schedule_id: str, now: datetime
-                    ) -> tuple[list[str], list[str]]:
+async def _fire_one(rt: Runtime, schedule_id: str, now: datetime) -> tuple[list[str], list[str]]:
     """Claim and start what is due on one schedule: (runs started, runs to drive)."""
 
     async def claim(current: Schedule) -> tuple[Schedule | None, FirePlan | None]:
@@ -358,16 +392,20 @@ async def _fire_one(rt: Runtime, schedule_id: str, now: datetime
         defn = get_workflow(current.workflow_name)
         if defn is None:
             # Leave the fire time to a worker that has the workflow's module imported.
-            logger.warning("schedule %s: workflow %r is not registered in this process; not "
-                           "firing it here", schedule_id, current.workflow_name)
+            logger.warning(
+                "schedule %s: workflow %r is not registered in this process; not firing it here",
+                schedule_id,
+                current.workflow_name,
+            )
             return None, None
         plan = await _refresh(rt, current, defn)
         try:
             _check_arguments(current, defn)
         except WorkflowError as exc:
             if is_due(current, now):
-                logger.error("schedule %s: cannot start %s: %s", schedule_id,
-                             current.workflow_name, exc)
+                logger.error(
+                    "schedule %s: cannot start %s: %s", schedule_id, current.workflow_name, exc
+                )
                 plan.failed += 1
                 consume_fire_time(current, plan, now)
         else:
@@ -400,8 +438,7 @@ async def fire_due_schedules(rt: Runtime) -> list[str]:
     now = rt.clock.now()
     started: list[str] = []
     to_drive: list[str] = []
-    schedules = await rt.storage.list_schedules(status=ScheduleStatus.ACTIVE,
-                                                limit=FIRE_SCAN_LIMIT)
+    schedules = await rt.storage.list_schedules(status=ScheduleStatus.ACTIVE, limit=FIRE_SCAN_LIMIT)
     for schedule in schedules:
         if not (is_due(schedule, now) or schedule.buffered_count or schedule.running_run_ids):
             continue

@@ -36,15 +36,21 @@ def embedded_storage(settings: Settings) -> StorageBackend:
     return with_offload(storage, settings)
 
 
-def dynamodb_backend(settings: Settings, *, session: Any = None,
-                     create_table: bool = False) -> DynamoDBStorageBackend:
+def dynamodb_backend(
+    settings: Settings, *, session: Any = None, create_table: bool = False
+) -> DynamoDBStorageBackend:
     """The DynamoDB backend of ``PYWORKFLOW_TABLE``, with the endpoint, region and retention
     of their variables; nothing else around it."""
     from pyworkflow.storage.dynamodb import DynamoDBStorageBackend  # aioboto3: only where used
 
     return DynamoDBStorageBackend(
-        settings.table, region=settings.region, endpoint_url=settings.dynamodb_endpoint,
-        retention_days=settings.retention_days, session=session, create_table=create_table)
+        settings.table,
+        region=settings.region,
+        endpoint_url=settings.dynamodb_endpoint,
+        retention_days=settings.retention_days,
+        session=session,
+        create_table=create_table,
+    )
 
 
 def dynamodb_storage(settings: Settings, *, session: Any = None) -> StorageBackend:
@@ -61,8 +67,9 @@ def storage_from_settings(settings: Settings) -> StorageBackend:
     return embedded_storage(settings)
 
 
-def with_offload(storage: StorageBackend, settings: Settings, *,
-                 item_limit: bool = False) -> StorageBackend:
+def with_offload(
+    storage: StorageBackend, settings: Settings, *, item_limit: bool = False
+) -> StorageBackend:
     """``storage`` wrapped as the settings say: blobs in S3 (``PYWORKFLOW_BLOB_BUCKET``) or a
     directory (``PYWORKFLOW_BLOB_DIR``). Without either, ``storage`` itself, unless it has an
     item limit (DynamoDB): then a wrapper that says so, so the limit is met with a clear
@@ -76,8 +83,12 @@ def with_offload(storage: StorageBackend, settings: Settings, *,
         blobs = FileBlobStore(settings.blob_dir)
     elif not item_limit:
         return storage
-    return OffloadingStorage(storage, blobs, threshold_bytes=settings.offload_threshold_bytes,
-                             max_payload_bytes=settings.max_payload_bytes)
+    return OffloadingStorage(
+        storage,
+        blobs,
+        threshold_bytes=settings.offload_threshold_bytes,
+        max_payload_bytes=settings.max_payload_bytes,
+    )
 
 
 def offload_from_env(storage: StorageBackend, *, item_limit: bool = False) -> StorageBackend:

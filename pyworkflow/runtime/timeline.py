@@ -37,18 +37,33 @@ class OpKind(StrEnum):
     OTHER = "other"
 
 
-_KIND_BY_PREFIX = {"step": OpKind.STEP, "sleep": OpKind.SLEEP, "hook": OpKind.HOOK,
-                   "child_workflow": OpKind.CHILD, "context": OpKind.CONTEXT,
-                   "patch": OpKind.PATCH, "parallel": OpKind.FAN_OUT}
+_KIND_BY_PREFIX = {
+    "step": OpKind.STEP,
+    "sleep": OpKind.SLEEP,
+    "hook": OpKind.HOOK,
+    "child_workflow": OpKind.CHILD,
+    "context": OpKind.CONTEXT,
+    "patch": OpKind.PATCH,
+    "parallel": OpKind.FAN_OUT,
+}
 #: The event that opens an operation which records its start (a step records only its end,
 #: unless it is at-most-once).
-_OPENING = frozenset({EventType.STEP_STARTED, EventType.SLEEP_STARTED, EventType.HOOK_CREATED,
-                      EventType.CHILD_WORKFLOW_STARTED})
+_OPENING = frozenset(
+    {
+        EventType.STEP_STARTED,
+        EventType.SLEEP_STARTED,
+        EventType.HOOK_CREATED,
+        EventType.CHILD_WORKFLOW_STARTED,
+    }
+)
 _OUTCOMES = {
-    EventType.STEP_COMPLETED: "completed", EventType.STEP_FAILED: "failed",
+    EventType.STEP_COMPLETED: "completed",
+    EventType.STEP_FAILED: "failed",
     EventType.STEP_CANCELLED: "cancelled",
-    EventType.SLEEP_COMPLETED: "slept", EventType.HOOK_RECEIVED: "received",
-    EventType.HOOK_EXPIRED: "expired", EventType.CHILD_WORKFLOW_COMPLETED: "completed",
+    EventType.SLEEP_COMPLETED: "slept",
+    EventType.HOOK_RECEIVED: "received",
+    EventType.HOOK_EXPIRED: "expired",
+    EventType.CHILD_WORKFLOW_COMPLETED: "completed",
     EventType.CHILD_WORKFLOW_FAILED: "failed",
     EventType.CHILD_WORKFLOW_CANCELLED: "cancelled",
     EventType.CONTEXT_UPDATED: "updated",
@@ -61,9 +76,9 @@ class Row(BaseModel):
     """One event of the history."""
 
     sequence: int
-    offset: float                   # seconds since the run's first event
+    offset: float  # seconds since the run's first event
     type: str
-    family: str                     # "step", "sleep", "workflow"... (the type's prefix)
+    family: str  # "step", "sleep", "workflow"... (the type's prefix)
     op: int | None = None
     name: str | None = None
     attempt: int | None = None
@@ -76,13 +91,13 @@ class Operation(BaseModel):
     op: int
     kind: OpKind
     name: str
-    start: float                    # seconds since the run started
-    end: float | None = None        # None: still running or waiting
+    start: float  # seconds since the run started
+    end: float | None = None  # None: still running or waiting
     attempts: int = 1
     retries: int = 0
-    outcome: str                    # completed, failed, slept, received, waiting...
+    outcome: str  # completed, failed, slept, received, waiting...
     failed: bool = False
-    run_ms: float | None = None     # a step's last attempt, as the step measured it
+    run_ms: float | None = None  # a step's last attempt, as the step measured it
     child_run_id: str | None = None
     #: A sleep's wake-up time; for an open hook its expiry, for a step waiting to retry the
     #: time of the next attempt.
@@ -111,7 +126,7 @@ class Timeline(BaseModel):
     started_at: datetime | None
     rows: list[Row]
     operations: list[Operation]
-    total: float                    # seconds from the first to the last event
+    total: float  # seconds from the first to the last event
 
     @property
     def children(self) -> list[Operation]:
@@ -132,11 +147,19 @@ def build_timeline(events: list[Event]) -> Timeline:
     def offset(e: Event) -> float:
         return (e.timestamp - origin).total_seconds() if origin is not None else 0.0
 
-    rows = [Row(sequence=e.sequence, offset=offset(e), type=e.type.value,
-                family=_family(e.type.value), op=e.op,
-                name=e.data.get("step_name") or e.data.get("name"),
-                attempt=e.data.get("attempt") if isinstance(e.data.get("attempt"), int) else None,
-                data=e.data) for e in events]
+    rows = [
+        Row(
+            sequence=e.sequence,
+            offset=offset(e),
+            type=e.type.value,
+            family=_family(e.type.value),
+            op=e.op,
+            name=e.data.get("step_name") or e.data.get("name"),
+            attempt=e.data.get("attempt") if isinstance(e.data.get("attempt"), int) else None,
+            data=e.data,
+        )
+        for e in events
+    ]
     by_op: dict[int, list[Event]] = {}
     for e in events:
         # A fan-out's parallel.started only counts its items (for replay checks): the items
@@ -160,17 +183,23 @@ def _operation(op: int, events: list[Event], offset: Callable[[Event], float]) -
     if opening is None and terminal is first and isinstance(run_ms, int | float):
         # A step records only its ending: it began when its (only) attempt began.
         start = max(0.0, offset(terminal) - run_ms / 1000)
-    attempts = max([int(a) for e in events if isinstance(a := e.data.get("attempt"), int)],
-                   default=1)
-    child = next((e.data.get("child_run_id") for e in events if e.data.get("child_run_id")),
-                 None)
+    attempts = max(
+        [int(a) for e in events if isinstance(a := e.data.get("attempt"), int)], default=1
+    )
+    child = next((e.data.get("child_run_id") for e in events if e.data.get("child_run_id")), None)
     path = next((p for e in events if isinstance(p := e.data.get("path"), str)), None)
     result = Operation(
-        op=op, kind=kind, name=name, start=start,
+        op=op,
+        kind=kind,
+        name=name,
+        start=start,
         end=offset(terminal) if terminal is not None else None,
-        attempts=attempts, retries=len(retries), outcome="",
+        attempts=attempts,
+        retries=len(retries),
+        outcome="",
         run_ms=float(run_ms) if isinstance(run_ms, int | float) else None,
-        child_run_id=str(child) if child else None, path=path,
+        child_run_id=str(child) if child else None,
+        path=path,
     )
     if kind == OpKind.SLEEP and opening is not None:
         result.wait_until = parse_time(opening.data.get("resume_at"))

@@ -81,8 +81,10 @@ class DrivePool:
         if self.busy(run.run_id):
             return
         if get_workflow(run.workflow_name) is None:
-            note = (f"due runs of workflow {run.workflow_name!r} are skipped: it is not defined "
-                    "in this worker (pyworkflow --module / PYWORKFLOW_MODULE)")
+            note = (
+                f"due runs of workflow {run.workflow_name!r} are skipped: it is not defined "
+                "in this worker (pyworkflow --module / PYWORKFLOW_MODULE)"
+            )
             if note not in self.stats.errors:
                 self.stats.errors.append(note)
             self.stats.skipped += 1
@@ -139,8 +141,9 @@ class DrivePool:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def run_once(rt: LocalRuntime, stats: WorkerStats | None = None, *,
-                   pool: DrivePool | None = None) -> WorkerStats:
+async def run_once(
+    rt: LocalRuntime, stats: WorkerStats | None = None, *, pool: DrivePool | None = None
+) -> WorkerStats:
     """One pass: fire due schedules, then drive every due run to its next wait or its end.
 
     Due runs come in pages, oldest obligation first, and are driven concurrently (``pool``:
@@ -169,8 +172,7 @@ async def run_once(rt: LocalRuntime, stats: WorkerStats | None = None, *,
     # Runs whose lease looks live but whose process on this host is gone.
     cursor: str | None = None
     for _ in range(MAX_BATCHES):
-        running = await rt.storage.list_runs(status=RunStatus.RUNNING, limit=PAGE,
-                                             cursor=cursor)
+        running = await rt.storage.list_runs(status=RunStatus.RUNNING, limit=PAGE, cursor=cursor)
         for run in running.items:
             if owner_is_dead(run.lease_owner):
                 # that dead owner's lease only, not that of a live worker that won it since
@@ -219,8 +221,7 @@ async def run_worker(
                 await pool.join()
             if on_pass is not None:
                 on_pass(stats)
-            if once or (stop is not None and stop.is_set()) or await _stopped(stop,
-                                                                               poll_interval):
+            if once or (stop is not None and stop.is_set()) or await _stopped(stop, poll_interval):
                 await pool.join()
                 return stats
     except asyncio.CancelledError:

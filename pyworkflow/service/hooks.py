@@ -30,8 +30,14 @@ from pyworkflow.runtime.protocol import Runtime
 from pyworkflow.storage.base import StorageBackend
 
 __all__ = [
-    "MAX_TOKEN_LENGTH", "ResumeResult", "check_token", "deliver_hook", "hook_run", "pending_hooks",
-    "resume_hook", "resume_hook_by_name",
+    "MAX_TOKEN_LENGTH",
+    "ResumeResult",
+    "check_token",
+    "deliver_hook",
+    "hook_run",
+    "pending_hooks",
+    "resume_hook",
+    "resume_hook_by_name",
 ]
 
 MAX_TOKEN_LENGTH = 256
@@ -49,8 +55,12 @@ class ResumeResult:
 def check_token(token: Any) -> None:
     """``InvalidTokenError`` for what cannot be a token (ours are short ASCII): nothing else is
     hashed or looked up."""
-    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH \
-            or not token.isascii():
+    if (
+        not isinstance(token, str)
+        or not token
+        or len(token) > MAX_TOKEN_LENGTH
+        or not token.isascii()
+    ):
         raise InvalidTokenError("Invalid hook token: pass the token given to on_created")
 
 
@@ -73,8 +83,7 @@ async def resume_hook(rt: Runtime, token: str, payload: Any) -> ResumeResult:
     return await deliver_hook(rt, await _hook_of(rt.storage, token), payload)
 
 
-async def resume_hook_by_name(rt: Runtime, run_id: str, name: str, payload: Any
-                              ) -> ResumeResult:
+async def resume_hook_by_name(rt: Runtime, run_id: str, name: str, payload: Any) -> ResumeResult:
     """Deliver ``payload`` to the newest hook named ``name`` of ``run_id``; the same checks as
     by token. ``WorkflowNotFoundError`` when the run does not exist, ``HookNotFoundError`` when
     it has no such hook."""
@@ -104,8 +113,9 @@ async def pending_hooks(storage: StorageBackend, run_id: str) -> list[str]:
 def _payload_for(hook: Hook, payload: Any) -> Any:
     """The payload as stored: checked against the model the waiting code declared (recorded on
     the hook, not any hook of that name)."""
-    schema = (get_hook_schema(hook.name, hook.payload_schema)
-              if hook.payload_schema is not None else None)
+    schema = (
+        get_hook_schema(hook.name, hook.payload_schema) if hook.payload_schema is not None else None
+    )
     if schema is None:
         return to_jsonable(payload, what=f"The payload of hook {hook.name!r}")
     try:
@@ -142,9 +152,13 @@ async def deliver_hook(rt: Runtime, hook: Hook, payload: Any) -> ResumeResult:
         data = _payload_for(hook, payload)
         try:
             await rt.storage.update_hook(
-                hook.model_copy(update={
-                    "status": HookStatus.RECEIVED, "payload": data,
-                    "received_at": rt.clock.now()}),
+                hook.model_copy(
+                    update={
+                        "status": HookStatus.RECEIVED,
+                        "payload": data,
+                        "received_at": rt.clock.now(),
+                    }
+                ),
                 expected_version=hook.version,
             )
         except ConcurrencyError:
@@ -169,8 +183,9 @@ async def _wake_if_not_taken(rt: Runtime, hook: Hook) -> None:
     if run is None or run.status.is_terminal or rt.is_active(hook.run_id):
         return
     history = await rt.storage.get_events(hook.run_id)
-    if any(e.data.get("hook_id") == hook.hook_id and e.type == EventType.HOOK_RECEIVED
-           for e in history):
+    if any(
+        e.data.get("hook_id") == hook.hook_id and e.type == EventType.HOOK_RECEIVED for e in history
+    ):
         return
     await rt.executor.touch(hook.run_id)
     await rt.advance(hook.run_id, reason="hook")

@@ -25,7 +25,14 @@ from pyworkflow.runtime.protocol import Runtime
 from pyworkflow.storage.base import StorageBackend
 
 __all__ = [
-    "Started", "cancel", "chain", "events", "get_run", "list_children", "list_runs", "start",
+    "Started",
+    "cancel",
+    "chain",
+    "events",
+    "get_run",
+    "list_children",
+    "list_runs",
+    "start",
     "wait_for_run",
 ]
 
@@ -40,8 +47,14 @@ class Started:
     run: WorkflowRun
 
 
-async def start(rt: Runtime, defn: WorkflowDefinition, args: tuple[Any, ...] | list[Any],
-                kwargs: dict[str, Any], *, idempotency_key: str | None = None) -> Started:
+async def start(
+    rt: Runtime,
+    defn: WorkflowDefinition,
+    args: tuple[Any, ...] | list[Any],
+    kwargs: dict[str, Any],
+    *,
+    idempotency_key: str | None = None,
+) -> Started:
     """Start a run of ``defn`` and set it going (embedded: driven here until it ends or waits;
     AWS: its wake-up sent).
 
@@ -56,12 +69,16 @@ async def start(rt: Runtime, defn: WorkflowDefinition, args: tuple[Any, ...] | l
         if existing is not None:
             return await _started_before(rt, existing)
     try:
-        run, history = await rt.create_run(defn, tuple(args), dict(kwargs),
-                                           idempotency_key=idempotency_key)
+        run, history = await rt.create_run(
+            defn, tuple(args), dict(kwargs), idempotency_key=idempotency_key
+        )
     except ConcurrencyError:
         # lost a race for the same key: the winner's run is the answer
-        existing = (await rt.storage.get_run_by_idempotency_key(idempotency_key)
-                    if idempotency_key else None)
+        existing = (
+            await rt.storage.get_run_by_idempotency_key(idempotency_key)
+            if idempotency_key
+            else None
+        )
         if existing is None:
             raise
         return await _started_before(rt, existing)
@@ -83,22 +100,29 @@ async def get_run(storage: StorageBackend, run_id: str) -> WorkflowRun:
     return run
 
 
-async def list_runs(storage: StorageBackend, *, status: RunStatus | None = None,
-                    workflow: str | None = None, limit: int = 100,
-                    cursor: str | None = None) -> Page:
+async def list_runs(
+    storage: StorageBackend,
+    *,
+    status: RunStatus | None = None,
+    workflow: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page:
     """Runs, newest first; ``Page.items`` are ``WorkflowRun``. ``InvalidCursorError`` for a
     cursor no listing handed out."""
     try:
-        return await storage.list_runs(status=status, workflow_name=workflow, limit=limit,
-                                       cursor=cursor)
+        return await storage.list_runs(
+            status=status, workflow_name=workflow, limit=limit, cursor=cursor
+        )
     except InvalidArgumentsError:
         raise
     except ValueError as error:  # the backends' word for a cursor they did not hand out
         raise InvalidCursorError(str(error)) from None
 
 
-async def list_children(storage: StorageBackend, run_id: str, *,
-                        status: RunStatus | None = None, limit: int = 100) -> list[WorkflowRun]:
+async def list_children(
+    storage: StorageBackend, run_id: str, *, status: RunStatus | None = None, limit: int = 100
+) -> list[WorkflowRun]:
     """The child runs ``run_id`` started, newest first."""
     await get_run(storage, run_id)
     page = await storage.list_runs(parent_run_id=run_id, status=status, limit=limit)
@@ -136,8 +160,13 @@ async def cancel(rt: Runtime, run_id: str, reason: str | None = None) -> bool:
     return True
 
 
-async def wait_for_run(storage: StorageBackend, run_id: str, *, timeout: float | None = None,
-                       poll_interval: float = 0.05) -> WorkflowRun:
+async def wait_for_run(
+    storage: StorageBackend,
+    run_id: str,
+    *,
+    timeout: float | None = None,
+    poll_interval: float = 0.05,
+) -> WorkflowRun:
     """Poll until the run has ended; ``TimeoutError`` after ``timeout`` seconds."""
 
     async def poll() -> WorkflowRun:

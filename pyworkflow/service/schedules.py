@@ -24,16 +24,30 @@ from pyworkflow.service.workflows import resolve_workflow
 from pyworkflow.storage.base import StorageBackend
 
 __all__ = [
-    "backfill", "create", "delete", "get", "list_schedules", "pause", "resume", "trigger",
+    "backfill",
+    "create",
+    "delete",
+    "get",
+    "list_schedules",
+    "pause",
+    "resume",
+    "trigger",
     "update",
 ]
 
 logger = logging.getLogger("pyworkflow")
 
 
-async def create(rt: Runtime, workflow: str, spec: ScheduleSpec, args: tuple[Any, ...] | list[Any],
-                 kwargs: dict[str, Any], *, overlap_policy: OverlapPolicy = OverlapPolicy.SKIP,
-                 schedule_id: str | None = None) -> Schedule:
+async def create(
+    rt: Runtime,
+    workflow: str,
+    spec: ScheduleSpec,
+    args: tuple[Any, ...] | list[Any],
+    kwargs: dict[str, Any],
+    *,
+    overlap_policy: OverlapPolicy = OverlapPolicy.SKIP,
+    schedule_id: str | None = None,
+) -> Schedule:
     """A schedule that starts ``workflow(*args, **kwargs)`` on ``spec``.
 
     Everything is checked now rather than at the first fire: the workflow must be registered
@@ -50,17 +64,24 @@ async def create(rt: Runtime, workflow: str, spec: ScheduleSpec, args: tuple[Any
     schedule_id = schedule_id or new_id("sched")
     spec = spec.model_copy(deep=True)
     schedule = Schedule(
-        schedule_id=schedule_id, workflow_name=defn.name, spec=spec,
-        status=ScheduleStatus.ACTIVE, args=dumps(enc_args), kwargs=dumps(enc_kwargs),
-        overlap_policy=policy, created_at=now, updated_at=now,
+        schedule_id=schedule_id,
+        workflow_name=defn.name,
+        spec=spec,
+        status=ScheduleStatus.ACTIVE,
+        args=dumps(enc_args),
+        kwargs=dumps(enc_kwargs),
+        overlap_policy=policy,
+        created_at=now,
+        updated_at=now,
         next_run_time=first_fire_time(spec, now, anchor=now),
     )
     try:
         stored = await rt.storage.create_schedule(schedule)
     except ConcurrencyError:
         raise ScheduleAlreadyExistsError(schedule_id) from None
-    logger.info("created schedule %s for %s, next run %s", schedule_id, defn.name,
-                stored.next_run_time)
+    logger.info(
+        "created schedule %s for %s, next run %s", schedule_id, defn.name, stored.next_run_time
+    )
     return await rt.schedule_changed(stored)
 
 
@@ -70,17 +91,24 @@ async def get(storage: StorageBackend, schedule_id: str) -> Schedule:
     return await engine.require(storage, schedule_id)
 
 
-async def list_schedules(storage: StorageBackend, *, workflow: str | None = None,
-                         status: ScheduleStatus | None = None, limit: int = 100,
-                         offset: int = 0) -> list[Schedule]:
+async def list_schedules(
+    storage: StorageBackend,
+    *,
+    workflow: str | None = None,
+    status: ScheduleStatus | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Schedule]:
     """Schedules, newest first, optionally of one workflow and/or in one status."""
-    items = await storage.list_schedules(workflow_name=workflow, status=status,
-                                         limit=limit + offset)
-    return items[offset:offset + limit]
+    items = await storage.list_schedules(
+        workflow_name=workflow, status=status, limit=limit + offset
+    )
+    return items[offset : offset + limit]
 
 
-async def _update(rt: Runtime, schedule_id: str,
-                  change: Callable[[Schedule, datetime], dict[str, Any] | None]) -> Schedule:
+async def _update(
+    rt: Runtime, schedule_id: str, change: Callable[[Schedule, datetime], dict[str, Any] | None]
+) -> Schedule:
     """Apply a field update computed from the current record and the runtime's clock
     (compare-and-set), then resync what ticks the schedule."""
 
@@ -95,8 +123,13 @@ async def _update(rt: Runtime, schedule_id: str,
     return await rt.schedule_changed(stored)
 
 
-async def update(rt: Runtime, schedule_id: str, *, spec: ScheduleSpec | None = None,
-                 overlap_policy: OverlapPolicy | None = None) -> Schedule:
+async def update(
+    rt: Runtime,
+    schedule_id: str,
+    *,
+    spec: ScheduleSpec | None = None,
+    overlap_policy: OverlapPolicy | None = None,
+) -> Schedule:
     """Change the spec and/or overlap policy. A new spec recomputes the next run time from now
     (interval fire times stay aligned to the schedule's creation unless ``start_at`` is set)."""
     if spec is not None:
@@ -137,8 +170,10 @@ async def resume(rt: Runtime, schedule_id: str) -> Schedule:
         engine.require_live(current)
         if current.status == ScheduleStatus.ACTIVE:
             return None
-        return {"status": ScheduleStatus.ACTIVE,
-                "next_run_time": first_fire_time(current.spec, now, anchor=current.created_at)}
+        return {
+            "status": ScheduleStatus.ACTIVE,
+            "next_run_time": first_fire_time(current.spec, now, anchor=current.created_at),
+        }
 
     return await _update(rt, schedule_id, change)
 
@@ -164,8 +199,8 @@ async def trigger(rt: Runtime, schedule_id: str) -> str:
     return await engine.trigger_schedule(rt, schedule_id)
 
 
-async def backfill(rt: Runtime, schedule_id: str, start_time: datetime,
-                   end_time: datetime) -> list[str]:
+async def backfill(
+    rt: Runtime, schedule_id: str, start_time: datetime, end_time: datetime
+) -> list[str]:
     """One run per fire time in ``[start_time, end_time)`` that has none yet; the new ids."""
     return await engine.backfill_schedule(rt, schedule_id, start_time, end_time)
-

@@ -36,8 +36,11 @@ def resolve_workflow(name: str, *, import_error: str | None = None) -> WorkflowD
         return defn
     known = ", ".join(sorted(list_workflows())) or "(none)"
     message = f"Workflow {name!r} is not registered. Available: {known}"
-    message += (f". The workflow module failed to import: {import_error}" if import_error
-                else ". Import the module that defines it (or set PYWORKFLOW_MODULE)")
+    message += (
+        f". The workflow module failed to import: {import_error}"
+        if import_error
+        else ". Import the module that defines it (or set PYWORKFLOW_MODULE)"
+    )
     raise UnknownWorkflowError(message)
 
 
@@ -46,17 +49,26 @@ def _signature(defn: WorkflowDefinition) -> str | None:
     sig = defn.signature
     if sig is None:
         return None
-    params = [p.replace(annotation=defn.hints.get(name, p.annotation))
-              for name, p in sig.parameters.items()]
-    return str(sig.replace(parameters=params,
-                           return_annotation=defn.hints.get("return", sig.return_annotation)))
+    params = [
+        p.replace(annotation=defn.hints.get(name, p.annotation))
+        for name, p in sig.parameters.items()
+    ]
+    return str(
+        sig.replace(
+            parameters=params, return_annotation=defn.hints.get("return", sig.return_annotation)
+        )
+    )
 
 
 def workflow_info(defn: WorkflowDefinition) -> WorkflowInfo:
     doc = inspect.getdoc(defn.func)
     return WorkflowInfo(
-        name=defn.name, max_duration=defn.max_duration, durable=defn.durable,
-        tags=list(defn.tags), version=defn.version, signature=_signature(defn),
+        name=defn.name,
+        max_duration=defn.max_duration,
+        durable=defn.durable,
+        tags=list(defn.tags),
+        version=defn.version,
+        signature=_signature(defn),
         description=doc.strip().splitlines()[0] if doc and doc.strip() else None,
     )
 

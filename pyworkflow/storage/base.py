@@ -88,8 +88,9 @@ class StorageBackend(ABC):
         """Runs newest first (by ``created_at``, then ``run_id``); ``Page.items`` are runs."""
 
     @abstractmethod
-    async def list_due_runs(self, now: datetime, *, limit: int = 100,
-                            after: str | None = None) -> list[WorkflowRun]:
+    async def list_due_runs(
+        self, now: datetime, *, limit: int = 100, after: str | None = None
+    ) -> list[WorkflowRun]:
         """Runs a worker should drive now: pending; suspended with ``wake_at <= now``; running
         with ``lease_expires_at <= now`` or no lease. Oldest obligation first, in ``due_key``
         order; ``after`` (the ``due_key`` of the last run of a page) gives the next page, so a
@@ -123,8 +124,9 @@ class StorageBackend(ABC):
     async def get_hook(self, token_hash: str) -> Hook | None: ...
 
     @abstractmethod
-    async def find_hook(self, run_id: str, *, hook_id: str | None = None, name: str | None = None
-                        ) -> Hook | None:
+    async def find_hook(
+        self, run_id: str, *, hook_id: str | None = None, name: str | None = None
+    ) -> Hook | None:
         """The newest hook of a run with this id or name (for resume-by-name)."""
 
     @abstractmethod

@@ -125,8 +125,9 @@ class FileBlobStore:
 class S3BlobStore:
     """Blobs as objects of one S3 bucket, under ``prefix``."""
 
-    def __init__(self, bucket: str, *, prefix: str = "", session: Any = None,
-                 endpoint_url: str | None = None) -> None:
+    def __init__(
+        self, bucket: str, *, prefix: str = "", session: Any = None, endpoint_url: str | None = None
+    ) -> None:
         if not bucket:
             raise ValueError("S3BlobStore needs a bucket name")
         self.bucket = bucket
@@ -151,16 +152,19 @@ class S3BlobStore:
                     self._session = aioboto3.Session()
                 stack = contextlib.AsyncExitStack()
                 kwargs = {"endpoint_url": self.endpoint_url} if self.endpoint_url else {}
-                self._client = await stack.enter_async_context(
-                    self._session.client("s3", **kwargs))
+                self._client = await stack.enter_async_context(self._session.client("s3", **kwargs))
                 self._stack = stack
             return self._client
 
     async def put(self, key: str, data: bytes) -> None:
         s3 = await self._s3()
         self.requests["s3.PutObject"] += 1
-        await s3.put_object(Bucket=self.bucket, Key=self.prefix + check_key(key), Body=data,
-                            ContentType="application/json")
+        await s3.put_object(
+            Bucket=self.bucket,
+            Key=self.prefix + check_key(key),
+            Body=data,
+            ContentType="application/json",
+        )
 
     async def get(self, key: str) -> bytes:
         s3 = await self._s3()
@@ -172,13 +176,15 @@ class S3BlobStore:
             if code in ("NoSuchKey", "404"):
                 raise BlobNotFoundError(
                     f"No object {self.prefix + key!r} in bucket {self.bucket!r}: deleted, or "
-                    "expired by the bucket's lifecycle rule") from None
+                    "expired by the bucket's lifecycle rule"
+                ) from None
             if code in ("AccessDenied", "403"):
                 # Without s3:ListBucket (the template grants none) S3 answers a missing
                 # object with 403 as well: say both.
                 raise BlobNotFoundError(
                     f"Cannot read object {self.prefix + key!r} of bucket {self.bucket!r}: "
-                    "access denied (missing, or this role may not read it)") from exc
+                    "access denied (missing, or this role may not read it)"
+                ) from exc
             raise
         async with response["Body"] as stream:
             data: bytes = await stream.read()

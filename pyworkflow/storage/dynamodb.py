@@ -47,9 +47,13 @@ from pyworkflow.storage.memory import decode_cursor, is_due
 _EVENT_LIST = TypeAdapter(list[Event])
 #: endings written as events first, record second (see ``_append_then_record``); they must be
 #: the endings the executor settles from a history (continue-as-new stays one transaction)
-_RECORDED_ENDINGS = frozenset({
-    EventType.WORKFLOW_COMPLETED, EventType.WORKFLOW_FAILED, EventType.WORKFLOW_CANCELLED,
-})
+_RECORDED_ENDINGS = frozenset(
+    {
+        EventType.WORKFLOW_COMPLETED,
+        EventType.WORKFLOW_FAILED,
+        EventType.WORKFLOW_CANCELLED,
+    }
+)
 #: runs whose last stored sequence is remembered (a few hundred KB at most)
 _HEADS_MAX = 10_000
 #: index pages a due sweep reads at most (the next sweep goes on where this one could not)
@@ -157,7 +161,8 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 raise await self._run_conflict(
-                    run.run_id, f"expected version {expected_version}") from exc
+                    run.run_id, f"expected version {expected_version}"
+                ) from exc
             raise
         return stored
 
@@ -213,8 +218,9 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         next_cursor = layout.cursor_from_sort(window[-1]["GSISK"]["S"]) if more else None
         return Page(items=runs, next_cursor=next_cursor)
 
-    async def list_due_runs(self, now: datetime, *, limit: int = 100,
-                            after: str | None = None) -> list[WorkflowRun]:
+    async def list_due_runs(
+        self, now: datetime, *, limit: int = 100, after: str | None = None
+    ) -> list[WorkflowRun]:
         self.reads += 1
         if limit <= 0:
             return []
@@ -275,10 +281,12 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
             self._remember(run_id, last)
             return stored
         if run is not None and (
-                run.status == RunStatus.SUSPENDED
-                or (run.status.is_terminal and events[-1].type in _RECORDED_ENDINGS)):
-            return await self._append_then_record(run_id, events, run, expected_version,
-                                                  prev_known=prev_known)
+            run.status == RunStatus.SUSPENDED
+            or (run.status.is_terminal and events[-1].type in _RECORDED_ENDINGS)
+        ):
+            return await self._append_then_record(
+                run_id, events, run, expected_version, prev_known=prev_known
+            )
         if run is None and len(events) == 1:
             if not prev_known:
                 await self._require_previous(run_id, first)
@@ -314,14 +322,17 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         stored = run.model_copy(update={"version": expected_version + 1}, deep=True)
         ttl = self._event_ttl(stored)
         items = [self._tx_update(self._run_update(stored, expected_version))]
-        items += [self._tx_put(layout.event_item(e, ttl), "attribute_not_exists(SK)")
-                  for e in events]
+        items += [
+            self._tx_put(layout.event_item(e, ttl), "attribute_not_exists(SK)") for e in events
+        ]
         created = new_run.model_copy(update={"version": 1}, deep=True)
-        new_item = layout.run_item(created, self.retention_days,
-                                   new_events[0] if new_events else None)
+        new_item = layout.run_item(
+            created, self.retention_days, new_events[0] if new_events else None
+        )
         items.append(self._tx_put(new_item, "attribute_not_exists(PK)"))
-        items += [self._tx_put(layout.event_item(e), "attribute_not_exists(SK)")
-                  for e in new_events[1:]]
+        items += [
+            self._tx_put(layout.event_item(e), "attribute_not_exists(SK)") for e in new_events[1:]
+        ]
         codes = await self._transact(items)
         if codes is not None:
             if codes[0] != "None":
@@ -335,8 +346,13 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         return stored
 
     async def _append_then_record(
-        self, run_id: str, events: list[Event], run: WorkflowRun, expected_version: int | None,
-        *, prev_known: bool,
+        self,
+        run_id: str,
+        events: list[Event],
+        run: WorkflowRun,
+        expected_version: int | None,
+        *,
+        prev_known: bool,
     ) -> WorkflowRun:
         """A run's ending or suspension without a transaction (which bills every item twice):
         its events by conditional PutItems, in order, then the record by a versioned
@@ -355,13 +371,17 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
                 if error_code(exc) == "ConditionalCheckFailedException":
                     self._remember(run_id, event.sequence)
                     raise ConcurrencyError(
-                        f"Run {run_id}: sequence {event.sequence} is taken") from exc
+                        f"Run {run_id}: sequence {event.sequence} is taken"
+                    ) from exc
                 raise
             self._remember(run_id, event.sequence)
         return await self._replace_run(run, expected_version)
 
     async def _append_first(
-        self, run_id: str, events: list[Event], run: WorkflowRun | None,
+        self,
+        run_id: str,
+        events: list[Event],
+        run: WorkflowRun | None,
         expected_version: int | None,
     ) -> WorkflowRun | None:
         """Events from sequence 1 on, for a run created without any: event 1 goes into the run
@@ -373,21 +393,23 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
             stored = run.model_copy(update={"version": expected_version + 1}, deep=True)
             update = self._run_update(stored, expected_version)
             update["UpdateExpression"] = update["UpdateExpression"].replace(
-                "SET ", "SET #e1 = :e1, ", 1)
+                "SET ", "SET #e1 = :e1, ", 1
+            )
             update["ConditionExpression"] += " AND attribute_not_exists(#e1)"
         else:
             update = {
-                "Key": layout.run_key(run_id), "UpdateExpression": "SET #e1 = :e1",
+                "Key": layout.run_key(run_id),
+                "UpdateExpression": "SET #e1 = :e1",
                 "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(#e1)",
                 "ExpressionAttributeNames": {},
             }
         update["ExpressionAttributeNames"]["#e1"] = layout.E1
-        update["ExpressionAttributeValues"] = {**update.get("ExpressionAttributeValues", {}),
-                                               **e1}
+        update["ExpressionAttributeValues"] = {**update.get("ExpressionAttributeValues", {}), **e1}
         ttl = self._event_ttl(stored)
         items = [self._tx_update(update)]
-        items += [self._tx_put(layout.event_item(e, ttl), "attribute_not_exists(SK)")
-                  for e in events[1:]]
+        items += [
+            self._tx_put(layout.event_item(e, ttl), "attribute_not_exists(SK)") for e in events[1:]
+        ]
         if await self._transact(items) is not None:
             raise await self._run_conflict(run_id, "sequence 1 is taken or the version moved")
         return stored

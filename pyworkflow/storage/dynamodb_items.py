@@ -245,8 +245,12 @@ def due_sort(run: WorkflowRun) -> str | None:
     when it never becomes due by itself."""
     if run.status == RunStatus.SUSPENDED and run.wake_at is None:
         return None
-    if run.status in (RunStatus.SUSPENDED, RunStatus.PENDING, RunStatus.RUNNING,
-                      RunStatus.INTERRUPTED):
+    if run.status in (
+        RunStatus.SUSPENDED,
+        RunStatus.PENDING,
+        RunStatus.RUNNING,
+        RunStatus.INTERRUPTED,
+    ):
         return due_key(run)
     return None
 

@@ -57,8 +57,7 @@ class DynamoDBTable:
         self.endpoint_url = endpoint_url or None
         # a local endpoint ignores the region, but botocore wants one
         self.region = region or ("us-east-1" if self.endpoint_url else None)
-        self.retention_days = (DEFAULT_RETENTION_DAYS if retention_days is None
-                               else retention_days)
+        self.retention_days = DEFAULT_RETENTION_DAYS if retention_days is None else retention_days
         #: AWS requests sent, by operation name (retries included), for bench/
         self.requests: Counter[str] = Counter()
         self._session = session
@@ -295,8 +294,9 @@ class DynamoDBTable:
         found: list[Entry] = []
         while True:
             resp = await client.query(**kwargs)
-            found.extend(i for i in resp.get("Items", [])
-                         if sk_above is None or i[sk_attr]["S"] != sk_above)
+            found.extend(
+                i for i in resp.get("Items", []) if sk_above is None or i[sk_attr]["S"] != sk_above
+            )
             last = resp.get("LastEvaluatedKey")
             if len(found) >= want or not last:
                 return found[:want]

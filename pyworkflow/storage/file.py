@@ -228,10 +228,14 @@ class FileStorageBackend(StorageBackend):
         next_cursor = encode_cursor(page[-1]) if len(runs) > limit and page else None
         return Page(items=page, next_cursor=next_cursor)
 
-    async def list_due_runs(self, now: datetime, *, limit: int = 100,
-                            after: str | None = None) -> list[WorkflowRun]:
-        due = [r for r in await self._all("runs", WorkflowRun)
-               if is_due(r, now) and (after is None or due_key(r) > after)]
+    async def list_due_runs(
+        self, now: datetime, *, limit: int = 100, after: str | None = None
+    ) -> list[WorkflowRun]:
+        due = [
+            r
+            for r in await self._all("runs", WorkflowRun)
+            if is_due(r, now) and (after is None or due_key(r) > after)
+        ]
         due.sort(key=due_key)
         return due[:limit]
 

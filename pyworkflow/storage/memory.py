@@ -119,11 +119,15 @@ class InMemoryStorageBackend(StorageBackend):
         next_cursor = encode_cursor(page[-1]) if len(runs) > limit and page else None
         return Page(items=[r.model_copy(deep=True) for r in page], next_cursor=next_cursor)
 
-    async def list_due_runs(self, now: datetime, *, limit: int = 100,
-                            after: str | None = None) -> list[WorkflowRun]:
+    async def list_due_runs(
+        self, now: datetime, *, limit: int = 100, after: str | None = None
+    ) -> list[WorkflowRun]:
         self.reads += 1
-        due = [r for r in self._runs.values()
-               if is_due(r, now) and (after is None or due_key(r) > after)]
+        due = [
+            r
+            for r in self._runs.values()
+            if is_due(r, now) and (after is None or due_key(r) > after)
+        ]
         due.sort(key=due_key)
         return [r.model_copy(deep=True) for r in due[:limit]]
 

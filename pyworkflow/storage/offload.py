@@ -63,8 +63,9 @@ _SCHEDULE_FIELDS = ("args", "kwargs")
 
 
 def is_pointer(value: Any) -> bool:
-    return (isinstance(value, dict) and value.keys() == POINTER_KEYS
-            and isinstance(value["$blob"], str))
+    return (
+        isinstance(value, dict) and value.keys() == POINTER_KEYS and isinstance(value["$blob"], str)
+    )
 
 
 def _text_pointer(value: Any) -> dict[str, Any] | None:
@@ -90,13 +91,13 @@ def _part(text: str) -> str:
 class _Slot:
     """One payload field of one record in a write."""
 
-    owner: int             # index of the record in the write
-    name: str              # the model field
-    key_base: str          # the key without its hash
-    what: str              # for error messages
+    owner: int  # index of the record in the write
+    name: str  # the model field
+    key_base: str  # the key without its hash
+    what: str  # for error messages
     data: bytes
-    text: bool             # a JSON-text field (vs a JSON value)
-    escape: bool = False   # looks like a pointer: always offloaded, so it reads back as itself
+    text: bool  # a JSON-text field (vs a JSON value)
+    escape: bool = False  # looks like a pointer: always offloaded, so it reads back as itself
 
     @property
     def size(self) -> int:
@@ -124,7 +125,7 @@ class OffloadingStorage(StorageBackend):
         batch_inline_bytes: int = BATCH_INLINE_BYTES,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         limit_setting: str = f"DynamoDB's 400 KB item limit; set {ENV_BLOB_BUCKET} to keep "
-                             "larger payloads in S3",
+        "larger payloads in S3",
     ) -> None:
         self.inner = inner
         self.blobs = blobs
@@ -178,7 +179,8 @@ class OffloadingStorage(StorageBackend):
         pointers = await self._offload([self._run_slots(run, 0), *self._event_slots(events, 1)])
         stored = await self.inner.create_run(
             self._with(run, pointers, 0),
-            [self._with(e, pointers, i + 1) for i, e in enumerate(events)])
+            [self._with(e, pointers, i + 1) for i, e in enumerate(events)],
+        )
         return self._restore(stored, run, pointers, 0)
 
     async def get_run(self, run_id: str) -> WorkflowRun | None:
@@ -189,29 +191,45 @@ class OffloadingStorage(StorageBackend):
 
     async def update_run(self, run: WorkflowRun, *, expected_version: int) -> WorkflowRun:
         pointers = await self._offload([self._run_slots(run, 0)])
-        stored = await self.inner.update_run(self._with(run, pointers, 0),
-                                             expected_version=expected_version)
+        stored = await self.inner.update_run(
+            self._with(run, pointers, 0), expected_version=expected_version
+        )
         return self._restore(stored, run, pointers, 0)
 
     async def list_runs(
-        self, *, status: RunStatus | None = None, workflow_name: str | None = None,
-        parent_run_id: str | None = None, limit: int = 100, cursor: str | None = None,
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow_name: str | None = None,
+        parent_run_id: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page:
-        page = await self.inner.list_runs(status=status, workflow_name=workflow_name,
-                                          parent_run_id=parent_run_id, limit=limit,
-                                          cursor=cursor)
+        page = await self.inner.list_runs(
+            status=status,
+            workflow_name=workflow_name,
+            parent_run_id=parent_run_id,
+            limit=limit,
+            cursor=cursor,
+        )
         items = await asyncio.gather(*(self._resolve_run(r) for r in page.items))
         return page.model_copy(update={"items": list(items)})
 
-    async def list_due_runs(self, now: datetime, *, limit: int = 100,
-                            after: str | None = None) -> list[WorkflowRun]:
+    async def list_due_runs(
+        self, now: datetime, *, limit: int = 100, after: str | None = None
+    ) -> list[WorkflowRun]:
         runs = await self.inner.list_due_runs(now, limit=limit, after=after)
-        return [r for r in await asyncio.gather(*(self._resolve_run(r) for r in runs))
-                if r is not None]
+        return [
+            r for r in await asyncio.gather(*(self._resolve_run(r) for r in runs)) if r is not None
+        ]
 
     # --- events ------------------------------------------------------------------------------
     async def append_events(
-        self, run_id: str, events: list[Event], *, run: WorkflowRun | None = None,
+        self,
+        run_id: str,
+        events: list[Event],
+        *,
+        run: WorkflowRun | None = None,
         expected_version: int | None = None,
     ) -> WorkflowRun | None:
         plan = self._plan_append(events, run)
@@ -219,9 +237,11 @@ class OffloadingStorage(StorageBackend):
         pointers = await self._store(plan)
         n = len(events)
         stored = await self.inner.append_events(
-            run_id, [self._with(e, pointers, i) for i, e in enumerate(events)],
+            run_id,
+            [self._with(e, pointers, i) for i, e in enumerate(events)],
             run=self._with(run, pointers, n) if run is not None else None,
-            expected_version=expected_version)
+            expected_version=expected_version,
+        )
         return self._restore(stored, run, pointers, n) if stored is not None else None
 
     async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
@@ -229,20 +249,32 @@ class OffloadingStorage(StorageBackend):
         return list(await asyncio.gather(*(self._resolve_event(e) for e in events)))
 
     async def continue_run(
-        self, run: WorkflowRun, events: list[Event], *, expected_version: int,
-        new_run: WorkflowRun, new_events: list[Event],
+        self,
+        run: WorkflowRun,
+        events: list[Event],
+        *,
+        expected_version: int,
+        new_run: WorkflowRun,
+        new_events: list[Event],
     ) -> WorkflowRun:
         n = len(events)
-        plan = self._plan([*self._event_slots(events, 0), self._run_slots(run, n),
-                           self._run_slots(new_run, n + 1),
-                           *self._event_slots(new_events, n + 2)])
+        plan = self._plan(
+            [
+                *self._event_slots(events, 0),
+                self._run_slots(run, n),
+                self._run_slots(new_run, n + 1),
+                *self._event_slots(new_events, n + 2),
+            ]
+        )
         self._raise_first(plan)
         pointers = await self._store(plan)
         stored = await self.inner.continue_run(
             self._with(run, pointers, n),
             [self._with(e, pointers, i) for i, e in enumerate(events)],
-            expected_version=expected_version, new_run=self._with(new_run, pointers, n + 1),
-            new_events=[self._with(e, pointers, n + 2 + i) for i, e in enumerate(new_events)])
+            expected_version=expected_version,
+            new_run=self._with(new_run, pointers, n + 1),
+            new_events=[self._with(e, pointers, n + 2 + i) for i, e in enumerate(new_events)],
+        )
         return self._restore(stored, run, pointers, n)
 
     # --- hooks -------------------------------------------------------------------------------
@@ -253,22 +285,29 @@ class OffloadingStorage(StorageBackend):
     async def get_hook(self, token_hash: str) -> Hook | None:
         return await self._resolve_hook(await self.inner.get_hook(token_hash))
 
-    async def find_hook(self, run_id: str, *, hook_id: str | None = None,
-                        name: str | None = None) -> Hook | None:
+    async def find_hook(
+        self, run_id: str, *, hook_id: str | None = None, name: str | None = None
+    ) -> Hook | None:
         return await self._resolve_hook(
-            await self.inner.find_hook(run_id, hook_id=hook_id, name=name))
+            await self.inner.find_hook(run_id, hook_id=hook_id, name=name)
+        )
 
     async def update_hook(self, hook: Hook, *, expected_version: int) -> Hook:
         pointers = await self._offload([self._hook_slots(hook, 0)])
-        stored = await self.inner.update_hook(self._with(hook, pointers, 0),
-                                              expected_version=expected_version)
+        stored = await self.inner.update_hook(
+            self._with(hook, pointers, 0), expected_version=expected_version
+        )
         return self._restore(stored, hook, pointers, 0)
 
-    async def list_hooks(self, *, run_id: str | None = None, status: HookStatus | None = None,
-                         limit: int = 100) -> list[Hook]:
+    async def list_hooks(
+        self, *, run_id: str | None = None, status: HookStatus | None = None, limit: int = 100
+    ) -> list[Hook]:
         hooks = await self.inner.list_hooks(run_id=run_id, status=status, limit=limit)
-        return [h for h in await asyncio.gather(*(self._resolve_hook(h) for h in hooks))
-                if h is not None]
+        return [
+            h
+            for h in await asyncio.gather(*(self._resolve_hook(h) for h in hooks))
+            if h is not None
+        ]
 
     # --- schedules ---------------------------------------------------------------------------
     async def create_schedule(self, schedule: Schedule) -> Schedule:
@@ -281,58 +320,108 @@ class OffloadingStorage(StorageBackend):
 
     async def update_schedule(self, schedule: Schedule, *, expected_version: int) -> Schedule:
         pointers = await self._offload([self._schedule_slots(schedule, 0)])
-        stored = await self.inner.update_schedule(self._with(schedule, pointers, 0),
-                                                  expected_version=expected_version)
+        stored = await self.inner.update_schedule(
+            self._with(schedule, pointers, 0), expected_version=expected_version
+        )
         return self._restore(stored, schedule, pointers, 0)
 
     async def delete_schedule(self, schedule_id: str) -> bool:
         return await self.inner.delete_schedule(schedule_id)
 
-    async def list_schedules(self, *, workflow_name: str | None = None,
-                             status: str | None = None, limit: int = 100) -> list[Schedule]:
-        found = await self.inner.list_schedules(workflow_name=workflow_name, status=status,
-                                                limit=limit)
-        return [s for s in await asyncio.gather(*(self._resolve_schedule(s) for s in found))
-                if s is not None]
+    async def list_schedules(
+        self, *, workflow_name: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Schedule]:
+        found = await self.inner.list_schedules(
+            workflow_name=workflow_name, status=status, limit=limit
+        )
+        return [
+            s
+            for s in await asyncio.gather(*(self._resolve_schedule(s) for s in found))
+            if s is not None
+        ]
 
     # --- slots: the payload fields of each record ----------------------------------------------
-    def _text_slot(self, owner: int, name: str, value: str | None, key_base: str,
-                   what: str) -> list[_Slot]:
+    def _text_slot(
+        self, owner: int, name: str, value: str | None, key_base: str, what: str
+    ) -> list[_Slot]:
         if value is None:
             return []
-        return [_Slot(owner, name, key_base, what, value.encode(), True,
-                      escape=self.blobs is not None and _text_pointer(value) is not None)]
+        return [
+            _Slot(
+                owner,
+                name,
+                key_base,
+                what,
+                value.encode(),
+                True,
+                escape=self.blobs is not None and _text_pointer(value) is not None,
+            )
+        ]
 
-    def _json_slot(self, owner: int, name: str, value: Any, key_base: str,
-                   what: str) -> list[_Slot]:
+    def _json_slot(
+        self, owner: int, name: str, value: Any, key_base: str, what: str
+    ) -> list[_Slot]:
         if value is None or value == {}:
             return []
-        return [_Slot(owner, name, key_base, what, to_json(value), False,
-                      escape=self.blobs is not None and is_pointer(value))]
+        return [
+            _Slot(
+                owner,
+                name,
+                key_base,
+                what,
+                to_json(value),
+                False,
+                escape=self.blobs is not None and is_pointer(value),
+            )
+        ]
 
     def _run_slots(self, run: WorkflowRun, owner: int) -> list[_Slot]:
         base = f"runs/{_part(run.run_id)}/run"
-        slots = [s for name in RUN_TEXT_FIELDS for s in self._text_slot(
-            owner, name, getattr(run, name), f"{base}/{name}", describe_run_field(run, name))]
-        return slots + self._json_slot(owner, "context", run.context, f"{base}/context",
-                                       describe_run_field(run, "context"))
+        slots = [
+            s
+            for name in RUN_TEXT_FIELDS
+            for s in self._text_slot(
+                owner, name, getattr(run, name), f"{base}/{name}", describe_run_field(run, name)
+            )
+        ]
+        return slots + self._json_slot(
+            owner, "context", run.context, f"{base}/context", describe_run_field(run, "context")
+        )
 
     def _event_slots(self, events: list[Event], first: int) -> list[list[_Slot]]:
-        return [self._json_slot(first + i, "data", e.data,
-                                f"runs/{_part(e.run_id)}/events/{e.sequence:010d}",
-                                describe_event(e))
-                for i, e in enumerate(events)]
+        return [
+            self._json_slot(
+                first + i,
+                "data",
+                e.data,
+                f"runs/{_part(e.run_id)}/events/{e.sequence:010d}",
+                describe_event(e),
+            )
+            for i, e in enumerate(events)
+        ]
 
     def _hook_slots(self, hook: Hook, owner: int) -> list[_Slot]:
-        return self._json_slot(owner, "payload", hook.payload,
-                               f"runs/{_part(hook.run_id)}/hooks/{_part(hook.hook_id)}/payload",
-                               f"The payload of hook {hook.name!r}")
+        return self._json_slot(
+            owner,
+            "payload",
+            hook.payload,
+            f"runs/{_part(hook.run_id)}/hooks/{_part(hook.hook_id)}/payload",
+            f"The payload of hook {hook.name!r}",
+        )
 
     def _schedule_slots(self, schedule: Schedule, owner: int) -> list[_Slot]:
         base = f"schedules/{_part(schedule.schedule_id)}"
-        return [s for name in _SCHEDULE_FIELDS for s in self._text_slot(
-            owner, name, getattr(schedule, name), f"{base}/{name}",
-            f"The arguments of schedule {schedule.schedule_id!r}")]
+        return [
+            s
+            for name in _SCHEDULE_FIELDS
+            for s in self._text_slot(
+                owner,
+                name,
+                getattr(schedule, name),
+                f"{base}/{name}",
+                f"The arguments of schedule {schedule.schedule_id!r}",
+            )
+        ]
 
     def _plan_append(self, events: list[Event], run: WorkflowRun | None) -> _Plan:
         records = self._event_slots(events, 0)
@@ -365,17 +454,20 @@ class OffloadingStorage(StorageBackend):
                     break
                 plan.chosen.append(slot)
                 total -= slot.size
-        limit, setting = ((self.threshold, self.limit_setting) if self.blobs is None
-                          else (self.max_payload, ENV_MAX_PAYLOAD_BYTES))
+        limit, setting = (
+            (self.threshold, self.limit_setting)
+            if self.blobs is None
+            else (self.max_payload, ENV_MAX_PAYLOAD_BYTES)
+        )
         for slot in plan.chosen:
             if slot.owner in plan.errors:
                 continue
             if self.blobs is None:  # the whole record is what does not fit
                 plan.errors[slot.owner] = PayloadTooLargeError(
-                    slot.what, totals[slot.owner], limit, setting)
+                    slot.what, totals[slot.owner], limit, setting
+                )
             elif slot.size > limit:
-                plan.errors[slot.owner] = PayloadTooLargeError(
-                    slot.what, slot.size, limit, setting)
+                plan.errors[slot.owner] = PayloadTooLargeError(slot.what, slot.size, limit, setting)
         return plan
 
     @staticmethod
@@ -402,7 +494,8 @@ class OffloadingStorage(StorageBackend):
             key = f"{slot.key_base}-{digest}.json"
             pointer = {"$blob": key, "sha256": digest, "size": slot.size}
             out[(slot.owner, slot.name)] = (
-                json.dumps(pointer, separators=(",", ":")) if slot.text else pointer)
+                json.dumps(pointer, separators=(",", ":")) if slot.text else pointer
+            )
             if key not in self._known:
                 writes.append(self._put(key, slot.data))
         await asyncio.gather(*writes)
@@ -421,8 +514,9 @@ class OffloadingStorage(StorageBackend):
         return model.model_copy(update=update) if update else model
 
     @staticmethod
-    def _restore(stored: Any, original: Any, pointers: dict[tuple[int, str], Any],
-                 owner: int) -> Any:
+    def _restore(
+        stored: Any, original: Any, pointers: dict[tuple[int, str], Any], owner: int
+    ) -> Any:
         """The record ``inner`` returned, with the full values it was given back in place of
         the pointers (no read needed)."""
         names = [name for (o, name) in pointers if o == owner]
@@ -440,12 +534,14 @@ class OffloadingStorage(StorageBackend):
         if self.blobs is None:
             raise ConfigurationError(
                 f"A stored record points to the large payload {key!r}, but no blob store is "
-                f"configured: set {ENV_BLOB_BUCKET} (S3) or {ENV_BLOB_DIR} (a directory)")
+                f"configured: set {ENV_BLOB_BUCKET} (S3) or {ENV_BLOB_DIR} (a directory)"
+            )
         data = await self.blobs.get(key)
         if len(data) != pointer["size"] or hashlib.sha256(data).hexdigest() != pointer["sha256"]:
             raise BlobIntegrityError(
                 f"Blob {key!r} does not match its pointer (size {len(data)}, expected "
-                f"{pointer['size']}): refusing to use it")
+                f"{pointer['size']}): refusing to use it"
+            )
         self._mark_known(key)
         self._cache_put(key, data)
         return data
@@ -462,14 +558,17 @@ class OffloadingStorage(StorageBackend):
         if model is None:
             return None
         names = list(fields)
-        found = await asyncio.gather(*(self._value(getattr(model, n), text=fields[n])
-                                       for n in names))
+        found = await asyncio.gather(
+            *(self._value(getattr(model, n), text=fields[n]) for n in names)
+        )
         update = {n: v for n, (hit, v) in zip(names, found, strict=True) if hit}
         return model.model_copy(update=update) if update else model
 
     async def _resolve_run(self, run: WorkflowRun | None) -> WorkflowRun | None:
-        return cast(WorkflowRun | None, await self._resolve(
-            run, {**dict.fromkeys(RUN_TEXT_FIELDS, True), "context": False}))
+        return cast(
+            WorkflowRun | None,
+            await self._resolve(run, {**dict.fromkeys(RUN_TEXT_FIELDS, True), "context": False}),
+        )
 
     async def _resolve_event(self, event: Event) -> Event:
         return cast(Event, await self._resolve(event, {"data": False}))
@@ -478,8 +577,9 @@ class OffloadingStorage(StorageBackend):
         return cast(Hook | None, await self._resolve(hook, {"payload": False}))
 
     async def _resolve_schedule(self, schedule: Schedule | None) -> Schedule | None:
-        return cast(Schedule | None, await self._resolve(
-            schedule, dict.fromkeys(_SCHEDULE_FIELDS, True)))
+        return cast(
+            Schedule | None, await self._resolve(schedule, dict.fromkeys(_SCHEDULE_FIELDS, True))
+        )
 
     # --- the cache: content-addressed, so never stale -------------------------------------------
     def _cache_put(self, key: str, data: bytes) -> None:

@@ -109,8 +109,10 @@ _DUE_WHERE = """
 
 
 # memory.due_key in SQL (the times are stored in the same fixed-width text)
-_DUE_KEY = ("(CASE WHEN status = 'suspended' AND wake_at IS NOT NULL THEN wake_at"
-            " ELSE created_at END || '#' || run_id)")
+_DUE_KEY = (
+    "(CASE WHEN status = 'suspended' AND wake_at IS NOT NULL THEN wake_at"
+    " ELSE created_at END || '#' || run_id)"
+)
 
 
 def to_db_time(value: datetime | None) -> str | None:
@@ -232,8 +234,9 @@ class SQLiteStorageBackend(StorageBackend):
         with self._write() as db:
             return self._insert_run(db, run, events)
 
-    def _insert_run(self, db: sqlite3.Connection, run: WorkflowRun, events: list[Event]
-                    ) -> WorkflowRun:
+    def _insert_run(
+        self, db: sqlite3.Connection, run: WorkflowRun, events: list[Event]
+    ) -> WorkflowRun:
         stored = run.model_copy(update={"version": 1}, deep=True)
         try:
             db.execute(
@@ -361,8 +364,9 @@ class SQLiteStorageBackend(StorageBackend):
         next_cursor = encode_cursor(runs[-1]) if len(rows) > limit and runs else None
         return Page(items=runs, next_cursor=next_cursor)
 
-    async def list_due_runs(self, now: datetime, *, limit: int = 100,
-                            after: str | None = None) -> list[WorkflowRun]:
+    async def list_due_runs(
+        self, now: datetime, *, limit: int = 100, after: str | None = None
+    ) -> list[WorkflowRun]:
         self.reads += 1
         rows = self._query(
             f"SELECT data FROM runs WHERE ({_DUE_WHERE}) AND {_DUE_KEY} > :after"
@@ -389,8 +393,12 @@ class SQLiteStorageBackend(StorageBackend):
             return self._append_in(db, run_id, events, run, expected_version)
 
     def _append_in(
-        self, db: sqlite3.Connection, run_id: str, events: list[Event],
-        run: WorkflowRun | None, expected_version: int | None,
+        self,
+        db: sqlite3.Connection,
+        run_id: str,
+        events: list[Event],
+        run: WorkflowRun | None,
+        expected_version: int | None,
     ) -> WorkflowRun | None:
         """The conditional append, inside the caller's write transaction."""
         stored = None

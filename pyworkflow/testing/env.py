@@ -184,8 +184,12 @@ class WorkflowEnvironment:
             run = await self.storage.get_run(timer.run_id)
             # A timer outlived by its wait (the hook it bounded was resumed, the run moved on
             # or ended) is dropped without moving time to it.
-            if run is None or run.status != RunStatus.SUSPENDED or run.wake_at is None \
-                    or run.wake_at > timer.when:
+            if (
+                run is None
+                or run.status != RunStatus.SUSPENDED
+                or run.wake_at is None
+                or run.wake_at > timer.when
+            ):
                 continue
             self._set_clock(timer.when)
             await rt.drive(timer.run_id)
@@ -201,22 +205,29 @@ class WorkflowEnvironment:
 
     # --- runs --------------------------------------------------------------------------------
     async def start(
-        self, workflow: Callable[..., Any], *args: Any, idempotency_key: str | None = None,
-        run_id: str | None = None, **kwargs: Any,
+        self,
+        workflow: Callable[..., Any],
+        *args: Any,
+        idempotency_key: str | None = None,
+        run_id: str | None = None,
+        **kwargs: Any,
     ) -> str:
         """Start a run and drive it until it ends or waits (without moving time). Returns its
         id; a failure is not raised here but by ``result``."""
         defn = get_workflow_by_func(workflow)
         if defn is None:
-            raise ValueError(f"{getattr(workflow, '__name__', workflow)!r} is not a workflow: "
-                             "decorate it with @workflow")
+            raise ValueError(
+                f"{getattr(workflow, '__name__', workflow)!r} is not a workflow: "
+                "decorate it with @workflow"
+            )
         rt = self.runtime
         if idempotency_key:
             existing = await self.storage.get_run_by_idempotency_key(idempotency_key)
             if existing is not None:
                 return existing.run_id
         run, history = await rt.executor.create(
-            defn, args, kwargs, run_id=run_id, idempotency_key=idempotency_key, lease=True)
+            defn, args, kwargs, run_id=run_id, idempotency_key=idempotency_key, lease=True
+        )
         await rt.drive_created(run, history)
         await self._settle()
         return run.run_id
@@ -250,11 +261,13 @@ class WorkflowEnvironment:
             if not self._skip:
                 raise WorkflowBlockedError(
                     f"{await self._describe(run)}, and time is held (skip_time(False)): move "
-                    "it with env.sleep(...)")
+                    "it with env.sleep(...)"
+                )
             if fired == self.max_timers:
                 raise WorkflowBlockedError(
                     f"Run {run_id} is still not done after {fired} timers (a loop that never "
-                    f"ends?); virtual time is {self.now.isoformat()}")
+                    f"ends?); virtual time is {self.now.isoformat()}"
+                )
             if not await self._fire_next():
                 raise WorkflowBlockedError(await self._describe(run))
             fired += 1
@@ -283,10 +296,13 @@ class WorkflowEnvironment:
         runs = [run]
         while runs:
             current = runs.pop(0)
-            for hook in await self.storage.list_hooks(run_id=current.run_id,
-                                                      status=HookStatus.PENDING):
-                waits.append(f"hook {hook.name!r} of run {current.run_id} (resume it with "
-                             f"env.resume_hook({current.run_id!r}, {hook.name!r}, payload))")
+            for hook in await self.storage.list_hooks(
+                run_id=current.run_id, status=HookStatus.PENDING
+            ):
+                waits.append(
+                    f"hook {hook.name!r} of run {current.run_id} (resume it with "
+                    f"env.resume_hook({current.run_id!r}, {hook.name!r}, payload))"
+                )
             timer = self.runtime.timers.get(current.run_id)
             if timer is not None:
                 waits.append(f"a timer of run {current.run_id} at {timer.when.isoformat()}")
@@ -299,7 +315,8 @@ class WorkflowEnvironment:
     async def hooks(self, run_id: str, *, pending: bool = False) -> list[Hook]:
         """The run's hooks, newest first (only those still waiting with ``pending=True``)."""
         return await self.storage.list_hooks(
-            run_id=run_id, status=HookStatus.PENDING if pending else None)
+            run_id=run_id, status=HookStatus.PENDING if pending else None
+        )
 
     async def wait_for_hook(self, run_id: str, name: str) -> Hook:
         """Fire timers until the run waits on a hook named ``name``; returns that hook."""
@@ -311,14 +328,13 @@ class WorkflowEnvironment:
                 return hook
             run = await self.get_run(run_id)
             if run.status.is_terminal:
-                raise WorkflowBlockedError(f"Run {run_id} {run.status.value} without waiting "
-                                           f"on a hook {name!r}")
-            if fired == self.max_timers:
-                raise WorkflowBlockedError(f"Run {run_id}: no hook {name!r} after {fired} "
-                                           "timers")
-            if not self._skip or not await self._fire_next():
                 raise WorkflowBlockedError(
-                    f"{await self._describe(run)}; not hook {name!r}")
+                    f"Run {run_id} {run.status.value} without waiting on a hook {name!r}"
+                )
+            if fired == self.max_timers:
+                raise WorkflowBlockedError(f"Run {run_id}: no hook {name!r} after {fired} timers")
+            if not self._skip or not await self._fire_next():
+                raise WorkflowBlockedError(f"{await self._describe(run)}; not hook {name!r}")
             fired += 1
 
     async def hook_token(self, run_id: str, name: str) -> str:
@@ -346,8 +362,11 @@ class WorkflowEnvironment:
 
     # --- history -----------------------------------------------------------------------------
     async def events(
-        self, run_id: str, type: EventType | str | Iterable[EventType | str] | None = None,
-        *, name: str | None = None,
+        self,
+        run_id: str,
+        type: EventType | str | Iterable[EventType | str] | None = None,
+        *,
+        name: str | None = None,
     ) -> list[Event]:
         """The run's history, optionally only events of ``type`` ("step.retrying", or a family:
         "hook") and/or of the operation named ``name``."""
@@ -377,7 +396,8 @@ class WorkflowEnvironment:
             raise NonDeterminismError(
                 f"Replay of run {run_id} ({run.workflow_name}) diverged"
                 + (f" at operation #{d.op}" if d and d.op is not None else "")
-                + (f": {d.message} (history: {d.expected}; code now: {d.found})" if d else ""))
+                + (f": {d.message} (history: {d.expected}; code now: {d.found})" if d else "")
+            )
         return report
 
     async def replay_all(self) -> int:
@@ -393,5 +413,4 @@ class WorkflowEnvironment:
                 return count
 
 
-__all__ = ["WorkflowEnvironment", "WorkflowBlockedError", "WorkflowRunFailedError",
-           "DEFAULT_START"]
+__all__ = ["WorkflowEnvironment", "WorkflowBlockedError", "WorkflowRunFailedError", "DEFAULT_START"]

@@ -17,7 +17,7 @@ from pyworkflow.core.events import Event, EventType
 class StepOutcome(StrEnum):
     COMPLETED = "completed"
     RETRYING = "retrying"  # this attempt failed and another was scheduled
-    FAILED = "failed"      # the last attempt failed: the step raised in the workflow
+    FAILED = "failed"  # the last attempt failed: the step raised in the workflow
 
 
 _STEP_OUTCOMES = {
@@ -35,10 +35,10 @@ class StepAttempt(BaseModel):
     name: str
     attempt: int
     outcome: StepOutcome
-    at: datetime                     # virtual time the attempt was recorded
+    at: datetime  # virtual time the attempt was recorded
     op: int | None = None
-    result: Any = None               # completed attempts
-    error: str | None = None         # failed ones: message and type name
+    result: Any = None  # completed attempts
+    error: str | None = None  # failed ones: message and type name
     error_type: str | None = None
     retry_at: datetime | None = None  # retrying ones: when the next attempt was due
 
@@ -51,18 +51,25 @@ def step_attempts(events: Iterable[Event]) -> list[StepAttempt]:
             continue
         data = event.data
         retry_at = data.get("retry_at")
-        attempts.append(StepAttempt(
-            name=str(data.get("step_name") or data.get("name") or ""),
-            attempt=int(data.get("attempt") or 1), outcome=outcome, at=event.timestamp,
-            op=event.op, result=data.get("result"), error=data.get("error"),
-            error_type=data.get("error_type"),
-            retry_at=datetime.fromisoformat(retry_at) if retry_at else None,
-        ))
+        attempts.append(
+            StepAttempt(
+                name=str(data.get("step_name") or data.get("name") or ""),
+                attempt=int(data.get("attempt") or 1),
+                outcome=outcome,
+                at=event.timestamp,
+                op=event.op,
+                result=data.get("result"),
+                error=data.get("error"),
+                error_type=data.get("error_type"),
+                retry_at=datetime.fromisoformat(retry_at) if retry_at else None,
+            )
+        )
     return attempts
 
 
 def filter_events(
-    events: Iterable[Event], type: EventType | str | Iterable[EventType | str] | None = None,
+    events: Iterable[Event],
+    type: EventType | str | Iterable[EventType | str] | None = None,
     name: str | None = None,
 ) -> list[Event]:
     """Events of one type (``"step.completed"``), of a family (``"step"``: every ``step.*``) or

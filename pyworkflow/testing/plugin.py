@@ -41,6 +41,7 @@ async def _open_env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnv
 
 
 if pytest_asyncio is not None:
+
     @pytest_asyncio.fixture
     async def workflow_env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
         """An open time-skipping ``WorkflowEnvironment`` (in-memory storage, virtual time),
@@ -48,9 +49,10 @@ if pytest_asyncio is not None:
         async for env in _open_env(request):
             yield env
 else:
+
     @pytest.fixture
     def workflow_env() -> None:
         raise pytest.UsageError(
             "The workflow_env fixture is async and needs pytest-asyncio: "
-            "pip install pytest-asyncio (and set asyncio_mode = \"auto\")"
+            'pip install pytest-asyncio (and set asyncio_mode = "auto")'
         )

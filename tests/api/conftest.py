@@ -48,9 +48,16 @@ def sample_event(name: str) -> dict[str, Any]:
 _TEMPLATE = sample_event("start_run")
 
 
-def http_event(method: str, path: str, body: Any = None, *, query: dict[str, Any] | None = None,
-               raw_body: str | None = None, headers: dict[str, str] | None = None,
-               base64: bool = False) -> dict[str, Any]:
+def http_event(
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    query: dict[str, Any] | None = None,
+    raw_body: str | None = None,
+    headers: dict[str, str] | None = None,
+    base64: bool = False,
+) -> dict[str, Any]:
     """An HTTP API payload-2.0 event as API Gateway sends it, for ``method path``: the sample
     with its path, query and body replaced. ``raw_body`` is sent as is (malformed JSON)."""
     event = copy.deepcopy(_TEMPLATE)
@@ -153,8 +160,9 @@ def lambda_encodes(answer: Any) -> None:
     try:
         json.dumps(answer, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as error:
-        raise AssertionError(f"the Lambda runtime could not send this answer ({error}): "
-                             f"{ascii(answer)[:500]}") from None
+        raise AssertionError(
+            f"the Lambda runtime could not send this answer ({error}): {ascii(answer)[:500]}"
+        ) from None
 
 
 @dataclass
@@ -177,16 +185,19 @@ class Api:
         raw = self.module.handler(event, FakeLambdaContext(function_name="pyworkflow-api"))
         lambda_encodes(raw)
         body = raw.get("body")
-        return Response(status=raw["statusCode"],
-                        body=json.loads(body) if body else None,
-                        headers=dict(raw.get("headers") or {}))
+        return Response(
+            status=raw["statusCode"],
+            body=json.loads(body) if body else None,
+            headers=dict(raw.get("headers") or {}),
+        )
 
     def http(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Response:
         return self.call(http_event(method, path, body, **kwargs))
 
     def invoke(self, action: str, **params: Any) -> dict[str, Any]:
         result: dict[str, Any] = self.module.handler(
-            {"action": action, **params}, FakeLambdaContext(function_name="pyworkflow-api"))
+            {"action": action, **params}, FakeLambdaContext(function_name="pyworkflow-api")
+        )
         lambda_encodes(result)
         return result
 
@@ -222,8 +233,13 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     monkeypatch.delenv(config.ENV_MAX_REQUEST_BYTES, raising=False)
     clock = ManualClock()
     dispatcher = RecordingDispatcher()
-    runtime = AwsRuntime(SQLiteStorageBackend(tmp_path / "api.db"), dispatcher,  # type: ignore[arg-type]
-                         clock=clock, lease_seconds=30, max_receives=3)
+    runtime = AwsRuntime(
+        SQLiteStorageBackend(tmp_path / "api.db"),
+        dispatcher,  # type: ignore[arg-type]
+        clock=clock,
+        lease_seconds=30,
+        max_receives=3,
+    )
     module.reset(runtime)
     yield Api(module=module, runtime=runtime, dispatcher=dispatcher, clock=clock)
     module.reset()

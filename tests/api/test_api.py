@@ -45,16 +45,19 @@ def test_sample_start_run_event(api: Api) -> None:
 
 def test_sample_list_runs_event(api: Api) -> None:
     for name in ("a", "b", "c"):
-        api.call(sample_event("start_run") | {
-            "body": json.dumps({"workflow": "api_greet", "args": [name]})})
+        api.call(
+            sample_event("start_run")
+            | {"body": json.dumps({"workflow": "api_greet", "args": [name]})}
+        )
     response = api.call(sample_event("list_runs"))
     assert response.status == 200
     assert len(response.body["items"]) == 2  # the sample asks for limit=2
     assert response.body["next_cursor"]
 
 
-def test_sample_hook_event_with_an_unknown_token(api: Api, log_lines: io.StringIO,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_sample_hook_event_with_an_unknown_token(
+    api: Api, log_lines: io.StringIO, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     event = sample_event("hook")
     token = event["pathParameters"]["token"]
@@ -66,9 +69,12 @@ def test_sample_hook_event_with_an_unknown_token(api: Api, log_lines: io.StringI
 
 
 # --- logging -----------------------------------------------------------------------------------
-def test_hook_token_and_payloads_are_never_logged(api: Api, log_lines: io.StringIO,
-                                                  caplog: pytest.LogCaptureFixture,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hook_token_and_payloads_are_never_logged(
+    api: Api,
+    log_lines: io.StringIO,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
     monkeypatch.setenv("POWERTOOLS_DEV", "true")
     caplog.set_level(logging.DEBUG)
@@ -147,14 +153,24 @@ def test_workflows(api: Api) -> None:
 
 
 EXPECTED_ROUTES = {
-    ("post", "/runs"), ("get", "/runs"), ("get", "/runs/{run_id}"),
-    ("get", "/runs/{run_id}/events"), ("get", "/runs/{run_id}/chain"),
-    ("post", "/runs/{run_id}/cancel"), ("post", "/runs/{run_id}/hooks/{name}"),
-    ("post", "/hooks/{token}"), ("get", "/workflows"), ("post", "/schedules"),
-    ("get", "/schedules"), ("get", "/schedules/{schedule_id}"),
-    ("patch", "/schedules/{schedule_id}"), ("delete", "/schedules/{schedule_id}"),
-    ("post", "/schedules/{schedule_id}/pause"), ("post", "/schedules/{schedule_id}/resume"),
-    ("post", "/schedules/{schedule_id}/trigger"), ("get", "/health"),
+    ("post", "/runs"),
+    ("get", "/runs"),
+    ("get", "/runs/{run_id}"),
+    ("get", "/runs/{run_id}/events"),
+    ("get", "/runs/{run_id}/chain"),
+    ("post", "/runs/{run_id}/cancel"),
+    ("post", "/runs/{run_id}/hooks/{name}"),
+    ("post", "/hooks/{token}"),
+    ("get", "/workflows"),
+    ("post", "/schedules"),
+    ("get", "/schedules"),
+    ("get", "/schedules/{schedule_id}"),
+    ("patch", "/schedules/{schedule_id}"),
+    ("delete", "/schedules/{schedule_id}"),
+    ("post", "/schedules/{schedule_id}/pause"),
+    ("post", "/schedules/{schedule_id}/resume"),
+    ("post", "/schedules/{schedule_id}/trigger"),
+    ("get", "/health"),
 }
 
 
@@ -169,11 +185,18 @@ def test_openapi_document(api: Api) -> None:
     assert set(start["responses"]) == {"202", "400", "404", "413", "422"}
     body_ref = start["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert body_ref.endswith("/StartRunRequest")
-    assert start["responses"]["404"]["content"]["application/json"]["schema"][
-        "$ref"].endswith("/ErrorBody")
+    assert start["responses"]["404"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ErrorBody"
+    )
     schemas = doc["components"]["schemas"]
-    assert {"StartRunRequest", "StartRunResponse", "RunView", "ErrorBody", "Schedule",
-            "CreateScheduleRequest"} <= schemas.keys()
+    assert {
+        "StartRunRequest",
+        "StartRunResponse",
+        "RunView",
+        "ErrorBody",
+        "Schedule",
+        "CreateScheduleRequest",
+    } <= schemas.keys()
     assert "lease_owner" not in schemas["RunView"]["properties"]
     params = {p["name"] for p in doc["paths"]["/runs"]["get"]["parameters"]}
     assert params == {"status", "workflow", "limit", "cursor"}
@@ -189,21 +212,27 @@ def test_unknown_route_is_404(api: Api) -> None:
 
 
 def test_unsupported_content_type_is_415(api: Api) -> None:
-    response = api.http("POST", "/runs", {"workflow": "api_greet", "args": ["x"]},
-                        headers={"content-type": "text/plain"})
+    response = api.http(
+        "POST",
+        "/runs",
+        {"workflow": "api_greet", "args": ["x"]},
+        headers={"content-type": "text/plain"},
+    )
     assert response.status == 415
     assert api.count_runs() == 0
 
 
-def test_an_internal_failure_is_a_json_500_without_details(api: Api, log_lines: io.StringIO,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_internal_failure_is_a_json_500_without_details(
+    api: Api, log_lines: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async def broken(run_id: str) -> None:
         raise RuntimeError("disk on fire at /secret/path")
 
     monkeypatch.setattr(api.runtime.storage, "get_run", broken)
     event = sample_event("start_run") | {"rawPath": "/runs/run_x", "routeKey": "$default"}
     event["requestContext"] = event["requestContext"] | {
-        "http": event["requestContext"]["http"] | {"method": "GET", "path": "/runs/run_x"}}
+        "http": event["requestContext"]["http"] | {"method": "GET", "path": "/runs/run_x"}
+    }
     response = api.call(event)
     assert response.status == 500
     assert response.body["error"]["type"] == "InternalError"
@@ -234,8 +263,9 @@ def test_values_nested_too_deeply_are_400(api: Api, depth: int) -> None:
     assert response.body["error"]["type"] == "TooDeeplyNested"
     hook = api.http("POST", "/hooks/whk_x", raw_body="[" * depth + "]" * depth)
     assert hook.status == 400 and hook.body["error"]["type"] == "TooDeeplyNested"
-    answer = api.invoke("start_run", workflow="api_greet", args=["x"],
-                        kwargs={"punctuation": nested(depth)})
+    answer = api.invoke(
+        "start_run", workflow="api_greet", args=["x"], kwargs={"punctuation": nested(depth)}
+    )
     assert (answer["status"], answer["error"]["type"]) == (400, "TooDeeplyNested")
     assert api.count_runs() == 0
 

@@ -23,8 +23,8 @@ from handlers import api_ops as ops
 from pyworkflow import exceptions as exc
 from tests.api.conftest import Api, http_event
 
-LONE = "\ud800"       # what json.loads makes of the JSON text "\ud800"
-ESCAPED = "\\ud800"   # how an encodable message spells it
+LONE = "\ud800"  # what json.loads makes of the JSON text "\ud800"
+ESCAPED = "\\ud800"  # how an encodable message spells it
 
 
 def refused(answer: dict[str, Any], needle: str) -> str:
@@ -39,19 +39,34 @@ def refused(answer: dict[str, Any], needle: str) -> str:
 # --- direct invoke -----------------------------------------------------------------------------
 INVOKED = [
     ("start_run", {"workflow": "api_greet", "args": [LONE]}, "args[0]"),
-    ("start_run", {"workflow": "api_order", "args": [{"order_id": "o" + LONE, "quantity": 1}]},
-     "args[0]['order_id']"),
-    ("start_run", {"workflow": "api_greet", "args": ["a"], "kwargs": {"punctuation": LONE}},
-     "kwargs['punctuation']"),
-    ("start_run", {"workflow": "api_greet", "args": ["a"], "kwargs": {LONE: "!"}},
-     f"kwargs['{ESCAPED}']"),
+    (
+        "start_run",
+        {"workflow": "api_order", "args": [{"order_id": "o" + LONE, "quantity": 1}]},
+        "args[0]['order_id']",
+    ),
+    (
+        "start_run",
+        {"workflow": "api_greet", "args": ["a"], "kwargs": {"punctuation": LONE}},
+        "kwargs['punctuation']",
+    ),
+    (
+        "start_run",
+        {"workflow": "api_greet", "args": ["a"], "kwargs": {LONE: "!"}},
+        f"kwargs['{ESCAPED}']",
+    ),
     ("start_run", {"workflow": LONE}, "workflow"),
     ("resume_hook", {"token": "whk_x", "payload": {"note": [1, LONE]}}, "payload['note'][1]"),
-    ("resume_hook_by_name", {"run_id": "run_x", "name": "api_approval",
-                             "payload": {"ok": True, "by": LONE}}, "payload['by']"),
+    (
+        "resume_hook_by_name",
+        {"run_id": "run_x", "name": "api_approval", "payload": {"ok": True, "by": LONE}},
+        "payload['by']",
+    ),
     ("cancel_run", {"run_id": "run_x", "reason": LONE}, "reason"),
-    ("create_schedule", {"workflow": "api_greet", "args": ["a"],
-                         "spec": {"cron": "0 9 * * *", "timezone": LONE}}, "spec['timezone']"),
+    (
+        "create_schedule",
+        {"workflow": "api_greet", "args": ["a"], "spec": {"cron": "0 9 * * *", "timezone": LONE}},
+        "spec['timezone']",
+    ),
     ("update_schedule", {"schedule_id": "s", "spec": {"cron": LONE}}, "spec['cron']"),
     ("get_run", {"run_id": LONE}, "run_id"),
     ("get_events", {"run_id": "run_x" + LONE}, "run_id"),
@@ -60,11 +75,12 @@ INVOKED = [
 ]
 
 
-@pytest.mark.parametrize(("action", "params", "field"), INVOKED,
-                         ids=[f"{a}-{f}" for a, _, f in INVOKED])
-def test_invoke_refuses_a_lone_surrogate_naming_its_param(api: Api, action: str,
-                                                          params: dict[str, Any],
-                                                          field: str) -> None:
+@pytest.mark.parametrize(
+    ("action", "params", "field"), INVOKED, ids=[f"{a}-{f}" for a, _, f in INVOKED]
+)
+def test_invoke_refuses_a_lone_surrogate_naming_its_param(
+    api: Api, action: str, params: dict[str, Any], field: str
+) -> None:
     message = refused(api.invoke(action, **params), f"{field} cannot be stored as JSON")
     assert ESCAPED in message  # the bad text, quoted encodably
     assert api.count_runs() == 0 and api.dispatcher.woken == []
@@ -83,18 +99,27 @@ def test_invoke_resume_hook_with_a_token_utf8_cannot_encode_is_a_404(api: Api) -
 
 # --- HTTP path and query parameters --------------------------------------------------------------
 PATHS = [
-    ("GET", "/runs/{x}"), ("GET", "/runs/{x}/events"), ("GET", "/runs/{x}/chain"),
-    ("POST", "/runs/{x}/cancel"), ("POST", "/runs/run_x/hooks/{x}"),
-    ("POST", "/runs/{x}/hooks/api_approval"), ("POST", "/hooks/{x}"),
-    ("GET", "/schedules/{x}"), ("PATCH", "/schedules/{x}"), ("DELETE", "/schedules/{x}"),
-    ("POST", "/schedules/{x}/pause"), ("POST", "/schedules/{x}/resume"),
-    ("POST", "/schedules/{x}/trigger"), ("GET", "/{x}"),
+    ("GET", "/runs/{x}"),
+    ("GET", "/runs/{x}/events"),
+    ("GET", "/runs/{x}/chain"),
+    ("POST", "/runs/{x}/cancel"),
+    ("POST", "/runs/run_x/hooks/{x}"),
+    ("POST", "/runs/{x}/hooks/api_approval"),
+    ("POST", "/hooks/{x}"),
+    ("GET", "/schedules/{x}"),
+    ("PATCH", "/schedules/{x}"),
+    ("DELETE", "/schedules/{x}"),
+    ("POST", "/schedules/{x}/pause"),
+    ("POST", "/schedules/{x}/resume"),
+    ("POST", "/schedules/{x}/trigger"),
+    ("GET", "/{x}"),
 ]
 
 
 @pytest.mark.parametrize(("method", "path"), PATHS, ids=[f"{m} {p}" for m, p in PATHS])
 def test_a_lone_surrogate_in_a_path_parameter_is_a_4xx_whose_message_encodes(
-        api: Api, method: str, path: str) -> None:
+    api: Api, method: str, path: str
+) -> None:
     body = {"payload": 1} if "/hooks/" in path and path.startswith("/runs") else None
     response = api.http(method, path.format(x="id" + "\udcff"), body)
     assert 400 <= response.status < 500, response.body
@@ -114,10 +139,12 @@ QUERIES = [
 ]
 
 
-@pytest.mark.parametrize(("path", "query", "field"), QUERIES,
-                         ids=[f"{p}-{f}" for p, _, f in QUERIES])
+@pytest.mark.parametrize(
+    ("path", "query", "field"), QUERIES, ids=[f"{p}-{f}" for p, _, f in QUERIES]
+)
 def test_a_lone_surrogate_in_a_query_parameter_is_a_422_naming_it(
-        api: Api, path: str, query: dict[str, str], field: str) -> None:
+    api: Api, path: str, query: dict[str, str], field: str
+) -> None:
     response = api.http("GET", path, query=query)
     assert response.status == 422, response.body
     assert response.body["error"]["type"] == "SerializationError"
@@ -127,11 +154,15 @@ def test_a_lone_surrogate_in_a_query_parameter_is_a_422_naming_it(
 
 
 # --- error messages and log lines ----------------------------------------------------------------
-@pytest.mark.parametrize("error", [
-    exc.ScheduleError(f"Invalid timezone '{ESCAPED}': No time zone found with key {LONE}"),
-    ops.ApiError(404, "NotFound", f"No route GET /runs/{LONE}"),
-    exc.WorkflowNotFoundError(LONE),
-], ids=["pyworkflow error", "ApiError", "not-found id"])
+@pytest.mark.parametrize(
+    "error",
+    [
+        exc.ScheduleError(f"Invalid timezone '{ESCAPED}': No time zone found with key {LONE}"),
+        ops.ApiError(404, "NotFound", f"No route GET /runs/{LONE}"),
+        exc.WorkflowNotFoundError(LONE),
+    ],
+    ids=["pyworkflow error", "ApiError", "not-found id"],
+)
 def test_an_error_message_quoting_bad_text_is_made_encodable(error: Exception) -> None:
     status, body = ops.error_for(error)
     assert 400 <= status < 500

@@ -33,14 +33,16 @@ async def api(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
 
 async def call(api: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     """One request, in a thread: the handler runs its own loop, as in a Lambda container."""
-    raw = await asyncio.to_thread(api.handler, http_event(method, path, body),
-                                  FakeLambdaContext(function_name="pyworkflow-api"))
+    raw = await asyncio.to_thread(
+        api.handler,
+        http_event(method, path, body),
+        FakeLambdaContext(function_name="pyworkflow-api"),
+    )
     return raw["statusCode"], json.loads(raw["body"])
 
 
 async def test_runs_started_and_resumed_through_the_api(aws: Aws, api: Any) -> None:
-    status, started = await call(api, "POST", "/runs", {"workflow": "api_greet",
-                                                         "args": ["E2E"]})
+    status, started = await call(api, "POST", "/runs", {"workflow": "api_greet", "args": ["E2E"]})
     assert status == 202, started
     run_id = started["run_id"]
     result = await aws.pump_until_done(run_id)
@@ -56,8 +58,9 @@ async def test_runs_started_and_resumed_through_the_api(aws: Aws, api: Any) -> N
     waiter_id = waiting["run_id"]
     await aws.pump(idle_polls=1, wait_seconds=0)
     assert (await aws.run(waiter_id)).status == RunStatus.SUSPENDED
-    status, resumed = await call(api, "POST", f"/hooks/{wf.TOKENS[waiter_id]}",
-                                 {"ok": True, "by": "e2e"})
+    status, resumed = await call(
+        api, "POST", f"/hooks/{wf.TOKENS[waiter_id]}", {"ok": True, "by": "e2e"}
+    )
     assert status == 202 and resumed["run_id"] == waiter_id
     await aws.pump_until_done(waiter_id)
     status, run = await call(api, "GET", f"/runs/{waiter_id}")

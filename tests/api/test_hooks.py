@@ -28,8 +28,11 @@ def test_webhook_body_is_the_payload(api: Api) -> None:
     run_id, token = waiting_run(api)
     response = api.http("POST", f"/hooks/{token}", {"ok": True, "by": "ada"})
     assert response.status == 202
-    assert response.body == {"run_id": run_id, "hook_id": response.body["hook_id"],
-                             "status": "resumed"}
+    assert response.body == {
+        "run_id": run_id,
+        "hook_id": response.body["hook_id"],
+        "status": "resumed",
+    }
     assert api.dispatcher.woken == [(run_id, "hook")]  # woken through the queue, not driven
     api.drive()
     run = api.get(run_id)
@@ -114,8 +117,11 @@ def test_other_methods_on_a_hook_are_404_without_the_token(api: Api) -> None:
 
 def test_resume_by_name(api: Api) -> None:
     run_id, _ = waiting_run(api)
-    response = api.http("POST", f"/runs/{run_id}/hooks/api%5Fapproval",  # quoted by a client
-                        {"payload": {"ok": True, "by": "ops"}})
+    response = api.http(
+        "POST",
+        f"/runs/{run_id}/hooks/api%5Fapproval",  # quoted by a client
+        {"payload": {"ok": True, "by": "ops"}},
+    )
     assert response.status == 202
     assert response.body["run_id"] == run_id
     api.drive()

@@ -18,8 +18,9 @@ def start(api: Api, workflow: str, *args: object, **body: object) -> str:
 
 
 def test_start_writes_one_run_and_wakes_it_once(api: Api) -> None:
-    response = api.http("POST", "/runs", {"workflow": "api_greet", "args": ["Ada"],
-                                          "kwargs": {"punctuation": "?"}})
+    response = api.http(
+        "POST", "/runs", {"workflow": "api_greet", "args": ["Ada"], "kwargs": {"punctuation": "?"}}
+    )
     assert response.status == 202
     run_id = response.body["run_id"]
     assert response.body == {"run_id": run_id, "status": "pending"}
@@ -49,16 +50,22 @@ def test_pydantic_arguments_are_validated_and_stored(api: Api) -> None:
     assert api.get(run_id).get_result() == 6
 
 
-@pytest.mark.parametrize(("body", "needle"), [
-    ({"workflow": "api_greet", "args": ["a", "b", "c"]}, "too many positional arguments"),
-    ({"workflow": "api_greet", "args": []}, "missing a required argument: 'name'"),
-    ({"workflow": "api_greet", "args": ["a"], "kwargs": {"volume": 11}}, "volume"),
-    ({"workflow": "api_order", "args": [{"order_id": "o-1", "quantity": "lots"}]}, "quantity"),
-    ({"workflow": "api_greet", "args": ["a"], "kwargs": {"idempotency_key": "k"}},
-     "idempotency_key"),
-])
-def test_arguments_that_do_not_fit_are_422_and_write_nothing(api: Api, body: dict[str, object],
-                                                             needle: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"workflow": "api_greet", "args": ["a", "b", "c"]}, "too many positional arguments"),
+        ({"workflow": "api_greet", "args": []}, "missing a required argument: 'name'"),
+        ({"workflow": "api_greet", "args": ["a"], "kwargs": {"volume": 11}}, "volume"),
+        ({"workflow": "api_order", "args": [{"order_id": "o-1", "quantity": "lots"}]}, "quantity"),
+        (
+            {"workflow": "api_greet", "args": ["a"], "kwargs": {"idempotency_key": "k"}},
+            "idempotency_key",
+        ),
+    ],
+)
+def test_arguments_that_do_not_fit_are_422_and_write_nothing(
+    api: Api, body: dict[str, object], needle: str
+) -> None:
     response = api.http("POST", "/runs", body)
     assert response.status == 422, response.body
     assert response.body["error"]["type"] == "InvalidArgumentsError"
@@ -78,16 +85,20 @@ def test_unknown_workflow_is_404_naming_the_available_ones(api: Api) -> None:
     assert api.count_runs() == 0
 
 
-@pytest.mark.parametrize(("body", "needle"), [
-    ({}, "body.workflow: Field required"),
-    ({"workflow": "api_greet", "argz": ["a"]}, "body.argz: Extra inputs are not permitted"),
-    ({"workflow": "api_greet", "args": "Ada"}, "body.args"),
-    ({"workflow": "api_greet", "kwargs": [1]}, "body.kwargs"),
-    ({"workflow": ""}, "body.workflow"),
-    ({"workflow": "api_greet", "idempotency_key": ""}, "body.idempotency_key"),
-])
-def test_bodies_that_do_not_fit_the_schema_are_422(api: Api, body: dict[str, object],
-                                                   needle: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({}, "body.workflow: Field required"),
+        ({"workflow": "api_greet", "argz": ["a"]}, "body.argz: Extra inputs are not permitted"),
+        ({"workflow": "api_greet", "args": "Ada"}, "body.args"),
+        ({"workflow": "api_greet", "kwargs": [1]}, "body.kwargs"),
+        ({"workflow": ""}, "body.workflow"),
+        ({"workflow": "api_greet", "idempotency_key": ""}, "body.idempotency_key"),
+    ],
+)
+def test_bodies_that_do_not_fit_the_schema_are_422(
+    api: Api, body: dict[str, object], needle: str
+) -> None:
     response = api.http("POST", "/runs", body)
     assert response.status == 422
     assert response.body["error"]["type"] == "ValidationError"
@@ -116,12 +127,14 @@ def test_base64_encoded_body_is_read(api: Api) -> None:
 
 
 def test_idempotency_key_returns_the_first_run_and_its_status(api: Api) -> None:
-    first = api.http("POST", "/runs", {"workflow": "api_greet", "args": ["Di"],
-                                       "idempotency_key": "order-42"})
+    first = api.http(
+        "POST", "/runs", {"workflow": "api_greet", "args": ["Di"], "idempotency_key": "order-42"}
+    )
     assert first.status == 202
     api.drive()
-    again = api.http("POST", "/runs", {"workflow": "api_greet", "args": ["Di"],
-                                       "idempotency_key": "order-42"})
+    again = api.http(
+        "POST", "/runs", {"workflow": "api_greet", "args": ["Di"], "idempotency_key": "order-42"}
+    )
     assert again.status == 202
     assert again.body == {"run_id": first.body["run_id"], "status": "completed"}
     assert api.count_runs() == 1
@@ -137,8 +150,11 @@ def test_list_runs_filters_and_pages(api: Api) -> None:
     page = api.http("GET", "/runs", query={"workflow": "api_greet", "limit": 2})
     assert page.status == 200
     assert len(page.body["items"]) == 2 and page.body["next_cursor"]
-    rest = api.http("GET", "/runs", query={"workflow": "api_greet", "limit": 2,
-                                           "cursor": page.body["next_cursor"]})
+    rest = api.http(
+        "GET",
+        "/runs",
+        query={"workflow": "api_greet", "limit": 2, "cursor": page.body["next_cursor"]},
+    )
     assert rest.body["next_cursor"] is None
     seen = [r["run_id"] for r in page.body["items"] + rest.body["items"]]
     assert sorted(seen) == sorted(greets)
@@ -149,13 +165,16 @@ def test_list_runs_filters_and_pages(api: Api) -> None:
     assert all(not INTERNAL_RUN_FIELDS & r.keys() for r in everything.body["items"])
 
 
-@pytest.mark.parametrize(("query", "status", "needle"), [
-    ({"limit": 0}, 422, "query.limit"),
-    ({"limit": 100000}, 422, "query.limit"),
-    ({"limit": "many"}, 422, "query.limit"),
-    ({"status": "sleeping"}, 422, "query.status"),
-    ({"cursor": "not-a-cursor"}, 400, "Invalid cursor"),
-])
+@pytest.mark.parametrize(
+    ("query", "status", "needle"),
+    [
+        ({"limit": 0}, 422, "query.limit"),
+        ({"limit": 100000}, 422, "query.limit"),
+        ({"limit": "many"}, 422, "query.limit"),
+        ({"status": "sleeping"}, 422, "query.status"),
+        ({"cursor": "not-a-cursor"}, 400, "Invalid cursor"),
+    ],
+)
 def test_bad_list_queries(api: Api, query: dict[str, object], status: int, needle: str) -> None:
     response = api.http("GET", "/runs", query=query)
     assert response.status == status
@@ -222,22 +241,28 @@ def test_cancel_rejects_a_bad_body(api: Api) -> None:
     assert not api.get(run_id).cancel_requested
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [
-    ("GET", "/runs/run_missing", None),
-    ("GET", "/runs/run_missing/events", None),
-    ("GET", "/runs/run_missing/chain", None),
-    ("POST", "/runs/run_missing/cancel", None),
-    ("POST", "/runs/run_missing/hooks/api_approval", {"payload": {"ok": True}}),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/runs/run_missing", None),
+        ("GET", "/runs/run_missing/events", None),
+        ("GET", "/runs/run_missing/chain", None),
+        ("POST", "/runs/run_missing/cancel", None),
+        ("POST", "/runs/run_missing/hooks/api_approval", {"payload": {"ok": True}}),
+    ],
+)
 def test_unknown_run_is_404(api: Api, method: str, path: str, body: object) -> None:
     response = api.http(method, path, body)
     assert response.status == 404
-    assert response.body["error"] == {"type": "WorkflowNotFoundError",
-                                      "message": "Workflow run not found: run_missing"}
+    assert response.body["error"] == {
+        "type": "WorkflowNotFoundError",
+        "message": "Workflow run not found: run_missing",
+    }
 
 
 def test_a_workflow_module_that_failed_to_import_is_named_in_the_404(
-        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PYWORKFLOW_MODULE", "tests.api.workflows,tests.api.no_such_module")
     api.module.reset(api.runtime)  # a cold start that imports the module list again
     assert api.http("GET", "/health").status == 200  # the service still answers

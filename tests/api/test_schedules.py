@@ -20,8 +20,9 @@ def create(api: Api, **body: Any) -> dict[str, Any]:
 
 
 def test_create_get_list(api: Api) -> None:
-    created = create(api, schedule_id="daily-greet", overlap_policy="buffer_one",
-                     kwargs={"punctuation": "."})
+    created = create(
+        api, schedule_id="daily-greet", overlap_policy="buffer_one", kwargs={"punctuation": "."}
+    )
     assert created["schedule_id"] == "daily-greet"
     assert created["status"] == "active"
     assert created["spec"]["cron"] == "0 9 * * *"
@@ -31,8 +32,10 @@ def test_create_get_list(api: Api) -> None:
     assert got.status == 200 and got.body == created
     other = create(api, workflow="api_order", args=[{"order_id": "o", "quantity": 1}])
     everything = api.http("GET", "/schedules")
-    assert {s["schedule_id"] for s in everything.body["items"]} == {"daily-greet",
-                                                                   other["schedule_id"]}
+    assert {s["schedule_id"] for s in everything.body["items"]} == {
+        "daily-greet",
+        other["schedule_id"],
+    }
     greets = api.http("GET", "/schedules", query={"workflow": "api_greet"})
     assert [s["schedule_id"] for s in greets.body["items"]] == ["daily-greet"]
     one = api.http("GET", "/schedules", query={"limit": 1, "offset": 1})
@@ -41,15 +44,19 @@ def test_create_get_list(api: Api) -> None:
 
 def eventbridge(api: Api) -> list[tuple[str, str]]:
     """The recurring EventBridge schedules: (expression, state) of each."""
-    return sorted((d["ScheduleExpression"], d["State"])
-                  for d in api.dispatcher.scheduler.schedules.values())
+    return sorted(
+        (d["ScheduleExpression"], d["State"]) for d in api.dispatcher.scheduler.schedules.values()
+    )
 
 
 def test_update_pause_resume_delete(api: Api) -> None:
     schedule_id = create(api)["schedule_id"]
     assert eventbridge(api) == [("cron(0 9 * * ? *)", "ENABLED")]
-    changed = api.http("PATCH", f"/schedules/{schedule_id}",
-                       {"spec": {"interval": "5m"}, "overlap_policy": "allow_all"})
+    changed = api.http(
+        "PATCH",
+        f"/schedules/{schedule_id}",
+        {"spec": {"interval": "5m"}, "overlap_policy": "allow_all"},
+    )
     assert changed.status == 200, changed.body
     assert changed.body["spec"]["interval"] == "5m" and changed.body["spec"]["cron"] is None
     assert changed.body["overlap_policy"] == "allow_all"
@@ -57,8 +64,10 @@ def test_update_pause_resume_delete(api: Api) -> None:
     paused = api.http("POST", f"/schedules/{schedule_id}/pause")
     assert paused.status == 200 and paused.body["status"] == "paused"
     assert eventbridge(api) == [("rate(5 minutes)", "DISABLED")]
-    assert api.http("GET", "/schedules", query={"status": "paused"}).body["items"][0][
-        "schedule_id"] == schedule_id
+    assert (
+        api.http("GET", "/schedules", query={"status": "paused"}).body["items"][0]["schedule_id"]
+        == schedule_id
+    )
     resumed = api.http("POST", f"/schedules/{schedule_id}/resume")
     assert resumed.status == 200 and resumed.body["status"] == "active"
     assert eventbridge(api) == [("rate(5 minutes)", "ENABLED")]
@@ -86,17 +95,21 @@ def test_trigger_starts_a_run_through_the_queue(api: Api) -> None:
     assert api.get(run_id).get_result() == "HELLO SCHED!"
 
 
-@pytest.mark.parametrize(("spec", "needle"), [
-    ({"cron": "61 * * * *"}, "cron"),
-    ({"cron": "not a cron"}, "cron"),
-    ({"interval": "soon"}, "interval"),
-    ({}, ""),
-    ({"timezone": "Mars/Olympus"}, ""),
-    ({"interval": "90s"}, "minute"),  # valid, but no EventBridge rate() ticks it
-])
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ({"cron": "61 * * * *"}, "cron"),
+        ({"cron": "not a cron"}, "cron"),
+        ({"interval": "soon"}, "interval"),
+        ({}, ""),
+        ({"timezone": "Mars/Olympus"}, ""),
+        ({"interval": "90s"}, "minute"),  # valid, but no EventBridge rate() ticks it
+    ],
+)
 def test_invalid_specs_are_422(api: Api, spec: dict[str, Any], needle: str) -> None:
-    response = api.http("POST", "/schedules", {"workflow": "api_greet", "spec": spec,
-                                               "args": ["x"]})
+    response = api.http(
+        "POST", "/schedules", {"workflow": "api_greet", "spec": spec, "args": ["x"]}
+    )
     assert response.status == 422, response.body
     assert response.body["error"]["type"] == "ScheduleError"
     assert needle in response.body["error"]["message"].lower()
@@ -111,18 +124,33 @@ def test_update_with_an_invalid_cron_is_422_and_changes_nothing(api: Api) -> Non
     assert api.http("GET", f"/schedules/{schedule_id}").body["spec"]["cron"] == "0 9 * * *"
 
 
-@pytest.mark.parametrize(("body", "status", "type_"), [
-    ({"workflow": "api_nope", "spec": DAILY}, 404, "UnknownWorkflowError"),
-    ({"workflow": "api_greet", "spec": DAILY, "args": [1, 2, 3]}, 422, "InvalidArgumentsError"),
-    ({"workflow": "api_greet", "spec": {"cron": "0 9 * * *", "tz": "UTC"}, "args": ["x"]},
-     422, "ValidationError"),
-    ({"workflow": "api_greet", "spec": DAILY, "args": ["x"], "overlap_policy": "sometimes"},
-     422, "ValidationError"),
-    ({"workflow": "api_greet", "spec": DAILY, "args": ["x"], "schedule_id": "a b"},
-     422, "ValidationError"),
-    ({"workflow": "api_greet", "spec": DAILY, "args": ["x"], "kwargs": {"spec": 1}},
-     422, "InvalidArgumentsError"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "type_"),
+    [
+        ({"workflow": "api_nope", "spec": DAILY}, 404, "UnknownWorkflowError"),
+        ({"workflow": "api_greet", "spec": DAILY, "args": [1, 2, 3]}, 422, "InvalidArgumentsError"),
+        (
+            {"workflow": "api_greet", "spec": {"cron": "0 9 * * *", "tz": "UTC"}, "args": ["x"]},
+            422,
+            "ValidationError",
+        ),
+        (
+            {"workflow": "api_greet", "spec": DAILY, "args": ["x"], "overlap_policy": "sometimes"},
+            422,
+            "ValidationError",
+        ),
+        (
+            {"workflow": "api_greet", "spec": DAILY, "args": ["x"], "schedule_id": "a b"},
+            422,
+            "ValidationError",
+        ),
+        (
+            {"workflow": "api_greet", "spec": DAILY, "args": ["x"], "kwargs": {"spec": 1}},
+            422,
+            "InvalidArgumentsError",
+        ),
+    ],
+)
 def test_bad_creates(api: Api, body: dict[str, Any], status: int, type_: str) -> None:
     response = api.http("POST", "/schedules", body)
     assert response.status == status, response.body
@@ -132,8 +160,11 @@ def test_bad_creates(api: Api, body: dict[str, Any], status: int, type_: str) ->
 
 def test_duplicate_schedule_id_is_409(api: Api) -> None:
     create(api, schedule_id="only-one")
-    response = api.http("POST", "/schedules", {"workflow": "api_greet", "spec": DAILY,
-                                               "args": ["x"], "schedule_id": "only-one"})
+    response = api.http(
+        "POST",
+        "/schedules",
+        {"workflow": "api_greet", "spec": DAILY, "args": ["x"], "schedule_id": "only-one"},
+    )
     assert response.status == 409
     assert "already exists" in response.body["error"]["message"]
 
@@ -144,15 +175,24 @@ def test_malformed_schedule_bodies_are_400(api: Api) -> None:
     assert api.http("PATCH", f"/schedules/{schedule_id}", raw_body="{").status == 400
 
 
-@pytest.mark.parametrize(("method", "suffix", "body"), [
-    ("GET", "", None), ("PATCH", "", {"overlap_policy": "skip"}), ("DELETE", "", None),
-    ("POST", "/pause", None), ("POST", "/resume", None), ("POST", "/trigger", None),
-])
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [
+        ("GET", "", None),
+        ("PATCH", "", {"overlap_policy": "skip"}),
+        ("DELETE", "", None),
+        ("POST", "/pause", None),
+        ("POST", "/resume", None),
+        ("POST", "/trigger", None),
+    ],
+)
 def test_unknown_schedule_is_404(api: Api, method: str, suffix: str, body: Any) -> None:
     response = api.http(method, f"/schedules/sched_missing{suffix}", body)
     assert response.status == 404, response.body
-    assert response.body["error"] == {"type": "ScheduleNotFoundError",
-                                      "message": "Schedule not found: sched_missing"}
+    assert response.body["error"] == {
+        "type": "ScheduleNotFoundError",
+        "message": "Schedule not found: sched_missing",
+    }
 
 
 def test_ids_in_paths_are_percent_decoded(api: Api) -> None:

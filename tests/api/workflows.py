@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pyworkflow import continue_as_new, hook, sleep, step, workflow
 from pyworkflow.core import context as _ctx
 
-TOKENS: dict[str, str] = {}            # run id -> hook token (given to on_created)
+TOKENS: dict[str, str] = {}  # run id -> hook token (given to on_created)
 
 
 class Order(BaseModel):

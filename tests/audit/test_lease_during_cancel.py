@@ -45,14 +45,12 @@ async def lc_order() -> str:
         raise
 
 
-async def test_a_cancel_request_during_a_long_step_does_not_lose_the_live_owners_lease(
-        tmp_path):
+async def test_a_cancel_request_during_a_long_step_does_not_lose_the_live_owners_lease(tmp_path):
     LOG.clear()
     db = tmp_path / "runs.db"
     owner = QueuedLocalRuntime(SQLiteStorageBackend(db), lease_seconds=LEASE)
     other = QueuedLocalRuntime(SQLiteStorageBackend(db), lease_seconds=LEASE)
-    run, history = await owner.executor.create(get_workflow_by_func(lc_order), (), {},
-                                               lease=True)
+    run, history = await owner.executor.create(get_workflow_by_func(lc_order), (), {}, lease=True)
     driving = asyncio.create_task(owner.executor.execute(run, history))
     await asyncio.sleep(LEASE / 2)
     await request_cancel(other.storage, other.clock, run.run_id, "customer changed their mind")
@@ -69,7 +67,7 @@ async def test_a_cancel_request_during_a_long_step_does_not_lose_the_live_owners
     await run_once(other)
     final = await other.storage.get_run(run.run_id)
     assert final.status in (RunStatus.CANCELLED, RunStatus.COMPLETED)  # cancelled at its next
-    order = [name for name, _ in sorted(LOG, key=lambda x: x[1])]        # await, or too late
+    order = [name for name, _ in sorted(LOG, key=lambda x: x[1])]  # await, or too late
     # Now: ['reserve started', 'release', 'reserve ended'] and the other worker held the run.
     assert order[:2] == ["reserve started", "reserve ended"], order
     assert holders <= {owner.executor.owner, None}, "another worker took the run"

@@ -65,8 +65,9 @@ async def nf_nested_then_wait() -> list:
 
 
 async def _replayed(run_id: str):
-    return await replay_history(await get_workflow_events(run_id),
-                                run=await get_workflow_run(run_id))
+    return await replay_history(
+        await get_workflow_events(run_id), run=await get_workflow_run(run_id)
+    )
 
 
 async def test_a_durable_call_added_in_a_nested_fan_out_branch_is_nondeterminism(storage):

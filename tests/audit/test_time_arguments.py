@@ -27,8 +27,9 @@ def test_a_non_finite_retry_delay_is_refused_at_the_decorator_naming_it(delay):
 
 @step(max_retries=2)
 async def ta_busy() -> str:
-    raise RetryableError("busy, try again in 30 s",
-                         retry_after=datetime.now() + timedelta(seconds=30))  # naive: local
+    raise RetryableError(
+        "busy, try again in 30 s", retry_after=datetime.now() + timedelta(seconds=30)
+    )  # naive: local
 
 
 @workflow
@@ -47,6 +48,6 @@ async def test_a_naive_retry_after_datetime_is_local_time(storage):
 async def test_a_huge_int_duration_is_a_value_error_naming_the_argument():
     # Now: OverflowError "int too large to convert to float".
     with pytest.raises(ValueError, match="sleep\\(\\) duration"):
-        await sleep(10 ** 400)
+        await sleep(10**400)
     with pytest.raises(ValueError, match="@step timeout"):
-        step(timeout=10 ** 400)
+        step(timeout=10**400)

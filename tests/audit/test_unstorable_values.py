@@ -72,7 +72,7 @@ def nested(depth: int) -> list:
 async def uv_value(kind: str, depth: int = 0) -> object:
     CALLS[kind] += 1
     if kind == "huge_int":
-        return 10 ** 5000
+        return 10**5000
     return nested(depth)
 
 
@@ -91,7 +91,7 @@ class Unprintable(Exception):
 @workflow
 async def uv_bad_ending(kind: str) -> object:
     if kind == "huge_int":
-        return 10 ** 5000
+        return 10**5000
     raise Unprintable()
 
 
@@ -121,8 +121,7 @@ async def _fails_once_naming(run_id: str, step_name: str) -> None:
 
 
 @pytest.mark.parametrize("depth", [200, 230])
-async def test_a_step_result_nested_too_deep_to_read_back_fails_that_step_once(sqlite_clock,
-                                                                              depth):
+async def test_a_step_result_nested_too_deep_to_read_back_fails_that_step_once(sqlite_clock, depth):
     CALLS.clear()
     run_id = await _created(uv_step_then_sleep, "deep", depth)
     good = await _created(uv_good, 1)
@@ -180,7 +179,8 @@ async def uv_waits() -> object:
 
 
 async def test_a_hook_payload_too_deep_for_the_store_is_refused_and_the_hook_stays_usable(
-        sqlite_clock):
+    sqlite_clock,
+):
     run_id = await start(uv_waits)
     # Now on SQLite: pydantic ValidationError (not SerializationError) after the payload was
     # stored; the run is left 'running' and every later resume_hook raises the same error.

@@ -29,8 +29,8 @@ from pyworkflow.storage.sqlite import SQLiteStorageBackend
 from tests.aws.ops import AwsOps
 
 REGION = "us-east-1"
-MAX_RECEIVES = 3        # the worker fails a run on the 3rd failing delivery ...
-MAX_RECEIVE_COUNT = 4   # ... and SQS dead-letters the message after the 4th
+MAX_RECEIVES = 3  # the worker fails a run on the 3rd failing delivery ...
+MAX_RECEIVE_COUNT = 4  # ... and SQS dead-letters the message after the 4th
 _prefixes = itertools.count(1)
 
 
@@ -58,13 +58,20 @@ def storage_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def aws_env(moto: moto_server.MotoServer, tmp_path: Path, storage_kind: str,
-            request: pytest.FixtureRequest,
-            monkeypatch: pytest.MonkeyPatch) -> moto_server.AwsStack:
+def aws_env(
+    moto: moto_server.MotoServer,
+    tmp_path: Path,
+    storage_kind: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> moto_server.AwsStack:
     """Dummy credentials, the moto endpoints, a fresh stack and the worker's settings."""
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
         "AWS_ENDPOINT_URL_SQS": moto.endpoint_url,
         "AWS_ENDPOINT_URL_SCHEDULER": moto.endpoint_url,
         "POWERTOOLS_METRICS_NAMESPACE": "pyworkflow-test",
@@ -73,8 +80,12 @@ def aws_env(moto: moto_server.MotoServer, tmp_path: Path, storage_kind: str,
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     stack = moto_server.create_stack(
-        moto.endpoint_url, f"t{next(_prefixes)}", region=REGION,
-        visibility_timeout=30, max_receive_count=MAX_RECEIVE_COUNT)
+        moto.endpoint_url,
+        f"t{next(_prefixes)}",
+        region=REGION,
+        visibility_timeout=30,
+        max_receive_count=MAX_RECEIVE_COUNT,
+    )
     for name, value in stack.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv(config.ENV_MODULE, "tests.aws.workflows")
@@ -82,8 +93,7 @@ def aws_env(moto: moto_server.MotoServer, tmp_path: Path, storage_kind: str,
     if storage_kind == "dynamodb":
         monkeypatch.setenv(config.ENV_STORAGE, "dynamodb")
         monkeypatch.setenv(config.ENV_DYNAMODB_TABLE, f"pw-{stack.scheduler_group}")
-        monkeypatch.setenv(config.ENV_DYNAMODB_ENDPOINT,
-                           request.getfixturevalue("dynamodb_local"))
+        monkeypatch.setenv(config.ENV_DYNAMODB_ENDPOINT, request.getfixturevalue("dynamodb_local"))
     else:
         monkeypatch.setenv(config.ENV_STORAGE, "sqlite")
         monkeypatch.setenv(config.ENV_DB_PATH, str(tmp_path / "aws.db"))
@@ -106,7 +116,7 @@ class Aws:
     """Everything a test drives the stack with."""
 
     stack: moto_server.AwsStack
-    client: AwsOps              # the API/SDK side: start, cancel, resume hooks
+    client: AwsOps  # the API/SDK side: start, cancel, resume hooks
     storage: StorageBackend
     sqs: Any
     scheduler: Any
@@ -128,8 +138,9 @@ class Aws:
         return await self.pump(stop_when=ended, **kwargs)
 
     async def fire(self, now: Any) -> list[str]:
-        return await fire_due_schedules(self.scheduler, self.sqs, now,
-                                        group=self.stack.scheduler_group)
+        return await fire_due_schedules(
+            self.scheduler, self.sqs, now, group=self.stack.scheduler_group
+        )
 
     async def schedules(self) -> list[str]:
         page = await self.scheduler.list_schedules(GroupName=self.stack.scheduler_group)
@@ -141,9 +152,16 @@ class Aws:
         return run
 
     async def queue_depth(self, url: str) -> int:
-        attrs = (await self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed"]))["Attributes"]
+        attrs = (
+            await self.sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
+            )
+        )["Attributes"]
         return sum(int(v) for v in attrs.values())
 
 
@@ -164,14 +182,21 @@ async def aws(aws_env: moto_server.AwsStack, worker: Any, tmp_path: Path) -> Asy
     dispatcher = AwsDispatcher.from_env(session=session)
     client = AwsOps(AwsRuntime(storage, dispatcher))
     async with session.client("sqs") as sqs, session.client("scheduler") as scheduler:
-        yield Aws(stack=aws_env, client=client, storage=storage, sqs=sqs,
-                  scheduler=scheduler, handler=worker.handler)
+        yield Aws(
+            stack=aws_env,
+            client=client,
+            storage=storage,
+            sqs=sqs,
+            scheduler=scheduler,
+            handler=worker.handler,
+        )
     await client.close()
     await storage.close()
 
 
-def context_running_out(after_calls: int, *, plenty: float = 900.0,
-                        little: float = 5.0) -> Callable[[], FakeLambdaContext]:
+def context_running_out(
+    after_calls: int, *, plenty: float = 900.0, little: float = 5.0
+) -> Callable[[], FakeLambdaContext]:
     """Contexts for successive invocations: the first reports ``plenty`` seconds left for
     ``after_calls`` questions, then ``little``; later invocations have plenty throughout."""
     made = itertools.count()
@@ -180,7 +205,6 @@ def context_running_out(after_calls: int, *, plenty: float = 900.0,
         if next(made) > 0:
             return FakeLambdaContext(remaining=plenty)
         asked = itertools.count()
-        return FakeLambdaContext(
-            remaining=lambda: plenty if next(asked) < after_calls else little)
+        return FakeLambdaContext(remaining=lambda: plenty if next(asked) < after_calls else little)
 
     return factory

@@ -29,11 +29,24 @@ class ScheduleOps:
     def __getattr__(self, name: str) -> Any:  # fire, fire_due, sync, requests
         return getattr(self.rt.schedules, name)
 
-    async def create(self, workflow: str | Callable[..., Any], spec: ScheduleSpec, *args: Any,
-                     overlap_policy: Any = "skip", schedule_id: str | None = None,
-                     **kwargs: Any) -> Schedule:
-        return await schedules.create(self.rt, _name(workflow), spec, args, kwargs,
-                                      overlap_policy=overlap_policy, schedule_id=schedule_id)
+    async def create(
+        self,
+        workflow: str | Callable[..., Any],
+        spec: ScheduleSpec,
+        *args: Any,
+        overlap_policy: Any = "skip",
+        schedule_id: str | None = None,
+        **kwargs: Any,
+    ) -> Schedule:
+        return await schedules.create(
+            self.rt,
+            _name(workflow),
+            spec,
+            args,
+            kwargs,
+            overlap_policy=overlap_policy,
+            schedule_id=schedule_id,
+        )
 
     async def update(self, schedule_id: str, **changes: Any) -> Schedule:
         return await schedules.update(self.rt, schedule_id, **changes)
@@ -64,8 +77,13 @@ class AwsOps:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.rt, name)
 
-    async def start(self, workflow: Callable[..., Any], *args: Any,
-                    idempotency_key: str | None = None, **kwargs: Any) -> str:
+    async def start(
+        self,
+        workflow: Callable[..., Any],
+        *args: Any,
+        idempotency_key: str | None = None,
+        **kwargs: Any,
+    ) -> str:
         defn = get_workflow_by_func(workflow)
         assert defn is not None, f"{workflow!r} is not a workflow"
         started = await runs.start(self.rt, defn, args, kwargs, idempotency_key=idempotency_key)
@@ -77,6 +95,5 @@ class AwsOps:
     async def resume_hook(self, token: str, payload: Any) -> hooks.ResumeResult:
         return await hooks.resume_hook(self.rt, token, payload)
 
-    async def resume_hook_by_name(self, run_id: str, name: str, payload: Any
-                                  ) -> hooks.ResumeResult:
+    async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> hooks.ResumeResult:
         return await hooks.resume_hook_by_name(self.rt, run_id, name, payload)

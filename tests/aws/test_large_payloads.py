@@ -49,8 +49,12 @@ async def render(seed: str, size: int) -> str:
 async def large_payloads(document: str, key: str) -> dict[str, Any]:
     report = await render("report-", 1 * MB)
     upload = await pyworkflow.hook("upload", on_created=lambda t: TOKENS.__setitem__(key, t))
-    return {"document": digest(document), "report": digest(report),
-            "upload": digest(upload["blob"]), "echo": document[: 250 * KB]}
+    return {
+        "document": digest(document),
+        "report": digest(report),
+        "upload": digest(upload["blob"]),
+        "echo": document[: 250 * KB],
+    }
 
 
 @pyworkflow.workflow
@@ -88,7 +92,8 @@ def worker_storage(worker: Any) -> OffloadingStorage:
 
 
 async def test_large_argument_step_result_and_hook_payload(
-        aws: Aws, client: AwsOps, worker: Any) -> None:
+    aws: Aws, client: AwsOps, worker: Any
+) -> None:
     key = new_id("k")
     document = ("doc-" * (300 * KB // 4))[: 300 * KB]
     run_id = await client.start(large_payloads, document, key)
@@ -105,8 +110,11 @@ async def test_large_argument_step_result_and_hook_payload(
     run = await client.storage.get_run(run_id)
     assert run is not None and run.status == RunStatus.COMPLETED, run.error
     assert run.get_result() == {
-        "document": digest(document), "report": digest(render_value("report-", 1 * MB)),
-        "upload": digest(blob), "echo": document[: 250 * KB]}
+        "document": digest(document),
+        "report": digest(render_value("report-", 1 * MB)),
+        "upload": digest(blob),
+        "echo": document[: 250 * KB],
+    }
     assert json.loads(run.input_args) == [document, key]
 
     # What the table holds: pointers, each a few hundred bytes.
@@ -116,8 +124,12 @@ async def test_large_argument_step_result_and_hook_payload(
         assert is_pointer(json.loads(getattr(raw_run, field))), field
     raw_events = await aws.storage.get_events(run_id)
     by_type = {e.type: e for e in raw_events}
-    for type_ in (EventType.WORKFLOW_STARTED, EventType.STEP_COMPLETED,
-                  EventType.HOOK_RECEIVED, EventType.WORKFLOW_COMPLETED):
+    for type_ in (
+        EventType.WORKFLOW_STARTED,
+        EventType.STEP_COMPLETED,
+        EventType.HOOK_RECEIVED,
+        EventType.WORKFLOW_COMPLETED,
+    ):
         assert is_pointer(by_type[type_].data), type_
         assert len(json.dumps(by_type[type_].data)) < 300
     assert not is_pointer(by_type[EventType.HOOK_CREATED].data)  # small stays inline
@@ -135,18 +147,23 @@ async def test_large_argument_step_result_and_hook_payload(
     assert received.data["payload"] == {"blob": blob}
 
 
-async def test_cost_of_a_large_step_result(aws: Aws, client: AwsOps, worker: Any,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+async def test_cost_of_a_large_step_result(
+    aws: Aws, client: AwsOps, worker: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The same one-step workflow with a 10-byte and a 1 MB result, through the worker: the
     large one costs exactly one PutObject more (the step's event item is a pointer of the same
     shape), and a cold reader one GetObject to replay it."""
+
     def counted() -> Counter[str]:
         if worker._runtime is None:
             return Counter()
         storage = worker_storage(worker)
-        return Counter({**{f"storage.{k}": v
-                           for k, v in getattr(storage.inner, "requests", {}).items()},
-                        **storage.blobs.requests})  # type: ignore[union-attr]
+        return Counter(
+            {
+                **{f"storage.{k}": v for k, v in getattr(storage.inner, "requests", {}).items()},
+                **storage.blobs.requests,
+            }
+        )  # type: ignore[union-attr]
 
     costs = {}
     for label, size in (("small (10 B)", 10), ("large (1 MB)", 1 * MB)):
@@ -170,20 +187,24 @@ async def test_cost_of_a_large_step_result(aws: Aws, client: AwsOps, worker: Any
         await cold.blobs.close()  # type: ignore[union-attr]
     assert gets == {"s3.GetObject": 1}
     with capsys.disabled():
-        print(f"\n[large payloads, {type(aws.storage).__name__}] worker requests per run of a "
-              f"one-step workflow: small result {dict(small)}; 1 MB result {dict(large)} "
-              f"(+{dict(large - small)}); a cold replay of the 1 MB run reads {gets}")
+        print(
+            f"\n[large payloads, {type(aws.storage).__name__}] worker requests per run of a "
+            f"one-step workflow: small result {dict(small)}; 1 MB result {dict(large)} "
+            f"(+{dict(large - small)}); a cold replay of the 1 MB run reads {gets}"
+        )
 
 
 async def test_payloads_over_the_limit_fail_naming_it(
-        aws: Aws, worker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    aws: Aws, worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """PYWORKFLOW_MAX_PAYLOAD_BYTES = 600 KB: the 1 MB step result fails its run (recorded as
     the step's failure, gap-free); a 700 KB hook payload is refused to the caller and the hook
     stays pending, so a 500 KB one still gets through."""
     monkeypatch.setenv("PYWORKFLOW_MAX_PAYLOAD_BYTES", str(600 * KB))
     # The worker's storage is built from the settings; this one, built here, is told the limit
-    storage = OffloadingStorage(aws.storage, S3BlobStore(aws.stack.blob_bucket or ""),
-                                max_payload_bytes=600 * KB)
+    storage = OffloadingStorage(
+        aws.storage, S3BlobStore(aws.stack.blob_bucket or ""), max_payload_bytes=600 * KB
+    )
     client = AwsOps(AwsRuntime(storage, aws.client.dispatcher))
     try:
         key, waiting = new_id("k"), new_id("k")
@@ -196,11 +217,13 @@ async def test_payloads_over_the_limit_fail_naming_it(
         assert "over the limit of 614,400 bytes (PYWORKFLOW_MAX_PAYLOAD_BYTES)" in run.error
         events = await storage.get_events(failing)
         assert [e.sequence for e in events] == list(range(1, len(events) + 1))
-        assert [e.type for e in events][-2:] == [EventType.STEP_FAILED,
-                                                 EventType.WORKFLOW_FAILED]
+        assert [e.type for e in events][-2:] == [EventType.STEP_FAILED, EventType.WORKFLOW_FAILED]
 
-        with pytest.raises(PayloadTooLargeError, match=r"The payload of hook 'upload' is "
-                                                       r".*\(PYWORKFLOW_MAX_PAYLOAD_BYTES\)"):
+        with pytest.raises(
+            PayloadTooLargeError,
+            match=r"The payload of hook 'upload' is "
+            r".*\(PYWORKFLOW_MAX_PAYLOAD_BYTES\)",
+        ):
             await client.resume_hook(TOKENS[waiting], {"blob": "u" * (700 * KB)})
         await client.resume_hook(TOKENS[waiting], {"blob": "u" * (500 * KB)})
         await aws.pump_until_done(hooked)
@@ -215,9 +238,12 @@ async def test_s3_blob_store(moto: Any, monkeypatch: pytest.MonkeyPatch) -> None
     """Put, get (one client reused), a missing key named in BlobNotFoundError, close/reopen."""
     import boto3
 
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1",
-                        "AWS_ENDPOINT_URL_S3": moto.endpoint_url}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": moto.endpoint_url,
+    }.items():
         monkeypatch.setenv(name, value)
     bucket = f"blobs-{new_id('b')[2:].lower()}"
     boto3.client("s3").create_bucket(Bucket=bucket)

@@ -27,8 +27,9 @@ from .conftest import Aws
 
 
 async def eventbridge(aws: Aws, schedule_id: str) -> dict:
-    return await aws.scheduler.get_schedule(Name=eventbridge_names(schedule_id, 1)[0],
-                                            GroupName=aws.stack.scheduler_group)
+    return await aws.scheduler.get_schedule(
+        Name=eventbridge_names(schedule_id, 1)[0], GroupName=aws.stack.scheduler_group
+    )
 
 
 async def tick(aws: Aws, schedule_id: str, fire_time: str) -> None:
@@ -45,14 +46,13 @@ async def runs_of(aws: Aws, schedule_id: str) -> list:
 
 def test_expressions_map_to_eventbridge() -> None:
     assert aws_cron("*/5 9-17 * * *") == "cron(*/5 9-17 * * ? *)"
-    assert aws_cron("0 8 * * 1-5") == "cron(0 8 ? * 2-6 *)"      # cron Mon-Fri = AWS 2-6
+    assert aws_cron("0 8 * * 1-5") == "cron(0 8 ? * 2-6 *)"  # cron Mon-Fri = AWS 2-6
     assert aws_cron("30 6 1 * *") == "cron(30 6 1 * ? *)"
     assert aws_cron("0 0 * * SUN") == "cron(0 0 ? * SUN *)"
     assert rate_expression("1m") == "rate(1 minute)"
     assert rate_expression("90m") == "rate(90 minutes)"
     assert rate_expression("2h") == "rate(2 hours)" and rate_expression("1d") == "rate(1 day)"
-    assert calendar_cron(CalendarSpec(hour=9, minute=30, day_of_week=0)) == \
-        "cron(30 9 ? * MON *)"
+    assert calendar_cron(CalendarSpec(hour=9, minute=30, day_of_week=0)) == "cron(30 9 ? * MON *)"
     for bad in ("0 0 1 * 1", "0 0 0 * * *"):
         with pytest.raises(ScheduleError, match="Cron"):
             aws_cron(bad)
@@ -62,13 +62,17 @@ def test_expressions_map_to_eventbridge() -> None:
 
 async def test_cron_schedule_ticks_start_one_run_per_fire_time(aws: Aws) -> None:
     schedule = await aws.client.schedules.create(
-        wf.ten_steps, ScheduleSpec(cron="*/5 * * * *", timezone="Europe/Paris"), "sched")
+        wf.ten_steps, ScheduleSpec(cron="*/5 * * * *", timezone="Europe/Paris"), "sched"
+    )
     made = await eventbridge(aws, schedule.schedule_id)
     assert made["ScheduleExpression"] == "cron(*/5 * * * ? *)"
     assert made["ScheduleExpressionTimezone"] == "Europe/Paris"
     assert made["State"] == "ENABLED" and made["Target"]["Arn"] == aws.stack.queue_arn
     assert json.loads(made["Target"]["Input"]) == {
-        "schedule_id": schedule.schedule_id, "fire_time": SCHEDULED_TIME, "reason": "schedule"}
+        "schedule_id": schedule.schedule_id,
+        "fire_time": SCHEDULED_TIME,
+        "reason": "schedule",
+    }
 
     assert schedule.next_run_time is not None
     fire_time = schedule.next_run_time.isoformat()
@@ -86,9 +90,9 @@ async def test_cron_schedule_ticks_start_one_run_per_fire_time(aws: Aws) -> None
 
 async def test_overlap_policy_skip_is_enforced_by_the_worker(aws: Aws) -> None:
     schedule = await aws.client.schedules.create(
-        wf.waiter, ScheduleSpec(interval="1m"), overlap_policy=OverlapPolicy.SKIP)
-    assert (await eventbridge(aws, schedule.schedule_id))["ScheduleExpression"] == \
-        "rate(1 minute)"
+        wf.waiter, ScheduleSpec(interval="1m"), overlap_policy=OverlapPolicy.SKIP
+    )
+    assert (await eventbridge(aws, schedule.schedule_id))["ScheduleExpression"] == "rate(1 minute)"
     first = schedule.next_run_time
     assert first is not None
     await tick(aws, schedule.schedule_id, first.isoformat())
@@ -104,8 +108,7 @@ async def test_overlap_policy_skip_is_enforced_by_the_worker(aws: Aws) -> None:
 
 
 async def test_pause_resume_delete_map_to_the_eventbridge_schedule(aws: Aws) -> None:
-    schedule = await aws.client.schedules.create(wf.ten_steps, ScheduleSpec(cron="0 * * * *"),
-                                                 "p")
+    schedule = await aws.client.schedules.create(wf.ten_steps, ScheduleSpec(cron="0 * * * *"), "p")
     sid = schedule.schedule_id
     assert (await aws.client.schedules.pause(sid)).status == ScheduleStatus.PAUSED
     assert (await eventbridge(aws, sid))["State"] == "DISABLED"
@@ -117,14 +120,16 @@ async def test_pause_resume_delete_map_to_the_eventbridge_schedule(aws: Aws) -> 
     assert eventbridge_names(sid, 1)[0] not in await aws.schedules()
     # what EventBridge cannot express is refused before anything is stored
     with pytest.raises(ScheduleError, match="whole minutes"):
-        await aws.client.schedules.create(wf.ten_steps, ScheduleSpec(interval="10s"), "x",
-                                          schedule_id="too-fast")
+        await aws.client.schedules.create(
+            wf.ten_steps, ScheduleSpec(interval="10s"), "x", schedule_id="too-fast"
+        )
     assert await aws.storage.get_schedule("too-fast") is None
 
 
 async def test_trigger_and_backfill_start_runs_through_the_queue(aws: Aws) -> None:
-    schedule = await aws.client.schedules.create(wf.ten_steps, ScheduleSpec(cron="0 * * * *"),
-                                                 "bf", overlap_policy=OverlapPolicy.ALLOW_ALL)
+    schedule = await aws.client.schedules.create(
+        wf.ten_steps, ScheduleSpec(cron="0 * * * *"), "bf", overlap_policy=OverlapPolicy.ALLOW_ALL
+    )
     sid = schedule.schedule_id
     triggered = await aws.client.schedules.trigger(sid)
     start = schedule.created_at - timedelta(hours=3)
@@ -138,8 +143,7 @@ async def test_trigger_and_backfill_start_runs_through_the_queue(aws: Aws) -> No
 
 
 async def test_sweep_fires_a_due_schedule_whose_tick_was_lost(aws: Aws, worker) -> None:
-    schedule = await aws.client.schedules.create(wf.ten_steps, ScheduleSpec(interval="1m"),
-                                                 "lost")
+    schedule = await aws.client.schedules.create(wf.ten_steps, ScheduleSpec(interval="1m"), "lost")
     # an interval schedule is due at once; no tick is sent: the sweep must notice
     result = await asyncio.to_thread(worker.handler, {"pyworkflow": "sweep"}, FakeLambdaContext())
     [started] = result["woken"]

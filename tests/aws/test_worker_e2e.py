@@ -87,8 +87,9 @@ async def test_short_sleep_uses_sqs_delay(aws: Aws, worker: Any) -> None:
     assert worker_requests(worker) == {"sqs.SendMessage": 1, "scheduler.DeleteSchedule": 1}
 
 
-async def test_long_sleep_creates_one_schedule(aws: Aws, worker: Any,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_long_sleep_creates_one_schedule(
+    aws: Aws, worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PYWORKFLOW_SQS_DELAY_MAX_SECONDS", "0")  # every sleep via Scheduler
     key = new_id("k")
     run_id = await aws.client.start(wf.sleeper, key, 2)
@@ -96,8 +97,9 @@ async def test_long_sleep_creates_one_schedule(aws: Aws, worker: Any,
     run = await aws.run(run_id)
     assert run.status == RunStatus.SUSPENDED and run.wake_at and run.wake_key
     assert await aws.schedules() == [schedule_name(run.wake_key)]
-    schedule = await aws.scheduler.get_schedule(Name=schedule_name(run.wake_key),
-                                                GroupName=aws.stack.scheduler_group)
+    schedule = await aws.scheduler.get_schedule(
+        Name=schedule_name(run.wake_key), GroupName=aws.stack.scheduler_group
+    )
     assert schedule["ScheduleExpression"].startswith("at(")
     assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
     assert schedule["ActionAfterCompletion"] == "DELETE"
@@ -115,8 +117,7 @@ async def test_long_sleep_creates_one_schedule(aws: Aws, worker: Any,
     run = await aws.run(run_id)
     assert run.status == RunStatus.COMPLETED, run.error
     assert run.get_result() == 3
-    assert worker_requests(worker) == {"scheduler.CreateSchedule": 1,
-                                       "scheduler.DeleteSchedule": 1}
+    assert worker_requests(worker) == {"scheduler.CreateSchedule": 1, "scheduler.DeleteSchedule": 1}
 
 
 async def test_hook_resumed_through_sqs(aws: Aws) -> None:
@@ -159,8 +160,11 @@ async def test_continue_as_new_chain_through_sqs(aws: Aws) -> None:
     first = await aws.client.start(wf.chain, 0)
     result = await aws.pump(idle_polls=2, wait_seconds=0)
     chain = await aws.storage.get_workflow_chain(first)
-    assert [r.status for r in chain] == [RunStatus.CONTINUED_AS_NEW,
-                                         RunStatus.CONTINUED_AS_NEW, RunStatus.COMPLETED]
+    assert [r.status for r in chain] == [
+        RunStatus.CONTINUED_AS_NEW,
+        RunStatus.CONTINUED_AS_NEW,
+        RunStatus.COMPLETED,
+    ]
     assert chain[-1].get_result() == 2
     assert chain[1].continued_from_run_id == chain[0].run_id
     assert result.invocations == 3  # each run of the chain started by its own message
@@ -185,9 +189,18 @@ async def test_same_message_twice_concurrently_one_history(aws: Aws) -> None:
     assert len(messages) == 1
     a, b = load_container("worker_a"), load_container("worker_b")
     try:
-        responses = await asyncio.gather(*(
-            invoke(c.handler, messages, FakeLambdaContext(), queue_arn=aws.stack.queue_arn,
-                   region="us-east-1") for c in (a, b)))
+        responses = await asyncio.gather(
+            *(
+                invoke(
+                    c.handler,
+                    messages,
+                    FakeLambdaContext(),
+                    queue_arn=aws.stack.queue_arn,
+                    region="us-east-1",
+                )
+                for c in (a, b)
+            )
+        )
         assert all(r == {"batchItemFailures": []} for r in responses)
         await settle(aws.sqs, aws.stack.queue_url, messages, responses[0])
     finally:
@@ -206,11 +219,17 @@ async def test_poison_message_fails_run_and_goes_to_dlq(aws: Aws) -> None:
     now = datetime.now(UTC)
     run_id = new_id("run")
     await aws.storage.create_run(
-        WorkflowRun(run_id=run_id, workflow_name="nowhere.defined", created_at=now,
-                    updated_at=now),
-        [Event(event_id=new_id("evt"), run_id=run_id, type=EventType.WORKFLOW_STARTED,
-               timestamp=now, sequence=1, data={"workflow_name": "nowhere.defined",
-                                                "args": [], "kwargs": {}})],
+        WorkflowRun(run_id=run_id, workflow_name="nowhere.defined", created_at=now, updated_at=now),
+        [
+            Event(
+                event_id=new_id("evt"),
+                run_id=run_id,
+                type=EventType.WORKFLOW_STARTED,
+                timestamp=now,
+                sequence=1,
+                data={"workflow_name": "nowhere.defined", "args": [], "kwargs": {}},
+            )
+        ],
     )
     await aws.client.dispatcher.wake(run_id, reason="start")
     await aws.client.dispatcher.wake("run_unknown0000000", reason="start")
@@ -227,9 +246,12 @@ async def test_poison_message_fails_run_and_goes_to_dlq(aws: Aws) -> None:
     # Both poison messages in the dead-letter queue; the malformed one was dropped at once.
     assert await aws.queue_depth(aws.stack.queue_url) == 0
     dead = await receive_batch(aws.sqs, aws.stack.dlq_url, wait_seconds=0)
-    assert sorted(m["Body"] for m in dead) == sorted([
-        aws.client.dispatcher.body(run_id, "start"),
-        aws.client.dispatcher.body("run_unknown0000000", "start")])
+    assert sorted(m["Body"] for m in dead) == sorted(
+        [
+            aws.client.dispatcher.body(run_id, "start"),
+            aws.client.dispatcher.body("run_unknown0000000", "start"),
+        ]
+    )
     assert result.failed >= 2 * MAX_RECEIVES
 
 
@@ -248,28 +270,32 @@ async def test_time_running_out_reenqueues(aws: Aws, worker: Any) -> None:
     assert worker_requests(worker) == {"sqs.SendMessage": 1, "scheduler.DeleteSchedule": 1}
 
 
-async def test_sweep_wakes_a_due_run_whose_timer_was_lost(aws: Aws, worker: Any,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_sweep_wakes_a_due_run_whose_timer_was_lost(
+    aws: Aws, worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PYWORKFLOW_SQS_DELAY_MAX_SECONDS", "0")
     run_id = await aws.client.start(wf.sleeper, new_id("k"), 2)
     await aws.pump(idle_polls=1, wait_seconds=0)
     run = await aws.run(run_id)
     assert run.status == RunStatus.SUSPENDED and run.wake_key
     # The worker died after recording the wait and before its timer existed:
-    await aws.scheduler.delete_schedule(Name=schedule_name(run.wake_key),
-                                        GroupName=aws.stack.scheduler_group)
+    await aws.scheduler.delete_schedule(
+        Name=schedule_name(run.wake_key), GroupName=aws.stack.scheduler_group
+    )
     sweep = {"pyworkflow": "sweep"}
     # Not due yet: the sweep leaves it alone.
     assert await asyncio.to_thread(worker.handler, sweep, FakeLambdaContext()) == {"woken": []}
     await asyncio.sleep(max(0.0, (run.wake_at - datetime.now(UTC)).total_seconds()) + 0.5)
     assert await asyncio.to_thread(worker.handler, sweep, FakeLambdaContext()) == {
-        "woken": [run_id]}
+        "woken": [run_id]
+    }
     await aws.pump_until_done(run_id)
     assert (await aws.run(run_id)).status == RunStatus.COMPLETED
 
 
 async def test_a_retried_start_resends_the_message_its_first_caller_lost(
-        aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The caller died between creating the run and sending its message: its retry with the
     same idempotency key finds the run still pending and sends the message again."""
     real_wake = aws.client.dispatcher.wake

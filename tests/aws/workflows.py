@@ -12,8 +12,8 @@ from collections import Counter
 from pyworkflow import continue_as_new, hook, sleep, start_child_workflow, step, workflow
 from pyworkflow.core import context as _ctx
 
-CALLS: Counter[str] = Counter()        # step executions by "<name>:<key>"
-TOKENS: dict[str, str] = {}            # run id -> hook token (given to on_created)
+CALLS: Counter[str] = Counter()  # step executions by "<name>:<key>"
+TOKENS: dict[str, str] = {}  # run id -> hook token (given to on_created)
 
 
 @step

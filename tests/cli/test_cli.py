@@ -163,8 +163,9 @@ def test_run_with_arg_and_args_json(cli):
     assert "completed" in result.output
     assert "Result:   7" in result.output
 
-    data = as_json(cli("workflows", "run", "cli_adder", "--args-json", '{"a": 1, "b": 2}',
-                       output="json"))
+    data = as_json(
+        cli("workflows", "run", "cli_adder", "--args-json", '{"a": 1, "b": 2}', output="json")
+    )
     assert data["status"] == "completed" and data["result"] == 3
     data = as_json(cli("workflows", "run", "cli_adder", "--args-json", "[4]", output="json"))
     assert data["result"] == 5
@@ -176,13 +177,16 @@ def test_run_idempotency_key_returns_the_same_run(cli):
     assert first == again
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--arg", "a=abc"], "does not fit int"),
-    (["--args-json", "{bad"], "--args-json is not valid JSON"),
-    (["--args-json", "3"], "must be a JSON object"),
-    (["--arg", "no-equals-sign"], "is not key=value"),
-    ([], "Arguments do not fit"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--arg", "a=abc"], "does not fit int"),
+        (["--args-json", "{bad"], "--args-json is not valid JSON"),
+        (["--args-json", "3"], "must be a JSON object"),
+        (["--arg", "no-equals-sign"], "is not key=value"),
+        ([], "Arguments do not fit"),
+    ],
+)
 def test_bad_arguments_give_one_line_error(cli, args, fragment):
     result = cli("workflows", "run", "cli_adder", *args)
     assert_one_line_error(result, fragment)
@@ -260,15 +264,20 @@ def test_runs_list_pages_with_cursor(cli):
     result = cli("runs", "list", "--limit", "2")
     assert "--cursor" in result.output
     first = as_json(cli("runs", "list", "--limit", "2", output="json"))
-    second = as_json(cli("runs", "list", "--limit", "2", "--cursor", first["next_cursor"],
-                         output="json"))
+    second = as_json(
+        cli("runs", "list", "--limit", "2", "--cursor", first["next_cursor"], output="json")
+    )
     assert second["next_cursor"] is None
     assert {r["run_id"] for r in first["runs"] + second["runs"]} == ids
 
 
 def test_unknown_run_id(cli):
-    for command in (["runs", "status", "run_nope"], ["runs", "logs", "run_nope"],
-                    ["runs", "chain", "run_nope"], ["runs", "cancel", "run_nope"]):
+    for command in (
+        ["runs", "status", "run_nope"],
+        ["runs", "logs", "run_nope"],
+        ["runs", "chain", "run_nope"],
+        ["runs", "cancel", "run_nope"],
+    ):
         result = cli(*command)
         assert result.exit_code == 1, command
         assert "Error: Workflow run not found: run_nope" in result.output
@@ -307,8 +316,12 @@ def test_cancel_suspended_run(cli):
     assert status["cancel_reason"] == "no longer needed"
 
     again = as_json(cli("runs", "cancel", run_id, output="json"))
-    assert again == {"run_id": run_id, "cancelled": False, "status": "cancelled",
-                     "previous_status": "cancelled"}
+    assert again == {
+        "run_id": run_id,
+        "cancelled": False,
+        "status": "cancelled",
+        "previous_status": "cancelled",
+    }
     # a run that ended takes no hook payload
     result = cli("hooks", "resume", "--run", run_id, "--name", "approve", "--payload", "1")
     assert_one_line_error(result, "already ended")
@@ -347,8 +360,9 @@ def test_hooks_list_and_resume_by_run_and_name(cli):
     assert [h["run_id"] for h in hooks] == [run_id]
     assert "token_hash" not in hooks[0]
 
-    result = cli("hooks", "resume", "--run", run_id, "--name", "approve",
-                 "--payload", '{"approved": true}')
+    result = cli(
+        "hooks", "resume", "--run", run_id, "--name", "approve", "--payload", '{"approved": true}'
+    )
     assert result.exit_code == 0, result.output
     assert "completed" in result.output
     status = as_json(cli("runs", "status", run_id, output="json"))
@@ -370,10 +384,12 @@ def test_hooks_resume_by_token_and_only_pending_hook(cli, flows):
 
 def test_hooks_resume_errors(cli):
     run_id = started_run_id(cli, "cli_approval", "--arg", "x=10")
-    assert_one_line_error(cli("hooks", "resume", "--run", run_id, "--payload", "{oops"),
-                          "not valid JSON")
-    assert_one_line_error(cli("hooks", "resume", "--run", run_id, "--name", "other"),
-                          "Hook not found")
+    assert_one_line_error(
+        cli("hooks", "resume", "--run", run_id, "--payload", "{oops"), "not valid JSON"
+    )
+    assert_one_line_error(
+        cli("hooks", "resume", "--run", run_id, "--name", "other"), "Hook not found"
+    )
     assert_one_line_error(cli("hooks", "resume", "not-a-token"), "Hook not found")
     assert cli("hooks", "resume").exit_code == 2  # usage: neither token nor --run
     assert cli("hooks", "resume", "tok", "--run", run_id).exit_code == 2
@@ -416,20 +432,53 @@ def test_worker_stops_cleanly_on_ctrl_c(cli, monkeypatch):
 
 
 def test_run_wait_keeps_driving_until_the_end(cli):
-    result = cli("workflows", "run", "cli_napper", "--arg", "x=2", "--arg", "nap=200ms",
-                 "--wait", "--timeout", "10")
+    result = cli(
+        "workflows",
+        "run",
+        "cli_napper",
+        "--arg",
+        "x=2",
+        "--arg",
+        "nap=200ms",
+        "--wait",
+        "--timeout",
+        "10",
+    )
     assert result.exit_code == 0, result.output
     assert "completed" in result.output and "102" in result.output
 
-    data = as_json(cli("workflows", "run", "cli_approval", "--arg", "x=11", "--wait",
-                       "--timeout", "0.2", output="json"))
+    data = as_json(
+        cli(
+            "workflows",
+            "run",
+            "cli_approval",
+            "--arg",
+            "x=11",
+            "--wait",
+            "--timeout",
+            "0.2",
+            output="json",
+        )
+    )
     assert data["status"] == "suspended" and data["waiting_for"] == "hook 'approve'"
 
 
 # --- schedules ------------------------------------------------------------------------------------
 def test_schedules_lifecycle(cli):
-    created = as_json(cli("schedules", "create", "cli_adder", "--interval", "1h", "--arg", "a=5",
-                          "--schedule-id", "s-cli", output="json"))
+    created = as_json(
+        cli(
+            "schedules",
+            "create",
+            "cli_adder",
+            "--interval",
+            "1h",
+            "--arg",
+            "a=5",
+            "--schedule-id",
+            "s-cli",
+            output="json",
+        )
+    )
     assert created["schedule_id"] == "s-cli" and created["status"] == "active"
     assert "s-cli" in cli("schedules", "list").output
     assert "every 1h" in cli("schedules", "show", "s-cli").output
@@ -452,8 +501,14 @@ def test_schedules_lifecycle(cli):
 def test_python_dash_m_pyworkflow(tmp_path):
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    proc = subprocess.run([sys.executable, "-m", "pyworkflow", "--help"], capture_output=True,
-                          text=True, env=env, cwd=tmp_path, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pyworkflow", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     for group in ("workflows", "runs", "hooks", "schedules", "worker"):
         assert group in proc.stdout

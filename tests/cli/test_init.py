@@ -15,14 +15,20 @@ from pyworkflow.cli import main
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_init_scaffolds_a_project_that_passes_its_own_tests(tmp_path: Path,
-                                                             monkeypatch) -> None:
+def test_init_scaffolds_a_project_that_passes_its_own_tests(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["init", "hello"])
     assert result.exit_code == 0, result.output
     project = tmp_path / "hello"
-    for name in ("workflows.py", "tests/test_workflows.py", "template.yaml", "README.md",
-                 "requirements.txt", "pyworkflow.toml", "pytest.ini"):
+    for name in (
+        "workflows.py",
+        "tests/test_workflows.py",
+        "template.yaml",
+        "README.md",
+        "requirements.txt",
+        "pyworkflow.toml",
+        "pytest.ini",
+    ):
         assert (project / name).is_file(), name
     template = (project / "template.yaml").read_text()
     assert "Default: workflows" in template and "handlers.worker.handler" in template
@@ -34,9 +40,15 @@ def test_init_scaffolds_a_project_that_passes_its_own_tests(tmp_path: Path,
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("PYWORKFLOW_MODULE", None)
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                          cwd=project, env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "2 passed" in done.stdout
 

@@ -92,8 +92,12 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(aws: Aws, api: Any, tmp_path: Any,  # noqa: F811
-                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
+async def stack(
+    aws: Aws,  # noqa: F811
+    api: Any,  # noqa: F811
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Stack]:
     monkeypatch.chdir(tmp_path)  # no pyworkflow.toml of the repository's
     # The CLI's output is captured by swapping the process-wide sys.stdout, and the worker
     # pumped meanwhile in this process prints its EMF metrics there: keep them out.
@@ -103,22 +107,52 @@ async def stack(aws: Aws, api: Any, tmp_path: Any,  # noqa: F811
 
 
 async def test_run_wait_prints_the_result(stack: Stack) -> None:
-    result = await stack.pumping(stack.cli("workflows", "run", "client_add", "--arg", "a=2",
-                                           "--arg", "b=5", "--wait", "--timeout", "60"))
+    result = await stack.pumping(
+        stack.cli(
+            "workflows",
+            "run",
+            "client_add",
+            "--arg",
+            "a=2",
+            "--arg",
+            "b=5",
+            "--wait",
+            "--timeout",
+            "60",
+        )
+    )
     assert result.exit_code == 0, result.output
     assert "completed" in result.output and "Result:   7" in result.output
-    data = json.loads((await stack.pumping(stack.cli(
-        "workflows", "run", "client_add", "--args-json", "[40]", "--wait", "--timeout", "60",
-        output="json"))).stdout)
+    data = json.loads(
+        (
+            await stack.pumping(
+                stack.cli(
+                    "workflows",
+                    "run",
+                    "client_add",
+                    "--args-json",
+                    "[40]",
+                    "--wait",
+                    "--timeout",
+                    "60",
+                    output="json",
+                )
+            )
+        ).stdout
+    )
     assert data["status"] == "completed" and data["result"] == 41
 
-    chained = await stack.pumping(stack.cli("workflows", "run", "client_chain", "--arg", "i=0",
-                                            "--wait", "--timeout", "60"))
+    chained = await stack.pumping(
+        stack.cli("workflows", "run", "client_chain", "--arg", "i=0", "--wait", "--timeout", "60")
+    )
     assert chained.exit_code == 0, chained.output
     assert "Chain:    3 runs" in chained.output and "Result:   2" in chained.output
 
-    failed = await stack.pumping(stack.cli("workflows", "run", "client_fail", "--arg",
-                                           "message=boom", "--wait", "--timeout", "60"))
+    failed = await stack.pumping(
+        stack.cli(
+            "workflows", "run", "client_fail", "--arg", "message=boom", "--wait", "--timeout", "60"
+        )
+    )
     assert failed.exit_code == 1 and "ValueError: boom" in failed.output
 
     listed = await stack.json("workflows", "list")
@@ -156,18 +190,24 @@ async def test_run_without_wait_and_runs_list_status_logs(stack: Stack) -> None:
 
 
 async def test_cancel(stack: Stack) -> None:
-    run_id = (await stack.json("workflows", "run", "client_sleeper", "--arg",
-                               "seconds=3600"))["run_id"]
+    run_id = (await stack.json("workflows", "run", "client_sleeper", "--arg", "seconds=3600"))[
+        "run_id"
+    ]
     assert (await stack.settled(run_id))["status"] == "suspended"
-    result = await stack.pumping(stack.cli("runs", "cancel", run_id, "--reason", "not needed",
-                                           "--wait", "--timeout", "60"))
+    result = await stack.pumping(
+        stack.cli("runs", "cancel", run_id, "--reason", "not needed", "--wait", "--timeout", "60")
+    )
     assert result.exit_code == 0, result.output
     assert f"Run {run_id} cancelled." in result.output
     status = await stack.json("runs", "status", run_id)
     assert status["status"] == "cancelled" and status["cancel_reason"] == "not needed"
     again = await stack.json("runs", "cancel", run_id)
-    assert again == {"run_id": run_id, "cancelled": False, "status": "cancelled",
-                     "previous_status": "cancelled"}
+    assert again == {
+        "run_id": run_id,
+        "cancelled": False,
+        "status": "cancelled",
+        "previous_status": "cancelled",
+    }
 
 
 async def test_hooks_resume_by_token_and_by_run(stack: Stack) -> None:
@@ -196,8 +236,17 @@ async def test_hooks_resume_by_token_and_by_run(stack: Stack) -> None:
 
 
 async def test_schedule_create_and_list(stack: Stack) -> None:
-    result = await stack.cli("schedules", "create", "client_add", "--cron", "0 9 * * *",
-                             "--args-json", "[40]", "--schedule-id", "daily")
+    result = await stack.cli(
+        "schedules",
+        "create",
+        "client_add",
+        "--cron",
+        "0 9 * * *",
+        "--args-json",
+        "[40]",
+        "--schedule-id",
+        "daily",
+    )
     assert result.exit_code == 0, result.output
     assert "Schedule created" in result.output and "cron 0 9 * * *" in result.output
     listed = await stack.cli("schedules", "list")
@@ -209,29 +258,37 @@ async def test_schedule_create_and_list(stack: Stack) -> None:
     triggered = await stack.json("schedules", "trigger", "daily")
     status = await stack.settled(triggered["run_id"], ended=True)
     assert json.loads(status["result"]) == 41
-    assert_one_line_error(await stack.cli("schedules", "show", "nope"),
-                          "Schedule not found: nope")
+    assert_one_line_error(await stack.cli("schedules", "show", "nope"), "Schedule not found: nope")
 
 
 def test_unreachable_url_is_one_line_with_a_hint() -> None:
     url = closed_port_url()
-    output = assert_one_line_error(invoke("--api-url", url, "runs", "list"),
-                                   f"Cannot reach {url}", "pyworkflow dev")
+    output = assert_one_line_error(
+        invoke("--api-url", url, "runs", "list"), f"Cannot reach {url}", "pyworkflow dev"
+    )
     assert "Hint:" in output
-    assert_one_line_error(invoke("--api-url", "ftp://example.com", "runs", "list"),
-                          "must start with http:// or https://")
+    assert_one_line_error(
+        invoke("--api-url", "ftp://example.com", "runs", "list"),
+        "must start with http:// or https://",
+    )
 
 
-@pytest.mark.parametrize(("name", "args"), [
-    ("worker", ["--once"]),
-    ("hooks list", []),
-    ("runs children", ["run_x"]),
-    ("schedules backfill", ["s", "--start", "2024-01-01", "--end", "2024-01-02"]),
-])
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("worker", ["--once"]),
+        ("hooks list", []),
+        ("runs children", ["run_x"]),
+        ("schedules backfill", ["s", "--start", "2024-01-01", "--end", "2024-01-02"]),
+    ],
+)
 def test_local_only_commands_refuse(name: str, args: list[str]) -> None:
     url = closed_port_url()  # never contacted
-    output = assert_one_line_error(invoke("--api-url", url, *name.split(), *args),
-                                   f"'pyworkflow {name}' needs local storage", url)
+    output = assert_one_line_error(
+        invoke("--api-url", url, *name.split(), *args),
+        f"'pyworkflow {name}' needs local storage",
+        url,
+    )
     assert "Hint:" in output
 
 

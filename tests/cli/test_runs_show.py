@@ -79,14 +79,20 @@ async def show_kid(x: int) -> int:
 
 @workflow(name="show_tour")
 async def show_tour(x: int) -> dict:
-    a = await show_slow(x)                      # op 0: 2 s
-    b = await show_flaky(a)                     # op 1: fails, retried 1 s later
-    await sleep("1h")                           # op 2
-    answer = await hook("approve")              # op 3: answered 20 minutes later
+    a = await show_slow(x)  # op 0: 2 s
+    b = await show_flaky(a)  # op 1: fails, retried 1 s later
+    await sleep("1h")  # op 2
+    answer = await hook("approve")  # op 3: answered 20 minutes later
     c = await start_child_workflow(show_kid, b)  # op 4
     squares = await pyworkflow.map(show_square, [1, 2])  # op 5: items 5.0.0 and 5.1.0
-    return {"a": a, "b": b, "c": c, "answer": answer, "squares": squares.values,
-            "patched": patched("show-change")}  # op 8
+    return {
+        "a": a,
+        "b": b,
+        "c": c,
+        "answer": answer,
+        "squares": squares.values,
+        "patched": patched("show-change"),
+    }  # op 8
 
 
 @workflow(name="show_counter")
@@ -126,6 +132,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def record(db: str, scenario: Any) -> Any:
     """Run ``scenario(env)`` in a testing-kit environment whose runs live in ``db``."""
+
     async def go() -> Any:
         storage = SQLiteStorageBackend(db)
         try:
@@ -162,7 +169,7 @@ def section(output: str, title: str) -> list[str]:
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(title + " ("))
     end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
-    return lines[start + 1:end]
+    return lines[start + 1 : end]
 
 
 def row(output: str, label: str, title: str = "Operations") -> str:
@@ -229,14 +236,26 @@ def test_show_as_json_has_the_same_data(db: str) -> None:
     ops = {o["path"] or str(o["op"]): o for o in data["operations"]}
     assert list(ops) == ["0", "1", "2", "3", "4", "5.0.0", "5.1.0", "8"]
     assert [(ops[k]["kind"], ops[k]["start"], ops[k]["duration"]) for k in "0123"] == [
-        ("step", 0.0, 2.0), ("step", 2.0, 1.0), ("sleep", 3.0, 3600.0), ("hook", 3603.0, 1200.0)]
+        ("step", 0.0, 2.0),
+        ("step", 2.0, 1.0),
+        ("sleep", 3.0, 3600.0),
+        ("hook", 3603.0, 1200.0),
+    ]
     assert (ops["1"]["attempts"], ops["1"]["retries"]) == (2, 1)
     assert ops["2"]["wait_until"] == (t0 + timedelta(seconds=3603)).isoformat()
     assert ops["4"]["child_run_id"] == f"{run_id}-c4" and ops["4"]["outcome"] == "completed"
     assert ops["5.1.0"]["fan_out"] == {"op": 5, "item": 1}
     assert (ops["8"]["kind"], ops["8"]["outcome"]) == ("patch", "applied")
-    assert data["children"] == [{"op": 4, "name": "show_kid", "run_id": f"{run_id}-c4",
-                                 "outcome": "completed", "status": "completed", "path": None}]
+    assert data["children"] == [
+        {
+            "op": 4,
+            "name": "show_kid",
+            "run_id": f"{run_id}-c4",
+            "outcome": "completed",
+            "status": "completed",
+            "path": None,
+        }
+    ]
     assert data["chain"] == [{"run_id": run_id, "status": "completed"}]
     assert data["previous_run_id"] is None and data["next_run_id"] is None
 
@@ -310,9 +329,13 @@ def test_show_a_failed_run_with_its_events(db: str) -> None:
     assert "ValueError: always broken" in broken
     assert "Events (6)" in out
     assert [line.split()[:3] for line in section(out, "Events")[1:]] == [
-        ["1", "+0ms", "workflow.started"], ["2", "+0ms", "sleep.started"],
-        ["3", "+30s", "sleep.completed"], ["4", "+30s", "step.retrying"],
-        ["5", "+35s", "step.failed"], ["6", "+35s", "workflow.failed"]]
+        ["1", "+0ms", "workflow.started"],
+        ["2", "+0ms", "sleep.started"],
+        ["3", "+30s", "sleep.completed"],
+        ["4", "+30s", "step.retrying"],
+        ["5", "+35s", "step.failed"],
+        ["6", "+35s", "workflow.failed"],
+    ]
 
 
 def test_show_an_unknown_run_is_one_line(db: str) -> None:
@@ -323,8 +346,7 @@ def test_show_an_unknown_run_is_one_line(db: str) -> None:
 
 # --- workflows run --wait ---------------------------------------------------------------------
 def test_run_wait_prints_progress_lines_off_a_terminal(db: str) -> None:
-    result = cli(db, "-m", MODULE, "workflows", "run", "show_waiter", "--wait",
-                 "--timeout", "0.2")
+    result = cli(db, "-m", MODULE, "workflows", "run", "show_waiter", "--wait", "--timeout", "0.2")
     assert result.exit_code == 0, result.output
     progress = [line for line in result.stderr.splitlines() if "step(s) done" in line]
     # once per change, not once per look
@@ -333,8 +355,18 @@ def test_run_wait_prints_progress_lines_off_a_terminal(db: str) -> None:
     assert value(result.stdout, "Status") == "suspended"
     assert "step(s) done" not in result.stdout
 
-    quiet = cli(db, "-m", MODULE, "workflows", "run", "show_waiter", "--wait", "--timeout",
-                "0.2", output="json")
+    quiet = cli(
+        db,
+        "-m",
+        MODULE,
+        "workflows",
+        "run",
+        "show_waiter",
+        "--wait",
+        "--timeout",
+        "0.2",
+        output="json",
+    )
     assert quiet.stderr == "" and json.loads(quiet.stdout)["status"] == "suspended"
 
 
@@ -342,8 +374,9 @@ def _run(status: RunStatus) -> WorkflowRun:
     from datetime import UTC, datetime
 
     t0 = datetime(2030, 1, 1, tzinfo=UTC)
-    return WorkflowRun(run_id="run_x", workflow_name="w", status=status, created_at=t0,
-                       updated_at=t0)
+    return WorkflowRun(
+        run_id="run_x", workflow_name="w", status=status, created_at=t0, updated_at=t0
+    )
 
 
 def _tracker(*types: EventType) -> Any:
@@ -352,10 +385,19 @@ def _tracker(*types: EventType) -> Any:
     from pyworkflow.cli.watch import WaitTracker
 
     tracker = WaitTracker()
-    tracker.feed([Event(event_id=f"e{i}", run_id="run_x", type=t,
-                        timestamp=datetime(2030, 1, 1, tzinfo=UTC), sequence=i,
-                        data={"op": i, "name": "approve", "hook_id": "h", "result": 1})
-                  for i, t in enumerate(types, 1)])
+    tracker.feed(
+        [
+            Event(
+                event_id=f"e{i}",
+                run_id="run_x",
+                type=t,
+                timestamp=datetime(2030, 1, 1, tzinfo=UTC),
+                sequence=i,
+                data={"op": i, "name": "approve", "hook_id": "h", "result": 1},
+            )
+            for i, t in enumerate(types, 1)
+        ]
+    )
     return tracker
 
 
@@ -367,8 +409,9 @@ def test_progress_on_a_terminal_is_a_live_line(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(watch, "console", lambda stderr=False: terminal)
     with watch.Progress(show=True) as progress:
         assert progress.live
-        progress.update(_run(RunStatus.SUSPENDED),
-                        _tracker(EventType.STEP_COMPLETED, EventType.HOOK_CREATED))
+        progress.update(
+            _run(RunStatus.SUSPENDED), _tracker(EventType.STEP_COMPLETED, EventType.HOOK_CREATED)
+        )
     drawn = screen.getvalue()
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn)
     assert "run_x suspended · 1 step(s) done · waiting for hook 'approve'" in plain
@@ -382,8 +425,19 @@ def test_progress_on_a_terminal_is_a_live_line(monkeypatch: pytest.MonkeyPatch) 
 
 # --- through a stack's API --------------------------------------------------------------------
 async def test_show_through_the_api(stack: Stack) -> None:  # noqa: F811
-    ran = await stack.pumping(stack.cli("workflows", "run", "client_chain", "--arg", "i=0",
-                                        "--wait", "--timeout", "60", output="json"))
+    ran = await stack.pumping(
+        stack.cli(
+            "workflows",
+            "run",
+            "client_chain",
+            "--arg",
+            "i=0",
+            "--wait",
+            "--timeout",
+            "60",
+            output="json",
+        )
+    )
     chain = await stack.json("runs", "chain", json.loads(ran.stdout)["run_id"])
     first, middle, last = (r["run_id"] for r in chain)
 

@@ -27,7 +27,7 @@ Handler = Callable[[dict[str, Any], Any], Any]
 @dataclass
 class Received:
     method: str
-    raw_path: str          # path and query exactly as sent (percent-encoded)
+    raw_path: str  # path and query exactly as sent (percent-encoded)
     headers: dict[str, str]
     body: bytes
 
@@ -45,16 +45,29 @@ def v2_event(method: str, raw_path: str, headers: dict[str, str], body: bytes) -
         params[key] = f"{params[key]},{value}" if key in params else value
     now = time.time()
     return {
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
         "headers": {k.lower(): v for k, v in headers.items()},
         **({"queryStringParameters": params} if params else {}),
         "requestContext": {
-            "accountId": "123456789012", "apiId": "clienttest", "domainName": "127.0.0.1",
-            "domainPrefix": "clienttest", "requestId": uuid.uuid4().hex, "routeKey": "$default",
-            "stage": "$default", "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "accountId": "123456789012",
+            "apiId": "clienttest",
+            "domainName": "127.0.0.1",
+            "domainPrefix": "clienttest",
+            "requestId": uuid.uuid4().hex,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000"),
             "timeEpoch": int(now * 1000),
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                     "sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent", "")},
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": headers.get("User-Agent", ""),
+            },
         },
         **_body(body),
     }
@@ -112,5 +125,8 @@ def canned(status: int, body: Any) -> Handler:
     """A handler answering every request with ``status`` and ``body`` (JSON unless bytes)."""
     text = body.decode() if isinstance(body, bytes) else json.dumps(body)
     content_type = "text/plain" if isinstance(body, bytes) else "application/json"
-    return lambda event, context: {"statusCode": status, "body": text,
-                                   "headers": {"Content-Type": content_type}}
+    return lambda event, context: {
+        "statusCode": status,
+        "body": text,
+        "headers": {"Content-Type": content_type},
+    }

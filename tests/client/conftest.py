@@ -64,22 +64,34 @@ class FakeLambda:
     handler: Any
     invocations: int = 0
 
-    async def invoke(self, *, FunctionName: str, Payload: bytes,  # noqa: N803 - boto3's names
-                     InvocationType: str = "RequestResponse", **_: Any) -> dict[str, Any]:
+    async def invoke(
+        self,
+        *,
+        FunctionName: str,
+        Payload: bytes,  # noqa: N803 - boto3's names
+        InvocationType: str = "RequestResponse",
+        **_: Any,
+    ) -> dict[str, Any]:
         self.invocations += 1
         event = json.loads(Payload)
         try:
             answer = await asyncio.to_thread(self.handler, event, None)
         except Exception as error:  # noqa: BLE001 - Lambda reports it as a function error
             body = {"errorMessage": str(error), "errorType": type(error).__name__}
-            return {"StatusCode": 200, "FunctionError": "Unhandled",
-                    "Payload": _Payload(json.dumps(body).encode())}
+            return {
+                "StatusCode": 200,
+                "FunctionError": "Unhandled",
+                "Payload": _Payload(json.dumps(body).encode()),
+            }
         return {"StatusCode": 200, "Payload": _Payload(json.dumps(answer).encode())}
 
 
 @pytest.fixture(params=["http", "lambda", "aws"])
-async def remote(request: pytest.FixtureRequest, aws: Aws, api: Any  # noqa: F811
-                 ) -> AsyncIterator[Client]:
+async def remote(
+    request: pytest.FixtureRequest,
+    aws: Aws,  # noqa: F811
+    api: Any,
+) -> AsyncIterator[Client]:
     """A client over each remote transport, all against the same stack."""
     if request.param == "http":
         async with serve(api.handler) as server:

@@ -112,8 +112,7 @@ async def test_hook_by_token(client: Client) -> None:
     with pytest.raises(HookPayloadError, match="Approval"):
         await client.resume_hook(token, {"ok": "maybe?"})
     resumed = await client.resume_hook(token, {"ok": True, "by": "ann"})
-    assert resumed == HookResumed(run_id=run_id, status="resumed",
-                                  hook_id=resumed.hook_id)
+    assert resumed == HookResumed(run_id=run_id, status="resumed", hook_id=resumed.hook_id)
     run = await client.wait(run_id, timeout=10)
     assert run.get_result() == {"approved": True, "by": "ann"}
     with pytest.raises(HookAlreadyReceivedError):
@@ -147,13 +146,13 @@ async def test_workflows(client: Client) -> None:
 
 async def test_schedules(client: Client) -> None:
     spec = ScheduleSpec(cron="0 9 * * *")
-    created = await client.create_schedule(wf.add_workflow, spec, 40, b=2,
-                                           schedule_id="daily", overlap_policy="allow_all")
+    created = await client.create_schedule(
+        wf.add_workflow, spec, 40, b=2, schedule_id="daily", overlap_policy="allow_all"
+    )
     assert created.schedule_id == "daily"
     assert created.overlap_policy == OverlapPolicy.ALLOW_ALL
     assert (await client.get_schedule("daily")).spec.cron == "0 9 * * *"
-    assert [s.schedule_id for s in await client.list_schedules(workflow="client_add")] == [
-        "daily"]
+    assert [s.schedule_id for s in await client.list_schedules(workflow="client_add")] == ["daily"]
     updated = await client.update_schedule("daily", spec=ScheduleSpec(interval="1h"))
     assert updated.spec.interval == "1h"
     assert (await client.pause_schedule("daily")).status == ScheduleStatus.PAUSED

@@ -32,8 +32,14 @@ from tests.client.apiserver import Received, canned, serve
 REGION = "eu-west-3"
 CREDS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token")
 T = datetime(2030, 1, 1, tzinfo=UTC)
-RUN = WorkflowRun(run_id="run_1", workflow_name="client_add", status=RunStatus.COMPLETED,
-                  created_at=T, updated_at=T, result="3")
+RUN = WorkflowRun(
+    run_id="run_1",
+    workflow_name="client_add",
+    status=RunStatus.COMPLETED,
+    created_at=T,
+    updated_at=T,
+    result="3",
+)
 RUN_JSON = RUN.model_dump(mode="json", exclude={"lease_owner", "lease_expires_at", "version"})
 
 
@@ -42,8 +48,12 @@ def expected_signature(received: Received, credentials: Credentials, region: str
     auth = received.headers["Authorization"]
     names = auth.split("SignedHeaders=")[1].split(",")[0].split(";")
     headers = {n: v for n, v in received.headers.items() if n.lower() in names}
-    request = AWSRequest(method=received.method, url=f"http://{received.headers['Host']}"
-                         f"{received.raw_path}", data=received.body, headers=headers)
+    request = AWSRequest(
+        method=received.method,
+        url=f"http://{received.headers['Host']}{received.raw_path}",
+        data=received.body,
+        headers=headers,
+    )
     request.context["timestamp"] = received.headers["X-Amz-Date"]
     signer = SigV4Auth(credentials, "execute-api", region)
     canonical = signer.canonical_request(request)
@@ -70,8 +80,9 @@ async def test_signed_requests_verify() -> None:
         client = Client.http(server.url, region=REGION, credentials=CREDS)
         async with client:
             assert await client.get_run("run_1") == RUN.model_copy(update={"version": 0})
-            await client.list_runs(status="running", workflow="client add/ü", limit=5,
-                                   cursor="a+b=")
+            await client.list_runs(
+                status="running", workflow="client add/ü", limit=5, cursor="a+b="
+            )
             assert await client.cancel("run_1", reason="a reason")  # a POST with a body
     assert len(server.requests) == 3
     for received in server.requests:
@@ -81,8 +92,9 @@ async def test_signed_requests_verify() -> None:
         assert received.headers["X-Amz-Security-Token"] == "session-token"
         assert signature_of(received) == expected_signature(received, CREDS, REGION)
     listing = server.requests[1]
-    assert listing.raw_path == ("/runs?cursor=a%2Bb%3D&limit=5&status=running"
-                                "&workflow=client%20add%2F%C3%BC")
+    assert listing.raw_path == (
+        "/runs?cursor=a%2Bb%3D&limit=5&status=running&workflow=client%20add%2F%C3%BC"
+    )
     # The check can fail: another body, key or region gives another signature.
     tampered = Received(**{**server.requests[2].__dict__, "body": b'{"reason":"other"}'})
     assert signature_of(tampered) != expected_signature(tampered, CREDS, REGION)
@@ -105,13 +117,20 @@ async def test_unsigned_and_default_credentials(monkeypatch: pytest.MonkeyPatch)
     assert "Authorization" not in unsigned.headers
     assert "X-Amz-Security-Token" not in signed.headers
     assert signature_of(signed) == expected_signature(
-        signed, Credentials("AKIDFROMENV", "env-secret"), REGION)
+        signed, Credentials("AKIDFROMENV", "env-secret"), REGION
+    )
 
 
 async def test_no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                 "AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
@@ -128,18 +147,22 @@ async def test_no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) ->
     assert hook.raw_path == "/hooks/whk_abc" and json.loads(hook.body) == {"ok": True}
 
 
-@pytest.mark.parametrize(("status", "error_type", "cls"), [
-    (404, "WorkflowNotFoundError", WorkflowNotFoundError),
-    (404, "HookNotFoundError", HookNotFoundError),
-    (409, "HookAlreadyReceivedError", HookAlreadyReceivedError),
-    (410, "HookExpiredError", HookExpiredError),
-    (422, "HookPayloadError", HookPayloadError),
-    (422, "InvalidArgumentsError", InvalidArgumentsError),
-    (404, "ScheduleNotFoundError", ScheduleNotFoundError),
-    (404, "UnknownWorkflowError", UnknownWorkflowError),
-])
-async def test_error_bodies_become_pyworkflow_exceptions(status: int, error_type: str,
-                                                        cls: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("status", "error_type", "cls"),
+    [
+        (404, "WorkflowNotFoundError", WorkflowNotFoundError),
+        (404, "HookNotFoundError", HookNotFoundError),
+        (409, "HookAlreadyReceivedError", HookAlreadyReceivedError),
+        (410, "HookExpiredError", HookExpiredError),
+        (422, "HookPayloadError", HookPayloadError),
+        (422, "InvalidArgumentsError", InvalidArgumentsError),
+        (404, "ScheduleNotFoundError", ScheduleNotFoundError),
+        (404, "UnknownWorkflowError", UnknownWorkflowError),
+    ],
+)
+async def test_error_bodies_become_pyworkflow_exceptions(
+    status: int, error_type: str, cls: type[Exception]
+) -> None:
     message = f"the server's own words about {error_type}"
     body = {"error": {"type": error_type, "message": message}}
     async with serve(canned(status, body)) as server:
@@ -152,11 +175,17 @@ async def test_error_bodies_become_pyworkflow_exceptions(status: int, error_type
 
 async def test_other_errors_are_api_errors() -> None:
     cases: list[tuple[int, Any, str]] = [
-        (413, {"error": {"type": "RequestTooLarge", "message": "limit 262144"}},
-         "RequestTooLarge: limit 262144"),
-        (422, {"error": {"type": "ValidationError", "message": "body.workflow: missing"}},
-         "ValidationError: body.workflow: missing"),
-        (403, {"message": "Forbidden"}, "HTTP 403: Forbidden"),   # API Gateway's own
+        (
+            413,
+            {"error": {"type": "RequestTooLarge", "message": "limit 262144"}},
+            "RequestTooLarge: limit 262144",
+        ),
+        (
+            422,
+            {"error": {"type": "ValidationError", "message": "body.workflow: missing"}},
+            "ValidationError: body.workflow: missing",
+        ),
+        (403, {"message": "Forbidden"}, "HTTP 403: Forbidden"),  # API Gateway's own
         (502, b"Bad Gateway", "HTTP 502: Bad Gateway"),
     ]
     for status, body, text in cases:
@@ -199,8 +228,7 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYWORKFLOW_API_URL", "http://127.0.0.1:8787")
     transport = Client.from_env().transport
     assert isinstance(transport, HttpTransport) and transport.sign is False
-    monkeypatch.setenv("PYWORKFLOW_API_URL",
-                       "https://abc.execute-api.us-west-2.amazonaws.com")
+    monkeypatch.setenv("PYWORKFLOW_API_URL", "https://abc.execute-api.us-west-2.amazonaws.com")
     transport = Client.from_env().transport
     assert isinstance(transport, HttpTransport) and transport.sign is True
     assert transport.region == "us-west-2"

@@ -32,29 +32,48 @@ async def test_events_and_answers() -> None:
     fake, seen = answering({"ok": True, "result": {"run_id": "run_9", "status": "pending"}})
     async with Client.lambda_("fn", client=fake) as client:
         assert await client.start("client_add", 1, b=2, idempotency_key="k") == "run_9"
-    assert seen == [{"action": "start_run", "workflow": "client_add", "args": [1],
-                     "kwargs": {"b": 2}, "idempotency_key": "k"}]
+    assert seen == [
+        {
+            "action": "start_run",
+            "workflow": "client_add",
+            "args": [1],
+            "kwargs": {"b": 2},
+            "idempotency_key": "k",
+        }
+    ]
 
-    fake, seen = answering({"ok": True, "result": {"run_id": "run_9", "hook_id": "h",
-                                                   "status": "resumed"}})
+    fake, seen = answering(
+        {"ok": True, "result": {"run_id": "run_9", "hook_id": "h", "status": "resumed"}}
+    )
     async with Client.lambda_("fn", client=fake) as client:
         await client.resume_hook("whk_1", [1, 2])
         await client.resume_hook_by_name("run_9", "approval", None)
-    assert seen == [{"action": "resume_hook", "token": "whk_1", "payload": [1, 2]},
-                    {"action": "resume_hook_by_name", "run_id": "run_9", "name": "approval",
-                     "payload": None}]
+    assert seen == [
+        {"action": "resume_hook", "token": "whk_1", "payload": [1, 2]},
+        {"action": "resume_hook_by_name", "run_id": "run_9", "name": "approval", "payload": None},
+    ]
 
 
 async def test_errors() -> None:
-    fake, _ = answering({"ok": False, "status": 410,
-                         "error": {"type": "HookExpiredError", "message": "Hook expired: a"}})
+    fake, _ = answering(
+        {
+            "ok": False,
+            "status": 410,
+            "error": {"type": "HookExpiredError", "message": "Hook expired: a"},
+        }
+    )
     async with Client.lambda_("fn", client=fake) as client:
         with pytest.raises(HookExpiredError, match="^Hook expired: a$") as info:
             await client.resume_hook("whk_1", {})
     assert type(info.value) is HookExpiredError  # as raised in process: no HTTP status on it
 
-    fake, _ = answering({"ok": False, "status": 400,
-                         "error": {"type": "UnknownAction", "message": "Unknown action"}})
+    fake, _ = answering(
+        {
+            "ok": False,
+            "status": 400,
+            "error": {"type": "UnknownAction", "message": "Unknown action"},
+        }
+    )
     async with Client.lambda_("fn", client=fake) as client:
         with pytest.raises(ApiError, match="UnknownAction") as api_info:
             await client.health()
@@ -75,8 +94,12 @@ def test_every_transport_is_a_transport(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("PYWORKFLOW_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/q")
     monkeypatch.setenv("PYWORKFLOW_TABLE", "pw")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    transports = [EmbeddedTransport(), AwsTransport(build_runtime()),
-                  HttpTransport("http://127.0.0.1:1", sign=False), LambdaTransport("fn")]
+    transports = [
+        EmbeddedTransport(),
+        AwsTransport(build_runtime()),
+        HttpTransport("http://127.0.0.1:1", sign=False),
+        LambdaTransport("fn"),
+    ]
     for transport in transports:
         assert isinstance(transport, Transport)
     monkeypatch.delenv("PYWORKFLOW_QUEUE_URL")
@@ -86,7 +109,16 @@ def test_every_transport_is_a_transport(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_public_names() -> None:
     assert client_pkg.__all__ == [
-        "Client", "SyncClient", "Transport", "ENV_API_URL", "workflow_name",
-        "HookResumed", "WorkflowInfo", "Started", "Cancelled", "ApiError", "TransportError",
+        "Client",
+        "SyncClient",
+        "Transport",
+        "ENV_API_URL",
+        "workflow_name",
+        "HookResumed",
+        "WorkflowInfo",
+        "Started",
+        "Cancelled",
+        "ApiError",
+        "TransportError",
     ]
     assert client_pkg.ENV_API_URL == "PYWORKFLOW_API_URL"

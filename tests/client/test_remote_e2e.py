@@ -35,7 +35,8 @@ async def test_start_wait_result(remote: Client, aws: Aws) -> None:
     assert events[0].type == EventType.WORKFLOW_STARTED
     assert events[-1].type == EventType.WORKFLOW_COMPLETED
     assert [e.sequence for e in await remote.events(run_id, after=1)] == [
-        e.sequence for e in events[1:]]
+        e.sequence for e in events[1:]
+    ]
     page = await remote.list_runs(workflow=wf.add_workflow, status="completed", limit=10)
     assert [r.run_id for r in page.items] == [run_id]
     assert "client_add" in {w.name for w in await remote.list_workflows()}
@@ -59,7 +60,7 @@ async def test_errors_come_back_as_pyworkflow_exceptions(remote: Client) -> None
 
 async def test_hooks(remote: Client, aws: Aws) -> None:
     run_id = await remote.start(wf.approval)
-    await aws.pump()                       # the run reaches its hook and waits
+    await aws.pump()  # the run reaches its hook and waits
     assert (await remote.get_run(run_id)).status == RunStatus.SUSPENDED
     token = wf.TOKENS[run_id]
     with pytest.raises(HookPayloadError):
@@ -67,8 +68,7 @@ async def test_hooks(remote: Client, aws: Aws) -> None:
     resumed = await remote.resume_hook(token, {"ok": True, "by": "ann"})
     assert resumed.run_id == run_id and resumed.status == "resumed"
     await aws.pump_until_done(run_id)
-    assert (await remote.wait(run_id, timeout=5)).get_result() == {"approved": True,
-                                                                  "by": "ann"}
+    assert (await remote.wait(run_id, timeout=5)).get_result() == {"approved": True, "by": "ann"}
     with pytest.raises(HookAlreadyReceivedError):
         await remote.resume_hook(token, {"ok": False, "by": "bob"})
 
@@ -103,13 +103,17 @@ async def test_cancel_and_chain(remote: Client, aws: Aws) -> None:
 
 
 async def test_schedules(remote: Client, aws: Aws) -> None:
-    created = await remote.create_schedule(wf.add_workflow, ScheduleSpec(cron="0 9 * * *"),
-                                           40, b=2, schedule_id="daily",
-                                           overlap_policy="allow_all")
+    created = await remote.create_schedule(
+        wf.add_workflow,
+        ScheduleSpec(cron="0 9 * * *"),
+        40,
+        b=2,
+        schedule_id="daily",
+        overlap_policy="allow_all",
+    )
     assert created.overlap_policy == OverlapPolicy.ALLOW_ALL and created.args == "[40]"
     assert (await remote.get_schedule("daily")).spec.cron == "0 9 * * *"
-    assert [s.schedule_id for s in await remote.list_schedules(workflow="client_add")] == [
-        "daily"]
+    assert [s.schedule_id for s in await remote.list_schedules(workflow="client_add")] == ["daily"]
     updated = await remote.update_schedule("daily", spec=ScheduleSpec(interval="2h"))
     assert updated.spec.interval == "2h" and updated.spec.cron is None
     assert (await remote.pause_schedule("daily")).status == ScheduleStatus.PAUSED

@@ -62,8 +62,7 @@ def test_hooks_cancel_schedules_and_errors(sync_client: SyncClient) -> None:
 
 def test_many_threads_share_one_client(sync_client: SyncClient) -> None:
     def one(i: int) -> int:
-        return int(sync_client.wait(sync_client.start(wf.add_workflow, i), timeout=10)
-                   .get_result())
+        return int(sync_client.wait(sync_client.start(wf.add_workflow, i), timeout=10).get_result())
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(one, range(12)))

@@ -32,10 +32,14 @@ class ModuleEntry:
     name = "module"
     has_listing = False  # pyworkflow-engine's module API lists no runs
 
-    async def start(self, workflow: Callable[..., Any], *args: Any,
-                    idempotency_key: str | None = None, **kwargs: Any) -> str:
-        return await pyworkflow.start(workflow, *args, idempotency_key=idempotency_key,
-                                      **kwargs)
+    async def start(
+        self,
+        workflow: Callable[..., Any],
+        *args: Any,
+        idempotency_key: str | None = None,
+        **kwargs: Any,
+    ) -> str:
+        return await pyworkflow.start(workflow, *args, idempotency_key=idempotency_key, **kwargs)
 
     async def get_run(self, run_id: str) -> WorkflowRun:
         run = await pyworkflow.get_workflow_run(run_id)
@@ -66,8 +70,13 @@ class ModuleEntry:
     async def list_runs(self, **_: Any) -> Any:
         raise AssertionError("not part of the module API")
 
-    async def create_schedule(self, workflow: Callable[..., Any], spec: ScheduleSpec,
-                              *args: Any, schedule_id: str | None = None) -> Schedule:
+    async def create_schedule(
+        self,
+        workflow: Callable[..., Any],
+        spec: ScheduleSpec,
+        *args: Any,
+        schedule_id: str | None = None,
+    ) -> Schedule:
         return await pyworkflow.create_schedule(workflow, spec, *args, schedule_id=schedule_id)
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
@@ -102,8 +111,7 @@ class ClientEntry:
 
     has_listing = True
 
-    def __init__(self, name: str, client: Client,
-                 settle: Callable[[], Awaitable[Any]]) -> None:
+    def __init__(self, name: str, client: Client, settle: Callable[[], Awaitable[Any]]) -> None:
         self.name = name
         self._client = client
         self._settle = settle

@@ -44,8 +44,12 @@ async def outcome(call: Awaitable[Any]) -> Any:
 # --- the cases ------------------------------------------------------------------------------
 async def start_unknown_workflow(e: Entry) -> Any:
     async def start() -> str:
-        return await e.start("conformance_no_such_workflow") if e.name != "module" else \
-            await e.start(lambda: None)
+        return (
+            await e.start("conformance_no_such_workflow")
+            if e.name != "module"
+            else await e.start(lambda: None)
+        )
+
     if e.name == "module":  # the module API takes functions: a plain function is not one
         return "UnknownWorkflowError" if await outcome(start()) == "ValueError" else "?"
     return await outcome(start())
@@ -73,8 +77,12 @@ async def idempotent_start_finds_the_first_run(e: Entry) -> Any:
 
 
 async def reads_of_a_missing_run(e: Entry) -> Any:
-    return [await outcome(e.get_run("run_missing")), await outcome(e.events("run_missing")),
-            await outcome(e.chain("run_missing")), await outcome(e.cancel("run_missing"))]
+    return [
+        await outcome(e.get_run("run_missing")),
+        await outcome(e.events("run_missing")),
+        await outcome(e.chain("run_missing")),
+        await outcome(e.cancel("run_missing")),
+    ]
 
 
 async def chain_of_continue_as_new(e: Entry) -> Any:
@@ -106,8 +114,10 @@ async def hook_by_token(e: Entry) -> Any:
 
 
 async def hook_tokens_that_name_nothing(e: Entry) -> Any:
-    return [await outcome(e.resume_hook("whk_not_a_real_token", 1)),
-            await outcome(e.resume_hook("t\u00f6ken", 1))]
+    return [
+        await outcome(e.resume_hook("whk_not_a_real_token", 1)),
+        await outcome(e.resume_hook("t\u00f6ken", 1)),
+    ]
 
 
 async def hook_by_name(e: Entry) -> Any:
@@ -131,15 +141,20 @@ async def hook_of_an_ended_run(e: Entry) -> Any:
 
 async def schedule_lifecycle(e: Entry) -> Any:
     sid = f"conf-{e.name}"
-    unknown = await outcome(e.create_schedule(
-        "conformance_no_such_workflow" if e.name != "module" else lambda: None,
-        ScheduleSpec(interval="1h")))
+    unknown = await outcome(
+        e.create_schedule(
+            "conformance_no_such_workflow" if e.name != "module" else lambda: None,
+            ScheduleSpec(interval="1h"),
+        )
+    )
     if e.name == "module" and unknown == "ValueError":
         unknown = "UnknownWorkflowError"  # a plain function is no workflow (see above)
-    created = await e.create_schedule(wf.add_workflow, ScheduleSpec(interval="1h"), 4,
-                                      schedule_id=sid)
-    duplicate = await outcome(e.create_schedule(wf.add_workflow, ScheduleSpec(interval="1h"),
-                                                4, schedule_id=sid))
+    created = await e.create_schedule(
+        wf.add_workflow, ScheduleSpec(interval="1h"), 4, schedule_id=sid
+    )
+    duplicate = await outcome(
+        e.create_schedule(wf.add_workflow, ScheduleSpec(interval="1h"), 4, schedule_id=sid)
+    )
     paused = (await e.pause_schedule(sid)).status.value
     resumed = (await e.resume_schedule(sid)).status.value
     updated = (await e.update_schedule(sid, spec=ScheduleSpec(cron="0 9 * * *"))).spec.cron
@@ -148,9 +163,20 @@ async def schedule_lifecycle(e: Entry) -> Any:
     triggered = await e.get_run(run_id)
     await e.delete_schedule(sid)
     deleted = (await e.get_schedule(sid)).status.value
-    return [unknown, created.status.value, created.workflow_name, duplicate, paused, resumed,
-            updated, triggered.status.value, triggered.get_result(), triggered.schedule_id == sid,
-            deleted, await outcome(e.get_schedule("never-made"))]
+    return [
+        unknown,
+        created.status.value,
+        created.workflow_name,
+        duplicate,
+        paused,
+        resumed,
+        updated,
+        triggered.status.value,
+        triggered.get_result(),
+        triggered.schedule_id == sid,
+        deleted,
+        await outcome(e.get_schedule("never-made")),
+    ]
 
 
 async def listing_with_a_foreign_cursor(e: Entry) -> Any:
@@ -167,14 +193,30 @@ EXPECTED: dict[Case, Any] = {
     reads_of_a_missing_run: ["WorkflowNotFoundError"] * 4,
     chain_of_continue_as_new: ["continued_as_new", "continued_as_new", "completed"],
     cancel_a_waiting_then_an_ended_run: ["suspended", True, "cancelled", False],
-    hook_by_token: ["HookPayloadError", True, "resumed", {"approved": True, "by": "ann"},
-                    "HookAlreadyReceivedError"],
+    hook_by_token: [
+        "HookPayloadError",
+        True,
+        "resumed",
+        {"approved": True, "by": "ann"},
+        "HookAlreadyReceivedError",
+    ],
     hook_tokens_that_name_nothing: ["HookNotFoundError", "InvalidTokenError"],
     hook_by_name: ["WorkflowNotFoundError", "HookNotFoundError", "resumed", {"n": [1, 2]}],
     hook_of_an_ended_run: "HookExpiredError",
-    schedule_lifecycle: ["UnknownWorkflowError", "active", "client_add",
-                         "ScheduleAlreadyExistsError", "paused", "active", "0 9 * * *",
-                         "completed", 5, True, "deleted", "ScheduleNotFoundError"],
+    schedule_lifecycle: [
+        "UnknownWorkflowError",
+        "active",
+        "client_add",
+        "ScheduleAlreadyExistsError",
+        "paused",
+        "active",
+        "0 9 * * *",
+        "completed",
+        5,
+        True,
+        "deleted",
+        "ScheduleNotFoundError",
+    ],
     listing_with_a_foreign_cursor: "InvalidCursorError",
 }
 
@@ -191,8 +233,11 @@ async def local_entry(request: pytest.FixtureRequest) -> AsyncIterator[Entry]:
 
 
 @pytest.fixture(params=["aws", "http", "lambda"])
-async def remote_entry(request: pytest.FixtureRequest, aws: Any, api: Any  # noqa: F811
-                       ) -> AsyncIterator[Entry]:
+async def remote_entry(
+    request: pytest.FixtureRequest,
+    aws: Any,  # noqa: F811
+    api: Any,  # noqa: F811
+) -> AsyncIterator[Entry]:
     """Against one local stack; the worker Lambda's handler is pumped from the queue."""
 
     async def pump() -> None:
@@ -202,8 +247,10 @@ async def remote_entry(request: pytest.FixtureRequest, aws: Any, api: Any  # noq
         async with Client.aws(storage=aws.storage) as client:
             yield ClientEntry("aws", client, pump)
     elif request.param == "http":
-        async with serve(api.handler) as server, \
-                Client.http(server.url, region="us-east-1") as client:
+        async with (
+            serve(api.handler) as server,
+            Client.http(server.url, region="us-east-1") as client,
+        ):
             yield ClientEntry("http", client, pump)
     else:
         async with Client.lambda_("pyworkflow-api", client=FakeLambda(api.handler)) as client:

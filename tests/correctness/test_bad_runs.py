@@ -45,7 +45,8 @@ async def _created(workflow_fn, *args):
 
 
 async def test_an_unstorable_step_result_fails_that_step_once_and_the_worker_serves_the_rest(
-        storage):
+    storage,
+):
     CALLS.clear()
     bad = await _created(br_undecodable)
     good = await _created(br_good, 1)
@@ -59,8 +60,7 @@ async def test_an_unstorable_step_result_fails_that_step_once_and_the_worker_ser
     assert "step 'br_read_file'" in run.error and "lone surrogate" in run.error
     run.error.encode("utf-8")
     events = await get_workflow_events(bad)
-    assert [e.type.value for e in events] == [
-        "workflow.started", "step.failed", "workflow.failed"]
+    assert [e.type.value for e in events] == ["workflow.started", "step.failed", "workflow.failed"]
     assert (await get_workflow_run(good)).get_result() == 2
 
 

@@ -89,12 +89,15 @@ async def test_db_path_next_to_a_configured_storage_is_refused(storage):
         pyworkflow.configure(db_path="elsewhere.db")
 
 
-@pytest.mark.parametrize("option,value,why", [
-    ("celery_broker", "redis://", "no Celery runtime"),
-    ("default_recover_on_worker_loss", False, "always recovered"),
-    ("default_max_recovery_attempts", 1, "never given up"),
-    ("aws_region", "eu-west-1", "AWS_REGION"),
-])
+@pytest.mark.parametrize(
+    "option,value,why",
+    [
+        ("celery_broker", "redis://", "no Celery runtime"),
+        ("default_recover_on_worker_loss", False, "always recovered"),
+        ("default_max_recovery_attempts", 1, "never given up"),
+        ("aws_region", "eu-west-1", "AWS_REGION"),
+    ],
+)
 def test_an_option_without_effect_says_why(option, value, why):
     with pytest.warns(UserWarning, match=why):
         pyworkflow.configure(**{option: value})

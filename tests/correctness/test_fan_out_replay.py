@@ -70,13 +70,15 @@ async def _resumed(run_id: str):
 
 
 async def _replayed(run_id: str):
-    return await replay_history(await get_workflow_events(run_id),
-                                run=await get_workflow_run(run_id))
+    return await replay_history(
+        await get_workflow_events(run_id), run=await get_workflow_run(run_id)
+    )
 
 
 @pytest.mark.parametrize("items", [4, 2])
 async def test_a_fan_out_whose_item_count_changed_under_a_waiting_run_is_nondeterminism(
-        storage, items):
+    storage, items
+):
     run_id = await _waiting(fo_map_then_wait)
     CODE["items"] = items  # the deploy
     report = await _replayed(run_id)  # what `pyworkflow replay RUN_ID` says before resuming
@@ -142,4 +144,7 @@ async def test_the_item_count_rides_with_the_first_write(storage):
     started = [e for e in events if e.type == EventType.PARALLEL_STARTED]
     assert [e.data["total"] for e in started] == [3]
     assert [e.type.value for e in events][:3] == [
-        "workflow.started", "parallel.started", "step.completed"]
+        "workflow.started",
+        "parallel.started",
+        "step.completed",
+    ]

@@ -148,8 +148,9 @@ async def b_stepper() -> str:
 
 @workflow(name="nb_b_first_of_three")
 async def b_first_of_three() -> str:
-    res = await pyworkflow.parallel(b_sleeper(), b_waiter(), b_stepper(), min_successful=1,
-                                    max_concurrency=1)
+    res = await pyworkflow.parallel(
+        b_sleeper(), b_waiter(), b_stepper(), min_successful=1, max_concurrency=1
+    )
     return f"{res.completion_reason.value} {await b_after()}"
 
 
@@ -286,8 +287,10 @@ async def f_parent() -> str:
 async def test_a_parent_learns_of_its_child_ending_after_a_crash() -> None:
     clock = ManualClock()
     store = InMemoryStorageBackend()
-    first = inject(QuietRuntime(store, clock=clock),
-                   Faults(crash_on="after append_events(sleep.completed,workflow.completed)"))
+    first = inject(
+        QuietRuntime(store, clock=clock),
+        Faults(crash_on="after append_events(sleep.completed,workflow.completed)"),
+    )
     run_id = await start(first, f_parent)  # the child sleeps; the parent waits for it
     clock.advance(10)
     with pytest.raises(InjectedCrash):
@@ -303,6 +306,7 @@ async def test_a_parent_learns_of_its_child_ending_after_a_crash() -> None:
 
 
 # --- G ------------------------------------------------------------------------------------------
+
 
 async def g_remember(token: str) -> None:
     TOKENS.append(token)

@@ -59,7 +59,8 @@ async def test_a_step_longer_than_the_lease_runs_once_while_its_owner_lives(tmp_
         CALLS.clear()
         owner, other = _runtime(tmp_path / f"{kind}.db"), _runtime(tmp_path / f"{kind}.db")
         run, history = await owner.executor.create(
-            get_workflow_by_func(lh_flow), (kind,), {}, lease=True)
+            get_workflow_by_func(lh_flow), (kind,), {}, lease=True
+        )
         driving = asyncio.create_task(owner.executor.execute(run, history))
         await _keep_polling(other, driving)
         final = await driving
@@ -75,7 +76,8 @@ async def test_a_dead_owners_lease_still_expires_and_is_taken(tmp_path):
     faults = Faults(crash_on="before append_events(step.completed)")
     owner, other = inject(_runtime(db), faults), _runtime(db)
     run, history = await owner.executor.create(
-        get_workflow_by_func(lh_flow), ("async",), {}, lease=True)
+        get_workflow_by_func(lh_flow), ("async",), {}, lease=True
+    )
     try:
         await owner.executor.execute(run, history)
     except InjectedCrash:
@@ -113,8 +115,7 @@ class _Queue:
         return None
 
 
-async def test_a_duplicate_message_during_a_step_longer_than_the_lease_is_a_noop_on_aws(
-        tmp_path):
+async def test_a_duplicate_message_during_a_step_longer_than_the_lease_is_a_noop_on_aws(tmp_path):
     CALLS.clear()
     db = tmp_path / "runs.db"
     first = AwsRuntime(SQLiteStorageBackend(db), _Queue(), lease_seconds=LEASE)

@@ -81,7 +81,8 @@ async def test_a_plain_def_step_is_recorded_and_replayed_like_an_async_one(stora
 
 
 async def test_an_async_step_blocking_the_loop_past_its_timeout_is_named_in_a_warning(
-        storage, caplog):
+    storage, caplog
+):
     with caplog.at_level(logging.WARNING, logger="pyworkflow"):
         await start(to_blocks_the_loop)
     warnings = [r.getMessage() for r in caplog.records if "past its timeout" in r.getMessage()]

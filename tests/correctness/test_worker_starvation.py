@@ -24,10 +24,20 @@ async def ws_known(x: int) -> int:
 async def _unknown_runs(storage, clock, n: int) -> list[WorkflowRun]:
     """Runs of a workflow this worker does not define, due before anything else."""
     old = clock.now() - timedelta(hours=1)
-    return [await storage.create_run(WorkflowRun(
-        run_id=f"run_unknown_{i:04d}", workflow_name="defined_elsewhere",
-        created_at=old, updated_at=old, input_args="[]", input_kwargs="{}"), [])
-        for i in range(n)]
+    return [
+        await storage.create_run(
+            WorkflowRun(
+                run_id=f"run_unknown_{i:04d}",
+                workflow_name="defined_elsewhere",
+                created_at=old,
+                updated_at=old,
+                input_args="[]",
+                input_kwargs="{}",
+            ),
+            [],
+        )
+        for i in range(n)
+    ]
 
 
 async def _known_runs(n: int) -> list[str]:
@@ -36,8 +46,7 @@ async def _known_runs(n: int) -> list[str]:
     return [(await rt.executor.create(defn, (i,), {}))[0].run_id for i in range(n)]
 
 
-async def test_runs_of_workflows_not_in_the_workers_modules_do_not_hide_the_others(
-        storage, clock):
+async def test_runs_of_workflows_not_in_the_workers_modules_do_not_hide_the_others(storage, clock):
     unknown = await _unknown_runs(storage, clock, PAGE + 50)  # more than a page of them first
     clock.advance(1)
     known = await _known_runs(5)

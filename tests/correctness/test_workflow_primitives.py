@@ -53,17 +53,27 @@ async def wp_continue_in_step() -> None:
 
 @workflow
 async def wp_primitive_in_step(which: str) -> None:
-    steps = {"hook": wp_hook_in_step, "sleep": wp_sleep_in_step, "child": wp_child_in_step,
-             "continue": wp_continue_in_step}
+    steps = {
+        "hook": wp_hook_in_step,
+        "sleep": wp_sleep_in_step,
+        "child": wp_child_in_step,
+        "continue": wp_continue_in_step,
+    }
     await steps[which]()
 
 
-@pytest.mark.parametrize("which,primitive", [
-    ("hook", "hook()"), ("sleep", "sleep()"), ("child", "start_child_workflow()"),
-    ("continue", "continue_as_new()"),
-])
+@pytest.mark.parametrize(
+    "which,primitive",
+    [
+        ("hook", "hook()"),
+        ("sleep", "sleep()"),
+        ("child", "start_child_workflow()"),
+        ("continue", "continue_as_new()"),
+    ],
+)
 async def test_a_workflow_primitive_called_inside_a_step_fails_that_step_once_saying_so(
-        storage, which, primitive):
+    storage, which, primitive
+):
     BODIES.clear()
     run = await start_failing(wp_primitive_in_step, which)
     assert run.error_type == FatalError.__name__  # not retried: the same call would fail again
@@ -104,10 +114,16 @@ async def wp_sleep_for(which: str) -> None:
     await sleep(BAD_DURATIONS[which])  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("which,problem", [
-    ("nan", "finite"), ("inf", "finite"), ("abc", "'30s'"), ("-5", "negative"),
-    ("[1]", "of type list"),
-])
+@pytest.mark.parametrize(
+    "which,problem",
+    [
+        ("nan", "finite"),
+        ("inf", "finite"),
+        ("abc", "'30s'"),
+        ("-5", "negative"),
+        ("[1]", "of type list"),
+    ],
+)
 async def test_a_bad_sleep_duration_is_an_error_naming_the_argument(storage, which, problem):
     with pytest.raises(ValueError) as info:
         await sleep(BAD_DURATIONS[which])  # type: ignore[arg-type]  # outside a workflow too

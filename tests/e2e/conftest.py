@@ -25,7 +25,7 @@ import pytest
 from infra.dev import LocalStack
 
 VISIBILITY_TIMEOUT = 2
-MAX_RECEIVE_COUNT = 3          # the worker fails a run on the 2nd failing delivery
+MAX_RECEIVE_COUNT = 3  # the worker fails a run on the 2nd failing delivery
 
 
 @pytest.fixture(scope="package")
@@ -57,13 +57,19 @@ SCHEDULER_CLOCK = SchedulerClock()
 @pytest.fixture(scope="package")
 def stack(dynamodb_endpoint: str) -> Iterator[LocalStack]:
     local = LocalStack(
-        module="tests.e2e.workflows", port=0, stack_name="e2e",
-        dynamodb_endpoint=dynamodb_endpoint, tick_seconds=0.2, clock=SCHEDULER_CLOCK,
-        parameters={"VisibilityTimeout": VISIBILITY_TIMEOUT,
-                    "MaxReceiveCount": MAX_RECEIVE_COUNT},
+        module="tests.e2e.workflows",
+        port=0,
+        stack_name="e2e",
+        dynamodb_endpoint=dynamodb_endpoint,
+        tick_seconds=0.2,
+        clock=SCHEDULER_CLOCK,
+        parameters={"VisibilityTimeout": VISIBILITY_TIMEOUT, "MaxReceiveCount": MAX_RECEIVE_COUNT},
         check_parameter_ranges=False,
-        env={"PYWORKFLOW_SQS_DELAY_MAX_SECONDS": "0", "POWERTOOLS_METRICS_DISABLED": "true",
-             "POWERTOOLS_LOG_LEVEL": "WARNING"},
+        env={
+            "PYWORKFLOW_SQS_DELAY_MAX_SECONDS": "0",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        },
     )
     with local:
         yield local
@@ -78,8 +84,11 @@ class Api:
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            self.url + path, data=data, method=method,
-            headers={"content-type": "application/json"} if data is not None else {})
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"content-type": "application/json"} if data is not None else {},
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 status, raw = response.status, response.read()
@@ -98,8 +107,11 @@ class Api:
     def wait(self, run_id: str, *statuses: str, timeout: float = 60.0) -> dict[str, Any]:
         """Poll until the run's status is one of ``statuses`` (a bound, not a measurement:
         the stack fires timers and redelivers on its own clock)."""
-        return until(lambda: (r := self.run(run_id))["status"] in statuses and r, timeout,
-                     what=f"run {run_id} to be {'/'.join(statuses)}")
+        return until(
+            lambda: (r := self.run(run_id))["status"] in statuses and r,
+            timeout,
+            what=f"run {run_id} to be {'/'.join(statuses)}",
+        )
 
 
 def until(probe: Callable[[], Any], timeout: float = 60.0, *, what: str = "it") -> Any:

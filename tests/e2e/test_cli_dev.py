@@ -23,36 +23,70 @@ def _default_sigint() -> None:
 
 
 def test_pyworkflow_dev_prints_urls_serves_and_stops_on_ctrl_c(
-        dynamodb_endpoint: str, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
-           "PYWORKFLOW_DB": str(tmp_path / "cli.db")}
+    dynamodb_endpoint: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PYTHONUNBUFFERED": "1",
+        "PYWORKFLOW_DB": str(tmp_path / "cli.db"),
+    }
     process = subprocess.Popen(
-        [sys.executable, "-c", "from pyworkflow.cli import main; main()", "-m",
-         "tests.e2e.workflows", "dev", "--port", "0", "--dynamodb-endpoint", dynamodb_endpoint,
-         "--param", "MaxReceiveCount=3"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=_default_sigint)
+        [
+            sys.executable,
+            "-c",
+            "from pyworkflow.cli import main; main()",
+            "-m",
+            "tests.e2e.workflows",
+            "dev",
+            "--port",
+            "0",
+            "--dynamodb-endpoint",
+            dynamodb_endpoint,
+            "--param",
+            "MaxReceiveCount=3",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
+    )
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")),
-                              daemon=True)
+    reader = threading.Thread(
+        target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True
+    )
     reader.start()
     try:
-        until(lambda: any("Ctrl-C stops" in line for line in lines) or process.poll()
-              is not None, 120, what="pyworkflow dev to come up")
+        until(
+            lambda: any("Ctrl-C stops" in line for line in lines) or process.poll() is not None,
+            120,
+            what="pyworkflow dev to come up",
+        )
         assert process.poll() is None, "".join(lines) + process.stderr.read()
         text = "".join(lines)
         api_url = re.search(r"API:\s+(http://127\.0\.0\.1:\d+)", text)
         assert api_url is not None, text
-        for label in ("DynamoDB:", "WorkflowTable:", "moto (SQS, Scheduler):", "WorkQueue:",
-                      "DeadLetterQueue:", "TimerScheduleGroup:", "curl -s -X POST"):
+        for label in (
+            "DynamoDB:",
+            "WorkflowTable:",
+            "moto (SQS, Scheduler):",
+            "WorkQueue:",
+            "DeadLetterQueue:",
+            "TimerScheduleGroup:",
+            "curl -s -X POST",
+        ):
             assert label in text, (label, text)
         assert dynamodb_endpoint in text
         api = Api(api_url.group(1))
-        run_id = api.ok("POST", "/runs", {"workflow": "e2e_add", "args": [20, 1]},
-                        expect=202)["run_id"]
+        run_id = api.ok("POST", "/runs", {"workflow": "e2e_add", "args": [20, 1]}, expect=202)[
+            "run_id"
+        ]
         assert json.loads(api.wait(run_id, "completed")["result"]) == 22
-        until(lambda: any(f"/runs/{run_id}" in line for line in lines), 10,
-              what="the request lines")
+        until(
+            lambda: any(f"/runs/{run_id}" in line for line in lines), 10, what="the request lines"
+        )
     finally:
         process.send_signal(signal.SIGINT)
         try:

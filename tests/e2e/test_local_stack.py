@@ -19,8 +19,7 @@ from tests.e2e.conftest import MAX_RECEIVE_COUNT, SCHEDULER_CLOCK, Api, until
 
 def _client(stack: LocalStack, service: str) -> Any:
     assert stack.info is not None
-    endpoint = stack.info.dynamodb_endpoint if service == "dynamodb" else \
-        stack.info.moto_endpoint
+    endpoint = stack.info.dynamodb_endpoint if service == "dynamodb" else stack.info.moto_endpoint
     return boto3.client(service, endpoint_url=endpoint, region_name=stack.info.region)
 
 
@@ -59,10 +58,12 @@ def test_start_a_run_and_see_it_complete(api: Api) -> None:
     assert run["run_id"] in {r["run_id"] for r in listed}
     # The same idempotency key gives the same run.
     key = new_id("idem")
-    first = api.ok("POST", "/runs", {"workflow": "e2e_add", "args": [1, 1],
-                                     "idempotency_key": key}, expect=202)
-    again = api.ok("POST", "/runs", {"workflow": "e2e_add", "args": [1, 1],
-                                     "idempotency_key": key}, expect=202)
+    first = api.ok(
+        "POST", "/runs", {"workflow": "e2e_add", "args": [1, 1], "idempotency_key": key}, expect=202
+    )
+    again = api.ok(
+        "POST", "/runs", {"workflow": "e2e_add", "args": [1, 1], "idempotency_key": key}, expect=202
+    )
     assert first["run_id"] == again["run_id"]
 
 
@@ -74,12 +75,12 @@ def test_bad_requests_are_4xx_not_5xx(api: Api) -> None:
 
 
 def test_sleep_is_woken_by_a_fired_scheduler_schedule(stack: LocalStack, api: Api) -> None:
-    run_id = api.ok("POST", "/runs", {"workflow": "e2e_sleeper", "args": [3]},
-                    expect=202)["run_id"]
+    run_id = api.ok("POST", "/runs", {"workflow": "e2e_sleeper", "args": [3]}, expect=202)["run_id"]
     # The sleep is longer than PYWORKFLOW_SQS_DELAY_MAX_SECONDS (0): a one-time Scheduler
     # schedule, not a delayed message, wakes the run.
-    schedules = until(lambda: _schedules_of(stack, run_id), 30,
-                      what="the sleep's Scheduler schedule")
+    schedules = until(
+        lambda: _schedules_of(stack, run_id), 30, what="the sleep's Scheduler schedule"
+    )
     assert len(schedules) == 1
     waiting = api.run(run_id)
     assert waiting["status"] in ("suspended", "completed")
@@ -92,8 +93,9 @@ def test_sleep_is_woken_by_a_fired_scheduler_schedule(stack: LocalStack, api: Ap
 
 
 def test_hook_resumed_through_the_public_webhook(api: Api) -> None:
-    run_id = api.ok("POST", "/runs", {"workflow": "e2e_approval", "args": ["o-7"]},
-                    expect=202)["run_id"]
+    run_id = api.ok("POST", "/runs", {"workflow": "e2e_approval", "args": ["o-7"]}, expect=202)[
+        "run_id"
+    ]
     token = until(lambda: wf.TOKENS.get(run_id), 30, what="the hook's token")
     api.wait(run_id, "suspended")
     resumed = api.ok("POST", f"/hooks/{token}", {"approved": True}, expect=202)
@@ -110,26 +112,27 @@ def test_hook_resumed_through_the_public_webhook(api: Api) -> None:
 
 
 def test_cancel_a_sleeping_run(stack: LocalStack, api: Api) -> None:
-    run_id = api.ok("POST", "/runs", {"workflow": "e2e_sleeper", "args": [3600]},
-                    expect=202)["run_id"]
+    run_id = api.ok("POST", "/runs", {"workflow": "e2e_sleeper", "args": [3600]}, expect=202)[
+        "run_id"
+    ]
     until(lambda: _schedules_of(stack, run_id), 30, what="the sleep's Scheduler schedule")
     api.wait(run_id, "suspended")
-    cancelled = api.ok("POST", f"/runs/{run_id}/cancel", {"reason": "changed my mind"},
-                       expect=202)
+    cancelled = api.ok("POST", f"/runs/{run_id}/cancel", {"reason": "changed my mind"}, expect=202)
     assert cancelled == {"run_id": run_id, "cancelled": True}
     run = api.wait(run_id, "cancelled")
     assert run["status"] == "cancelled"
     # Its hour-long timer is gone, and cancelling again changes nothing.
     until(lambda: _schedules_of(stack, run_id) == [], 30, what="the timer to be deleted")
     status, again = api.call("POST", f"/runs/{run_id}/cancel", {})
-    assert (status, again) in ((202, {"run_id": run_id, "cancelled": False}),
-                               (409, again)), (status, again)
+    assert (status, again) in ((202, {"run_id": run_id, "cancelled": False}), (409, again)), (
+        status,
+        again,
+    )
     assert api.run(run_id)["status"] == "cancelled"
 
 
 def test_continue_as_new_chain(api: Api) -> None:
-    first = api.ok("POST", "/runs", {"workflow": "e2e_chain", "args": [0, 2]},
-                   expect=202)["run_id"]
+    first = api.ok("POST", "/runs", {"workflow": "e2e_chain", "args": [0, 2]}, expect=202)["run_id"]
 
     def finished_chain() -> list[dict[str, Any]] | None:
         items = api.ok("GET", f"/runs/{first}/chain")["items"]
@@ -143,12 +146,12 @@ def test_continue_as_new_chain(api: Api) -> None:
         assert older["continued_to_run_id"] == newer["run_id"]
         assert newer["continued_from_run_id"] == older["run_id"]
     # Any run of the chain shows the whole chain.
-    assert [r["run_id"] for r in api.ok("GET", f"/runs/{chain[-1]['run_id']}/chain")[
-        "items"]] == [r["run_id"] for r in chain]
+    assert [r["run_id"] for r in api.ok("GET", f"/runs/{chain[-1]['run_id']}/chain")["items"]] == [
+        r["run_id"] for r in chain
+    ]
 
 
-def test_poison_message_goes_to_the_dlq_and_fails_its_run(stack: LocalStack,
-                                                          api: Api) -> None:
+def test_poison_message_goes_to_the_dlq_and_fails_its_run(stack: LocalStack, api: Api) -> None:
     """A run whose workflow no function defines: every delivery fails; the worker marks the run
     failed with the reason on delivery MaxReceiveCount - 1, and SQS moves the message to the
     dead-letter queue after MaxReceiveCount."""
@@ -165,15 +168,25 @@ def test_poison_message_goes_to_the_dlq_and_fails_its_run(stack: LocalStack,
     now = datetime.now(UTC)
 
     async def plant() -> None:
-        storage = DynamoDBStorageBackend(info.tables["WorkflowTable"],
-                                         endpoint_url=info.dynamodb_endpoint)
+        storage = DynamoDBStorageBackend(
+            info.tables["WorkflowTable"], endpoint_url=info.dynamodb_endpoint
+        )
         try:
             await storage.create_run(
-                WorkflowRun(run_id=run_id, workflow_name="nowhere.defined", created_at=now,
-                            updated_at=now),
-                [Event(event_id=new_id("evt"), run_id=run_id, type=EventType.WORKFLOW_STARTED,
-                       timestamp=now, sequence=1,
-                       data={"workflow_name": "nowhere.defined", "args": [], "kwargs": {}})])
+                WorkflowRun(
+                    run_id=run_id, workflow_name="nowhere.defined", created_at=now, updated_at=now
+                ),
+                [
+                    Event(
+                        event_id=new_id("evt"),
+                        run_id=run_id,
+                        type=EventType.WORKFLOW_STARTED,
+                        timestamp=now,
+                        sequence=1,
+                        data={"workflow_name": "nowhere.defined", "args": [], "kwargs": {}},
+                    )
+                ],
+            )
         finally:
             await storage.close()
 
@@ -190,26 +203,36 @@ def test_poison_message_goes_to_the_dlq_and_fails_its_run(stack: LocalStack,
     assert events[-1]["type"] == "workflow.failed"
 
     def dead_letters() -> list[str]:
-        found = sqs.receive_message(QueueUrl=info.queues["DeadLetterQueue"],
-                                    MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                    MessageSystemAttributeNames=["ApproximateReceiveCount"])
+        found = sqs.receive_message(
+            QueueUrl=info.queues["DeadLetterQueue"],
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
         return [m["Body"] for m in found.get("Messages", [])]
 
     assert until(dead_letters, 60, what="the message in the DLQ") == [body]
     # Nothing of it left on the work queue.
-    attrs = sqs.get_queue_attributes(QueueUrl=info.queues["WorkQueue"], AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=info.queues["WorkQueue"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
     assert sum(int(v) for v in attrs.values()) == 0
 
 
-def test_recurring_schedule_fires_through_eventbridge_scheduler(stack: LocalStack,
-                                                                api: Api) -> None:
+def test_recurring_schedule_fires_through_eventbridge_scheduler(
+    stack: LocalStack, api: Api
+) -> None:
     """POST /schedules makes a recurring rate() schedule in EventBridge Scheduler; the stack
     fires its next occurrence (the scheduler clock is moved a minute on) into the work queue,
     and the worker starts the run. Needs the API's schedule routes to go through
     ``AwsRuntime.schedules`` (which creates the EventBridge schedule), not storage alone."""
-    created = api.ok("POST", "/schedules", {"workflow": "e2e_ticked", "args": ["every minute"],
-                                            "spec": {"interval": "1m"}}, expect=201)
+    created = api.ok(
+        "POST",
+        "/schedules",
+        {"workflow": "e2e_ticked", "args": ["every minute"], "spec": {"interval": "1m"}},
+        expect=201,
+    )
     schedule_id = created["schedule_id"]
     scheduler = _client(stack, "scheduler")
     mine = []

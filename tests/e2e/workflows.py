@@ -9,7 +9,7 @@ from __future__ import annotations
 from pyworkflow import continue_as_new, hook, sleep, step, workflow
 from pyworkflow.core import context as _ctx
 
-TOKENS: dict[str, str] = {}   # run id -> hook token
+TOKENS: dict[str, str] = {}  # run id -> hook token
 
 
 @step

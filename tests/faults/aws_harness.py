@@ -40,14 +40,21 @@ class AwsOutcome:
 
 
 class AwsDriver:
-    def __init__(self, aws: Aws, worker: Any, faults: Faults, clock: ManualClock,
-                 session: Any) -> None:
+    def __init__(
+        self, aws: Aws, worker: Any, faults: Faults, clock: ManualClock, session: Any
+    ) -> None:
         self.aws = aws
         self.worker = worker
         self.faults = faults
         self.clock = clock
-        self.client = AwsOps(inject(AwsRuntime(aws.storage, AwsDispatcher.from_env(
-            session=session, clock=clock), clock=clock), faults))
+        self.client = AwsOps(
+            inject(
+                AwsRuntime(
+                    aws.storage, AwsDispatcher.from_env(session=session, clock=clock), clock=clock
+                ),
+                faults,
+            )
+        )
         self.container: AwsRuntime | None = None
         self.delivered: set[str] = set()
 
@@ -70,8 +77,7 @@ class AwsDriver:
                 if out.run_id is None:
                     out.run_id = await self.client.start(workflow, key, idempotency_key=key)
                     continue
-                messages = await receive_batch(self.aws.sqs, queue, batch_size=1,
-                                               wait_seconds=0)
+                messages = await receive_batch(self.aws.sqs, queue, batch_size=1, wait_seconds=0)
                 if messages:
                     out.messages += 1
                     await self._deliver(messages)
@@ -101,8 +107,10 @@ class AwsDriver:
             self.clock.advance(REDELIVERY_SECONDS)
             for m in messages:
                 await self.aws.sqs.change_message_visibility(
-                    QueueUrl=self.aws.stack.queue_url, ReceiptHandle=m["ReceiptHandle"],
-                    VisibilityTimeout=0)
+                    QueueUrl=self.aws.stack.queue_url,
+                    ReceiptHandle=m["ReceiptHandle"],
+                    VisibilityTimeout=0,
+                )
             await self.new_container()
             raise
         await settle(self.aws.sqs, self.aws.stack.queue_url, messages, response)
@@ -134,8 +142,9 @@ class AwsDriver:
         return sent
 
     def _advance_to_next_timer(self, fam: Family) -> bool:
-        waits = [r.wake_at for r in fam.runs
-                 if r.status == RunStatus.SUSPENDED and r.wake_at is not None]
+        waits = [
+            r.wake_at for r in fam.runs if r.status == RunStatus.SUSPENDED and r.wake_at is not None
+        ]
         if not waits:
             return False
         self.clock.advance(max(1.0, (min(waits) - self.clock.now()).total_seconds() + 1))

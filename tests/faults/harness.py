@@ -95,8 +95,11 @@ def broken_invariants(fam: Family) -> list[str]:
         twice = [op for op, n in outcomes.items() if n > 1]
         if twice:
             problems.append(f"{run.run_id}: ops {twice} have more than one outcome")
-        ends = [e for e in events if e.type.value.startswith("workflow.")
-                and e.type != EventType.WORKFLOW_STARTED]
+        ends = [
+            e
+            for e in events
+            if e.type.value.startswith("workflow.") and e.type != EventType.WORKFLOW_STARTED
+        ]
         if run.status.is_terminal and len(ends) != 1:
             problems.append(f"{run.run_id}: {len(ends)} ending events")
     return problems
@@ -108,7 +111,7 @@ def step_calls(key: str) -> dict[str, int]:
     for name, n in wf.CALLS.items():
         kind, _, rest = name.partition(":")
         if rest == key or rest.startswith(f"{key}:") or rest.startswith(f"{key}/"):
-            out[f"{kind}:{rest[len(key):]}"] = n
+            out[f"{kind}:{rest[len(key) :]}"] = n
     return out
 
 
@@ -135,8 +138,9 @@ class EmbeddedDriver:
         if self.rt is not None:
             LIVE_OWNERS.discard(self.rt.executor.owner)  # that process is dead
             await self.rt.storage.close()
-        self.rt = QueuedLocalRuntime(SQLiteStorageBackend(self.db_path), clock=self.clock,
-                                     lease_seconds=60)
+        self.rt = QueuedLocalRuntime(
+            SQLiteStorageBackend(self.db_path), clock=self.clock, lease_seconds=60
+        )
         inject(self.rt, self.faults)
         return self.rt
 
@@ -175,8 +179,7 @@ class EmbeddedDriver:
             return existing.run_id
         defn = get_workflow_by_func(workflow)
         assert defn is not None
-        run, history = await rt.executor.create(defn, (key,), {}, idempotency_key=key,
-                                                lease=True)
+        run, history = await rt.executor.create(defn, (key,), {}, idempotency_key=key, lease=True)
         await rt.drive_created(run, history)
         return run.run_id
 
@@ -211,8 +214,9 @@ class EmbeddedDriver:
         return sent
 
     def _advance_to_next_timer(self, fam: Family) -> bool:
-        waits = [r.wake_at for r in fam.runs
-                 if r.status == RunStatus.SUSPENDED and r.wake_at is not None]
+        waits = [
+            r.wake_at for r in fam.runs if r.status == RunStatus.SUSPENDED and r.wake_at is not None
+        ]
         if not waits:
             return False
         self.clock.advance(max(0.0, (min(waits) - self.clock.now()).total_seconds()))

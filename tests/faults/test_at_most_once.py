@@ -63,8 +63,12 @@ async def test_an_interrupted_at_most_once_step_is_not_run_again(tmp_path) -> No
     assert run.error_type == "StepInterruptedError"
     assert "'pay'" in run.error and "at_most_once" in run.error
     types = [e.type for e in await get_workflow_events(run_id)]
-    assert types == [EventType.WORKFLOW_STARTED, EventType.STEP_STARTED, EventType.STEP_FAILED,
-                     EventType.WORKFLOW_FAILED]
+    assert types == [
+        EventType.WORKFLOW_STARTED,
+        EventType.STEP_STARTED,
+        EventType.STEP_FAILED,
+        EventType.WORKFLOW_FAILED,
+    ]
 
 
 async def test_the_workflow_may_handle_the_interruption(tmp_path) -> None:
@@ -80,8 +84,12 @@ async def test_a_finished_at_most_once_step_replays_its_result(tmp_path) -> None
     run_id = await pyworkflow.start(pay_handled, "o3")
     assert (await get_workflow_run(run_id)).get_result() == "paid o3"
     types = [e.type for e in await get_workflow_events(run_id)]
-    assert types == [EventType.WORKFLOW_STARTED, EventType.STEP_STARTED,
-                     EventType.STEP_COMPLETED, EventType.WORKFLOW_COMPLETED]
+    assert types == [
+        EventType.WORKFLOW_STARTED,
+        EventType.STEP_STARTED,
+        EventType.STEP_COMPLETED,
+        EventType.WORKFLOW_COMPLETED,
+    ]
     assert RAN["o3"] == 1
 
 

@@ -28,8 +28,9 @@ from tests.faults.harness import QueuedLocalRuntime, broken_invariants, family, 
 BUSY_RESULT = 140  # 0+1+2+3+4, +10 (the retried step), + the child's 100 + 20
 
 
-async def drive_together(runtimes: list[QueuedLocalRuntime], run_id: str, clock: ManualClock,
-                         *, steal: bool) -> None:
+async def drive_together(
+    runtimes: list[QueuedLocalRuntime], run_id: str, clock: ManualClock, *, steal: bool
+) -> None:
     """All workers drive the run at once, again and again, moving time to each wait's end."""
     for _ in range(20):
         await asyncio.gather(*(rt.executor.drive(run_id, steal=steal) for rt in runtimes))
@@ -47,8 +48,10 @@ async def drive_together(runtimes: list[QueuedLocalRuntime], run_id: str, clock:
 @pytest.mark.parametrize("steal", [False, True], ids=["leased", "stealing"])
 async def test_workers_driving_one_run_at_once(tmp_path: Path, workers: int, steal: bool) -> None:
     clock = ManualClock()
-    runtimes = [QueuedLocalRuntime(SQLiteStorageBackend(tmp_path / "runs.db"), clock=clock)
-                for _ in range(workers)]
+    runtimes = [
+        QueuedLocalRuntime(SQLiteStorageBackend(tmp_path / "runs.db"), clock=clock)
+        for _ in range(workers)
+    ]
     key = new_id("k")
     defn = get_workflow_by_func(wf.busy)
     assert defn is not None
@@ -87,8 +90,12 @@ async def stalling(key: str) -> str:
 
 async def test_a_holder_whose_lease_expired_cannot_write_when_it_wakes_up(tmp_path: Path):
     clock = ManualClock()
-    first, second = (QueuedLocalRuntime(SQLiteStorageBackend(tmp_path / "runs.db"), clock=clock,
-                                        lease_seconds=60) for _ in range(2))
+    first, second = (
+        QueuedLocalRuntime(
+            SQLiteStorageBackend(tmp_path / "runs.db"), clock=clock, lease_seconds=60
+        )
+        for _ in range(2)
+    )
     key = new_id("k")
     GATE[key], ENTERED[key] = asyncio.Event(), asyncio.Event()
     defn = get_workflow_by_func(stalling)
@@ -104,8 +111,11 @@ async def test_a_holder_whose_lease_expired_cannot_write_when_it_wakes_up(tmp_pa
     after = await late
     assert after.status == RunStatus.COMPLETED and after.get_result() == "on time"
     events = await first.storage.get_events(run.run_id)
-    assert [e.type for e in events] == [EventType.WORKFLOW_STARTED, EventType.STEP_COMPLETED,
-                                        EventType.WORKFLOW_COMPLETED]
+    assert [e.type for e in events] == [
+        EventType.WORKFLOW_STARTED,
+        EventType.STEP_COMPLETED,
+        EventType.WORKFLOW_COMPLETED,
+    ]
     assert RAN[key] == 2  # at-least-once: it ran twice, its result is recorded once
     for rt in (first, second):
         LIVE_OWNERS.discard(rt.executor.owner)
@@ -121,7 +131,8 @@ def containers(aws_env: Any) -> Any:
 
 
 async def test_every_message_delivered_to_three_workers_and_sent_twice(
-    aws: Aws, containers: list[Any],
+    aws: Aws,
+    containers: list[Any],
 ) -> None:
     key = new_id("k")
     run_id = await aws.client.start(wf.busy, key)
@@ -139,22 +150,31 @@ async def test_every_message_delivered_to_three_workers_and_sent_twice(
                 duplicated.add(m["Body"])
                 await aws.sqs.send_message(QueueUrl=aws.stack.queue_url, MessageBody=m["Body"])
         event = sqs_event(messages, queue_arn=aws.stack.queue_arn, region=REGION)
-        responses = await asyncio.gather(*(
-            asyncio.to_thread(c.handler, event, FakeLambdaContext()) for c in containers))
+        responses = await asyncio.gather(
+            *(asyncio.to_thread(c.handler, event, FakeLambdaContext()) for c in containers)
+        )
         deliveries += len(messages) * len(containers)
         # A record is done once any worker handled it; the others' failures are retries.
-        failed = set.intersection(*({f["itemIdentifier"] for f in r["batchItemFailures"]}
-                                    for r in responses))
-        await settle(aws.sqs, aws.stack.queue_url, messages,
-                     {"batchItemFailures": [{"itemIdentifier": i} for i in failed]})
+        failed = set.intersection(
+            *({f["itemIdentifier"] for f in r["batchItemFailures"]} for r in responses)
+        )
+        await settle(
+            aws.sqs,
+            aws.stack.queue_url,
+            messages,
+            {"batchItemFailures": [{"itemIdentifier": i} for i in failed]},
+        )
     fam = await family(aws.storage, run_id)
     assert broken_invariants(fam) == []
     assert fam.result == BUSY_RESULT
     calls = step_calls(key)
-    print(f"\n{deliveries} deliveries of {len(duplicated)} distinct messages (each sent twice): "
-          f"step executions {calls}")
+    print(
+        f"\n{deliveries} deliveries of {len(duplicated)} distinct messages (each sent twice): "
+        f"step executions {calls}"
+    )
     assert all(n == 1 for name, n in calls.items() if not name.startswith("flaky"))
     assert calls["flaky_fast:"] == 2
-    completed = [e for h in fam.histories.values() for e in h
-                 if e.type == EventType.WORKFLOW_COMPLETED]
+    completed = [
+        e for h in fam.histories.values() for e in h if e.type == EventType.WORKFLOW_COMPLETED
+    ]
     assert len(completed) == 2  # the parent and its child, once each

@@ -35,14 +35,26 @@ async def test_clean_run_of_the_reference_workflow(tmp_path: Path) -> None:
     assert fam.result == {"total": 1 + 10 + 5 + 101 + 2, "paid": 1000}
     assert len(fam.runs) == 3  # the first run, its child, the run that continued it
     kinds = {e.type for h in fam.histories.values() for e in h}
-    assert {EventType.STEP_RETRYING, EventType.SLEEP_COMPLETED, EventType.HOOK_RECEIVED,
-            EventType.CHILD_WORKFLOW_COMPLETED, EventType.WORKFLOW_CONTINUED_AS_NEW,
-            EventType.STEP_STARTED} <= kinds
+    assert {
+        EventType.STEP_RETRYING,
+        EventType.SLEEP_COMPLETED,
+        EventType.HOOK_RECEIVED,
+        EventType.CHILD_WORKFLOW_COMPLETED,
+        EventType.WORKFLOW_CONTINUED_AS_NEW,
+        EventType.STEP_STARTED,
+    } <= kinds
     labels = faults.labels
     assert "before append_events(step.completed)" in labels
     assert any(label.startswith("before wake(") for label in labels)
-    for needed in ("create_run", "update_run(running)", "continue_run", "create_hook",
-                   "update_hook(received)", "start_child", "wake_at"):
+    for needed in (
+        "create_run",
+        "update_run(running)",
+        "continue_run",
+        "create_hook",
+        "update_hook(received)",
+        "start_child",
+        "wake_at",
+    ):
         assert any(needed in label for label in labels), needed
     assert calls == {"add::1": 1, "flaky:": 2, "add:/child:1": 1, "charge:": 1, "add::2": 1}
 

@@ -74,8 +74,10 @@ async def test_every_crash_point_on_aws(aws: Aws, worker: Any, storage_kind: str
         extra = {name for name, n in calls.items() if n > clean_calls.get(name, 0)}
         if extra:
             reran.setdefault(label, set()).update(extra)
-    print(f"\n[{storage_kind}] {len(points)} crash points, {len(chosen)} crashed at, "
-          f"{len(failures)} failures, {time.perf_counter() - started:.0f} s")
+    print(
+        f"\n[{storage_kind}] {len(points)} crash points, {len(chosen)} crashed at, "
+        f"{len(failures)} failures, {time.perf_counter() - started:.0f} s"
+    )
     for label, names in sorted(reran.items()):
         print(f"  steps run again after a crash at {label}: {sorted(names)}")
     assert failures == [], "\n".join(failures)

@@ -54,10 +54,18 @@ async def test_a_killed_process_is_recovered_by_the_next(tmp_path: Path) -> None
     for number in chosen:
         db, key = tmp_path / f"p{number}.db", new_id(f"p{number}")
         proc = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-c", SCRIPT, str(db), key, str(number)],
-            cwd=REPO, capture_output=True, text=True, timeout=120,
-            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
-                 "PYWORKFLOW_DB": str(tmp_path / "default.db")})
+            subprocess.run,
+            [sys.executable, "-c", SCRIPT, str(db), key, str(number)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={
+                "PYTHONPATH": str(REPO),
+                "PATH": "/usr/bin:/bin",
+                "PYWORKFLOW_DB": str(tmp_path / "default.db"),
+            },
+        )
         where = f"point {number} ({faults.labels[number - 1]})"
         if proc.returncode != EXIT_CODE:
             failures.append(f"{where}: exit code {proc.returncode}: {proc.stderr[-500:]}")

@@ -8,8 +8,9 @@ from bench.soak import soak
 
 
 async def test_soak_ci_size() -> None:
-    report = await soak(runs=40, dup=0.12, crash=0.07, seed=7, quiet=30.0, sweep_every=10.0,
-                        batch_size=4)
+    report = await soak(
+        runs=40, dup=0.12, crash=0.07, seed=7, quiet=30.0, sweep_every=10.0, batch_size=4
+    )
     print("\n" + "\n".join(report.lines()))
     assert report.problems == []
     assert report.started == report.completed == 40

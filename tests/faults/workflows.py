@@ -12,8 +12,8 @@ from pyworkflow import continue_as_new, hook, sleep, start_child_workflow, step,
 from pyworkflow.core import context as _ctx
 from pyworkflow.core.step import StepInterruptedError
 
-CALLS: Counter[str] = Counter()    # step executions by "<step>:<key>:<i>"
-TOKENS: dict[str, str] = {}        # run id -> the token on_created was given
+CALLS: Counter[str] = Counter()  # step executions by "<step>:<key>:<i>"
+TOKENS: dict[str, str] = {}  # run id -> the token on_created was given
 
 
 @step
@@ -63,8 +63,6 @@ async def reference(key: str, round_: int = 0, carried: int = 0) -> dict[str, An
         paid = 1000  # what a real workflow would do: look the payment up instead
     total = await add(key, 2, carried)
     return {"total": total, "paid": paid}
-
-
 
 
 @step

@@ -8,10 +8,10 @@ import os
 import threading
 from typing import Any
 
-EVENTS: list[dict[str, Any]] = []       # every event any stub received, in order
-RESETS: list[str] = []                  # "api" / "worker" per reset() call
-ENV_SEEN: dict[str, str] = {}           # the environment the worker saw on its first call
-THREADS: set[str] = set()               # names of the threads the worker ran in
+EVENTS: list[dict[str, Any]] = []  # every event any stub received, in order
+RESETS: list[str] = []  # "api" / "worker" per reset() call
+ENV_SEEN: dict[str, str] = {}  # the environment the worker saw on its first call
+THREADS: set[str] = set()  # names of the threads the worker ran in
 _lock = threading.Lock()
 
 
@@ -29,14 +29,21 @@ def api(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if path == "/raw":
         return {"plain": True}  # type: ignore[return-value]
     if path == "/binary":
-        return {"statusCode": 200, "isBase64Encoded": True, "body": "AAEC/w==",
-                "headers": {"Content-Type": "application/octet-stream"},
-                "cookies": ["a=1; Path=/", "b=2"]}
+        return {
+            "statusCode": 200,
+            "isBase64Encoded": True,
+            "body": "AAEC/w==",
+            "headers": {"Content-Type": "application/octet-stream"},
+            "cookies": ["a=1; Path=/", "b=2"],
+        }
     status = int(path.rsplit("/", 1)[1]) if path.startswith("/status/") else 200
-    return {"statusCode": status, "headers": {"content-type": "application/json",
-                                              "x-function": context.function_name},
-            "body": json.dumps({"event": event,
-                                "remaining_ms": context.get_remaining_time_in_millis()})}
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json", "x-function": context.function_name},
+        "body": json.dumps(
+            {"event": event, "remaining_ms": context.get_remaining_time_in_millis()}
+        ),
+    }
 
 
 def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -54,8 +61,11 @@ def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise RuntimeError("the whole batch fails")
     if "bad-report" in bodies:
         return {"batchItemFailures": [{"itemIdentifier": "not-in-this-batch"}]}
-    return {"batchItemFailures": [{"itemIdentifier": r["messageId"]}
-                                  for r in event["Records"] if r["body"] == "fail"]}
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "fail"
+        ]
+    }
 
 
 def clear() -> None:

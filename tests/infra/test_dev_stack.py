@@ -47,8 +47,12 @@ def moto() -> Iterator[moto_server.MotoServer]:
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t",
-                        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
         monkeypatch.setenv(name, value)
 
 
@@ -57,8 +61,10 @@ async def clients(moto: moto_server.MotoServer, aws_env: None) -> AsyncIterator[
     import aioboto3
 
     session = aioboto3.Session()
-    async with session.client("sqs", endpoint_url=moto.endpoint_url) as sqs, \
-            session.client("scheduler", endpoint_url=moto.endpoint_url) as scheduler:
+    async with (
+        session.client("sqs", endpoint_url=moto.endpoint_url) as sqs,
+        session.client("scheduler", endpoint_url=moto.endpoint_url) as scheduler,
+    ):
         yield sqs, scheduler
 
 
@@ -85,12 +91,19 @@ Conditions:
     props = data["Resources"]["A"]["Properties"]
     assert props["Ref"] == {"Ref": "P"}
     assert props["Att"] == props["AttList"] == {"Fn::GetAtt": ["Q", "Arn"]}
-    resolver = Resolver(data, {"P": "p"}, region="eu-west-1", stack_name="s",
-                        physical={"Q": {"Arn": "arn:q"}})
+    resolver = Resolver(
+        data, {"P": "p"}, region="eu-west-1", stack_name="s", physical={"Q": {"Arn": "arn:q"}}
+    )
     assert resolver.resolve(props) == {
-        "Ref": "p", "Att": "arn:q", "AttList": "arn:q",
-        "Sub": "eu-west-1-p-arn:q-${Literal}", "SubVars": "p/p", "If": "first",
-        "Join": "a-p", "Select": "b"}
+        "Ref": "p",
+        "Att": "arn:q",
+        "AttList": "arn:q",
+        "Sub": "eu-west-1-p-arn:q-${Literal}",
+        "SubVars": "p/p",
+        "If": "first",
+        "Join": "a-p",
+        "Select": "b",
+    }
     with pytest.raises(UnresolvedError, match="Missing"):
         resolver.resolve({"Ref": "Missing"})
 
@@ -111,8 +124,9 @@ def test_parameters_defaults_overrides_and_checks() -> None:
 def _physical(tpl: StackTemplate) -> None:
     """What LocalStack records once the resources exist."""
     tpl.set_physical("WorkflowTable", Ref="tbl", Arn="arn:aws:dynamodb:::table/tbl")
-    tpl.set_physical("DeadLetterQueue", Ref="http://q/dlq", Arn="arn:aws:sqs:us-east-1:1:dlq",
-                     QueueName="dlq")
+    tpl.set_physical(
+        "DeadLetterQueue", Ref="http://q/dlq", Arn="arn:aws:sqs:us-east-1:1:dlq", QueueName="dlq"
+    )
     tpl.set_physical("WorkQueue", Ref="http://q/work", Arn="arn:aws:sqs:us-east-1:1:work")
     tpl.set_physical("TimerScheduleGroup", Ref="timers")
     tpl.set_physical("SchedulerRole", Arn="arn:aws:iam::1:role/r")
@@ -120,9 +134,9 @@ def _physical(tpl: StackTemplate) -> None:
 
 
 def test_resources_described_from_the_template() -> None:
-    tpl = StackTemplate.load(STACK_YAML, parameters={"VisibilityTimeout": 9,
-                                                     "MaxReceiveCount": 3},
-                             stack_name="s1")
+    tpl = StackTemplate.load(
+        STACK_YAML, parameters={"VisibilityTimeout": 9, "MaxReceiveCount": 3}, stack_name="s1"
+    )
     assert tpl.queue_ids() == ["DeadLetterQueue", "WorkQueue"]  # the DLQ's ARN comes first
     _physical(tpl)
     work = tpl.queue_spec("WorkQueue")
@@ -131,13 +145,17 @@ def test_resources_described_from_the_template() -> None:
     assert work.dead_letter_target == "DeadLetterQueue"
     assert work.max_receive_count == 3
     assert json.loads(work.attributes["RedrivePolicy"]) == {
-        "deadLetterTargetArn": "arn:aws:sqs:us-east-1:1:dlq", "maxReceiveCount": 3}
+        "deadLetterTargetArn": "arn:aws:sqs:us-east-1:1:dlq",
+        "maxReceiveCount": 3,
+    }
     assert work.attributes["SqsManagedSseEnabled"] == "true"
     table = tpl.table_args("WorkflowTable")
     assert table["TableName"] == "s1-WorkflowTable"
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["GlobalSecondaryIndexes"][0]["Projection"] == {
-        "ProjectionType": "INCLUDE", "NonKeyAttributes": ["st"]}
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["st"],
+    }
     assert "SSESpecification" not in table  # no KMS locally
     assert tpl.table_ttl("WorkflowTable") == {"Enabled": True, "AttributeName": "ttl"}
     assert tpl.schedule_groups() == {"TimerScheduleGroup": "s1-TimerScheduleGroup"}
@@ -150,14 +168,20 @@ def test_resources_described_from_the_template() -> None:
     assert worker.environment["PYWORKFLOW_SCHEDULER_ROLE_ARN"] == "arn:aws:iam::1:role/r"
     assert worker.environment["STUB_GREETING"] == "hello from s1 in us-east-1"
     (sqs,) = worker.sqs_events
-    assert (sqs.queue, sqs.batch_size, sqs.report_batch_item_failures,
-            sqs.maximum_concurrency) == ("WorkQueue", 3, True, 2)
+    assert (sqs.queue, sqs.batch_size, sqs.report_batch_item_failures, sqs.maximum_concurrency) == (
+        "WorkQueue",
+        3,
+        True,
+        2,
+    )
     (sweep,) = worker.schedule_events
     assert (sweep.expression, sweep.input) == ("rate(1 minute)", {"pyworkflow": "sweep"})
 
     api = tpl.function_spec("ApiFunction")
     assert {(r.method, r.path, r.authorizer) for r in api.http_routes} == {
-        ("ANY", "/{proxy+}", "AWS_IAM"), ("POST", "/hooks/{token}", "NONE")}
+        ("ANY", "/{proxy+}", "AWS_IAM"),
+        ("POST", "/hooks/{token}", "NONE"),
+    }
     outputs = tpl.outputs()
     assert outputs["WorkQueueUrl"] == "http://q/work"
     assert outputs["ApiUrl"] == "https://api1.execute-api.us-east-1.amazonaws.com/"
@@ -195,7 +219,8 @@ def test_the_repository_template_describes_the_contract_resources() -> None:
     (sqs,) = worker.sqs_events
     assert (sqs.queue, sqs.batch_size, sqs.report_batch_item_failures) == ("WorkQueue", 10, True)
     assert [(e.expression, e.input) for e in worker.schedule_events] == [
-        ("rate(5 minutes)", {"pyworkflow": "sweep"})]
+        ("rate(5 minutes)", {"pyworkflow": "sweep"})
+    ]
     env = worker.environment
     assert env["PYWORKFLOW_MAX_RECEIVES"] == str(int(tpl.parameters["MaxReceiveCount"]) - 1)
     assert env["PYWORKFLOW_QUEUE_URL"] == "http://q/work"
@@ -204,30 +229,40 @@ def test_the_repository_template_describes_the_contract_resources() -> None:
     routes = {(r.method, r.path): r.authorizer for r in api.http_routes}
     assert routes[("ANY", "/{proxy+}")] == "AWS_IAM"
     assert routes[("POST", "/hooks/{token}")] == "NONE"
-    jwt = StackTemplate.load(TEMPLATE_PATH, parameters={
-        "AuthMode": "JWT", "JwtIssuer": "https://issuer.example", "JwtAudience": "a"})
+    jwt = StackTemplate.load(
+        TEMPLATE_PATH,
+        parameters={"AuthMode": "JWT", "JwtIssuer": "https://issuer.example", "JwtAudience": "a"},
+    )
     _physical_repo(jwt)
-    routes = {(r.method, r.path): r.authorizer
-              for r in jwt.function_spec("ApiFunction").http_routes}
+    routes = {
+        (r.method, r.path): r.authorizer for r in jwt.function_spec("ApiFunction").http_routes
+    }
     assert routes[("ANY", "/{proxy+}")] == "JwtAuthorizer"
     assert routes[("POST", "/hooks/{token}")] == "NONE"
     expected = table_definition(args["TableName"])
     assert sorted(map(str, args["AttributeDefinitions"])) == sorted(
-        map(str, expected["AttributeDefinitions"]))
+        map(str, expected["AttributeDefinitions"])
+    )
     assert {g["IndexName"]: g["KeySchema"] for g in args["GlobalSecondaryIndexes"]} == {
-        g["IndexName"]: g["KeySchema"] for g in expected["GlobalSecondaryIndexes"]}
+        g["IndexName"]: g["KeySchema"] for g in expected["GlobalSecondaryIndexes"]
+    }
 
 
 # --- HTTP API payload v2 ----------------------------------------------------------------------
 def _routes(*specs: tuple[str, str, str]) -> list[Route]:
-    return [Route.compile(HttpRouteSpec(name=f"r{i}", method=m, path=p, api="HttpApi",
-                                        authorizer=a))
-            for i, (m, p, a) in enumerate(specs)]
+    return [
+        Route.compile(HttpRouteSpec(name=f"r{i}", method=m, path=p, api="HttpApi", authorizer=a))
+        for i, (m, p, a) in enumerate(specs)
+    ]
 
 
 def test_route_matching_prefers_the_most_specific() -> None:
-    routes = _routes(("ANY", "/{proxy+}", "AWS_IAM"), ("POST", "/hooks/{token}", "NONE"),
-                     ("GET", "/health", "NONE"), ("ANY", "/runs/{id}", "AWS_IAM"))
+    routes = _routes(
+        ("ANY", "/{proxy+}", "AWS_IAM"),
+        ("POST", "/hooks/{token}", "NONE"),
+        ("GET", "/health", "NONE"),
+        ("ANY", "/runs/{id}", "AWS_IAM"),
+    )
     route, params = match_route(routes, "POST", "/hooks/whk_1") or (None, {})
     assert route is not None and route.key == "POST /hooks/{token}"
     assert params == {"token": "whk_1"}
@@ -242,14 +277,25 @@ def test_route_matching_prefers_the_most_specific() -> None:
 
 
 def test_event_shape_follows_payload_format_2() -> None:
-    route, params = match_route(_routes(("POST", "/hooks/{token}", "NONE")), "POST",
-                                "/hooks/t1") or (None, {})
+    route, params = match_route(
+        _routes(("POST", "/hooks/{token}", "NONE")), "POST", "/hooks/t1"
+    ) or (None, {})
     event = build_event(
-        method="POST", raw_path="/hooks/t1", raw_query="a=1&a=2&b=",
-        headers=[("Content-Type", "application/json"), ("X-Multi", "1"), ("x-multi", "2"),
-                 ("Cookie", "c1=v1; c2=v2")],
-        body=b'{"ok": true}', source_ip="127.0.0.9", route=route, path_parameters=params,
-        now=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))
+        method="POST",
+        raw_path="/hooks/t1",
+        raw_query="a=1&a=2&b=",
+        headers=[
+            ("Content-Type", "application/json"),
+            ("X-Multi", "1"),
+            ("x-multi", "2"),
+            ("Cookie", "c1=v1; c2=v2"),
+        ],
+        body=b'{"ok": true}',
+        source_ip="127.0.0.9",
+        route=route,
+        path_parameters=params,
+        now=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
     assert event["version"] == "2.0"
     assert event["routeKey"] == event["requestContext"]["routeKey"] == "POST /hooks/{token}"
     assert event["rawPath"] == "/hooks/t1" and event["rawQueryString"] == "a=1&a=2&b="
@@ -259,36 +305,53 @@ def test_event_shape_follows_payload_format_2() -> None:
     assert event["pathParameters"] == {"token": "t1"}
     assert event["body"] == '{"ok": true}' and event["isBase64Encoded"] is False
     ctx = event["requestContext"]
-    assert ctx["http"] == {"method": "POST", "path": "/hooks/t1", "protocol": "HTTP/1.1",
-                           "sourceIp": "127.0.0.9", "userAgent": ""}
+    assert ctx["http"] == {
+        "method": "POST",
+        "path": "/hooks/t1",
+        "protocol": "HTTP/1.1",
+        "sourceIp": "127.0.0.9",
+        "userAgent": "",
+    }
     assert ctx["stage"] == "$default" and ctx["requestId"]
     assert ctx["timeEpoch"] == int(datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp() * 1000)
     assert ctx["time"] == "02/Jan/2030:03:04:05 +0000"
     assert "authorizer" not in ctx  # an unauthenticated route
 
-    binary = build_event(method="PUT", raw_path="/x", raw_query="", source_ip="1.2.3.4",
-                         headers=[("content-type", "application/octet-stream")],
-                         body=b"\x00\xff")
+    binary = build_event(
+        method="PUT",
+        raw_path="/x",
+        raw_query="",
+        source_ip="1.2.3.4",
+        headers=[("content-type", "application/octet-stream")],
+        body=b"\x00\xff",
+    )
     assert binary["isBase64Encoded"] is True
     assert base64.b64decode(binary["body"]) == b"\x00\xff"
     assert "queryStringParameters" not in binary and "cookies" not in binary
     assert "pathParameters" not in binary and "body" not in build_event(
-        method="GET", raw_path="/", raw_query="", headers=[], body=b"", source_ip="x")
+        method="GET", raw_path="/", raw_query="", headers=[], body=b"", source_ip="x"
+    )
 
 
 def test_responses_are_read_as_api_gateway_reads_them() -> None:
     bare = to_http({"a": 1})
     assert (bare.status, bare.body) == (200, b'{"a": 1}')
     assert ("content-type", "application/json") in bare.headers
-    binary = to_http({"statusCode": 201, "isBase64Encoded": True, "body": "AAE=",
-                      "cookies": ["x=1"]})
+    binary = to_http(
+        {"statusCode": 201, "isBase64Encoded": True, "body": "AAE=", "cookies": ["x=1"]}
+    )
     assert (binary.status, binary.body) == (201, b"\x00\x01")
     assert ("set-cookie", "x=1") in binary.headers
     assert to_http({"statusCode": 204}).body == b""
 
 
-def _request(url: str, *, method: str = "GET", data: bytes | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def _request(
+    url: str,
+    *,
+    method: str = "GET",
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -302,17 +365,28 @@ async def test_http_api_server_over_real_http() -> None:
 
     stubs.clear()
     server = HttpApiServer(
-        handler=stubs.api, port=0, context_factory=lambda: FakeLambdaContext(remaining=12),
-        routes=[HttpRouteSpec(name="a", method="ANY", path="/{proxy+}", api="HttpApi",
-                              authorizer="AWS_IAM"),
-                HttpRouteSpec(name="h", method="POST", path="/hooks/{token}", api="HttpApi",
-                              authorizer="NONE")])
+        handler=stubs.api,
+        port=0,
+        context_factory=lambda: FakeLambdaContext(remaining=12),
+        routes=[
+            HttpRouteSpec(
+                name="a", method="ANY", path="/{proxy+}", api="HttpApi", authorizer="AWS_IAM"
+            ),
+            HttpRouteSpec(
+                name="h", method="POST", path="/hooks/{token}", api="HttpApi", authorizer="NONE"
+            ),
+        ],
+    )
     await server.start()
     try:
         assert server.port != 0
         status, headers, body = await asyncio.to_thread(
-            _request, f"{server.url}/hooks/whk_9?x=1", method="POST", data=b'{"p": 1}',
-            headers={"Content-Type": "application/json", "Cookie": "k=v"})
+            _request,
+            f"{server.url}/hooks/whk_9?x=1",
+            method="POST",
+            data=b'{"p": 1}',
+            headers={"Content-Type": "application/json", "Cookie": "k=v"},
+        )
         assert status == 200
         assert headers["x-function"] == "pyworkflow-worker"
         echoed = json.loads(body)
@@ -339,8 +413,11 @@ async def test_http_api_server_over_real_http() -> None:
 
 
 async def test_http_api_without_a_matching_route_is_404() -> None:
-    server = HttpApiServer(handler=stubs.api, port=0, routes=[
-        HttpRouteSpec(name="h", method="GET", path="/health", api=None, authorizer="NONE")])
+    server = HttpApiServer(
+        handler=stubs.api,
+        port=0,
+        routes=[HttpRouteSpec(name="h", method="GET", path="/health", api=None, authorizer="NONE")],
+    )
     await server.start()
     try:
         status, _, body = await asyncio.to_thread(_request, f"{server.url}/runs")
@@ -352,29 +429,47 @@ async def test_http_api_without_a_matching_route_is_404() -> None:
 # --- SQS event source -------------------------------------------------------------------------
 def test_failed_ids_follow_lambda_rules() -> None:
     batch = [{"MessageId": "a"}, {"MessageId": "b"}]
-    assert failed_ids(batch, {"batchItemFailures": [{"itemIdentifier": "a"}]},
-                      report_batch_item_failures=True) == {"a"}
+    assert failed_ids(
+        batch, {"batchItemFailures": [{"itemIdentifier": "a"}]}, report_batch_item_failures=True
+    ) == {"a"}
     assert failed_ids(batch, None, report_batch_item_failures=True) == set()
     assert failed_ids(batch, {"batchItemFailures": []}, report_batch_item_failures=True) == set()
     for bad in ([{"itemIdentifier": "zzz"}], [{"itemIdentifier": ""}], [{}], "nope"):
-        assert failed_ids(batch, {"batchItemFailures": bad},
-                          report_batch_item_failures=True) == {"a", "b"}
+        assert failed_ids(batch, {"batchItemFailures": bad}, report_batch_item_failures=True) == {
+            "a",
+            "b",
+        }
     # Without ReportBatchItemFailures a normal return deletes the whole batch.
-    assert failed_ids(batch, {"batchItemFailures": [{"itemIdentifier": "a"}]},
-                      report_batch_item_failures=False) == set()
+    assert (
+        failed_ids(
+            batch,
+            {"batchItemFailures": [{"itemIdentifier": "a"}]},
+            report_batch_item_failures=False,
+        )
+        == set()
+    )
 
 
 async def _queue(sqs: Any, visibility: int, max_receive_count: int) -> tuple[str, str, str]:
     n = next(_names)
     dlq = (await sqs.create_queue(QueueName=f"src-dlq-{n}"))["QueueUrl"]
-    dlq_arn = (await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
-               )["Attributes"]["QueueArn"]
-    url = (await sqs.create_queue(QueueName=f"src-{n}", Attributes={
-        "VisibilityTimeout": str(visibility),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
-                                     "maxReceiveCount": max_receive_count})}))["QueueUrl"]
-    arn = (await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-           )["Attributes"]["QueueArn"]
+    dlq_arn = (await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"]))[
+        "Attributes"
+    ]["QueueArn"]
+    url = (
+        await sqs.create_queue(
+            QueueName=f"src-{n}",
+            Attributes={
+                "VisibilityTimeout": str(visibility),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
+                ),
+            },
+        )
+    )["QueueUrl"]
+    arn = (await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]))["Attributes"][
+        "QueueArn"
+    ]
     return url, arn, dlq
 
 
@@ -382,8 +477,9 @@ def _source(sqs: Any, url: str, arn: str, **kwargs: Any) -> SqsEventSource:
     async def invoke(event: dict[str, Any], context: Any) -> Any:
         return await asyncio.to_thread(stubs.worker, event, context)
 
-    return SqsEventSource(invoke=invoke, sqs=sqs, queue_url=url, queue_arn=arn,
-                          wait_seconds=0, **kwargs)
+    return SqsEventSource(
+        invoke=invoke, sqs=sqs, queue_url=url, queue_arn=arn, wait_seconds=0, **kwargs
+    )
 
 
 async def test_batches_partial_failures_and_visibility(clients: tuple[Any, Any]) -> None:
@@ -394,7 +490,7 @@ async def test_batches_partial_failures_and_visibility(clients: tuple[Any, Any])
         await sqs.send_message(QueueUrl=url, MessageBody=body)
     source = _source(sqs, url, arn, batch_size=3)
     delivered = 0
-    while (n := await source.poll_once()):
+    while n := await source.poll_once():
         delivered += n
         assert n <= 3  # the template's batch size
     assert delivered == 5
@@ -409,8 +505,7 @@ async def test_batches_partial_failures_and_visibility(clients: tuple[Any, Any])
     assert again[0]["Attributes"]["ApproximateReceiveCount"] == "2"
 
 
-async def test_crash_or_unreadable_response_fails_the_whole_batch(
-        clients: tuple[Any, Any]) -> None:
+async def test_crash_or_unreadable_response_fails_the_whole_batch(clients: tuple[Any, Any]) -> None:
     sqs, _ = clients
     for poison in ("crash", "bad-report"):
         url, arn, _ = await _queue(sqs, visibility=30, max_receive_count=5)
@@ -452,15 +547,17 @@ def test_expressions() -> None:
     assert next_fire("at(2030-01-01T12:00:30)", t0) == t0 + timedelta(seconds=30)
     assert next_fire("at(2030-01-01T12:00:30)", t0 + timedelta(minutes=1)) is None
     assert next_fire("rate(5 minutes)", t0, anchor=t0) == t0 + timedelta(minutes=5)
-    assert next_fire("rate(5 minutes)", t0 + timedelta(minutes=7), anchor=t0) == \
-        t0 + timedelta(minutes=10)
+    assert next_fire("rate(5 minutes)", t0 + timedelta(minutes=7), anchor=t0) == t0 + timedelta(
+        minutes=10
+    )
     assert next_fire("rate(1 day)", t0, anchor=t0) == t0 + timedelta(days=1)
     # AWS numbers days of the week from Sunday = 1: 2 is Monday.
     assert next_fire("cron(0 9 ? * 2 *)", t0) == datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
     assert next_fire("cron(0 9 ? * MON-FRI *)", t0) == datetime(2030, 1, 2, 9, 0, tzinfo=UTC)
     assert next_fire("cron(30 12 1 * ? 2031)", t0) == datetime(2031, 1, 1, 12, 30, tzinfo=UTC)
-    assert next_fire("cron(0 9 * * ? *)", t0, timezone="Europe/Paris") == \
-        datetime(2030, 1, 2, 8, 0, tzinfo=UTC)
+    assert next_fire("cron(0 9 * * ? *)", t0, timezone="Europe/Paris") == datetime(
+        2030, 1, 2, 8, 0, tzinfo=UTC
+    )
     assert next_fire("cron(0 9 * * ? 2020)", t0) is None
     assert aws_cron("cron(0 9 ? * 1#2 *)") == ("0 9 * * 0#2", "*")
     for bad in ("rate(1 minutes)", "rate(2 minute)", "cron(0 9 * *)", "cron(0 9 1W * ? *)"):
@@ -470,8 +567,9 @@ def test_expressions() -> None:
 
 async def _target_queue(sqs: Any) -> tuple[str, str]:
     url = (await sqs.create_queue(QueueName=f"target-{next(_names)}"))["QueueUrl"]
-    arn = (await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-           )["Attributes"]["QueueArn"]
+    arn = (await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]))["Attributes"][
+        "QueueArn"
+    ]
     return url, arn
 
 
@@ -479,8 +577,7 @@ async def _bodies(sqs: Any, url: str) -> list[str]:
     return [m["Body"] for m in await receive_batch(sqs, url, wait_seconds=0)]
 
 
-async def test_one_time_schedules_and_action_after_completion(
-        clients: tuple[Any, Any]) -> None:
+async def test_one_time_schedules_and_action_after_completion(clients: tuple[Any, Any]) -> None:
     sqs, scheduler = clients
     url, arn = await _target_queue(sqs)
     group = f"g{next(_names)}"
@@ -488,21 +585,31 @@ async def test_one_time_schedules_and_action_after_completion(
     now = datetime.now(UTC).replace(microsecond=0)
     for name, action in (("del", "DELETE"), ("keep", "NONE")):
         await scheduler.create_schedule(
-            Name=name, GroupName=group, ScheduleExpression=f"at({now:%Y-%m-%dT%H:%M:%S})",
-            FlexibleTimeWindow={"Mode": "OFF"}, ActionAfterCompletion=action,
-            Target={"Arn": arn, "RoleArn": "arn:aws:iam::123456789012:role/r",
-                    "Input": json.dumps({"name": name})})
+            Name=name,
+            GroupName=group,
+            ScheduleExpression=f"at({now:%Y-%m-%dT%H:%M:%S})",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            ActionAfterCompletion=action,
+            Target={
+                "Arn": arn,
+                "RoleArn": "arn:aws:iam::123456789012:role/r",
+                "Input": json.dumps({"name": name}),
+            },
+        )
     await scheduler.create_schedule(
-        Name="later", GroupName=group,
+        Name="later",
+        GroupName=group,
         ScheduleExpression=f"at({now + timedelta(hours=1):%Y-%m-%dT%H:%M:%S})",
         FlexibleTimeWindow={"Mode": "OFF"},
-        Target={"Arn": arn, "RoleArn": "arn:aws:iam::123456789012:role/r", "Input": "{}"})
+        Target={"Arn": arn, "RoleArn": "arn:aws:iam::123456789012:role/r", "Input": "{}"},
+    )
     pump = SchedulerPump(scheduler=scheduler, sqs=sqs, groups=[group])
     fired = await pump.tick(now + timedelta(seconds=1))
     assert sorted(f.name for f in fired) == ["del", "keep"]
     assert sorted(await _bodies(sqs, url)) == ['{"name": "del"}', '{"name": "keep"}']
-    names = sorted(s["Name"] for s in (await scheduler.list_schedules(GroupName=group))[
-        "Schedules"])
+    names = sorted(
+        s["Name"] for s in (await scheduler.list_schedules(GroupName=group))["Schedules"]
+    )
     assert names == ["keep", "later"]  # DELETE removed its schedule; NONE keeps it ...
     assert await pump.tick(now + timedelta(seconds=2)) == []  # ... and never fires again
     fired = await pump.tick(now + timedelta(hours=1, seconds=1))
@@ -514,14 +621,26 @@ async def test_recurring_schedules_state_and_end_date(clients: tuple[Any, Any]) 
     url, arn = await _target_queue(sqs)
     group = f"g{next(_names)}"
     await scheduler.create_schedule_group(Name=group)
-    target = {"Arn": arn, "RoleArn": "arn:aws:iam::123456789012:role/r",
-              "Input": "tick <aws.scheduler.scheduled-time>"}
+    target = {
+        "Arn": arn,
+        "RoleArn": "arn:aws:iam::123456789012:role/r",
+        "Input": "tick <aws.scheduler.scheduled-time>",
+    }
     await scheduler.create_schedule(
-        Name="every-minute", GroupName=group, ScheduleExpression="rate(1 minute)",
-        FlexibleTimeWindow={"Mode": "OFF"}, Target=target)
+        Name="every-minute",
+        GroupName=group,
+        ScheduleExpression="rate(1 minute)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target=target,
+    )
     await scheduler.create_schedule(
-        Name="off", GroupName=group, ScheduleExpression="rate(1 minute)", State="DISABLED",
-        FlexibleTimeWindow={"Mode": "OFF"}, Target=target)
+        Name="off",
+        GroupName=group,
+        ScheduleExpression="rate(1 minute)",
+        State="DISABLED",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target=target,
+    )
     created = datetime.now(UTC)
     pump = SchedulerPump(scheduler=scheduler, sqs=sqs, groups=[group])
     assert await pump.tick(created + timedelta(seconds=30)) == []
@@ -534,8 +653,10 @@ async def test_recurring_schedules_state_and_end_date(clients: tuple[Any, Any]) 
     assert await pump.tick(created + timedelta(minutes=5, seconds=30)) == []
     # Scheduler's context keywords are filled in: each tick names its occurrence (the late
     # one its own time, one minute after the first, not the time it was delivered).
-    ticks = sorted(datetime.strptime(body, "tick %Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-                   for body in await _bodies(sqs, url))
+    ticks = sorted(
+        datetime.strptime(body, "tick %Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        for body in await _bodies(sqs, url)
+    )
     assert len(ticks) == 2
     assert ticks[1] - ticks[0] == timedelta(minutes=1)
     origin = (await scheduler.get_schedule(Name="every-minute", GroupName=group))["CreationDate"]
@@ -543,9 +664,14 @@ async def test_recurring_schedules_state_and_end_date(clients: tuple[Any, Any]) 
 
     # A cron schedule that ended: nothing fires, and DELETE removes it.
     await scheduler.create_schedule(
-        Name="ended", GroupName=group, ScheduleExpression="cron(* * * * ? *)",
-        EndDate=created - timedelta(seconds=1), ActionAfterCompletion="DELETE",
-        FlexibleTimeWindow={"Mode": "OFF"}, Target=target)
+        Name="ended",
+        GroupName=group,
+        ScheduleExpression="cron(* * * * ? *)",
+        EndDate=created - timedelta(seconds=1),
+        ActionAfterCompletion="DELETE",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target=target,
+    )
     assert all(f.name != "ended" for f in await pump.tick(created + timedelta(minutes=9)))
     names = {s["Name"] for s in (await scheduler.list_schedules(GroupName=group))["Schedules"]}
     assert "ended" not in names and "off" in names
@@ -576,11 +702,18 @@ def test_local_stack_from_a_template(moto: moto_server.MotoServer) -> None:
     clock = _Clock()
     before = dict(os.environ)
     progress: list[str] = []
-    stack = LocalStack(template=STACK_YAML, port=0, stack_name=f"dev{next(_names)}",
-                       dynamodb_endpoint=moto.endpoint_url, clock=clock, tick_seconds=0.05,
-                       parameters={"VisibilityTimeout": 1, "MaxReceiveCount": 2},
-                       env={"PYWORKFLOW_SQS_DELAY_MAX_SECONDS": "0"},
-                       module="my.workflows", on_progress=progress.append)
+    stack = LocalStack(
+        template=STACK_YAML,
+        port=0,
+        stack_name=f"dev{next(_names)}",
+        dynamodb_endpoint=moto.endpoint_url,
+        clock=clock,
+        tick_seconds=0.05,
+        parameters={"VisibilityTimeout": 1, "MaxReceiveCount": 2},
+        env={"PYWORKFLOW_SQS_DELAY_MAX_SECONDS": "0"},
+        module="my.workflows",
+        on_progress=progress.append,
+    )
     with stack:
         info = stack.info
         assert info is not None
@@ -601,8 +734,9 @@ def test_local_stack_from_a_template(moto: moto_server.MotoServer) -> None:
         table = ddb.describe_table(TableName=info.tables["WorkflowTable"])["Table"]
         assert [g["IndexName"] for g in table["GlobalSecondaryIndexes"]] == ["GSI1"]
         sqs = boto3.client("sqs", endpoint_url=info.moto_endpoint, region_name=REGION)
-        attrs = sqs.get_queue_attributes(QueueUrl=info.queues["WorkQueue"],
-                                         AttributeNames=["All"])["Attributes"]
+        attrs = sqs.get_queue_attributes(QueueUrl=info.queues["WorkQueue"], AttributeNames=["All"])[
+            "Attributes"
+        ]
         assert attrs["VisibilityTimeout"] == "1"
         assert json.loads(attrs["RedrivePolicy"])["maxReceiveCount"] == 2
 
@@ -615,26 +749,37 @@ def test_local_stack_from_a_template(moto: moto_server.MotoServer) -> None:
             sqs.send_message(QueueUrl=info.queues["WorkQueue"], MessageBody=body_text)
 
         def dlq_depth() -> int:
-            return int(sqs.get_queue_attributes(
-                QueueUrl=info.queues["DeadLetterQueue"],
-                AttributeNames=["ApproximateNumberOfMessages"],
-            )["Attributes"]["ApproximateNumberOfMessages"])
+            return int(
+                sqs.get_queue_attributes(
+                    QueueUrl=info.queues["DeadLetterQueue"],
+                    AttributeNames=["ApproximateNumberOfMessages"],
+                )["Attributes"]["ApproximateNumberOfMessages"]
+            )
 
         _wait_for(lambda: dlq_depth() == 1)
         records = [r["body"] for e in stubs.EVENTS if "Records" in e for r in e["Records"]]
         assert records.count("ok") == 1 and records.count("fail") == 2
         assert stubs.ENV_SEEN["PYWORKFLOW_TABLE"] == info.tables["WorkflowTable"]
         # A Scheduler schedule in the template's group fires into the work queue.
-        scheduler = boto3.client("scheduler", endpoint_url=info.moto_endpoint,
-                                 region_name=REGION)
+        scheduler = boto3.client("scheduler", endpoint_url=info.moto_endpoint, region_name=REGION)
         scheduler.create_schedule(
-            Name="soon", GroupName=info.schedule_groups["TimerScheduleGroup"],
+            Name="soon",
+            GroupName=info.schedule_groups["TimerScheduleGroup"],
             ScheduleExpression=f"at({datetime.now(UTC):%Y-%m-%dT%H:%M:%S})",
-            FlexibleTimeWindow={"Mode": "OFF"}, ActionAfterCompletion="DELETE",
-            Target={"Arn": env["PYWORKFLOW_QUEUE_ARN"],
-                    "RoleArn": env["PYWORKFLOW_SCHEDULER_ROLE_ARN"], "Input": "ok"})
-        _wait_for(lambda: sum(r["body"] == "ok" for e in stubs.EVENTS if "Records" in e
-                              for r in e["Records"]) == 2)
+            FlexibleTimeWindow={"Mode": "OFF"},
+            ActionAfterCompletion="DELETE",
+            Target={
+                "Arn": env["PYWORKFLOW_QUEUE_ARN"],
+                "RoleArn": env["PYWORKFLOW_SCHEDULER_ROLE_ARN"],
+                "Input": "ok",
+            },
+        )
+        _wait_for(
+            lambda: (
+                sum(r["body"] == "ok" for e in stubs.EVENTS if "Records" in e for r in e["Records"])
+                == 2
+            )
+        )
         # The template's rate(1 minute) Schedule event invokes the worker with its Input.
         assert not any("scheduled" in json.dumps(e) or "pyworkflow" in e for e in stubs.EVENTS)
         clock.offset = timedelta(minutes=1, seconds=1)
@@ -649,6 +794,5 @@ def test_local_stack_from_a_template(moto: moto_server.MotoServer) -> None:
 def test_parameter_ranges_can_be_relaxed_for_tests() -> None:
     with pytest.raises(TemplateError, match="outside"):
         StackTemplate.load(STACK_YAML, parameters={"MaxReceiveCount": 1})
-    relaxed = StackTemplate.load(STACK_YAML, parameters={"MaxReceiveCount": 1},
-                                 check_ranges=False)
+    relaxed = StackTemplate.load(STACK_YAML, parameters={"MaxReceiveCount": 1}, check_ranges=False)
     assert relaxed.parameters["MaxReceiveCount"] == 1

@@ -70,8 +70,7 @@ def statements(template: Template) -> list[tuple[str, dict[str, Any]]]:
 
 
 def allowed_actions(template: Template, sid: str) -> set[str]:
-    return {a for _, s in statements(template) if s.get("Sid") == sid
-            for a in as_list(s["Action"])}
+    return {a for _, s in statements(template) if s.get("Sid") == sid for a in as_list(s["Action"])}
 
 
 # --- the checks ---------------------------------------------------------------------------
@@ -93,9 +92,11 @@ def handler_problems(template: Template) -> list[str]:
 
 def env_name_problems(template: Template) -> list[str]:
     known = {v for k, v in vars(config).items() if k.startswith("ENV_") and isinstance(v, str)}
-    return [f"{name} is not an ENV_* constant of pyworkflow/config.py"
-            for name in environment(template)
-            if name.startswith("PYWORKFLOW_") and name not in known]
+    return [
+        f"{name} is not an ENV_* constant of pyworkflow/config.py"
+        for name in environment(template)
+        if name.startswith("PYWORKFLOW_") and name not in known
+    ]
 
 
 def scheduler_role_problems(template: Template) -> list[str]:
@@ -104,11 +105,16 @@ def scheduler_role_problems(template: Template) -> list[str]:
     problems = []
     if [s["Principal"] for s in trust] != [{"Service": "scheduler.amazonaws.com"}]:
         problems.append(f"SchedulerRole must be assumed by Scheduler only: {trust}")
-    granted = [s for p in role.get("Policies") or [] for s in as_list(p["PolicyDocument"]
-                                                                       ["Statement"])]
-    if role.get("ManagedPolicyArns") or granted != [{
-            "Effect": "Allow", "Action": "sqs:SendMessage",
-            "Resource": {"Fn::GetAtt": ["WorkQueue", "Arn"]}}]:
+    granted = [
+        s for p in role.get("Policies") or [] for s in as_list(p["PolicyDocument"]["Statement"])
+    ]
+    if role.get("ManagedPolicyArns") or granted != [
+        {
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": ["WorkQueue", "Arn"]},
+        }
+    ]:
         problems.append(f"SchedulerRole may only send to WorkQueue: {granted}")
     return problems
 
@@ -187,9 +193,14 @@ def worker_event_problems(template: Template) -> list[str]:
 
 # boto3 method -> IAM actions it needs (transactions need the per-item actions they contain)
 DYNAMODB_ACTIONS = {
-    "get_item": {"GetItem"}, "put_item": {"PutItem"}, "update_item": {"UpdateItem"},
-    "delete_item": {"DeleteItem"}, "query": {"Query"}, "scan": {"Scan"},
-    "batch_get_item": {"BatchGetItem"}, "batch_write_item": {"BatchWriteItem"},
+    "get_item": {"GetItem"},
+    "put_item": {"PutItem"},
+    "update_item": {"UpdateItem"},
+    "delete_item": {"DeleteItem"},
+    "query": {"Query"},
+    "scan": {"Scan"},
+    "batch_get_item": {"BatchGetItem"},
+    "batch_write_item": {"BatchWriteItem"},
     "transact_get_items": {"GetItem"},
     "transact_write_items": {"PutItem", "UpdateItem", "ConditionCheckItem"},
 }
@@ -209,10 +220,14 @@ def runtime_rights_problems(template: Template) -> list[str]:
                 needed |= {f"dynamodb:{a}" for a in DYNAMODB_ACTIONS[call]}
         for service, call in _CLIENT_CALL.findall(text):
             needed.add(f"{service}:{''.join(p.title() for p in call.split('_'))}")
-    granted = (allowed_actions(template, "Table") | allowed_actions(template, "WakeUps")
-               | allowed_actions(template, "TimerSchedules"))
-    return [f"the code calls {a}, RuntimePolicy does not allow it"
-            for a in sorted(needed - granted)]
+    granted = (
+        allowed_actions(template, "Table")
+        | allowed_actions(template, "WakeUps")
+        | allowed_actions(template, "TimerSchedules")
+    )
+    return [
+        f"the code calls {a}, RuntimePolicy does not allow it" for a in sorted(needed - granted)
+    ]
 
 
 def receive_count_problems(template: Template) -> list[str]:
@@ -221,10 +236,12 @@ def receive_count_problems(template: Template) -> list[str]:
     parameter = template["Parameters"]["MaxReceiveCount"]
     if select[0] != {"Ref": "MaxReceiveCount"}:
         return ["PYWORKFLOW_MAX_RECEIVES must index by MaxReceiveCount"]
-    return [f"MaxReceiveCount={n} gives PYWORKFLOW_MAX_RECEIVES="
-            f"{select[1][n] if n < len(select[1]) else 'nothing'}"
-            for n in range(int(parameter["MinValue"]), int(parameter["MaxValue"]) + 1)
-            if n >= len(select[1]) or select[1][n] != str(n - 1)]
+    return [
+        f"MaxReceiveCount={n} gives PYWORKFLOW_MAX_RECEIVES="
+        f"{select[1][n] if n < len(select[1]) else 'nothing'}"
+        for n in range(int(parameter["MinValue"]), int(parameter["MaxValue"]) + 1)
+        if n >= len(select[1]) or select[1][n] != str(n - 1)
+    ]
 
 
 # --- the tests ----------------------------------------------------------------------------
@@ -236,16 +253,17 @@ def test_functions_are_python312_on_arm64(template: Template) -> None:
 
 def test_handlers_exist_and_are_importable(template: Template) -> None:
     assert handler_problems(template) == []
-    handlers = {f["Properties"]["Handler"]
-                for f in resources(template, "AWS::Serverless::Function").values()}
+    handlers = {
+        f["Properties"]["Handler"]
+        for f in resources(template, "AWS::Serverless::Function").values()
+    }
     assert handlers == {"handlers.worker.handler", "handlers.api.handler"}
 
 
 def test_a_handler_that_does_not_exist_is_caught(template: Template) -> None:
     broken = copy.deepcopy(template)
     broken["Resources"]["ApiFunction"]["Properties"]["Handler"] = "handlers.nope.handler"
-    assert handler_problems(broken) == [
-        f"ApiFunction: {REPO / 'handlers/nope.py'} does not exist"]
+    assert handler_problems(broken) == [f"ApiFunction: {REPO / 'handlers/nope.py'} does not exist"]
 
 
 def test_every_pyworkflow_variable_is_named_in_config(template: Template) -> None:
@@ -253,7 +271,8 @@ def test_every_pyworkflow_variable_is_named_in_config(template: Template) -> Non
     broken = copy.deepcopy(template)
     broken["Globals"]["Function"]["Environment"]["Variables"]["PYWORKFLOW_TABEL"] = "x"
     assert env_name_problems(broken) == [
-        "PYWORKFLOW_TABEL is not an ENV_* constant of pyworkflow/config.py"]
+        "PYWORKFLOW_TABEL is not an ENV_* constant of pyworkflow/config.py"
+    ]
 
 
 def test_scheduler_role_only_sends_to_the_work_queue(template: Template) -> None:
@@ -269,9 +288,12 @@ def test_no_wildcard_actions_or_resources(template: Template) -> None:
     assert wildcard_problems(template) == []
     broken = copy.deepcopy(template)
     broken["Resources"]["RuntimePolicy"]["Properties"]["PolicyDocument"]["Statement"].append(
-        {"Effect": "Allow", "Action": "*", "Resource": "*"})
-    assert wildcard_problems(broken) == ["RuntimePolicy: Action '*'",
-                                         "RuntimePolicy: Resource '*' (*)"]
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}
+    )
+    assert wildcard_problems(broken) == [
+        "RuntimePolicy: Action '*'",
+        "RuntimePolicy: Resource '*' (*)",
+    ]
 
 
 def test_hooks_route_is_public_and_the_rest_needs_auth(template: Template) -> None:
@@ -280,7 +302,8 @@ def test_hooks_route_is_public_and_the_rest_needs_auth(template: Template) -> No
     runs = broken["Resources"]["ApiFunction"]["Properties"]["Events"]["Api"]["Properties"]
     runs["Auth"] = {"Authorizer": "NONE"}
     assert route_problems(broken) == [
-        "public routes are ['ANY /{proxy+}', 'GET /health', 'POST /hooks/{token}']"]
+        "public routes are ['ANY /{proxy+}', 'GET /health', 'POST /hooks/{token}']"
+    ]
 
 
 def test_worker_reads_the_queue_with_partial_failures_and_sweeps(template: Template) -> None:
@@ -298,19 +321,22 @@ def test_runtime_policy_allows_every_call_the_code_makes(template: Template) -> 
     table = broken["Resources"]["RuntimePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
     table["Action"].remove("dynamodb:Query")
     assert runtime_rights_problems(broken) == [
-        "the code calls dynamodb:Query, RuntimePolicy does not allow it"]
+        "the code calls dynamodb:Query, RuntimePolicy does not allow it"
+    ]
 
 
 def test_max_receives_is_one_below_the_redrive_count(template: Template) -> None:
     assert receive_count_problems(template) == []
     broken = copy.deepcopy(template)
     broken["Parameters"]["MaxReceiveCount"]["MaxValue"] = 21
-    assert receive_count_problems(broken) == ["MaxReceiveCount=21 gives "
-                                              "PYWORKFLOW_MAX_RECEIVES=nothing"]
+    assert receive_count_problems(broken) == [
+        "MaxReceiveCount=21 gives PYWORKFLOW_MAX_RECEIVES=nothing"
+    ]
     queue = props(template, "WorkQueue")
-    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt":
-                                                              ["DeadLetterQueue", "Arn"]},
-                                      "maxReceiveCount": {"Ref": "MaxReceiveCount"}}
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+        "maxReceiveCount": {"Ref": "MaxReceiveCount"},
+    }
 
 
 def test_lease_outlives_the_worker_invocation(template: Template) -> None:
@@ -323,14 +349,28 @@ def test_lease_outlives_the_worker_invocation(template: Template) -> None:
 
 def test_contract_parameters_and_outputs(template: Template) -> None:
     parameters = template["Parameters"]
-    assert {name: parameters[name].get("Default") for name in (
-        "WorkflowModule", "AuthMode", "RetentionDays", "WorkerMaxConcurrency",
-        "VisibilityTimeout", "MaxReceiveCount")} == {
-        "WorkflowModule": "examples.order_processing", "AuthMode": "IAM", "RetentionDays": 30,
-        "WorkerMaxConcurrency": 10, "VisibilityTimeout": 360, "MaxReceiveCount": 6}
+    assert {
+        name: parameters[name].get("Default")
+        for name in (
+            "WorkflowModule",
+            "AuthMode",
+            "RetentionDays",
+            "WorkerMaxConcurrency",
+            "VisibilityTimeout",
+            "MaxReceiveCount",
+        )
+    } == {
+        "WorkflowModule": "examples.order_processing",
+        "AuthMode": "IAM",
+        "RetentionDays": 30,
+        "WorkerMaxConcurrency": 10,
+        "VisibilityTimeout": 360,
+        "MaxReceiveCount": 6,
+    }
     assert {"JwtIssuer", "JwtAudience"} <= set(parameters)
     assert {"ApiUrl", "WorkflowTableName", "WorkQueueUrl", "DeadLetterQueueUrl"} <= set(
-        template["Outputs"])
+        template["Outputs"]
+    )
 
 
 def test_requirements_txt_matches_pyproject() -> None:

@@ -55,4 +55,5 @@ async def test_drive_stats_count_what_each_execution_did(storage, clock):
     assert run.get_result() == 5
     # The second execution replays what the first recorded and runs the last step only.
     assert executor.stats == DriveStats(
-        runs_started=0, events_replayed=len(recorded), steps_executed=1)
+        runs_started=0, events_replayed=len(recorded), steps_executed=1
+    )

@@ -81,8 +81,11 @@ async def note(tag: str) -> str:
 async def map_then_sleep(n: int) -> dict:
     res = await pyworkflow.map(square, range(n))
     await sleep("1m")
-    return {"results": res.results, "failed": {i: str(e) for i, e in res.failed.items()},
-            "reason": res.completion_reason.value}
+    return {
+        "results": res.results,
+        "failed": {i: str(e) for i, e in res.failed.items()},
+        "reason": res.completion_reason.value,
+    }
 
 
 async def test_map_records_one_event_per_item_and_replays_without_running(storage, clock):
@@ -91,8 +94,11 @@ async def test_map_records_one_event_per_item_and_replays_without_running(storag
     await resume(run_id)
     run = await get_workflow_run(run_id)
     assert run.status == RunStatus.COMPLETED, run.error
-    assert run.get_result() == {"results": [0, 1, 4, None, 16, 25],
-                                "failed": {"3": "no squares of 3"}, "reason": "all_completed"}
+    assert run.get_result() == {
+        "results": [0, 1, 4, None, 16, 25],
+        "failed": {"3": "no squares of 3"},
+        "reason": "all_completed",
+    }
     assert all(calls[f"square{i}"] == 1 for i in range(6))  # the replay ran nothing
     events = await get_workflow_events(run_id)
     items = [e for e in events if e.data.get("name") == "square"]
@@ -155,8 +161,9 @@ async def test_branches_of_several_calls_replay_whatever_order_they_finished_in(
 async def replay_recorded(run_id):
     from pyworkflow.runtime.replay import replay_history
 
-    return await replay_history(await get_workflow_events(run_id),
-                                run=await get_workflow_run(run_id))
+    return await replay_history(
+        await get_workflow_events(run_id), run=await get_workflow_run(run_id)
+    )
 
 
 @workflow
@@ -177,15 +184,21 @@ async def test_plain_gather_replays_after_a_crash_in_the_middle(storage):
     task.cancel()  # the process dies mid-gather
     with pytest.raises(asyncio.CancelledError):
         await task
-    recorded = {e.data["op"]: e.data["result"] for e in await get_workflow_events(run_id)
-                if e.type == EventType.STEP_COMPLETED}
+    recorded = {
+        e.data["op"]: e.data["result"]
+        for e in await get_workflow_events(run_id)
+        if e.type == EventType.STEP_COMPLETED
+    }
     assert recorded == {1: 10, 3: 30}
     for i in range(5):
         gate(i).set()
     assert await resume(run_id) == [0, 10, 20, 30, 40]
     assert [calls[f"gated{i}"] for i in range(5)] == [1, 1, 1, 1, 1]  # 1 and 3 did not re-run
-    by_op = {e.data["op"]: e.data["result"] for e in await get_workflow_events(run_id)
-             if e.type == EventType.STEP_COMPLETED}
+    by_op = {
+        e.data["op"]: e.data["result"]
+        for e in await get_workflow_events(run_id)
+        if e.type == EventType.STEP_COMPLETED
+    }
     assert by_op == {i: i * 10 for i in range(5)}
 
 
@@ -214,8 +227,12 @@ async def first_two_of_five() -> dict:
     res = await pyworkflow.map(gated, range(5), min_successful=2)
     await sleep("1m")
     await note("after")
-    return {"ok": res.succeeded, "skipped": res.skipped, "reason": res.completion_reason.value,
-            "statuses": [s.value for s in res.statuses]}
+    return {
+        "ok": res.succeeded,
+        "skipped": res.skipped,
+        "reason": res.completion_reason.value,
+        "statuses": [s.value for s in res.statuses],
+    }
 
 
 async def test_min_successful_stops_early_and_replays_the_same_outcome(storage, clock):
@@ -237,8 +254,11 @@ async def test_min_successful_stops_early_and_replays_the_same_outcome(storage, 
     run = await get_workflow_run(run_id)
     assert run.status == RunStatus.COMPLETED, run.error
     assert run.get_result() == {
-        "ok": {"1": 10, "4": 40}, "skipped": [0, 2, 3], "reason": "min_successful_reached",
-        "statuses": ["skipped", "succeeded", "skipped", "skipped", "succeeded"]}
+        "ok": {"1": 10, "4": 40},
+        "skipped": [0, 2, 3],
+        "reason": "min_successful_reached",
+        "statuses": ["skipped", "succeeded", "skipped", "skipped", "succeeded"],
+    }
     assert [calls[f"gated{i}"] for i in range(5)] == [0, 1, 0, 0, 1]
     assert calls["after"] == 1
     assert (await replay_recorded(run_id)).ok
@@ -255,15 +275,21 @@ async def flaky(x: int) -> int:
 @workflow
 async def tolerant(n: int) -> dict:
     res = await pyworkflow.map(flaky, range(n), max_concurrency=1, tolerated_failures=1)
-    return {"reason": res.completion_reason.value, "failed": sorted(res.failed),
-            "skipped": res.skipped}
+    return {
+        "reason": res.completion_reason.value,
+        "failed": sorted(res.failed),
+        "skipped": res.skipped,
+    }
 
 
 async def test_tolerated_failures_exceeded_stops_starting_items(storage):
     run_id = await start(tolerant, 8)
     result = (await get_workflow_run(run_id)).get_result()
-    assert result == {"reason": "failure_tolerance_exceeded", "failed": [1, 3],
-                      "skipped": [4, 5, 6, 7]}
+    assert result == {
+        "reason": "failure_tolerance_exceeded",
+        "failed": [1, 3],
+        "skipped": [4, 5, 6, 7],
+    }
     assert sum(calls.values()) == 4
 
 

@@ -34,13 +34,15 @@ async def squares(n: int, fail: bool = False) -> int:
 
 
 @pytest.mark.parametrize("ending", ["completed", "failed"])
-async def test_a_recorded_ending_is_settled_by_the_next_drive(storage, ending: str,
-                                                              monkeypatch) -> None:
+async def test_a_recorded_ending_is_settled_by_the_next_drive(
+    storage, ending: str, monkeypatch
+) -> None:
     CALLS.clear()
     real_append = storage.append_events
 
-    async def die_after_the_events(run_id: str, events: list, *, run=None,
-                                   expected_version=None) -> Any:
+    async def die_after_the_events(
+        run_id: str, events: list, *, run=None, expected_version=None
+    ) -> Any:
         if run is not None and run.status.is_terminal:
             await real_append(run_id, events)  # the events land, the record never does
             raise Crash("killed between the ending event and the record")
@@ -52,8 +54,9 @@ async def test_a_recorded_ending_is_settled_by_the_next_drive(storage, ending: s
     run = (await storage.list_runs(workflow_name="squares")).items[0]
     assert run.status == RunStatus.RUNNING
     history = await storage.get_events(run.run_id)
-    assert history[-1].type == (EventType.WORKFLOW_COMPLETED if ending == "completed"
-                                else EventType.WORKFLOW_FAILED)
+    assert history[-1].type == (
+        EventType.WORKFLOW_COMPLETED if ending == "completed" else EventType.WORKFLOW_FAILED
+    )
     monkeypatch.setattr(storage, "append_events", real_append)
     calls_before = list(CALLS)
 
@@ -76,15 +79,17 @@ async def napper() -> int:
 
 
 async def test_a_recorded_wait_without_its_record_is_replayed_into_the_same_wait(
-        storage, clock, monkeypatch) -> None:
+    storage, clock, monkeypatch
+) -> None:
     """The DynamoDB backend writes a suspension's events before its record too: a worker dying
     in between leaves sleep.started under a running record; the next drive replays into the
     same wait (one sleep, same wake time) and records it."""
     CALLS.clear()
     real_append = storage.append_events
 
-    async def die_after_the_events(run_id: str, events: list, *, run=None,
-                                   expected_version=None) -> Any:
+    async def die_after_the_events(
+        run_id: str, events: list, *, run=None, expected_version=None
+    ) -> Any:
         if run is not None and run.status == "suspended" and events:
             await real_append(run_id, events)
             raise Crash("killed between the wait's events and the record")

@@ -55,11 +55,19 @@ def test_kill_9_mid_run_then_worker_finishes_without_rerunning_steps(tmp_path: P
     (tmp_path / f"crash_module_{tag}.py").write_text(MODULE)
     db = tmp_path / "crash.db"
     log = tmp_path / "steps.log"
-    env = {**os.environ, "PYWORKFLOW_DB": str(db), "CRASH_LOG": str(log), "CRASH_AT_3": "1",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), *sys.path])}
+    env = {
+        **os.environ,
+        "PYWORKFLOW_DB": str(db),
+        "CRASH_LOG": str(log),
+        "CRASH_AT_3": "1",
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), *sys.path]),
+    }
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT.format(tag=tag), str(tmp_path)],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == -9, proc.stderr
     assert log.read_text().split() == ["1", "2", "3"]

@@ -154,9 +154,16 @@ def test_unknown_workflow_and_bad_file_are_one_line_errors(db, tmp_path):
     assert result.exit_code != 0 and "is not a recorded history" in result.output
     missing = CliRunner().invoke(main, ["--db", str(db_path), "replay", str(tmp_path / "x.json")])
     assert "No such history file" in missing.output
-    other = [{"event_id": "e1", "run_id": "r1", "type": "workflow.started",
-              "timestamp": "2030-01-01T00:00:00Z", "sequence": 1,
-              "data": {"workflow_name": "nobody_defines_this", "args": [], "kwargs": {}}}]
+    other = [
+        {
+            "event_id": "e1",
+            "run_id": "r1",
+            "type": "workflow.started",
+            "timestamp": "2030-01-01T00:00:00Z",
+            "sequence": 1,
+            "data": {"workflow_name": "nobody_defines_this", "args": [], "kwargs": {}},
+        }
+    ]
     unknown = tmp_path / "unknown.json"
     unknown.write_text(json.dumps(other))
     result = CliRunner().invoke(main, ["--db", str(db_path), "replay", str(unknown)])

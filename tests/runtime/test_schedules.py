@@ -127,8 +127,9 @@ async def test_cron_next_times_in_utc_and_in_timezone():
     assert first_fire_time(daily, nine) == nine
     paris = ScheduleSpec(cron="0 9 * * *", timezone="Europe/Paris")
     assert next_fire_time(paris, T0) == datetime(2030, 1, 2, 8, tzinfo=UTC)  # 09:00 CET
-    bounded = ScheduleSpec(cron="0 9 * * *", start_at=datetime(2030, 1, 5, 9),
-                           end_at=datetime(2030, 1, 6, 9))
+    bounded = ScheduleSpec(
+        cron="0 9 * * *", start_at=datetime(2030, 1, 5, 9), end_at=datetime(2030, 1, 6, 9)
+    )
     assert next_fire_time(bounded, T0) == datetime(2030, 1, 5, 9, tzinfo=UTC)  # start inclusive
     assert next_fire_time(bounded, datetime(2030, 1, 5, 9, tzinfo=UTC)) is None  # end exclusive
 
@@ -149,18 +150,25 @@ async def test_interval_times_are_anchored():
     started = ScheduleSpec(interval="1h", start_at=datetime(2030, 1, 1, 9, 15, tzinfo=UTC))
     assert next_fire_time(started, T0, anchor=T0) == datetime(2030, 1, 1, 9, 15, tzinfo=UTC)
     assert next_fire_time(started, datetime(2030, 1, 1, 9, 15, tzinfo=UTC)) == datetime(
-        2030, 1, 1, 10, 15, tzinfo=UTC)
+        2030, 1, 1, 10, 15, tzinfo=UTC
+    )
     # backfill times of an interval keep the schedule's alignment
-    assert fire_times_between(spec, T0 + timedelta(minutes=5), T0 + timedelta(minutes=35),
-                              anchor=T0) == [T0 + timedelta(minutes=m) for m in (10, 20, 30)]
+    assert fire_times_between(
+        spec, T0 + timedelta(minutes=5), T0 + timedelta(minutes=35), anchor=T0
+    ) == [T0 + timedelta(minutes=m) for m in (10, 20, 30)]
 
 
 async def test_calendar_next_time_and_description():
-    spec = ScheduleSpec(calendar=[CalendarSpec(day_of_week=4, hour=17),  # Fridays 17:00
-                                  CalendarSpec(day_of_month=1, month=2, hour=6)])
+    spec = ScheduleSpec(
+        calendar=[
+            CalendarSpec(day_of_week=4, hour=17),  # Fridays 17:00
+            CalendarSpec(day_of_month=1, month=2, hour=6),
+        ]
+    )
     assert next_fire_time(spec, T0) == datetime(2030, 1, 4, 17, tzinfo=UTC)
     assert next_fire_time(spec, datetime(2030, 1, 31, 18, tzinfo=UTC)) == datetime(
-        2030, 2, 1, 6, tzinfo=UTC)
+        2030, 2, 1, 6, tzinfo=UTC
+    )
     leap_monday = ScheduleSpec(calendar=[CalendarSpec(month=2, day_of_month=29, day_of_week=0)])
     assert next_fire_time(leap_monday, T0) == datetime(2044, 2, 29, tzinfo=UTC)
     assert describe_schedule(spec) == "Calendar: Fri at 17:00:00, Day 1 at 06:00:00 (UTC)"
@@ -173,18 +181,24 @@ async def test_jitter_is_deterministic_and_bounded():
     assert T0 + timedelta(hours=1) <= a <= T0 + timedelta(hours=1, seconds=30)
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    (ScheduleSpec(cron="61 * * * *"), "Invalid cron expression '61 * * * *': "),
-    (ScheduleSpec(cron="every day"), "Invalid cron expression 'every day'"),
-    (ScheduleSpec(cron="0 0 31 2 *"), "never fires"),
-    (ScheduleSpec(interval="soon"), "Invalid interval 'soon'"),
-    (ScheduleSpec(interval="0s"), "must be longer than zero"),
-    (ScheduleSpec(cron="* * * * *", timezone="Mars/Olympus"), "Invalid timezone 'Mars/Olympus'"),
-    (ScheduleSpec(), "must have cron, interval, or calendar"),
-    (ScheduleSpec(calendar=[CalendarSpec(hour=24)]), "hour=24 is outside 0..23"),
-    (ScheduleSpec(calendar=[CalendarSpec(month=4, day_of_month=31)]), "never has day 31"),
-    (ScheduleSpec(interval="5m", jitter="lots"), "Invalid jitter 'lots'"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (ScheduleSpec(cron="61 * * * *"), "Invalid cron expression '61 * * * *': "),
+        (ScheduleSpec(cron="every day"), "Invalid cron expression 'every day'"),
+        (ScheduleSpec(cron="0 0 31 2 *"), "never fires"),
+        (ScheduleSpec(interval="soon"), "Invalid interval 'soon'"),
+        (ScheduleSpec(interval="0s"), "must be longer than zero"),
+        (
+            ScheduleSpec(cron="* * * * *", timezone="Mars/Olympus"),
+            "Invalid timezone 'Mars/Olympus'",
+        ),
+        (ScheduleSpec(), "must have cron, interval, or calendar"),
+        (ScheduleSpec(calendar=[CalendarSpec(hour=24)]), "hour=24 is outside 0..23"),
+        (ScheduleSpec(calendar=[CalendarSpec(month=4, day_of_month=31)]), "never has day 31"),
+        (ScheduleSpec(interval="5m", jitter="lots"), "Invalid jitter 'lots'"),
+    ],
+)
 async def test_invalid_specs_raise_clear_errors(spec, message):
     with pytest.raises(ScheduleError) as info:
         validate_spec(spec)
@@ -219,8 +233,13 @@ async def test_create_checks_workflow_spec_and_arguments(env):
 
 
 async def test_create_get_list_update_pause_resume_delete(env):
-    s = await create_schedule(sch_report, ScheduleSpec(cron="0 9 * * *"), "x",
-                              overlap_policy=OverlapPolicy.ALLOW_ALL, schedule_id="daily")
+    s = await create_schedule(
+        sch_report,
+        ScheduleSpec(cron="0 9 * * *"),
+        "x",
+        overlap_policy=OverlapPolicy.ALLOW_ALL,
+        schedule_id="daily",
+    )
     assert (s.workflow_name, s.status, s.args) == ("sch_report", ScheduleStatus.ACTIVE, '["x"]')
     assert s.next_run_time == datetime(2030, 1, 1, 9, tzinfo=UTC)
     other = await create_schedule("sch_long", ScheduleSpec(interval="1h"))
@@ -229,12 +248,14 @@ async def test_create_get_list_update_pause_resume_delete(env):
     assert await get_schedule("nope") is None
     assert {x.schedule_id for x in await list_schedules()} == {"daily", other.schedule_id}
     assert [x.schedule_id for x in await list_schedules(workflow_name="sch_long")] == [
-        other.schedule_id]
+        other.schedule_id
+    ]
     assert len(await list_schedules(limit=1)) == 1
     assert len(await list_schedules(offset=1)) == 1
 
-    updated = await update_schedule("daily", spec=ScheduleSpec(cron="0 12 * * *"),
-                                    overlap_policy=OverlapPolicy.SKIP)
+    updated = await update_schedule(
+        "daily", spec=ScheduleSpec(cron="0 12 * * *"), overlap_policy=OverlapPolicy.SKIP
+    )
     assert updated.next_run_time == datetime(2030, 1, 1, 12, tzinfo=UTC)
     assert updated.overlap_policy == OverlapPolicy.SKIP
 
@@ -413,8 +434,7 @@ async def test_allow_all_starts_every_fire(env):
 
 # --- trigger, backfill, @scheduled_workflow, worker ------------------------------------------
 async def test_trigger_starts_a_run_now_without_moving_the_schedule(env):
-    s = await create_schedule("sch_report", ScheduleSpec(cron="0 9 * * *"), "t",
-                              schedule_id="trig")
+    s = await create_schedule("sch_report", ScheduleSpec(cron="0 9 * * *"), "t", schedule_id="trig")
     run_id = await trigger_schedule("trig")
     assert (await get_workflow_run(run_id)).get_result() == "report t"
     again = await trigger_schedule("trig")

@@ -390,6 +390,7 @@ async def shielded_sibling_flow() -> None:
     try:
         await sleep("1h")
     except CancellationError:
+
         async def cleanup() -> None:
             async with shield():
                 for _ in range(3):  # let the sibling run while this branch is shielded

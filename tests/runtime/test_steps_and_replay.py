@@ -276,8 +276,11 @@ async def test_steps_gathered_concurrently_are_each_recorded_and_replayed(storag
     run = await get_workflow_run(run_id)
     assert run.get_result() == ["g1:1", "g2:1", "g3:1"]
     assert (calls["g1"], calls["g2"], calls["g3"]) == (1, 1, 1)
-    ops = [e.data["op"] for e in await get_workflow_events(run_id)
-           if e.type == EventType.STEP_COMPLETED]
+    ops = [
+        e.data["op"]
+        for e in await get_workflow_events(run_id)
+        if e.type == EventType.STEP_COMPLETED
+    ]
     assert sorted(ops) == [0, 1, 2]
 
 
@@ -299,6 +302,9 @@ async def test_gathered_steps_keep_their_op_numbers_when_checkpoints_yield(
     run = await get_workflow_run(run_id)
     assert run.status == RunStatus.COMPLETED, run.error
     assert run.get_result() == ["g1:1", "g2:1", "g3:1"]
-    by_op = {e.data["op"]: e.data["result"] for e in await get_workflow_events(run_id)
-             if e.type == EventType.STEP_COMPLETED}
+    by_op = {
+        e.data["op"]: e.data["result"]
+        for e in await get_workflow_events(run_id)
+        if e.type == EventType.STEP_COMPLETED
+    }
     assert by_op == {0: "g1:1", 1: "g2:1", 2: "g3:1"}

@@ -36,7 +36,8 @@ async def three_steps() -> int:
 
 
 async def test_a_store_failure_mid_run_is_retried_not_recorded_as_the_outcome(
-        storage, monkeypatch) -> None:
+    storage, monkeypatch
+) -> None:
     DONE.clear()
     real_append = storage.append_events
     failures = iter([Throttled("ProvisionedThroughputExceededException")])

@@ -36,10 +36,19 @@ class Store:
     def snapshot(self) -> Snapshot:
         """Every row of every table, sorted: equal snapshots mean nothing was written."""
         with sqlite3.connect(self.path) as db:
-            tables = [name for (name,) in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-            return {t: sorted(db.execute(f'SELECT * FROM "{t}"').fetchall(),  # noqa: S608
-                              key=repr) for t in tables}
+            tables = [
+                name
+                for (name,) in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+                )
+            ]
+            return {
+                t: sorted(
+                    db.execute(f'SELECT * FROM "{t}"').fetchall(),  # noqa: S608
+                    key=repr,
+                )
+                for t in tables
+            }
 
     def rows(self, table: str) -> list[dict[str, Any]]:
         with sqlite3.connect(self.path) as db:
@@ -61,8 +70,13 @@ def api(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     monkeypatch.delenv(config.ENV_MAX_REQUEST_BYTES, raising=False)
     clock = ManualClock()
     dispatcher = RecordingDispatcher()
-    runtime = AwsRuntime(SQLiteStorageBackend(db_path), dispatcher,  # type: ignore[arg-type]
-                         clock=clock, lease_seconds=30, max_receives=3)
+    runtime = AwsRuntime(
+        SQLiteStorageBackend(db_path),
+        dispatcher,  # type: ignore[arg-type]
+        clock=clock,
+        lease_seconds=30,
+        max_receives=3,
+    )
     module.reset(runtime)
     yield Api(module=module, runtime=runtime, dispatcher=dispatcher, clock=clock)
     module.reset()

@@ -54,12 +54,16 @@ from tests.client.apiserver import Handler, to_response, v2_event
 #: PYWORKFLOW_FUZZ_EXAMPLES=200 PYWORKFLOW_FUZZ_SEED=random pytest tests/security/test_fuzz_api.py
 MAX_EXAMPLES = int(os.environ.get("PYWORKFLOW_FUZZ_EXAMPLES", "12"))
 DERANDOMIZE = os.environ.get("PYWORKFLOW_FUZZ_SEED", "fixed") != "random"
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_headers_conformance, response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 
-async def _endpoint(handler: Handler, lock: asyncio.Lock, request: web.BaseRequest
-                    ) -> web.Response:
+async def _endpoint(handler: Handler, lock: asyncio.Lock, request: web.BaseRequest) -> web.Response:
     body = await request.read()
     event = v2_event(request.method, request.raw_path, dict(request.headers), body)
     async with lock:  # one request at a time, like one Lambda container
@@ -112,15 +116,17 @@ class Figures:
     requests: int = 0
     operations: set[str] = field(default_factory=set)
     statuses: Counter[int] = field(default_factory=Counter)
-    failures: dict[str, str] = field(default_factory=dict)   # one per (operation, check, status)
-    no_negative: set[str] = field(default_factory=set)       # operations with nothing to negate
+    failures: dict[str, str] = field(default_factory=dict)  # one per (operation, check, status)
+    no_negative: set[str] = field(default_factory=set)  # operations with nothing to negate
 
     def report(self, seconds: float) -> str:
         statuses = ", ".join(f"{s}: {n}" for s, n in sorted(self.statuses.items()))
-        return (f"schemathesis {schemathesis.__version__}: {self.requests} requests, "
-                f"{len(self.operations)} operations, {len(self.failures)} distinct failures, "
-                f"{seconds:.1f}s; statuses {{{statuses}}}; no negative data for "
-                f"{len(self.no_negative)} ({', '.join(sorted(self.no_negative))})")
+        return (
+            f"schemathesis {schemathesis.__version__}: {self.requests} requests, "
+            f"{len(self.operations)} operations, {len(self.failures)} distinct failures, "
+            f"{seconds:.1f}s; statuses {{{statuses}}}; no negative data for "
+            f"{len(self.no_negative)} ({', '.join(sorted(self.no_negative))})"
+        )
 
 
 def seed(api: Api) -> dict[str, str]:
@@ -128,37 +134,62 @@ def seed(api: Api) -> dict[str, str]:
     schedule."""
     waiting = api.http("POST", "/runs", {"workflow": "api_waiter"}).body["run_id"]
     done = api.http("POST", "/runs", {"workflow": "api_greet", "args": ["x"]}).body["run_id"]
-    schedule = api.http("POST", "/schedules", {"workflow": "api_greet", "args": ["x"],
-                                               "spec": {"cron": "0 9 * * *"},
-                                               "schedule_id": "fuzz-daily"}).body
+    schedule = api.http(
+        "POST",
+        "/schedules",
+        {
+            "workflow": "api_greet",
+            "args": ["x"],
+            "spec": {"cron": "0 9 * * *"},
+            "schedule_id": "fuzz-daily",
+        },
+    ).body
     api.drive()
     assert api.get(waiting).status == RunStatus.SUSPENDED
     assert api.get(done).status == RunStatus.COMPLETED
-    return {"run_id": waiting, "finished_run_id": done, "schedule_id": schedule["schedule_id"],
-            "token": api_wf.TOKENS[waiting], "name": "api_approval"}
+    return {
+        "run_id": waiting,
+        "finished_run_id": done,
+        "schedule_id": schedule["schedule_id"],
+        "token": api_wf.TOKENS[waiting],
+        "name": "api_approval",
+    }
 
 
-def fuzz(operation: Any, mode: GenerationMode, base_url: str, session: requests.Session,
-         figures: Figures, path_parameters: dict[str, str] | None = None) -> None:
+def fuzz(
+    operation: Any,
+    mode: GenerationMode,
+    base_url: str,
+    session: requests.Session,
+    figures: Figures,
+    path_parameters: dict[str, str] | None = None,
+) -> None:
     checks = CHECKS + ([negative_data_rejection] if mode == GenerationMode.NEGATIVE else [])
     strategy = operation.as_strategy(generation_mode=mode, path_parameters=path_parameters)
 
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=DERANDOMIZE,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=DERANDOMIZE,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy)
     def one(case: Any) -> None:
         response = case.call(base_url=base_url, session=session, timeout=30)
         figures.requests += 1
         figures.statuses[response.status_code] += 1
         try:
-            case.validate_response(response, checks=checks,
-                                   transport_kwargs={"base_url": base_url, "session": session})
+            case.validate_response(
+                response, checks=checks, transport_kwargs={"base_url": base_url, "session": session}
+            )
         except FailureGroup as group:
             for failure in group.exceptions:
-                key = f"{operation.label} [{mode.value}] {failure.title} -> " \
-                      f"{response.status_code}"
+                key = f"{operation.label} [{mode.value}] {failure.title} -> {response.status_code}"
                 figures.failures.setdefault(
-                    key, f"{failure.message[:400]}\n    {case.as_curl_command()[:400]}")
+                    key, f"{failure.message[:400]}\n    {case.as_curl_command()[:400]}"
+                )
 
     try:
         one()
@@ -170,8 +201,9 @@ def fuzz(operation: Any, mode: GenerationMode, base_url: str, session: requests.
     figures.operations.add(operation.label)
 
 
-def campaign(base_url: str, session: requests.Session, known: dict[str, str],
-             only: set[str] | None = None) -> Figures:
+def campaign(
+    base_url: str, session: requests.Session, known: dict[str, str], only: set[str] | None = None
+) -> Figures:
     """Fuzz every operation of the served document (or those labelled in ``only``)."""
     document = session.get(f"{base_url}/openapi.json", timeout=30)
     assert document.status_code == 200, document.text
@@ -202,16 +234,15 @@ def quiet_api_logs(api: Api) -> Iterator[None]:
         target.setLevel(level)
 
 
-def test_the_api_holds_to_its_openapi_under_fuzzing(api: Api, capsys: pytest.CaptureFixture[str]
-                                                    ) -> None:
+def test_the_api_holds_to_its_openapi_under_fuzzing(
+    api: Api, capsys: pytest.CaptureFixture[str]
+) -> None:
     known = seed(api)
     started = time.monotonic()
-    with quiet_api_logs(api), served(api.module.handler) as base_url, \
-            requests.Session() as session:
+    with quiet_api_logs(api), served(api.module.handler) as base_url, requests.Session() as session:
         figures = campaign(base_url, session, known)
         # Afterwards the webhook still answers as documented: the fuzzing broke nothing.
-        resumed = session.post(f"{base_url}/hooks/{known['token']}", json={"ok": True},
-                               timeout=30)
+        resumed = session.post(f"{base_url}/hooks/{known['token']}", json={"ok": True}, timeout=30)
     seconds = time.monotonic() - started
     with capsys.disabled():
         print("\n" + figures.report(seconds))
@@ -226,14 +257,21 @@ def test_the_api_holds_to_its_openapi_under_fuzzing(api: Api, capsys: pytest.Cap
 def test_the_fuzzing_catches_a_5xx_and_an_answer_off_the_schema(api: Api) -> None:
     """The same campaign against a deliberately broken API: a 500 on GET /health and a
     /workflows answer whose items are not a list. Both must be reported."""
+
     def broken(event: dict[str, Any], context: Any) -> Any:
         path = event["rawPath"]
         if path == "/health":
-            return {"statusCode": 500, "headers": {"Content-Type": "application/json"},
-                    "body": json.dumps({"error": {"type": "InternalError", "message": "x"}})}
+            return {
+                "statusCode": 500,
+                "headers": {"Content-Type": "application/json"},
+                "body": json.dumps({"error": {"type": "InternalError", "message": "x"}}),
+            }
         if path == "/workflows":
-            return {"statusCode": 200, "headers": {"Content-Type": "application/json"},
-                    "body": json.dumps({"items": "not a list"})}
+            return {
+                "statusCode": 200,
+                "headers": {"Content-Type": "application/json"},
+                "body": json.dumps({"items": "not a list"}),
+            }
         return api.module.handler(event, context)
 
     with quiet_api_logs(api), served(broken) as base_url, requests.Session() as session:

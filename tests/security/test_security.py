@@ -149,12 +149,17 @@ def test_every_route_but_the_hook_and_health_needs_auth(api: Api, auth_mode: str
         parameters |= {"JwtIssuer": "https://issuer.example", "JwtAudience": "pyworkflow"}
     stack = StackTemplate.load(REPO / "template.yaml", parameters=parameters)
     for logical_id in stack.data["Resources"]:  # stand-ins for what a deploy would create
-        stack.set_physical(logical_id, Ref=f"{logical_id}-local", QueueName=logical_id,
-                           Arn=f"arn:aws:local:us-east-1:123456789012:{logical_id}")
+        stack.set_physical(
+            logical_id,
+            Ref=f"{logical_id}-local",
+            QueueName=logical_id,
+            Arn=f"arn:aws:local:us-east-1:123456789012:{logical_id}",
+        )
     routes = [Route.compile(spec) for spec in stack.function_spec("ApiFunction").http_routes]
     document = api.http("GET", "/openapi.json").body
-    operations = [(method.upper(), path) for path, item in document["paths"].items()
-                  for method in item]
+    operations = [
+        (method.upper(), path) for path, item in document["paths"].items() for method in item
+    ]
     operations.append(("GET", "/openapi.json"))  # served, though not in its own document
     assert len(operations) >= 15
     public = set()
@@ -171,8 +176,12 @@ def test_every_route_but_the_hook_and_health_needs_auth(api: Api, auth_mode: str
     assert public == PUBLIC_ROUTES
     # Any other path or method (a route added later, a typo) falls to the authenticated
     # catch-all, never to a public route.
-    for method, path in (("GET", "/admin"), ("DELETE", "/hooks/whk_x"), ("POST", "/health"),
-                         ("PUT", "/hooks/whk_x/extra")):
+    for method, path in (
+        ("GET", "/admin"),
+        ("DELETE", "/hooks/whk_x"),
+        ("POST", "/health"),
+        ("PUT", "/hooks/whk_x/extra"),
+    ):
         found = match_route(routes, method, path)
         assert found is not None and found[0].spec.authorizer != "NONE", (method, path)
 
@@ -191,8 +200,11 @@ def test_every_checkov_skip_in_the_template_says_why() -> None:
     """``python -m infra.security_scan`` fails on a finding neither fixed nor skipped; a skip
     must carry its reason."""
     template = StackTemplate.load(REPO / "template.yaml").data
-    skips = [(logical_id, skip) for logical_id, resource in template["Resources"].items()
-             for skip in ((resource.get("Metadata") or {}).get("checkov") or {}).get("skip", [])]
+    skips = [
+        (logical_id, skip)
+        for logical_id, resource in template["Resources"].items()
+        for skip in ((resource.get("Metadata") or {}).get("checkov") or {}).get("skip", [])
+    ]
     assert skips
     for logical_id, skip in skips:
         assert str(skip["id"]).startswith("CKV_"), (logical_id, skip)
@@ -200,8 +212,9 @@ def test_every_checkov_skip_in_the_template_says_why() -> None:
 
 
 # --- size limits ------------------------------------------------------------------------------
-def test_size_limits_cover_every_way_in(api: Api, store: Store,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_size_limits_cover_every_way_in(
+    api: Api, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One limit (PYWORKFLOW_MAX_REQUEST_BYTES) for HTTP bodies, base64 bodies, the public
     webhook and direct invokes; every refusal names it and writes nothing."""
     run_id, token = waiting_run(api)
@@ -213,13 +226,18 @@ def test_size_limits_cover_every_way_in(api: Api, store: Store,
         api.http("POST", "/runs", {"workflow": "api_greet", "args": [big]}, base64=True),
         api.http("POST", f"/hooks/{token}", {"ok": True, "by": big}),
         api.http("POST", f"/runs/{run_id}/hooks/api_approval", {"payload": {"by": big}}),
-        api.http("POST", "/schedules", {"workflow": "api_greet", "spec": {"cron": "0 9 * * *"},
-                                        "args": [big]}),
+        api.http(
+            "POST",
+            "/schedules",
+            {"workflow": "api_greet", "spec": {"cron": "0 9 * * *"}, "args": [big]},
+        ),
     ]
     for answer in answers:
         assert answer.status == 413, answer.body
-        assert "the limit is 1000 bytes (PYWORKFLOW_MAX_REQUEST_BYTES)" in \
-            answer.body["error"]["message"]
+        assert (
+            "the limit is 1000 bytes (PYWORKFLOW_MAX_REQUEST_BYTES)"
+            in answer.body["error"]["message"]
+        )
     invoked = api.invoke("start_run", workflow="api_greet", args=[big])
     assert invoked["ok"] is False and invoked["status"] == 413
     assert "the limit is 1000 bytes" in invoked["error"]["message"]
@@ -235,8 +253,17 @@ def test_size_limits_cover_every_way_in(api: Api, store: Store,
 
 # --- nothing from storage is unpickled or evaluated ---------------------------------------------
 #: Modules that turn bytes into live objects or code.
-UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "marshal", "shelve", "dill", "cloudpickle",
-                  "jsonpickle", "joblib"}
+UNSAFE_MODULES = {
+    "pickle",
+    "cPickle",
+    "_pickle",
+    "marshal",
+    "shelve",
+    "dill",
+    "cloudpickle",
+    "jsonpickle",
+    "joblib",
+}
 UNSAFE_CALLS = {"eval", "exec", "compile", "__import__"}
 
 
@@ -252,17 +279,26 @@ def _unsafe_uses(path: Path) -> list[str]:
         found += [f"{path.name}:{node.lineno} imports {n}" for n in names if n in UNSAFE_MODULES]
         if isinstance(node, ast.Call):
             func = node.func
-            name = func.id if isinstance(func, ast.Name) else (
-                func.attr if isinstance(func, ast.Attribute) else "")
+            name = (
+                func.id
+                if isinstance(func, ast.Name)
+                else (func.attr if isinstance(func, ast.Attribute) else "")
+            )
             builtin = isinstance(func, ast.Name) or (
-                isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
-                and func.value.id == "builtins")  # not re.compile, not a method
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "builtins"
+            )  # not re.compile, not a method
             literal = bool(node.args) and isinstance(node.args[0], ast.Constant)
             if builtin and name in UNSAFE_CALLS and not (name == "__import__" and literal):
                 found.append(f"{path.name}:{node.lineno} calls {name}()")
             # yaml.load without a safe loader builds arbitrary objects.
-            if name in ("load", "load_all") and isinstance(func, ast.Attribute) and \
-                    isinstance(func.value, ast.Name) and func.value.id == "yaml":
+            if (
+                name in ("load", "load_all")
+                and isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "yaml"
+            ):
                 found.append(f"{path.name}:{node.lineno} calls yaml.{name}()")
     return found
 
@@ -276,12 +312,19 @@ def test_nothing_read_is_unpickled_or_evaluated() -> None:
 
 def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
-    bad.write_text("import pickle\nfrom marshal import loads\nimport yaml\n"
-                   "eval('1')\nbuiltins.exec('x')\nyaml.load(s)\n__import__(name)\n"
-                   "re.compile('x')\n__import__('json')\n")
-    assert _unsafe_uses(bad) == ["bad.py:1 imports pickle", "bad.py:2 imports marshal",
-                                 "bad.py:4 calls eval()", "bad.py:5 calls exec()",
-                                 "bad.py:6 calls yaml.load()", "bad.py:7 calls __import__()"]
+    bad.write_text(
+        "import pickle\nfrom marshal import loads\nimport yaml\n"
+        "eval('1')\nbuiltins.exec('x')\nyaml.load(s)\n__import__(name)\n"
+        "re.compile('x')\n__import__('json')\n"
+    )
+    assert _unsafe_uses(bad) == [
+        "bad.py:1 imports pickle",
+        "bad.py:2 imports marshal",
+        "bad.py:4 calls eval()",
+        "bad.py:5 calls exec()",
+        "bad.py:6 calls yaml.load()",
+        "bad.py:7 calls __import__()",
+    ]
 
 
 # --- logs ---------------------------------------------------------------------------------------
@@ -311,34 +354,53 @@ def info_logs(caplog: pytest.LogCaptureFixture) -> Iterator[io.StringIO]:
 
 
 def sqs_event(messages: list[tuple[str, str]]) -> dict[str, Any]:
-    return {"Records": [{
-        "messageId": f"m-{i}", "receiptHandle": f"r-{i}",
-        "body": json.dumps({"run_id": run_id, "reason": reason}),
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0",
-                       "SenderId": "x", "ApproximateFirstReceiveTimestamp": "0"},
-        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:pyworkflow-work",
-        "awsRegion": "us-east-1"} for i, (run_id, reason) in enumerate(messages)]}
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{i}",
+                "receiptHandle": f"r-{i}",
+                "body": json.dumps({"run_id": run_id, "reason": reason}),
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "0",
+                    "SenderId": "x",
+                    "ApproximateFirstReceiveTimestamp": "0",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:pyworkflow-work",
+                "awsRegion": "us-east-1",
+            }
+            for i, (run_id, reason) in enumerate(messages)
+        ]
+    }
 
 
-def test_no_token_or_payload_in_the_logs_at_info(api: Api, db_path: Path,
-                                                 info_logs: io.StringIO,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_no_token_or_payload_in_the_logs_at_info(
+    api: Api, db_path: Path, info_logs: io.StringIO, caplog: pytest.LogCaptureFixture
+) -> None:
     """A run started, suspended on a hook, resumed through the webhook and finished by the
     worker Lambda (handlers.worker, fed SQS events), with a distinctive string in the start
     arguments, the hook payload, a refused payload and a malformed body."""
     from handlers import worker as worker_module
     from infra.pumps import FakeLambdaContext
 
-    worker_runtime = AwsRuntime(SQLiteStorageBackend(db_path), api.dispatcher,  # type: ignore[arg-type]
-                                clock=api.clock, lease_seconds=30, max_receives=3)
+    worker_runtime = AwsRuntime(
+        SQLiteStorageBackend(db_path),
+        api.dispatcher,  # type: ignore[arg-type]
+        clock=api.clock,
+        lease_seconds=30,
+        max_receives=3,
+    )
     worker_module.reset(worker_runtime)
 
     def worker_runs() -> None:
         while api.dispatcher.woken:
             batch, api.dispatcher.woken[:] = list(api.dispatcher.woken), []
-            result = worker_module.handler(sqs_event(batch),
-                                           FakeLambdaContext(function_name="pyworkflow-worker"))
+            result = worker_module.handler(
+                sqs_event(batch), FakeLambdaContext(function_name="pyworkflow-worker")
+            )
             assert result == {"batchItemFailures": []}
 
     secret = "zq-secret-payload-4711"
@@ -366,8 +428,9 @@ def test_no_token_or_payload_in_the_logs_at_info(api: Api, db_path: Path,
     assert secret not in logged and secret.upper() not in logged  # ...nor a payload
 
 
-def test_the_log_check_sees_what_is_logged(info_logs: io.StringIO,
-                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_the_log_check_sees_what_is_logged(
+    info_logs: io.StringIO, caplog: pytest.LogCaptureFixture
+) -> None:
     """The capture above would catch a leak at INFO from either function or from pyworkflow."""
     from handlers import api as api_module
     from handlers import worker as worker_module
@@ -377,4 +440,3 @@ def test_the_log_check_sees_what_is_logged(info_logs: io.StringIO,
     logging.getLogger("pyworkflow").info("leak-3")
     logged = info_logs.getvalue() + caplog.text
     assert all(f"leak-{i}" in logged for i in (1, 2, 3))
-

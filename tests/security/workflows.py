@@ -33,7 +33,7 @@ async def opaque_from_a_step() -> object:
     return await opaque_step()
 
 
-TOKENS: dict[str, str] = {}            # run id -> hook token (given to on_created)
+TOKENS: dict[str, str] = {}  # run id -> hook token (given to on_created)
 
 
 def _remember(token: str) -> None:

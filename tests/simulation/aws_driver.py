@@ -70,10 +70,13 @@ class SimQueue:
         copies = 2 if self.world.env_rng.random() < self.world.plan.duplicate_rate else 1
         for _ in range(copies):
             self.serial += 1
-            self.messages.append(Message(self.serial, body, self.world.clock.now()
-                                         + timedelta(seconds=delay)))
-        self.world.log("sqs", f"send m{self.serial} {body} delay={delay:g}"
-                       + (" (twice)" if copies > 1 else ""))
+            self.messages.append(
+                Message(self.serial, body, self.world.clock.now() + timedelta(seconds=delay))
+            )
+        self.world.log(
+            "sqs",
+            f"send m{self.serial} {body} delay={delay:g}" + (" (twice)" if copies > 1 else ""),
+        )
 
     def visible(self) -> list[Message]:
         now = self.world.clock.now()
@@ -160,8 +163,13 @@ class SimAwsDispatcher:
 class AwsDriver(Driver):
     config = "aws"
 
-    def __init__(self, w: World, programs: list[Program], store: StorageBackend,
-                 make_store: Callable[[], StorageBackend]) -> None:
+    def __init__(
+        self,
+        w: World,
+        programs: list[Program],
+        store: StorageBackend,
+        make_store: Callable[[], StorageBackend],
+    ) -> None:
         super().__init__(w, programs, store)
         self.make_store = make_store
         self.queue = SimQueue(w)
@@ -174,9 +182,13 @@ class AwsDriver(Driver):
     def _runtime(self, name: str) -> AwsRuntime:
         inner = SimAwsDispatcher(self.queue, self.scheduler, self.world)
         dispatcher = SimDispatcher(inner, self.world, name)
-        rt = AwsRuntime(SimStorage(self.make_store(), self.world, name), dispatcher,  # type: ignore[arg-type]
-                        clock=self.world.clock, lease_seconds=LEASE_SECONDS,
-                        max_receives=MAX_RECEIVES)
+        rt = AwsRuntime(
+            SimStorage(self.make_store(), self.world, name),
+            dispatcher,  # type: ignore[arg-type]
+            clock=self.world.clock,
+            lease_seconds=LEASE_SECONDS,
+            max_receives=MAX_RECEIVES,
+        )
         return rt
 
     async def new_worker(self, index: int, name: str) -> Worker:
@@ -206,8 +218,7 @@ class AwsDriver(Driver):
             self.client = self._runtime(self.client_name)
         return self.client
 
-    def launch(self, label: str, worker: Worker | None, make: Callable[[], Awaitable[Any]]
-               ) -> None:
+    def launch(self, label: str, worker: Worker | None, make: Callable[[], Awaitable[Any]]) -> None:
         if worker is None:
             self._client()
             worker = Worker(self.client_name, self.client, self.client.executor.owner)  # type: ignore[union-attr]
@@ -224,11 +235,11 @@ class AwsDriver(Driver):
     async def start_program(self, worker: Worker | None, index: int) -> str:
         assert worker is not None
         key = f"sim-{self.world.seed}-p{index}"
-        return await AwsOps(worker.runtime).start(sim_program, self.programs[index],
-                                                  idempotency_key=key)
+        return await AwsOps(worker.runtime).start(
+            sim_program, self.programs[index], idempotency_key=key
+        )
 
-    async def resume(self, worker: Worker | None, hook: Hook, payload: Any, by_name: bool
-                     ) -> None:
+    async def resume(self, worker: Worker | None, hook: Hook, payload: Any, by_name: bool) -> None:
         assert worker is not None
         rt = AwsOps(worker.runtime)
         if by_name:
@@ -258,8 +269,13 @@ class AwsDriver(Driver):
                 break
             worker = self.world.env_rng.choice(idle)
             idle.remove(worker)
-            out.append((f"deliver m{message.id} {message.body} (receive "
-                        f"{message.receive_count + 1})", worker, self._deliverer(message)))
+            out.append(
+                (
+                    f"deliver m{message.id} {message.body} (receive {message.receive_count + 1})",
+                    worker,
+                    self._deliverer(message),
+                )
+            )
         tick = self.last_sweep + timedelta(seconds=SWEEP_SECONDS)
         if now >= tick:
             if await self.due_ids():
@@ -274,10 +290,10 @@ class AwsDriver(Driver):
             ok = False
             try:
                 outcome = await worker.runtime.drive_message(
-                    message.body, receive_count=message.receive_count)
+                    message.body, receive_count=message.receive_count
+                )
                 ok = True
-                self.world.log(worker.name, f"m{message.id}: {outcome.status} "
-                               f"noop={outcome.noop}")
+                self.world.log(worker.name, f"m{message.id}: {outcome.status} noop={outcome.noop}")
             except PoisonMessageError as exc:
                 ok = True  # to the dead-letter queue
                 self.queue.dead_letters.append(message)
@@ -303,8 +319,10 @@ class AwsDriver(Driver):
         for run in await self.open_runs():
             if run.status == RunStatus.SUSPENDED and run.wake_at is not None:
                 due.append(run.wake_at)
-            if run.lease_expires_at is not None and run.status in (RunStatus.RUNNING,
-                                                                   RunStatus.PENDING):
+            if run.lease_expires_at is not None and run.status in (
+                RunStatus.RUNNING,
+                RunStatus.PENDING,
+            ):
                 due.append(run.lease_expires_at)
             if run.status == RunStatus.PENDING:
                 due.append(run.created_at)

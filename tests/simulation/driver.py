@@ -61,7 +61,7 @@ class Driver:
         self.programs = programs
         self.store = store  # the environment's own view: never faulted
         self.hooks = hooks_of(programs)
-        self.top: dict[int, str] = {}            # program index -> run id of its first run
+        self.top: dict[int, str] = {}  # program index -> run id of its first run
         self.workers: list[Worker] = []
         self.incarnation: dict[int, int] = {}
         self.tasks: list[tuple[asyncio.Task[Any], Any]] = []
@@ -72,7 +72,7 @@ class Driver:
         self.starting: set[int] = set()
         self.rounds = 0
         self.stuck: str | None = None
-        self.errors: list[str] = []              # unexpected exceptions out of actions
+        self.errors: list[str] = []  # unexpected exceptions out of actions
         self._runs: dict[str, WorkflowRun] | None = None
         self._hooks: list[Hook] | None = None
         w.canceller = self.cancel_inside
@@ -84,8 +84,7 @@ class Driver:
     async def start_program(self, worker: Worker | None, index: int) -> str:
         raise NotImplementedError
 
-    async def resume(self, worker: Worker | None, hook: Hook, payload: Any, by_name: bool
-                     ) -> None:
+    async def resume(self, worker: Worker | None, hook: Hook, payload: Any, by_name: bool) -> None:
         raise NotImplementedError
 
     async def cancel(self, worker: Worker | None, run_id: str) -> None:
@@ -137,8 +136,9 @@ class Driver:
                     return
                 await self.replace_dead()
                 frozen = w.stalled()  # a frozen process starts nothing until it thaws
-                actions = [a for a in await self.actions() if a[1] is None
-                           or a[1].name not in frozen]
+                actions = [
+                    a for a in await self.actions() if a[1] is None or a[1].name not in frozen
+                ]
                 if actions:
                     n = min(len(actions), w.env_rng.randint(1, w.plan.concurrency))
                     for label, worker, make in w.env_rng.sample(actions, n):
@@ -167,8 +167,11 @@ class Driver:
         """Time moves at most a third of a lease at a time while an execution is under way in
         a live worker: its heartbeat beats that often."""
         frozen = self.world.stalled()
-        beating = [wk.runtime.executor.lease for wk in self.live_workers()
-                   if wk.name not in frozen and wk.runtime.executor.active]
+        beating = [
+            wk.runtime.executor.lease
+            for wk in self.live_workers()
+            if wk.name not in frozen and wk.runtime.executor.active
+        ]
         if not beating:
             return when
         return min(when, self.world.clock.now() + min(beating) / 3)
@@ -186,8 +189,7 @@ class Driver:
             self.launch("heartbeat", worker, executor.renew_leases)
         await self.settle()
 
-    def launch(self, label: str, worker: Worker | None, make: Callable[[], Awaitable[Any]]
-               ) -> None:
+    def launch(self, label: str, worker: Worker | None, make: Callable[[], Awaitable[Any]]) -> None:
         name = worker.name if worker else "client"
 
         async def action() -> Any:
@@ -318,14 +320,28 @@ class Driver:
                 if d in self.delivered or d in self.delivering:
                     continue
                 if hook.created_at + timedelta(seconds=plan["after"]) <= now:
-                    out.append((f"resume {hook.name} #{i} ({'good' if plan['good'] else 'bad'})",
-                                self.caller(), self._resumer(hook, instr, d)))
-            if instr["cancel_when_waiting"] and hook.run_id not in self.cancelled \
-                    and hook.run_id not in self.cancelling and hook.status.value == "pending":
+                    out.append(
+                        (
+                            f"resume {hook.name} #{i} ({'good' if plan['good'] else 'bad'})",
+                            self.caller(),
+                            self._resumer(hook, instr, d),
+                        )
+                    )
+            if (
+                instr["cancel_when_waiting"]
+                and hook.run_id not in self.cancelled
+                and hook.run_id not in self.cancelling
+                and hook.status.value == "pending"
+            ):
                 run = (await self.all_runs()).get(hook.run_id)
                 if run is not None and run.status == RunStatus.SUSPENDED:
-                    out.append((f"cancel {hook.run_id} (waits on {hook.name})", self.caller(),
-                                self._canceller(hook.run_id)))
+                    out.append(
+                        (
+                            f"cancel {hook.run_id} (waits on {hook.name})",
+                            self.caller(),
+                            self._canceller(hook.run_id),
+                        )
+                    )
         return out
 
     def _resumer(self, hook: Hook, instr: Instr, d: Delivery) -> Callable[[], Awaitable[Any]]:
@@ -336,14 +352,20 @@ class Driver:
             worker = self._worker_of_task()
             self.delivering.add(d)
             try:
-                await self.resume(worker, hook, GOOD_PAYLOAD if good else BAD_PAYLOAD,
-                                  instr["by_name"] or hook.token_hash not in self.world.tokens)
+                await self.resume(
+                    worker,
+                    hook,
+                    GOOD_PAYLOAD if good else BAD_PAYLOAD,
+                    instr["by_name"] or hook.token_hash not in self.world.tokens,
+                )
                 if not good and instr["typed"]:
                     self.world.violations.append(
-                        f"a bad payload for typed hook {hook.name} was accepted")
+                        f"a bad payload for typed hook {hook.name} was accepted"
+                    )
                 if plan.get("late"):
                     self.world.violations.append(
-                        f"a payload for {hook.name} was accepted after its timeout")
+                        f"a payload for {hook.name} was accepted after its timeout"
+                    )
             except HookPayloadError:
                 if good or not instr["typed"]:
                     self.world.violations.append(f"a good payload for {hook.name} was refused")
@@ -420,9 +442,16 @@ class SimLocalRuntime(LocalRuntime):
 
 
 class EmbeddedDriver(Driver):
-    def __init__(self, w: World, programs: list[Program], store: StorageBackend,
-                 make_store: Callable[[], StorageBackend], config: str, *,
-                 concurrent_passes: bool = True) -> None:
+    def __init__(
+        self,
+        w: World,
+        programs: list[Program],
+        store: StorageBackend,
+        make_store: Callable[[], StorageBackend],
+        config: str,
+        *,
+        concurrent_passes: bool = True,
+    ) -> None:
         super().__init__(w, programs, store)
         self.concurrent_passes = concurrent_passes
         self.make_store = make_store
@@ -435,8 +464,7 @@ class EmbeddedDriver(Driver):
         """A ``spawn``/``call_later`` of ``worker``. Two timers of one worker for the same run
         and time are one (the second drive would find nothing to do); duplicates are made at
         delivery instead."""
-        if any(wk.run_id == run_id and wk.due == when and wk.worker == worker
-               for wk in self.wakes):
+        if any(wk.run_id == run_id and wk.due == when and wk.worker == worker for wk in self.wakes):
             return
         self.serial += 1
         self.wakes.append(Wake(when, run_id, worker, self.serial))
@@ -445,8 +473,9 @@ class EmbeddedDriver(Driver):
 
     async def new_worker(self, index: int, name: str) -> Worker:
         storage = SimStorage(self.make_store(), self.world, name)
-        rt = SimLocalRuntime(storage, clock=self.world.clock,
-                             lease_seconds=self.world.lease.total_seconds())
+        rt = SimLocalRuntime(
+            storage, clock=self.world.clock, lease_seconds=self.world.lease.total_seconds()
+        )
         rt.driver, rt.worker_name = self, name
         rt.executor.dispatcher = SimDispatcher(rt, self.world, name)
         return Worker(name, rt, rt.executor.owner)
@@ -461,14 +490,14 @@ class EmbeddedDriver(Driver):
             return existing.run_id
         defn = get_workflow_by_func(sim_program)
         assert defn is not None
-        run, history = await rt.executor.create(defn, (self.programs[index],), {},
-                                                idempotency_key=key, lease=True)
+        run, history = await rt.executor.create(
+            defn, (self.programs[index],), {}, idempotency_key=key, lease=True
+        )
         self.top[index] = run.run_id
         await rt.drive_created(run, history)
         return run.run_id
 
-    async def resume(self, worker: Worker | None, hook: Hook, payload: Any, by_name: bool
-                     ) -> None:
+    async def resume(self, worker: Worker | None, hook: Hook, payload: Any, by_name: bool) -> None:
         assert worker is not None
         rt: SimLocalRuntime = worker.runtime
         if by_name:
@@ -509,21 +538,26 @@ class EmbeddedDriver(Driver):
             if wake.due <= now:
                 out.append((f"wake-up {wake.run_id}", live[wake.worker], self._waker(wake)))
         due = await self._due_ids()
-        passing = any(d.action == "worker pass" and d.status == "running"
-                      for d in self.world.drives)
+        passing = any(
+            d.action == "worker pass" and d.status == "running" for d in self.world.drives
+        )
         # a worker polls when something is due that it has not tried in this state of the
         # world yet (the time, what is due, and how many writes and sends were made)
         state = (now, due, self.world.points)
         for worker in live.values():
-            if due and self.polled.get(worker.name) != state and \
-                    (self.concurrent_passes or not passing):
+            if (
+                due
+                and self.polled.get(worker.name) != state
+                and (self.concurrent_passes or not passing)
+            ):
                 out.append(("worker pass", worker, self._pass(worker, state)))
                 if not self.concurrent_passes:
                     break
         return out
 
-    def _pass(self, worker: Worker, state: tuple[datetime, frozenset[str], int]
-              ) -> Callable[[], Awaitable[Any]]:
+    def _pass(
+        self, worker: Worker, state: tuple[datetime, frozenset[str], int]
+    ) -> Callable[[], Awaitable[Any]]:
         async def poll() -> None:
             self.polled[worker.name] = state
             await run_once(worker.runtime)
@@ -532,8 +566,7 @@ class EmbeddedDriver(Driver):
 
     def _waker(self, wake: Wake) -> Callable[[], Awaitable[Any]]:
         async def drive() -> None:
-            if wake in self.wakes and self.world.env_rng.random() >= \
-                    self.world.plan.duplicate_rate:
+            if wake in self.wakes and self.world.env_rng.random() >= self.world.plan.duplicate_rate:
                 self.wakes.remove(wake)  # else delivered again later: a duplicate
             worker = self._worker_of_task()
             assert worker is not None
@@ -544,17 +577,25 @@ class EmbeddedDriver(Driver):
     async def _due_ids(self) -> frozenset[str]:
         due = set(await self.due_ids())
         # runs leased to a crashed process: a worker pass steals them at once
-        due |= {r.run_id for r in await self.open_runs()
-                if r.status == RunStatus.RUNNING and owner_is_dead(r.lease_owner)}
+        due |= {
+            r.run_id
+            for r in await self.open_runs()
+            if r.status == RunStatus.RUNNING and owner_is_dead(r.lease_owner)
+        }
         return frozenset(due)
 
     async def transport_times(self) -> list[datetime]:
         times = [wk.due for wk in self.wakes]
         for run in await self.open_runs():
-            if run.status == RunStatus.SUSPENDED and run.wake_at is not None and (
-                    run.wake_key is not None or await self.child_ended(run)):
+            if (
+                run.status == RunStatus.SUSPENDED
+                and run.wake_at is not None
+                and (run.wake_key is not None or await self.child_ended(run))
+            ):
                 times.append(run.wake_at)
-            if run.lease_expires_at is not None and run.status in (RunStatus.RUNNING,
-                                                                   RunStatus.PENDING):
+            if run.lease_expires_at is not None and run.status in (
+                RunStatus.RUNNING,
+                RunStatus.PENDING,
+            ):
                 times.append(run.lease_expires_at)
         return times

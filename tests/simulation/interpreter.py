@@ -115,7 +115,10 @@ async def sim_cleanup(spec: dict[str, Any]) -> Any:
 
 
 STEPS: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
-    "fast": sim_fast, "exp": sim_exp, "list": sim_list, "none": sim_none,
+    "fast": sim_fast,
+    "exp": sim_exp,
+    "list": sim_list,
+    "none": sim_none,
 }
 
 
@@ -144,13 +147,20 @@ async def run_strict(instr: Instr) -> Any:
         await sleep(instr["seconds"])
         return None
     if kind == "hook":
-        payload = await hook(instr["name"], timeout=instr["timeout"], on_created=_remember,
-                             payload_schema=SimPayload if instr["typed"] else None)
+        payload = await hook(
+            instr["name"],
+            timeout=instr["timeout"],
+            on_created=_remember,
+            payload_schema=SimPayload if instr["typed"] else None,
+        )
         return payload.n if isinstance(payload, SimPayload) else payload["n"]
     if kind == "child":
         result = await start_child_workflow(
-            sim_program, instr["program"], wait_for_completion=instr["wait"],
-            parent_close_policy=instr["policy"])
+            sim_program,
+            instr["program"],
+            wait_for_completion=instr["wait"],
+            parent_close_policy=instr["policy"],
+        )
         return result if instr["wait"] else "started"
     if kind == "fan_out":
         return await _fan_out(instr)
@@ -185,9 +195,11 @@ async def _branch(item: dict[str, Any]) -> list[Any]:
 
 async def _fan_out(instr: Instr) -> list[Any]:
     items = instr["items"]
-    limits = {"max_concurrency": instr["max_concurrency"],
-              "min_successful": instr["min_successful"],
-              "tolerated_failures": instr["tolerated_failures"]}
+    limits = {
+        "max_concurrency": instr["max_concurrency"],
+        "min_successful": instr["min_successful"],
+        "tolerated_failures": instr["tolerated_failures"],
+    }
     if instr["api"] == "map":
         res = await pyworkflow.map(_branch, items, **limits)
     else:
@@ -195,9 +207,17 @@ async def _fan_out(instr: Instr) -> list[Any]:
     if instr["min_successful"] is not None or instr["tolerated_failures"] is not None:
         # Which items finished before an early stop is a matter of timing; the reason is not.
         return [res.completion_reason.value]
-    return [[s.value for s in res.statuses],
-            [res.values[i] if i in res.values else type(res.errors[i]).__name__
-             if i in res.errors else None for i in range(len(items))]]
+    return [
+        [s.value for s in res.statuses],
+        [
+            res.values[i]
+            if i in res.values
+            else type(res.errors[i]).__name__
+            if i in res.errors
+            else None
+            for i in range(len(items))
+        ],
+    ]
 
 
 async def _gather(instr: Instr) -> list[Any]:
@@ -220,7 +240,7 @@ async def sim_program(program: dict[str, Any], carried: list[Any] | None = None)
         for i, instr in enumerate(ops):
             if instr["kind"] == "continue_as_new":
                 out.append([instr["id"], "continued"])
-                continue_as_new({**program, "ops": ops[i + 1:]}, out)
+                continue_as_new({**program, "ops": ops[i + 1 :]}, out)
             if instr["kind"] == "fail":
                 raise FatalError(f"program {program['id']} fails on purpose")
             out.append([instr["id"], *await run_instr(instr)])

@@ -32,8 +32,11 @@ _ENDING_STATUS = {
     EventType.WORKFLOW_CANCELLED: RunStatus.CANCELLED,
     EventType.WORKFLOW_CONTINUED_AS_NEW: RunStatus.CONTINUED_AS_NEW,
 }
-_CHILD_ENDINGS = {EventType.CHILD_WORKFLOW_COMPLETED, EventType.CHILD_WORKFLOW_FAILED,
-                  EventType.CHILD_WORKFLOW_CANCELLED}
+_CHILD_ENDINGS = {
+    EventType.CHILD_WORKFLOW_COMPLETED,
+    EventType.CHILD_WORKFLOW_FAILED,
+    EventType.CHILD_WORKFLOW_CANCELLED,
+}
 
 
 @dataclass(frozen=True)
@@ -55,18 +58,23 @@ async def snapshot(store: StorageBackend) -> Snapshot:
 def open_ops(history: list[Event]) -> dict[int, Event]:
     """Hooks and awaited children a history started and did not finish, by op. Not those of a
     fan-out's items that an early stop skipped: nobody waits on them any more."""
-    stopped = {str(e.data.get("path") or e.op): set(e.data.get("finished", []))
-               for e in history if e.type == EventType.PARALLEL_COMPLETED}
+    stopped = {
+        str(e.data.get("path") or e.op): set(e.data.get("finished", []))
+        for e in history
+        if e.type == EventType.PARALLEL_COMPLETED
+    }
     started: dict[int, Event] = {}
     for e in history:
         op = e.op
         if op is None or _skipped(e, stopped):
             continue
         if e.type == EventType.HOOK_CREATED or (
-                e.type == EventType.CHILD_WORKFLOW_STARTED and e.data.get("wait", True)):
+            e.type == EventType.CHILD_WORKFLOW_STARTED and e.data.get("wait", True)
+        ):
             started[op] = e
-        elif e.type in (EventType.HOOK_RECEIVED, EventType.HOOK_EXPIRED) or \
-                e.type in _CHILD_ENDINGS:
+        elif (
+            e.type in (EventType.HOOK_RECEIVED, EventType.HOOK_EXPIRED) or e.type in _CHILD_ENDINGS
+        ):
             started.pop(op, None)
     return started
 
@@ -77,7 +85,7 @@ def _skipped(event: Event, stopped: dict[str, set[int]]) -> bool:
         return False
     for prefix, finished in stopped.items():
         if path.startswith(prefix + "."):
-            item = int(path[len(prefix) + 1:].split(".")[0])
+            item = int(path[len(prefix) + 1 :].split(".")[0])
             if item not in finished:
                 return True
     return False
@@ -107,8 +115,10 @@ class Waiting:
             return None
         # A wake-up without a timer (wake_key None) is the embedded runtime's look at a run
         # waiting for children: it waits as long as they do.
-        if run.wake_at is not None and (run.wake_key is not None or not any(
-                e.type == EventType.CHILD_WORKFLOW_STARTED for e in waits.values())):
+        if run.wake_at is not None and (
+            run.wake_key is not None
+            or not any(e.type == EventType.CHILD_WORKFLOW_STARTED for e in waits.values())
+        ):
             return None
         reasons = []
         for event in waits.values():
@@ -126,11 +136,15 @@ class Waiting:
         records = [h for h in self.snap.hooks if h.run_id == run_id and h.hook_id == hook_id]
         records = sorted(records, key=lambda h: (h.created_at, h.op))[-1:]  # the one it uses
         plan = self.plans.get(str(event.data.get("name")))
-        if plan is None or any(d["good"] and not d.get("late") for d in plan["deliveries"]) \
-                or plan["cancel_when_waiting"]:
+        if (
+            plan is None
+            or any(d["good"] and not d.get("late") for d in plan["deliveries"])
+            or plan["cancel_when_waiting"]
+        ):
             return None
-        if not records or any(h.status != HookStatus.PENDING or h.expires_at is not None
-                              for h in records):
+        if not records or any(
+            h.status != HookStatus.PENDING or h.expires_at is not None for h in records
+        ):
             return None
         return f"hook {event.data.get('name')} (never resumed)"
 
@@ -151,8 +165,10 @@ async def check(snap: Snapshot, hook_plans: dict[str, Instr]) -> list[str]:
         events = snap.histories[run_id]
         where = f"{run_id} ({run.status.value})"
         if not run.status.is_terminal and waiting.reason(run_id) is None:
-            problems.append(f"{where} is neither ended nor provably waiting "
-                            f"(wake_at={run.wake_at}, lease={run.lease_owner})")
+            problems.append(
+                f"{where} is neither ended nor provably waiting "
+                f"(wake_at={run.wake_at}, lease={run.lease_owner})"
+            )
         seqs = [e.sequence for e in events]
         if seqs != list(range(1, len(events) + 1)):
             problems.append(f"{where}: history not gap-free: {seqs}")
@@ -162,7 +178,7 @@ async def check(snap: Snapshot, hook_plans: dict[str, Instr]) -> list[str]:
             problems.append(f"{where}: ops {twice} have more than one terminal event")
         ends = [i for i, e in enumerate(events) if e.type in TERMINAL_RUN_EVENTS]
         if ends and ends[0] != len(events) - 1:
-            after = [e.type.value for e in events[ends[0] + 1:]]
+            after = [e.type.value for e in events[ends[0] + 1 :]]
             problems.append(f"{where}: events after its ending: {after}")
         if run.status.is_terminal:
             if not ends:
@@ -174,18 +190,24 @@ async def check(snap: Snapshot, hook_plans: dict[str, Instr]) -> list[str]:
         if events:
             report = await replay_history(events, run=run)
             if not report.ok:
-                problems.append(f"{where}: replay diverged: "
-                                f"{report.divergence.message if report.divergence else report}")
+                problems.append(
+                    f"{where}: replay diverged: "
+                    f"{report.divergence.message if report.divergence else report}"
+                )
         if run.status == RunStatus.CANCELLED and run.workflow_name == "sim_program":
-            cleanups = [e for e in events if e.type == EventType.STEP_COMPLETED
-                        and e.data.get("step_name") == "sim_cleanup"]
+            cleanups = [
+                e
+                for e in events
+                if e.type == EventType.STEP_COMPLETED and e.data.get("step_name") == "sim_cleanup"
+            ]
             if len(cleanups) != 1:
                 problems.append(f"{where}: cleanup step recorded {len(cleanups)} times")
     return problems
 
 
-def top_results(snap: Snapshot, top: dict[int, str], n: int, waiting: Waiting | None = None
-                ) -> dict[int, Any]:
+def top_results(
+    snap: Snapshot, top: dict[int, str], n: int, waiting: Waiting | None = None
+) -> dict[int, Any]:
     """Per top-level program: how its chain of runs ended (status and result or error type)."""
     waiting = waiting or Waiting(snap, {})
     out: dict[int, Any] = {}

@@ -24,31 +24,31 @@ Program = dict[str, Any]
 #   fast: 3 retries, 1 s; exp: 2 retries, exponential (1 s, 2 s); list: 3 retries, [2, 30] s;
 #   none: no retry. ``fail`` (failures before success) never exceeds a policy's retries.
 STEP_RETRIES = {"fast": 3, "exp": 2, "list": 3, "none": 0}
-SHORT_SLEEP = (1, 30)            # rides on an SQS DelaySeconds on AWS
-LONG_SLEEP = (1000, 200_000)     # past 900 s: an EventBridge one-time schedule on AWS
-MAX_DEPTH = 2                    # children of children; the engine allows 3 levels
+SHORT_SLEEP = (1, 30)  # rides on an SQS DelaySeconds on AWS
+LONG_SLEEP = (1000, 200_000)  # past 900 s: an EventBridge one-time schedule on AWS
+MAX_DEPTH = 2  # children of children; the engine allows 3 levels
 
 
 @dataclass(frozen=True)
 class Features:
     """Which instruction kinds a generator may emit. All on by default."""
 
-    plain_gather_failing: bool = True   # asyncio.gather (no return_exceptions) whose step fails
+    plain_gather_failing: bool = True  # asyncio.gather (no return_exceptions) whose step fails
     gather: bool = True
     fan_out: bool = True
     children: bool = True
     hooks: bool = True
     cancel: bool = True
     continue_as_new: bool = True
-    bad_result: bool = True             # a step returning text that cannot be stored
-    slow_steps: bool = True             # a step running longer than the run's lease
-    branch_children: bool = True        # a child workflow awaited inside a fan-out branch
-    early_stop: bool = True             # fan-outs with min_successful / tolerated_failures
-    early_stop_waits: bool = True       # waits inside a fan-out that may stop early
-    catch_all: bool = True              # `except Exception` around instructions, as users do
+    bad_result: bool = True  # a step returning text that cannot be stored
+    slow_steps: bool = True  # a step running longer than the run's lease
+    branch_children: bool = True  # a child workflow awaited inside a fan-out branch
+    early_stop: bool = True  # fan-outs with min_successful / tolerated_failures
+    early_stop_waits: bool = True  # waits inside a fan-out that may stop early
+    catch_all: bool = True  # `except Exception` around instructions, as users do
     # environment switches
-    concurrent_passes: bool = True      # worker passes of several workers at the same time
-    faults_after_ending: bool = True    # faults in a drive after it wrote a run's ending
+    concurrent_passes: bool = True  # worker passes of several workers at the same time
+    faults_after_ending: bool = True  # faults in a drive after it wrote a run's ending
 
     def as_dict(self) -> dict[str, bool]:
         return asdict(self)
@@ -72,16 +72,25 @@ class Generator:
     def step(self, iid: str) -> Instr:
         r = self.rng
         fn = r.choice(list(STEP_RETRIES))
-        mode = r.choices(["ok", "exhaust", "fatal", "retry_after", "bad_result"],
-                         [10, 2, 2, 2, 1])[0]
+        mode = r.choices(["ok", "exhaust", "fatal", "retry_after", "bad_result"], [10, 2, 2, 2, 1])[
+            0
+        ]
         # ok/retry_after: ``fail`` transient failures, then success; fatal/bad_result: that
         # many transient failures, then the final one; exhaust: every attempt fails.
         fail = r.randint(0, STEP_RETRIES[fn])
         slow = r.randint(90, 300)
         slow = slow if r.random() < 0.04 else 0
-        return {"id": iid, "kind": "step", "fn": fn, "fail": fail, "mode": mode,
-                "value": r.randint(0, 999), "retry_after": r.choice([2, 45, 1200]),
-                "yields": r.randint(0, 3), "slow": slow}
+        return {
+            "id": iid,
+            "kind": "step",
+            "fn": fn,
+            "fail": fail,
+            "mode": mode,
+            "value": r.randint(0, 999),
+            "retry_after": r.choice([2, 45, 1200]),
+            "yields": r.randint(0, 3),
+            "slow": slow,
+        }
 
     def sleep(self, iid: str) -> Instr:
         lo, hi = LONG_SLEEP if self.rng.random() < 0.25 else SHORT_SLEEP
@@ -105,16 +114,28 @@ class Generator:
         elif fate == "late" and timeout is not None:  # after the timeout: refused
             deliveries.append({"after": timeout + 1 + good_after, "good": True, "late": True})
         cancel = r.random() < 0.4 and fate == "never" and timeout is None
-        return {"id": iid, "kind": "hook", "name": "h_" + iid.replace(".", "_"),
-                "typed": typed, "timeout": timeout, "deliveries": deliveries,
-                "by_name": r.random() < 0.3, "cancel_when_waiting": cancel}
+        return {
+            "id": iid,
+            "kind": "hook",
+            "name": "h_" + iid.replace(".", "_"),
+            "typed": typed,
+            "timeout": timeout,
+            "deliveries": deliveries,
+            "by_name": r.random() < 0.3,
+            "cancel_when_waiting": cancel,
+        }
 
     def child(self, iid: str, depth: int) -> Instr:
         r = self.rng
         wait = r.random() < 0.65
         sub = self.program(iid, depth + 1, size=r.randint(1, 4))
-        return {"id": iid, "kind": "child", "wait": wait,
-                "policy": r.choice(["abandon", "cancel"]), "program": sub}
+        return {
+            "id": iid,
+            "kind": "child",
+            "wait": wait,
+            "policy": r.choice(["abandon", "cancel"]),
+            "program": sub,
+        }
 
     def fan_out(self, iid: str, depth: int) -> Instr:
         r = self.rng
@@ -126,8 +147,9 @@ class Generator:
             ops: list[Instr] = []
             for j in range(r.randint(1, 3)):
                 op_id = f"{iid}.{i}.{j}"
-                kind = r.choices(["step", "sleep", "hook", "child"],
-                                 [8, 2, 1, 1 if depth < MAX_DEPTH else 0])[0]
+                kind = r.choices(
+                    ["step", "sleep", "hook", "child"], [8, 2, 1, 1 if depth < MAX_DEPTH else 0]
+                )[0]
                 if kind == "step":
                     ops.append(self.step(op_id))
                 elif kind == "sleep":
@@ -137,10 +159,15 @@ class Generator:
                 else:
                     ops.append({**self.child(op_id, depth), "wait": True})
             items.append({"ops": ops, "strict": r.random() < 0.5})
-        return {"id": iid, "kind": "fan_out", "api": r.choice(["map", "parallel"]),
-                "items": items, "max_concurrency": r.choice([None, 1, 2]),
-                "min_successful": bound if limit == "min" else None,
-                "tolerated_failures": bound - 1 if limit == "tol" else None}
+        return {
+            "id": iid,
+            "kind": "fan_out",
+            "api": r.choice(["map", "parallel"]),
+            "items": items,
+            "max_concurrency": r.choice([None, 1, 2]),
+            "min_successful": bound if limit == "min" else None,
+            "tolerated_failures": bound - 1 if limit == "tol" else None,
+        }
 
     def gather(self, iid: str) -> Instr:
         r = self.rng
@@ -153,8 +180,15 @@ class Generator:
         r = self.rng
         ops: list[Instr] = []
         weights = {
-            "step": 10, "sleep": 3, "hook": 3, "child": 2 if depth < MAX_DEPTH else 0,
-            "fan_out": 2, "gather": 2, "patch": 1, "continue_as_new": 1, "cancel": 1,
+            "step": 10,
+            "sleep": 3,
+            "hook": 3,
+            "child": 2 if depth < MAX_DEPTH else 0,
+            "fan_out": 2,
+            "gather": 2,
+            "patch": 1,
+            "continue_as_new": 1,
+            "cancel": 1,
         }
         kinds = list(weights)
         for i in range(size):
@@ -181,9 +215,17 @@ class Generator:
                 weights["cancel"] = 0  # once per program: the run ends there
         if r.random() < 0.08:
             ops.append({"id": f"{pid}.{size}", "kind": "fail"})
-        cleanup = {"id": f"{pid}.cleanup", "kind": "step", "fn": "fast",
-                   "fail": r.randint(0, 2), "mode": "ok", "value": 0, "retry_after": 2,
-                   "yields": 1, "slow": 0}
+        cleanup = {
+            "id": f"{pid}.cleanup",
+            "kind": "step",
+            "fn": "fast",
+            "fail": r.randint(0, 2),
+            "mode": "ok",
+            "value": 0,
+            "retry_after": 2,
+            "yields": 1,
+            "slow": 0,
+        }
         return {"id": pid, "ops": ops, "catch_all": True, "cleanup": cleanup}
 
 
@@ -192,16 +234,26 @@ def _plain_step(instr: Instr, *, fails: bool = True) -> Instr:
     """A step standing in for a switched-off instruction (same id): it succeeds at once, or
     (``fails``, kept from a step) fails at once without retry."""
     mode = instr.get("mode", "ok")
-    mode = "fatal" if fails and mode in ("exhaust", "retry_after", "fatal", "bad_result") \
-        else "ok"
-    return {"id": instr["id"], "kind": "step", "fn": instr.get("fn", "fast"), "fail": 0,
-            "mode": mode, "value": instr.get("value", 1), "retry_after": 2,
-            "yields": instr.get("yields", 0), "slow": 0}
+    mode = "fatal" if fails and mode in ("exhaust", "retry_after", "fatal", "bad_result") else "ok"
+    return {
+        "id": instr["id"],
+        "kind": "step",
+        "fn": instr.get("fn", "fast"),
+        "fail": 0,
+        "mode": mode,
+        "value": instr.get("value", 1),
+        "retry_after": 2,
+        "yields": instr.get("yields", 0),
+        "slow": 0,
+    }
 
 
 def _waits(instr: Instr) -> bool:
-    return instr["kind"] in ("sleep", "hook", "child") or instr["kind"] == "step" and (
-        instr["fail"] > 0 or instr["mode"] == "exhaust" or instr["slow"] > 0)
+    return (
+        instr["kind"] in ("sleep", "hook", "child")
+        or instr["kind"] == "step"
+        and (instr["fail"] > 0 or instr["mode"] == "exhaust" or instr["slow"] > 0)
+    )
 
 
 def restrict(program: Program, f: Features) -> Program:
@@ -216,10 +268,14 @@ def restrict(program: Program, f: Features) -> Program:
             if not f.bad_result and out["mode"] == "bad_result":
                 out["mode"] = "ok"
             return out
-        off = {"hook": not f.hooks, "child": not f.children or (in_branch and not
-                                                                 f.branch_children),
-               "fan_out": not f.fan_out, "gather": not f.gather, "cancel": not f.cancel,
-               "continue_as_new": not f.continue_as_new}
+        off = {
+            "hook": not f.hooks,
+            "child": not f.children or (in_branch and not f.branch_children),
+            "fan_out": not f.fan_out,
+            "gather": not f.gather,
+            "cancel": not f.cancel,
+            "continue_as_new": not f.continue_as_new,
+        }
         if off.get(kind):
             return _plain_step(instr, fails=False)
         if kind == "child":
@@ -245,16 +301,14 @@ def restrict(program: Program, f: Features) -> Program:
             return out
         return dict(instr)
 
-    return {**program, "ops": [one(i, False) for i in program["ops"]],
-            "catch_all": f.catch_all}
+    return {**program, "ops": [one(i, False) for i in program["ops"]], "catch_all": f.catch_all}
 
 
 def generate(seed: int, features: Features = ALL_FEATURES) -> list[Program]:
     """The top-level programs of ``seed`` (1 to 3), each started as its own run."""
     rng = random.Random(f"program:{seed}")
     gen = Generator(rng)
-    programs = [gen.program(f"p{i}", 0, size=rng.randint(2, 8))
-                for i in range(rng.randint(1, 3))]
+    programs = [gen.program(f"p{i}", 0, size=rng.randint(2, 8)) for i in range(rng.randint(1, 3))]
     return [restrict(p, features) for p in programs]
 
 

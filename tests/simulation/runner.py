@@ -79,11 +79,11 @@ class SeedReport:
         return not self.problems
 
 
-async def _simulate(seed: int, config: str, plan: FaultPlan, programs: list[Program],
-                    tmp: Path, features: Features) -> SimResult:
+async def _simulate(
+    seed: int, config: str, plan: FaultPlan, programs: list[Program], tmp: Path, features: Features
+) -> SimResult:
     lease = AWS_LEASE if config == "aws" else EMBEDDED_LEASE
-    w = World(seed, plan, lease_seconds=lease,
-              faults_after_ending=features.faults_after_ending)
+    w = World(seed, plan, lease_seconds=lease, faults_after_ending=features.faults_after_ending)
     stores: list[Any] = []
 
     def make_store() -> Any:
@@ -100,8 +100,14 @@ async def _simulate(seed: int, config: str, plan: FaultPlan, programs: list[Prog
         if config == "aws":
             driver = AwsDriver(w, programs, observer, make_store)
         else:
-            driver = EmbeddedDriver(w, programs, observer, make_store, config,
-                                    concurrent_passes=features.concurrent_passes)
+            driver = EmbeddedDriver(
+                w,
+                programs,
+                observer,
+                make_store,
+                config,
+                concurrent_passes=features.concurrent_passes,
+            )
         try:
             await driver.run()
             snap = await snapshot(observer)
@@ -115,13 +121,23 @@ async def _simulate(seed: int, config: str, plan: FaultPlan, programs: list[Prog
     for store in stores:
         await store.close()
     return SimResult(
-        seed=seed, config=config, plan=plan, results=results, problems=tuple(problems),
-        runs=len(snap.runs), steps=w.steps_run, crashes=w.crashes, store_errors=w.store_errors,
-        rounds=driver.rounds, trace=tuple(w.trace))
+        seed=seed,
+        config=config,
+        plan=plan,
+        results=results,
+        problems=tuple(problems),
+        runs=len(snap.runs),
+        steps=w.steps_run,
+        crashes=w.crashes,
+        store_errors=w.store_errors,
+        rounds=driver.rounds,
+        trace=tuple(w.trace),
+    )
 
 
-def simulate(seed: int, config: str, plan: FaultPlan,
-             features: Features = ALL_FEATURES) -> SimResult:
+def simulate(
+    seed: int, config: str, plan: FaultPlan, features: Features = ALL_FEATURES
+) -> SimResult:
     """Simulate ``seed``'s programs in ``config`` under ``plan``, in a fresh event loop."""
     programs = generate(seed, features)
     tmp = Path(tempfile.mkdtemp(prefix=f"sim{seed}-"))
@@ -139,8 +155,9 @@ def simulate(seed: int, config: str, plan: FaultPlan,
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def check_seed(seed: int, config: str | None = None,
-               features: Features = ALL_FEATURES) -> SeedReport:
+def check_seed(
+    seed: int, config: str | None = None, features: Features = ALL_FEATURES
+) -> SeedReport:
     config = config or config_of(seed)
     faulty = simulate(seed, config, plan_of(seed), features)
     reference = simulate(seed, "memory", NO_FAULTS, features)

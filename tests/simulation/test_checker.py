@@ -35,8 +35,9 @@ def first_failure(expected: str, config: str | None = None) -> SeedReport:
 def test_a_step_result_recorded_twice_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     real = WorkflowContext.record
 
-    async def record_twice(self: WorkflowContext, type_: EventType, data: dict[str, Any],
-                           **kwargs: Any) -> Event:
+    async def record_twice(
+        self: WorkflowContext, type_: EventType, data: dict[str, Any], **kwargs: Any
+    ) -> Event:
         event = await real(self, type_, data, **kwargs)
         if type_ == EventType.STEP_COMPLETED:
             await real(self, type_, data, **kwargs)
@@ -49,12 +50,16 @@ def test_a_step_result_recorded_twice_is_caught(monkeypatch: pytest.MonkeyPatch)
 def test_an_event_after_the_ending_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     real = Executor._after_terminal
 
-    async def append_after(self: Executor, run: Any, history: list[Event], **kwargs: Any
-                           ) -> None:
+    async def append_after(self: Executor, run: Any, history: list[Event], **kwargs: Any) -> None:
         events = await self.storage.get_events(run.run_id)
-        late = Event(event_id=f"late-{run.run_id}", run_id=run.run_id,
-                     type=EventType.STEP_COMPLETED, timestamp=self.clock.now(),
-                     sequence=len(events) + 1, data={"op": 999, "name": "late"})
+        late = Event(
+            event_id=f"late-{run.run_id}",
+            run_id=run.run_id,
+            type=EventType.STEP_COMPLETED,
+            timestamp=self.clock.now(),
+            sequence=len(events) + 1,
+            data={"op": 999, "name": "late"},
+        )
         await self.storage.append_events(run.run_id, [late])
         await real(self, run, history, **kwargs)
 

@@ -25,55 +25,133 @@ PER_BATCH = 25  # 300 seeds, each in the configuration drawn from it
 # Seeds that once failed: (seed, config, switches, the bug). Each must pass with CI's features.
 # (switches: the feature switches of a bug not fixed yet, kept off in CI_FEATURES meanwhile.)
 REGRESSION_SEEDS: list[tuple[int, str, frozenset[str], str]] = [
-    (771, "sqlite", frozenset(),
-     "simulator: after a stalled drive failed, no worker pass was offered again (same time, "
-     "same due runs), so the run stayed running"),
-    (665, "aws", frozenset(),
-     "simulator: a hook's deliveries were timed from a record whose creation had failed, so a "
-     "payload planned after the timeout reached the newer record before its own"),
-    (0, "memory", frozenset(),
-     "known bug 3: no lease renewal during a long step; a second worker runs it again"),
-    (54, "memory", frozenset(),
-     "known bug 5: gather's sibling step outlives the execution; then a sibling's wait reached "
-     "gather before another's failure (a waiting coroutine now parks until its siblings end)"),
-    (62, "sqlite", frozenset(),
-     "new bug A: a child driven inline from a fan-out branch inherits the branch"),
-    (48, "memory", frozenset(),
-     "new bug B: an early stop's end ignores ops a skipped branch recorded before"),
-    (37, "sqlite", frozenset(),
-     "new bug C: a stalled worker swallows ConcurrencyError in user code and runs on"),
-    (212, "memory", frozenset(),
-     "new bug D: an early stop cancels a branch mid-write; a step runs twice in one drive"),
-    (352, "sqlite", frozenset(),
-     "new bug E: a steal retried after a lost race takes the run from a live worker"),
-    (238, "memory", frozenset(),
-     "new bug F: a child's crash before it wakes its parent leaves the parent waiting"),
-    (667, "memory", frozenset(),
-     "new bug G: a hook record stored again at the same instant ties on created_at"),
-    (180, "sqlite", frozenset(),
-     "replayed gather outcomes came in start order, not the recorded order"),
-    (102, "memory", frozenset(),
-     "a worker pass stole from the owner its read found, a live one that had just won"),
-    (73, "sqlite", frozenset(),
-     "one failed heartbeat renewal let a live owner's lease lapse (renew at a third now)"),
-    (262, "memory", frozenset(),
-     "a cancellation reached a gathered coroutine before a sibling's earlier failure"),
-    (713, "sqlite", frozenset(),
-     "a gathered coroutine's recorded failure overtook a sibling's earlier one on replay"),
-    (1682, "sqlite", frozenset(),
-     "a fan-out's early stop cut off the step of a child it was driving inline"),
-    (398, "memory", frozenset(),
-     "a hook payload arriving while the execution settled was taken in stride by the "
-     "heartbeat, and the run suspended waiting for it forever"),
-    (2330, "sqlite", frozenset(),
-     "an early stop with every item finished was not recorded; a replay stopped differently"),
+    (
+        771,
+        "sqlite",
+        frozenset(),
+        "simulator: after a stalled drive failed, no worker pass was offered again (same time, "
+        "same due runs), so the run stayed running",
+    ),
+    (
+        665,
+        "aws",
+        frozenset(),
+        "simulator: a hook's deliveries were timed from a record whose creation had failed, so a "
+        "payload planned after the timeout reached the newer record before its own",
+    ),
+    (
+        0,
+        "memory",
+        frozenset(),
+        "known bug 3: no lease renewal during a long step; a second worker runs it again",
+    ),
+    (
+        54,
+        "memory",
+        frozenset(),
+        "known bug 5: gather's sibling step outlives the execution; then a sibling's wait reached "
+        "gather before another's failure (a waiting coroutine now parks until its siblings end)",
+    ),
+    (
+        62,
+        "sqlite",
+        frozenset(),
+        "new bug A: a child driven inline from a fan-out branch inherits the branch",
+    ),
+    (
+        48,
+        "memory",
+        frozenset(),
+        "new bug B: an early stop's end ignores ops a skipped branch recorded before",
+    ),
+    (
+        37,
+        "sqlite",
+        frozenset(),
+        "new bug C: a stalled worker swallows ConcurrencyError in user code and runs on",
+    ),
+    (
+        212,
+        "memory",
+        frozenset(),
+        "new bug D: an early stop cancels a branch mid-write; a step runs twice in one drive",
+    ),
+    (
+        352,
+        "sqlite",
+        frozenset(),
+        "new bug E: a steal retried after a lost race takes the run from a live worker",
+    ),
+    (
+        238,
+        "memory",
+        frozenset(),
+        "new bug F: a child's crash before it wakes its parent leaves the parent waiting",
+    ),
+    (
+        667,
+        "memory",
+        frozenset(),
+        "new bug G: a hook record stored again at the same instant ties on created_at",
+    ),
+    (
+        180,
+        "sqlite",
+        frozenset(),
+        "replayed gather outcomes came in start order, not the recorded order",
+    ),
+    (
+        102,
+        "memory",
+        frozenset(),
+        "a worker pass stole from the owner its read found, a live one that had just won",
+    ),
+    (
+        73,
+        "sqlite",
+        frozenset(),
+        "one failed heartbeat renewal let a live owner's lease lapse (renew at a third now)",
+    ),
+    (
+        262,
+        "memory",
+        frozenset(),
+        "a cancellation reached a gathered coroutine before a sibling's earlier failure",
+    ),
+    (
+        713,
+        "sqlite",
+        frozenset(),
+        "a gathered coroutine's recorded failure overtook a sibling's earlier one on replay",
+    ),
+    (
+        1682,
+        "sqlite",
+        frozenset(),
+        "a fan-out's early stop cut off the step of a child it was driving inline",
+    ),
+    (
+        398,
+        "memory",
+        frozenset(),
+        "a hook payload arriving while the execution settled was taken in stride by the "
+        "heartbeat, and the run suspended waiting for it forever",
+    ),
+    (
+        2330,
+        "sqlite",
+        frozenset(),
+        "an early stop with every item finished was not recorded; a replay stopped differently",
+    ),
 ]
 
 
 def _explain(report: SeedReport) -> str:
-    return (f"seed {report.seed} ({report.config}): reproduce with "
-            f"`python bench/simulate.py --seed {report.seed} --config {report.config} "
-            f"--features ci`\n" + "\n".join(report.problems))
+    return (
+        f"seed {report.seed} ({report.config}): reproduce with "
+        f"`python bench/simulate.py --seed {report.seed} --config {report.config} "
+        f"--features ci`\n" + "\n".join(report.problems)
+    )
 
 
 @pytest.mark.parametrize("batch", range(BATCHES))
@@ -122,5 +200,10 @@ def test_the_simulation_exercises_the_engine() -> None:
             for i, n in enumerate((r.runs, r.steps, r.crashes, r.store_errors)):
                 totals[config][i] += n
     for config, (runs, steps, crashes, store_errors) in totals.items():
-        assert runs >= 60 and steps >= 300 and crashes >= 10 and store_errors >= 10, \
-            (config, runs, steps, crashes, store_errors)
+        assert runs >= 60 and steps >= 300 and crashes >= 10 and store_errors >= 10, (
+            config,
+            runs,
+            steps,
+            crashes,
+            store_errors,
+        )

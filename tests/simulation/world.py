@@ -31,19 +31,23 @@ class FaultPlan:
     """What the environment may do to the engine in one seed."""
 
     workers: int = 1
-    crash_rate: float = 0.0        # chance that a fault point crashes its process
+    crash_rate: float = 0.0  # chance that a fault point crashes its process
     store_error_rate: float = 0.0  # chance that it raises a transient store error instead
     max_crashes: int = 0
     max_store_errors: int = 0
-    duplicate_rate: float = 0.0    # chance that a wake-up / message is delivered twice
-    stall_at: int | None = None    # the n-th step execution stalls past its run's lease
-    yield_rate: float = 0.0        # chance of a scheduling point before a storage call
-    concurrency: int = 1           # environment actions started together
+    duplicate_rate: float = 0.0  # chance that a wake-up / message is delivered twice
+    stall_at: int | None = None  # the n-th step execution stalls past its run's lease
+    yield_rate: float = 0.0  # chance of a scheduling point before a storage call
+    concurrency: int = 1  # environment actions started together
 
     @property
     def faulty(self) -> bool:
-        return bool(self.max_crashes or self.max_store_errors or self.duplicate_rate
-                    or self.stall_at is not None)
+        return bool(
+            self.max_crashes
+            or self.max_store_errors
+            or self.duplicate_rate
+            or self.stall_at is not None
+        )
 
     @staticmethod
     def draw(rng: random.Random) -> FaultPlan:
@@ -51,7 +55,8 @@ class FaultPlan:
             workers=rng.randint(1, 4),
             crash_rate=rng.choice([0.0, 0.01, 0.03]),
             store_error_rate=rng.choice([0.0, 0.01, 0.03]),
-            max_crashes=rng.randint(0, 3), max_store_errors=rng.randint(0, 3),
+            max_crashes=rng.randint(0, 3),
+            max_store_errors=rng.randint(0, 3),
             duplicate_rate=rng.choice([0.0, 0.1, 0.3]),
             stall_at=rng.randint(1, 12) if rng.random() < 0.25 else None,
             yield_rate=rng.choice([0.0, 0.2, 0.5]),
@@ -61,8 +66,8 @@ class FaultPlan:
 
 @dataclass(frozen=True)
 class TraceEntry:
-    at: float     # virtual seconds since the start
-    who: str      # a worker ("w2#1": worker 2, second incarnation), "env" or "client"
+    at: float  # virtual seconds since the start
+    who: str  # a worker ("w2#1": worker 2, second incarnation), "env" or "client"
     what: str
 
     def __str__(self) -> str:
@@ -76,9 +81,9 @@ class Drive:
     id: int
     worker: str
     action: str
-    status: str = "running"     # running | ok | failed | crashed
-    excused: bool = False       # a fault hit it (or it stalled past its lease): re-runs allowed
-    ended_a_run: bool = False   # it wrote a run's ending event
+    status: str = "running"  # running | ok | failed | crashed
+    excused: bool = False  # a fault hit it (or it stalled past its lease): re-runs allowed
+    ended_a_run: bool = False  # it wrote a run's ending event
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,8 @@ class Blocker:
 
 _ENDING = "workflow."  # in a fault point's label: an append of a run's ending event
 CURRENT_DRIVE: contextvars.ContextVar[Drive | None] = contextvars.ContextVar(
-    "sim_drive", default=None)
+    "sim_drive", default=None
+)
 
 
 class SeededSecrets:
@@ -124,8 +130,15 @@ class SeededSecrets:
 
 
 class World:
-    def __init__(self, seed: int, plan: FaultPlan, *, lease_seconds: float,
-                 faults_after_ending: bool = True, trace_limit: int = 200_000) -> None:
+    def __init__(
+        self,
+        seed: int,
+        plan: FaultPlan,
+        *,
+        lease_seconds: float,
+        faults_after_ending: bool = True,
+        trace_limit: int = 200_000,
+    ) -> None:
         self.seed = seed
         self.plan = plan
         self.faults_after_ending = faults_after_ending
@@ -140,14 +153,14 @@ class World:
         self.execs: list[StepExec] = []
         self.violations: list[str] = []
         self.blockers: list[Blocker] = []
-        self.tokens: dict[str, str] = {}            # token hash -> token (on_created saw it)
-        self.cancels_sent: set[str] = set()         # "run/instruction" self-cancels done
-        self.dead: set[str] = set()                 # workers whose process crashed
+        self.tokens: dict[str, str] = {}  # token hash -> token (on_created saw it)
+        self.cancels_sent: set[str] = set()  # "run/instruction" self-cancels done
+        self.dead: set[str] = set()  # workers whose process crashed
         self.points = 0
         self.crashes = 0
         self.store_errors = 0
         self.steps_run = 0
-        self.canceller: Any = None                  # set by the driver: cancel(run_id) coroutine
+        self.canceller: Any = None  # set by the driver: cancel(run_id) coroutine
 
     # --- trace ---------------------------------------------------------------------------------
     def log(self, who: str, what: str) -> None:
@@ -193,8 +206,10 @@ class World:
             self.crashes += 1
             self.kill(worker, f"crash at point {self.points}: {label}")
             raise InjectedCrash(self.points, label)
-        if self.store_errors < plan.max_store_errors and \
-                plan.crash_rate <= roll < plan.crash_rate + plan.store_error_rate:
+        if (
+            self.store_errors < plan.max_store_errors
+            and plan.crash_rate <= roll < plan.crash_rate + plan.store_error_rate
+        ):
             self.store_errors += 1
             if drive is not None:
                 drive.excused = True
@@ -232,7 +247,8 @@ class World:
                 self.violations.append(
                     f"step {key} attempt {attempt} of {run_id} executed again by {worker} "
                     f"(drive {mine.drive}) while its first execution (drive {prev.drive} on "
-                    f"{prev.worker}, {state}) had no crash, store error or stall to excuse it")
+                    f"{prev.worker}, {state}) had no crash, store error or stall to excuse it"
+                )
         self.execs.append(mine)
         self.log(worker, f"step {key} attempt {attempt} runs ({run_id})")
         return mine
@@ -241,8 +257,9 @@ class World:
         """Hold the calling step until the clock has moved ``seconds`` on."""
         drive = CURRENT_DRIVE.get()
         loop = asyncio.get_running_loop()
-        blocker = Blocker(kind, self.clock.now() + timedelta(seconds=seconds),
-                          loop.create_future(), drive)
+        blocker = Blocker(
+            kind, self.clock.now() + timedelta(seconds=seconds), loop.create_future(), drive
+        )
         if kind == "stall" and drive is not None:
             # The whole process is frozen (a GC pause, a stopped VM): every drive in it stops
             # renewing its lease, and another worker may take any of its runs over.
@@ -355,8 +372,9 @@ class SimStorage(FaultyStorage):
         await self._alive()
         return await self.inner.list_runs(**kwargs)
 
-    async def list_due_runs(self, now: datetime, *, limit: int = 100,
-                            after: str | None = None) -> Any:
+    async def list_due_runs(
+        self, now: datetime, *, limit: int = 100, after: str | None = None
+    ) -> Any:
         await self._alive()
         return await self.inner.list_due_runs(now, limit=limit, after=after)
 
@@ -368,8 +386,9 @@ class SimStorage(FaultyStorage):
         await self._alive()
         return await self.inner.get_hook(token_hash)
 
-    async def find_hook(self, run_id: str, *, hook_id: str | None = None,
-                        name: str | None = None) -> Any:
+    async def find_hook(
+        self, run_id: str, *, hook_id: str | None = None, name: str | None = None
+    ) -> Any:
         await self._alive()
         return await self.inner.find_hook(run_id, hook_id=hook_id, name=name)
 

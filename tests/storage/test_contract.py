@@ -351,8 +351,12 @@ async def test_list_due_runs_pages_after_a_due_key(storage: StorageBackend) -> N
     runs it cannot drive: every due run is reached however many stand before it."""
     for i in range(7):
         await storage.create_run(make_run(f"p{i}", created=T0 + timedelta(seconds=i % 3)), [])
-    await storage.create_run(make_run(
-        "sleeper", created=T0, status=RunStatus.SUSPENDED, wake_at=T0 + timedelta(seconds=1)), [])
+    await storage.create_run(
+        make_run(
+            "sleeper", created=T0, status=RunStatus.SUSPENDED, wake_at=T0 + timedelta(seconds=1)
+        ),
+        [],
+    )
     everything = [r.run_id for r in await storage.list_due_runs(NOW)]
     assert len(everything) == 8
     paged: list[str] = []
@@ -703,10 +707,13 @@ def transactional(storage: StorageBackend) -> bool:
 
 async def test_continue_run_ends_one_run_and_creates_the_next(storage: StorageBackend) -> None:
     old = await storage.create_run(make_run("c-old"), make_events("c-old", 1, 2))
-    done = old.model_copy(update={"status": RunStatus.CONTINUED_AS_NEW,
-                                  "continued_to_run_id": "c-new"})
+    done = old.model_copy(
+        update={"status": RunStatus.CONTINUED_AS_NEW, "continued_to_run_id": "c-new"}
+    )
     stored = await storage.continue_run(
-        done, make_events("c-old", 3, 3), expected_version=old.version,
+        done,
+        make_events("c-old", 3, 3),
+        expected_version=old.version,
         new_run=make_run("c-new", continued_from_run_id="c-old"),
         new_events=make_events("c-new", 1, 1),
     )
@@ -725,8 +732,10 @@ async def test_continue_run_with_a_stale_version_leaves_the_old_run_alone(
     with pytest.raises(ConcurrencyError):
         await storage.continue_run(
             old.model_copy(update={"status": RunStatus.CONTINUED_AS_NEW}),
-            make_events("s-old", 2, 2), expected_version=old.version + 5,
-            new_run=make_run("s-new"), new_events=make_events("s-new", 1, 1),
+            make_events("s-old", 2, 2),
+            expected_version=old.version + 5,
+            new_run=make_run("s-new"),
+            new_events=make_events("s-new", 1, 1),
         )
     assert (await storage.get_run("s-old")).status == RunStatus.PENDING
     assert await sequences(storage, "s-old") == [1]

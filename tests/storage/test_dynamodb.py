@@ -114,7 +114,8 @@ async def test_event_one_lives_in_the_run_item_and_is_written_once(
     run = await ddb.create_run(make_run("r1", input_args='["o-1", 42]'), make_events("r1", 1, 1))
     item = await raw_item(ddb, run_key("r1"))
     assert "e1" in item and not await raw_item(
-        ddb, {"PK": {"S": "RUN#r1"}, "SK": {"S": "EVT#0000000001"}})
+        ddb, {"PK": {"S": "RUN#r1"}, "SK": {"S": "EVT#0000000001"}}
+    )
     size = sum(len(k) + len(next(iter(v.values()))) for k, v in item.items())
     assert size < 1024, f"run item is {size} bytes: over one write unit"
     # a run created without events gets event 1 once; a second writer gets ConcurrencyError
@@ -133,11 +134,22 @@ async def test_sweep_looks_past_runs_held_by_live_workers(ddb: DynamoDBStorageBa
     """GSI5 holds keys only, so leases are checked on the records: a page of runs whose leases
     are live must not hide a due run behind it."""
     for i in range(5):
-        await ddb.create_run(make_run(f"held{i}", created=T0 + timedelta(seconds=i),
-                                      status=RunStatus.RUNNING, lease_owner="w",
-                                      lease_expires_at=T0 + timedelta(days=1)), [])
-    await ddb.create_run(make_run("asleep", created=T0, status=RunStatus.SUSPENDED,
-                                  wake_at=T0 + timedelta(minutes=1)), [])
+        await ddb.create_run(
+            make_run(
+                f"held{i}",
+                created=T0 + timedelta(seconds=i),
+                status=RunStatus.RUNNING,
+                lease_owner="w",
+                lease_expires_at=T0 + timedelta(days=1),
+            ),
+            [],
+        )
+    await ddb.create_run(
+        make_run(
+            "asleep", created=T0, status=RunStatus.SUSPENDED, wake_at=T0 + timedelta(minutes=1)
+        ),
+        [],
+    )
     now = T0 + timedelta(minutes=5)
     assert [r.run_id for r in await ddb.list_due_runs(now, limit=2)] == ["asleep"]
 
@@ -253,8 +265,14 @@ async def test_an_ending_is_a_put_then_an_update_not_a_transaction(
 
     run = await ddb.create_run(make_run("r1"), make_events("r1", 1, 1))
     done = run.model_copy(update={"status": RunStatus.COMPLETED, "completed_at": T0})
-    ending = Event(event_id="end", run_id="r1", type=EventType.WORKFLOW_COMPLETED,
-                   timestamp=T0, sequence=2, data={"result": 1})
+    ending = Event(
+        event_id="end",
+        run_id="r1",
+        type=EventType.WORKFLOW_COMPLETED,
+        timestamp=T0,
+        sequence=2,
+        data={"result": 1},
+    )
     got = await cost(ddb, ddb.append_events("r1", [ending], run=done, expected_version=1))
     assert got == {"PutItem": 1, "UpdateItem": 1}
     assert (await ddb.get_run("r1")).status == RunStatus.COMPLETED  # type: ignore[union-attr]
@@ -270,10 +288,17 @@ async def test_a_suspension_is_a_put_then_an_update_too(ddb: DynamoDBStorageBack
     from pyworkflow.core.events import Event, EventType
 
     run = await ddb.create_run(make_run("r1"), make_events("r1", 1, 1))
-    waiting = run.model_copy(update={"status": RunStatus.SUSPENDED,
-                                     "wake_at": T0 + timedelta(days=1)})
-    sleep = Event(event_id="s", run_id="r1", type=EventType.SLEEP_STARTED, timestamp=T0,
-                  sequence=2, data={"op": 1, "wake_at": (T0 + timedelta(days=1)).isoformat()})
+    waiting = run.model_copy(
+        update={"status": RunStatus.SUSPENDED, "wake_at": T0 + timedelta(days=1)}
+    )
+    sleep = Event(
+        event_id="s",
+        run_id="r1",
+        type=EventType.SLEEP_STARTED,
+        timestamp=T0,
+        sequence=2,
+        data={"op": 1, "wake_at": (T0 + timedelta(days=1)).isoformat()},
+    )
     got = await cost(ddb, ddb.append_events("r1", [sleep], run=waiting, expected_version=1))
     assert got == {"PutItem": 1, "UpdateItem": 1}
     stored = await ddb.get_run("r1")

@@ -72,8 +72,7 @@ KB = 1024
 
 
 @pytest.fixture(params=["memory", "sqlite", "dynamodb"])
-async def storage(request: pytest.FixtureRequest,
-                  tmp_path: Path) -> AsyncIterator[StorageBackend]:
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StorageBackend]:
     """Every backend, wrapped so that every non-empty payload goes to a FileBlobStore."""
     inner = make_backend(request.param, tmp_path)
     if isinstance(inner, DynamoDBStorageBackend):
@@ -90,15 +89,32 @@ def big(n: int, char: str = "x") -> str:
 
 
 def step_event(run_id: str, seq: int, result: Any, *, op: int = 1) -> Event:
-    return Event(event_id=f"e{seq}", run_id=run_id, type=EventType.STEP_COMPLETED,
-                 timestamp=T0, sequence=seq,
-                 data={"op": op, "name": "s", "step_name": "s", "result": result,
-                       "attempt": 1, "duration_ms": 1.0})
+    return Event(
+        event_id=f"e{seq}",
+        run_id=run_id,
+        type=EventType.STEP_COMPLETED,
+        timestamp=T0,
+        sequence=seq,
+        data={
+            "op": op,
+            "name": "s",
+            "step_name": "s",
+            "result": result,
+            "attempt": 1,
+            "duration_ms": 1.0,
+        },
+    )
 
 
 def started(run_id: str, args: list[Any]) -> Event:
-    return Event(event_id="e1", run_id=run_id, type=EventType.WORKFLOW_STARTED, timestamp=T0,
-                 sequence=1, data={"workflow_name": "wf", "args": args, "kwargs": {}})
+    return Event(
+        event_id="e1",
+        run_id=run_id,
+        type=EventType.WORKFLOW_STARTED,
+        timestamp=T0,
+        sequence=1,
+        data={"workflow_name": "wf", "args": args, "kwargs": {}},
+    )
 
 
 @pytest.fixture
@@ -117,8 +133,9 @@ def store(inner: InMemoryStorageBackend, blobs: MemoryBlobStore) -> OffloadingSt
 
 
 # --- what the inner store holds -----------------------------------------------------------------
-async def test_small_payloads_stay_inline(store: OffloadingStorage, inner: StorageBackend,
-                                          blobs: MemoryBlobStore) -> None:
+async def test_small_payloads_stay_inline(
+    store: OffloadingStorage, inner: StorageBackend, blobs: MemoryBlobStore
+) -> None:
     run = make_run("r", input_args='["small"]')
     await store.create_run(run, [started("r", ["small"])])
     await store.append_events("r", [step_event("r", 2, "ok")])
@@ -128,7 +145,8 @@ async def test_small_payloads_stay_inline(store: OffloadingStorage, inner: Stora
 
 
 async def test_a_large_step_result_is_a_pointer_underneath(
-        store: OffloadingStorage, inner: StorageBackend, blobs: MemoryBlobStore) -> None:
+    store: OffloadingStorage, inner: StorageBackend, blobs: MemoryBlobStore
+) -> None:
     await store.create_run(make_run("r"), [started("r", [])])
     result = {"rows": [big(100) for _ in range(200)]}  # ~20 KB
     await store.append_events("r", [step_event("r", 2, result)])
@@ -151,7 +169,8 @@ async def test_a_large_step_result_is_a_pointer_underneath(
 
 
 async def test_run_input_is_offloaded_once_across_record_updates(
-        store: OffloadingStorage, inner: StorageBackend, blobs: MemoryBlobStore) -> None:
+    store: OffloadingStorage, inner: StorageBackend, blobs: MemoryBlobStore
+) -> None:
     args = json.dumps([big(30 * KB)])
     created = await store.create_run(make_run("r", input_args=args), [started("r", [])])
     assert created.input_args == args
@@ -161,9 +180,10 @@ async def test_run_input_is_offloaded_once_across_record_updates(
     run = await store.get_run("r")
     assert run.input_args == args
     for i in range(3):  # lease renewals, status changes: the same input each time
-        run = await store.update_run(run.model_copy(update={"status": RunStatus.RUNNING,
-                                                            "recovery_attempts": i}),
-                                     expected_version=run.version)
+        run = await store.update_run(
+            run.model_copy(update={"status": RunStatus.RUNNING, "recovery_attempts": i}),
+            expected_version=run.version,
+        )
         assert run.input_args == args
     assert blobs.requests["memory.Put"] == 1
     assert (await store.list_runs()).items[0].input_args == args
@@ -171,10 +191,12 @@ async def test_run_input_is_offloaded_once_across_record_updates(
 
 
 async def test_the_largest_fields_go_until_the_record_fits(
-        store: OffloadingStorage, inner: StorageBackend) -> None:
+    store: OffloadingStorage, inner: StorageBackend
+) -> None:
     # 6 + 6 KB: neither alone is over 10 KB, both together are: only the larger one moves
-    run = make_run("r", input_args=json.dumps([big(6 * KB)]),
-                   input_kwargs=json.dumps({"a": big(6 * KB + 100)}))
+    run = make_run(
+        "r", input_args=json.dumps([big(6 * KB)]), input_kwargs=json.dumps({"a": big(6 * KB + 100)})
+    )
     await store.create_run(run, [started("r", [])])
     raw = await inner.get_run("r")
     assert raw.input_args == run.input_args
@@ -182,7 +204,8 @@ async def test_the_largest_fields_go_until_the_record_fits(
 
 
 async def test_one_write_carries_at_most_the_batch_budget_inline(
-        inner: StorageBackend, blobs: MemoryBlobStore) -> None:
+    inner: StorageBackend, blobs: MemoryBlobStore
+) -> None:
     store = OffloadingStorage(inner, blobs, threshold_bytes=10 * KB, batch_inline_bytes=20 * KB)
     await store.create_run(make_run("r"), [started("r", [])])
     events = [step_event("r", 2 + i, big(8 * KB), op=i) for i in range(5)]  # 40 KB in all
@@ -190,27 +213,36 @@ async def test_one_write_carries_at_most_the_batch_budget_inline(
     raw = await inner.get_events("r", after_sequence=1)
     assert sum(is_pointer(e.data) for e in raw) == 3  # 2 x 8 KB stay: under 20 KB
     assert [e.data for e in await store.get_events("r", after_sequence=1)] == [
-        e.data for e in events]
+        e.data for e in events
+    ]
 
 
 async def test_hook_payloads_and_schedule_arguments(
-        store: OffloadingStorage, inner: StorageBackend) -> None:
-    hook = Hook(token_hash="t", run_id="r", hook_id="h1", op=1, name="approval", created_at=T0,
-                version=0)
+    store: OffloadingStorage, inner: StorageBackend
+) -> None:
+    hook = Hook(
+        token_hash="t", run_id="r", hook_id="h1", op=1, name="approval", created_at=T0, version=0
+    )
     await store.create_hook(hook)
     stored = await store.get_hook("t")
     payload = {"doc": big(50 * KB)}
     updated = await store.update_hook(
         stored.model_copy(update={"status": HookStatus.RECEIVED, "payload": payload}),
-        expected_version=stored.version)
+        expected_version=stored.version,
+    )
     assert updated.payload == payload
     assert is_pointer((await inner.get_hook("t")).payload)
     assert (await store.get_hook("t")).payload == payload
     assert (await store.find_hook("r", name="approval")).payload == payload
     assert [h.payload for h in await store.list_hooks(run_id="r")] == [payload]
 
-    schedule = Schedule(schedule_id="s1", workflow_name="wf", spec=ScheduleSpec(cron="* * * * *"),
-                        args=json.dumps([big(20 * KB)]), created_at=T0)
+    schedule = Schedule(
+        schedule_id="s1",
+        workflow_name="wf",
+        spec=ScheduleSpec(cron="* * * * *"),
+        args=json.dumps([big(20 * KB)]),
+        created_at=T0,
+    )
     made = await store.create_schedule(schedule)
     assert made.args == schedule.args
     assert (await inner.get_schedule("s1")).args.startswith('{"$blob":"schedules/s1/args-')
@@ -219,10 +251,12 @@ async def test_hook_payloads_and_schedule_arguments(
 
 
 async def test_a_value_that_looks_like_a_pointer_reads_back_as_itself(
-        store: OffloadingStorage, inner: StorageBackend) -> None:
+    store: OffloadingStorage, inner: StorageBackend
+) -> None:
     fake = {"$blob": "runs/other/secret.json", "sha256": "0" * 64, "size": 3}
-    hook = Hook(token_hash="t", run_id="r", hook_id="h1", op=1, name="n", created_at=T0,
-                payload=fake)
+    hook = Hook(
+        token_hash="t", run_id="r", hook_id="h1", op=1, name="n", created_at=T0, payload=fake
+    )
     await store.create_hook(hook)
     assert (await store.get_hook("t")).payload == fake
     assert (await inner.get_hook("t")).payload != fake  # stored as a blob of its own
@@ -232,8 +266,9 @@ async def test_a_value_that_looks_like_a_pointer_reads_back_as_itself(
 
 
 async def test_odd_run_ids_make_safe_keys(tmp_path: Path) -> None:
-    store = OffloadingStorage(InMemoryStorageBackend(), FileBlobStore(tmp_path / "b"),
-                              threshold_bytes=1)
+    store = OffloadingStorage(
+        InMemoryStorageBackend(), FileBlobStore(tmp_path / "b"), threshold_bytes=1
+    )
     await store.create_run(make_run("../../etc/x y"), [started("../../etc/x y", ["a"])])
     assert (await store.get_events("../../etc/x y"))[0].data["args"] == ["a"]
     files = [p for p in (tmp_path / "b").rglob("*") if p.is_file()]
@@ -250,13 +285,15 @@ async def test_the_blob_is_written_before_the_item() -> None:
     inner = InMemoryStorageBackend()
     store = OffloadingStorage(inner, FailingPuts(), threshold_bytes=10 * KB)
     with pytest.raises(OSError, match="S3 is down"):
-        await store.create_run(make_run("r", input_args=json.dumps([big(20 * KB)])),
-                               [started("r", [])])
+        await store.create_run(
+            make_run("r", input_args=json.dumps([big(20 * KB)])), [started("r", [])]
+        )
     assert await inner.get_run("r") is None  # never an item pointing to nothing
 
 
 async def test_a_tampered_or_missing_blob_is_refused(
-        store: OffloadingStorage, inner: StorageBackend, blobs: MemoryBlobStore) -> None:
+    store: OffloadingStorage, inner: StorageBackend, blobs: MemoryBlobStore
+) -> None:
     await store.create_run(make_run("r"), [started("r", [])])
     await store.append_events("r", [step_event("r", 2, big(20 * KB))])
     key = (await inner.get_events("r"))[1].data["$blob"]
@@ -270,13 +307,15 @@ async def test_a_tampered_or_missing_blob_is_refused(
 
 
 async def test_a_step_result_over_the_limit_fails_the_step_in_place(
-        inner: StorageBackend, blobs: MemoryBlobStore) -> None:
+    inner: StorageBackend, blobs: MemoryBlobStore
+) -> None:
     """The store refuses what is over its limit and decides nothing; the executor's check
     (pyworkflow/runtime/payloads.py) records the step's failure in the result's place."""
     store = OffloadingStorage(inner, blobs, threshold_bytes=10 * KB, max_payload_bytes=50 * KB)
     await store.create_run(make_run("r"), [started("r", [])])
     event = step_event("r", 2, big(60 * KB)).model_copy(
-        update={"data": {**step_event("r", 2, big(60 * KB)).data, "path": "1"}})
+        update={"data": {**step_event("r", 2, big(60 * KB)).data, "path": "1"}}
+    )
     with pytest.raises(PayloadTooLargeError):
         await store.append_events("r", [event])
     assert len(await store.get_events("r")) == 1
@@ -289,58 +328,81 @@ async def test_a_step_result_over_the_limit_fails_the_step_in_place(
     assert "51,200 bytes" in str(error)
     recorded = (await store.get_events("r"))[1]
     assert recorded.sequence == 2 and recorded.type == EventType.STEP_FAILED
-    assert recorded.data == {"op": 1, "name": "s", "step_name": "s", "attempt": 1, "path": "1",
-                             "error": str(error), "error_type": "PayloadTooLargeError"}
+    assert recorded.data == {
+        "op": 1,
+        "name": "s",
+        "step_name": "s",
+        "attempt": 1,
+        "path": "1",
+        "error": str(error),
+        "error_type": "PayloadTooLargeError",
+    }
     assert blobs.requests["memory.Put"] == 0
 
 
 async def test_a_workflow_result_over_the_limit_fails_the_run(
-        inner: StorageBackend, blobs: MemoryBlobStore) -> None:
+    inner: StorageBackend, blobs: MemoryBlobStore
+) -> None:
     store = OffloadingStorage(inner, blobs, threshold_bytes=10 * KB, max_payload_bytes=50 * KB)
     run = await store.create_run(make_run("r"), [started("r", [])])
     value = json.dumps(big(60 * KB))
-    done = Event(event_id="e2", run_id="r", type=EventType.WORKFLOW_COMPLETED, timestamp=T0,
-                 sequence=2, data={"result": json.loads(value)})
+    done = Event(
+        event_id="e2",
+        run_id="r",
+        type=EventType.WORKFLOW_COMPLETED,
+        timestamp=T0,
+        sequence=2,
+        data={"result": json.loads(value)},
+    )
     completed = run.model_copy(update={"status": RunStatus.COMPLETED, "result": value})
     with pytest.raises(PayloadTooLargeError):
         await store.append_events("r", [done], run=completed, expected_version=run.version)
-    events, record, successor = fit_final(PayloadGuard.for_storage(store), [done], completed,
-                                          None)
+    events, record, successor = fit_final(PayloadGuard.for_storage(store), [done], completed, None)
     stored = await store.append_events("r", events, run=record, expected_version=run.version)
     assert successor is None
     assert stored.status == RunStatus.FAILED and stored.result is None
     assert "The result of workflow 'wf'" in stored.error or "result" in stored.error
     assert "PYWORKFLOW_MAX_PAYLOAD_BYTES" in stored.error
-    assert [e.type for e in await store.get_events("r")] == [EventType.WORKFLOW_STARTED,
-                                                             EventType.WORKFLOW_FAILED]
+    assert [e.type for e in await store.get_events("r")] == [
+        EventType.WORKFLOW_STARTED,
+        EventType.WORKFLOW_FAILED,
+    ]
 
 
 async def test_arguments_over_the_limit_are_refused_to_the_caller(
-        inner: StorageBackend, blobs: MemoryBlobStore) -> None:
+    inner: StorageBackend, blobs: MemoryBlobStore
+) -> None:
     store = OffloadingStorage(inner, blobs, threshold_bytes=10 * KB, max_payload_bytes=50 * KB)
-    with pytest.raises(PayloadTooLargeError, match="arguments of workflow 'wf'.*"
-                                                   "PYWORKFLOW_MAX_PAYLOAD_BYTES"):
-        await store.create_run(make_run("r", input_args=json.dumps([big(60 * KB)])),
-                               [started("r", [big(60 * KB)])])
+    with pytest.raises(
+        PayloadTooLargeError, match="arguments of workflow 'wf'.*PYWORKFLOW_MAX_PAYLOAD_BYTES"
+    ):
+        await store.create_run(
+            make_run("r", input_args=json.dumps([big(60 * KB)])), [started("r", [big(60 * KB)])]
+        )
     assert await inner.get_run("r") is None
 
 
-async def test_without_a_blob_store_dynamodbs_item_limit_is_named(
-        inner: StorageBackend) -> None:
+async def test_without_a_blob_store_dynamodbs_item_limit_is_named(inner: StorageBackend) -> None:
     store = OffloadingStorage(inner, None)
-    await store.create_run(make_run("r", input_args=json.dumps([big(300 * KB)])),
-                           [started("r", [])])  # under 400 KB: stored as it is
+    await store.create_run(
+        make_run("r", input_args=json.dumps([big(300 * KB)])), [started("r", [])]
+    )  # under 400 KB: stored as it is
     assert (await inner.get_run("r")).input_args == json.dumps([big(300 * KB)])
     with pytest.raises(PayloadTooLargeError) as info:
-        await store.create_run(make_run("r2", input_args=json.dumps([big(500 * KB)])),
-                               [started("r2", [])])
+        await store.create_run(
+            make_run("r2", input_args=json.dumps([big(500 * KB)])), [started("r2", [])]
+        )
     assert "DynamoDB's 400 KB item limit" in str(info.value)
     assert "PYWORKFLOW_BLOB_BUCKET" in str(info.value)
 
 
 def test_offload_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("PYWORKFLOW_BLOB_BUCKET", "PYWORKFLOW_BLOB_DIR",
-                 "PYWORKFLOW_OFFLOAD_THRESHOLD_BYTES", "PYWORKFLOW_MAX_PAYLOAD_BYTES"):
+    for name in (
+        "PYWORKFLOW_BLOB_BUCKET",
+        "PYWORKFLOW_BLOB_DIR",
+        "PYWORKFLOW_OFFLOAD_THRESHOLD_BYTES",
+        "PYWORKFLOW_MAX_PAYLOAD_BYTES",
+    ):
         monkeypatch.delenv(name, raising=False)
     plain = InMemoryStorageBackend()
     assert offload_from_env(plain) is plain
@@ -371,7 +433,8 @@ async def large_report(document: str, size: int) -> int:
 
 
 async def test_embedded_runtime_on_sqlite_with_a_blob_directory(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PYWORKFLOW_BLOB_DIR", str(tmp_path / "blobs"))
     monkeypatch.setenv("PYWORKFLOW_STORAGE", "sqlite")
     pyworkflow.reset_config()
@@ -389,7 +452,8 @@ async def test_embedded_runtime_on_sqlite_with_a_blob_directory(
 
 
 async def test_embedded_step_result_over_the_limit_fails_the_run_naming_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PYWORKFLOW_BLOB_DIR", str(tmp_path / "blobs"))
     monkeypatch.setenv("PYWORKFLOW_MAX_PAYLOAD_BYTES", str(100 * KB))
     pyworkflow.reset_config()
@@ -413,7 +477,8 @@ async def growing(payload: str, rounds: int) -> int:
 
 
 async def test_embedded_continued_arguments_over_the_limit_fail_the_run_instead(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The executor's check, not the store: a run whose successor's arguments cannot be
     stored fails (its continue-as-new event recorded as the failure) and no successor exists."""
     monkeypatch.setenv("PYWORKFLOW_BLOB_DIR", str(tmp_path / "blobs"))

@@ -72,7 +72,8 @@ async def test_a_hook_resumed_mid_way_by_run_and_name(workflow_env):
     assert env.timers == []
     received = await env.events(run_id, EventType.HOOK_RECEIVED)
     assert [(e.timestamp, e.data["payload"]) for e in received] == [
-        (T0 + timedelta(days=1, hours=3), {"approved": True, "by": "dana"})]
+        (T0 + timedelta(days=1, hours=3), {"approved": True, "by": "dana"})
+    ]
 
 
 async def test_a_captured_token_resumes_the_hook_as_a_webhook_would(workflow_env):
@@ -121,13 +122,19 @@ async def test_events_and_steps_filter_the_history(workflow_env):
     run_id = await env.start(kit_steps_mix)
     assert await env.result(run_id) == ["draft:a", "draft:b", "published c (d)"]
     assert await env.event_types(run_id) == [
-        "workflow.started", "step.completed", "step.completed", "step.completed",
-        "workflow.completed"]
+        "workflow.started",
+        "step.completed",
+        "step.completed",
+        "step.completed",
+        "workflow.completed",
+    ]
     assert len(await env.events(run_id, "step")) == 3
     assert len(await env.events(run_id, ["workflow.started", "workflow.completed"])) == 2
     prepared = await env.steps(run_id, "kit_prepare")
     assert [(s.attempt, s.outcome, s.result) for s in prepared] == [
-        (1, StepOutcome.COMPLETED, "draft:a"), (1, StepOutcome.COMPLETED, "draft:b")]
+        (1, StepOutcome.COMPLETED, "draft:a"),
+        (1, StepOutcome.COMPLETED, "draft:b"),
+    ]
     events = await env.events(run_id)
     assert filter_events(events, name="kit_publish")[0].data["result"] == "published c (d)"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-USER_TEST = '''
+USER_TEST = """
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -44,18 +44,25 @@ def test_each_test_gets_its_own_environment_and_config_comes_back():
     import pyworkflow
 
     assert pyworkflow.get_config().clock is None
-'''
+"""
 
 
 def run_pytest(tmp_path: Path, extra_path: list[Path] | None = None) -> str:
     (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_mode = auto\n")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS")
+    }
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in [ROOT, *(extra_path or [])])
     env["PYWORKFLOW_DB"] = str(tmp_path / "default.db")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
@@ -70,7 +77,8 @@ def test_required_by_name_in_the_rootdir_conftest(tmp_path):
 
 def test_required_by_name_in_a_test_module(tmp_path):
     (tmp_path / "test_user.py").write_text(
-        USER_TEST.format(plugins='pytest_plugins = ["pyworkflow.testing.plugin"]'))
+        USER_TEST.format(plugins='pytest_plugins = ["pyworkflow.testing.plugin"]')
+    )
     assert "3 passed" in run_pytest(tmp_path)
 
 
@@ -83,22 +91,24 @@ def test_found_through_the_declared_entry_point(tmp_path):
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pyworkflow-probe\nVersion: 0.0\n")
     (dist / "entry_points.txt").write_text(
-        "[pytest11]\n" + "".join(f"{name} = {target}\n" for name, target in points.items()))
+        "[pytest11]\n" + "".join(f"{name} = {target}\n" for name, target in points.items())
+    )
     project = tmp_path / "project"
     project.mkdir()
     # also named by pytest_plugins: the entry point's name is the module's, so it loads once
     (project / "test_user.py").write_text(
-        USER_TEST.format(plugins='pytest_plugins = ["pyworkflow.testing.plugin"]'))
+        USER_TEST.format(plugins='pytest_plugins = ["pyworkflow.testing.plugin"]')
+    )
     (project / "test_plain.py").write_text(
         "async def test_fixture_without_any_import(workflow_env):\n"
-        "    assert workflow_env.timers == []\n")
+        "    assert workflow_env.timers == []\n"
+    )
     assert "4 passed" in run_pytest(project, [site])
 
 
 def test_without_pytest_asyncio_the_fixture_says_what_is_missing(tmp_path):
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["pyworkflow.testing.plugin"]\n')
-    (tmp_path / "test_user.py").write_text(
-        "def test_sync(workflow_env):\n    pass\n")
+    (tmp_path / "test_user.py").write_text("def test_sync(workflow_env):\n    pass\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
     env["PYTHONPATH"] = str(ROOT)
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # no pytest-asyncio (nor anything else)
@@ -106,8 +116,11 @@ def test_without_pytest_asyncio_the_fixture_says_what_is_missing(tmp_path):
     (tmp_path / "pytest_asyncio.py").write_text("raise ImportError('not installed')\n")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=tmp_path, env={**env, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
-        capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0

@@ -58,8 +58,7 @@ async def test_a_new_step_in_the_middle_is_reported_as_nondeterminism():
         run_id = await env.start(kit_pipeline)
         await env.result(run_id)
         variant["audit"] = True  # the "next version" adds a step where history has another
-        with pytest.raises(NonDeterminismError,
-                           match=r"#2.*step 'kit_fetch'.*step 'kit_audit'"):
+        with pytest.raises(NonDeterminismError, match=r"#2.*step 'kit_fetch'.*step 'kit_audit'"):
             await env.replay(run_id)
         assert ran == ["a", "b"]  # nothing ran during the replay
 

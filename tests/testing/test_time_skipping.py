@@ -59,7 +59,9 @@ async def test_a_seven_day_sleep_ends_seven_virtual_days_later(workflow_env):
     assert run.completed_at == T0 + timedelta(days=7)
     sleeps = await env.events(run_id, "sleep")
     assert [(e.type.value, e.timestamp) for e in sleeps] == [
-        ("sleep.started", T0), ("sleep.completed", T0 + timedelta(days=7))]
+        ("sleep.started", T0),
+        ("sleep.completed", T0 + timedelta(days=7)),
+    ]
     assert env.timers == []
 
 
@@ -129,7 +131,10 @@ async def test_an_uncaught_hook_timeout_fails_the_run_with_its_exception(workflo
         await env.result(run_id)
     run = await env.get_run(run_id)
     assert (run.status, run.error_type, run.completed_at) == (
-        RunStatus.FAILED, "HookExpiredError", T0 + timedelta(days=2))
+        RunStatus.FAILED,
+        "HookExpiredError",
+        T0 + timedelta(days=2),
+    )
 
 
 @workflow
@@ -150,7 +155,8 @@ async def test_a_child_that_sleeps_wakes_its_parent_on_virtual_time(workflow_env
     run_id = await env.start(kit_parent)
     children = await env.children(run_id)
     assert [(c.workflow_name, c.status) for c in children] == [
-        ("kit_sleepy_child", RunStatus.SUSPENDED)]
+        ("kit_sleepy_child", RunStatus.SUSPENDED)
+    ]
     assert await env.result(run_id) == {"child": "child slept 3d", "done": "parent"}
     assert env.now == T0 + timedelta(days=3, hours=1)
     child = await env.get_run(children[0].run_id)

@@ -27,11 +27,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_DIR = REPO_ROOT / ".cache" / "playwright-core"
 SCREENSHOT_DIR = REPO_ROOT / ".cache" / "screenshots"
 DRIVER = Path(__file__).with_name("driver.cjs")
-ENV_CHROMIUM = "PYWORKFLOW_CHROMIUM"   # a browser other than the one on PATH
-CHROMIUM_HINT = ("the viewer's browser test needs Chromium: apt-get install -y chromium "
-                 f"(or set {ENV_CHROMIUM} to a Chromium binary)")
-NODE_HINT = f"the viewer's browser test needs Node.js and npm for {PACKAGE}: " \
-            "apt-get install -y nodejs npm"
+ENV_CHROMIUM = "PYWORKFLOW_CHROMIUM"  # a browser other than the one on PATH
+CHROMIUM_HINT = (
+    "the viewer's browser test needs Chromium: apt-get install -y chromium "
+    f"(or set {ENV_CHROMIUM} to a Chromium binary)"
+)
+NODE_HINT = (
+    f"the viewer's browser test needs Node.js and npm for {PACKAGE}: apt-get install -y nodejs npm"
+)
 
 
 class BrowserError(RuntimeError):
@@ -39,8 +42,9 @@ class BrowserError(RuntimeError):
 
 
 def find_chromium() -> str:
-    path = os.environ.get(ENV_CHROMIUM) or shutil.which("chromium") or \
-        shutil.which("chromium-browser")
+    path = (
+        os.environ.get(ENV_CHROMIUM) or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
     if not path or not Path(path).exists():
         raise BrowserError(CHROMIUM_HINT)
     return path
@@ -68,9 +72,10 @@ def ensure_installed(directory: Path = INSTALL_DIR) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not _installed(directory):
             done = subprocess.run(
-                [npm, "install", "--no-audit", "--no-fund", "--prefix", str(directory),
-                 PACKAGE],
-                capture_output=True, text=True, check=False,
+                [npm, "install", "--no-audit", "--no-fund", "--prefix", str(directory), PACKAGE],
+                capture_output=True,
+                text=True,
+                check=False,
                 # playwright-core downloads nothing on install; say so anyway.
                 env={**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"},
             )
@@ -94,8 +99,11 @@ class Browser:
             raise BrowserError(NODE_HINT)
         self._ids = itertools.count(1)
         self._proc = subprocess.Popen(
-            [node, str(DRIVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
+            [node, str(DRIVER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             env={**os.environ, "PLAYWRIGHT_CORE": str(module), "CHROMIUM_PATH": chromium},
         )
 
@@ -163,8 +171,12 @@ class Browser:
     def __enter__(self) -> Browser:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
@@ -178,8 +190,10 @@ def main() -> int:
     parser.parse_args()
     try:
         with Browser() as browser:
-            print(f"{PACKAGE} in {INSTALL_DIR}; Chromium {browser.call('version')} at "
-                  f"{find_chromium()}")
+            print(
+                f"{PACKAGE} in {INSTALL_DIR}; Chromium {browser.call('version')} at "
+                f"{find_chromium()}"
+            )
     except BrowserError as exc:
         print(f"error: {exc}")
         return 1

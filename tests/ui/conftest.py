@@ -37,23 +37,27 @@ class Viewer:
     dispatcher: RecordingDispatcher
     clock: ManualClock
 
-    def raw(self, method: str, path: str, body: Any = None,
-            query: dict[str, Any] | None = None) -> dict[str, Any]:
+    def raw(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         answer: dict[str, Any] = self.module.handler(
             http_event(method, path, body, query=query),
-            FakeLambdaContext(function_name="pyworkflow-api"))
+            FakeLambdaContext(function_name="pyworkflow-api"),
+        )
         return answer
 
     def page(self, path: str, **query: Any) -> Page:
         answer = self.raw("GET", path, query=query or None)
-        return Page(answer["statusCode"], dict(answer.get("headers") or {}),
-                    answer.get("body") or "")
+        return Page(
+            answer["statusCode"], dict(answer.get("headers") or {}), answer.get("body") or ""
+        )
 
     def start(self, workflow: str, *args: Any, **kwargs: Any) -> str:
         import json
 
-        answer = self.raw("POST", "/runs", {"workflow": workflow, "args": list(args),
-                                            "kwargs": kwargs})
+        answer = self.raw(
+            "POST", "/runs", {"workflow": workflow, "args": list(args), "kwargs": kwargs}
+        )
         assert answer["statusCode"] == 202, answer
         return str(json.loads(answer["body"])["run_id"])
 
@@ -98,8 +102,13 @@ def viewer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Viewer]:
     monkeypatch.setenv(config.ENV_MODULE, WORKFLOWS)
     clock = ManualClock()
     dispatcher = RecordingDispatcher()
-    runtime = AwsRuntime(SQLiteStorageBackend(tmp_path / "ui.db"), dispatcher,  # type: ignore[arg-type]
-                         clock=clock, lease_seconds=30, max_receives=3)
+    runtime = AwsRuntime(
+        SQLiteStorageBackend(tmp_path / "ui.db"),
+        dispatcher,  # type: ignore[arg-type]
+        clock=clock,
+        lease_seconds=30,
+        max_receives=3,
+    )
     module.reset(runtime)
     yield Viewer(module=module, runtime=runtime, dispatcher=dispatcher, clock=clock)
     module.reset()

@@ -29,13 +29,22 @@ def stack() -> Iterator[LocalStack]:
     from infra.dynamodb_local import DynamoDBLocalError, running
 
     try:
-        with running() as ddb, LocalStack(
-            module="tests.ui.workflows", port=0, stack_name="ui", tick_seconds=0.2,
-            dynamodb_endpoint=ddb.endpoint_url,
-            # Every wait (the retry's backoff, the sleep) goes through a Scheduler schedule.
-            env={"PYWORKFLOW_SQS_DELAY_MAX_SECONDS": "0", "POWERTOOLS_METRICS_DISABLED": "true",
-                 "POWERTOOLS_LOG_LEVEL": "WARNING"},
-        ) as local:
+        with (
+            running() as ddb,
+            LocalStack(
+                module="tests.ui.workflows",
+                port=0,
+                stack_name="ui",
+                tick_seconds=0.2,
+                dynamodb_endpoint=ddb.endpoint_url,
+                # Every wait (the retry's backoff, the sleep) goes through a Scheduler schedule.
+                env={
+                    "PYWORKFLOW_SQS_DELAY_MAX_SECONDS": "0",
+                    "POWERTOOLS_METRICS_DISABLED": "true",
+                    "POWERTOOLS_LOG_LEVEL": "WARNING",
+                },
+            ) as local,
+        ):
             yield local
     except DynamoDBLocalError as exc:
         pytest.fail(str(exc), pytrace=False)
@@ -45,7 +54,7 @@ def stack() -> Iterator[LocalStack]:
 def browser() -> Iterator[Browser]:
     try:
         with Browser() as b:
-            b.call("version")   # fails here, with the hint, if Chromium cannot start
+            b.call("version")  # fails here, with the hint, if Chromium cannot start
             yield b
     except BrowserError as exc:
         pytest.fail(str(exc), pytrace=False)
@@ -53,8 +62,9 @@ def browser() -> Iterator[Browser]:
 
 def _api(stack: LocalStack, method: str, path: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(stack.api_url + path, data=data, method=method,
-                                     headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        stack.api_url + path, data=data, method=method, headers={"content-type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -72,7 +82,7 @@ def _wait_for(stack: LocalStack, run_id: str, *statuses: str, timeout: float = 9
 
 
 def test_the_viewer_in_chromium(stack: LocalStack, browser: Browser) -> None:
-    order = "o-" + wf.XSS                   # markup in the arguments, results and errors
+    order = "o-" + wf.XSS  # markup in the arguments, results and errors
     first = _api(stack, "POST", "/runs", {"workflow": "ui_order", "args": [order]})["run_id"]
     second = _wait_for(stack, first, "continued_as_new")["continued_to_run_id"]
     _wait_for(stack, second, "completed")
@@ -102,14 +112,14 @@ def test_the_viewer_in_chromium(stack: LocalStack, browser: Browser) -> None:
     # The first run's page, reached by its link; then on to the next run of the chain.
     browser.goto(ui)
     assert browser.click(f'#runs tr.run[data-run-id="{first}"] a.run-link').endswith(
-        f"/ui/runs/{first}")
+        f"/ui/runs/{first}"
+    )
     assert browser.texts("#run-id") == [first]
     assert browser.click("a.chain-next").endswith(f"/ui/runs/{second}")
 
     # The second run's timeline: every event, in order, with what each one says.
     assert browser.attrs("#timeline tr.event", "data-type") == [e["type"] for e in events]
-    assert browser.attrs("#timeline tr.event", "data-seq") == [
-        str(e["sequence"]) for e in events]
+    assert browser.attrs("#timeline tr.event", "data-seq") == [str(e["sequence"]) for e in events]
     (retry,) = browser.texts('#timeline tr.event[data-type="step.retrying"]')
     assert "attempt 1" in retry and "RuntimeError: card declined" in retry and wf.XSS in retry
     (charge,) = browser.texts('#operations tr.op[data-op="1"]')
@@ -119,7 +129,7 @@ def test_the_viewer_in_chromium(stack: LocalStack, browser: Browser) -> None:
     assert browser.texts("#children a.child") == [f"{second}-c3"]
     assert browser.attrs("a.chain-prev", "href") == [f"./{first}"]
     assert browser.count("a.chain-next") == 0
-    assert json.dumps(wf.XSS)[1:-1] in browser.texts("#result")[0]   # as JSON text
+    assert json.dumps(wf.XSS)[1:-1] in browser.texts("#result")[0]  # as JSON text
     shot = browser.screenshot(SCREENSHOT_DIR / "run.png")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"\nscreenshots: {shot} {SCREENSHOT_DIR / 'runs.png'}")
@@ -137,8 +147,7 @@ def test_the_viewer_in_chromium(stack: LocalStack, browser: Browser) -> None:
     assert browser.attrs("a.parent", "href") == [f"./{second}"]
 
 
-def test_a_missing_chromium_fails_with_how_to_install_it(monkeypatch: pytest.MonkeyPatch
-                                                         ) -> None:
+def test_a_missing_chromium_fails_with_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.ui import browser as module
 
     monkeypatch.setenv(module.ENV_CHROMIUM, "/nonexistent/chromium")

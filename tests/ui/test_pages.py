@@ -71,11 +71,14 @@ def test_list_pages_with_the_api_cursor(viewer: Viewer) -> None:
     assert len(seen) == 4 and len(set(seen)) == 4
 
 
-@pytest.mark.parametrize(("query", "needle"), [
-    ({"status": "bogus"}, "status"),
-    ({"limit": "0"}, "limit"),
-    ({"cursor": "not-a-cursor"}, "cursor"),
-])
+@pytest.mark.parametrize(
+    ("query", "needle"),
+    [
+        ({"status": "bogus"}, "status"),
+        ({"limit": "0"}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+    ],
+)
 def test_bad_filters_are_a_400_page(viewer: Viewer, query: dict[str, str], needle: str) -> None:
     page = viewer.page("/ui", **query)
     assert page.status == 400 and page.headers["Content-Type"].startswith("text/html")
@@ -88,8 +91,11 @@ def test_run_page_shows_the_timeline_in_order(viewer: Viewer) -> None:
     events = json.loads(viewer.raw("GET", f"/runs/{second}/events")["body"])["items"]
     page = viewer.page(f"/ui/runs/{second}")
     assert page.status == 200
-    rows = re.findall(r'<tr class="event[^"]*" data-seq="(\d+)" data-type="([^"]+)">'
-                      r'<td class="num">\d+</td><td class="num">([^<]+)</td>', page.text)
+    rows = re.findall(
+        r'<tr class="event[^"]*" data-seq="(\d+)" data-type="([^"]+)">'
+        r'<td class="num">\d+</td><td class="num">([^<]+)</td>',
+        page.text,
+    )
     assert [(int(s), t) for s, t, _ in rows] == [(e["sequence"], e["type"]) for e in events]
     # The manual clock moves only for the retry's backoff (1 s) and the sleep (1 s).
     offsets = {t: o for _, t, o in rows}
@@ -111,7 +117,7 @@ def test_run_page_shows_durations_waits_retries_and_children(viewer: Viewer) -> 
     charge = _op_row(text, 1)
     assert 'data-kind="step"' in charge and 'class="op retry"' in charge
     assert '<td class="num attempts">2</td>' in charge
-    assert '<td class="num duration">1.0 s</td>' in charge   # first failure → success
+    assert '<td class="num duration">1.0 s</td>' in charge  # first failure → success
     sleep = _op_row(text, 2)
     assert 'data-kind="sleep"' in sleep and '<td class="outcome">slept</td>' in sleep
     assert '<td class="num duration">1.0 s</td>' in sleep
@@ -139,15 +145,15 @@ def test_continue_as_new_chain_links_both_ways(viewer: Viewer) -> None:
 
 
 def test_user_data_is_text_never_markup(viewer: Viewer) -> None:
-    first, second = _order(viewer, order=wf.XSS)   # markup in the arguments too
+    first, second = _order(viewer, order=wf.XSS)  # markup in the arguments too
     pages = [viewer.page("/ui"), viewer.page("/ui", workflow=wf.XSS)]
     pages += [viewer.page(f"/ui/runs/{r}") for r in (first, second, f"{second}-c3")]
     for page in pages:
         assert page.status == 200
         assert not re.search(r"<\s*(script|img)|onerror\s*=\s*[\"']", page.text, re.I)
     run_page = pages[3].text
-    assert ESCAPED_XSS in run_page                        # the error message of the retry
-    assert html.escape(json.dumps(wf.XSS)[1:-1]) in run_page   # inside JSON payloads
+    assert ESCAPED_XSS in run_page  # the error message of the retry
+    assert html.escape(json.dumps(wf.XSS)[1:-1]) in run_page  # inside JSON payloads
     # A run id made of markup, in the path: a 404 page that shows it as text.
     missing = viewer.page("/ui/runs/" + "%3Cscript%3Ealert(1)%3C%2Fscript%3E")
     assert missing.status == 404 and not re.search(r"<\s*script", missing.text, re.I)
@@ -160,7 +166,7 @@ def test_hook_tokens_never_appear(viewer: Viewer) -> None:
     token = wf.TOKENS[run_id]
     waiting = viewer.page(f"/ui/runs/{run_id}")
     assert viewer.run(run_id).status == "suspended"
-    assert '<meta http-equiv="refresh" content="5">' in waiting.text   # still going
+    assert '<meta http-equiv="refresh" content="5">' in waiting.text  # still going
     assert 'data-type="hook.created"' in waiting.text and "waiting" in waiting.text
     answer = viewer.raw("POST", f"/hooks/{token}", {"ok": True, "note": wf.XSS})
     assert answer["statusCode"] == 202

@@ -8,7 +8,7 @@ from pyworkflow import continue_as_new, hook, sleep, start_child_workflow, step,
 from pyworkflow.core import context as _ctx
 
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
-TOKENS: dict[str, str] = {}     # run id -> hook token
+TOKENS: dict[str, str] = {}  # run id -> hook token
 _ATTEMPTS: dict[str, int] = {}  # step key -> attempts so far
 
 

@@ -26,8 +26,19 @@ from pyworkflow.exceptions import (
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("30s", 30), ("5m", 300), ("2h", 7200), ("1d", 86400), ("1w", 604800), ("1h30m", 5400),
-     (45, 45), (0.5, 0.5), ("250ms", 0.25), ("10", 10), (timedelta(minutes=2), 120)],
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("2h", 7200),
+        ("1d", 86400),
+        ("1w", 604800),
+        ("1h30m", 5400),
+        (45, 45),
+        (0.5, 0.5),
+        ("250ms", 0.25),
+        ("10", 10),
+        (timedelta(minutes=2), 120),
+    ],
 )
 def test_durations(value, seconds):
     assert parse_duration(value) == pytest.approx(seconds)
@@ -62,13 +73,25 @@ class Color(Enum):
 
 
 def test_to_jsonable_handles_common_types():
-    data = to_jsonable({
-        "item": Item(name="a", price=Decimal("1.50")), "when": datetime(2030, 1, 1, tzinfo=UTC),
-        "pt": Point(1, 2), "tags": {"x"}, "tuple": (1, 2), "color": Color.RED, 3: "int key",
-    })
+    data = to_jsonable(
+        {
+            "item": Item(name="a", price=Decimal("1.50")),
+            "when": datetime(2030, 1, 1, tzinfo=UTC),
+            "pt": Point(1, 2),
+            "tags": {"x"},
+            "tuple": (1, 2),
+            "color": Color.RED,
+            3: "int key",
+        }
+    )
     assert data == {
-        "item": {"name": "a", "price": "1.50"}, "when": "2030-01-01T00:00:00+00:00",
-        "pt": {"x": 1, "y": 2}, "tags": ["x"], "tuple": [1, 2], "color": "red", "3": "int key",
+        "item": {"name": "a", "price": "1.50"},
+        "when": "2030-01-01T00:00:00+00:00",
+        "pt": {"x": 1, "y": 2},
+        "tags": ["x"],
+        "tuple": [1, 2],
+        "color": "red",
+        "3": "int key",
     }
 
 
@@ -118,8 +141,14 @@ def _run() -> WorkflowRun:
 
 
 def _event(seq: int, type_: EventType, **data) -> Event:
-    return Event(event_id=f"e{seq}", run_id="r1", type=type_, sequence=seq,
-                 timestamp=datetime(2030, 1, 1, tzinfo=UTC), data=data)
+    return Event(
+        event_id=f"e{seq}",
+        run_id="r1",
+        type=type_,
+        sequence=seq,
+        timestamp=datetime(2030, 1, 1, tzinfo=UTC),
+        data=data,
+    )
 
 
 async def test_begin_returns_recorded_ops_and_detects_mismatch():

@@ -25,6 +25,7 @@ def test_no_assert_statements_in_the_package_or_the_handlers():
             if name in NOT_YET:
                 continue
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=name)
-            found += [f"{name}:{node.lineno}" for node in ast.walk(tree)
-                      if isinstance(node, ast.Assert)]
+            found += [
+                f"{name}:{node.lineno}" for node in ast.walk(tree) if isinstance(node, ast.Assert)
+            ]
     assert found == []

@@ -46,8 +46,9 @@ async def test_raise_if_failed_chains_the_first_failure_and_returns_results():
 async def test_min_successful_skips_the_rest_and_closes_unstarted_coroutines():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a coroutine never awaited would warn
-        res = await pyworkflow.parallel(*(double(i) for i in range(6)), max_concurrency=1,
-                                        min_successful=2)
+        res = await pyworkflow.parallel(
+            *(double(i) for i in range(6)), max_concurrency=1, min_successful=2
+        )
     assert res.succeeded == {0: 0, 1: 2}
     assert res.skipped == [2, 3, 4, 5]
     assert res.completion_reason == CompletionReason.MIN_SUCCESSFUL_REACHED
@@ -59,11 +60,14 @@ async def test_unreachable_min_successful_stops_as_failure_tolerance_exceeded():
     assert res.skipped == [2, 3]
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"max_concurrency": 0}, "max_concurrency"),
-    ({"min_successful": 5}, "min_successful"),
-    ({"tolerated_failures": -1}, "tolerated_failures"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_concurrency": 0}, "max_concurrency"),
+        ({"min_successful": 5}, "min_successful"),
+        ({"tolerated_failures": -1}, "tolerated_failures"),
+    ],
+)
 async def test_bad_options_are_refused_before_anything_runs(kwargs, message):
     with pytest.raises(ValueError, match=message):
         await pyworkflow.map(double, [1, 2], **kwargs)
@@ -115,9 +119,14 @@ def _ctx_with(history: list[Event]) -> WorkflowContext:
 
 
 def _event(seq: int, op: int, path: str, name: str) -> Event:
-    return Event(event_id=f"e{seq}", run_id="r", type=EventType.STEP_COMPLETED,
-                 timestamp=datetime(2030, 1, 1, tzinfo=UTC), sequence=seq,
-                 data={"op": op, "path": path, "name": name, "result": seq})
+    return Event(
+        event_id=f"e{seq}",
+        run_id="r",
+        type=EventType.STEP_COMPLETED,
+        timestamp=datetime(2030, 1, 1, tzinfo=UTC),
+        sequence=seq,
+        data={"op": op, "path": path, "name": name, "result": seq},
+    )
 
 
 def test_branch_ops_take_their_recorded_numbers_and_new_ones_fill_the_gaps():

@@ -12,44 +12,156 @@ from pyworkflow import EventType, NonDeterminismError, RunStatus
 # ``pyworkflow.__all__``, sorted. A name added to or dropped from the public API must be added to
 # or dropped from this list too, so every change to the surface is a deliberate one.
 PUBLIC_API = [
-    "CalendarSpec", "CancellationError", "ChildWorkflowError", "ChildWorkflowFailedError",
-    "ChildWorkflowHandle", "CompletionReason", "ConcurrencyError", "ConfigurationError", "Event",
-    "EventLimitExceededError", "EventType", "FanOutError", "FanOutResult", "FatalError",
-    "FileStorageBackend", "HookAlreadyReceivedError", "HookExpiredError", "HookNotFoundError",
-    "HookPayloadError", "HookStatus", "InMemoryStorageBackend", "InvalidArgumentsError",
-    "InvalidTokenError", "ItemStatus", "LocalScheduler", "MaxNestingDepthError",
-    "NonDeterminismError", "OverlapPolicy", "PayloadTooLargeError", "ReplayReport", "ResumeResult",
-    "RetryableError", "RunStatus", "SQLiteStorageBackend", "Schedule", "ScheduleSpec",
-    "ScheduleStatus", "SerializationError", "StepContext", "StepInterruptedError",
-    "StorageBackend", "SuspensionSignal", "TypedHook", "WorkflowAlreadyRunningError",
-    "WorkflowError", "WorkflowNotFoundError", "WorkflowRun", "__version__",
-    "activate_scheduled_workflows", "backfill_schedule", "cancel_workflow", "configure",
-    "continue_as_new", "create_schedule", "define_hook", "delete_schedule", "deprecate_patch",
-    "get_config", "get_schedule", "get_scheduled_workflow", "get_step", "get_step_context",
-    "get_storage", "get_workflow", "get_workflow_chain", "get_workflow_events", "get_workflow_run",
-    "has_step_context", "hook", "list_scheduled_workflows", "list_schedules", "list_steps",
-    "list_workflows", "parallel", "patched", "pause_schedule", "replay_history", "reset_config",
-    "resume", "resume_hook", "resume_schedule", "scheduled_workflow", "set_step_context", "shield",
-    "sleep", "start", "start_child_workflow", "step", "trigger_schedule", "update_schedule",
+    "CalendarSpec",
+    "CancellationError",
+    "ChildWorkflowError",
+    "ChildWorkflowFailedError",
+    "ChildWorkflowHandle",
+    "CompletionReason",
+    "ConcurrencyError",
+    "ConfigurationError",
+    "Event",
+    "EventLimitExceededError",
+    "EventType",
+    "FanOutError",
+    "FanOutResult",
+    "FatalError",
+    "FileStorageBackend",
+    "HookAlreadyReceivedError",
+    "HookExpiredError",
+    "HookNotFoundError",
+    "HookPayloadError",
+    "HookStatus",
+    "InMemoryStorageBackend",
+    "InvalidArgumentsError",
+    "InvalidTokenError",
+    "ItemStatus",
+    "LocalScheduler",
+    "MaxNestingDepthError",
+    "NonDeterminismError",
+    "OverlapPolicy",
+    "PayloadTooLargeError",
+    "ReplayReport",
+    "ResumeResult",
+    "RetryableError",
+    "RunStatus",
+    "SQLiteStorageBackend",
+    "Schedule",
+    "ScheduleSpec",
+    "ScheduleStatus",
+    "SerializationError",
+    "StepContext",
+    "StepInterruptedError",
+    "StorageBackend",
+    "SuspensionSignal",
+    "TypedHook",
+    "WorkflowAlreadyRunningError",
+    "WorkflowError",
+    "WorkflowNotFoundError",
+    "WorkflowRun",
+    "__version__",
+    "activate_scheduled_workflows",
+    "backfill_schedule",
+    "cancel_workflow",
+    "configure",
+    "continue_as_new",
+    "create_schedule",
+    "define_hook",
+    "delete_schedule",
+    "deprecate_patch",
+    "get_config",
+    "get_schedule",
+    "get_scheduled_workflow",
+    "get_step",
+    "get_step_context",
+    "get_storage",
+    "get_workflow",
+    "get_workflow_chain",
+    "get_workflow_events",
+    "get_workflow_run",
+    "has_step_context",
+    "hook",
+    "list_scheduled_workflows",
+    "list_schedules",
+    "list_steps",
+    "list_workflows",
+    "parallel",
+    "patched",
+    "pause_schedule",
+    "replay_history",
+    "reset_config",
+    "resume",
+    "resume_hook",
+    "resume_schedule",
+    "scheduled_workflow",
+    "set_step_context",
+    "shield",
+    "sleep",
+    "start",
+    "start_child_workflow",
+    "step",
+    "trigger_schedule",
+    "update_schedule",
     "workflow",
 ]
 
 # Subpackages used as public modules; each has an ``__all__`` of its own.
-PUBLIC_SUBPACKAGES = ["pyworkflow.client", "pyworkflow.testing", "pyworkflow.storage",
-                      "pyworkflow.cli"]
+PUBLIC_SUBPACKAGES = [
+    "pyworkflow.client",
+    "pyworkflow.testing",
+    "pyworkflow.storage",
+    "pyworkflow.cli",
+]
 
 ENGINE_NAMES = {
-    "configure", "reset_config", "get_config", "workflow", "step", "sleep", "hook", "define_hook",
-    "resume_hook", "shield", "continue_as_new", "start_child_workflow", "ChildWorkflowHandle",
-    "start", "resume", "cancel_workflow", "get_workflow_run", "get_workflow_events",
-    "get_workflow_chain", "scheduled_workflow", "create_schedule", "list_schedules",
-    "pause_schedule", "resume_schedule", "delete_schedule", "trigger_schedule",
-    "backfill_schedule", "StepContext", "get_step_context", "set_step_context", "WorkflowError",
-    "FatalError", "RetryableError", "CancellationError", "WorkflowNotFoundError",
-    "HookNotFoundError", "HookExpiredError", "HookAlreadyReceivedError", "InvalidTokenError",
-    "ChildWorkflowFailedError", "MaxNestingDepthError", "NonDeterminismError",
-    "EventLimitExceededError", "RunStatus", "WorkflowRun", "InMemoryStorageBackend",
-    "FileStorageBackend", "SQLiteStorageBackend",
+    "configure",
+    "reset_config",
+    "get_config",
+    "workflow",
+    "step",
+    "sleep",
+    "hook",
+    "define_hook",
+    "resume_hook",
+    "shield",
+    "continue_as_new",
+    "start_child_workflow",
+    "ChildWorkflowHandle",
+    "start",
+    "resume",
+    "cancel_workflow",
+    "get_workflow_run",
+    "get_workflow_events",
+    "get_workflow_chain",
+    "scheduled_workflow",
+    "create_schedule",
+    "list_schedules",
+    "pause_schedule",
+    "resume_schedule",
+    "delete_schedule",
+    "trigger_schedule",
+    "backfill_schedule",
+    "StepContext",
+    "get_step_context",
+    "set_step_context",
+    "WorkflowError",
+    "FatalError",
+    "RetryableError",
+    "CancellationError",
+    "WorkflowNotFoundError",
+    "HookNotFoundError",
+    "HookExpiredError",
+    "HookAlreadyReceivedError",
+    "InvalidTokenError",
+    "ChildWorkflowFailedError",
+    "MaxNestingDepthError",
+    "NonDeterminismError",
+    "EventLimitExceededError",
+    "RunStatus",
+    "WorkflowRun",
+    "InMemoryStorageBackend",
+    "FileStorageBackend",
+    "SQLiteStorageBackend",
 }
 
 
@@ -95,13 +207,23 @@ def test_string_values_match_pyworkflow_engine():
     assert EventType.STEP_COMPLETED.value == "step.completed"
     assert EventType.WORKFLOW_CONTINUED_AS_NEW.value == "workflow.continued_as_new"
     assert RunStatus.CONTINUED_AS_NEW.value == "continued_as_new"
-    assert {s.value for s in RunStatus} >= {"pending", "running", "suspended", "completed",
-                                             "failed", "cancelled"}
+    assert {s.value for s in RunStatus} >= {
+        "pending",
+        "running",
+        "suspended",
+        "completed",
+        "failed",
+        "cancelled",
+    }
 
 
 def test_signatures_match_the_engine():
     assert list(inspect.signature(pyworkflow.step).parameters)[:4] == [
-        "name", "max_retries", "retry_delay", "timeout"]
+        "name",
+        "max_retries",
+        "retry_delay",
+        "timeout",
+    ]
     params = inspect.signature(pyworkflow.cancel_workflow).parameters
     assert list(params)[:4] == ["run_id", "reason", "wait", "timeout"]
     assert "idempotency_key" in inspect.signature(pyworkflow.start).parameters
@@ -137,13 +259,23 @@ def test_workflow_decorator_rejects_a_sync_function_with_a_clear_message():
     import pytest
 
     with pytest.raises(TypeError, match="async def"):
+
         @pyworkflow.workflow
         def sync_workflow() -> None: ...
 
 
 def test_fan_out_and_versioning_are_public():
-    names = {"parallel", "FanOutResult", "FanOutError", "ItemStatus", "CompletionReason",
-             "patched", "deprecate_patch", "replay_history", "ReplayReport"}
+    names = {
+        "parallel",
+        "FanOutResult",
+        "FanOutError",
+        "ItemStatus",
+        "CompletionReason",
+        "patched",
+        "deprecate_patch",
+        "replay_history",
+        "ReplayReport",
+    }
     assert names <= set(pyworkflow.__all__)
     assert not inspect.iscoroutinefunction(pyworkflow.patched)  # `if patched(...)` must work
     assert inspect.iscoroutinefunction(pyworkflow.map)
@@ -158,8 +290,11 @@ def test_exception_details_are_declared_and_given_at_creation():
     assert pyworkflow.SerializationError("bad", path="[0]").path == "[0]"
     assert pyworkflow.InvalidArgumentsError("bad", path="['x']").path == "['x']"
     # Rebuilt from a server's message alone (no __init__): the details read as unknown.
-    for cls in (NonDeterminismError, pyworkflow.SerializationError,
-                pyworkflow.InvalidArgumentsError):
+    for cls in (
+        NonDeterminismError,
+        pyworkflow.SerializationError,
+        pyworkflow.InvalidArgumentsError,
+    ):
         error = rebuild(cls, "from the server")
         assert str(error) == "from the server"
         assert getattr(error, "mismatch", None) is None and getattr(error, "path", None) is None

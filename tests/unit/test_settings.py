@@ -34,10 +34,15 @@ DOCUMENTED = {
     "PYWORKFLOW_OFFLOAD_THRESHOLD_BYTES": "offload_threshold_bytes",
     "PYWORKFLOW_MAX_PAYLOAD_BYTES": "max_payload_bytes",
 }
-SAMPLE = {"sqs_delay_max_seconds": ("0", 0.0), "visibility_timeout": ("30", 30.0),
-          "max_receives": ("5.0", 5), "retention_days": ("7", 7.0),
-          "max_request_bytes": ("100", 100), "offload_threshold_bytes": ("1000", 1000),
-          "max_payload_bytes": ("5000", 5000)}
+SAMPLE = {
+    "sqs_delay_max_seconds": ("0", 0.0),
+    "visibility_timeout": ("30", 30.0),
+    "max_receives": ("5.0", 5),
+    "retention_days": ("7", 7.0),
+    "max_request_bytes": ("100", 100),
+    "offload_threshold_bytes": ("1000", 1000),
+    "max_payload_bytes": ("5000", 5000),
+}
 
 
 @pytest.mark.parametrize("variable,field", sorted(DOCUMENTED.items()))
@@ -53,13 +58,18 @@ def test_every_variable_in_the_docs_is_a_setting():
     for path in (REPO / "README.md", REPO / "template.yaml"):
         for word in path.read_text().replace("`", " ").replace("$", " ").split():
             name = word.strip(".,:;()[]{}'\"=")
-            if name.startswith("PYWORKFLOW_") and name.rstrip("_") != "PYWORKFLOW" \
-                    and not name.endswith("_"):
+            if (
+                name.startswith("PYWORKFLOW_")
+                and name.rstrip("_") != "PYWORKFLOW"
+                and not name.endswith("_")
+            ):
                 documented.add(name.split("=")[0])
     assert {"PYWORKFLOW_BLOB_BUCKET", "PYWORKFLOW_MAX_RECEIVES", "PYWORKFLOW_DB"} <= documented
     # the CLI's own flag (a click envvar) and infra's tool directory are not settings
-    assert documented - set(VARIABLES) <= {"PYWORKFLOW_API_NO_SIGN",
-                                           "PYWORKFLOW_DYNAMODB_LOCAL_DIR"}
+    assert documented - set(VARIABLES) <= {
+        "PYWORKFLOW_API_NO_SIGN",
+        "PYWORKFLOW_DYNAMODB_LOCAL_DIR",
+    }
 
 
 def test_region_falls_back_to_aws_default_region(monkeypatch):
@@ -107,8 +117,12 @@ def test_only_the_settings_module_reads_the_environment():
                 continue
             tree = ast.parse(path.read_text())
             for node in ast.walk(tree):
-                if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv") \
-                        and isinstance(node.value, ast.Name) and node.value.id == "os":
+                if (
+                    isinstance(node, ast.Attribute)
+                    and node.attr in ("environ", "getenv")
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "os"
+                ):
                     readers.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert readers == []
 
@@ -117,8 +131,14 @@ def test_storage_imports_neither_config_nor_runtime():
     for path in (REPO / "pyworkflow" / "storage").glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
-                assert not name.startswith(("pyworkflow.config", "pyworkflow.runtime",
-                                            "pyworkflow.service")), f"{path.name}: {name}"
+                assert not name.startswith(
+                    ("pyworkflow.config", "pyworkflow.runtime", "pyworkflow.service")
+                ), f"{path.name}: {name}"
