@@ -100,10 +100,7 @@ class ServiceTransport(Generic[R]):
 
     # --- workflows ---------------------------------------------------------------------------
     async def list_workflows(self) -> list[WorkflowInfo]:
-        return [
-            WorkflowInfo.model_validate(info.model_dump())
-            for info in workflows.list_workflow_infos()
-        ]
+        return [info for info in workflows.list_workflow_infos()]
 
     # --- schedules ---------------------------------------------------------------------------
     async def create_schedule(

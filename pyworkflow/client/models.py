@@ -13,6 +13,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from pyworkflow.core.models import OverlapPolicy, ScheduleSpec
+from pyworkflow.service.workflows import WorkflowInfo as _WorkflowInfo
+
+# One registered workflow (``GET /workflows``): the service's model, the same on both sides.
+WorkflowInfo = _WorkflowInfo
 
 
 class Started(BaseModel):
@@ -41,20 +45,6 @@ class HookResumed(BaseModel):
     run_id: str
     status: str = "resumed"
     hook_id: str | None = None
-
-
-class WorkflowInfo(BaseModel):
-    """One registered workflow (``GET /workflows``); servers may add fields, kept as extras."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str
-    max_duration: str | None = None
-    durable: bool | None = None
-    tags: list[str] = Field(default_factory=list)
-    version: str | None = None
-    signature: str | None = None  # e.g. "(order_id: str) -> dict"
-    description: str | None = None  # the docstring's first line
 
 
 class StartRequest(BaseModel):
