@@ -507,7 +507,6 @@ class AwsRuntime:
         schedule_id: str | None = None,
     ) -> tuple[WorkflowRun, list[Event]]:
         """Always unleased: one leased to this process would wait out its lease."""
-        fields: dict[str, Any] = {"schedule_id": schedule_id} if schedule_id else {}
         return await self.executor.create(
             defn,
             args,
@@ -515,7 +514,7 @@ class AwsRuntime:
             run_id=run_id,
             idempotency_key=idempotency_key,
             lease=False,
-            **fields,
+            schedule_id=schedule_id,
         )
 
     async def begin(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:

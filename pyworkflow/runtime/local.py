@@ -117,7 +117,6 @@ class LocalRuntime:
         schedule_id: str | None = None,
     ) -> tuple[WorkflowRun, list[Event]]:
         """Created leased to this process when it drives the run next: no second read."""
-        fields: dict[str, Any] = {"schedule_id": schedule_id} if schedule_id else {}
         return await self.executor.create(
             defn,
             args,
@@ -125,7 +124,7 @@ class LocalRuntime:
             run_id=run_id,
             idempotency_key=idempotency_key,
             lease=drive_here,
-            **fields,
+            schedule_id=schedule_id,
         )
 
     async def begin(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
