@@ -1,11 +1,11 @@
-"""AWS requests and cost per step: workflows driven through ``handlers/worker.py`` against
-DynamoDB Local and a moto server (SQS + EventBridge Scheduler), every request counted.
+"""AWS requests and cost per step: workflows driven through ``pyworkflow/handlers/worker.py``
+against DynamoDB Local and a moto server (SQS + EventBridge Scheduler), every request counted.
 
 Scenarios: a 10-step workflow; 2 steps around a 2 s sleep through EventBridge Scheduler
 (``PYWORKFLOW_SQS_DELAY_MAX_SECONDS=0``; the pump fires the schedule once due); the same sleep
 through SQS ``DelaySeconds``; a continue-as-new chain (5 runs x 2 steps). Runs are started by a
-client-side ``AwsRuntime`` (as an API would) and delivered to the worker by ``infra.pumps``,
-which plays Lambda's SQS event source mapping (ESM) and the Scheduler.
+client-side ``AwsRuntime`` (as an API would) and delivered to the worker by
+``pyworkflow.dev.pumps``, which plays Lambda's SQS event source mapping (ESM) and the Scheduler.
 
 Counting: every HTTP request any aiobotocore client in this process sends (retries included,
 i.e. what AWS bills) is counted by service, operation and *client* (the endpoint object that
@@ -23,7 +23,7 @@ included. ``--trace`` lists the requests of one run per scenario, with their cap
 
     python bench/aws_requests.py [--runs 20] [--other-runs 5] [--batch-size 10] [--trace]
 
-Needs Java 17 and npm (DynamoDB Local, see infra/dynamodb_local.py). Everything listens on
+Needs Java 17 and npm (DynamoDB Local, see pyworkflow/dev/dynamodb_local.py). Everything listens on
 127.0.0.1 and is stopped on exit.
 """
 
@@ -45,17 +45,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 REGION = "us-east-1"
-# Before Powertools is imported (by handlers.worker): no per-message JSON logs or EMF blobs.
+# Before Powertools is imported (by pyworkflow.handlers.worker): no per-message JSON logs or EMF
+# blobs.
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_DEV", "false")
 
 from aiobotocore.endpoint import AioEndpoint  # type: ignore[import-untyped]  # noqa: E402
 
-from infra import moto_server  # noqa: E402
-from infra.pumps import PumpResult, fire_due_schedules, pump_queue  # noqa: E402
 from pyworkflow import config, continue_as_new, sleep, step, workflow  # noqa: E402
 from pyworkflow.core.models import RunStatus  # noqa: E402
+from pyworkflow.dev import moto_server  # noqa: E402
+from pyworkflow.dev.pumps import PumpResult, fire_due_schedules, pump_queue  # noqa: E402
 
 # --- list prices (us-east-1), $ per request/unit -------------------------------------------
 WRU = 0.625e-6  # DynamoDB on-demand write request unit (item <= 1 KB)
@@ -293,7 +294,7 @@ def endpoint_of(client: Any) -> int | None:
 @dataclass
 class Bench:
     stack: moto_server.AwsStack
-    worker: Any  # handlers.worker (one "container", reset between scenarios)
+    worker: Any  # pyworkflow.handlers.worker (one "container", reset between scenarios)
     client: Any  # AwsOps: the API side (start)
     esm_sqs: Any  # the pump's SQS client (Lambda's event source mapping)
     sched_sqs: Any  # the Scheduler stand-in's clients (fires due schedules)
@@ -663,7 +664,7 @@ async def run_all(args: argparse.Namespace) -> None:
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-    from infra.dynamodb_local import DynamoDBLocalError, running
+    from pyworkflow.dev.dynamodb_local import DynamoDBLocalError, running
 
     try:
         with running() as ddb, moto_server.start() as moto:
@@ -701,7 +702,7 @@ async def run_all(args: argparse.Namespace) -> None:
 async def bench(args: argparse.Namespace, stack: moto_server.AwsStack) -> None:
     import aioboto3  # type: ignore[import-untyped]
 
-    from handlers import worker
+    from pyworkflow.handlers import worker
     from pyworkflow.runtime.aws import AwsDispatcher, AwsRuntime
     from pyworkflow.runtime.storage_factory import dynamodb_backend
     from pyworkflow.settings import get_settings

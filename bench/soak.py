@@ -1,9 +1,9 @@
 """Soak: many runs through the local AWS stack while messages are duplicated and workers crash.
 
 Each run is ``faults_busy`` (tests/faults/workflows.py): five steps, a step that fails once and is
-retried after 1 s, a 1 s sleep and a child run, i.e. about six wake-up messages. Runs are started
-by a client-side ``AwsRuntime`` (as the API would) and driven by ``handlers/worker.py`` fed by an
-SQS event source played here (moto server; storage SQLite, or DynamoDB Local with
+retried after 1 s, a 1 s sleep and a child run, i.e. about six wake-up messages. Runs are started by
+a client-side ``AwsRuntime`` (as the API would) and driven by ``pyworkflow/handlers/worker.py`` fed
+by an SQS event source played here (moto server; storage SQLite, or DynamoDB Local with
 ``--dynamodb``), batches of up to 10, in real time:
 
 - ``--dup`` of received messages are sent again (SQS's at-least-once delivery), spread evenly;
@@ -39,9 +39,9 @@ from pydantic import BaseModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from infra import moto_server  # noqa: E402
-from infra.pumps import FakeLambdaContext, receive_batch, settle, sqs_event  # noqa: E402
 from pyworkflow import config  # noqa: E402
+from pyworkflow.dev import moto_server  # noqa: E402
+from pyworkflow.dev.pumps import FakeLambdaContext, receive_batch, settle, sqs_event  # noqa: E402
 from pyworkflow.runtime.aws import AwsDispatcher, AwsRuntime  # noqa: E402
 from pyworkflow.runtime.executor import LIVE_OWNERS  # noqa: E402
 from pyworkflow.runtime.faults import Faults, InjectedCrash, inject  # noqa: E402
@@ -119,7 +119,7 @@ class Soak:
         sweep_every: float,
         batch_size: int,
     ) -> None:
-        from handlers import worker
+        from pyworkflow.handlers import worker
 
         self.stack = stack
         self.storage = storage
@@ -346,7 +346,7 @@ def main() -> None:
 
     logging.disable(logging.INFO)  # the worker logs every message at INFO
     if args.dynamodb:
-        from infra.dynamodb_local import running
+        from pyworkflow.dev.dynamodb_local import running
 
         with running() as ddb:
             report = asyncio.run(

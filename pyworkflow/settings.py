@@ -42,7 +42,7 @@ ENV_AWS_REGION = "AWS_REGION"  # set by Lambda; AWS_DEFAULT_REGION is the fallba
 ENV_AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 DEFAULT_DB_PATH = ".pyworkflow/pyworkflow.db"
 
-# AWS runtime (pyworkflow.runtime.aws, handlers/worker.py)
+# AWS runtime (pyworkflow.runtime.aws, pyworkflow/handlers/worker.py)
 ENV_QUEUE_URL = "PYWORKFLOW_QUEUE_URL"  # the work queue every wake-up goes to
 ENV_QUEUE_ARN = "PYWORKFLOW_QUEUE_ARN"  # the same queue, as Scheduler's target
 ENV_SCHEDULER_GROUP = "PYWORKFLOW_SCHEDULER_GROUP"  # schedule group of one-time timers
@@ -61,7 +61,7 @@ ENV_OFFLOAD_THRESHOLD_BYTES = "PYWORKFLOW_OFFLOAD_THRESHOLD_BYTES"  # default 20
 ENV_MAX_PAYLOAD_BYTES = "PYWORKFLOW_MAX_PAYLOAD_BYTES"  # larger payloads fail; default 50 MB
 DEFAULT_MAX_PAYLOAD_BYTES = 50 * 1024 * 1024
 
-# API (handlers/api.py)
+# API (pyworkflow/handlers/api.py)
 ENV_MAX_REQUEST_BYTES = "PYWORKFLOW_MAX_REQUEST_BYTES"  # larger request bodies are a 413
 DEFAULT_MAX_REQUEST_BYTES = 256 * 1024
 

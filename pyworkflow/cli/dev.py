@@ -1,7 +1,7 @@
 """``pyworkflow dev``: the AWS stack of ``template.yaml`` on this machine, until Ctrl-C.
 
-The logic is ``infra.dev.LocalStack`` (in the repository, not in the installed package); this
-command parses options, prints where everything is, and logs each API request in one line.
+The logic is ``pyworkflow.dev.stack.LocalStack`` (in the repository, not in the installed package);
+this command parses options, prints where everything is, and logs each API request in one line.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _default_template() -> Path:
     here = Path.cwd() / "template.yaml"
     if here.is_file():
         return here
-    from infra.template import TEMPLATE_PATH
+    from pyworkflow.dev.template import TEMPLATE_PATH
 
     return TEMPLATE_PATH
 
@@ -133,8 +133,8 @@ def dev(
     """
     st = state()
     try:
-        from infra.dev import LocalStack, LocalStackError
-        from infra.template import TemplateError
+        from pyworkflow.dev.stack import LocalStack, LocalStackError
+        from pyworkflow.dev.template import TemplateError
     except ImportError as exc:
         raise CliError(
             f"pyworkflow dev needs the repository's infra/ package and the dev "

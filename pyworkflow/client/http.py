@@ -1,4 +1,5 @@
-"""The HTTP transport: the deployed stack's API (API Gateway HTTP API → ``handlers/api.py``).
+"""The HTTP transport: the deployed stack's API (API Gateway HTTP API →
+``pyworkflow/handlers/api.py``).
 
 Requests are SigV4-signed for service ``execute-api`` with botocore's signer and the default
 credential chain (env, profile, SSO, instance/container role), as the API's IAM authorizer

@@ -2,7 +2,7 @@
 its transport.
 
 Every wake-up of a run is one SQS message ``{"run_id", "reason"}`` on the work queue; the worker
-Lambda (``handlers/worker.py``) drives the run named in it. A wait longer than
+Lambda (``pyworkflow/handlers/worker.py``) drives the run named in it. A wait longer than
 ``PYWORKFLOW_SQS_DELAY_MAX_SECONDS`` (default 900, SQS's limit) becomes a one-time Scheduler
 schedule ``at(...)`` that sends that same message to the queue; shorter waits ride on the
 message's ``DelaySeconds``. Schedule names derive from the wait's key (run and sequence), so a

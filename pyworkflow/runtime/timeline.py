@@ -3,7 +3,7 @@ run started) and operations (one per step, sleep, hook, child, patch or fan-out 
 elapsed time, attempts, outcome, what it waits for).
 
 Pure (events in, a ``Timeline`` out) and free of any presentation, so the web viewer
-(``handlers/ui_templates/timeline.py``) and the terminal (``pyworkflow runs show``, in
+(``pyworkflow/handlers/ui_templates/timeline.py``) and the terminal (``pyworkflow runs show``, in
 ``pyworkflow/cli/timeline.py``) say the same thing about durations, waits and retries.
 
 Times come from the events' timestamps, which the engine takes from its clock: with a

@@ -1,6 +1,6 @@
-"""API fixtures: ``handlers.api.handler`` called directly with HTTP API v2 events (built from
-the samples in ``tests/events/``) and direct-invoke events, over an ``AwsRuntime`` on SQLite with
-a dispatcher that records wake-ups instead of sending them. ``Api.drive()`` plays the worker:
+"""API fixtures: ``pyworkflow.handlers.api.handler`` called directly with HTTP API v2 events (built
+from the samples in ``tests/events/``) and direct-invoke events, over an ``AwsRuntime`` on SQLite
+with a dispatcher that records wake-ups instead of sending them. ``Api.drive()`` plays the worker:
 it drives every run woken so far, as the SQS worker would.
 
 The end-to-end test (``test_e2e.py``) uses the AWS fixtures of ``tests/aws/conftest.py`` (moto
@@ -21,10 +21,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from infra.pumps import FakeLambdaContext
 from pyworkflow import config
 from pyworkflow.core.clock import ManualClock
 from pyworkflow.core.models import WorkflowRun
+from pyworkflow.dev.pumps import FakeLambdaContext
 from pyworkflow.runtime.aws import AwsRuntime
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
 from tests.aws.conftest import (  # noqa: F401 - fixtures for test_e2e.py
@@ -227,7 +227,7 @@ class Api:
 
 @pytest.fixture
 def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    from handlers import api as module
+    from pyworkflow.handlers import api as module
 
     monkeypatch.setenv(config.ENV_MODULE, "tests.api.workflows")
     monkeypatch.delenv(config.ENV_MAX_REQUEST_BYTES, raising=False)

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.pumps import FakeLambdaContext
 from pyworkflow.config import ENV_MAX_REQUEST_BYTES
 from pyworkflow.core.models import RunStatus
+from pyworkflow.dev.pumps import FakeLambdaContext
 from tests.api import workflows as wf
 from tests.api.conftest import Api, sample_event
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from handlers import api_ops as ops
 from pyworkflow import exceptions as exc
+from pyworkflow.handlers import api_ops as ops
 from tests.api.conftest import Api, http_event
 
 LONE = "\ud800"  # what json.loads makes of the JSON text "\ud800"
@@ -168,7 +168,7 @@ def test_an_error_message_quoting_bad_text_is_made_encodable(error: Exception) -
     assert 400 <= status < 500
     assert ESCAPED in body.error.message
     body.error.message.encode("utf-8")
-    body.model_dump_json()  # what handlers/api.py sends for the errors it answers itself
+    body.model_dump_json()  # what pyworkflow/handlers/api.py sends for the errors it answers itself
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """End to end on the AWS stack of ``tests/aws`` (moto's SQS and Scheduler; DynamoDB Local or
-SQLite): runs started and resumed through ``handlers.api.handler`` are driven to completion by
-``handlers.worker`` through the queue pump. The API builds its runtime from the environment, as
-in Lambda."""
+SQLite): runs started and resumed through ``pyworkflow.handlers.api.handler`` are driven to
+completion by ``pyworkflow.handlers.worker`` through the queue pump. The API builds its runtime from
+the environment, as in Lambda."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from infra.pumps import FakeLambdaContext
 from pyworkflow import config
 from pyworkflow.core.models import RunStatus
+from pyworkflow.dev.pumps import FakeLambdaContext
 from tests.api import workflows as wf
 from tests.api.conftest import http_event
 from tests.aws.conftest import Aws
@@ -22,8 +22,8 @@ from tests.aws.conftest import Aws
 
 @pytest.fixture
 async def api(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
-    """``handlers.api`` as a fresh container on the test's stack."""
-    from handlers import api as module
+    """``pyworkflow.handlers.api`` as a fresh container on the test's stack."""
+    from pyworkflow.handlers import api as module
 
     monkeypatch.setenv(config.ENV_MODULE, "tests.aws.workflows,tests.api.workflows")
     await asyncio.to_thread(module.reset)

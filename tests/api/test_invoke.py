@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from handlers.api_invoke import ACTIONS
+from pyworkflow.handlers.api_invoke import ACTIONS
 from tests.api import workflows as wf
 from tests.api.conftest import Api
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from handlers.api_models import INTERNAL_RUN_FIELDS
 from pyworkflow.core.models import RunStatus
+from pyworkflow.handlers.api_models import INTERNAL_RUN_FIELDS
 from tests.api.conftest import Api
 
 

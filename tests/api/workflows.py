@@ -1,4 +1,4 @@
-"""Workflows the API tests start through ``handlers/api.py`` (imported from
+"""Workflows the API tests start through ``pyworkflow/handlers/api.py`` (imported from
 ``PYWORKFLOW_MODULE``, as a deployed API imports the user's module). Names start with ``api_``
 so they never meet the other suites' workflows in the registry."""
 

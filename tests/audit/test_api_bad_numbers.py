@@ -2,7 +2,7 @@
 problem"): a request body holding an integer literal longer than Python's 4300-digit limit is a
 500 InternalError: the body's ``json.loads`` raises ValueError ("Exceeds the limit (4300 digits)
 for integer string conversion") inside the route, which the catch-all turns into a 500 instead of
-the 400 a malformed body gets (``handlers/api.py``)."""
+the 400 a malformed body gets (``pyworkflow/handlers/api.py``)."""
 
 from tests.api.conftest import Api, http_event
 

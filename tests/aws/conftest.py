@@ -1,7 +1,7 @@
 """AWS end-to-end fixtures: a moto server (SQS + Scheduler) for the session, a fresh work
 queue, dead-letter queue and schedule group per test, the worker's environment, a client-side
 ``AwsRuntime`` (what the API/SDK would use to start, cancel and resume runs) and helpers that
-pump the queue through ``handlers/worker.py``.
+pump the queue through ``pyworkflow/handlers/worker.py``.
 
 Every test runs on DynamoDB (AWS's DynamoDB Local, one JVM per session, a fresh table per test)
 and on SQLite (a file under tmp_path). Missing Java or npm fails the DynamoDB tests with the
@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from infra import moto_server
-from infra.pumps import FakeLambdaContext, PumpResult, fire_due_schedules, pump_queue
 from pyworkflow import config
 from pyworkflow.core.models import WorkflowRun
+from pyworkflow.dev import moto_server
+from pyworkflow.dev.pumps import FakeLambdaContext, PumpResult, fire_due_schedules, pump_queue
 from pyworkflow.runtime.aws import AwsDispatcher, AwsRuntime
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
@@ -43,7 +43,7 @@ def moto() -> Iterator[moto_server.MotoServer]:
 @pytest.fixture(scope="session")
 def dynamodb_local() -> Iterator[str]:
     """The session's DynamoDB Local endpoint, started on first use."""
-    from infra.dynamodb_local import DynamoDBLocalError, running
+    from pyworkflow.dev.dynamodb_local import DynamoDBLocalError, running
 
     try:
         with running() as ddb:
@@ -102,9 +102,9 @@ def aws_env(
 
 @pytest.fixture
 def worker(aws_env: moto_server.AwsStack) -> Iterator[Any]:
-    """``handlers.worker``, as a fresh container: its runtime is built from the env on the
-    first message and closed after the test."""
-    from handlers import worker as module
+    """``pyworkflow.handlers.worker``, as a fresh container: its runtime is built from the env on
+    the first message and closed after the test."""
+    from pyworkflow.handlers import worker as module
 
     module.reset()
     yield module

@@ -1,6 +1,6 @@
-"""Large payloads on the AWS runtime: arguments, step results, hook payloads and results over
-the threshold go to the template's payload bucket (moto S3), the table (DynamoDB Local, or
-SQLite) holds pointers, and runs driven by ``handlers/worker.py`` complete with the full values.
+"""Large payloads on the AWS runtime: arguments, step results, hook payloads and results over the
+threshold go to the template's payload bucket (moto S3), the table (DynamoDB Local, or SQLite) holds
+pointers, and runs driven by ``pyworkflow/handlers/worker.py`` complete with the full values.
 
 The cost line printed by ``test_cost_of_a_large_step_result`` is the measurement asked for in
 issue 6: what a 1 MB step result costs in requests against a small one.

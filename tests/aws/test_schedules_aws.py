@@ -1,6 +1,7 @@
-"""Cron and interval schedules on AWS: each is a recurring EventBridge Scheduler schedule whose
-tick goes through the work queue to ``handlers/worker.py``, which starts the run (overlap policy,
-exactly once per fire time) and wakes it; pause/resume/delete map to the schedule's state."""
+"""Cron and interval schedules on AWS: each is a recurring EventBridge Scheduler schedule whose tick
+goes through the work queue to ``pyworkflow/handlers/worker.py``, which starts the run (overlap
+policy, exactly once per fire time) and wakes it; pause/resume/delete map to the schedule's
+state."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from datetime import timedelta
 
 import pytest
 
-from infra.pumps import FakeLambdaContext
 from pyworkflow import OverlapPolicy, RunStatus, ScheduleSpec, ScheduleStatus
 from pyworkflow.core.models import CalendarSpec
+from pyworkflow.dev.pumps import FakeLambdaContext
 from pyworkflow.exceptions import ScheduleError
 from pyworkflow.runtime.aws_schedules import (
     SCHEDULED_TIME,

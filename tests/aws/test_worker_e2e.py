@@ -1,5 +1,6 @@
-"""End to end on the AWS runtime: runs started through SQS, driven by ``handlers/worker.py``
-via the pump, timers through SQS DelaySeconds or EventBridge Scheduler (moto)."""
+"""End to end on the AWS runtime: runs started through SQS, driven by
+``pyworkflow/handlers/worker.py`` via the pump, timers through SQS DelaySeconds or EventBridge
+Scheduler (moto)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from infra.pumps import FakeLambdaContext, invoke, receive_batch, settle
 from pyworkflow.core.clock import new_id
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import RunStatus, WorkflowRun
+from pyworkflow.dev.pumps import FakeLambdaContext, invoke, receive_batch, settle
 from pyworkflow.runtime.aws import schedule_name
 from tests.aws import workflows as wf
 from tests.aws.conftest import MAX_RECEIVES, Aws, context_running_out
@@ -173,9 +174,11 @@ async def test_continue_as_new_chain_through_sqs(aws: Aws) -> None:
 
 
 def load_container(name: str) -> Any:
-    """A second copy of handlers/worker.py: another "container" with its own loop, runtime
-    (lease owner) and clients, in this process."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "handlers" / "worker.py")
+    """A second copy of pyworkflow/handlers/worker.py: another "container" with its own loop,
+    runtime (lease owner) and clients, in this process."""
+    spec = importlib.util.spec_from_file_location(
+        name, REPO / "pyworkflow" / "handlers" / "worker.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

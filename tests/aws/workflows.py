@@ -1,4 +1,4 @@
-"""Workflows the AWS end-to-end tests run through ``handlers/worker.py`` (imported by the
+"""Workflows the AWS end-to-end tests run through ``pyworkflow/handlers/worker.py`` (imported by the
 worker from ``PYWORKFLOW_MODULE``, as a deployed worker would import the user's module).
 
 Module globals observe what happened inside the worker; the tests and the worker share this

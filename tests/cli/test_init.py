@@ -31,7 +31,7 @@ def test_init_scaffolds_a_project_that_passes_its_own_tests(tmp_path: Path, monk
     ):
         assert (project / name).is_file(), name
     template = (project / "template.yaml").read_text()
-    assert "Default: workflows" in template and "handlers.worker.handler" in template
+    assert "Default: workflows" in template and "pyworkflow.handlers.worker.handler" in template
     assert "pyworkflow" in (project / "requirements.txt").read_text()
 
     # the same command again refuses to overwrite the project

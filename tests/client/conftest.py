@@ -1,7 +1,7 @@
 """Client fixtures. The remote transports are tested against the real stack pieces: the AWS
 fixtures of ``tests/aws`` (moto's SQS + Scheduler, a fresh queue per test, SQLite storage),
-``handlers/api.py`` served over real HTTP (``apiserver``) or invoked in-process as Lambda
-would, and ``handlers/worker.py`` pumped from the queue to make runs progress.
+``pyworkflow/handlers/api.py`` served over real HTTP (``apiserver``) or invoked in-process as Lambda
+would, and ``pyworkflow/handlers/worker.py`` pumped from the queue to make runs progress.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ def storage_kind() -> str:
 
 @pytest.fixture
 def api(aws_env: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:  # noqa: F811
-    """``handlers.api`` as a fresh container, importing the client tests' workflows."""
+    """``pyworkflow.handlers.api`` as a fresh container, importing the client tests' workflows."""
     monkeypatch.setenv(config.ENV_MODULE, MODULE)
-    from handlers import api as module
+    from pyworkflow.handlers import api as module
 
     module.reset()
     yield module

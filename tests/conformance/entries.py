@@ -4,7 +4,7 @@
 - ``module``: pyworkflow-engine's module-level API (``pyworkflow.start``...), embedded;
 - ``embedded``: ``Client.embedded()``;
 - ``aws``: ``Client.aws(...)`` — the AWS-direct SDK, writing to the stack's store and queue;
-- ``http``: ``Client.http(...)`` against ``handlers/api.py`` served over real HTTP;
+- ``http``: ``Client.http(...)`` against ``pyworkflow/handlers/api.py`` served over real HTTP;
 - ``lambda``: ``Client.lambda_(...)``, the direct Lambda invoke of the same handler.
 
 The three remote ones share one local stack (moto's SQS and Scheduler, the worker Lambda's

@@ -1,5 +1,5 @@
-"""One local stack (``infra.dev.LocalStack``, what ``pyworkflow dev`` runs) for the e2e tests:
-built from the repository's template.yaml, with DynamoDB Local started once, and every test
+"""One local stack (``pyworkflow.dev.stack.LocalStack``, what ``pyworkflow dev`` runs) for the e2e
+tests: built from the repository's template.yaml, with DynamoDB Local started once, and every test
 talking to it over real HTTP like any client.
 
 Two settings make the tests fast without changing what they exercise:
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from infra.dev import LocalStack
+from pyworkflow.dev.stack import LocalStack
 
 VISIBILITY_TIMEOUT = 2
 MAX_RECEIVE_COUNT = 3  # the worker fails a run on the 2nd failing delivery
@@ -30,7 +30,7 @@ MAX_RECEIVE_COUNT = 3  # the worker fails a run on the 2nd failing delivery
 
 @pytest.fixture(scope="package")
 def dynamodb_endpoint() -> Iterator[str]:
-    from infra.dynamodb_local import DynamoDBLocalError, running
+    from pyworkflow.dev.dynamodb_local import DynamoDBLocalError, running
 
     try:
         with running() as ddb:

@@ -11,8 +11,8 @@ from typing import Any
 
 import boto3
 
-from infra.dev import LocalStack
 from pyworkflow.core.clock import new_id
+from pyworkflow.dev.stack import LocalStack
 from tests.e2e import workflows as wf
 from tests.e2e.conftest import MAX_RECEIVE_COUNT, SCHEDULER_CLOCK, Api, until
 

@@ -1,5 +1,5 @@
-"""Crash, recover, check on the AWS runtime: ``handlers/worker.py`` fed one SQS message at a
-time (moto), storage on DynamoDB Local or SQLite, timers as EventBridge schedules fired by hand
+"""Crash, recover, check on the AWS runtime: ``pyworkflow/handlers/worker.py`` fed one SQS message
+at a time (moto), storage on DynamoDB Local or SQLite, timers as EventBridge schedules fired by hand
 on a manual clock.
 
 A crash inside the worker kills its "container": the message is not deleted, so SQS delivers it
@@ -15,9 +15,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.pumps import FakeLambdaContext, receive_batch, settle, sqs_event
 from pyworkflow.core.clock import ManualClock
 from pyworkflow.core.models import RunStatus
+from pyworkflow.dev.pumps import FakeLambdaContext, receive_batch, settle, sqs_event
 from pyworkflow.exceptions import HookAlreadyReceivedError, HookError
 from pyworkflow.runtime.aws import AwsDispatcher, AwsRuntime
 from pyworkflow.runtime.executor import LIVE_OWNERS

@@ -1,5 +1,5 @@
-"""The AWS fixtures (moto server, DynamoDB Local, a fresh stack per test, ``handlers.worker``)
-are those of ``tests/aws``."""
+"""The AWS fixtures (moto server, DynamoDB Local, a fresh stack per test,
+``pyworkflow.handlers.worker``) are those of ``tests/aws``."""
 
 from tests.aws.conftest import (  # noqa: F401 - fixtures
     aws,

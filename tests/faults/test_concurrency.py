@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from infra.pumps import FakeLambdaContext, receive_batch, settle, sqs_event
 from pyworkflow import step, workflow
 from pyworkflow.core.clock import ManualClock, new_id
 from pyworkflow.core.events import EventType
 from pyworkflow.core.models import RunStatus
 from pyworkflow.core.registry import get_workflow_by_func
+from pyworkflow.dev.pumps import FakeLambdaContext, receive_batch, settle, sqs_event
 from pyworkflow.runtime.executor import LIVE_OWNERS
 from pyworkflow.storage import SQLiteStorageBackend
 from tests.aws.conftest import REGION, Aws

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from infra import moto_server
-from infra.dev import LocalStack
-from infra.http_api import HttpApiServer, Route, build_event, match_route, to_http
-from infra.pumps import SqsEventSource, failed_ids, receive_batch
-from infra.scheduler_pump import ExpressionError, SchedulerPump, aws_cron, next_fire
-from infra.template import (
+from pyworkflow.dev import moto_server
+from pyworkflow.dev.http_api import HttpApiServer, Route, build_event, match_route, to_http
+from pyworkflow.dev.pumps import SqsEventSource, failed_ids, receive_batch
+from pyworkflow.dev.scheduler_pump import ExpressionError, SchedulerPump, aws_cron, next_fire
+from pyworkflow.dev.stack import LocalStack
+from pyworkflow.dev.template import (
     TEMPLATE_PATH,
     HttpRouteSpec,
     Resolver,
@@ -215,7 +215,7 @@ def test_the_repository_template_describes_the_contract_resources() -> None:
 
     _physical_repo(tpl)
     worker = tpl.function_spec("WorkerFunction")
-    assert worker.handler == "handlers.worker.handler"
+    assert worker.handler == "pyworkflow.handlers.worker.handler"
     (sqs,) = worker.sqs_events
     assert (sqs.queue, sqs.batch_size, sqs.report_batch_item_failures) == ("WorkQueue", 10, True)
     assert [(e.expression, e.input) for e in worker.schedule_events] == [
@@ -225,7 +225,7 @@ def test_the_repository_template_describes_the_contract_resources() -> None:
     assert env["PYWORKFLOW_MAX_RECEIVES"] == str(int(tpl.parameters["MaxReceiveCount"]) - 1)
     assert env["PYWORKFLOW_QUEUE_URL"] == "http://q/work"
     api = tpl.function_spec("ApiFunction")
-    assert api.handler == "handlers.api.handler"
+    assert api.handler == "pyworkflow.handlers.api.handler"
     routes = {(r.method, r.path): r.authorizer for r in api.http_routes}
     assert routes[("ANY", "/{proxy+}")] == "AWS_IAM"
     assert routes[("POST", "/hooks/{token}")] == "NONE"
@@ -361,7 +361,7 @@ def _request(
 
 
 async def test_http_api_server_over_real_http() -> None:
-    from infra.pumps import FakeLambdaContext
+    from pyworkflow.dev.pumps import FakeLambdaContext
 
     stubs.clear()
     server = HttpApiServer(

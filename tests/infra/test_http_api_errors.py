@@ -1,4 +1,4 @@
-"""The local HTTP API (infra/http_api.py, what ``pyworkflow dev`` serves) refusing requests
+"""The local HTTP API (pyworkflow/dev/http_api.py, what ``pyworkflow dev`` serves) refusing requests
 before they reach the function: in the API's own error shape ``{"error": {"type", "message"}}``
 with a fitting status, never the HTTP library's text/plain (or HTML) error page.
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from infra.http_api import MAX_HEAD_BYTES, HttpApiServer, Route, match_route
-from infra.pumps import FakeLambdaContext
-from infra.template import HttpRouteSpec
+from pyworkflow.dev.http_api import MAX_HEAD_BYTES, HttpApiServer, Route, match_route
+from pyworkflow.dev.pumps import FakeLambdaContext
+from pyworkflow.dev.template import HttpRouteSpec
 from tests.infra import stubs
 
 ROUTES = [

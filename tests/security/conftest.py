@@ -63,8 +63,8 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def api(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    """``handlers.api`` with a fresh runtime; ``Api.drive()`` plays the worker."""
-    from handlers import api as module
+    """``pyworkflow.handlers.api`` with a fresh runtime; ``Api.drive()`` plays the worker."""
+    from pyworkflow.handlers import api as module
 
     monkeypatch.setenv(config.ENV_MODULE, MODULES)
     monkeypatch.delenv(config.ENV_MAX_REQUEST_BYTES, raising=False)

@@ -32,7 +32,7 @@ from tests.security import workflows as sec_wf
 from tests.security.conftest import Store
 
 Context = dict[str, str]
-LIMIT = 256 * 1024  # handlers/api.py's default PYWORKFLOW_MAX_REQUEST_BYTES
+LIMIT = 256 * 1024  # pyworkflow/handlers/api.py's default PYWORKFLOW_MAX_REQUEST_BYTES
 DAILY = {"cron": "0 9 * * *"}
 
 

@@ -1,11 +1,11 @@
 """schemathesis against the API's own OpenAPI document (``GET /openapi.json``), over real HTTP.
 
-The API Lambda (``handlers.api``, on an ``AwsRuntime`` over SQLite) is served by a real HTTP
-server on 127.0.0.1 that turns each request into an API Gateway HTTP API v2 event (with
-``tests/client/apiserver.py``'s event builder), as the deployed stack does. Every operation
-of the document is fuzzed with positive data (fits the schema) and negative data (does not),
-once with generated path parameters and once more with ids that exist (a suspended run, a
-finished run, a schedule), so that the answers past the 404 are reached too.
+The API Lambda (``pyworkflow.handlers.api``, on an ``AwsRuntime`` over SQLite) is served by a real
+HTTP server on 127.0.0.1 that turns each request into an API Gateway HTTP API v2 event (with
+``tests/client/apiserver.py``'s event builder), as the deployed stack does. Every operation of the
+document is fuzzed with positive data (fits the schema) and negative data (does not), once with
+generated path parameters and once more with ids that exist (a suspended run, a finished run, a
+schedule), so that the answers past the 404 are reached too.
 
 The properties: no 5xx, every response (status, content type, headers, body) matches the
 document, and data that does not fit the schema is refused with a 4xx. The run is bounded by

@@ -23,13 +23,13 @@ from typing import Any
 
 import pytest
 
-from handlers import api_models
-from infra.http_api import Route, match_route
-from infra.template import StackTemplate
 from pyworkflow.config import ENV_MAX_REQUEST_BYTES
 from pyworkflow.core import clock as clock_module
 from pyworkflow.core.clock import new_token
 from pyworkflow.core.models import HookStatus, RunStatus
+from pyworkflow.dev.http_api import Route, match_route
+from pyworkflow.dev.template import StackTemplate
+from pyworkflow.handlers import api_models
 from pyworkflow.runtime.aws import AwsRuntime
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
 from tests.api import workflows as api_wf
@@ -304,7 +304,7 @@ def _unsafe_uses(path: Path) -> list[str]:
 
 
 def test_nothing_read_is_unpickled_or_evaluated() -> None:
-    files = sorted([*(REPO / "pyworkflow").rglob("*.py"), *(REPO / "handlers").glob("*.py")])
+    files = sorted((REPO / "pyworkflow").rglob("*.py"))
     assert len(files) > 40
     problems = [use for path in files for use in _unsafe_uses(path)]
     assert problems == []
@@ -332,8 +332,8 @@ def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
 def info_logs(caplog: pytest.LogCaptureFixture) -> Iterator[io.StringIO]:
     """Every line logged at INFO and above by the API and worker functions (their Powertools
     loggers, formatted as CloudWatch would get them) and by pyworkflow itself (caplog)."""
-    from handlers import api as api_module
-    from handlers import worker as worker_module
+    from pyworkflow.handlers import api as api_module
+    from pyworkflow.handlers import worker as worker_module
 
     stream = io.StringIO()
     caplog.set_level(logging.INFO)
@@ -380,11 +380,11 @@ def sqs_event(messages: list[tuple[str, str]]) -> dict[str, Any]:
 def test_no_token_or_payload_in_the_logs_at_info(
     api: Api, db_path: Path, info_logs: io.StringIO, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A run started, suspended on a hook, resumed through the webhook and finished by the
-    worker Lambda (handlers.worker, fed SQS events), with a distinctive string in the start
+    """A run started, suspended on a hook, resumed through the webhook and finished by the worker
+    Lambda (pyworkflow.handlers.worker, fed SQS events), with a distinctive string in the start
     arguments, the hook payload, a refused payload and a malformed body."""
-    from handlers import worker as worker_module
-    from infra.pumps import FakeLambdaContext
+    from pyworkflow.dev.pumps import FakeLambdaContext
+    from pyworkflow.handlers import worker as worker_module
 
     worker_runtime = AwsRuntime(
         SQLiteStorageBackend(db_path),
@@ -432,8 +432,8 @@ def test_the_log_check_sees_what_is_logged(
     info_logs: io.StringIO, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The capture above would catch a leak at INFO from either function or from pyworkflow."""
-    from handlers import api as api_module
-    from handlers import worker as worker_module
+    from pyworkflow.handlers import api as api_module
+    from pyworkflow.handlers import worker as worker_module
 
     api_module.logger.info("leak-1")
     worker_module.logger.info("leak-2")

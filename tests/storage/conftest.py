@@ -1,6 +1,6 @@
 """The ``storage`` fixture: every contract test runs once per backend.
 
-DynamoDB runs against AWS's DynamoDB Local (``infra/dynamodb_local.py``): one JVM per test
+DynamoDB runs against AWS's DynamoDB Local (``pyworkflow/dev/dynamodb_local.py``): one JVM per test
 session, started on first use, and one fresh table per test so tests never see each other's
 data. Missing Java or npm makes those tests fail with the install hint, never skip.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 import aioboto3
 import pytest
 
-from infra.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
-from infra.dynamodb_local import start as start_dynamodb_local
+from pyworkflow.dev.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
+from pyworkflow.dev.dynamodb_local import start as start_dynamodb_local
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.dynamodb import DynamoDBStorageBackend
 from pyworkflow.storage.file import FileStorageBackend

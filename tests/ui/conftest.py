@@ -1,4 +1,4 @@
-"""Viewer fixtures. ``viewer``: ``handlers.api.handler`` called directly with HTTP API v2
+"""Viewer fixtures. ``viewer``: ``pyworkflow.handlers.api.handler`` called directly with HTTP API v2
 events over an ``AwsRuntime`` on SQLite whose wake-ups are recorded (``tests/api``'s
 ``RecordingDispatcher``); ``settle()`` plays the worker and the scheduler, moving a manual clock
 to each timer. The browser test (``test_browser.py``) runs the whole local stack instead."""
@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from infra.pumps import FakeLambdaContext
 from pyworkflow import config
 from pyworkflow.core.clock import ManualClock
 from pyworkflow.core.models import WorkflowRun
+from pyworkflow.dev.pumps import FakeLambdaContext
 from pyworkflow.runtime.aws import AwsRuntime
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
 from tests.api.conftest import RecordingDispatcher, http_event
@@ -97,7 +97,7 @@ def _fresh_workflow_state() -> Iterator[None]:
 
 @pytest.fixture
 def viewer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Viewer]:
-    from handlers import api as module
+    from pyworkflow.handlers import api as module
 
     monkeypatch.setenv(config.ENV_MODULE, WORKFLOWS)
     clock = ManualClock()

@@ -1,5 +1,5 @@
-"""The viewer in a real browser: headless Chromium (``tests/ui/browser.py``) on the local AWS
-stack that ``pyworkflow dev`` runs (``infra.dev.LocalStack``: DynamoDB Local, the worker fed by
+"""The viewer in a real browser: headless Chromium (``tests/ui/browser.py``) on the local AWS stack
+that ``pyworkflow dev`` runs (``pyworkflow.dev.stack.LocalStack``: DynamoDB Local, the worker fed by
 the work queue, timers fired through EventBridge Scheduler), a workflow with steps, a retry, a
 sleep, a child and a continue-as-new, and the pages checked as a user would see them. Saves
 screenshots under ``.cache/screenshots/`` (``run.png``: the run page) and prints their paths.
@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 
-from infra.dev import LocalStack
+from pyworkflow.dev.stack import LocalStack
 from tests.ui import workflows as wf
 from tests.ui.browser import SCREENSHOT_DIR, Browser, BrowserError
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    from infra.dynamodb_local import DynamoDBLocalError, running
+    from pyworkflow.dev.dynamodb_local import DynamoDBLocalError, running
 
     try:
         with (

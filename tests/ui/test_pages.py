@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from handlers.ui_templates.html import CSS
+from pyworkflow.handlers.ui_templates.html import CSS
 from tests.ui import workflows as wf
 from tests.ui.conftest import Viewer
 

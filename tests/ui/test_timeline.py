@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from handlers.ui_templates.html import fmt_offset, fmt_seconds, h, json_block
-from handlers.ui_templates.timeline import OpKind, build_timeline
 from pyworkflow.core.events import Event, EventType
+from pyworkflow.handlers.ui_templates.html import fmt_offset, fmt_seconds, h, json_block
+from pyworkflow.handlers.ui_templates.timeline import OpKind, build_timeline
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 

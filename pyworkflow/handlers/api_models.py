@@ -1,10 +1,11 @@
 """The API's wire shapes: request bodies, query parameters, direct-invoke params and answers.
 
-The HTTP routes (``handlers/api.py``) and the direct-invoke actions (``handlers/api_invoke.py``)
-validate with these same models, so a request means the same thing whichever way it arrives.
-Request models forbid unknown fields: a misspelt ``kwarg`` is a 422 naming it, not an argument
-silently dropped. Runs, events and schedules go out as the core's own records (a run without its
-lease and version bookkeeping), so a client can read them back into ``WorkflowRun`` & co.
+The HTTP routes (``pyworkflow/handlers/api.py``) and the direct-invoke actions
+(``pyworkflow/handlers/api_invoke.py``) validate with these same models, so a request means the same
+thing whichever way it arrives. Request models forbid unknown fields: a misspelt ``kwarg`` is a 422
+naming it, not an argument silently dropped. Runs, events and schedules go out as the core's own
+records (a run without its lease and version bookkeeping), so a client can read them back into
+``WorkflowRun`` & co.
 
 Every request model also refuses text UTF-8 cannot encode (``refuse_unencodable_text``) before
 its fields are validated: such text could never be stored, and an answer quoting it could not

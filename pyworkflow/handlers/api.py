@@ -5,12 +5,13 @@
 - an HTTP API request → Powertools' ``APIGatewayHttpResolver`` with pydantic validation; the
   OpenAPI document is at ``GET /openapi.json``;
 - ``{"action": "<name>", ...params}`` (a direct ``lambda:InvokeFunction`` by the SDK) → the same
-  operation (see ``handlers/api_invoke.py``), answered ``{"ok": true, "result": ...}`` or
+  operation (see ``pyworkflow/handlers/api_invoke.py``), answered ``{"ok": true, "result": ...}`` or
   ``{"ok": false, "status": ..., "error": {...}}``.
 
-Thin on purpose: what each request does is in ``handlers/api_ops.py``, shared by both paths;
-the wire shapes are in ``handlers/api_models.py``. The API never drives a run: it writes and
-sends the run's wake-up message, and the worker Lambda (``handlers/worker.py``) does the rest.
+Thin on purpose: what each request does is in ``pyworkflow/handlers/api_ops.py``, shared by both
+paths; the wire shapes are in ``pyworkflow/handlers/api_models.py``. The API never drives a run: it
+writes and sends the run's wake-up message, and the worker Lambda
+(``pyworkflow/handlers/worker.py``) does the rest.
 
 Errors are ``{"error": {"type", "message"}}`` with 400 (malformed JSON, bad cursor), 404
 (unknown run, workflow, schedule or hook), 409 (hook already received, run already ended), 410
@@ -21,9 +22,10 @@ cannot encode). Error messages and log lines quoting the request are made encoda
 token is a credential: the event is never logged and a request is logged by its route, never
 its path.
 
-Environment: as ``handlers/worker.py`` (``PYWORKFLOW_MODULE``, ``PYWORKFLOW_STORAGE=dynamodb``,
-``PYWORKFLOW_TABLE``, ``PYWORKFLOW_QUEUE_URL``/``_ARN``, ``PYWORKFLOW_SCHEDULER_GROUP``/
-``_ROLE_ARN``), plus ``PYWORKFLOW_MAX_REQUEST_BYTES`` and ``POWERTOOLS_SERVICE_NAME``.
+Environment: as ``pyworkflow/handlers/worker.py`` (``PYWORKFLOW_MODULE``,
+``PYWORKFLOW_STORAGE=dynamodb``, ``PYWORKFLOW_TABLE``, ``PYWORKFLOW_QUEUE_URL``/``_ARN``,
+``PYWORKFLOW_SCHEDULER_GROUP``/``_ROLE_ARN``), plus ``PYWORKFLOW_MAX_REQUEST_BYTES`` and
+``POWERTOOLS_SERVICE_NAME``.
 """
 
 from __future__ import annotations
@@ -50,9 +52,13 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-from handlers import api_invoke
-from handlers import api_ops as ops
-from handlers.api_models import (
+from pyworkflow import __version__
+from pyworkflow.config import ENV_MAX_REQUEST_BYTES, import_modules
+from pyworkflow.core.models import Schedule
+from pyworkflow.core.serde import safe_text
+from pyworkflow.handlers import api_invoke
+from pyworkflow.handlers import api_ops as ops
+from pyworkflow.handlers.api_models import (
     CancelRequest,
     CancelResponse,
     CreateScheduleRequest,
@@ -75,12 +81,8 @@ from handlers.api_models import (
     WorkflowList,
     refuse_unencodable_text,
 )
-from handlers.ui import bind as bind_ui
-from handlers.ui import router as ui_router
-from pyworkflow import __version__
-from pyworkflow.config import ENV_MAX_REQUEST_BYTES, import_modules
-from pyworkflow.core.models import Schedule
-from pyworkflow.core.serde import safe_text
+from pyworkflow.handlers.ui import bind as bind_ui
+from pyworkflow.handlers.ui import router as ui_router
 from pyworkflow.runtime.aws import AwsRuntime
 from pyworkflow.settings import get_settings
 
@@ -103,8 +105,8 @@ app.configure_openapi(
     "authenticated by the HTTP API (IAM by default).",
 )
 
-# One loop per container, kept across invocations (see handlers/worker.py: aioboto3 clients
-# belong to the loop that opened them).
+# One loop per container, kept across invocations (see pyworkflow/handlers/worker.py: aioboto3
+# clients belong to the loop that opened them).
 _loop = asyncio.new_event_loop()
 _runtime: AwsRuntime | None = None
 _modules_imported = False

@@ -45,7 +45,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from infra.template import HttpRouteSpec
+from pyworkflow.dev.template import HttpRouteSpec
 
 Handler = Callable[[dict[str, Any], Any], Any]
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's request payload limit

@@ -19,7 +19,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from handlers.api_models import (
+from pyworkflow import exceptions as exc
+from pyworkflow.core.models import Schedule, ScheduleSpec
+from pyworkflow.core.serde import safe_text
+from pyworkflow.handlers.api_models import (
     CancelResponse,
     CreateScheduleRequest,
     ErrorBody,
@@ -38,9 +41,6 @@ from handlers.api_models import (
     WorkflowList,
     run_view,
 )
-from pyworkflow import exceptions as exc
-from pyworkflow.core.models import Schedule, ScheduleSpec
-from pyworkflow.core.serde import safe_text
 from pyworkflow.runtime.aws import AwsRuntime
 from pyworkflow.service import hooks, runs, schedules, workflows
 

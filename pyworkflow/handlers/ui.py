@@ -1,18 +1,19 @@
 """The run viewer: ``GET /ui`` (runs, filtered by status and workflow, a page at a time) and
 ``GET /ui/runs/{run_id}`` (one run's timeline), server-rendered HTML on the API's own
-operations (``handlers/api_ops.py``), so the pages show exactly what ``GET /runs`` & co. answer.
+operations (``pyworkflow/handlers/api_ops.py``), so the pages show exactly what ``GET /runs`` & co.
+answer.
 
-Served wherever ``handlers/api.py`` is: by ``pyworkflow dev`` at http://127.0.0.1:8787/ui, and
-by a deployed stack, where the HTTP API requires IAM auth on these routes like on every route
-but the webhook and health check. A browser does not sign requests: use ``pyworkflow dev``
-locally, and reach a deployed stack's pages through a SigV4-signing proxy (one that signs for
-``execute-api`` with credentials allowed to invoke the API, e.g. ``aws-sigv4-proxy``).
-
-Safety: every value from a run is escaped (``handlers/ui_templates/html.py``) and the pages
-carry a Content-Security-Policy that allows no script at all. Hook tokens never appear: they are
-not in runs or events (only their hashes are stored, in hook records this viewer never reads).
-Errors are HTML pages with the API's status and message; this router registers no exception
-handler, which would replace the API's own for every route.
+Served wherever ``pyworkflow/handlers/api.py`` is: by ``pyworkflow dev`` at
+http://127.0.0.1:8787/ui, and by a deployed stack, where the HTTP API requires IAM auth on these
+routes like on every route but the webhook and health check. A browser does not sign requests: use
+``pyworkflow dev`` locally, and reach a deployed stack's pages through a SigV4-signing proxy (one
+that signs for ``execute-api`` with credentials allowed to invoke the API, e.g.
+``aws-sigv4-proxy``).  Safety: every value from a run is escaped
+(``pyworkflow/handlers/ui_templates/html.py``) and the pages carry a Content-Security-Policy that
+allows no script at all. Hook tokens never appear: they are not in runs or events (only their hashes
+are stored, in hook records this viewer never reads). Errors are HTML pages with the API's status
+and message; this router registers no exception handler, which would replace the API's own for every
+route.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import ValidationError
 
-from handlers import api_ops as ops
-from handlers.api_models import ListRunsQuery
-from handlers.ui_templates.html import CSP, LIST_HREF_FROM_RUN, Html, error_page
-from handlers.ui_templates.runs import render_run_list
-from handlers.ui_templates.timeline import render_run_page
 from pyworkflow.core.models import WorkflowRun
+from pyworkflow.handlers import api_ops as ops
+from pyworkflow.handlers.api_models import ListRunsQuery
+from pyworkflow.handlers.ui_templates.html import CSP, LIST_HREF_FROM_RUN, Html, error_page
+from pyworkflow.handlers.ui_templates.runs import render_run_list
+from pyworkflow.handlers.ui_templates.timeline import render_run_page
 from pyworkflow.runtime.aws import AwsRuntime
 
 T = TypeVar("T")
@@ -60,8 +61,8 @@ def _html(status: int, body: Html) -> Response[str]:
     )
 
 
-#: How a page runs an operation on the container's runtime: given by ``handlers.api``, which
-#: serves these pages (``bind``), so this module never imports it back.
+#: How a page runs an operation on the container's runtime: given by ``pyworkflow.handlers.api``,
+#: which serves these pages (``bind``), so this module never imports it back.
 _runner: Callable[[Callable[[AwsRuntime], Coroutine[Any, Any, Any]]], Any] | None = None
 
 
@@ -72,7 +73,7 @@ def bind(runner: Callable[[Callable[[AwsRuntime], Coroutine[Any, Any, Any]]], An
 
 def _call(make: Callable[[AwsRuntime], Coroutine[Any, Any, T]]) -> T:
     if _runner is None:
-        raise RuntimeError("the run viewer is served by handlers.api, which binds it")
+        raise RuntimeError("the run viewer is served by pyworkflow.handlers.api, which binds it")
     return cast(T, _runner(make))
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from handlers import api_ops as ops
-from handlers.api_models import (
+from pyworkflow.handlers import api_ops as ops
+from pyworkflow.handlers.api_models import (
     CancelParams,
     CreateScheduleRequest,
     GetEventsParams,

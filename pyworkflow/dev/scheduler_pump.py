@@ -33,8 +33,8 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterError, croniter
 
-from infra.pumps import parse_at, queue_url_of
-from infra.template import ScheduleEventSpec
+from pyworkflow.dev.pumps import parse_at, queue_url_of
+from pyworkflow.dev.template import ScheduleEventSpec
 
 logger = logging.getLogger("pyworkflow.dev")
 

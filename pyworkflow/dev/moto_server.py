@@ -4,7 +4,7 @@ redrive policy, the timer schedule group, the payload bucket, a role ARN).
 
 Why a server and not ``mock_aws``: aioboto3 talks HTTP through aiohttp, which ``mock_aws``
 cannot intercept. moto accepts any well-formed role ARN, so no IAM is set up. moto never fires
-schedules nor runs Lambda: ``infra.pumps`` does both.
+schedules nor runs Lambda: ``pyworkflow.dev.pumps`` does both.
 
     with start() as moto:
         stack = create_stack(moto.endpoint_url, "t1")
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from infra.template import StackTemplate
+    from pyworkflow.dev.template import StackTemplate
 
 DEFAULT_REGION = "us-east-1"
 FAKE_ROLE_ARN = "arn:aws:iam::123456789012:role/pyworkflow-scheduler"
@@ -143,7 +143,7 @@ def create_stack(
     The two numbers are the template's parameters, not checked against its ranges (tests want
     a short visibility timeout). Synchronous boto3: setup is not the code under test, and it
     runs before any event loop."""
-    from infra.template import StackTemplate
+    from pyworkflow.dev.template import StackTemplate
 
     tpl = StackTemplate.load(
         parameters={"VisibilityTimeout": visibility_timeout, "MaxReceiveCount": max_receive_count},

@@ -3,7 +3,8 @@ a link to the next page carrying the API's cursor."""
 
 from __future__ import annotations
 
-from handlers.ui_templates.html import (
+from pyworkflow.core.models import RunStatus, WorkflowRun
+from pyworkflow.handlers.ui_templates.html import (
     Html,
     fmt_seconds,
     fmt_time,
@@ -14,7 +15,6 @@ from handlers.ui_templates.html import (
     run_href,
     status_badge,
 )
-from pyworkflow.core.models import RunStatus, WorkflowRun
 
 
 def _options(values: list[str], selected: str | None, any_label: str) -> Html:

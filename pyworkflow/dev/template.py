@@ -28,8 +28,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+# pyworkflow's own stack, shipped as package data (pyworkflow/scaffold/template.yaml; in a
+# checkout, a link to the repository's template.yaml), so an installed package finds it too.
+TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "scaffold" / "template.yaml"
 ACCOUNT_ID = "123456789012"  # moto's default account
 
 # Short tag -> long form. ``!GetAtt A.B`` is the one whose scalar form needs splitting.
@@ -308,7 +309,7 @@ class HttpRouteSpec(_Spec):
 
 class FunctionSpec(_Spec):
     logical_id: str
-    handler: str  # "handlers.worker.handler"
+    handler: str  # "pyworkflow.handlers.worker.handler"
     timeout: int = 3
     memory_size: int = 128
     environment: dict[str, str] = Field(default_factory=dict)

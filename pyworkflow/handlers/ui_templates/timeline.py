@@ -11,7 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from handlers.ui_templates.html import (
+from pyworkflow.core.events import Event, EventType
+from pyworkflow.core.models import WorkflowRun
+from pyworkflow.handlers.ui_templates.html import (
     LIST_HREF_FROM_RUN,
     Html,
     esc,
@@ -26,8 +28,6 @@ from handlers.ui_templates.html import (
     run_href,
     status_badge,
 )
-from pyworkflow.core.events import Event, EventType
-from pyworkflow.core.models import WorkflowRun
 from pyworkflow.runtime.timeline import (
     Operation,
     OpKind,

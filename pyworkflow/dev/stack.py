@@ -1,11 +1,12 @@
 """The whole AWS stack on one machine, built from ``template.yaml``: ``pyworkflow dev``.
 
-``LocalStack`` starts DynamoDB Local and a moto server on loopback, creates the template's
-table, queues, schedule groups (resolving its parameters, ``!Ref``, ``!GetAtt``, ``!Sub``...),
-sets the functions' environment for the in-process handlers, and runs, on one background event
-loop: the HTTP API (``infra.http_api``) in front of the function that has HttpApi events, the
-SQS event source of each function with an SQS event (``infra.pumps.SqsEventSource``), and the
-scheduler (``infra.scheduler_pump``: Scheduler schedules, and the template's Schedule events).
+``LocalStack`` starts DynamoDB Local and a moto server on loopback, creates the template's table,
+queues, schedule groups (resolving its parameters, ``!Ref``, ``!GetAtt``, ``!Sub``...), sets the
+functions' environment for the in-process handlers, and runs, on one background event loop: the HTTP
+API (``pyworkflow.dev.http_api``) in front of the function that has HttpApi events, the SQS event
+source of each function with an SQS event (``pyworkflow.dev.pumps.SqsEventSource``), and the
+scheduler (``pyworkflow.dev.scheduler_pump``: Scheduler schedules, and the template's Schedule
+events).
 
 Each function module is one Lambda "container": its own single thread, so one invocation at a
 time (its handler keeps one event loop, as in Lambda). All functions share this process's
@@ -33,18 +34,18 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
-from infra import moto_server
-from infra.http_api import HttpApiServer
-from infra.pumps import FakeLambdaContext, SqsEventSource
-from infra.scheduler_pump import RuleTimer, SchedulerPump
-from infra.template import (
+from pyworkflow import config
+from pyworkflow.dev import moto_server
+from pyworkflow.dev.http_api import HttpApiServer
+from pyworkflow.dev.pumps import FakeLambdaContext, SqsEventSource
+from pyworkflow.dev.scheduler_pump import RuleTimer, SchedulerPump
+from pyworkflow.dev.template import (
     ACCOUNT_ID,
     TEMPLATE_PATH,
     FunctionSpec,
     StackTemplate,
     load_template,
 )
-from pyworkflow import config
 
 logger = logging.getLogger("pyworkflow.dev")
 
@@ -189,8 +190,8 @@ class LocalStack:
         )
         ddb_endpoint = self.dynamodb_endpoint
         if ddb_endpoint is None:
-            from infra.dynamodb_local import DynamoDBLocalError
-            from infra.dynamodb_local import start as start_dynamodb
+            from pyworkflow.dev.dynamodb_local import DynamoDBLocalError
+            from pyworkflow.dev.dynamodb_local import start as start_dynamodb
 
             self.on_progress("starting DynamoDB Local (Java)...")
             try:
@@ -508,7 +509,8 @@ class LocalStack:
 
     async def _timers(self, stop: asyncio.Event) -> None:
         """Fire Scheduler schedules and the template's Schedule events, every tick."""
-        assert self.scheduler_pump is not None
+        if self.scheduler_pump is None:
+            raise LocalStackError("the scheduler pump is started before its timers")
         started = self.clock()
         rules = [
             RuleTimer(function=logical_id, event=event, started=started)

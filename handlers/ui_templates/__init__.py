@@ -1,2 +1,0 @@
-"""The run viewer's pages (``handlers/ui.py`` serves them): server-rendered HTML built with the
-escaping helpers of ``html.py``, so every value that came from a run is text, never markup."""
