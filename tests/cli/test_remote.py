@@ -102,8 +102,16 @@ async def stack(
     # The CLI's output is captured by swapping the process-wide sys.stdout, and the worker
     # pumped meanwhile in this process prints its EMF metrics there: keep them out.
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    async with serve(api.handler) as server:
-        yield Stack(server, aws)
+    # ...and its INFO lines ("message done") too, whichever stream its handler was given.
+    from pyworkflow.handlers import worker as worker_module
+
+    previous = worker_module.logger.level
+    worker_module.logger.setLevel("WARNING")
+    try:
+        async with serve(api.handler) as server:
+            yield Stack(server, aws)
+    finally:
+        worker_module.logger.setLevel(previous)
 
 
 async def test_run_wait_prints_the_result(stack: Stack) -> None:
