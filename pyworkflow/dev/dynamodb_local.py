@@ -190,10 +190,15 @@ def _answers(endpoint_url: str) -> bool:
 
 
 def start(
-    port: int = 0, *, directory: Path | str = DEFAULT_DIR, timeout: float = 60.0
+    port: int = 0,
+    *,
+    directory: Path | str = DEFAULT_DIR,
+    timeout: float = 60.0,
+    db_path: Path | str | None = None,
 ) -> DynamoDBLocal:
     """Install if needed, start ``java -jar DynamoDBLocal.jar -inMemory -sharedDb`` on ``port``
-    (0: a free one) and wait until it answers HTTP."""
+    (0: a free one) and wait until it answers HTTP. ``db_path``: keep the data in that folder
+    (``-dbPath``) instead of memory, so it outlives the process."""
     java = check_java()
     lib = ensure_installed(directory)
     port = port or free_port()
@@ -205,7 +210,7 @@ def start(
             f"-Djava.library.path={lib / 'DynamoDBLocal_lib'}",
             "-jar",
             str(lib / "DynamoDBLocal.jar"),
-            "-inMemory",
+            *(["-dbPath", str(_data_dir(db_path))] if db_path is not None else ["-inMemory"]),
             # one database whatever the credentials and region: like one AWS account seen by
             # every client of a local stack (otherwise tables are per access key and region)
             "-sharedDb",
@@ -219,15 +224,31 @@ def start(
         stderr=subprocess.STDOUT,
     )
     local = DynamoDBLocal(process=process, port=port, log_path=Path(log_name), _log=log)
-    deadline = time.monotonic() + timeout
-    while not _answers(local.endpoint_url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            why = "exited" if process.poll() is not None else f"did not answer in {timeout:.0f}s"
-            tail = local.log_tail()
-            local.stop()
-            raise DynamoDBLocalError(f"DynamoDB Local {why} (port {port}):\n{tail}")
-        time.sleep(0.1)
+    try:
+        deadline = time.monotonic() + timeout
+        while not _answers(local.endpoint_url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                why = (
+                    "exited" if process.poll() is not None else f"did not answer in {timeout:.0f}s"
+                )
+                raise DynamoDBLocalError(
+                    f"DynamoDB Local {why} (port {port}):\n{local.log_tail()}"
+                )
+            time.sleep(0.1)
+    except BaseException:
+        # also Ctrl-C or SIGTERM while Java starts: never leave the JVM behind
+        local.stop()
+        raise
     return local
+
+
+def _data_dir(path: Path | str) -> Path:
+    folder = Path(path).expanduser().resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DynamoDBLocalError(f"cannot use {folder} for DynamoDB Local's data: {exc}") from None
+    return folder
 
 
 @contextlib.contextmanager

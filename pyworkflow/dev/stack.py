@@ -128,6 +128,8 @@ class LocalStack:
     stack_name: str = "pyworkflow-dev"
     region: str = DEFAULT_REGION
     dynamodb_endpoint: str | None = None
+    # DynamoDB Local's data folder (kept across restarts); None: in memory, gone at stop()
+    persist: Path | str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     tick_seconds: float = 0.5  # how often due schedules are looked for
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -174,6 +176,7 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
+        self._check_port()
         parameters = dict(self.parameters)
         declared = load_template(self.template).get("Parameters") or {}
         if self.module and MODULE_PARAMETER in declared:
@@ -195,7 +198,7 @@ class LocalStack:
 
             self.on_progress("starting DynamoDB Local (Java)...")
             try:
-                ddb = start_dynamodb()
+                ddb = start_dynamodb(db_path=self.persist)
             except DynamoDBLocalError as exc:
                 raise LocalStackError(str(exc)) from None
             self._exit.callback(ddb.stop)
@@ -211,6 +214,7 @@ class LocalStack:
         specs = [tpl.function_spec(f) for f in tpl.function_ids()]
         environment = self._environment(specs, ddb_endpoint, moto.endpoint_url)
         self._set_env(environment)
+        self._import_workflows(environment.get(config.ENV_MODULE))
         self._bind_functions(tpl, specs)
         self.info = StackInfo(
             api_url="",
@@ -247,10 +251,22 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop serving (an invocation in progress finishes), drop the handlers' runtimes,
-        stop moto and DynamoDB Local, restore the environment. Idempotent."""
+        stop moto and DynamoDB Local, restore the environment. Idempotent, and whatever fails
+        on the way, moto and DynamoDB Local are stopped (no orphaned JVM)."""
+        try:
+            self._stop_serving()
+        finally:
+            self._exit.close()
+            self._restore_env()
+
+    def _stop_serving(self) -> None:
         if self._thread is not None:
-            if self._loop is not None and self._stop is not None:
-                self._loop.call_soon_threadsafe(self._stop.set)
+            loop, stop = self._loop, self._stop
+            # After a start-up failure the serving thread has already closed its loop:
+            # call_soon_threadsafe would raise, and stop() would never reach the JVM.
+            if loop is not None and stop is not None and not loop.is_closed():
+                with contextlib.suppress(RuntimeError):  # closed in between
+                    loop.call_soon_threadsafe(stop.set)
             self._thread.join(timeout=60)
             self._thread = None
         for function in {f.module.__name__: f for f in self.functions.values()}.values():
@@ -263,8 +279,42 @@ class LocalStack:
         for executor in {id(f.executor): f.executor for f in self.functions.values()}.values():
             executor.shutdown(wait=True)
         self.functions = {}
-        self._exit.close()
-        self._restore_env()
+
+    def _check_port(self) -> None:
+        """A busy port fails at once, before Java and moto start (not after, mid-way)."""
+        if not self.port:
+            return
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # as the HTTP server binds: a socket left in TIME_WAIT is not "busy"
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((self.host, self.port))
+            except OSError as exc:
+                raise LocalStackError(
+                    f"port {self.port} on {self.host} is in use ({exc.strerror}): stop what "
+                    "listens there (another pyworkflow dev?), or pass --port N "
+                    "(--port 0 picks a free port)"
+                ) from None
+
+    def _import_workflows(self, modules: str | None) -> None:
+        """Import the workflow module(s) now, as the functions will: an error fails start-up
+        with its message and place, instead of a ready banner and a failed first request."""
+        if not modules:
+            return
+        import traceback
+
+        try:
+            config.import_modules(modules)
+        except Exception as exc:  # noqa: BLE001 - any import-time error is the user's to see
+            frames = traceback.extract_tb(exc.__traceback__)
+            user = [f for f in frames if "importlib" not in f.filename]
+            where = f" ({user[-1].filename}:{user[-1].lineno})" if user else ""
+            raise LocalStackError(
+                f"the workflow module(s) {modules!r} failed to import: "
+                f"{type(exc).__name__}: {exc}{where}"
+            ) from exc
 
     def run_forever(self) -> None:
         """Serve until Ctrl-C (or SIGTERM), then stop cleanly."""

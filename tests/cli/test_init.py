@@ -26,13 +26,24 @@ def test_init_scaffolds_a_project_that_passes_its_own_tests(tmp_path: Path, monk
         "template.yaml",
         "README.md",
         "requirements.txt",
+        "requirements-dev.txt",
         "pyworkflow.toml",
         "pytest.ini",
     ):
         assert (project / name).is_file(), name
     template = (project / "template.yaml").read_text()
     assert "Default: workflows" in template and "pyworkflow.handlers.worker.handler" in template
-    assert "pyworkflow" in (project / "requirements.txt").read_text()
+    # the published distribution, pinned: what sam build and any other machine can install
+    from pyworkflow import __version__
+
+    requirements = (project / "requirements.txt").read_text()
+    assert f"pyworkflow-durable=={__version__}" in requirements
+    assert "file://" not in requirements and "moto" not in requirements
+    dev_requirements = (project / "requirements-dev.txt").read_text()
+    assert "-r requirements.txt" in dev_requirements
+    assert f"pyworkflow-durable[local]=={__version__}" in dev_requirements
+    assert "pytest==" in dev_requirements and "pytest-asyncio==" in dev_requirements
+    assert "pip install -r requirements-dev.txt" in (project / "README.md").read_text()
 
     # the same command again refuses to overwrite the project
     again = CliRunner().invoke(main, ["init", "hello"])
@@ -51,6 +62,17 @@ def test_init_scaffolds_a_project_that_passes_its_own_tests(tmp_path: Path, monk
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "2 passed" in done.stdout
+
+
+def test_init_from_a_local_checkout_requires_it_by_path(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["init", "hello", "--from", str(REPO)])
+    assert result.exit_code == 0, result.output
+    uri = REPO.resolve().as_uri()
+    assert f"pyworkflow-durable @ {uri}" in (tmp_path / "hello/requirements.txt").read_text()
+    assert f"pyworkflow-durable[local] @ {uri}" in (
+        tmp_path / "hello/requirements-dev.txt"
+    ).read_text()
 
 
 def test_init_rejects_a_bad_name(tmp_path: Path, monkeypatch) -> None:

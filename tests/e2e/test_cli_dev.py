@@ -39,6 +39,8 @@ def test_pyworkflow_dev_prints_urls_serves_and_stops_on_ctrl_c(
             "-m",
             "tests.e2e.workflows",
             "dev",
+            "--template",
+            str(REPO / "template.yaml"),
             "--port",
             "0",
             "--dynamodb-endpoint",

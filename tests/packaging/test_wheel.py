@@ -26,7 +26,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
         text=True,
     )
-    (built,) = out.glob("pyworkflow-*.whl")
+    (built,) = out.glob("pyworkflow_durable-*.whl")
     return built
 
 
