@@ -37,7 +37,13 @@ from pyworkflow.api import (
     trigger_schedule,
     update_schedule,
 )
-from pyworkflow.config import configure, get_config, get_storage, reset_config
+from pyworkflow.config import (
+    configure,
+    configure_from_yaml,
+    get_config,
+    get_storage,
+    reset_config,
+)
 from pyworkflow.core.child import ChildWorkflowHandle, start_child_workflow
 from pyworkflow.core.continue_as_new import continue_as_new
 from pyworkflow.core.events import Event, EventType
@@ -76,12 +82,14 @@ from pyworkflow.core.step_context import (
     set_step_context,
 )
 from pyworkflow.core.workflow import workflow
+from pyworkflow.discovery import discover_workflows
 from pyworkflow.exceptions import (
     CancellationError,
     ChildWorkflowError,
     ChildWorkflowFailedError,
     ConcurrencyError,
     ConfigurationError,
+    DiscoveryError,
     EventLimitExceededError,
     FatalError,
     HookAlreadyReceivedError,
@@ -101,8 +109,10 @@ from pyworkflow.exceptions import (
     WorkflowError,
     WorkflowNotFoundError,
 )
+from pyworkflow.observability.logging import configure_logging, get_logger
 from pyworkflow.runtime.replay import ReplayReport, replay_history
 from pyworkflow.runtime.schedules import (
+    ScheduledWorkflowMetadata,
     get_scheduled_workflow,
     list_scheduled_workflows,
     scheduled_workflow,
@@ -123,9 +133,14 @@ __all__ = [
     "__version__",
     # configuration
     "configure",
+    "configure_from_yaml",
     "get_config",
     "get_storage",
     "reset_config",
+    "discover_workflows",
+    # logging
+    "configure_logging",
+    "get_logger",
     # decorators and primitives
     "workflow",
     "step",
@@ -179,6 +194,7 @@ __all__ = [
     "activate_scheduled_workflows",
     "get_scheduled_workflow",
     "list_scheduled_workflows",
+    "ScheduledWorkflowMetadata",
     # records
     "WorkflowRun",
     "RunStatus",
@@ -203,6 +219,7 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowAlreadyRunningError",
     "ConfigurationError",
+    "DiscoveryError",
     "HookNotFoundError",
     "HookExpiredError",
     "HookAlreadyReceivedError",

@@ -11,8 +11,11 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pyworkflow.discovery import discover_workflows, read_config_file
+from pyworkflow.exceptions import ConfigurationError
 from pyworkflow.settings import (
     DEFAULT_DB_PATH,
     ENV_API_URL,
@@ -171,8 +174,6 @@ def configure(*, module: str | None = None, discover: bool = True, **kwargs: Any
 
 def _check(kwargs: dict[str, Any]) -> None:
     """Refuse what cannot take effect, before anything changes."""
-    from pyworkflow.exceptions import ConfigurationError
-
     runtime = kwargs.get("default_runtime", "local")
     if runtime != "local":
         raise ConfigurationError(
@@ -275,6 +276,94 @@ def get_storage() -> StorageBackend:
     return storage
 
 
+# --- pyworkflow.config.yaml ----------------------------------------------------------------
+# The file's keys, as 0.1.9 writes them::
+#
+#     module: myapp.workflows          # or  modules: [myapp.a, myapp.b]
+#     runtime: local                   # "celery" is accepted: runs are driven in-process here
+#     storage:
+#       type: sqlite                   # memory | file | sqlite | dynamodb ("backend" also read)
+#       base_path: ./pyworkflow_data/pyworkflow.db   # ("path" also read)
+#     celery:
+#       broker: redis://localhost:6379/0             # accepted, no effect (warned)
+#
+# A storage type this engine does not have (postgres, mysql, redis, cassandra...) is a
+# ``ConfigurationError`` naming the ones it has: silently using another store would lose runs.
+STORAGE_TYPES = ("memory", "file", "sqlite", "dynamodb")
+
+
+def storage_from_config(config: dict[str, Any]) -> StorageBackend:
+    """The backend a ``storage:`` section names."""
+    kind = str(config.get("type") or config.get("backend") or "file").lower()
+    path = config.get("base_path") or config.get("path")
+    if kind == "memory":
+        from pyworkflow.storage.memory import InMemoryStorageBackend
+
+        return InMemoryStorageBackend()
+    if kind == "file":
+        from pyworkflow.storage.file import FileStorageBackend
+
+        return FileStorageBackend(path or ".pyworkflow/data")
+    if kind == "sqlite":
+        from pyworkflow.storage.sqlite import SQLiteStorageBackend
+
+        return SQLiteStorageBackend(path or DEFAULT_DB_PATH)
+    if kind == "dynamodb":
+        from pyworkflow.runtime.storage_factory import with_offload
+        from pyworkflow.storage.dynamodb import DynamoDBStorageBackend
+
+        settings = get_settings()
+        table = config.get("table_name") or config.get("table") or settings.table
+        if not table:
+            raise ConfigurationError("storage type dynamodb needs table_name")
+        backend = DynamoDBStorageBackend(
+            table,
+            region=config.get("region") or settings.region,
+            endpoint_url=config.get("endpoint_url") or settings.dynamodb_endpoint,
+            retention_days=settings.retention_days,
+        )
+        return with_offload(backend, settings, item_limit=True)
+    raise ConfigurationError(
+        f"Storage type {kind!r} is not available in pyworkflow; use one of "
+        f"{', '.join(STORAGE_TYPES)}"
+    )
+
+
+def configure_from_yaml(path: str | Path, discover: bool = True) -> None:
+    """Configure from the YAML file ``path`` (``FileNotFoundError`` if missing,
+    ``ConfigFileError``, also a ValueError, if it is not valid YAML); with ``discover``,
+    import the workflow modules it names (``DiscoveryError`` if one fails)."""
+    config_path = Path(path)
+    if not config_path.exists():
+        raise FileNotFoundError(f"PyWorkflow configuration file not found: {config_path}")
+    data = read_config_file(config_path)
+
+    options: dict[str, Any] = {}
+    runtime = str(data.get("runtime") or "local")
+    if runtime == "celery":
+        # 0.1.9's generated files say celery; the same workflows run here in-process, durable
+        # as they were under Celery.
+        warnings.warn(
+            f"{config_path}: runtime 'celery' has no effect in pyworkflow: runs are driven "
+            "in-process (embedded) or by the SQS worker on AWS",
+            UserWarning,
+            stacklevel=2,
+        )
+        options["default_durable"] = True
+    elif runtime != "local":
+        options["default_runtime"] = runtime  # configure() refuses it, naming what exists
+    if data.get("storage"):
+        if not isinstance(data["storage"], dict):
+            raise ConfigurationError(f"{config_path}: storage must be a mapping")
+        options["storage"] = storage_from_config(data["storage"])
+    broker = (data.get("celery") or {}).get("broker")
+    if broker:
+        options["celery_broker"] = broker  # warned by configure(): no effect
+    configure(**options)
+    if discover:
+        discover_workflows(config=data, config_path=config_path)
+
+
 __all__ = [
     "DEFAULT_DB_PATH",
     "ENV_API_URL",
@@ -300,7 +389,9 @@ __all__ = [
     "ENV_VISIBILITY_TIMEOUT",
     "PyWorkflowConfig",
     "SavedConfig",
+    "STORAGE_TYPES",
     "configure",
+    "configure_from_yaml",
     "get_config",
     "get_storage",
     "import_modules",
@@ -308,4 +399,5 @@ __all__ = [
     "reset_config",
     "restore_config",
     "save_config",
+    "storage_from_config",
 ]

@@ -11,7 +11,9 @@
         ├── WorkflowAlreadyRunningError
         ├── RunAlreadyEndedError         nothing to cancel (the API's 409)
         ├── ConfigurationError
-        │   └── UnknownWorkflowError     no workflow of that name is registered here
+        │   ├── UnknownWorkflowError     no workflow of that name is registered here
+        │   ├── DiscoveryError           a workflow module to discover failed to import
+        │   └── ConfigFileError          pyworkflow.config.yaml cannot be read
         ├── HookError
         │   ├── HookNotFoundError
         │   ├── HookExpiredError
@@ -41,7 +43,7 @@ that swallows it is cancelled again at its next unshielded await.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -67,13 +69,37 @@ class RetryableError(WorkflowError):
     """Raise from a step to ask for a retry, optionally after ``retry_after``.
 
     ``retry_after`` may be seconds, a duration string ("30s"), a timedelta or a datetime.
+    Extra keyword arguments are kept as ``metadata`` (pyworkflow-engine's signature).
     """
 
     def __init__(
-        self, message: str = "", retry_after: int | float | str | timedelta | datetime | None = None
+        self,
+        message: str = "",
+        retry_after: int | float | str | timedelta | datetime | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(message)
+        self.message = message
         self.retry_after = retry_after
+        self.metadata = kwargs
+
+    def get_retry_delay_seconds(self) -> float | None:
+        """Seconds to wait before the retry (None: the step's own retry policy decides), by the
+        same rules the engine applies: a naive datetime is local time, a past one means 0."""
+        # Imported here: this module imports only the standard library at load time
+        # (core.duration does too, so there is no cycle). The rules of core.retry's
+        # retry_after_seconds, which the engine applies.
+        from pyworkflow.core.duration import parse_duration
+
+        value = self.retry_after
+        if value is None:
+            return None
+        if isinstance(value, datetime):  # a naive one is local time, as sleep() takes it
+            now = datetime.now(UTC)
+            return max(0.0, (value.astimezone(UTC) - now).total_seconds())
+        if isinstance(value, timedelta):
+            return value.total_seconds()
+        return parse_duration(value, name="RetryableError retry_after")
 
 
 class CancellationError(WorkflowError):
@@ -100,6 +126,16 @@ class ConfigurationError(WorkflowError):
     """pyworkflow is configured in a way that cannot work; the message says how to fix it."""
 
 
+class DiscoveryError(ConfigurationError):
+    """A workflow module named for discovery (``discover_workflows``, ``configure_from_yaml``,
+    ``PYWORKFLOW_DISCOVER``) could not be imported; the message names it."""
+
+
+class ConfigFileError(ConfigurationError, ValueError):
+    """A configuration file cannot be read. Also a ValueError: pyworkflow-engine raised one for
+    invalid YAML."""
+
+
 class RunAlreadyEndedError(WorkflowError):
     """The run has already ended, so there is nothing to cancel (the API answers 409; the
     module-level ``cancel_workflow`` returns False instead, as pyworkflow-engine's does)."""
@@ -116,18 +152,26 @@ class HookError(WorkflowError):
 
 
 class HookNotFoundError(HookError):
-    def __init__(self, hook: str = "") -> None:
-        super().__init__(f"Hook not found{': ' + hook if hook else ''}")
+    """No hook for that token (or name). ``token`` is pyworkflow-engine's attribute; unlike its
+    message, ours never repeats the token (messages reach logs and API answers)."""
+
+    def __init__(self, token: str = "", *, detail: str | None = None) -> None:
+        super().__init__(f"Hook not found{': ' + detail if detail else ''}")
+        self.token = token
 
 
 class HookExpiredError(HookError):
-    def __init__(self, hook: str = "") -> None:
-        super().__init__(f"Hook expired{': ' + hook if hook else ''}")
+    def __init__(self, hook_id: str = "", *, detail: str | None = None) -> None:
+        shown = detail or hook_id
+        super().__init__(f"Hook expired{': ' + shown if shown else ''}")
+        self.hook_id = hook_id
 
 
 class HookAlreadyReceivedError(HookError):
-    def __init__(self, hook: str = "") -> None:
-        super().__init__(f"Hook already received a payload{': ' + hook if hook else ''}")
+    def __init__(self, hook_id: str = "", *, detail: str | None = None) -> None:
+        shown = detail or hook_id
+        super().__init__(f"Hook already received a payload{': ' + shown if shown else ''}")
+        self.hook_id = hook_id
 
 
 class HookPayloadError(HookError):
@@ -161,11 +205,14 @@ class MaxNestingDepthError(ChildWorkflowError):
     MAX_DEPTH = 3
 
     def __init__(self, current_depth: int) -> None:
+        # pyworkflow-engine's wording, word for word: code may match on it
         super().__init__(
-            f"Child workflows nest at most {self.MAX_DEPTH} deep; this one would be at depth "
-            f"{current_depth + 1}. Flatten the hierarchy or start it as a top-level run."
+            f"Maximum nesting depth of {self.MAX_DEPTH} exceeded. "
+            f"Current depth: {current_depth}. "
+            "Consider restructuring your workflow to reduce nesting."
         )
         self.current_depth = current_depth
+        self.max_depth = self.MAX_DEPTH
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from pyworkflow.exceptions import ConfigurationError
 # --- the variables ------------------------------------------------------------------------------
 ENV_DB_PATH = "PYWORKFLOW_DB"  # SQLite file of the embedded default storage
 ENV_MODULE = "PYWORKFLOW_MODULE"  # module(s) defining workflows, for the CLI and worker
+ENV_DISCOVER = "PYWORKFLOW_DISCOVER"  # pyworkflow-engine's name for the same (discover_workflows)
 ENV_STORAGE = "PYWORKFLOW_STORAGE"  # "sqlite" (default), "memory", "file:<dir>", "dynamodb"
 ENV_DYNAMODB_TABLE = "PYWORKFLOW_TABLE"  # DynamoDB table of the AWS storage
 ENV_DYNAMODB_ENDPOINT = "PYWORKFLOW_DYNAMODB_ENDPOINT"  # e.g. DynamoDB Local; unset on AWS
@@ -88,7 +89,9 @@ class Settings(BaseSettings):
 
     # --- embedded runtime and CLI ----------------------------------------------------------
     db_path: str = Field(default=DEFAULT_DB_PATH, validation_alias=ENV_DB_PATH)
-    module: str | None = Field(default=None, validation_alias=ENV_MODULE)
+    module: str | None = Field(
+        default=None, validation_alias=AliasChoices(ENV_MODULE, ENV_DISCOVER)
+    )
     storage_kind: str = Field(default="sqlite", validation_alias=ENV_STORAGE)
     api_url: str | None = Field(default=None, validation_alias=ENV_API_URL)
 
@@ -306,6 +309,7 @@ __all__ = [
     "ENV_BLOB_BUCKET",
     "ENV_BLOB_DIR",
     "ENV_DB_PATH",
+    "ENV_DISCOVER",
     "ENV_DYNAMODB_ENDPOINT",
     "ENV_DYNAMODB_TABLE",
     "ENV_MAX_PAYLOAD_BYTES",

@@ -12,7 +12,7 @@ from typing import Any
 from pyworkflow.config import get_config, get_storage
 from pyworkflow.core.events import Event
 from pyworkflow.core.models import RunStatus, WorkflowRun
-from pyworkflow.core.registry import get_workflow_by_func
+from pyworkflow.core.registry import get_workflow_by_func, not_registered_message
 from pyworkflow.exceptions import ConfigurationError, WorkflowNotFoundError
 from pyworkflow.runtime.local import get_runtime, get_transient_runtime
 from pyworkflow.service import hooks, runs
@@ -50,10 +50,7 @@ async def start(
     """
     defn = get_workflow_by_func(workflow_func)
     if defn is None:
-        raise ValueError(
-            f"{getattr(workflow_func, '__name__', workflow_func)!r} is not a workflow: "
-            "decorate it with @workflow"
-        )
+        raise ValueError(not_registered_message(workflow_func))
     if runtime not in (None, "local"):
         raise ConfigurationError(
             f"Runtime {runtime!r} is not available here: the embedded runtime is 'local'; "

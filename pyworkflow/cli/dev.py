@@ -167,7 +167,7 @@ def dev(
     """
     st = state()
     # the local stack's own dependencies are an extra, not the library's
-    missing = [name for name in ("yaml", "moto") if importlib.util.find_spec(name) is None]
+    missing = [name for name in ("moto",) if importlib.util.find_spec(name) is None]
     if missing:
         raise CliError(
             f"pyworkflow dev needs the local stack's dependencies ({', '.join(missing)} "

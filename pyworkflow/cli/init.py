@@ -76,7 +76,7 @@ def render(name: str, source: Path | None = None) -> dict[str, str]:
             f"{pyworkflow_requirement(source)}\n"
         ),
         "requirements-dev.txt": (
-            "# This machine's: the tests and `pyworkflow dev`'s local AWS stack (moto, PyYAML).\n"
+            "# This machine's: the tests and `pyworkflow dev`'s local AWS stack (moto).\n"
             "-r requirements.txt\n"
             f"{pyworkflow_requirement(source, extras='local')}\n"
             + "".join(f"{r}\n" for r in _test_requirements())

@@ -16,10 +16,11 @@ from typing import Any
 from pyworkflow.core import context as _ctx
 from pyworkflow.core.events import EventType
 from pyworkflow.core.models import RunStatus, WorkflowRun
-from pyworkflow.core.registry import get_workflow_by_func
+from pyworkflow.core.registry import get_workflow_by_func, not_registered_message
 from pyworkflow.core.serde import from_jsonable
 from pyworkflow.exceptions import (
     ChildWorkflowFailedError,
+    ConfigurationError,
     MaxNestingDepthError,
     SuspensionSignal,
     WorkflowNotFoundError,
@@ -28,17 +29,55 @@ from pyworkflow.exceptions import (
 PARENT_CLOSE_POLICIES = ("abandon", "cancel")
 
 
+class _StorageOnly:
+    """What a handle built the way pyworkflow-engine builds one (``_storage=``) reads through:
+    it can read the run; cancelling needs a runtime, which core cannot reach."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+
+    async def get_run(self, run_id: str) -> WorkflowRun | None:
+        run: WorkflowRun | None = await self.storage.get_run(run_id)
+        return run
+
+    async def cancel_run(self, run_id: str, reason: str | None) -> None:
+        raise ConfigurationError(
+            "This ChildWorkflowHandle was built from a storage only: cancel the child with "
+            f"pyworkflow.cancel_workflow({run_id!r})"
+        )
+
+
 class ChildWorkflowHandle:
-    """A started child run, for fire-and-forget children."""
+    """A started child run, for fire-and-forget children.
+
+    Has pyworkflow-engine's attributes: ``child_id`` (here the child's run id: children are
+    named by their parent's op, so the run id is already deterministic), ``child_run_id``,
+    ``child_workflow_name``, ``parent_run_id`` and ``_storage``; and can be built its way,
+    ``ChildWorkflowHandle(child_id=..., child_run_id=..., child_workflow_name=...,
+    parent_run_id=..., _storage=storage)``.
+    """
 
     def __init__(
-        self, child_run_id: str, child_workflow_name: str, parent_run_id: str, journal: Any
+        self,
+        child_run_id: str,
+        child_workflow_name: str,
+        parent_run_id: str,
+        journal: Any = None,
+        *,
+        child_id: str | None = None,
+        _storage: Any = None,
     ) -> None:
-        self.child_id = child_run_id
+        if journal is None and _storage is None:
+            raise TypeError("ChildWorkflowHandle needs a journal or _storage")
+        self.child_id = child_id or child_run_id
         self.child_run_id = child_run_id
         self.child_workflow_name = child_workflow_name
         self.parent_run_id = parent_run_id
-        self._journal = journal
+        self._journal = journal if journal is not None else _StorageOnly(_storage)
+
+    @property
+    def _storage(self) -> Any:
+        return self._journal.storage
 
     async def _run(self) -> WorkflowRun:
         run: WorkflowRun | None = await self._journal.get_run(self.child_run_id)
@@ -102,10 +141,7 @@ async def start_child_workflow(
     ctx = _ctx.require("start_child_workflow()")
     defn = get_workflow_by_func(workflow_func)
     if defn is None:
-        raise ValueError(
-            f"{getattr(workflow_func, '__name__', workflow_func)!r} is not a workflow: "
-            "decorate it with @workflow"
-        )
+        raise ValueError(not_registered_message(workflow_func))
     if parent_close_policy not in PARENT_CLOSE_POLICIES:
         raise ValueError(f"parent_close_policy must be one of {PARENT_CLOSE_POLICIES}")
 

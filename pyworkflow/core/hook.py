@@ -8,7 +8,6 @@ reaches the hook, so only the run's own worker ever writes its history.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -21,15 +20,12 @@ from pyworkflow.core.clock import new_token
 from pyworkflow.core.duration import parse_duration, resolve_wake_time
 from pyworkflow.core.events import EventType
 from pyworkflow.core.models import Hook, HookStatus
+from pyworkflow.core.models import hash_token as hash_token  # its former home: still importable
 from pyworkflow.core.registry import register_hook_schema
 from pyworkflow.core.serde import from_jsonable
 from pyworkflow.exceptions import HookExpiredError, SuspensionSignal
 
 T = TypeVar("T", bound=BaseModel)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 async def hook(
@@ -141,7 +137,9 @@ def stored_payload(hook: Hook) -> Any:
 
 def _outcome(type_: EventType, data: dict[str, Any], name: str, schema: type | None) -> Any:
     if type_ == EventType.HOOK_EXPIRED:
-        raise HookExpiredError(f"{name} (timed out waiting for its payload)")
+        raise HookExpiredError(
+            str(data.get("hook_id") or ""), detail=f"{name} (timed out waiting for its payload)"
+        )
     return from_jsonable(data.get("payload"), schema)
 
 

@@ -1,12 +1,63 @@
-"""Records the storage layer keeps besides events: runs, hooks and schedules."""
+"""Records the storage layer keeps besides events: runs, hooks and schedules.
+
+pyworkflow-engine's records are dataclasses, so its code builds them positionally, leaves out
+``created_at`` (now, in UTC) and calls ``to_dict()``/``from_dict()``. ``_Record`` gives ours
+the same, on top of pydantic: the storage formats (``model_dump_json``) do not change.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def hash_token(token: str) -> str:
+    """What a hook is stored under: the token's SHA-256, never the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class _Record(BaseModel):
+    """A record constructible as pyworkflow-engine's dataclass was."""
+
+    #: the leading fields, in pyworkflow-engine's order, that may be given positionally
+    _positional: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *args: Any, **data: Any) -> None:
+        super().__init__(**self._named(args, data))
+
+    @classmethod
+    def _named(cls, args: tuple[Any, ...], data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` with the positional ``args`` put under their field names."""
+        if len(args) > len(cls._positional):
+            raise TypeError(
+                f"{cls.__name__}() takes at most {len(cls._positional)} positional "
+                f"arguments ({len(args)} given)"
+            )
+        for name, value in zip(cls._positional, args, strict=False):
+            if name in data:
+                raise TypeError(f"{cls.__name__}() got multiple values for {name!r}")
+            data[name] = value
+        return data
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: enums as their values, datetimes as ISO 8601 text."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The inverse of ``to_dict()``; also reads pyworkflow-engine's dictionaries (keys we
+        do not have are ignored, missing ones take their defaults)."""
+        return cls(**dict(data))
 
 
 class RunStatus(StrEnum):
@@ -31,7 +82,7 @@ TERMINAL_STATUSES = frozenset(
 )
 
 
-class WorkflowRun(BaseModel):
+class WorkflowRun(_Record):
     """One execution of a workflow. ``version`` guards every update (compare-and-set).
 
     ``result`` and ``input_args``/``input_kwargs`` hold JSON text (``result`` is the JSON of the
@@ -39,12 +90,27 @@ class WorkflowRun(BaseModel):
     """
 
     model_config = ConfigDict(validate_assignment=False)
+    _positional = (
+        "run_id",
+        "workflow_name",
+        "status",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "completed_at",
+        "input_args",
+        "input_kwargs",
+        "result",
+        "error",
+        "idempotency_key",
+        "max_duration",
+    )
 
     run_id: str
     workflow_name: str
     status: RunStatus = RunStatus.PENDING
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = Field(default_factory=_now)
+    updated_at: datetime = Field(default_factory=_now)
     started_at: datetime | None = None
     completed_at: datetime | None = None
     input_args: str = "[]"
@@ -65,6 +131,10 @@ class WorkflowRun(BaseModel):
     continued_from_run_id: str | None = None
     continued_to_run_id: str | None = None
     recovery_attempts: int = 0
+    # pyworkflow-engine's fault-tolerance fields, recorded as given. A run whose worker dies is
+    # always recovered here (its lease lapses, another worker replays it), never given up.
+    max_recovery_attempts: int = 3
+    recover_on_worker_loss: bool = True
     # Engine bookkeeping
     version: int = 0
     wake_at: datetime | None = None
@@ -89,21 +159,75 @@ class HookStatus(StrEnum):
     DISPOSED = "disposed"
 
 
-class Hook(BaseModel):
-    """A pending wait for an outside payload. Stored under the token's SHA-256, never the token."""
+class Hook(_Record):
+    """A pending wait for an outside payload. Stored under the token's SHA-256, never the token.
+
+    ``Hook(hook_id, run_id, token)`` (pyworkflow-engine's way) hashes ``token``; the token stays
+    readable as ``hook.token`` on that object only, and is in neither ``to_dict()`` nor storage.
+    """
+
+    _positional = (
+        "hook_id",
+        "run_id",
+        "token",
+        "url",
+        "status",
+        "created_at",
+        "received_at",
+        "expires_at",
+        "payload",
+        "name",
+        "payload_schema",
+        "metadata",
+    )
 
     token_hash: str
     run_id: str
     hook_id: str
-    op: int
-    name: str
+    op: int = 0  # the workflow's op that waits; 0 for a hook built outside a workflow
+    name: str = ""
     status: HookStatus = HookStatus.PENDING
-    created_at: datetime
+    created_at: datetime = Field(default_factory=_now)
     expires_at: datetime | None = None
     received_at: datetime | None = None
     payload_schema: dict[str, Any] | None = None
     payload: Any = None
+    url: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
     version: int = 0
+
+    _token: str | None = PrivateAttr(default=None)
+
+    def __init__(self, *args: Any, **data: Any) -> None:
+        data = self._named(args, data)
+        token = data.pop("token", None)
+        if token is not None:
+            data.setdefault("token_hash", hash_token(token))
+        super().__init__(**data)
+        self._token = token
+
+    @property
+    def token(self) -> str | None:
+        return self._token
+
+    def __eq__(self, other: object) -> bool:
+        # The record's fields only: a hook read back has no token, and is the same hook
+        if not isinstance(other, Hook):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as every pydantic model
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _no_name(cls, value: Any) -> Any:
+        return "" if value is None else value  # pyworkflow-engine's name was optional
+
+    @field_validator("payload_schema", mode="before")
+    @classmethod
+    def _schema_text(cls, value: Any) -> Any:
+        # pyworkflow-engine kept the JSON schema as text
+        return json.loads(value) if isinstance(value, str) else value
 
 
 class OverlapPolicy(StrEnum):
@@ -120,7 +244,9 @@ class ScheduleStatus(StrEnum):
     DELETED = "deleted"
 
 
-class CalendarSpec(BaseModel):
+class CalendarSpec(_Record):
+    _positional = ("second", "minute", "hour", "day_of_month", "month", "day_of_week")
+
     second: int = 0
     minute: int = 0
     hour: int = 0
@@ -129,7 +255,9 @@ class CalendarSpec(BaseModel):
     day_of_week: int | None = None
 
 
-class ScheduleSpec(BaseModel):
+class ScheduleSpec(_Record):
+    _positional = ("cron", "interval", "calendar", "timezone", "start_at", "end_at", "jitter")
+
     cron: str | None = None
     interval: str | None = None
     calendar: list[CalendarSpec] | None = None
@@ -139,7 +267,28 @@ class ScheduleSpec(BaseModel):
     jitter: str | None = None
 
 
-class Schedule(BaseModel):
+class Schedule(_Record):
+    _positional = (
+        "schedule_id",
+        "workflow_name",
+        "spec",
+        "status",
+        "args",
+        "kwargs",
+        "overlap_policy",
+        "created_at",
+        "updated_at",
+        "last_run_at",
+        "next_run_time",
+        "last_run_id",
+        "running_run_ids",
+        "buffered_count",
+        "total_runs",
+        "successful_runs",
+        "failed_runs",
+        "skipped_runs",
+    )
+
     schedule_id: str
     workflow_name: str
     spec: ScheduleSpec
@@ -147,7 +296,7 @@ class Schedule(BaseModel):
     args: str = "[]"
     kwargs: str = "{}"
     overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
-    created_at: datetime
+    created_at: datetime = Field(default_factory=_now)
     updated_at: datetime | None = None
     last_run_at: datetime | None = None
     next_run_time: datetime | None = None
@@ -159,6 +308,56 @@ class Schedule(BaseModel):
     failed_runs: int = 0
     skipped_runs: int = 0
     version: int = 0
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    CANCELLED = "cancelled"
+
+
+class StepExecution(_Record):
+    """pyworkflow-engine's step record, for code that builds or reads one. Storage keeps no
+    such record here: a step's attempts are events in its run's history."""
+
+    _positional = (
+        "step_id",
+        "run_id",
+        "step_name",
+        "status",
+        "attempt",
+        "max_retries",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "completed_at",
+        "input_args",
+        "input_kwargs",
+        "result",
+        "error",
+        "retry_after",
+        "retry_delay",
+    )
+
+    step_id: str
+    run_id: str
+    step_name: str
+    status: StepStatus
+    attempt: int = 1
+    max_retries: int = 3
+    created_at: datetime = Field(default_factory=_now)
+    updated_at: datetime = Field(default_factory=_now)
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    input_args: str = "[]"
+    input_kwargs: str = "{}"
+    result: str | None = None
+    error: str | None = None
+    retry_after: datetime | None = None
+    retry_delay: str | None = None
 
 
 class Page(BaseModel):

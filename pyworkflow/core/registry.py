@@ -96,6 +96,15 @@ def get_workflow_by_func(func: Callable[..., Any]) -> WorkflowDefinition | None:
     return None
 
 
+def not_registered_message(func: Callable[..., Any]) -> str:
+    """pyworkflow-engine's words for a function that is not a workflow (code may match on
+    them)."""
+    name = getattr(func, "__name__", repr(func))
+    return (
+        f"Function {name} is not registered as a workflow. Did you forget the @workflow decorator?"
+    )
+
+
 def list_workflows() -> dict[str, WorkflowDefinition]:
     return dict(_workflows)
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyworkflow.core.events import EventType
-from pyworkflow.core.hook import hash_token
-from pyworkflow.core.models import Hook, HookStatus, WorkflowRun
+from pyworkflow.core.models import Hook, HookStatus, WorkflowRun, hash_token
 from pyworkflow.core.registry import get_hook_schema
 from pyworkflow.core.serde import to_jsonable, validate
 from pyworkflow.exceptions import (
@@ -70,7 +69,7 @@ async def _hook_of(storage: StorageBackend, token: str) -> Hook:
     # Storage looked the hash up; compare again in constant time so a partial-match lookup in
     # some backend can never leak through timing.
     if hook is None or not hmac.compare_digest(hook.token_hash, hash_token(token)):
-        raise HookNotFoundError()
+        raise HookNotFoundError(token)  # kept as .token; never in the message
     return hook
 
 
@@ -91,7 +90,7 @@ async def resume_hook_by_name(rt: Runtime, run_id: str, name: str, payload: Any)
     if hook is None:
         if await rt.storage.get_run(run_id) is None:  # say which of the two is missing
             raise WorkflowNotFoundError(run_id)
-        raise HookNotFoundError(f"No hook named {name!r} on run {run_id}")
+        raise HookNotFoundError(detail=f"No hook named {name!r} on run {run_id}")
     return await deliver_hook(rt, hook, payload)
 
 
@@ -134,21 +133,22 @@ async def deliver_hook(rt: Runtime, hook: Hook, payload: Any) -> ResumeResult:
     """Store ``payload`` on ``hook`` (compare-and-set) and move its run along."""
     if _received(hook):
         await _wake_if_not_taken(rt, hook)
-        raise HookAlreadyReceivedError(hook.name)
+        raise HookAlreadyReceivedError(hook.hook_id, detail=hook.name)
     run = await rt.storage.get_run(hook.run_id)
     if run is None or run.status.is_terminal:
         raise HookExpiredError(
-            f"{hook.name} (its run {hook.run_id} already ended"
-            + (f": {run.status.value})" if run else ")")
+            hook.hook_id,
+            detail=f"{hook.name} (its run {hook.run_id} already ended"
+            + (f": {run.status.value})" if run else ")"),
         )
     for _ in range(MAX_DELIVERY_ATTEMPTS):
         if _received(hook):  # (re-read after a lost compare-and-set)
             await _wake_if_not_taken(rt, hook)
-            raise HookAlreadyReceivedError(hook.name)
+            raise HookAlreadyReceivedError(hook.hook_id, detail=hook.name)
         if hook.status != HookStatus.PENDING or (
             hook.expires_at is not None and rt.clock.now() >= hook.expires_at
         ):
-            raise HookExpiredError(hook.name)
+            raise HookExpiredError(hook.hook_id, detail=hook.name)
         data = _payload_for(hook, payload)
         try:
             await rt.storage.update_hook(
@@ -164,7 +164,7 @@ async def deliver_hook(rt: Runtime, hook: Hook, payload: Any) -> ResumeResult:
         except ConcurrencyError:
             latest = await rt.storage.get_hook(hook.token_hash)
             if latest is None:
-                raise HookNotFoundError(hook.name) from None
+                raise HookNotFoundError(detail=hook.name) from None
             hook = latest
             continue
         break

@@ -252,7 +252,7 @@ async def test_nesting_deeper_than_three_fails(storage):
     assert (await get_workflow_run(await start(nesting_flow, 3))).get_result() == 3
     run = await start_failing(nesting_flow, 4)
     assert run.status == RunStatus.FAILED
-    assert "nest at most 3" in run.error
+    assert "Maximum nesting depth of 3 exceeded" in run.error
 
 
 @workflow
