@@ -82,6 +82,14 @@ from pyworkflow.core.step_context import (
     set_step_context,
 )
 from pyworkflow.core.workflow import workflow
+from pyworkflow.core.workflow_context import (
+    LocalContext,
+    WorkflowContext,
+    get_context,
+    has_context,
+    reset_context,
+    set_context,
+)
 from pyworkflow.discovery import discover_workflows
 from pyworkflow.exceptions import (
     CancellationError,
@@ -109,7 +117,13 @@ from pyworkflow.exceptions import (
     WorkflowError,
     WorkflowNotFoundError,
 )
-from pyworkflow.observability.logging import configure_logging, get_logger
+from pyworkflow.observability.logging import (
+    bind_step_context,
+    bind_workflow_context,
+    configure_logging,
+    get_logger,
+)
+from pyworkflow.runtime.registry import LocalRuntime, Runtime, get_runtime, register_runtime
 from pyworkflow.runtime.replay import ReplayReport, replay_history
 from pyworkflow.runtime.schedules import (
     ScheduledWorkflowMetadata,
@@ -124,6 +138,7 @@ from pyworkflow.storage import (
     SQLiteStorageBackend,
     StorageBackend,
 )
+from pyworkflow.testing.mock_context import MockContext
 
 __version__ = "0.1.0"
 
@@ -156,6 +171,14 @@ __all__ = [
     "get_step_context",
     "has_step_context",
     "set_step_context",
+    # the workflow context (pyworkflow-engine's context API)
+    "WorkflowContext",
+    "LocalContext",
+    "MockContext",
+    "get_context",
+    "has_context",
+    "set_context",
+    "reset_context",
     # fan-out and versioning
     "parallel",
     "FanOutResult",
@@ -206,6 +229,14 @@ __all__ = [
     "CalendarSpec",
     "ScheduleStatus",
     "OverlapPolicy",
+    # runtimes by name
+    "Runtime",
+    "LocalRuntime",
+    "get_runtime",
+    "register_runtime",
+    # logging
+    "bind_workflow_context",
+    "bind_step_context",
     # storage
     "StorageBackend",
     "InMemoryStorageBackend",

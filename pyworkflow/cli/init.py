@@ -24,7 +24,6 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 _REPO_MODULE = "Default: examples.order_processing"
 
 
-
 def _test_requirements() -> list[str]:
     """pytest and pytest-asyncio as pinned by pyworkflow's own dev extra (one list of pins)."""
     try:
@@ -34,7 +33,7 @@ def _test_requirements() -> list[str]:
     pins = [
         r.split(";")[0].strip()
         for r in requires
-        if "extra == \"dev\"" in r and r.startswith(("pytest==", "pytest-asyncio=="))
+        if 'extra == "dev"' in r and r.startswith(("pytest==", "pytest-asyncio=="))
     ]
     return sorted(pins) or ["pytest", "pytest-asyncio"]
 

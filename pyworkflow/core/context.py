@@ -157,7 +157,7 @@ class Limits:
     warning_interval: int = 100
 
 
-class WorkflowContext:
+class ExecutionContext:
     """State of one execution. ``current()`` returns it inside workflow and step code."""
 
     def __init__(
@@ -204,6 +204,9 @@ class WorkflowContext:
         self.cancel_seq: int | None = None
         self.cancel_reason: str | None = None
         self.step_context: Any = None
+        # The public ``WorkflowContext`` (pyworkflow-engine API) over this execution, made on the
+        # first ``get_context()``: one object per execution, so identity checks hold.
+        self.facade: Any = None
         self.interrupted = False  # set by the runtime: reload at the next new operation
         self.awaits_child = False  # a child's ending is among what the run waits for
         self.child_wait_since: datetime | None = None  # since when (the earliest such child)
@@ -775,12 +778,15 @@ def _diverge(run_id: str, where: int | str, expected: str, found: str, detail: s
     )
 
 
-_current: ContextVar[WorkflowContext | None] = ContextVar("pyworkflow_context", default=None)
+_current: ContextVar[ExecutionContext | None] = ContextVar("pyworkflow_context", default=None)
 # the step (or hook callback) the calling task is inside, by name; None in workflow code
 _in_step: ContextVar[str | None] = ContextVar("pyworkflow_in_step", default=None)
 _shield_depth: ContextVar[int] = ContextVar("pyworkflow_shield_depth", default=0)
 _branch: ContextVar[Branch | None] = ContextVar("pyworkflow_branch", default=None)
 _lane: ContextVar[Lane | None] = ContextVar("pyworkflow_lane", default=None)
+# A context the user installed with ``set_context()`` (a ``MockContext`` in a test): the
+# primitives hand their work to it when no execution of ours is running.
+_override: ContextVar[Any] = ContextVar("pyworkflow_public_context", default=None)
 
 
 def _reset(var: ContextVar[Any], token: Any) -> None:
@@ -805,11 +811,17 @@ def leave_step(token: Any) -> None:
     _reset(_in_step, token)
 
 
-def current() -> WorkflowContext | None:
+def current() -> ExecutionContext | None:
     return _current.get()
 
 
-def require(what: str) -> WorkflowContext:
+def override() -> Any:
+    """The context ``set_context()`` installed, if no execution of ours is running (a running
+    one always wins: the engine must not hand a real run's operations to a test double)."""
+    return _override.get() if _current.get() is None else None
+
+
+def require(what: str) -> ExecutionContext:
     """The running workflow's context for primitive ``what`` ("hook()"), which only workflow
     code may call: ``RuntimeError`` outside a workflow, ``PrimitiveInStepError`` inside a step
     (recorded inside a step, it would be an operation the step's retry or replay repeats)."""
@@ -831,7 +843,7 @@ def refuse_in_step(what: str) -> None:
         )
 
 
-def activate(ctx: WorkflowContext | None) -> Any:
+def activate(ctx: ExecutionContext | None) -> Any:
     """Make ``ctx`` the running workflow's, in a clean state: a run driven from inside
     another's step, branch or shield (the embedded runtime drives a waited-for child inline)
     must not number its operations as that branch's or think itself in a step."""
@@ -841,11 +853,13 @@ def activate(ctx: WorkflowContext | None) -> Any:
         _in_step.set(None),
         _shield_depth.set(0),
         _lane.set(None),
+        _override.set(None),
     )
 
 
 def deactivate(tokens: Any) -> None:
-    current, branch, in_step, shield, lane = tokens
+    current, branch, in_step, shield, lane, override_ = tokens
+    _reset(_override, override_)
     _reset(_lane, lane)
     _reset(_shield_depth, shield)
     _reset(_in_step, in_step)

@@ -42,6 +42,9 @@ async def hook(
         raise ValueError("hook() needs a non-empty name")
     if timeout is not None:
         parse_duration(timeout, name="hook() timeout")
+    installed = _ctx.override()
+    if _ctx.current() is None and installed is not None:
+        return await _hook_of(installed, name, timeout, on_created, payload_schema)
     ctx = _ctx.require("hook()")
     if payload_schema is not None:
         register_hook_schema(name, payload_schema)
@@ -129,6 +132,35 @@ async def hook(
         await ctx.record(EventType.HOOK_EXPIRED, data)
         return _outcome(EventType.HOOK_EXPIRED, data, name, schema)
     raise await ctx.suspension(SuspensionSignal("hook", wake_at=expires_at, op=op, hook_id=hook_id))
+
+
+async def _hook_of(
+    installed: Any,
+    name: str,
+    timeout: str | int | float | None,
+    on_created: Callable[[str], Awaitable[None] | None] | None,
+    schema: type[BaseModel] | None,
+) -> Any:
+    """``hook()`` under a context the user installed (``set_context``): it answers (a
+    ``MockContext`` with its mock payload); a typed hook still validates what it gets."""
+    if installed.is_step_worker:
+        raise RuntimeError(
+            "hook() cannot be called from within a step. Hooks require workflow suspension "
+            "which is not supported during step execution. Move the hook() call to "
+            "workflow-level code instead."
+        )
+    seconds = None if timeout is None else int(parse_duration(timeout, name="hook() timeout"))
+
+    async def created(token: str) -> None:
+        if on_created is not None:
+            result = on_created(token)
+            if inspect.isawaitable(result):
+                await result
+
+    payload = await installed.hook(name, timeout=seconds, on_created=created, payload_schema=schema)
+    if schema is not None and not isinstance(payload, schema):
+        return from_jsonable(payload, schema)
+    return payload
 
 
 def stored_payload(hook: Hook) -> Any:

@@ -183,7 +183,7 @@ async def _run(thunk: Callable[[], Awaitable[T]]) -> T:
 
 
 async def _run_branch(
-    ctx: _ctx.WorkflowContext, branch: _ctx.Branch, thunk: Callable[[], Awaitable[T]]
+    ctx: _ctx.ExecutionContext, branch: _ctx.Branch, thunk: Callable[[], Awaitable[T]]
 ) -> T:
     """A branch, checked at its end against what the history recorded of it."""
     try:
@@ -303,7 +303,7 @@ async def _fan_out(
 
 
 def _check_items(
-    ctx: _ctx.WorkflowContext, op: int, rec: _ctx.OpRecord | None, name: str, n: int
+    ctx: _ctx.ExecutionContext, op: int, rec: _ctx.OpRecord | None, name: str, n: int
 ) -> None:
     """The same number of items as the recorded run (``parallel.started`` says how many; a
     history from before it at least cannot hold items beyond ``n``)."""
@@ -326,7 +326,7 @@ class _Runner:
 
     def __init__(
         self,
-        ctx: _ctx.WorkflowContext | None,
+        ctx: _ctx.ExecutionContext | None,
         block: _ctx.Block | None,
         prefix: str,
         thunks: list[Callable[[], Awaitable[Any]]],

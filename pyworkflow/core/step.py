@@ -200,6 +200,12 @@ async def execute_step(
     at_most_once: bool = False,
 ) -> Any:
     ctx = _ctx.current()
+    installed = _ctx.override()
+    if ctx is None and installed is not None:
+        # Under a context the user installed (a MockContext): pyworkflow-engine checks its
+        # cancellation, then calls the step directly (recorded only by ``ctx.run``).
+        await installed.check_cancellation()
+        return await _invoke(defn, args, kwargs)
     if ctx is None or ctx.in_step:
         # Outside a workflow, or a step calling a step: plain call, nothing recorded.
         return await _invoke(defn, args, kwargs)
@@ -294,7 +300,9 @@ async def execute_step(
         await _wait_until(ctx, retry_at.isoformat(), op)
 
 
-def _note_cancelled(ctx: _ctx.WorkflowContext, defn: StepDefinition, op: int, attempt: int) -> None:
+def _note_cancelled(
+    ctx: _ctx.ExecutionContext, defn: StepDefinition, op: int, attempt: int
+) -> None:
     """The step was cancelled mid-attempt. By the workflow's own code (a timeout around it):
     record it, or every execution would run it again and a replay would find a hole. Deferred:
     it is written only if the execution goes on; a teardown (shutdown, a closed loop) writes
@@ -315,7 +323,7 @@ def _note_cancelled(ctx: _ctx.WorkflowContext, defn: StepDefinition, op: int, at
 
 
 async def _record_failure(
-    ctx: _ctx.WorkflowContext, defn: StepDefinition, op: int, attempt: int, exc: BaseException
+    ctx: _ctx.ExecutionContext, defn: StepDefinition, op: int, attempt: int, exc: BaseException
 ) -> None:
     await ctx.record(
         EventType.STEP_FAILED,
@@ -329,7 +337,7 @@ async def _record_failure(
     )
 
 
-async def _wait_until(ctx: _ctx.WorkflowContext, when_iso: str, op: int) -> None:
+async def _wait_until(ctx: _ctx.ExecutionContext, when_iso: str, op: int) -> None:
     """Wait for a retry backoff: inline if short, else suspend the run until then."""
     from datetime import datetime
 

@@ -231,9 +231,7 @@ def start(
                 why = (
                     "exited" if process.poll() is not None else f"did not answer in {timeout:.0f}s"
                 )
-                raise DynamoDBLocalError(
-                    f"DynamoDB Local {why} (port {port}):\n{local.log_tail()}"
-                )
+                raise DynamoDBLocalError(f"DynamoDB Local {why} (port {port}):\n{local.log_tail()}")
             time.sleep(0.1)
     except BaseException:
         # also Ctrl-C or SIGTERM while Java starts: never leave the JVM behind

@@ -86,6 +86,12 @@ def configure_logging(
     logging.getLogger("pyworkflow").info("PyWorkflow logging configured at level %s", level)
 
 
+_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+}
+
+
 class BoundLogger:
     """A standard logger with context bound to it (loguru's ``bind``)."""
 
@@ -110,8 +116,15 @@ class BoundLogger:
             except (IndexError, KeyError, ValueError):
                 text = " ".join([text, *map(str, args)])
         context = {**self.context, **kwargs}
+        # the fields also as record attributes (record.run_id), as a LoggerAdapter gives them,
+        # except names a LogRecord has already (logging refuses to overwrite those)
+        fields = {k: v for k, v in context.items() if k not in _RECORD_ATTRS}
         self.logger.log(
-            levelno, text, exc_info=exc_info, stacklevel=3, extra={CONTEXT_ATTR: context}
+            levelno,
+            text,
+            exc_info=exc_info,
+            stacklevel=3,
+            extra={**fields, CONTEXT_ATTR: context},
         )
 
     def debug(self, message: Any, *args: Any, **kwargs: Any) -> None:

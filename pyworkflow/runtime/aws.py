@@ -36,7 +36,7 @@ from pyworkflow.config import (
     get_storage,
 )
 from pyworkflow.core.clock import Clock, SystemClock, new_id
-from pyworkflow.core.context import Limits, WorkflowContext
+from pyworkflow.core.context import ExecutionContext, Limits
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import RunStatus, Schedule, ScheduleSpec, WorkflowRun
 from pyworkflow.core.registry import WorkflowDefinition
@@ -301,7 +301,7 @@ class AwsExecutor(Executor):
         self._replayed[run.run_id] = len(history)
         return await super().execute(run, history)
 
-    def on_execution_done(self, ctx: WorkflowContext) -> None:
+    def on_execution_done(self, ctx: ExecutionContext) -> None:
         # The step endings this execution recorded: those past the history it replayed.
         before = self._replayed.pop(ctx.run_id, len(ctx.history))
         self.stats.steps_executed += sum(1 for e in ctx.history[before:] if e.type in _STEP_ENDINGS)

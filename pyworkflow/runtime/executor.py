@@ -20,7 +20,7 @@ from typing import Any
 
 from pyworkflow.core import context as _ctx
 from pyworkflow.core.clock import Clock, new_id
-from pyworkflow.core.context import Limits, WorkflowContext
+from pyworkflow.core.context import ExecutionContext, Limits
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import HookStatus, RunStatus, WorkflowRun
 from pyworkflow.core.registry import WorkflowDefinition, get_workflow
@@ -87,7 +87,7 @@ _EXECUTION_SIGNALS = (ConcurrencyError, RestartSignal, StoreUnavailable, RunFail
 
 
 async def _run_function(
-    ctx: WorkflowContext, defn: WorkflowDefinition, args: list[Any], kwargs: dict[str, Any]
+    ctx: ExecutionContext, defn: WorkflowDefinition, args: list[Any], kwargs: dict[str, Any]
 ) -> Any:
     """Call the workflow function; whatever way it ends, wait for the tasks it started that
     made durable calls (``asyncio.gather`` branches) before the execution writes its ending.
@@ -118,7 +118,7 @@ async def _run_function(
     return result
 
 
-async def _settle(ctx: WorkflowContext) -> None:
+async def _settle(ctx: ExecutionContext) -> None:
     """Wait until every side task is done; raise the first execution signal one ended with."""
     while pending := [t for t in ctx.side_tasks if not t.done()]:
         await asyncio.wait(pending)
@@ -187,7 +187,7 @@ class Executor:
         # parent, a worker pass finds the parent and its replay sees the child ended. None
         # where a redelivery tells the parent instead (AWS: the child's message comes back).
         self.child_check: timedelta | None = None
-        self.active: dict[str, WorkflowContext] = {}
+        self.active: dict[str, ExecutionContext] = {}
         # The exception a run failed with, for the caller that started it in this process.
         self.failures: dict[str, BaseException] = {}
 
@@ -353,7 +353,7 @@ class Executor:
                 ctx.interrupted = True
 
     # --- one execution ---------------------------------------------------------------------
-    def on_execution_done(self, ctx: WorkflowContext) -> None:
+    def on_execution_done(self, ctx: ExecutionContext) -> None:
         """Called once per execution, as the workflow function has returned, raised or been
         torn down and before its outcome is written; ``ctx.history`` holds what it recorded.
         Does nothing here; a subclass overrides it to observe executions (``AwsExecutor``
@@ -368,7 +368,7 @@ class Executor:
             raise ConfigurationError(_not_defined(run))
         journal = RunJournal(self, run)
         durable = defn.durable is not False
-        ctx = WorkflowContext(
+        ctx = ExecutionContext(
             run,
             list(history),
             journal,
@@ -559,7 +559,7 @@ class Executor:
             await self.dispatcher.wake_at(run.run_id, wake_at, key=key)
         return run
 
-    def _child_check_interval(self, ctx: WorkflowContext, child_check: timedelta) -> timedelta:
+    def _child_check_interval(self, ctx: ExecutionContext, child_check: timedelta) -> timedelta:
         """``child_check`` at first, then the time the run has waited so far (a child that ran
         an hour is looked at again an hour later), at most an hour: a long child costs a few
         dozen checks a day, not one a minute."""

@@ -37,7 +37,7 @@ from pyworkflow.runtime.payloads import PayloadGuard, fail_oversized
 from pyworkflow.storage.base import StorageBackend
 
 if TYPE_CHECKING:
-    from pyworkflow.core.context import WorkflowContext
+    from pyworkflow.core.context import ExecutionContext
     from pyworkflow.runtime.executor import Executor
 
 #: how often a write that lost a compare-and-set is retried before giving up
@@ -123,7 +123,7 @@ class RunJournal:
         self.storage = executor.storage
         self.clock = executor.clock
         self.run = run
-        self.ctx: WorkflowContext | None = None
+        self.ctx: ExecutionContext | None = None
         self._looked_at = executor.clock.now()
         # One lease renewal at a time: the execution's checkpoints and the heartbeat share it.
         self._renewing = asyncio.Lock()

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from pyworkflow.core import context as _ctx
 from pyworkflow.core.clock import Clock, ManualClock
-from pyworkflow.core.context import WorkflowContext
+from pyworkflow.core.context import ExecutionContext
 from pyworkflow.core.events import TERMINAL_RUN_EVENTS, Event, EventType
 from pyworkflow.core.models import Hook, HookStatus, RunStatus, WorkflowRun
 from pyworkflow.core.registry import WorkflowDefinition, get_workflow
@@ -82,7 +82,7 @@ class ReplayJournal:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self.ctx: WorkflowContext | None = None
+        self.ctx: ExecutionContext | None = None
 
     async def write(self, events: list[Event]) -> None:
         raise HistoryEnd("a new event would be written")
@@ -162,7 +162,7 @@ async def replay_history(
     # timeout) is then still ahead, so the replay stops at it instead of running anything.
     clock = ManualClock(started.timestamp)
     journal = ReplayJournal(clock)
-    ctx = WorkflowContext(
+    ctx = ExecutionContext(
         run.model_copy(update={"deadline_at": None}), list(history), journal, durable=True
     )
     journal.ctx = ctx
@@ -236,7 +236,7 @@ def _diverged(
     return report
 
 
-def _failed_run(report: ReplayReport, error: WorkflowError, ctx: WorkflowContext) -> ReplayReport:
+def _failed_run(report: ReplayReport, error: WorkflowError, ctx: ExecutionContext) -> ReplayReport:
     report.ending = ReplayEnding.RAISED
     report.detail = str(error)
     mismatch = error.mismatch if isinstance(error, NonDeterminismError) else None
@@ -261,7 +261,7 @@ def _past_the_end(report: ReplayReport, terminal: Event | None, found: str) -> R
 
 def _compare_ending(
     report: ReplayReport,
-    ctx: WorkflowContext,
+    ctx: ExecutionContext,
     terminal: Event | None,
     now: EventType,
     exc: BaseException | None,
@@ -298,7 +298,7 @@ def _compare_ending(
     )
 
 
-def _last_position(ctx: WorkflowContext) -> str:
+def _last_position(ctx: ExecutionContext) -> str:
     """The position the code took last (``position()`` names the next one)."""
     head, dot, tail = ctx.position().rpartition(".")
     return f"{head}{dot}{max(0, int(tail) - 1)}"

@@ -5,7 +5,7 @@ timing in the first execution (``fetch`` awaits I/O) but not on replay (recorded
 without yielding, so one coroutine replays all its calls before the other starts). The op numbers
 then belong to the other coroutine, the names match (same step), and each coroutine receives
 the other's results: the workflow continues on swapped values with no error
-(``pyworkflow/core/context.py`` ``WorkflowContext.allocate``: top-level ops are numbered by a
+(``pyworkflow/core/context.py`` ``ExecutionContext.allocate``: top-level ops are numbered by a
 shared counter and only kind and name are checked)."""
 
 import asyncio

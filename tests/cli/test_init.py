@@ -70,9 +70,10 @@ def test_init_from_a_local_checkout_requires_it_by_path(tmp_path: Path, monkeypa
     assert result.exit_code == 0, result.output
     uri = REPO.resolve().as_uri()
     assert f"pyworkflow-durable @ {uri}" in (tmp_path / "hello/requirements.txt").read_text()
-    assert f"pyworkflow-durable[local] @ {uri}" in (
-        tmp_path / "hello/requirements-dev.txt"
-    ).read_text()
+    assert (
+        f"pyworkflow-durable[local] @ {uri}"
+        in (tmp_path / "hello/requirements-dev.txt").read_text()
+    )
 
 
 def test_init_rejects_a_bad_name(tmp_path: Path, monkeypatch) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pyworkflow.core import step as step_module
-from pyworkflow.core.context import WorkflowContext
+from pyworkflow.core.context import ExecutionContext
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.retry import rebuild_error as real_rebuild_error
 from pyworkflow.runtime.executor import Executor
@@ -33,17 +33,17 @@ def first_failure(expected: str, config: str | None = None) -> SeedReport:
 
 
 def test_a_step_result_recorded_twice_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = WorkflowContext.record
+    real = ExecutionContext.record
 
     async def record_twice(
-        self: WorkflowContext, type_: EventType, data: dict[str, Any], **kwargs: Any
+        self: ExecutionContext, type_: EventType, data: dict[str, Any], **kwargs: Any
     ) -> Event:
         event = await real(self, type_, data, **kwargs)
         if type_ == EventType.STEP_COMPLETED:
             await real(self, type_, data, **kwargs)
         return event
 
-    monkeypatch.setattr(WorkflowContext, "record", record_twice)
+    monkeypatch.setattr(ExecutionContext, "record", record_twice)
     first_failure("more than one terminal event")
 
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from pyworkflow.core.clock import ManualClock
-from pyworkflow.core.context import WorkflowContext
+from pyworkflow.core.context import ExecutionContext
 from pyworkflow.core.duration import parse_duration, resolve_wake_time
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import WorkflowRun
@@ -157,7 +157,7 @@ async def test_begin_returns_recorded_ops_and_detects_mismatch():
         _event(2, EventType.STEP_COMPLETED, op=0, name="a", result=1),
         _event(3, EventType.SLEEP_STARTED, op=1, name="sleep", resume_at="2030-01-01T01:00:00"),
     ]
-    ctx = WorkflowContext(_run(), history, _NullJournal())
+    ctx = ExecutionContext(_run(), history, _NullJournal())
     _, rec = await ctx.begin("step", "a")
     assert rec is not None and rec.terminal is not None and rec.terminal.data["result"] == 1
     with pytest.raises(RunFailure) as info:
@@ -171,7 +171,7 @@ async def test_a_recorded_op_without_its_opening_event_fails_the_run():
         _event(1, EventType.WORKFLOW_STARTED),
         _event(2, EventType.SLEEP_STARTED, op=0, name="sleep", resume_at="2030-01-01T01:00:00"),
     ]
-    ctx = WorkflowContext(_run(), history, _NullJournal())
+    ctx = ExecutionContext(_run(), history, _NullJournal())
     _, rec = await ctx.begin("sleep", "sleep")
     assert rec is not None
     assert ctx.opening(rec, EventType.SLEEP_STARTED) is rec.events[0]
@@ -189,7 +189,7 @@ async def test_cancellation_applies_only_to_ops_unsettled_before_the_request():
         _event(3, EventType.CANCELLATION_REQUESTED, reason="stop"),
         _event(4, EventType.STEP_COMPLETED, op=1, name="cleanup", result=2),
     ]
-    ctx = WorkflowContext(_run(), history, _NullJournal())
+    ctx = ExecutionContext(_run(), history, _NullJournal())
     _, settled = await ctx.begin("step", "a")
     ctx.check_cancellation(settled)  # finished before the request: returns its result
     _, after = await ctx.begin("step", "cleanup")
@@ -207,7 +207,7 @@ async def test_cancellation_applies_only_to_ops_unsettled_before_the_request():
 
 
 async def test_new_events_get_the_next_sequences():
-    ctx = WorkflowContext(_run(), [_event(1, EventType.WORKFLOW_STARTED)], _NullJournal())
+    ctx = ExecutionContext(_run(), [_event(1, EventType.WORKFLOW_STARTED)], _NullJournal())
     a = await ctx.record(EventType.STEP_COMPLETED, {"op": 0, "name": "x"}, defer=True)
     b = await ctx.record(EventType.STEP_COMPLETED, {"op": 1, "name": "y"})
     assert (a.sequence, b.sequence) == (2, 3)

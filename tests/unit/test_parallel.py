@@ -11,7 +11,7 @@ import pyworkflow
 from pyworkflow import CompletionReason, FanOutError, FanOutResult, ItemStatus
 from pyworkflow.core import context as _ctx
 from pyworkflow.core.clock import ManualClock
-from pyworkflow.core.context import Branch, WorkflowContext
+from pyworkflow.core.context import Branch, ExecutionContext
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import WorkflowRun
 
@@ -112,10 +112,10 @@ class _Journal:
         raise AssertionError
 
 
-def _ctx_with(history: list[Event]) -> WorkflowContext:
+def _ctx_with(history: list[Event]) -> ExecutionContext:
     now = datetime(2030, 1, 1, tzinfo=UTC)
     run = WorkflowRun(run_id="r", workflow_name="w", created_at=now, updated_at=now)
-    return WorkflowContext(run, history, _Journal())  # type: ignore[arg-type]
+    return ExecutionContext(run, history, _Journal())  # type: ignore[arg-type]
 
 
 def _event(seq: int, op: int, path: str, name: str) -> Event:
