@@ -48,6 +48,7 @@ from pyworkflow.core.child import ChildWorkflowHandle, start_child_workflow
 from pyworkflow.core.continue_as_new import continue_as_new
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.hook import TypedHook, define_hook, hook
+from pyworkflow.core.mock_context import MockContext
 from pyworkflow.core.models import (
     CalendarSpec,
     HookStatus,
@@ -138,7 +139,6 @@ from pyworkflow.storage import (
     SQLiteStorageBackend,
     StorageBackend,
 )
-from pyworkflow.testing.mock_context import MockContext
 
 __version__ = "0.1.0"
 

@@ -1,8 +1,9 @@
 """``pyworkflow.context``: pyworkflow-engine's import path for the context API, so
 ``from pyworkflow.context import get_context, MockContext`` works unchanged. The definitions
 live in ``pyworkflow.core.workflow_context``, ``pyworkflow.core.step_context`` and
-``pyworkflow.testing.mock_context``."""
+``pyworkflow.core.mock_context``."""
 
+from pyworkflow.core.mock_context import MockContext
 from pyworkflow.core.step_context import (
     StepContext,
     get_step_context,
@@ -17,7 +18,6 @@ from pyworkflow.core.workflow_context import (
     reset_context,
     set_context,
 )
-from pyworkflow.testing.mock_context import MockContext
 
 __all__ = [
     "WorkflowContext",

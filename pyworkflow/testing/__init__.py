@@ -14,6 +14,9 @@ by installing pyworkflow (a ``pytest11`` entry point), or by ``pytest_plugins =
 ["pyworkflow.testing.plugin"]`` in a conftest at the rootdir or in a test module.
 """
 
+# pyworkflow-engine's way to test a workflow's logic without a run (also pyworkflow.MockContext;
+# it lives in core so that importing pyworkflow never loads this testing kit)
+from pyworkflow.core.mock_context import MockContext
 from pyworkflow.testing.env import (
     DEFAULT_START,
     WorkflowBlockedError,
@@ -29,6 +32,7 @@ __all__ = [
     "DEFAULT_START",
     "Timer",
     "TimeSkippingRuntime",
+    "MockContext",
     # errors
     "WorkflowBlockedError",
     "WorkflowRunFailedError",
