@@ -15,12 +15,12 @@ from pyworkflow import OverlapPolicy, RunStatus, ScheduleSpec, ScheduleStatus
 from pyworkflow.core.models import CalendarSpec
 from pyworkflow.exceptions import ScheduleError
 from pyworkflow.runtime.aws_schedules import (
-    SCHEDULED_TIME,
     aws_cron,
     calendar_cron,
     eventbridge_names,
     rate_expression,
 )
+from pyworkflow.transport.messages import SCHEDULED_TIME
 
 from . import workflows as wf
 from .conftest import Aws
