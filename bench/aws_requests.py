@@ -478,8 +478,8 @@ async def measure(b: Bench, sc: Scenario, runs: int, *, trace: bool) -> Figures:
     runtime = b.worker._runtime
     labels: dict[int | None, str] = {
         endpoint_of(b.client.storage._client): "client storage",
-        endpoint_of(b.client.dispatcher._clients.get("sqs")): "client dispatcher",
-        endpoint_of(b.client.dispatcher._clients.get("scheduler")): "client dispatcher",
+        endpoint_of(b.client.dispatcher.clients.opened.get("sqs")): "client dispatcher",
+        endpoint_of(b.client.dispatcher.clients.opened.get("scheduler")): "client dispatcher",
         endpoint_of(b.esm_sqs): "ESM pump",
         endpoint_of(b.sched_sqs): "Scheduler stand-in",
         endpoint_of(b.sched): "Scheduler stand-in",
@@ -487,7 +487,7 @@ async def measure(b: Bench, sc: Scenario, runs: int, *, trace: bool) -> Figures:
     }
     if runtime is not None:
         labels[endpoint_of(runtime.storage._client)] = "worker storage"
-        for client in runtime.dispatcher._clients.values():
+        for client in runtime.dispatcher.clients.opened.values():
             labels[endpoint_of(client)] = "worker dispatcher"
     labels.pop(None, None)
     by_client: dict[str, Counter[str]] = {}
@@ -703,9 +703,10 @@ async def bench(args: argparse.Namespace, stack: moto_server.AwsStack) -> None:
     import aioboto3  # type: ignore[import-untyped]
 
     from pyworkflow.handlers import worker
-    from pyworkflow.runtime.aws import AwsDispatcher, AwsRuntime
+    from pyworkflow.runtime.aws import AwsRuntime
     from pyworkflow.runtime.storage_factory import dynamodb_backend
     from pyworkflow.settings import get_settings
+    from pyworkflow.transport.aws import AwsDispatcher
 
     session = aioboto3.Session()
     storage = dynamodb_backend(get_settings(), create_table=True)

@@ -42,9 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pyworkflow import config  # noqa: E402
 from pyworkflow.dev import moto_server  # noqa: E402
 from pyworkflow.dev.pumps import FakeLambdaContext, receive_batch, settle, sqs_event  # noqa: E402
-from pyworkflow.runtime.aws import AwsDispatcher, AwsRuntime  # noqa: E402
+from pyworkflow.runtime.aws import AwsRuntime  # noqa: E402
 from pyworkflow.runtime.executor import LIVE_OWNERS  # noqa: E402
 from pyworkflow.runtime.faults import Faults, InjectedCrash, inject  # noqa: E402
+from pyworkflow.transport.aws import AwsDispatcher  # noqa: E402
 
 REGION = "us-east-1"
 VISIBILITY_TIMEOUT = 6

@@ -43,7 +43,7 @@ ENV_AWS_REGION = "AWS_REGION"  # set by Lambda; AWS_DEFAULT_REGION is the fallba
 ENV_AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 DEFAULT_DB_PATH = ".pyworkflow/pyworkflow.db"
 
-# AWS runtime (pyworkflow.runtime.aws, pyworkflow/handlers/worker.py)
+# AWS runtime (pyworkflow.runtime.aws, pyworkflow.transport.aws, pyworkflow/handlers/worker.py)
 ENV_QUEUE_URL = "PYWORKFLOW_QUEUE_URL"  # the work queue every wake-up goes to
 ENV_QUEUE_ARN = "PYWORKFLOW_QUEUE_ARN"  # the same queue, as Scheduler's target
 ENV_SCHEDULER_GROUP = "PYWORKFLOW_SCHEDULER_GROUP"  # schedule group of one-time timers
@@ -76,7 +76,7 @@ _TEN_YEARS = 10 * 366 * 86400.0
 class Settings(BaseSettings):
     """Every setting, typed. Variables are read by their documented names (``validation_alias``);
     fields without one are ``configure()``'s options. ``None`` means "the component's own
-    default" (e.g. SQS's 900 s delay limit in ``pyworkflow.runtime.aws``)."""
+    default" (e.g. SQS's 900 s delay limit in ``pyworkflow.transport.sqs``)."""
 
     model_config = SettingsConfigDict(
         frozen=True,

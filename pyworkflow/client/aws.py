@@ -14,9 +14,10 @@ from typing import Any
 from pyworkflow.client._stored import ServiceTransport
 from pyworkflow.config import ENV_QUEUE_URL
 from pyworkflow.exceptions import ConfigurationError
-from pyworkflow.runtime.aws import AwsDispatcher, AwsRuntime
+from pyworkflow.runtime.aws import AwsRuntime
 from pyworkflow.settings import get_settings
 from pyworkflow.storage.base import StorageBackend
+from pyworkflow.transport.aws import AwsDispatcher
 
 
 def build_runtime(

@@ -28,14 +28,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from pyworkflow.config import import_modules
 from pyworkflow.core.models import RunStatus
-from pyworkflow.runtime.aws import (
-    AwsRuntime,
-    MalformedMessageError,
-    PoisonMessageError,
-    parse_message,
-)
-from pyworkflow.runtime.aws_schedules import ScheduleTick
+from pyworkflow.runtime.aws import AwsRuntime, PoisonMessageError
 from pyworkflow.settings import get_settings
+from pyworkflow.transport.messages import MalformedMessageError, ScheduleTick, parse_message
 
 logger = Logger(service=get_settings().service_name or "pyworkflow-worker")
 metrics = Metrics(namespace=get_settings().metrics_namespace or "pyworkflow")

@@ -1,12 +1,9 @@
 """The AWS runtime: the same executor as the embedded one, with SQS and EventBridge Scheduler as
-its transport.
+its transport (``pyworkflow.transport.aws.AwsDispatcher``).
 
-Every wake-up of a run is one SQS message ``{"run_id", "reason"}`` on the work queue; the worker
-Lambda (``pyworkflow/handlers/worker.py``) drives the run named in it. A wait longer than
-``PYWORKFLOW_SQS_DELAY_MAX_SECONDS`` (default 900, SQS's limit) becomes a one-time Scheduler
-schedule ``at(...)`` that sends that same message to the queue; shorter waits ride on the
-message's ``DelaySeconds``. Schedule names derive from the wait's key (run and sequence), so a
-retried suspension meets ``ConflictException`` instead of creating a second timer.
+Every wake-up of a run is one SQS message on the work queue (``transport.messages``); the worker
+Lambda (``pyworkflow/handlers/worker.py``) hands it to ``AwsRuntime.drive_message``, which drives
+the run named in it, or fires the schedule a tick names.
 
 Unlike ``LocalRuntime`` nothing here waits in-process: a run that must wait suspends, and the
 message that wakes it arrives in some later invocation, possibly in another container.
@@ -14,261 +11,38 @@ message that wakes it arrives in some later invocation, possibly in another cont
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
-import math
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from pyworkflow.config import (
-    ENV_QUEUE_ARN,
-    ENV_QUEUE_URL,
-    ENV_SCHEDULER_GROUP,
-    ENV_SCHEDULER_ROLE_ARN,
-    get_config,
-    get_storage,
-)
+from pyworkflow.config import get_config, get_storage
 from pyworkflow.core.clock import Clock, SystemClock, new_id
 from pyworkflow.core.context import ExecutionContext, Limits
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import RunStatus, Schedule, ScheduleSpec, WorkflowRun
 from pyworkflow.core.registry import WorkflowDefinition
-from pyworkflow.exceptions import ConcurrencyError, ConfigurationError, WorkflowError
-from pyworkflow.runtime.aws_schedules import (
-    AwsSchedules,
-    ScheduleTick,
-    is_error,
-    parse_tick,
-    schedule_name,
-)
+from pyworkflow.exceptions import ConcurrencyError, WorkflowError
+from pyworkflow.runtime.aws_schedules import AwsSchedules
 from pyworkflow.runtime.executor import MAX_RESTARTS, Executor, written_run
 from pyworkflow.settings import get_settings
 from pyworkflow.storage.base import StorageBackend
+from pyworkflow.transport.aws import AwsDispatcher
+from pyworkflow.transport.messages import MalformedMessageError, ScheduleTick, parse_message
 
 logger = logging.getLogger("pyworkflow")
 
-SQS_MAX_DELAY_SECONDS = 900  # SQS refuses a longer DelaySeconds
 DEFAULT_VISIBILITY_TIMEOUT = 900.0
 DEFAULT_MAX_RECEIVES = 5
 POISON_ERROR_TYPE = "PoisonMessageError"
-
-
-class WakeMessage(BaseModel):
-    """The body of every message on the work queue (and every Scheduler target's Input)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    run_id: str
-    reason: str = "wake"
-    # A timer's wait (run and sequence): tells a timer that fired early from a stale one.
-    key: str | None = None
-
-
-class MalformedMessageError(WorkflowError):
-    """A queue message that is not a ``WakeMessage``: retrying it can never help."""
 
 
 class PoisonMessageError(WorkflowError):
     """A message kept failing: its run is marked failed and the message goes to the DLQ."""
 
 
-def parse_message(body: str | bytes | dict[str, Any]) -> WakeMessage | ScheduleTick:
-    """Validate a message body: a run's wake-up, or a schedule's tick (from its EventBridge
-    schedule); ``MalformedMessageError`` says why it is neither."""
-    try:
-        data = body if isinstance(body, dict) else json.loads(body)
-    except ValueError as exc:
-        raise MalformedMessageError(f"not a pyworkflow wake-up message: {exc}") from None
-    if isinstance(data, dict):
-        tick = parse_tick(data)
-        if tick is not None:
-            return tick
-    try:
-        return WakeMessage.model_validate(data)
-    except ValidationError as exc:
-        raise MalformedMessageError(f"not a pyworkflow wake-up message: {exc}") from None
-
-
-def at_expression(when: datetime) -> str:
-    """``at(YYYY-MM-DDThh:mm:ss)`` in UTC, rounded *up* to the second: a timer may fire late,
-    never early (an early wake would find the wait not yet due and suspend again)."""
-    when = when.astimezone(UTC)
-    if when.microsecond:
-        when = when.replace(microsecond=0) + timedelta(seconds=1)
-    return f"at({when:%Y-%m-%dT%H:%M:%S})"
-
-
 def _setting(value: float | None, default: float) -> float:
     return default if value is None else value
-
-
-class AwsDispatcher:
-    """``Dispatcher`` over SQS and EventBridge Scheduler. One client of each per instance,
-    created on first use and kept: a Lambda container reuses its connections."""
-
-    def __init__(
-        self,
-        queue_url: str,
-        *,
-        scheduler_group: str,
-        scheduler_role_arn: str,
-        queue_arn: str,
-        sqs_delay_max_seconds: float | None = None,
-        session: Any = None,
-        endpoint_url: str | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self.queue_url = queue_url
-        self.queue_arn = queue_arn
-        self.scheduler_group = scheduler_group
-        self.scheduler_role_arn = scheduler_role_arn
-        if sqs_delay_max_seconds is None:
-            sqs_delay_max_seconds = _setting(
-                get_settings().sqs_delay_max_seconds, SQS_MAX_DELAY_SECONDS
-            )
-        self.sqs_delay_max = min(max(0.0, sqs_delay_max_seconds), SQS_MAX_DELAY_SECONDS)
-        self.endpoint_url = endpoint_url
-        self.clock = clock or SystemClock()
-        self._session = session
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._clients: dict[str, Any] = {}
-        self._lock: asyncio.Lock | None = None
-        #: AWS requests made, by "service.Operation" (read by tests and bench/)
-        self.requests: Counter[str] = Counter()
-
-    @classmethod
-    def from_env(cls, *, clock: Clock | None = None, session: Any = None) -> AwsDispatcher:
-        """Built from ``PYWORKFLOW_QUEUE_URL`` and friends (see ``pyworkflow.config``)."""
-        settings = get_settings()
-        missing = [
-            n
-            for n, value in (
-                (ENV_QUEUE_URL, settings.queue_url),
-                (ENV_QUEUE_ARN, settings.queue_arn),
-                (ENV_SCHEDULER_GROUP, settings.scheduler_group),
-                (ENV_SCHEDULER_ROLE_ARN, settings.scheduler_role_arn),
-            )
-            if not value
-        ]
-        if missing:
-            raise ConfigurationError(f"The AWS runtime needs {', '.join(missing)} set")
-        return cls(
-            settings.queue_url or "",
-            queue_arn=settings.queue_arn or "",
-            scheduler_group=settings.scheduler_group or "",
-            scheduler_role_arn=settings.scheduler_role_arn or "",
-            clock=clock,
-            session=session,
-        )
-
-    async def _client(self, service: str) -> Any:
-        client = self._clients.get(service)
-        if client is not None:
-            return client
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if service not in self._clients:
-                if self._session is None:
-                    import aioboto3
-
-                    self._session = aioboto3.Session()
-                if self._stack is None:
-                    self._stack = contextlib.AsyncExitStack()
-                kwargs = {"endpoint_url": self.endpoint_url} if self.endpoint_url else {}
-                self._clients[service] = await self._stack.enter_async_context(
-                    self._session.client(service, **kwargs)
-                )
-            return self._clients[service]
-
-    async def close(self) -> None:
-        """Close the clients (they are recreated if used again)."""
-        stack, self._stack, self._clients = self._stack, None, {}
-        if stack is not None:
-            await stack.aclose()
-
-    # --- Dispatcher ------------------------------------------------------------------------
-    @staticmethod
-    def body(run_id: str, reason: str, key: str | None = None) -> str:
-        return WakeMessage(run_id=run_id, reason=reason, key=key).model_dump_json(exclude_none=True)
-
-    async def wake(self, run_id: str, *, reason: str = "wake") -> None:
-        """One SendMessage: the run is driven by whichever worker receives it."""
-        await self._send(run_id, reason, delay=0)
-
-    async def wake_at(self, run_id: str, when: datetime, *, key: str) -> None:
-        """A delayed message for waits up to the threshold, else a one-time schedule."""
-        delay = (when - self.clock.now()).total_seconds()
-        if delay <= 0:
-            await self._send(run_id, "timer", delay=0, key=key)
-        elif delay <= self.sqs_delay_max:
-            await self._send(
-                run_id, "timer", delay=min(SQS_MAX_DELAY_SECONDS, math.ceil(delay)), key=key
-            )
-        else:
-            await self._create_schedule(run_id, when, key)
-
-    async def start_child(self, run_id: str, *, wait: bool) -> None:
-        """A child is just another run to wake; its parent suspends until it reports back."""
-        await self._send(run_id, "child", delay=0)
-
-    async def forget(self, run: WorkflowRun) -> None:
-        """Delete the run's pending schedule, if it has one (a fired one deleted itself)."""
-        if run.wake_key:
-            await self.delete_schedule(run.wake_key)
-
-    # --- requests --------------------------------------------------------------------------
-    async def _send(self, run_id: str, reason: str, *, delay: int, key: str | None = None) -> None:
-        sqs = await self._client("sqs")
-        kwargs: dict[str, Any] = {
-            "QueueUrl": self.queue_url,
-            "MessageBody": self.body(run_id, reason, key),
-        }
-        if delay > 0:
-            kwargs["DelaySeconds"] = delay
-        self.requests["sqs.SendMessage"] += 1
-        await sqs.send_message(**kwargs)
-
-    async def _create_schedule(self, run_id: str, when: datetime, key: str) -> None:
-        scheduler = await self._client("scheduler")
-        self.requests["scheduler.CreateSchedule"] += 1
-        try:
-            await scheduler.create_schedule(
-                Name=schedule_name(key),
-                GroupName=self.scheduler_group,
-                ScheduleExpression=at_expression(when),
-                ScheduleExpressionTimezone="UTC",
-                FlexibleTimeWindow={"Mode": "OFF"},
-                ActionAfterCompletion="DELETE",
-                Target={
-                    "Arn": self.queue_arn,
-                    "RoleArn": self.scheduler_role_arn,
-                    "Input": self.body(run_id, "timer"),
-                },
-            )
-        except Exception as exc:
-            if not is_error(exc, "ConflictException"):
-                raise
-            # Made by an earlier attempt of this same suspension: that timer stands.
-
-    async def delete_schedule(self, key: str) -> bool:
-        """Delete the schedule of wait ``key``; False if there was none."""
-        scheduler = await self._client("scheduler")
-        self.requests["scheduler.DeleteSchedule"] += 1
-        try:
-            await scheduler.delete_schedule(Name=schedule_name(key), GroupName=self.scheduler_group)
-        except Exception as exc:
-            if is_error(exc, "ResourceNotFoundException"):
-                return False
-            raise
-        return True
 
 
 @dataclass

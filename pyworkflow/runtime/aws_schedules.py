@@ -24,19 +24,18 @@ whose EventBridge side failed to be created) is made up within a sweep period.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pyworkflow.core.duration import parse_duration
 from pyworkflow.core.models import CalendarSpec, Schedule, ScheduleSpec, ScheduleStatus
 from pyworkflow.core.schedule_math import interval_of, is_due, validate_spec
 from pyworkflow.exceptions import ScheduleError, WorkflowError
 from pyworkflow.runtime import schedules
+from pyworkflow.transport.messages import ScheduleTick, tick_input
+from pyworkflow.transport.scheduler import schedule_name
 
 if TYPE_CHECKING:
     from pyworkflow.runtime.aws import AwsRuntime
@@ -45,35 +44,8 @@ logger = logging.getLogger("pyworkflow")
 
 #: EventBridge schedule names of pyworkflow schedules start with this (timers use run ids)
 NAME_PREFIX = "pws-"
-#: Scheduler puts the tick's scheduled time into the target's Input here
-SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 _DOW_NAMES = re.compile(r"^[A-Za-z,\-]+$")
 _AWS_CALENDAR_DOW = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]  # CalendarSpec: 0 = Monday
-
-
-class ScheduleTick(BaseModel):
-    """The Input of a pyworkflow schedule's EventBridge schedule."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    schedule_id: str
-    fire_time: str | None = None
-    reason: str = "schedule"
-
-
-def parse_tick(body: dict[str, Any]) -> ScheduleTick | None:
-    """A tick if ``body`` is one (it names a schedule, not a run), else None."""
-    if "schedule_id" not in body or "run_id" in body:
-        return None
-    try:
-        return ScheduleTick.model_validate(body)
-    except ValidationError:
-        return None
-
-
-def tick_input(schedule_id: str) -> str:
-    # Built by hand: the placeholder must reach Scheduler verbatim, inside a JSON string
-    return ScheduleTick(schedule_id=schedule_id, fire_time=SCHEDULED_TIME).model_dump_json()
 
 
 # --- expressions -------------------------------------------------------------------------------
@@ -144,31 +116,6 @@ def calendar_cron(entry: CalendarSpec) -> str:
     return f"cron({entry.minute} {entry.hour} {dom} {month} {dow} *)"
 
 
-#: Scheduler's names: [0-9a-zA-Z-_.]+, 1..64 characters.
-SCHEDULE_NAME_MAX = 64
-_NAME_BAD = re.compile(r"[^0-9A-Za-z_.-]")
-
-
-def schedule_name(key: str) -> str:
-    """A Scheduler name for the wait ``key``: the same key always gives the same name, so a
-    retried suspension finds the timer it already made. Invalid characters become ``_``; a name
-    too long keeps its start and ends with a hash of the whole key, so it stays unique."""
-    name = _NAME_BAD.sub("_", key) or "wake"
-    if len(name) <= SCHEDULE_NAME_MAX and name == key:
-        return name
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    if len(name) + 1 + len(digest) <= SCHEDULE_NAME_MAX:
-        return f"{name}-{digest}"  # sanitised: the hash keeps "a/b" and "a_b" apart
-    return f"{name[: SCHEDULE_NAME_MAX - 1 - len(digest)]}-{digest}"
-
-
-def is_error(exc: Exception, *codes: str) -> bool:
-    response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return False
-    return response.get("Error", {}).get("Code") in codes
-
-
 def expressions(spec: ScheduleSpec) -> list[str]:
     """The EventBridge expressions that tick ``spec``'s fire times (validated first)."""
     validate_spec(spec)
@@ -192,7 +139,6 @@ class AwsSchedules:
 
     def __init__(self, rt: AwsRuntime) -> None:
         self.rt = rt
-        self.requests = rt.dispatcher.requests
 
     # --- ticks ---------------------------------------------------------------------------------
     async def fire(self, tick: ScheduleTick) -> list[str]:
@@ -221,8 +167,7 @@ class AwsSchedules:
     async def sync(self, schedule: Schedule) -> Schedule:
         """Make the EventBridge side match the record: ENABLED when active, DISABLED when
         paused, gone when deleted. Idempotent (create, or update on ConflictException)."""
-        dispatcher = self.rt.dispatcher
-        scheduler = await dispatcher._client("scheduler")
+        timers = self.rt.dispatcher.timers  # the Scheduler group the timers of waits live in
         spec = schedule.spec
         try:
             exprs = expressions(spec)
@@ -231,12 +176,7 @@ class AwsSchedules:
         names = eventbridge_names(schedule.schedule_id, max(1, len(exprs)))
         if schedule.status == ScheduleStatus.DELETED or not exprs:
             for name in names:
-                self.requests["scheduler.DeleteSchedule"] += 1
-                try:
-                    await scheduler.delete_schedule(Name=name, GroupName=dispatcher.scheduler_group)
-                except Exception as exc:
-                    if not is_error(exc, "ResourceNotFoundException"):
-                        raise
+                await timers.delete(name)
             return schedule
         window: dict[str, Any] = {"Mode": "OFF"}
         if spec.jitter and parse_duration(spec.jitter) >= 60:
@@ -247,16 +187,11 @@ class AwsSchedules:
         for name, expression in zip(names, exprs, strict=True):
             definition: dict[str, Any] = {
                 "Name": name,
-                "GroupName": dispatcher.scheduler_group,
                 "ScheduleExpression": expression,
                 "ScheduleExpressionTimezone": spec.timezone or "UTC",
                 "FlexibleTimeWindow": window,
                 "State": "ENABLED" if schedule.status == ScheduleStatus.ACTIVE else "DISABLED",
-                "Target": {
-                    "Arn": dispatcher.queue_arn,
-                    "RoleArn": dispatcher.scheduler_role_arn,
-                    "Input": tick_input(schedule.schedule_id),
-                },
+                "Target": timers.target(tick_input(schedule.schedule_id)),
                 "Description": f"pyworkflow schedule {schedule.schedule_id} "
                 f"({schedule.workflow_name})",
             }
@@ -264,12 +199,5 @@ class AwsSchedules:
                 definition["StartDate"] = spec.start_at.astimezone(UTC)
             if spec.end_at:
                 definition["EndDate"] = spec.end_at.astimezone(UTC)
-            try:
-                self.requests["scheduler.CreateSchedule"] += 1
-                await scheduler.create_schedule(**definition)
-            except Exception as exc:
-                if not is_error(exc, "ConflictException"):
-                    raise
-                self.requests["scheduler.UpdateSchedule"] += 1
-                await scheduler.update_schedule(**definition)
+            await timers.put(definition)  # create, or update on ConflictException
         return schedule

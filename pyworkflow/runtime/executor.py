@@ -40,10 +40,10 @@ from pyworkflow.exceptions import (
     WorkflowError,
     WorkflowNotFoundError,
 )
-from pyworkflow.runtime.dispatch import Dispatcher
 from pyworkflow.runtime.journal import MAX_RESTARTS, RunJournal, request_cancel
 from pyworkflow.runtime.payloads import fit_final
 from pyworkflow.storage.base import StorageBackend
+from pyworkflow.transport.protocol import Dispatcher
 
 logger = logging.getLogger("pyworkflow")
 

@@ -32,8 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pyworkflow.core.events import Event
 from pyworkflow.core.models import Hook, HookStatus, Page, RunStatus, Schedule, WorkflowRun
-from pyworkflow.runtime.dispatch import Dispatcher
 from pyworkflow.storage.base import StorageBackend
+from pyworkflow.transport.protocol import Dispatcher
 
 EXIT_CODE = 86  # what a subprocess crashed by ``mode="exit"`` exits with
 

@@ -1,9 +1,10 @@
 """The embedded runtime: runs in this process, on the configured storage (SQLite by default).
 
 ``start()`` drives a run inline until it completes or waits. Waits resume by themselves while
-this process's event loop runs (``loop.call_later``); ``pyworkflow worker`` picks up whatever is
-due after a restart. One asyncio lock per run keeps two drives of the same run in this process
-from overlapping; across processes the run's lease does.
+this process's event loop runs (``loop.call_later``, through ``transport.local.LoopDelivery``);
+``pyworkflow worker`` picks up whatever is due after a restart. One asyncio lock per run keeps
+two drives of the same run in this process from overlapping; across processes the run's lease
+does.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pyworkflow.exceptions import ConcurrencyError, RestartSignal
 from pyworkflow.runtime.executor import Executor
 from pyworkflow.settings import Settings, get_settings, settings_generation
 from pyworkflow.storage.base import StorageBackend
+from pyworkflow.transport.local import LoopDelivery
 
 logger = logging.getLogger("pyworkflow")
 
@@ -75,7 +77,8 @@ class LocalRuntime:
         self.follow_settings()
         # run id -> (lock, number of drives holding or waiting for it); dropped at zero
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        #: wake-ups on this process's event loop: background drives and their timers
+        self.delivery = LoopDelivery(lambda run_id: self.drive(run_id, follow_chain=False))
 
     async def drive(
         self, run_id: str, *, follow_chain: bool = True, steal: bool | str = False
@@ -196,22 +199,15 @@ class LocalRuntime:
     async def wake_at(self, run_id: str, when: datetime, *, key: str = "") -> None:
         """Drive ``run_id`` at ``when`` if this process's event loop is still running then
         (otherwise ``pyworkflow worker`` finds it due)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
         delay = max(0.0, (when - self.clock.now()).total_seconds())
-        loop.call_later(delay, self.spawn, run_id)
+        self.delivery.call_later(delay, self.spawn, run_id)
 
     async def start_child(self, run_id: str, *, wait: bool) -> None:
         # A waited-for child runs inline, so a parent often continues without suspending. In
         # a task of its own, shielded: the child is a run of its own, and a parent cancelled
         # meanwhile (a fan-out stopping early, a shutdown) must not cut its step off.
         if wait:
-            drive = asyncio.get_running_loop().create_task(self.drive(run_id))
-            self._tasks.add(drive)
-            drive.add_done_callback(self._tasks.discard)
-            await asyncio.shield(drive)
+            await self.delivery.run_shielded(self.drive(run_id))
         else:
             self.spawn(run_id)
 
@@ -219,35 +215,19 @@ class LocalRuntime:
         """Nothing to drop: a stale timer only drives a finished run, which is a no-op."""
 
     def spawn(self, run_id: str) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop: `pyworkflow worker` will find the run when it is due
-        task = loop.create_task(self._background(run_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _background(self, run_id: str) -> None:
-        try:
-            await self.drive(run_id, follow_chain=False)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - a background drive must not kill the loop
-            logger.exception("background drive of run %s failed", run_id)
+        """Drive ``run_id`` in a background task of the running loop (none: nothing, the
+        worker finds the run when it is due)."""
+        self.delivery.spawn(run_id)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait for background drives started so far (tests and short scripts)."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+        await self.delivery.drain(timeout)
 
     async def close(self) -> None:
         from pyworkflow.runtime.executor import LIVE_OWNERS
 
         LIVE_OWNERS.discard(self.executor.owner)
-        for task in list(self._tasks):
-            task.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.delivery.close()
 
 
 _runtimes: dict[int, LocalRuntime] = {}

@@ -27,6 +27,8 @@ from pyworkflow.core.models import WorkflowRun
 from pyworkflow.dev.pumps import FakeLambdaContext
 from pyworkflow.runtime.aws import AwsRuntime
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
+from pyworkflow.transport.clients import AwsClients
+from pyworkflow.transport.scheduler import SchedulerTimers
 from tests.aws.conftest import (  # noqa: F401 - fixtures for test_e2e.py
     aws,
     aws_env,
@@ -115,7 +117,8 @@ class FakeScheduler:
 
 class RecordingDispatcher:
     """``AwsDispatcher``'s interface, recording instead of sending: ``woken`` is the queue,
-    ``scheduler`` holds the recurring EventBridge schedules of pyworkflow schedules."""
+    ``waits`` the timers asked for; ``scheduler`` holds the recurring EventBridge schedules of
+    pyworkflow schedules, made through the transport's real ``SchedulerTimers``."""
 
     queue_arn = "arn:aws:sqs:us-east-1:123456789012:pyworkflow-work"
     scheduler_group = "pyworkflow-timers"
@@ -123,13 +126,17 @@ class RecordingDispatcher:
 
     def __init__(self) -> None:
         self.woken: list[tuple[str, str]] = []
-        self.timers: list[tuple[str, datetime, str]] = []
-        self.requests: Counter[str] = Counter()
+        self.waits: list[tuple[str, datetime, str]] = []
         self.scheduler = FakeScheduler()
-
-    async def _client(self, service: str) -> Any:
-        assert service == "scheduler", service
-        return self.scheduler
+        self.clients = AwsClients()
+        self.clients.opened["scheduler"] = self.scheduler
+        self.requests: Counter[str] = self.clients.requests
+        self.timers = SchedulerTimers(
+            group=self.scheduler_group,
+            role_arn=self.scheduler_role_arn,
+            target_arn=self.queue_arn,
+            clients=self.clients,
+        )
 
     async def wake(self, run_id: str, *, reason: str = "wake") -> None:
         self.requests["wake"] += 1
@@ -137,7 +144,7 @@ class RecordingDispatcher:
 
     async def wake_at(self, run_id: str, when: datetime, *, key: str) -> None:
         self.requests["wake_at"] += 1
-        self.timers.append((run_id, when, key))
+        self.waits.append((run_id, when, key))
 
     async def start_child(self, run_id: str, *, wait: bool) -> None:
         await self.wake(run_id, reason="child")

@@ -23,9 +23,10 @@ from pyworkflow import config
 from pyworkflow.core.models import WorkflowRun
 from pyworkflow.dev import moto_server
 from pyworkflow.dev.pumps import FakeLambdaContext, PumpResult, fire_due_schedules, pump_queue
-from pyworkflow.runtime.aws import AwsDispatcher, AwsRuntime
+from pyworkflow.runtime.aws import AwsRuntime
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
+from pyworkflow.transport.aws import AwsDispatcher
 from tests.aws.ops import AwsOps
 
 REGION = "us-east-1"

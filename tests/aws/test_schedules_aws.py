@@ -16,12 +16,12 @@ from pyworkflow.core.models import CalendarSpec
 from pyworkflow.dev.pumps import FakeLambdaContext
 from pyworkflow.exceptions import ScheduleError
 from pyworkflow.runtime.aws_schedules import (
-    SCHEDULED_TIME,
     aws_cron,
     calendar_cron,
     eventbridge_names,
     rate_expression,
 )
+from pyworkflow.transport.messages import SCHEDULED_TIME
 
 from . import workflows as wf
 from .conftest import Aws

@@ -16,7 +16,7 @@ from pyworkflow.core.clock import new_id
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import RunStatus, WorkflowRun
 from pyworkflow.dev.pumps import FakeLambdaContext, invoke, receive_batch, settle
-from pyworkflow.runtime.aws import schedule_name
+from pyworkflow.transport.scheduler import schedule_name
 from tests.aws import workflows as wf
 from tests.aws.conftest import MAX_RECEIVES, Aws, context_running_out
 

@@ -159,8 +159,8 @@ def test_poison_message_goes_to_the_dlq_and_fails_its_run(stack: LocalStack, api
 
     from pyworkflow.core.events import Event, EventType
     from pyworkflow.core.models import WorkflowRun
-    from pyworkflow.runtime.aws import AwsDispatcher
     from pyworkflow.storage.dynamodb import DynamoDBStorageBackend
+    from pyworkflow.transport.aws import AwsDispatcher
 
     assert stack.info is not None
     info = stack.info

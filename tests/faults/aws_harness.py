@@ -19,9 +19,10 @@ from pyworkflow.core.clock import ManualClock
 from pyworkflow.core.models import RunStatus
 from pyworkflow.dev.pumps import FakeLambdaContext, receive_batch, settle, sqs_event
 from pyworkflow.exceptions import HookAlreadyReceivedError, HookError
-from pyworkflow.runtime.aws import AwsDispatcher, AwsRuntime
+from pyworkflow.runtime.aws import AwsRuntime
 from pyworkflow.runtime.executor import LIVE_OWNERS
 from pyworkflow.runtime.faults import Faults, InjectedCrash, inject
+from pyworkflow.transport.aws import AwsDispatcher
 from tests.aws.conftest import REGION, Aws
 from tests.aws.ops import AwsOps
 from tests.faults import workflows as wf

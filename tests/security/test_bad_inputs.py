@@ -652,7 +652,7 @@ RUN_FAILS = [
 def test_refused_with_a_clear_error_and_no_write(api: Api, store: Store, row: Refused) -> None:
     context = row.setup(api)
     before = store.snapshot()
-    woken, timers = list(api.dispatcher.woken), list(api.dispatcher.timers)
+    woken, waits = list(api.dispatcher.woken), list(api.dispatcher.waits)
     schedules = dict(api.dispatcher.scheduler.schedules)
     before_hooks = store.rows("hooks")
 
@@ -664,7 +664,7 @@ def test_refused_with_a_clear_error_and_no_write(api: Api, store: Store, row: Re
     assert row.needle in error["message"], error
     assert store.snapshot() == before, "a refused request changed the store"
     assert api.dispatcher.woken == woken, "a refused request woke a run"
-    assert api.dispatcher.timers == timers
+    assert api.dispatcher.waits == waits
     assert api.dispatcher.scheduler.schedules == schedules
     if "token" in context:  # a credential is never echoed back
         assert context["token"] not in error["message"]
@@ -704,7 +704,7 @@ def test_run_fails_saying_why(api: Api, store: Store, row: RunFails) -> None:
     types = [e.type for e in api.run(api.runtime.storage.get_events(run_id))]
     assert types[0] == EventType.WORKFLOW_STARTED and types[-1] == EventType.WORKFLOW_FAILED
     assert EventType.SLEEP_STARTED not in types
-    assert api.dispatcher.timers == []  # no timer for a sleep that was refused
+    assert api.dispatcher.waits == []  # no timer for a sleep that was refused
     assert [r["status"] for r in store.rows("runs")] == ["failed"]
 
 

@@ -7,7 +7,7 @@ with an in-process SQS queue and EventBridge Scheduler standing in for the real 
   its visibility ends; any visible message may be received next (no order), and a send is
   sometimes delivered twice (at-least-once).
 - ``SimScheduler``: one-time ``at(...)`` schedules (rounded up to the second, like
-  ``aws.at_expression``) that send their message and delete themselves.
+  ``transport.scheduler.at_expression``) that send their message and delete themselves.
 - ``SimAwsDispatcher``: ``AwsDispatcher``'s decisions (wake: a message; a wait up to 900 s: a
   delayed message; longer: a schedule named after the wait's key; forget: delete it) on those.
 
@@ -27,15 +27,11 @@ from typing import Any
 
 from pyworkflow.core.models import Hook, RunStatus, WorkflowRun
 from pyworkflow.exceptions import HookNotFoundError
-from pyworkflow.runtime.aws import (
-    SQS_MAX_DELAY_SECONDS,
-    AwsDispatcher,
-    AwsRuntime,
-    PoisonMessageError,
-    lease_for_visibility,
-)
+from pyworkflow.runtime.aws import AwsRuntime, PoisonMessageError, lease_for_visibility
 from pyworkflow.runtime.journal import request_cancel
 from pyworkflow.storage.base import StorageBackend
+from pyworkflow.transport.aws import AwsDispatcher
+from pyworkflow.transport.sqs import SQS_MAX_DELAY_SECONDS
 from tests.aws.ops import AwsOps
 from tests.simulation.driver import Action, Driver
 from tests.simulation.interpreter import sim_program
@@ -140,7 +136,7 @@ class SimAwsDispatcher:
         elif delay <= SQS_MAX_DELAY_SECONDS:
             self.queue.send(body, math.ceil(delay))
         else:
-            from pyworkflow.runtime.aws import schedule_name
+            from pyworkflow.transport.scheduler import schedule_name
 
             self.scheduler.create(schedule_name(key), when, AwsDispatcher.body(run_id, "timer"))
 
@@ -152,7 +148,7 @@ class SimAwsDispatcher:
             await self.delete_schedule(run.wake_key)
 
     async def delete_schedule(self, key: str) -> bool:
-        from pyworkflow.runtime.aws import schedule_name
+        from pyworkflow.transport.scheduler import schedule_name
 
         return self.scheduler.delete(schedule_name(key))
 

@@ -70,10 +70,10 @@ class Viewer:
                 run_id, _ = self.dispatcher.woken.pop(0)
                 loop.run_until_complete(self.runtime.drive_message({"run_id": run_id}))
                 continue
-            if not self.dispatcher.timers:
+            if not self.dispatcher.waits:
                 return
-            self.dispatcher.timers.sort(key=lambda t: t[1])
-            run_id, when, _ = self.dispatcher.timers.pop(0)
+            self.dispatcher.waits.sort(key=lambda t: t[1])
+            run_id, when, _ = self.dispatcher.waits.pop(0)
             if when > self.clock.now():
                 self.clock.advance((when - self.clock.now()).total_seconds())
             self.dispatcher.woken.append((run_id, "timer"))

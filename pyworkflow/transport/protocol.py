@@ -1,5 +1,6 @@
-"""How a runtime gets runs driven: the embedded runtime uses this process's event loop; the AWS
-runtime sends SQS messages and creates EventBridge Scheduler schedules."""
+"""How a runtime gets runs driven: the embedded runtime uses this process's event loop
+(``LocalRuntime`` through ``transport.local.LoopDelivery``); the AWS runtime sends SQS messages
+and creates EventBridge Scheduler schedules (``transport.aws.AwsDispatcher``)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,81 @@
+"""The messages on the work queue: what the transport sends and the worker parses.
+
+A run's wake-up is ``{"run_id", "reason", "key"?}`` (``WakeMessage``): from ``SqsQueue``, or as
+the Input of a wait's one-time Scheduler schedule. A pyworkflow schedule's tick is
+``{"schedule_id", "fire_time", "reason"}`` (``ScheduleTick``), the Input of its recurring
+EventBridge schedule, which puts the tick's scheduled time in ``fire_time``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pyworkflow.exceptions import WorkflowError
+
+#: Scheduler puts the tick's scheduled time into the target's Input here
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+
+
+class WakeMessage(BaseModel):
+    """The body of every message on the work queue (and every Scheduler target's Input)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str
+    reason: str = "wake"
+    # A timer's wait (run and sequence): tells a timer that fired early from a stale one.
+    key: str | None = None
+
+
+class ScheduleTick(BaseModel):
+    """The Input of a pyworkflow schedule's EventBridge schedule."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    schedule_id: str
+    fire_time: str | None = None
+    reason: str = "schedule"
+
+
+class MalformedMessageError(WorkflowError):
+    """A queue message that is not a ``WakeMessage``: retrying it can never help."""
+
+
+def wake_body(run_id: str, reason: str, key: str | None = None) -> str:
+    """The JSON body of ``run_id``'s wake-up."""
+    return WakeMessage(run_id=run_id, reason=reason, key=key).model_dump_json(exclude_none=True)
+
+
+def parse_tick(body: dict[str, Any]) -> ScheduleTick | None:
+    """A tick if ``body`` is one (it names a schedule, not a run), else None."""
+    if "schedule_id" not in body or "run_id" in body:
+        return None
+    try:
+        return ScheduleTick.model_validate(body)
+    except ValidationError:
+        return None
+
+
+def tick_input(schedule_id: str) -> str:
+    # Built by hand: the placeholder must reach Scheduler verbatim, inside a JSON string
+    return ScheduleTick(schedule_id=schedule_id, fire_time=SCHEDULED_TIME).model_dump_json()
+
+
+def parse_message(body: str | bytes | dict[str, Any]) -> WakeMessage | ScheduleTick:
+    """Validate a message body: a run's wake-up, or a schedule's tick (from its EventBridge
+    schedule); ``MalformedMessageError`` says why it is neither."""
+    try:
+        data = body if isinstance(body, dict) else json.loads(body)
+    except ValueError as exc:
+        raise MalformedMessageError(f"not a pyworkflow wake-up message: {exc}") from None
+    if isinstance(data, dict):
+        tick = parse_tick(data)
+        if tick is not None:
+            return tick
+    try:
+        return WakeMessage.model_validate(data)
+    except ValidationError as exc:
+        raise MalformedMessageError(f"not a pyworkflow wake-up message: {exc}") from None
