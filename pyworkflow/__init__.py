@@ -142,7 +142,7 @@ from pyworkflow.storage import (
 
 __version__ = "0.1.0"
 
-# The curated public API, pinned by tests/unit/test_public_api.py: adding a name here is a
+# The curated public API, pinned by tests/package/test_public_api.py: adding a name here is a
 # deliberate change to that test too. Not listed on purpose: ``map`` (see its import above).
 __all__ = [
     "__version__",

@@ -1,19 +1,18 @@
 """The run viewer: ``GET /ui`` (runs, filtered by status and workflow, a page at a time) and
 ``GET /ui/runs/{run_id}`` (one run's timeline), server-rendered HTML on the API's own
-operations (``pyworkflow/handlers/api_ops.py``), so the pages show exactly what ``GET /runs`` & co.
-answer.
+operations (``api_ops.py``), so the pages show exactly what ``GET /runs`` & co. answer.
 
-Served wherever ``pyworkflow/handlers/api.py`` is: by ``pyworkflow dev`` at
-http://127.0.0.1:8787/ui, and by a deployed stack, where the HTTP API requires IAM auth on these
-routes like on every route but the webhook and health check. A browser does not sign requests: use
-``pyworkflow dev`` locally, and reach a deployed stack's pages through a SigV4-signing proxy (one
-that signs for ``execute-api`` with credentials allowed to invoke the API, e.g.
-``aws-sigv4-proxy``).  Safety: every value from a run is escaped
-(``pyworkflow/handlers/ui_templates/html.py``) and the pages carry a Content-Security-Policy that
-allows no script at all. Hook tokens never appear: they are not in runs or events (only their hashes
-are stored, in hook records this viewer never reads). Errors are HTML pages with the API's status
-and message; this router registers no exception handler, which would replace the API's own for every
-route.
+Served wherever ``api.py`` is: by ``pyworkflow dev`` at http://127.0.0.1:8787/ui, and
+by a deployed stack, where the HTTP API requires IAM auth on these routes like on every route
+but the webhook and health check. A browser does not sign requests: use ``pyworkflow dev``
+locally, and reach a deployed stack's pages through a SigV4-signing proxy (one that signs for
+``execute-api`` with credentials allowed to invoke the API, e.g. ``aws-sigv4-proxy``).
+
+Safety: every value from a run is escaped (``ui_templates/html.py``) and the pages
+carry a Content-Security-Policy that allows no script at all. Hook tokens never appear: they are
+not in runs or events (only their hashes are stored, in hook records this viewer never reads).
+Errors are HTML pages with the API's status and message; this router registers no exception
+handler, which would replace the API's own for every route.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ problem"): a request body holding an integer literal longer than Python's 4300-d
 for integer string conversion") inside the route, which the catch-all turns into a 500 instead of
 the 400 a malformed body gets (``pyworkflow/handlers/api.py``)."""
 
-from tests.api.conftest import Api, http_event
+from tests.handlers.api.conftest import Api, http_event
 
 
 def test_an_oversized_integer_literal_in_a_body_is_a_4xx(api: Api) -> None:

@@ -1,6 +1,6 @@
 """Fixtures of the security tests: the API Lambda over an ``AwsRuntime`` on SQLite (as in
-``tests/api``, whose ``Api`` helper is reused), importing the security workflows too, and a view
-of everything the store holds, so a test can prove that a refused request wrote nothing.
+``tests/handlers/api``, whose ``Api`` helper is reused), importing the security workflows too, and a
+view of everything the store holds, so a test can prove that a refused request wrote nothing.
 
 ``Store.snapshot()`` reads every row of every table straight from the SQLite file, through a
 connection of its own: what is compared is what is on disk, not what the runtime believes.
@@ -20,9 +20,9 @@ from pyworkflow import config
 from pyworkflow.core.clock import ManualClock
 from pyworkflow.runtime.aws import AwsRuntime
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
-from tests.api.conftest import Api, RecordingDispatcher
+from tests.handlers.api.conftest import Api, RecordingDispatcher
 
-MODULES = "tests.api.workflows,tests.security.workflows"
+MODULES = "tests.handlers.api.workflows,tests.security.workflows"
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
 

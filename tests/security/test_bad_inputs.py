@@ -11,8 +11,8 @@ Two kinds of rows:
   -5 s, a result JSON has no form for); the run must end ``failed`` with a message saying why,
   and with no timer created for the sleep it refused.
 
-Some of these are also checked, with more detail, where the feature lives (tests/api/test_*.py);
-this table is the one place that lists them all.
+Some of these are also checked, with more detail, where the feature lives
+(tests/handlers/api/test_*.py); this table is the one place that lists them all.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import pytest
 
 from pyworkflow.core.events import EventType
 from pyworkflow.core.models import HookStatus, RunStatus
-from tests.api import workflows as api_wf
-from tests.api.conftest import Api, Response
+from tests.handlers.api import workflows as api_wf
+from tests.handlers.api.conftest import Api, Response
 from tests.security import workflows as sec_wf
 from tests.security.conftest import Store
 

@@ -46,9 +46,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from pyworkflow.core.models import RunStatus
-from tests.api import workflows as api_wf
-from tests.api.conftest import Api
 from tests.client.apiserver import Handler, to_response, v2_event
+from tests.handlers.api import workflows as api_wf
+from tests.handlers.api.conftest import Api
 
 #: Examples per operation, mode and id set: CI's run stays well under 60 s. A longer hunt:
 #: PYWORKFLOW_FUZZ_EXAMPLES=200 PYWORKFLOW_FUZZ_SEED=random pytest tests/security/test_fuzz_api.py

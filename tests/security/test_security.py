@@ -32,8 +32,8 @@ from pyworkflow.dev.template import StackTemplate
 from pyworkflow.handlers import api_models
 from pyworkflow.runtime.aws import AwsRuntime
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
-from tests.api import workflows as api_wf
-from tests.api.conftest import Api
+from tests.handlers.api import workflows as api_wf
+from tests.handlers.api.conftest import Api
 from tests.security.conftest import Store
 
 REPO = Path(__file__).resolve().parents[2]

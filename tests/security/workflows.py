@@ -1,6 +1,6 @@
-"""Workflows the security tests start through the API (imported with ``tests.api.workflows``
-from ``PYWORKFLOW_MODULE``). Names start with ``sec_`` so they never meet the other suites'
-workflows in the registry."""
+"""Workflows the security tests start through the API (imported with
+``tests.handlers.api.workflows`` from ``PYWORKFLOW_MODULE``). Names start with ``sec_`` so they
+never meet the other suites' workflows in the registry."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The local stack's parts on their own: template reading, the HTTP API shim's payload v2, the
 SQS event source's Lambda semantics, the scheduler pump, and a whole ``LocalStack`` built from
-``tests/infra/stack.yaml`` with stub handlers (moto stands in for DynamoDB here: no Java)."""
+``tests/dev/stack.yaml`` with stub handlers (moto stands in for DynamoDB here: no Java)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from pyworkflow.dev.template import (
     UnresolvedError,
     load_template,
 )
-from tests.infra import stubs
+from tests.dev import stubs
 
 STACK_YAML = Path(__file__).with_name("stack.yaml")
 REGION = "us-east-1"
@@ -161,7 +161,7 @@ def test_resources_described_from_the_template() -> None:
     assert tpl.schedule_groups() == {"TimerScheduleGroup": "s1-TimerScheduleGroup"}
 
     worker = tpl.function_spec("WorkerFunction")
-    assert worker.handler == "tests.infra.stubs.worker"
+    assert worker.handler == "tests.dev.stubs.worker"
     assert worker.timeout == 30  # the function's own, over Globals' 60
     assert worker.environment["PYWORKFLOW_QUEUE_URL"] == "http://q/work"
     assert worker.environment["PYWORKFLOW_VISIBILITY_TIMEOUT"] == "9"
@@ -711,13 +711,13 @@ def test_local_stack_from_a_template(moto: moto_server.MotoServer) -> None:
         tick_seconds=0.05,
         parameters={"VisibilityTimeout": 1, "MaxReceiveCount": 2},
         env={"PYWORKFLOW_SQS_DELAY_MAX_SECONDS": "0"},
-        module="my.workflows",
+        module="tests.dev.stub_workflows",  # imported at start, as dev does
         on_progress=progress.append,
     )
     with stack:
         info = stack.info
         assert info is not None
-        assert stubs.RESETS == ["tests.infra.stubs"]  # one container, reset once
+        assert stubs.RESETS == ["tests.dev.stubs"]  # one container, reset once
         assert info.api_url.startswith("http://127.0.0.1:")
         assert not info.api_url.endswith(":0")  # port 0: a free port, and the URL says which
         assert info.outputs["ApiUrl"] == info.api_url
@@ -728,7 +728,9 @@ def test_local_stack_from_a_template(moto: moto_server.MotoServer) -> None:
         assert env["PYWORKFLOW_DYNAMODB_ENDPOINT"] == moto.endpoint_url
         assert env["AWS_ENDPOINT_URL_SQS"] == info.moto_endpoint
         assert env["PYWORKFLOW_SQS_DELAY_MAX_SECONDS"] == "0"
-        assert env["PYWORKFLOW_MODULE"] == "my.workflows"  # the WorkflowModule parameter
+        assert (
+            env["PYWORKFLOW_MODULE"] == "tests.dev.stub_workflows"
+        )  # the WorkflowModule parameter
         assert any("table" in line for line in progress)
         ddb = boto3.client("dynamodb", endpoint_url=moto.endpoint_url, region_name=REGION)
         table = ddb.describe_table(TableName=info.tables["WorkflowTable"])["Table"]
@@ -786,7 +788,7 @@ def test_local_stack_from_a_template(moto: moto_server.MotoServer) -> None:
         _wait_for(lambda: {"pyworkflow": "sweep"} in stubs.EVENTS)
         assert len(stubs.THREADS) == 1  # one container: one invocation at a time
     assert dict(os.environ) == before  # the environment is restored
-    assert stubs.RESETS == ["tests.infra.stubs", "tests.infra.stubs"]
+    assert stubs.RESETS == ["tests.dev.stubs", "tests.dev.stubs"]
     with pytest.raises(OSError):
         _request(info.api_url)
 

@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl
 import pytest
 
 from pyworkflow.handlers.ui_templates.html import CSS
-from tests.ui import workflows as wf
-from tests.ui.conftest import Viewer
+from tests.handlers.ui import workflows as wf
+from tests.handlers.ui.conftest import Viewer
 
 ESCAPED_XSS = html.escape(wf.XSS, quote=True)
 

@@ -8,7 +8,7 @@ import pytest
 
 from pyworkflow.core.models import RunStatus
 from pyworkflow.handlers.api_models import INTERNAL_RUN_FIELDS
-from tests.api.conftest import Api
+from tests.handlers.api.conftest import Api
 
 
 def start(api: Api, workflow: str, *args: object, **body: object) -> str:
@@ -263,10 +263,12 @@ def test_unknown_run_is_404(api: Api, method: str, path: str, body: object) -> N
 def test_a_workflow_module_that_failed_to_import_is_named_in_the_404(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PYWORKFLOW_MODULE", "tests.api.workflows,tests.api.no_such_module")
+    monkeypatch.setenv(
+        "PYWORKFLOW_MODULE", "tests.handlers.api.workflows,tests.handlers.api.no_such_module"
+    )
     api.module.reset(api.runtime)  # a cold start that imports the module list again
     assert api.http("GET", "/health").status == 200  # the service still answers
     response = api.http("POST", "/runs", {"workflow": "api_missing"})
     assert response.status == 404
     message = response.body["error"]["message"]
-    assert "failed to import" in message and "tests.api.no_such_module" in message
+    assert "failed to import" in message and "tests.handlers.api.no_such_module" in message

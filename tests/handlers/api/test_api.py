@@ -13,8 +13,8 @@ import pytest
 from pyworkflow.config import ENV_MAX_REQUEST_BYTES
 from pyworkflow.core.models import RunStatus
 from pyworkflow.dev.pumps import FakeLambdaContext
-from tests.api import workflows as wf
-from tests.api.conftest import Api, sample_event
+from tests.handlers.api import workflows as wf
+from tests.handlers.api.conftest import Api, sample_event
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pyworkflow.core.models import RunStatus
-from tests.api.conftest import Api
+from tests.handlers.api.conftest import Api
 
 DAILY = {"cron": "0 9 * * *", "timezone": "UTC"}
 

@@ -1,5 +1,5 @@
 """Viewer fixtures. ``viewer``: ``pyworkflow.handlers.api.handler`` called directly with HTTP API v2
-events over an ``AwsRuntime`` on SQLite whose wake-ups are recorded (``tests/api``'s
+events over an ``AwsRuntime`` on SQLite whose wake-ups are recorded (``tests/handlers/api``'s
 ``RecordingDispatcher``); ``settle()`` plays the worker and the scheduler, moving a manual clock
 to each timer. The browser test (``test_browser.py``) runs the whole local stack instead."""
 
@@ -18,9 +18,9 @@ from pyworkflow.core.models import WorkflowRun
 from pyworkflow.dev.pumps import FakeLambdaContext
 from pyworkflow.runtime.aws import AwsRuntime
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
-from tests.api.conftest import RecordingDispatcher, http_event
+from tests.handlers.api.conftest import RecordingDispatcher, http_event
 
-WORKFLOWS = "tests.ui.workflows"
+WORKFLOWS = "tests.handlers.ui.workflows"
 
 
 @dataclass
@@ -88,7 +88,7 @@ class Viewer:
 @pytest.fixture(autouse=True)
 def _fresh_workflow_state() -> Iterator[None]:
     """The workflows count attempts per order in memory: each test starts from none."""
-    from tests.ui import workflows
+    from tests.handlers.ui import workflows
 
     workflows.reset()
     yield

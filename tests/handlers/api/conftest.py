@@ -39,7 +39,7 @@ from tests.aws.conftest import (  # noqa: F401 - fixtures for test_e2e.py
 )
 
 T = TypeVar("T")
-EVENTS = Path(__file__).resolve().parents[1] / "events"
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 def sample_event(name: str) -> dict[str, Any]:
@@ -236,7 +236,7 @@ class Api:
 def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     from pyworkflow.handlers import api as module
 
-    monkeypatch.setenv(config.ENV_MODULE, "tests.api.workflows")
+    monkeypatch.setenv(config.ENV_MODULE, "tests.handlers.api.workflows")
     monkeypatch.delenv(config.ENV_MAX_REQUEST_BYTES, raising=False)
     clock = ManualClock()
     dispatcher = RecordingDispatcher()

@@ -18,7 +18,7 @@ import pytest
 from pyworkflow.dev.http_api import MAX_HEAD_BYTES, HttpApiServer, Route, match_route
 from pyworkflow.dev.pumps import FakeLambdaContext
 from pyworkflow.dev.template import HttpRouteSpec
-from tests.infra import stubs
+from tests.dev import stubs
 
 ROUTES = [
     HttpRouteSpec(name="a", method="ANY", path="/{proxy+}", api="HttpApi", authorizer="AWS_IAM")

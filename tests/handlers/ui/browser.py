@@ -23,7 +23,7 @@ from typing import Any
 
 VERSION = "1.65.1"
 PACKAGE = f"playwright-core@{VERSION}"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 INSTALL_DIR = REPO_ROOT / ".cache" / "playwright-core"
 SCREENSHOT_DIR = REPO_ROOT / ".cache" / "screenshots"
 DRIVER = Path(__file__).with_name("driver.cjs")
@@ -181,8 +181,8 @@ class Browser:
 
 
 def main() -> int:
-    """``python -m tests.ui.browser --install``: install playwright-core and check that Chromium
-    starts (for CI, before the tests); prints the browser's version."""
+    """``python -m tests.handlers.ui.browser --install``: install playwright-core and check that
+    Chromium starts (for CI, before the tests); prints the browser's version."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -10,7 +10,7 @@ from pyworkflow import settings as settings_module
 from pyworkflow.exceptions import ConfigurationError
 from pyworkflow.settings import VARIABLES, get_settings, settings_generation
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 # Every documented variable and the field it fills (README, template.yaml)
 DOCUMENTED = {

@@ -15,9 +15,9 @@ import pytest
 from pyworkflow import config
 from pyworkflow.core.models import RunStatus
 from pyworkflow.dev.pumps import FakeLambdaContext
-from tests.api import workflows as wf
-from tests.api.conftest import http_event
 from tests.aws.conftest import Aws
+from tests.handlers.api import workflows as wf
+from tests.handlers.api.conftest import http_event
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ async def api(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
     """``pyworkflow.handlers.api`` as a fresh container on the test's stack."""
     from pyworkflow.handlers import api as module
 
-    monkeypatch.setenv(config.ENV_MODULE, "tests.aws.workflows,tests.api.workflows")
+    monkeypatch.setenv(config.ENV_MODULE, "tests.aws.workflows,tests.handlers.api.workflows")
     await asyncio.to_thread(module.reset)
     yield module
     await asyncio.to_thread(module.reset)

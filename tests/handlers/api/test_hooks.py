@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from pyworkflow.core.models import HookStatus, RunStatus
-from tests.api import workflows as wf
-from tests.api.conftest import Api
+from tests.handlers.api import workflows as wf
+from tests.handlers.api.conftest import Api
 
 
 def waiting_run(api: Api, workflow: str = "api_waiter") -> tuple[str, str]:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from pyworkflow.handlers.api_invoke import ACTIONS
-from tests.api import workflows as wf
-from tests.api.conftest import Api
+from tests.handlers.api import workflows as wf
+from tests.handlers.api.conftest import Api
 
 DAILY = {"cron": "0 9 * * *"}
 

@@ -21,7 +21,7 @@ import pytest
 
 from pyworkflow import exceptions as exc
 from pyworkflow.handlers import api_ops as ops
-from tests.api.conftest import Api, http_event
+from tests.handlers.api.conftest import Api, http_event
 
 LONE = "\ud800"  # what json.loads makes of the JSON text "\ud800"
 ESCAPED = "\\ud800"  # how an encodable message spells it

@@ -1,8 +1,8 @@
-"""The viewer in a real browser: headless Chromium (``tests/ui/browser.py``) on the local AWS stack
-that ``pyworkflow dev`` runs (``pyworkflow.dev.stack.LocalStack``: DynamoDB Local, the worker fed by
-the work queue, timers fired through EventBridge Scheduler), a workflow with steps, a retry, a
-sleep, a child and a continue-as-new, and the pages checked as a user would see them. Saves
-screenshots under ``.cache/screenshots/`` (``run.png``: the run page) and prints their paths.
+"""The viewer in a real browser: headless Chromium (``tests/handlers/ui/browser.py``) on the local
+AWS stack that ``pyworkflow dev`` runs (``pyworkflow.dev.stack.LocalStack``: DynamoDB Local, the
+worker fed by the work queue, timers fired through EventBridge Scheduler), a workflow with steps, a
+retry, a sleep, a child and a continue-as-new, and the pages checked as a user would see them.
+Saves screenshots under ``.cache/screenshots/`` (``run.png``: the run page) and prints their paths.
 
 Needs Chromium (``apt-get install -y chromium``), Node.js + npm (playwright-core is installed
 into ``.cache/`` on first use) and Java 17 (DynamoDB Local); each missing piece fails with how
@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from pyworkflow.dev.stack import LocalStack
-from tests.ui import workflows as wf
-from tests.ui.browser import SCREENSHOT_DIR, Browser, BrowserError
+from tests.handlers.ui import workflows as wf
+from tests.handlers.ui.browser import SCREENSHOT_DIR, Browser, BrowserError
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def stack() -> Iterator[LocalStack]:
         with (
             running() as ddb,
             LocalStack(
-                module="tests.ui.workflows",
+                module="tests.handlers.ui.workflows",
                 port=0,
                 stack_name="ui",
                 tick_seconds=0.2,
@@ -148,7 +148,7 @@ def test_the_viewer_in_chromium(stack: LocalStack, browser: Browser) -> None:
 
 
 def test_a_missing_chromium_fails_with_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.ui import browser as module
+    from tests.handlers.ui import browser as module
 
     monkeypatch.setenv(module.ENV_CHROMIUM, "/nonexistent/chromium")
     with pytest.raises(BrowserError, match="apt-get install -y chromium"):

@@ -1,0 +1,1 @@
+"""The workflow module the stub stack names (its handlers are stubs: nothing is registered)."""
