@@ -11,23 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    # build isolation fetches setuptools/wheel from the package index, as `pip install .` does
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(REPO)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    (built,) = out.glob("pyworkflow_durable-*.whl")
-    return built
 
 
 def test_the_wheel_installs_only_the_pyworkflow_package(wheel: Path) -> None:
@@ -70,3 +54,26 @@ def test_the_template_handlers_import_from_the_unpacked_wheel(wheel: Path, tmp_p
         "pyworkflow.handlers.api.handler",
         "pyworkflow.handlers.worker.handler",
     ]
+
+
+def test_sdist_and_wheel_build_and_pass_twine_check(tmp_path: Path) -> None:
+    """What a release uploads: ``python -m build`` (sdist, then the wheel from it) and
+    ``twine check`` (metadata and the README as PyPI renders it)."""
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(tmp_path), str(REPO)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    dists = sorted(p.name for p in tmp_path.iterdir())
+    assert [d.rsplit(".", 1)[-1] for d in dists] == ["whl", "gz"], dists
+    assert all(name.startswith("pyworkflow_durable-") for name in dists), dists
+    checked = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, tmp_path.iterdir())],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count("PASSED") == 2, checked.stdout
