@@ -231,5 +231,34 @@ def event_summary(event: Event) -> str:
     return " ".join(f"{k}={short(v, 40)}" for k, v in rest.items())
 
 
+def error_pairs(run: WorkflowRun) -> list[tuple[str, Any]]:
+    """A failed run's "Error" line and, when recorded, where it was raised."""
+    if not run.error:
+        return []
+    pairs: list[tuple[str, Any]] = [
+        (
+            "Error",
+            Text(f"{run.error_type + ': ' if run.error_type else ''}{run.error}", style="red"),
+        )
+    ]
+    if run.error_traceback:
+        pairs.append(("Stack trace", Text(run.error_traceback, style="dim")))
+    return pairs
+
+
+def print_tracebacks(events: Iterable[Event]) -> None:
+    """Where each recorded failure (a step attempt, the run) was raised, below the event table."""
+    out = console()
+    for event in events:
+        trace = event.data.get("traceback")
+        if not isinstance(trace, str):
+            continue
+        name = event.data.get("step_name") or event.data.get("name") or ""
+        attempt = event.data.get("attempt")
+        label = f"#{event.sequence} {event.type.value} {name}".rstrip()
+        out.print(f"\n[bold]{label}[/bold]" + (f" (attempt {attempt})" if attempt else ""))
+        out.print(Text(trace, style="dim"), highlight=False)
+
+
 def dump_run(run: WorkflowRun) -> dict[str, Any]:
     return run.model_dump(mode="json")

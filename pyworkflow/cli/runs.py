@@ -11,6 +11,7 @@ from pyworkflow.cli.config import run_async, state
 from pyworkflow.cli.output import (
     console,
     dump_run,
+    error_pairs,
     event_summary,
     fmt_time,
     info,
@@ -19,6 +20,7 @@ from pyworkflow.cli.output import (
     print_json,
     print_key_values,
     print_table,
+    print_tracebacks,
     run_duration,
     status_text,
     success,
@@ -113,8 +115,7 @@ def status_cmd(run_id: str) -> None:
         pairs.append(("Kwargs", pretty(kwargs)))
     if run.status == RunStatus.COMPLETED:
         pairs.append(("Result", pretty(json_text(run.result))))
-    if run.error:
-        pairs.append(("Error", f"{run.error_type + ': ' if run.error_type else ''}{run.error}"))
+    pairs.extend(error_pairs(run))
     if waiting:
         pairs.append(("Waiting for", waiting))
     if run.wake_at and not run.status.is_terminal:
@@ -203,6 +204,7 @@ def logs_cmd(run_id: str, type_filter: str | None) -> None:
             for e in events
         ],
     )
+    print_tracebacks(events)
 
 
 @runs.command("chain")

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from pyworkflow.cli.output import (
     console,
+    error_pairs,
     event_summary,
     fmt_offset,
     fmt_seconds,
@@ -240,13 +241,7 @@ def _header(view: RunView) -> None:
         pairs.append(("Kwargs", pretty(kwargs)))
     if run.status == RunStatus.COMPLETED:
         pairs.append(("Result", pretty(json_text(run.result))))
-    if run.error:
-        pairs.append(
-            (
-                "Error",
-                Text(f"{run.error_type + ': ' if run.error_type else ''}{run.error}", style="red"),
-            )
-        )
+    pairs.extend(error_pairs(run))
     if view.waiting_for:
         pairs.append(("Waiting for", Text(view.waiting_for, style="yellow")))
     if run.wake_at and not run.status.is_terminal:

@@ -11,6 +11,7 @@ import click
 from pyworkflow.cli.config import MODULE_HINT, CliState, run_async, state
 from pyworkflow.cli.errors import CliError
 from pyworkflow.cli.output import (
+    error_pairs,
     info,
     json_text,
     pretty,
@@ -225,6 +226,7 @@ async def _run(
                 "result": result,
                 "error": final.error,
                 "error_type": final.error_type,
+                "error_traceback": final.error_traceback,
                 "final_run_id": final.run_id,
                 "chain_length": len(chain),
                 "waiting_for": waiting,
@@ -242,10 +244,7 @@ async def _run(
         )
     if final.status == RunStatus.COMPLETED:
         pairs.append(("Result", pretty(result)))
-    if final.error:
-        pairs.append(
-            ("Error", f"{final.error_type + ': ' if final.error_type else ''}{final.error}")
-        )
+    pairs.extend(error_pairs(final))
     if waiting:
         pairs.append(("Waiting for", waiting))
     print_key_values(None, pairs)

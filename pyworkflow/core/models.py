@@ -118,6 +118,8 @@ class WorkflowRun(_Record):
     result: str | None = None
     error: str | None = None
     error_type: str | None = None
+    # where a failed run's error was raised (user frames only; core/retry.format_traceback)
+    error_traceback: str | None = None
     idempotency_key: str | None = None
     max_duration: str | None = None
     deadline_at: datetime | None = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import builtins
+import os
+import traceback
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -78,7 +80,48 @@ _OWN = {
 def describe_error(exc: BaseException) -> dict[str, Any]:
     """A failure as data. The message is made storable (an exception about undecodable bytes
     often quotes them): recording a failure must never fail itself."""
-    return {"error": describe(exc) or type(exc).__name__, "error_type": type(exc).__name__}
+    data: dict[str, Any] = {
+        "error": describe(exc) or type(exc).__name__,
+        "error_type": type(exc).__name__,
+    }
+    trace = format_traceback(exc)
+    if trace:
+        data["traceback"] = trace
+    return data
+
+
+# Frames of these folders are the machinery around the user's code, left out of tracebacks.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_ASYNCIO_DIR = os.path.dirname(os.path.abspath(traceback.__file__)) + os.sep + "asyncio" + os.sep
+MAX_TRACEBACK_FRAMES = 20
+MAX_TRACEBACK_CHARS = 4000
+
+
+def format_traceback(exc: BaseException) -> str | None:
+    """Where ``exc`` was raised, as a bounded, readable text for the history: the user's frames
+    (pyworkflow's and asyncio's left out) as ``File, line, in function``, innermost last.
+
+    File, line and function name only: no source lines (that would read files) and no local
+    variables (they may hold secrets); at most 20 frames and 4,000 characters."""
+    summary = traceback.StackSummary.extract(
+        traceback.walk_tb(exc.__traceback__), lookup_lines=False
+    )  # names and numbers only: reading source lines would be I/O in the engine
+    frames = [f for f in summary if not f.filename.startswith((_PACKAGE_DIR, _ASYNCIO_DIR))]
+    if not frames:
+        return None
+    omitted = max(0, len(frames) - MAX_TRACEBACK_FRAMES)
+    lines = ["Stack trace (most recent call last; pyworkflow's frames left out):"]
+    if omitted:
+        lines.append(f"  ... {omitted} earlier frame(s)")
+    lines += [
+        f'  File "{f.filename}", line {f.lineno}, in {f.name}'
+        for f in frames[-MAX_TRACEBACK_FRAMES:]
+    ]
+    lines.append(f"{type(exc).__name__}: {describe(exc)}")
+    text = "\n".join(lines)
+    if len(text) > MAX_TRACEBACK_CHARS:
+        text = "...\n" + text[-(MAX_TRACEBACK_CHARS - 4) :]
+    return text
 
 
 def rebuild_error(data: dict[str, Any], step_name: str) -> Exception:

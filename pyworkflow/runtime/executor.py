@@ -24,6 +24,7 @@ from pyworkflow.core.context import ExecutionContext, Limits
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import HookStatus, RunStatus, WorkflowRun
 from pyworkflow.core.registry import WorkflowDefinition, get_workflow
+from pyworkflow.core.retry import format_traceback
 from pyworkflow.core.serde import describe, dumps, loads, to_jsonable
 from pyworkflow.core.workflow import decode_arguments, encode_arguments
 from pyworkflow.exceptions import (
@@ -519,8 +520,12 @@ class Executor:
                 if status == RunStatus.CANCELLED
                 else EventType.WORKFLOW_FAILED
             )
-            events = [(kind, {"error": message, "error_type": type_name})]
-            update.update(error=message, error_type=type_name)
+            data: dict[str, Any] = {"error": message, "error_type": type_name}
+            trace = format_traceback(error) if error is not None else None
+            if trace:
+                data["traceback"] = trace
+            events = [(kind, data)]
+            update.update(error=message, error_type=type_name, error_traceback=trace)
             if status == RunStatus.FAILED and error is not None:
                 self.failures[journal.run.run_id] = error
                 while len(self.failures) > 1000:  # only the latest matter to a waiting caller
@@ -642,7 +647,11 @@ class Executor:
         if status == RunStatus.COMPLETED:
             update["result"] = dumps(last.data.get("result"))
         else:
-            update.update(error=last.data.get("error"), error_type=last.data.get("error_type"))
+            update.update(
+                error=last.data.get("error"),
+                error_type=last.data.get("error_type"),
+                error_traceback=last.data.get("traceback"),
+            )
         stored = await self.storage.update_run(
             run.model_copy(update=update), expected_version=run.version
         )

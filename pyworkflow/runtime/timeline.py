@@ -103,6 +103,8 @@ class Operation(BaseModel):
     #: time of the next attempt.
     wait_until: datetime | None = None
     error: str | None = None
+    #: Where the last failed attempt raised (user frames; ``core.retry.format_traceback``).
+    traceback: str | None = None
     #: Inside a fan-out: "5.1.0" (fan-out op 5, item 1, the item's first operation).
     path: str | None = None
 
@@ -203,6 +205,8 @@ def _operation(op: int, events: list[Event], offset: Callable[[Event], float]) -
     )
     if kind == OpKind.SLEEP and opening is not None:
         result.wait_until = parse_time(opening.data.get("resume_at"))
+    failures = [e.data["traceback"] for e in events if isinstance(e.data.get("traceback"), str)]
+    result.traceback = failures[-1] if failures else None
     if terminal is None:
         result.outcome = "retrying" if retries else "waiting" if opening else "running"
         if kind == OpKind.HOOK and opening is not None:

@@ -191,6 +191,14 @@ def _operations_table(tl: Timeline) -> Html:
             detail.append(_run_link(o.child_run_id, "child"))
         if o.error:
             detail.append(h('<span class="err">{}</span>', o.error))
+        if o.traceback:
+            detail.append(
+                h(
+                    '<details class="traceback"><summary>stack trace</summary>'
+                    "<pre>{}</pre></details>",
+                    o.traceback,
+                )
+            )
         rows.append(
             h(
                 '<tr class="op {css}" data-op="{op}" data-kind="{kind}">'
@@ -313,8 +321,11 @@ def _outcome(run: WorkflowRun) -> Html:
         return h('<h2>Result</h2><div id="result">{}</div>', json_text_block(run.result))
     if run.error is not None:
         return h(
-            '<h2>Error</h2><div id="error" class="error-box">{}</div>',
+            '<h2>Error</h2><div id="error" class="error-box">{}{}</div>',
             f"{run.error_type}: {run.error}" if run.error_type else run.error,
+            h('<pre id="traceback">{}</pre>', run.error_traceback)
+            if run.error_traceback
+            else Html(""),
         )
     return Html("")
 

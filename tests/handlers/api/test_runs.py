@@ -272,3 +272,15 @@ def test_a_workflow_module_that_failed_to_import_is_named_in_the_404(
     assert response.status == 404
     message = response.body["error"]["message"]
     assert "failed to import" in message and "tests.handlers.api.no_such_module" in message
+
+
+def test_a_failed_run_says_where_it_was_raised_in_the_run_and_its_events(api: Api) -> None:
+    run_id = start(api, "api_failing", "o-9")
+    api.drive()
+    run = api.http("GET", f"/runs/{run_id}").body
+    assert run["status"] == "failed" and run["error_type"] == "ValueError"
+    assert "workflows.py" in run["error_traceback"] and "in failing" in run["error_traceback"]
+    events = api.http("GET", f"/runs/{run_id}/events").body
+    items = events["items"]
+    failed = [e for e in items if e["type"] == "workflow.failed"]
+    assert failed[0]["data"]["traceback"] == run["error_traceback"]

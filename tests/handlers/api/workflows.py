@@ -70,3 +70,8 @@ async def chain(i: int) -> int:
     if i < 2:
         continue_as_new(i + 1)
     return i
+
+
+@workflow(name="api_failing")
+async def failing(order: str) -> str:
+    raise ValueError(f"order {order} is unknown")

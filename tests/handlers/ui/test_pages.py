@@ -106,7 +106,7 @@ def test_run_page_shows_the_timeline_in_order(viewer: Viewer) -> None:
 
 
 def _op_row(text: str, op: int) -> str:
-    match = re.search(rf'<tr class="op[^"]*" data-op="{op}".*?</tr>', text)
+    match = re.search(rf'<tr class="op[^"]*" data-op="{op}".*?</tr>', text, re.S)
     assert match, op
     return match.group(0)
 
@@ -118,6 +118,9 @@ def test_run_page_shows_durations_waits_retries_and_children(viewer: Viewer) -> 
     assert 'data-kind="step"' in charge and 'class="op retry"' in charge
     assert '<td class="num attempts">2</td>' in charge
     assert '<td class="num duration">1.0 s</td>' in charge  # first failure → success
+    # where the failed attempt raised, folded under the row (user frames only)
+    assert '<details class="traceback"><summary>stack trace</summary><pre>' in charge
+    assert "in charge" in charge and "pyworkflow/core" not in charge
     sleep = _op_row(text, 2)
     assert 'data-kind="sleep"' in sleep and '<td class="outcome">slept</td>' in sleep
     assert '<td class="num duration">1.0 s</td>' in sleep
