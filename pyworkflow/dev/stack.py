@@ -309,7 +309,12 @@ class LocalStack:
             config.import_modules(modules)
         except Exception as exc:  # noqa: BLE001 - any import-time error is the user's to see
             frames = traceback.extract_tb(exc.__traceback__)
-            user = [f for f in frames if "importlib" not in f.filename]
+            package = str(Path(config.__file__).resolve().parent)
+            user = [
+                f
+                for f in frames
+                if "importlib" not in f.filename and not f.filename.startswith(package)
+            ]
             where = f" ({user[-1].filename}:{user[-1].lineno})" if user else ""
             raise LocalStackError(
                 f"the workflow module(s) {modules!r} failed to import: "
