@@ -26,7 +26,7 @@ before the record, so a crash can leave the history ahead of the record (a retry
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -129,13 +129,15 @@ class RecordStorageBackend(StorageBackend):
         check_run_version(run_id, current.version if current else None, expected_version)
         return stamped(run, expected_version + 1)
 
-    def _swap(self, kind: str, key: str, new: M, expected_version: int, moved: Exception) -> M:
+    def _swap(
+        self, kind: str, key: str, new: M, expected_version: int, moved: Callable[[], Exception]
+    ) -> M:
         """Compare-and-set of a hook or schedule; a missing record is a lost race too."""
         self.writes += 1
         with self._guard():
             current = self._peek(kind, key)
             if current is None or current.version != expected_version:
-                raise moved
+                raise moved()
             stored = stamped(new, expected_version + 1)
             self._put(kind, key, stored)
         return self._own(stored)
@@ -266,7 +268,7 @@ class RecordStorageBackend(StorageBackend):
         return self._own(found[0]) if found else None
 
     async def update_hook(self, hook: Hook, *, expected_version: int) -> Hook:
-        return self._swap(HOOKS, hook.token_hash, hook, expected_version, hook_moved(hook))
+        return self._swap(HOOKS, hook.token_hash, hook, expected_version, lambda: hook_moved(hook))
 
     async def list_hooks(
         self, *, run_id: str | None = None, status: HookStatus | None = None, limit: int = 100
@@ -293,7 +295,7 @@ class RecordStorageBackend(StorageBackend):
 
     async def update_schedule(self, schedule: Schedule, *, expected_version: int) -> Schedule:
         sid = schedule.schedule_id
-        return self._swap(SCHEDULES, sid, schedule, expected_version, schedule_moved(sid))
+        return self._swap(SCHEDULES, sid, schedule, expected_version, lambda: schedule_moved(sid))
 
     async def delete_schedule(self, schedule_id: str) -> bool:
         self.writes += 1
