@@ -120,6 +120,14 @@ def require_version(run: WorkflowRun | None, expected_version: int | None) -> in
     return expected_version
 
 
+def required_version(expected_version: int | None) -> int:
+    """The version a write with ``run=`` compares against (``append_events`` checks it is
+    given before any I/O; this is the typed check where it is used)."""
+    if expected_version is None:
+        raise ValueError("expected_version is required with run=")
+    return expected_version
+
+
 def written(record: M | None) -> M:
     """The record a write with ``run=`` returned (never None there)."""
     if record is None:
