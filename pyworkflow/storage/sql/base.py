@@ -5,7 +5,7 @@ listing indexes, rendered with the dialect's types), the conditional append (the
 ``(run_id, sequence)`` refuses a taken sequence; the stored maximum is checked first), the
 compare-and-set on the ``version`` column, the due-run query, the listing queries with their
 filters, orders and cursors, row <-> model conversion and the mapping of database errors to the
-contract's. It talks to the database only through ``SQLConnection`` (four awaitable calls,
+contract's. It talks to the database only through ``SQLConnection`` (three awaitable calls,
 ``?`` placeholders) and a few hooks, so a dialect is a small file. See ``sql/sqlite.py``.
 
 What a dialect provides (``Postgres``/``MySQL`` are sketched in brackets):
