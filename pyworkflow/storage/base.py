@@ -27,6 +27,7 @@ from pyworkflow.core.models import (
     WorkflowRun,
 )
 from pyworkflow.exceptions import ConcurrencyError
+from pyworkflow.storage.shared import written
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,7 @@ class StorageBackend(ABC):
         stored = await self.append_events(
             run.run_id, events, run=run, expected_version=expected_version
         )
-        assert stored is not None
-        return stored
+        return written(stored)
 
     async def get_children(
         self, parent_run_id: str, status: RunStatus | None = None

@@ -42,7 +42,7 @@ from pyworkflow.storage import dynamodb_items as layout
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.dynamodb_items import EVT_MAX, SHARDS, n, s, utc_iso
 from pyworkflow.storage.dynamodb_table import DynamoDBTable, error_code
-from pyworkflow.storage.memory import decode_cursor, is_due
+from pyworkflow.storage.shared import decode_cursor, is_due, required_version
 
 _EVENT_LIST = TypeAdapter(list[Event])
 #: endings written as events first, record second (see ``_append_then_record``); they must be
@@ -265,8 +265,7 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
                 raise ValueError(f"Run record {run.run_id} given for run {run_id}")
         if not events:
             if run is not None:
-                assert expected_version is not None
-                return await self._replace_run(run, expected_version)
+                return await self._replace_run(run, required_version(expected_version))
             if not await self._exists(layout.run_key(run_id)):
                 raise WorkflowNotFoundError(run_id)
             return None
@@ -360,7 +359,7 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         the next drive reconciles: an ending is settled from the history (``Executor``), a
         wait is replayed from it and recorded again. If the record's version moved,
         ``ConcurrencyError`` is raised with the events stored: the history is the truth."""
-        assert expected_version is not None
+        expected_version = required_version(expected_version)
         ttl = self._event_ttl(run)
         if not prev_known:
             await self._require_previous(run_id, events[0].sequence)
@@ -389,7 +388,7 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         e1 = {":e1": s(events[0].model_dump_json(exclude_defaults=True))}
         stored = None
         if run is not None:
-            assert expected_version is not None
+            expected_version = required_version(expected_version)
             stored = run.model_copy(update={"version": expected_version + 1}, deep=True)
             update = self._run_update(stored, expected_version)
             update["UpdateExpression"] = update["UpdateExpression"].replace(
@@ -440,7 +439,7 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         kinds: list[str] = []
         stored = None
         if run is not None:
-            assert expected_version is not None
+            expected_version = required_version(expected_version)
             stored = run.model_copy(update={"version": expected_version + 1}, deep=True)
             items.append(self._tx_update(self._run_update(stored, expected_version)))
             kinds.append("run")

@@ -50,7 +50,7 @@ from typing import Any
 
 from pyworkflow.core.events import Event
 from pyworkflow.core.models import Hook, HookStatus, RunStatus, Schedule, WorkflowRun
-from pyworkflow.storage.memory import due_key
+from pyworkflow.storage.shared import due_key
 
 #: shards of the all-runs / all-hooks / due partitions. Changing it needs a re-index of old items.
 SHARDS = 4

@@ -486,7 +486,7 @@ class OffloadingStorage(StorageBackend):
         holds instead: the pointer, as a dict or as JSON text."""
         if not plan.chosen:
             return {}
-        assert self.blobs is not None
+        self._blob_store()
         out: dict[tuple[int, str], Any] = {}
         writes = []
         for slot in plan.chosen:
@@ -501,9 +501,14 @@ class OffloadingStorage(StorageBackend):
         await asyncio.gather(*writes)
         return out
 
+    def _blob_store(self) -> BlobStore:
+        """The blob store a plan that chose blobs writes to (only chosen when there is one)."""
+        if self.blobs is None:
+            raise ConfigurationError("This storage has no blob store to offload payloads to")
+        return self.blobs
+
     async def _put(self, key: str, data: bytes) -> None:
-        assert self.blobs is not None
-        await self.blobs.put(key, data)
+        await self._blob_store().put(key, data)
         # known only once written: a concurrent write of the same key writes it too
         self._mark_known(key)
         self._cache_put(key, data)
