@@ -176,6 +176,7 @@ async def wait_until_terminal(
     where the run is meanwhile (see ``Progress``)."""
     deadline = None if patience is None else time.monotonic() + patience
     tracker, current = WaitTracker(), run_id
+    announced: set[tuple[str, str]] = set()
     with Progress(show) as progress:
         while True:
             run = await backend.get_run(current)
@@ -187,6 +188,14 @@ async def wait_until_terminal(
                 return run
             tracker.feed(await backend.events(current, after=tracker.last_sequence))
             progress.update(run, tracker)
+            for hook in tracker.hook_names():
+                if (current, hook) not in announced:
+                    # say at once what the run needs, not only when the patience runs out
+                    announced.add((current, hook))
+                    progress.note(
+                        f"{current} waits for hook {hook!r}: pyworkflow hooks resume --run "
+                        f"{current} --name {hook} --payload '<json>'"
+                    )
             if deadline is not None and time.monotonic() >= deadline:
                 return run
             if await backend.nudge(run):

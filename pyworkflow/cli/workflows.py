@@ -205,12 +205,19 @@ async def _run(
     backend = st.backend
     run_id = await backend.start(name, args, kwargs, idempotency_key)
     first = await backend.get_run(run_id)
+    timed_out = False
     if wait:
         try:
             final = await wait_until_terminal(backend, run_id, patience=patience, show=not st.json)
+            timed_out = not final.status.is_terminal
         except asyncio.CancelledError:  # Ctrl-C: stop waiting, report where the run is
             info(f"Stopped waiting; the run carries on {backend.carries_on}.", json_mode=True)
             final = await follow_chain(backend, first)
+        if timed_out:
+            info(
+                f"Timed out after {patience:g}s; the run carries on {backend.carries_on}.",
+                json_mode=True,
+            )
     else:
         await backend.settle()
         final = await follow_chain(backend, first)
@@ -230,9 +237,10 @@ async def _run(
                 "final_run_id": final.run_id,
                 "chain_length": len(chain),
                 "waiting_for": waiting,
+                "timed_out": timed_out,
             }
         )
-        return final.status == RunStatus.FAILED
+        return final.status == RunStatus.FAILED or timed_out
     pairs: list[tuple[str, Any]] = [
         ("Run ID", run_id),
         ("Workflow", name),
@@ -262,4 +270,5 @@ async def _run(
             )
         elif not wait:
             info("Sleeps and retries resume under 'pyworkflow worker' (or run with --wait).")
-    return final.status == RunStatus.FAILED
+    # a timeout is not success: a script waiting for the result must see it did not come
+    return final.status == RunStatus.FAILED or timed_out
