@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 import sqlite3
 from typing import IO, Any
-from urllib.parse import urlsplit
 
 import click
 
 from pyworkflow.cli.output import print_error
 from pyworkflow.client.errors import ApiError, TransportError, UnknownWorkflowError
+from pyworkflow.client.http import is_loopback
 from pyworkflow.config import ENV_API_URL
 from pyworkflow.exceptions import (
     ConfigurationError,
@@ -41,15 +40,6 @@ class CliError(click.ClickException):
         print_error(self.message, self.hint)
 
 
-def is_loopback(api_url: str) -> bool:
-    """This machine: where the local stack (``pyworkflow dev``) serves, checking no signature."""
-    host = urlsplit(api_url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _unreachable(exc: TransportError, api_url: str) -> CliError:

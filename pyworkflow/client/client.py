@@ -21,7 +21,6 @@ import asyncio
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from pyworkflow.client.models import HookResumed, WorkflowInfo
 from pyworkflow.client.transport import Transport
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
     from pyworkflow.client.sync import SyncClient
 
 # ENV_API_URL: the deployed (or local) stack's API; set, ``Client.from_env()`` talks HTTP to it.
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def workflow_name(workflow: str | Callable[..., Any]) -> str:
@@ -105,13 +103,17 @@ class Client:
         cls,
         api_url: str,
         *,
-        sign: bool = True,
+        sign: bool | None = None,
         region: str | None = None,
         credentials: Any = None,
         timeout: float | None = None,
     ) -> Client:
-        """The stack's HTTP API. ``sign=False`` for the local stack."""
-        from pyworkflow.client.http import DEFAULT_TIMEOUT, HttpTransport
+        """The stack's HTTP API, SigV4-signed (IAM auth) unless ``sign=False``; by default a
+        loopback URL (``pyworkflow dev``) is not signed, so it needs no AWS credentials."""
+        from pyworkflow.client.http import DEFAULT_TIMEOUT, HttpTransport, is_loopback
+
+        if sign is None:
+            sign = not is_loopback(api_url)
 
         return cls(
             HttpTransport(
@@ -145,8 +147,7 @@ class Client:
         settings = get_settings()
         url = settings.api_url or ""
         if url:
-            host = urlsplit(url).hostname or ""
-            return cls.http(url, sign=host not in _LOOPBACK)
+            return cls.http(url)
         from pyworkflow.config import import_modules
 
         if settings.module:

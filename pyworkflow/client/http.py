@@ -11,6 +11,7 @@ AWS credentials can still resume a hook.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import re
 from typing import Any
@@ -66,6 +67,17 @@ def sign_request(
     request = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers))
     SigV4Auth(credentials, SERVICE, region).add_auth(request)
     return dict(request.headers.items())
+
+
+def is_loopback(api_url: str) -> bool:
+    """This machine: where the local stack (``pyworkflow dev``) serves, checking no signature."""
+    host = urlsplit(api_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class HttpTransport(RemoteTransport):
