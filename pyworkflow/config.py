@@ -221,13 +221,35 @@ def _check(kwargs: dict[str, Any]) -> None:
 
 
 def import_modules(spec: str) -> None:
+    """Import each comma-separated module: a dotted name (``app.workflows``, found from the
+    current directory too) or the path of a ``.py`` file (``./flows.py``: its folder goes on
+    ``sys.path`` and it is imported by its name)."""
     import importlib
     import sys
 
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     for name in [m.strip() for m in spec.split(",") if m.strip()]:
-        importlib.import_module(name)
+        importlib.import_module(_module_name(name))
+
+
+def _module_name(name: str) -> str:
+    from pathlib import Path
+
+    if not name.endswith(".py") and "/" not in name and os.sep not in name:
+        return name
+    path = Path(name)
+    if path.suffix != ".py" or not path.is_file() or not path.stem.isidentifier():
+        raise ConfigurationError(
+            f"{name!r} is not a module: use a dotted module name (e.g. app.workflows) or the "
+            "path of an existing .py file"
+        )
+    import sys
+
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return path.stem
 
 
 def get_config() -> PyWorkflowConfig:

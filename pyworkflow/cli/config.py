@@ -17,6 +17,7 @@ import click
 from pyworkflow.cli.errors import CliError
 from pyworkflow.config import ENV_DB_PATH, ENV_MODULE, configure, get_config, import_modules
 from pyworkflow.core.registry import WorkflowDefinition, get_workflow, list_workflows
+from pyworkflow.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from pyworkflow.cli.backend import Backend
@@ -145,6 +146,12 @@ class CliState:
                 ) from None
             except click.ClickException:
                 raise
+            except ConfigurationError as exc:  # not a module name nor a .py file
+                if self.verbose:
+                    raise
+                raise CliError(
+                    str(exc), f"the module list comes from {self.module_source}"
+                ) from None
             except Exception as exc:  # noqa: BLE001 - the user's module may raise anything
                 if self.verbose:
                     raise

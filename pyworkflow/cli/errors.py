@@ -40,8 +40,6 @@ class CliError(click.ClickException):
         print_error(self.message, self.hint)
 
 
-
-
 def _unreachable(exc: TransportError, api_url: str) -> CliError:
     cause = exc.__cause__
     reason = (

@@ -210,6 +210,22 @@ def test_unimportable_module(cli):
     assert_one_line_error(result, "Cannot import workflow module 'no_such_module_here'")
 
 
+def test_a_module_given_as_a_py_file_path_is_loaded(cli, tmp_path):
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    (folder / "file_flows.py").write_text(
+        "from pyworkflow import workflow\n\n\n@workflow(name='from_a_file')\n"
+        "async def from_a_file() -> int:\n    return 7\n"
+    )
+    listed = as_json(cli("workflows", "list", module=str(folder / "file_flows.py"), output="json"))
+    assert "from_a_file" in [w["name"] for w in listed]
+
+
+def test_a_module_path_that_is_no_py_file_says_to_use_a_dotted_name(cli):
+    result = cli("workflows", "list", module="./not_here.py")
+    assert_one_line_error(result, "'./not_here.py' is not a module", "dotted module name")
+
+
 def test_module_from_env_and_config_files(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("PYWORKFLOW_MODULE", MODULE)
     assert "cli_adder" in cli("workflows", "list", module=None).output
