@@ -119,16 +119,17 @@ def print_key_values(title: str | None, pairs: Sequence[tuple[str, Any]]) -> Non
 
 # --- formatting ---------------------------------------------------------------------------------
 def fmt_time(dt: datetime | None, *, precise: bool = False, short_today: bool = False) -> str:
-    """Local time; ``precise``: time of day with milliseconds; ``short_today``: time of day
-    only when ``dt`` is today."""
+    """Local time; ``precise``: with milliseconds; ``short_today``: time of day only when
+    ``dt`` is today. A day other than today always carries its date."""
     if dt is None:
         return "-"
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     local = dt.astimezone()
+    today = local.date() == datetime.now().astimezone().date()
     if precise:
-        return local.strftime("%H:%M:%S.%f")[:-3]
-    if short_today and local.date() == datetime.now().astimezone().date():
+        return local.strftime("%H:%M:%S.%f" if today else "%Y-%m-%d %H:%M:%S.%f")[:-3]
+    if short_today and today:
         return local.strftime("%H:%M:%S")
     return local.strftime("%Y-%m-%d %H:%M:%S")
 

@@ -213,7 +213,7 @@ async def _run(
         except asyncio.CancelledError:  # Ctrl-C: stop waiting, report where the run is
             info(f"Stopped waiting; the run carries on {backend.carries_on}.", json_mode=True)
             final = await follow_chain(backend, first)
-        if timed_out:
+        if timed_out and not st.json:  # JSON says it with "timed_out"
             info(
                 f"Timed out after {patience:g}s; the run carries on {backend.carries_on}.",
                 json_mode=True,

@@ -13,7 +13,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -347,7 +347,7 @@ def test_show_an_unknown_run_is_one_line(db: str) -> None:
 # --- workflows run --wait ---------------------------------------------------------------------
 def test_run_wait_prints_progress_lines_off_a_terminal(db: str) -> None:
     result = cli(db, "-m", MODULE, "workflows", "run", "show_waiter", "--wait", "--timeout", "0.2")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the wait timed out
     progress = [line for line in result.stderr.splitlines() if "step(s) done" in line]
     # once per change, not once per look
     assert len(progress) == 1, result.stderr
@@ -368,6 +368,7 @@ def test_run_wait_prints_progress_lines_off_a_terminal(db: str) -> None:
         output="json",
     )
     assert quiet.stderr == "" and json.loads(quiet.stdout)["status"] == "suspended"
+    assert quiet.exit_code == 1 and json.loads(quiet.stdout)["timed_out"] is True
 
 
 def _run(status: RunStatus) -> WorkflowRun:
@@ -462,3 +463,13 @@ async def test_show_through_the_api(stack: Stack) -> None:  # noqa: F811
 
     missing = await stack.cli("runs", "show", "run_nope")
     assert missing.exit_code == 1 and "Workflow run not found: run_nope" in missing.output
+
+
+def test_precise_times_carry_a_date_when_not_today():
+    now = datetime.now(UTC)
+    assert len(fmt_time(now, precise=True)) == len("12:34:56.789")
+    yesterday = now - timedelta(days=1, hours=1)
+    text = fmt_time(yesterday, precise=True)
+    assert text.startswith(yesterday.astimezone().strftime("%Y-%m-%d ")) and text.endswith(
+        yesterday.astimezone().strftime("%H:%M:%S.%f")[:-3]
+    )
