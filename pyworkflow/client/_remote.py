@@ -198,7 +198,7 @@ class RemoteTransport:
                 "POST",
                 f"/runs/{seg(run_id)}/hooks/{seg(name)}",
                 params={"run_id": run_id, "name": name, "payload": payload},
-                body={"payload": payload},
+                body=payload,  # the payload itself, as for POST /hooks/{token}
                 has_body=True,
             )
         )

@@ -109,11 +109,12 @@ class Client:
         timeout: float | None = None,
     ) -> Client:
         """The stack's HTTP API, SigV4-signed (IAM auth) unless ``sign=False``; by default a
-        loopback URL (``pyworkflow dev``) is not signed, so it needs no AWS credentials."""
+        loopback URL (``pyworkflow dev``) is not signed, so it needs no AWS credentials, unless
+        ``credentials`` are given."""
         from pyworkflow.client.http import DEFAULT_TIMEOUT, HttpTransport, is_loopback
 
         if sign is None:
-            sign = not is_loopback(api_url)
+            sign = credentials is not None or not is_loopback(api_url)
 
         return cls(
             HttpTransport(

@@ -66,7 +66,6 @@ from pyworkflow.handlers.api_models import (
     EventPage,
     EventsQuery,
     HealthResponse,
-    HookPayloadRequest,
     HookResumeResponse,
     ListRunsQuery,
     ListSchedulesQuery,
@@ -267,9 +266,11 @@ def cancel_run(
 def resume_hook_by_name(
     run_id: RunId,
     name: Annotated[str, Path(min_length=1)],
-    body: Annotated[HookPayloadRequest, Body()],
+    payload: Annotated[Any, Body(description="The payload: any JSON value")] = None,
 ) -> HookResumeResponse:
-    return _run(ops.resume_hook_by_name(get_runtime(), _seg(run_id), _seg(name), body.payload))
+    # The same body as POST /hooks/{token}: the payload itself (one shape for both routes)
+    refuse_unencodable_text(payload, "payload")
+    return _run(ops.resume_hook_by_name(get_runtime(), _seg(run_id), _seg(name), payload))
 
 
 # --- the public webhook ------------------------------------------------------------------------

@@ -207,7 +207,7 @@ class CancelResponse(BaseModel):
 
 # --- hooks -----------------------------------------------------------------------------------
 class HookPayloadRequest(_Request):
-    """``POST /runs/{run_id}/hooks/{name}``: the payload to deliver (any JSON value)."""
+    """Direct invoke ``resume_hook_by_name``'s payload (over HTTP, the body is the payload)."""
 
     payload: Any = None
 

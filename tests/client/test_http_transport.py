@@ -111,7 +111,7 @@ async def test_unsigned_and_default_credentials(monkeypatch: pytest.MonkeyPatch)
     async with serve(canned(200, RUN_JSON)) as server:
         async with Client.http(server.url, sign=False) as client:
             await client.get_run("run_1")
-        async with Client.http(server.url, region=REGION) as client:  # the default chain
+        async with Client.http(server.url, region=REGION, sign=True) as client:  # default chain
             await client.get_run("run_1")
     unsigned, signed = server.requests
     assert "Authorization" not in unsigned.headers
@@ -137,7 +137,7 @@ async def test_no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) ->
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     answer = {"run_id": "run_1", "hook_id": "hook_x_1", "status": "resumed"}
     async with serve(canned(202, answer)) as server:
-        async with Client.http(server.url, region=REGION) as client:
+        async with Client.http(server.url, region=REGION, sign=True) as client:
             with pytest.raises(ConfigurationError, match="sign=False"):
                 await client.get_run("run_1")
             # The public webhook needs no credentials: the token is one.

@@ -323,7 +323,7 @@ REFUSED = [
         422,
         "HookPayloadError",
         "Approval",
-        body={"payload": {"ok": []}},
+        body={"ok": []},
         setup=waiting(),
     ),
     Refused(
@@ -372,7 +372,7 @@ REFUSED = [
         409,
         "HookAlreadyReceivedError",
         "already",
-        body={"payload": {"ok": True}},
+        body={"ok": True},
         setup=finished,
     ),
     Refused(
@@ -557,7 +557,7 @@ REFUSED += [
         422,
         "SerializationError",
         "payload['by'] cannot be stored as JSON",
-        raw=r'{"payload": {"ok": true, "by": "\ud800"}}',
+        raw=r'{"ok": true, "by": "\ud800"}',
         setup=waiting(),
     ),
     Refused(

@@ -225,7 +225,7 @@ def test_size_limits_cover_every_way_in(
         api.http("POST", "/runs", {"workflow": "api_greet", "args": [big]}),
         api.http("POST", "/runs", {"workflow": "api_greet", "args": [big]}, base64=True),
         api.http("POST", f"/hooks/{token}", {"ok": True, "by": big}),
-        api.http("POST", f"/runs/{run_id}/hooks/api_approval", {"payload": {"by": big}}),
+        api.http("POST", f"/runs/{run_id}/hooks/api_approval", {"by": big}),
         api.http(
             "POST",
             "/schedules",

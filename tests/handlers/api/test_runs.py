@@ -248,7 +248,7 @@ def test_cancel_rejects_a_bad_body(api: Api) -> None:
         ("GET", "/runs/run_missing/events", None),
         ("GET", "/runs/run_missing/chain", None),
         ("POST", "/runs/run_missing/cancel", None),
-        ("POST", "/runs/run_missing/hooks/api_approval", {"payload": {"ok": True}}),
+        ("POST", "/runs/run_missing/hooks/api_approval", {"ok": True}),
     ],
 )
 def test_unknown_run_is_404(api: Api, method: str, path: str, body: object) -> None:
