@@ -33,6 +33,7 @@ from pyworkflow.core.models import (
     ScheduleStatus,
     WorkflowRun,
 )
+from pyworkflow.core.serde import dumps
 from pyworkflow.exceptions import RunAlreadyEndedError
 
 M = TypeVar("M", bound=BaseModel)
@@ -62,6 +63,21 @@ def seg(value: str) -> str:
 
 def _dump(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json", exclude_none=True)
+
+
+def _run(answer: Any) -> WorkflowRun:
+    """A run from the API's view, whose ``result``/``input_args``/``input_kwargs`` are JSON
+    values: back to the JSON text ``WorkflowRun`` keeps (``result`` only once completed)."""
+    if isinstance(answer, dict):
+        answer = dict(answer)
+        for name in ("input_args", "input_kwargs"):
+            if name in answer:
+                answer[name] = dumps(answer[name])
+        if answer.get("status") == RunStatus.COMPLETED.value:
+            answer["result"] = dumps(answer.get("result"))
+        else:
+            answer["result"] = None
+    return _as(WorkflowRun, answer)
 
 
 def _as(model: type[M], answer: Any) -> M:
@@ -112,7 +128,7 @@ class RemoteTransport:
         answer = await self._call(
             Call("get_run", "GET", f"/runs/{seg(run_id)}", params={"run_id": run_id})
         )
-        return _as(WorkflowRun, answer)
+        return _run(answer)
 
     async def list_runs(
         self,
@@ -134,7 +150,7 @@ class RemoteTransport:
         }
         answer = await self._call(Call("list_runs", "GET", "/runs", params=query, query=query))
         return Page(
-            items=[_as(WorkflowRun, r) for r in _items(answer)],
+            items=[_run(r) for r in _items(answer)],
             next_cursor=answer.get("next_cursor") if isinstance(answer, dict) else None,
         )
 
@@ -155,7 +171,7 @@ class RemoteTransport:
         answer = await self._call(
             Call("get_chain", "GET", f"/runs/{seg(run_id)}/chain", params={"run_id": run_id})
         )
-        return [_as(WorkflowRun, r) for r in _items(answer)]
+        return [_run(r) for r in _items(answer)]
 
     async def cancel(self, run_id: str, reason: str | None = None) -> bool:
         body = {"reason": reason} if reason is not None else {}

@@ -14,6 +14,7 @@ be sent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from typing import Any, ClassVar, Literal
 
@@ -137,13 +138,19 @@ class StartRunResponse(BaseModel):
     status: RunStatus
 
 
+# Fields a run keeps as JSON text, which the API answers as the JSON values themselves.
+JSON_RUN_FIELDS = ("input_args", "input_kwargs", "result")
+
 # The public view of a run: every field of ``WorkflowRun`` except the internal ones, derived
 # from the model so that a field added to runs shows up here without a second list to keep.
 RunView: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "RunView",
-    __doc__="A workflow run (``result``, ``input_args`` and ``input_kwargs`` are JSON text).",
+    __doc__=(
+        "A workflow run. ``result``, ``input_args`` and ``input_kwargs`` are JSON values "
+        "(``result`` is null until the run completes)."
+    ),
     **{
-        name: (info.annotation, info)
+        name: ((Any, None) if name in JSON_RUN_FIELDS else (info.annotation, info))
         for name, info in WorkflowRun.model_fields.items()
         if name not in INTERNAL_RUN_FIELDS
     },
@@ -151,7 +158,11 @@ RunView: type[BaseModel] = create_model(  # type: ignore[call-overload]
 
 
 def run_view(run: WorkflowRun) -> BaseModel:
-    return RunView.model_validate(run.model_dump(exclude=set(INTERNAL_RUN_FIELDS)))
+    data = run.model_dump(exclude=set(INTERNAL_RUN_FIELDS))
+    for name in JSON_RUN_FIELDS:
+        if isinstance(data.get(name), str):
+            data[name] = json.loads(data[name])
+    return RunView.model_validate(data)
 
 
 class ListRunsQuery(_Request):

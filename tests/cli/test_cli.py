@@ -260,7 +260,7 @@ def test_runs_list_status_and_logs(cli):
     assert result.exit_code == 0, result.output
     assert "completed" in result.output and "42" in result.output
     status = as_json(cli("runs", "status", run_id, output="json"))
-    assert status["run_id"] == run_id and json.loads(status["result"]) == 42
+    assert status["run_id"] == run_id and status["result"] == 42
 
     result = cli("runs", "logs", run_id)
     assert result.exit_code == 0, result.output
@@ -384,7 +384,7 @@ def test_hooks_list_and_resume_by_run_and_name(cli):
     assert "completed" in result.output
     status = as_json(cli("runs", "status", run_id, output="json"))
     assert status["status"] == "completed"
-    assert json.loads(status["result"]) == {"x": 7, "payload": {"approved": True}}
+    assert status["result"] == {"x": 7, "payload": {"approved": True}}
     assert as_json(cli("hooks", "list", "--status", "pending", output="json")) == []
 
 
@@ -430,7 +430,7 @@ def test_worker_once_resumes_a_due_sleep(cli):
     assert "drove 1 run(s): 1 completed" in result.output
     assert "worker stopped" in result.output
     status = as_json(cli("runs", "status", run_id, output="json"))
-    assert status["status"] == "completed" and json.loads(status["result"]) == 101
+    assert status["status"] == "completed" and status["result"] == 101
 
     stats = as_json(cli("worker", "--once", output="json"))
     assert stats["driven"] == 0 and stats["passes"] == 1
@@ -518,7 +518,7 @@ def test_schedules_lifecycle(cli):
     triggered = as_json(cli("schedules", "trigger", "s-cli", output="json"))
     assert triggered["status"] == "completed"
     status = as_json(cli("runs", "status", triggered["run_id"], output="json"))
-    assert json.loads(status["result"]) == 6
+    assert status["result"] == 6
 
     assert cli("schedules", "delete", "s-cli").exit_code == 0
     assert as_json(cli("schedules", "show", "s-cli", output="json"))["status"] == "deleted"

@@ -174,7 +174,7 @@ async def test_run_without_wait_and_runs_list_status_logs(stack: Stack) -> None:
     run_id = started["run_id"]
     assert started["status"] == "pending"  # the worker has not seen it yet
     status = await stack.settled(run_id, ended=True)
-    assert status["status"] == "completed" and json.loads(status["result"]) == 42
+    assert status["status"] == "completed" and status["result"] == 42
 
     result = await stack.cli("runs", "list", env=True)  # the URL from PYWORKFLOW_API_URL
     assert result.exit_code == 0 and run_id in result.output and "completed" in result.output
@@ -230,7 +230,7 @@ async def test_hooks_resume_by_token_and_by_run(stack: Stack) -> None:
     assert "Hook resumed" in result.output and run_id in result.output
     assert "Waiting for" not in result.output  # that payload is delivered
     status = await stack.settled(run_id, ended=True)
-    assert json.loads(status["result"]) == {"approved": True, "by": "ann"}
+    assert status["result"] == {"approved": True, "by": "ann"}
     again = await stack.cli("hooks", "resume", token, "--payload", '{"ok": true, "by": "bob"}')
     assert_one_line_error(again)
 
@@ -240,7 +240,7 @@ async def test_hooks_resume_by_token_and_by_run(stack: Stack) -> None:
     data = await stack.json("hooks", "resume", "--run", other, "--payload", '{"n": 1}')
     assert data["run_id"] == other and data["waiting_for"] is None
     status = await stack.settled(other, ended=True)
-    assert json.loads(status["result"]) == {"n": 1}
+    assert status["result"] == {"n": 1}
 
 
 async def test_schedule_create_and_list(stack: Stack) -> None:
@@ -265,7 +265,7 @@ async def test_schedule_create_and_list(stack: Stack) -> None:
     assert (await stack.json("schedules", "resume", "daily"))["status"] == "active"
     triggered = await stack.json("schedules", "trigger", "daily")
     status = await stack.settled(triggered["run_id"], ended=True)
-    assert json.loads(status["result"]) == 41
+    assert status["result"] == 41
     assert_one_line_error(await stack.cli("schedules", "show", "nope"), "Schedule not found: nope")
 
 

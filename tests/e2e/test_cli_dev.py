@@ -3,7 +3,6 @@ API, and stops cleanly on Ctrl-C (no traceback, nothing left running)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -85,7 +84,7 @@ def test_pyworkflow_dev_prints_urls_serves_and_stops_on_ctrl_c(
         run_id = api.ok("POST", "/runs", {"workflow": "e2e_add", "args": [20, 1]}, expect=202)[
             "run_id"
         ]
-        assert json.loads(api.wait(run_id, "completed")["result"]) == 22
+        assert api.wait(run_id, "completed")["result"] == 22
         until(
             lambda: any(f"/runs/{run_id}" in line for line in lines), 10, what="the request lines"
         )

@@ -48,7 +48,7 @@ def test_health_and_workflows(api: Api) -> None:
 def test_start_a_run_and_see_it_complete(api: Api) -> None:
     started = api.ok("POST", "/runs", {"workflow": "e2e_add", "args": [2, 3]}, expect=202)
     run = api.wait(started["run_id"], "completed")
-    assert json.loads(run["result"]) == 6
+    assert run["result"] == 6
     assert "lease_owner" not in run and "version" not in run
     events = api.ok("GET", f"/runs/{run['run_id']}/events")["items"]
     types = [e["type"] for e in events]
@@ -85,7 +85,7 @@ def test_sleep_is_woken_by_a_fired_scheduler_schedule(stack: LocalStack, api: Ap
     waiting = api.run(run_id)
     assert waiting["status"] in ("suspended", "completed")
     run = api.wait(run_id, "completed")
-    assert json.loads(run["result"]) == "woke with 3"
+    assert run["result"] == "woke with 3"
     # The schedule fired into the work queue and deleted itself (ActionAfterCompletion).
     assert _schedules_of(stack, run_id) == []
     types = [e["type"] for e in api.ok("GET", f"/runs/{run_id}/events")["items"]]
@@ -101,7 +101,7 @@ def test_hook_resumed_through_the_public_webhook(api: Api) -> None:
     resumed = api.ok("POST", f"/hooks/{token}", {"approved": True}, expect=202)
     assert resumed["run_id"] == run_id
     run = api.wait(run_id, "completed")
-    assert json.loads(run["result"]) == {"order": "o-7", "approved": True}
+    assert run["result"] == {"order": "o-7", "approved": True}
     # The token is spent, and never appears in the run's history.
     status, _ = api.call("POST", f"/hooks/{token}", {"approved": False})
     assert status in (404, 409, 410)
@@ -141,7 +141,7 @@ def test_continue_as_new_chain(api: Api) -> None:
     chain = until(finished_chain, 60, what="the chain to finish")
     assert [r["status"] for r in chain] == ["continued_as_new", "continued_as_new", "completed"]
     assert chain[0]["run_id"] == first
-    assert json.loads(chain[-1]["result"]) == 2
+    assert chain[-1]["result"] == 2
     for older, newer in zip(chain, chain[1:], strict=False):
         assert older["continued_to_run_id"] == newer["run_id"]
         assert newer["continued_from_run_id"] == older["run_id"]
@@ -253,7 +253,7 @@ def test_recurring_schedule_fires_through_eventbridge_scheduler(
         run = until(ticked_run, 60, what="a run started by the schedule")
     finally:
         SCHEDULER_CLOCK.offset = timedelta()
-    assert json.loads(run["result"]) == "tick every minute"
+    assert run["result"] == "tick every minute"
     api.ok("DELETE", f"/schedules/{schedule_id}")
     remaining = [s for s in _timer_schedules(stack) if s["Name"] == mine[0]["Name"]]
     assert remaining == []

@@ -37,7 +37,7 @@ def test_run_actions_answer_what_the_routes_answer(api: Api) -> None:
     api.drive()
     run = ok(api.invoke("get_run", run_id=run_id))
     assert run == api.http("GET", f"/runs/{run_id}").body
-    assert run["status"] == "completed" and run["result"] == '"HELLO IVY."'
+    assert run["status"] == "completed" and run["result"] == "HELLO IVY."
     assert (
         ok(api.invoke("get_events", run_id=run_id))
         == api.http("GET", f"/runs/{run_id}/events").body
