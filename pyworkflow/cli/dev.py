@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.markup import escape
 
 from pyworkflow.cli.config import ENV_MODULE, state
 from pyworkflow.cli.errors import CliError
@@ -147,7 +148,12 @@ def _curl_hint(api_url: str, modules: str | None) -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep DynamoDB Local's data in DIR across restarts (default: in memory, gone on exit).",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No line per request.")
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="No line per API request, SQS delivery or Scheduler fire.",
+)
 def dev(
     port: int,
     module: str | None,
@@ -199,6 +205,9 @@ def dev(
             highlight=False,
         )
 
+    def machinery_line(line: str) -> None:
+        out.print(f"[dim]{escape(line)}[/dim]", highlight=False)
+
     if st.verbose:
         logging.getLogger("pyworkflow.dev").setLevel(logging.INFO)
     stack = LocalStack(
@@ -209,6 +218,7 @@ def dev(
         env=env,
         on_progress=progress,
         on_request=None if quiet else request_line,
+        on_event=None if quiet else machinery_line,
         dynamodb_endpoint=dynamodb_endpoint,
         persist=persist,
     )

@@ -298,6 +298,8 @@ class SqsEventSource:
     report_batch_item_failures: bool = True
     context_factory: Callable[[], Any] = FakeLambdaContext
     wait_seconds: int = 1
+    # told of each delivered batch: the messages, the ids that failed, the invoke's seconds
+    on_delivery: Callable[[list[dict[str, Any]], set[str], float], None] | None = None
     stats: PumpResult = field(default_factory=PumpResult)
     _invoking: bool = field(default=False, init=False, repr=False)
 
@@ -322,6 +324,7 @@ class SqsEventSource:
             return 0
         event = sqs_event(messages, queue_arn=self.queue_arn, region=self.region)
         self._invoking = True
+        started = asyncio.get_running_loop().time()
         try:
             try:
                 response = await self.invoke(event, self.context_factory())
@@ -339,6 +342,8 @@ class SqsEventSource:
             )
         finally:
             self._invoking = False
+        if self.on_delivery is not None:
+            self.on_delivery(messages, failed, asyncio.get_running_loop().time() - started)
         self.stats.invocations += 1
         self.stats.received += len(messages)
         self.stats.deleted += deleted

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import json
 import logging
 import os
 import threading
@@ -135,6 +136,9 @@ class LocalStack:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     on_progress: Callable[[str], None] = field(default=lambda message: None)
     on_request: Callable[[str, str, int, float], None] | None = None
+    # one readable line per piece of machinery at work: an SQS delivery to a function (the
+    # run, ok or failed, ms), a Scheduler schedule firing, the template's sweep
+    on_event: Callable[[str], None] | None = None
 
     info: StackInfo | None = field(default=None, init=False)
     functions: dict[str, Function] = field(default_factory=dict, init=False)
@@ -533,6 +537,7 @@ class LocalStack:
                         batching_window=event.batching_window_seconds,
                         report_batch_item_failures=event.report_batch_item_failures,
                         context_factory=function.context,
+                        on_delivery=self._delivery_reporter(function.spec.logical_id),
                     )
                     self.sources.append(source)
                     tasks.append(asyncio.ensure_future(source.run(stop)))
@@ -578,8 +583,10 @@ class LocalStack:
             try:
                 for fired in await self.scheduler_pump.tick(now):
                     logger.info("schedule %s/%s fired", fired.group, fired.name)
+                    self._event(f"Scheduler  {fired.group}/{fired.name} fired → {fired.target}")
                 for rule in rules:
                     if rule.take(now):
+                        self._event(f"Schedule   {rule.event.name} → {rule.function}")
                         running.add(asyncio.ensure_future(self._invoke_rule(rule)))
             except Exception:  # noqa: BLE001 - keep ticking; moto may be restarting
                 logger.exception("scheduler tick failed")
@@ -588,6 +595,29 @@ class LocalStack:
                 await asyncio.wait_for(stop.wait(), self.tick_seconds)
         if running:
             await asyncio.gather(*running, return_exceptions=True)
+
+    def _event(self, line: str) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(line)
+            except Exception:  # noqa: BLE001 - a console hiccup must not stop the stack
+                logger.exception("on_event failed")
+
+    def _delivery_reporter(
+        self, function: str
+    ) -> Callable[[list[dict[str, Any]], set[str], float], None] | None:
+        if self.on_event is None:
+            return None
+
+        def report(messages: list[dict[str, Any]], failed: set[str], seconds: float) -> None:
+            for message in messages:
+                outcome = "failed" if message["MessageId"] in failed else "ok"
+                self._event(
+                    f"SQS        {_message_label(message.get('Body', ''))} → {function} "
+                    f"{outcome} ({seconds * 1000:.0f} ms for {len(messages)} message(s))"
+                )
+
+        return report
 
     async def _invoke_rule(self, rule: RuleTimer) -> None:
         """An EventBridge rule invokes asynchronously: a failure is logged, nothing retried
@@ -615,3 +645,18 @@ class LocalStack:
             yield f"  {logical_id}", url
         for logical_id, name in info.schedule_groups.items():
             yield f"  {logical_id}", name
+
+
+def _message_label(body: str) -> str:
+    """What a work-queue message is about, for a console line: a run and why, or a tick."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return "message"
+    if not isinstance(data, dict):
+        return "message"
+    if "run_id" in data:
+        return f"{data['run_id']} ({data.get('reason', 'wake')})"
+    if "schedule_id" in data:
+        return f"tick of schedule {data['schedule_id']}"
+    return "message"

@@ -46,6 +46,9 @@ def test_pyworkflow_dev_prints_urls_serves_and_stops_on_ctrl_c(
             dynamodb_endpoint,
             "--param",
             "MaxReceiveCount=3",
+            # every timer through EventBridge Scheduler (the README's quick way to see it)
+            "--env",
+            "PYWORKFLOW_SQS_DELAY_MAX_SECONDS=0",
         ],
         cwd=tmp_path,
         env=env,
@@ -88,6 +91,13 @@ def test_pyworkflow_dev_prints_urls_serves_and_stops_on_ctrl_c(
         until(
             lambda: any(f"/runs/{run_id}" in line for line in lines), 10, what="the request lines"
         )
+        # the machinery, one line each: the queue delivering the run's start to the worker
+        delivered = [line for line in lines if line.startswith("SQS") and run_id in line]
+        assert delivered and "(start) → WorkerFunction ok" in delivered[0], "".join(lines)
+        # ... and a durable sleep: a Scheduler schedule fires into the work queue
+        sleeper = api.ok("POST", "/runs", {"workflow": "e2e_sleeper", "args": [1]}, expect=202)
+        api.wait(sleeper["run_id"], "completed")
+        assert any(line.startswith("Scheduler") and "fired" in line for line in lines), lines
     finally:
         process.send_signal(signal.SIGINT)
         try:
