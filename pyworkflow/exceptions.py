@@ -52,7 +52,15 @@ class WorkflowError(Exception):
 
 
 class FatalError(WorkflowError):
-    """Raise from a step to fail it at once, without retries."""
+    """Raise from a step to fail it at once, without retries.
+
+    Extra keyword arguments are kept as ``metadata`` (pyworkflow-engine's signature).
+    """
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata = kwargs
 
 
 class StepInterruptedError(FatalError):
@@ -74,7 +82,7 @@ class RetryableError(WorkflowError):
 
     def __init__(
         self,
-        message: str = "",
+        message: str,
         retry_after: int | float | str | timedelta | datetime | None = None,
         **kwargs: Any,
     ) -> None:
@@ -155,20 +163,20 @@ class HookNotFoundError(HookError):
     """No hook for that token (or name). ``token`` is pyworkflow-engine's attribute; unlike its
     message, ours never repeats the token (messages reach logs and API answers)."""
 
-    def __init__(self, token: str = "", *, detail: str | None = None) -> None:
+    def __init__(self, token: str, *, detail: str | None = None) -> None:
         super().__init__(f"Hook not found{': ' + detail if detail else ''}")
         self.token = token
 
 
 class HookExpiredError(HookError):
-    def __init__(self, hook_id: str = "", *, detail: str | None = None) -> None:
+    def __init__(self, hook_id: str, *, detail: str | None = None) -> None:
         shown = detail or hook_id
         super().__init__(f"Hook expired{': ' + shown if shown else ''}")
         self.hook_id = hook_id
 
 
 class HookAlreadyReceivedError(HookError):
-    def __init__(self, hook_id: str = "", *, detail: str | None = None) -> None:
+    def __init__(self, hook_id: str, *, detail: str | None = None) -> None:
         shown = detail or hook_id
         super().__init__(f"Hook already received a payload{': ' + shown if shown else ''}")
         self.hook_id = hook_id
@@ -179,7 +187,12 @@ class HookPayloadError(HookError):
 
 
 class InvalidTokenError(HookError):
-    pass
+    """A token that names no hook of ours. ``hook_id`` is pyworkflow-engine's attribute (empty
+    when the token does not even name one); ``detail`` replaces the message."""
+
+    def __init__(self, hook_id: str, *, detail: str | None = None) -> None:
+        super().__init__(detail or f"Invalid token for hook: {hook_id}")
+        self.hook_id = hook_id
 
 
 class ChildWorkflowError(WorkflowError):
@@ -192,7 +205,7 @@ class ChildWorkflowFailedError(ChildWorkflowError):
         child_run_id: str,
         child_workflow_name: str,
         error: str,
-        error_type: str | None = None,
+        error_type: str | None,
     ) -> None:
         super().__init__(f"Child workflow {child_workflow_name} ({child_run_id}) failed: {error}")
         self.child_run_id = child_run_id
@@ -310,7 +323,7 @@ class ConcurrencyError(WorkflowError):
 class SuspensionSignal(BaseException):  # noqa: N818 - name kept from pyworkflow-engine
     """Raised inside a workflow to stop this execution until ``wake_at`` or an outside event."""
 
-    def __init__(self, reason: str, wake_at: datetime | None = None, **data: Any) -> None:
+    def __init__(self, reason: str, *, wake_at: datetime | None = None, **data: Any) -> None:
         super().__init__(reason)
         self.reason = reason
         self.wake_at = wake_at

@@ -52,24 +52,24 @@ class ChildWorkflowHandle:
 
     Has pyworkflow-engine's attributes: ``child_id`` (here the child's run id: children are
     named by their parent's op, so the run id is already deterministic), ``child_run_id``,
-    ``child_workflow_name``, ``parent_run_id`` and ``_storage``; and can be built its way,
-    ``ChildWorkflowHandle(child_id=..., child_run_id=..., child_workflow_name=...,
-    parent_run_id=..., _storage=storage)``.
+    ``child_workflow_name``, ``parent_run_id`` and ``_storage``; and is built its way,
+    ``ChildWorkflowHandle(child_id, child_run_id, child_workflow_name, parent_run_id, storage)``.
+    A running parent passes ``None`` as the storage and its ``journal`` instead.
     """
 
     def __init__(
         self,
+        child_id: str,
         child_run_id: str,
         child_workflow_name: str,
         parent_run_id: str,
-        journal: Any = None,
+        _storage: Any,
         *,
-        child_id: str | None = None,
-        _storage: Any = None,
+        journal: Any = None,
     ) -> None:
         if journal is None and _storage is None:
             raise TypeError("ChildWorkflowHandle needs a journal or _storage")
-        self.child_id = child_id or child_run_id
+        self.child_id = child_id
         self.child_run_id = child_run_id
         self.child_workflow_name = child_workflow_name
         self.parent_run_id = parent_run_id
@@ -177,7 +177,9 @@ async def start_child_workflow(
         child_run_id = started.data["child_run_id"]
 
     if not wait_for_completion:
-        return ChildWorkflowHandle(child_run_id, defn.name, ctx.run_id, ctx.journal)
+        return ChildWorkflowHandle(
+            child_run_id, child_run_id, defn.name, ctx.run_id, None, journal=ctx.journal
+        )
 
     child = await ctx.journal.get_run(child_run_id)
     while (

@@ -440,7 +440,7 @@ class ExecutionContext:
                 await self._side_changed.wait()
             timed = [s for s in self._parked.values() if s.wake_at is not None]
             first = min(timed, key=lambda s: s.wake_at) if timed else signal  # type: ignore
-            return SuspensionSignal(first.reason, first.wake_at, **first.data)
+            return SuspensionSignal(first.reason, wake_at=first.wake_at, **first.data)
         finally:
             del self._parked[task]
             self._notify()

@@ -8,6 +8,7 @@ the same, on top of pydantic: the storage formats (``model_dump_json``) do not c
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -26,6 +27,16 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class _Factory:
+    """Shown as the default of a field whose default is made per record (as dataclasses do)."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
 class _Record(BaseModel):
     """A record constructible as pyworkflow-engine's dataclass was."""
 
@@ -34,6 +45,32 @@ class _Record(BaseModel):
 
     def __init__(self, *args: Any, **data: Any) -> None:
         super().__init__(**self._named(args, data))
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.__signature__ = cls._engine_signature()
+
+    @classmethod
+    def _engine_signature(cls) -> inspect.Signature:
+        """What ``inspect.signature`` shows: the ``_positional`` fields first, in
+        pyworkflow-engine's order, then every other field as keyword-only."""
+        fields = cls.model_fields
+
+        def param(name: str, kind: inspect._ParameterKind) -> inspect.Parameter:
+            field = fields.get(name)
+            default: Any = inspect.Parameter.empty
+            if field is not None and field.default_factory is not None:
+                default = _FACTORY
+            elif field is not None and not field.is_required():
+                default = field.default
+            return inspect.Parameter(name, kind, default=default)
+
+        params = [param(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in cls._positional]
+        params += [
+            param(n, inspect.Parameter.KEYWORD_ONLY) for n in fields if n not in cls._positional
+        ]
+        return inspect.Signature(params)
 
     @classmethod
     def _named(cls, args: tuple[Any, ...], data: dict[str, Any]) -> dict[str, Any]:
@@ -104,6 +141,14 @@ class WorkflowRun(_Record):
         "error",
         "idempotency_key",
         "max_duration",
+        "context",
+        "recovery_attempts",
+        "max_recovery_attempts",
+        "recover_on_worker_loss",
+        "parent_run_id",
+        "nesting_depth",
+        "continued_from_run_id",
+        "continued_to_run_id",
     )
 
     run_id: str
@@ -207,6 +252,17 @@ class Hook(_Record):
             data.setdefault("token_hash", hash_token(token))
         super().__init__(**data)
         self._token = token
+
+    @classmethod
+    def _engine_signature(cls) -> inspect.Signature:
+        # token_hash is derived from token (or read back from storage): never required
+        signature = super()._engine_signature()
+        return signature.replace(
+            parameters=[
+                p.replace(default=None) if p.name == "token_hash" else p
+                for p in signature.parameters.values()
+            ]
+        )
 
     @property
     def token(self) -> str | None:

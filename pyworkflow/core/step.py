@@ -61,6 +61,7 @@ def step(
     retry_delay: str | int | float | list[int | float] = "exponential",
     timeout: int | float | str | None = None,
     metadata: dict[str, Any] | None = None,
+    *,
     at_most_once: bool = False,
 ) -> Callable[[F], F]: ...
 
@@ -71,6 +72,7 @@ def step(
     retry_delay: str | int | float | list[int | float] = "exponential",
     timeout: int | float | str | None = None,
     metadata: dict[str, Any] | None = None,
+    *,
     at_most_once: bool = False,
 ) -> Any:
     """Mark a function as a durable step. Usable as ``@step`` or ``@step(...)``. An ``async

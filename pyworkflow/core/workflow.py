@@ -31,6 +31,7 @@ def workflow(
     recover_on_worker_loss: bool | None = None,
     max_recovery_attempts: int | None = None,
     context_class: type | None = None,
+    *,
     version: str | None = None,
 ) -> Callable[[F], F]: ...
 
@@ -43,6 +44,7 @@ def workflow(
     recover_on_worker_loss: bool | None = None,
     max_recovery_attempts: int | None = None,
     context_class: type | None = None,
+    *,
     version: str | None = None,
 ) -> Any:
     """Mark an async function as a workflow. Usable as ``@workflow`` or ``@workflow(...)``.

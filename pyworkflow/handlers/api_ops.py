@@ -241,7 +241,9 @@ async def resume_hook(rt: AwsRuntime, token: str, payload: Any) -> HookResumeRes
     """The public webhook: the token is the credential. Errors never repeat the token."""
     if isinstance(token, str) and safe_text(token) != token:
         # Text UTF-8 cannot encode is no token (tokens are ASCII): the 404 of any invalid one.
-        raise exc.InvalidTokenError("Invalid hook token: pass the token given to on_created")
+        raise exc.InvalidTokenError(
+            "", detail="Invalid hook token: pass the token given to on_created"
+        )
     check_depth(payload)
     return _resumed(await hooks.resume_hook(rt, token, payload))
 

@@ -60,7 +60,7 @@ def check_token(token: Any) -> None:
         or len(token) > MAX_TOKEN_LENGTH
         or not token.isascii()
     ):
-        raise InvalidTokenError("Invalid hook token: pass the token given to on_created")
+        raise InvalidTokenError("", detail="Invalid hook token: pass the token given to on_created")
 
 
 async def _hook_of(storage: StorageBackend, token: str) -> Hook:
@@ -90,7 +90,7 @@ async def resume_hook_by_name(rt: Runtime, run_id: str, name: str, payload: Any)
     if hook is None:
         if await rt.storage.get_run(run_id) is None:  # say which of the two is missing
             raise WorkflowNotFoundError(run_id)
-        raise HookNotFoundError(detail=f"No hook named {name!r} on run {run_id}")
+        raise HookNotFoundError("", detail=f"No hook named {name!r} on run {run_id}")
     return await deliver_hook(rt, hook, payload)
 
 
@@ -164,7 +164,7 @@ async def deliver_hook(rt: Runtime, hook: Hook, payload: Any) -> ResumeResult:
         except ConcurrencyError:
             latest = await rt.storage.get_hook(hook.token_hash)
             if latest is None:
-                raise HookNotFoundError(detail=hook.name) from None
+                raise HookNotFoundError("", detail=hook.name) from None
             hook = latest
             continue
         break

@@ -341,11 +341,11 @@ class WorkflowEnvironment:
         """The token the newest hook ``name`` of ``run_id`` handed to ``on_created``."""
         hook = await self.storage.find_hook(run_id, name=name)
         if hook is None:
-            raise HookNotFoundError(detail=f"{name!r} on run {run_id}")
+            raise HookNotFoundError("", detail=f"{name!r} on run {run_id}")
         token = self._tokens.get(hook.token_hash)
         if token is None:
             raise HookNotFoundError(
-                detail=f"{name!r} on run {run_id} (created outside this environment)"
+                "", detail=f"{name!r} on run {run_id} (created outside this environment)"
             )
         return token
 
