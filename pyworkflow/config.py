@@ -325,7 +325,7 @@ def storage_from_config(config: dict[str, Any]) -> StorageBackend:
     if kind == "file":
         from pyworkflow.storage.file import FileStorageBackend
 
-        return FileStorageBackend(path or ".pyworkflow/data")
+        return FileStorageBackend(path or None)  # its default: ours, or 0.1.9's if only that exists
     if kind == "sqlite":
         from pyworkflow.storage.sqlite import SQLiteStorageBackend
 

@@ -187,7 +187,7 @@ class FaultyStorage(StorageBackend):
     async def get_run_by_idempotency_key(self, key: str) -> WorkflowRun | None:
         return await self.inner.get_run_by_idempotency_key(key)
 
-    async def list_runs(
+    async def list_runs_page(
         self,
         *,
         status: RunStatus | None = None,
@@ -196,7 +196,7 @@ class FaultyStorage(StorageBackend):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page:
-        return await self.inner.list_runs(
+        return await self.inner.list_runs_page(
             status=status,
             workflow_name=workflow_name,
             parent_run_id=parent_run_id,
@@ -209,21 +209,21 @@ class FaultyStorage(StorageBackend):
     ) -> list[WorkflowRun]:
         return await self.inner.list_due_runs(now, limit=limit, after=after)
 
-    async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
-        return await self.inner.get_events(run_id, after_sequence=after_sequence)
+    async def read_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
+        return await self.inner.read_events(run_id, after_sequence=after_sequence)
 
-    async def get_hook(self, token_hash: str) -> Hook | None:
-        return await self.inner.get_hook(token_hash)
+    async def get_hook_by_hash(self, token_hash: str) -> Hook | None:
+        return await self.inner.get_hook_by_hash(token_hash)
 
     async def find_hook(
         self, run_id: str, *, hook_id: str | None = None, name: str | None = None
     ) -> Hook | None:
         return await self.inner.find_hook(run_id, hook_id=hook_id, name=name)
 
-    async def list_hooks(
+    async def read_hooks(
         self, *, run_id: str | None = None, status: HookStatus | None = None, limit: int = 100
     ) -> list[Hook]:
-        return await self.inner.list_hooks(run_id=run_id, status=status, limit=limit)
+        return await self.inner.read_hooks(run_id=run_id, status=status, limit=limit)
 
     async def get_schedule(self, schedule_id: str) -> Schedule | None:
         return await self.inner.get_schedule(schedule_id)

@@ -278,7 +278,7 @@ class RunJournal:
                 expected_version=hook.version,
             )
         except ConcurrencyError:
-            latest = await self.storage.get_hook(hook.token_hash)
+            latest = await self.storage.get_hook_by_hash(hook.token_hash)
             return latest or hook
 
     @_io

@@ -28,7 +28,7 @@ def embedded_storage(settings: Settings) -> StorageBackend:
     elif choice.startswith("file"):
         from pyworkflow.storage.file import FileStorageBackend
 
-        storage = FileStorageBackend(choice.partition(":")[2] or ".pyworkflow/data")
+        storage = FileStorageBackend(choice.partition(":")[2] or None)
     else:
         from pyworkflow.storage.sqlite import SQLiteStorageBackend
 

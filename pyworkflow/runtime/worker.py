@@ -172,7 +172,9 @@ async def run_once(
     # Runs whose lease looks live but whose process on this host is gone.
     cursor: str | None = None
     for _ in range(MAX_BATCHES):
-        running = await rt.storage.list_runs(status=RunStatus.RUNNING, limit=PAGE, cursor=cursor)
+        running = await rt.storage.list_runs_page(
+            status=RunStatus.RUNNING, limit=PAGE, cursor=cursor
+        )
         for run in running.items:
             if owner_is_dead(run.lease_owner):
                 # that dead owner's lease only, not that of a live worker that won it since

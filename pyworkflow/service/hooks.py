@@ -65,7 +65,7 @@ def check_token(token: Any) -> None:
 
 async def _hook_of(storage: StorageBackend, token: str) -> Hook:
     check_token(token)
-    hook = await storage.get_hook(hash_token(token))
+    hook = await storage.get_hook_by_hash(hash_token(token))
     # Storage looked the hash up; compare again in constant time so a partial-match lookup in
     # some backend can never leak through timing.
     if hook is None or not hmac.compare_digest(hook.token_hash, hash_token(token)):
@@ -162,7 +162,7 @@ async def deliver_hook(rt: Runtime, hook: Hook, payload: Any) -> ResumeResult:
                 expected_version=hook.version,
             )
         except ConcurrencyError:
-            latest = await rt.storage.get_hook(hook.token_hash)
+            latest = await rt.storage.get_hook_by_hash(hook.token_hash)
             if latest is None:
                 raise HookNotFoundError("", detail=hook.name) from None
             hook = latest

@@ -111,7 +111,7 @@ async def list_runs(
     """Runs, newest first; ``Page.items`` are ``WorkflowRun``. ``InvalidCursorError`` for a
     cursor no listing handed out."""
     try:
-        return await storage.list_runs(
+        return await storage.list_runs_page(
             status=status, workflow_name=workflow, limit=limit, cursor=cursor
         )
     except InvalidArgumentsError:
@@ -125,7 +125,7 @@ async def list_children(
 ) -> list[WorkflowRun]:
     """The child runs ``run_id`` started, newest first."""
     await get_run(storage, run_id)
-    page = await storage.list_runs(parent_run_id=run_id, status=status, limit=limit)
+    page = await storage.list_runs_page(parent_run_id=run_id, status=status, limit=limit)
     return list(page.items)
 
 
@@ -138,8 +138,12 @@ async def events(storage: StorageBackend, run_id: str, *, after: int = 0) -> lis
 
 
 async def chain(storage: StorageBackend, run_id: str) -> list[WorkflowRun]:
-    """Every run of the continue-as-new chain ``run_id`` belongs to, oldest first."""
-    return await storage.get_workflow_chain(run_id)
+    """Every run of the continue-as-new chain ``run_id`` belongs to, oldest first;
+    ``WorkflowNotFoundError`` for an unknown run (the storage method answers [], as 0.1.9)."""
+    found = await storage.get_workflow_chain(run_id)
+    if not found:
+        raise WorkflowNotFoundError(run_id)
+    return found
 
 
 async def cancel(rt: Runtime, run_id: str, reason: str | None = None) -> bool:

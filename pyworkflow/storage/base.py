@@ -13,7 +13,7 @@ Timestamps are given by the caller; backends never read the clock.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +27,7 @@ from pyworkflow.core.models import (
     WorkflowRun,
 )
 from pyworkflow.exceptions import ConcurrencyError
+from pyworkflow.storage.compat import EngineReadAPI
 from pyworkflow.storage.shared import written
 
 
@@ -44,8 +45,13 @@ class PayloadLimits:
     per_record_setting: str = ""
 
 
-class StorageBackend(ABC):
-    """Abstract storage. Subclasses implement every abstract method; see ``tests/storage``."""
+class StorageBackend(EngineReadAPI):
+    """Abstract storage. Subclasses implement every abstract method; see ``tests/storage``.
+
+    pyworkflow-engine 0.1.9's read API (``list_runs``, ``get_events``, ``get_children``,
+    ``list_hooks``, ``get_hook``, the cancellation flag, ``list_steps``...) comes from
+    ``EngineReadAPI`` (``storage/compat.py``), written once over the primitives below.
+    """
 
     #: counters of round trips, read by bench/ (a write is one atomic operation)
     writes: int = 0
@@ -77,7 +83,7 @@ class StorageBackend(ABC):
         """
 
     @abstractmethod
-    async def list_runs(
+    async def list_runs_page(
         self,
         *,
         status: RunStatus | None = None,
@@ -86,7 +92,8 @@ class StorageBackend(ABC):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page:
-        """Runs newest first (by ``created_at``, then ``run_id``); ``Page.items`` are runs."""
+        """Runs newest first (by ``created_at``, then ``run_id``); ``Page.items`` are runs. Our
+        paged listing (an opaque cursor); ``list_runs`` is 0.1.9's, built on this one."""
 
     @abstractmethod
     async def list_due_runs(
@@ -113,8 +120,9 @@ class StorageBackend(ABC):
         """
 
     @abstractmethod
-    async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
-        """Events with ``sequence > after_sequence``, in order."""
+    async def read_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
+        """Events with ``sequence > after_sequence``, in order ([] for an unknown run).
+        Callers use ``get_events`` (0.1.9's, with ``event_types``), which reads through this."""
 
     # --- hooks -------------------------------------------------------------------------------
     @abstractmethod
@@ -122,7 +130,8 @@ class StorageBackend(ABC):
         """Store a new hook (version 1). Replaces a hook with the same token hash."""
 
     @abstractmethod
-    async def get_hook(self, token_hash: str) -> Hook | None: ...
+    async def get_hook_by_hash(self, token_hash: str) -> Hook | None:
+        """The hook stored under this token hash (``get_hook`` is 0.1.9's, by hook id)."""
 
     @abstractmethod
     async def find_hook(
@@ -135,10 +144,10 @@ class StorageBackend(ABC):
         """Compare-and-set on ``version``, as ``update_run``."""
 
     @abstractmethod
-    async def list_hooks(
+    async def read_hooks(
         self, *, run_id: str | None = None, status: HookStatus | None = None, limit: int = 100
     ) -> list[Hook]:
-        """Hooks newest first."""
+        """Hooks newest first (``list_hooks`` is 0.1.9's, with ``offset``)."""
 
     # --- schedules ---------------------------------------------------------------------------
     @abstractmethod
@@ -187,49 +196,3 @@ class StorageBackend(ABC):
             run.run_id, events, run=run, expected_version=expected_version
         )
         return written(stored)
-
-    async def get_children(
-        self, parent_run_id: str, status: RunStatus | None = None
-    ) -> list[WorkflowRun]:
-        """Child runs of ``parent_run_id``, oldest first (pyworkflow-engine API)."""
-        children: list[WorkflowRun] = []
-        cursor = None
-        while True:
-            page = await self.list_runs(parent_run_id=parent_run_id, status=status, cursor=cursor)
-            children.extend(page.items)
-            cursor = page.next_cursor
-            if not cursor:
-                break
-        children.sort(key=lambda r: (r.created_at, r.run_id))
-        return children
-
-    async def get_parent(self, run_id: str) -> WorkflowRun | None:
-        run = await self.get_run(run_id)
-        return await self.get_run(run.parent_run_id) if run and run.parent_run_id else None
-
-    async def get_nesting_depth(self, run_id: str) -> int:
-        run = await self.get_run(run_id)
-        return run.nesting_depth if run else 0
-
-    async def get_workflow_chain(self, run_id: str) -> list[WorkflowRun]:
-        """All runs of a continue-as-new chain, oldest first, by following the links."""
-        from pyworkflow.exceptions import WorkflowNotFoundError
-
-        run = await self.get_run(run_id)
-        if run is None:
-            raise WorkflowNotFoundError(run_id)
-        chain = [run]
-        seen = {run.run_id}
-        while chain[0].continued_from_run_id and chain[0].continued_from_run_id not in seen:
-            prev = await self.get_run(chain[0].continued_from_run_id)
-            if prev is None:
-                break
-            seen.add(prev.run_id)
-            chain.insert(0, prev)
-        while chain[-1].continued_to_run_id and chain[-1].continued_to_run_id not in seen:
-            nxt = await self.get_run(chain[-1].continued_to_run_id)
-            if nxt is None:
-                break
-            seen.add(nxt.run_id)
-            chain.append(nxt)
-        return chain

@@ -6,7 +6,7 @@ consistent Query. Nothing ever Scans: listings query global secondary indexes, a
 runs merges ``SHARDS`` queries so no partition key receives every run.
 
 Gap-free appends without a read on the hot path: the backend remembers, per run, the highest
-sequence it has *seen stored* (after ``create_run``, ``append_events`` or ``get_events``). Events
+sequence it has *seen stored* (after ``create_run``, ``append_events`` or ``read_events``). Events
 are never deleted while a run lives, so "sequence h exists" stays true, and appending ``h + 1`` can
 leave no gap. A worker always reads the history before appending, so its appends need nothing
 else. When the previous sequence is not known (another process appended meanwhile, or no
@@ -177,7 +177,7 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
             return WorkflowNotFoundError(run_id)
         return ConcurrencyError(f"Run {run_id} changed concurrently ({why})")
 
-    async def list_runs(
+    async def list_runs_page(
         self,
         *,
         status: RunStatus | None = None,
@@ -468,7 +468,7 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
             raise ConcurrencyError(f"Run {run_id}: a sequence in {first}.. is taken")
         raise await self._run_conflict(run_id, f"sequence {first - 1} is missing (no gaps)")
 
-    async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
+    async def read_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
         self.reads += 1
         with_first = after_sequence < 1  # event 1 is in the run item, the range's last key
         kwargs: dict[str, Any] = {
@@ -509,7 +509,7 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
             TableName=self.table_name, Item=layout.hook_item(stored, self.retention_days)
         )
 
-    async def get_hook(self, token_hash: str) -> Hook | None:
+    async def get_hook_by_hash(self, token_hash: str) -> Hook | None:
         self.reads += 1
         item = await self._get(layout.hook_key(token_hash))
         return Hook.model_validate_json(item["data"]["S"]) if item else None
@@ -536,7 +536,7 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
             raise ConcurrencyError(f"Hook {hook.hook_id} changed concurrently")
         return stored
 
-    async def list_hooks(
+    async def read_hooks(
         self, *, run_id: str | None = None, status: HookStatus | None = None, limit: int = 100
     ) -> list[Hook]:
         self.reads += 1

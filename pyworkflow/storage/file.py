@@ -68,13 +68,36 @@ def _jsonl(events: list[Event]) -> str:
     return "".join(e.model_dump_json() + "\n" for e in events)
 
 
-class FileStorageBackend(RecordStorageBackend):
-    """The ``StorageBackend`` contract on a directory of JSON files (see module docstring)."""
+#: Where ``FileStorageBackend()`` keeps data by default.
+DEFAULT_DIR = Path(".pyworkflow/data")
+#: pyworkflow-engine 0.1.9's default directory: ``FileStorageBackend()`` uses it when it exists
+#: and ``DEFAULT_DIR`` does not. Its runs and event logs read as they are (same file names and
+#: fields); its hooks (stored by hook id) and step files are not read.
+ENGINE_DEFAULT_DIR = Path("pyworkflow_data")
 
-    def __init__(self, base_path: str | Path = ".pyworkflow/data") -> None:
+
+def default_dir() -> Path:
+    """The directory ``FileStorageBackend()`` uses, relative to the working directory."""
+    if ENGINE_DEFAULT_DIR.is_dir() and not DEFAULT_DIR.exists():
+        return ENGINE_DEFAULT_DIR
+    return DEFAULT_DIR
+
+
+class FileStorageBackend(RecordStorageBackend):
+    """The ``StorageBackend`` contract on a directory of JSON files (see module docstring).
+
+    Without ``base_path``: ``./.pyworkflow/data``, or pyworkflow-engine 0.1.9's
+    ``./pyworkflow_data`` if that exists and ours does not (``default_dir()``). ``base_path``
+    and ``repr()`` say which.
+    """
+
+    def __init__(self, base_path: str | Path | None = None) -> None:
         super().__init__()
-        self.base_path = Path(base_path)
+        self.base_path = Path(base_path) if base_path is not None else default_dir()
         self._ready = False
+
+    def __repr__(self) -> str:
+        return f"FileStorageBackend({str(self.base_path.absolute())!r})"
 
     @contextmanager
     def _guard(self, exclusive: bool = True) -> Iterator[None]:

@@ -80,3 +80,16 @@ class InMemoryStorageBackend(RecordStorageBackend):
 
     def _idem_put(self, key: str, run_id: str) -> None:
         self._idem[key] = run_id
+
+    # --- pyworkflow-engine's conveniences ------------------------------------------------------
+    def clear(self) -> None:
+        """Forget every run, event, hook, schedule and idempotency key (between tests)."""
+        for table in (self._runs, self._events, self._idem, self._hooks, self._schedules):
+            table.clear()
+
+    def __repr__(self) -> str:
+        events = sum(len(h) for h in self._events.values())
+        return (
+            f"InMemoryStorageBackend(runs={len(self._runs)}, events={events}, "
+            f"hooks={len(self._hooks)}, schedules={len(self._schedules)})"
+        )

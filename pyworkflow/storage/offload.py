@@ -196,7 +196,7 @@ class OffloadingStorage(StorageBackend):
         )
         return self._restore(stored, run, pointers, 0)
 
-    async def list_runs(
+    async def list_runs_page(
         self,
         *,
         status: RunStatus | None = None,
@@ -205,7 +205,7 @@ class OffloadingStorage(StorageBackend):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page:
-        page = await self.inner.list_runs(
+        page = await self.inner.list_runs_page(
             status=status,
             workflow_name=workflow_name,
             parent_run_id=parent_run_id,
@@ -244,8 +244,8 @@ class OffloadingStorage(StorageBackend):
         )
         return self._restore(stored, run, pointers, n) if stored is not None else None
 
-    async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
-        events = await self.inner.get_events(run_id, after_sequence=after_sequence)
+    async def read_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
+        events = await self.inner.read_events(run_id, after_sequence=after_sequence)
         return list(await asyncio.gather(*(self._resolve_event(e) for e in events)))
 
     async def continue_run(
@@ -282,8 +282,8 @@ class OffloadingStorage(StorageBackend):
         pointers = await self._offload([self._hook_slots(hook, 0)])
         await self.inner.create_hook(self._with(hook, pointers, 0))
 
-    async def get_hook(self, token_hash: str) -> Hook | None:
-        return await self._resolve_hook(await self.inner.get_hook(token_hash))
+    async def get_hook_by_hash(self, token_hash: str) -> Hook | None:
+        return await self._resolve_hook(await self.inner.get_hook_by_hash(token_hash))
 
     async def find_hook(
         self, run_id: str, *, hook_id: str | None = None, name: str | None = None
@@ -299,10 +299,10 @@ class OffloadingStorage(StorageBackend):
         )
         return self._restore(stored, hook, pointers, 0)
 
-    async def list_hooks(
+    async def read_hooks(
         self, *, run_id: str | None = None, status: HookStatus | None = None, limit: int = 100
     ) -> list[Hook]:
-        hooks = await self.inner.list_hooks(run_id=run_id, status=status, limit=limit)
+        hooks = await self.inner.read_hooks(run_id=run_id, status=status, limit=limit)
         return [
             h
             for h in await asyncio.gather(*(self._resolve_hook(h) for h in hooks))

@@ -180,7 +180,7 @@ class RecordStorageBackend(StorageBackend):
             self._put(RUNS, run.run_id, stored)
         return self._own(stored)
 
-    async def list_runs(
+    async def list_runs_page(
         self,
         *,
         status: RunStatus | None = None,
@@ -237,7 +237,7 @@ class RecordStorageBackend(StorageBackend):
                 self._put(RUNS, run_id, stored)
         return self._own(stored) if stored is not None else None
 
-    async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
+    async def read_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
         self.reads += 1
         with self._guard(exclusive=False):
             events = self._history(run_id)
@@ -250,7 +250,7 @@ class RecordStorageBackend(StorageBackend):
         with self._guard():
             self._put(HOOKS, hook.token_hash, stored)
 
-    async def get_hook(self, token_hash: str) -> Hook | None:
+    async def get_hook_by_hash(self, token_hash: str) -> Hook | None:
         hook: Hook | None = self._get(HOOKS, token_hash)
         return hook
 
@@ -270,7 +270,7 @@ class RecordStorageBackend(StorageBackend):
     async def update_hook(self, hook: Hook, *, expected_version: int) -> Hook:
         return self._swap(HOOKS, hook.token_hash, hook, expected_version, lambda: hook_moved(hook))
 
-    async def list_hooks(
+    async def read_hooks(
         self, *, run_id: str | None = None, status: HookStatus | None = None, limit: int = 100
     ) -> list[Hook]:
         def keep(h: Hook) -> bool:

@@ -306,7 +306,7 @@ class WorkflowEnvironment:
             timer = self.runtime.timers.get(current.run_id)
             if timer is not None:
                 waits.append(f"a timer of run {current.run_id} at {timer.when.isoformat()}")
-            page = await self.storage.list_runs(parent_run_id=current.run_id)
+            page = await self.storage.list_runs_page(parent_run_id=current.run_id)
             runs.extend(r for r in page.items if not r.status.is_terminal)
         what = "; ".join(waits) or "nothing the environment knows of"
         return f"Run {run.run_id} ({run.workflow_name}) is {run.status.value}, waiting for {what}"
@@ -406,7 +406,7 @@ class WorkflowEnvironment:
         """``replay`` every run of the environment; returns how many were replayed."""
         count, cursor = 0, None
         while True:
-            page = await self.storage.list_runs(limit=100, cursor=cursor)
+            page = await self.storage.list_runs_page(limit=100, cursor=cursor)
             for run in page.items:
                 await self.replay(run.run_id)
                 count += 1

@@ -41,7 +41,7 @@ async def tick(aws: Aws, schedule_id: str, fire_time: str) -> None:
 
 
 async def runs_of(aws: Aws, schedule_id: str) -> list:
-    page = await aws.storage.list_runs(limit=50)
+    page = await aws.storage.list_runs_page(limit=50)
     return [r for r in page.items if r.schedule_id == schedule_id]
 
 

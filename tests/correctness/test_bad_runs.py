@@ -115,7 +115,7 @@ async def test_an_unstorable_argument_is_refused_before_anything_is_written(stor
 
     with pytest.raises(InvalidArgumentsError, match="Argument 'x' of workflow 'br_good'"):
         await start(br_good, UNDECODABLE)
-    assert (await storage.list_runs()).items == []
+    assert (await storage.list_runs_page()).items == []
 
 
 async def test_a_token_holding_text_no_token_can_hold_is_an_invalid_token(storage):

@@ -40,7 +40,7 @@ async def cf_many(n: int) -> int:
 @step
 async def cf_look_at_lease() -> None:
     storage = pyworkflow.get_storage()
-    running = (await storage.list_runs(status=RunStatus.RUNNING)).items
+    running = (await storage.list_runs_page(status=RunStatus.RUNNING)).items
     clock = pyworkflow.get_config().clock
     LEASES.extend(r.lease_expires_at - clock.now() for r in running)
 
@@ -51,7 +51,9 @@ async def cf_leased() -> None:
 
 
 async def test_an_event_limit_configured_after_the_first_run_applies_to_the_next(storage):
-    assert await start(cf_many, 3) == (await pyworkflow.get_storage().list_runs()).items[0].run_id
+    assert (
+        await start(cf_many, 3) == (await pyworkflow.get_storage().list_runs_page()).items[0].run_id
+    )
     with pytest.warns(UserWarning, match="not recommended"):
         pyworkflow.configure(event_soft_limit=4, event_hard_limit=5)
     run = await start_failing(cf_many, 10)

@@ -113,7 +113,7 @@ async def a_parent() -> list[Any]:
 async def test_a_child_started_in_a_branch_has_a_history_of_its_own() -> None:
     rt = QuietRuntime(InMemoryStorageBackend(), clock=ManualClock())
     run_id = await start(rt, a_parent)
-    child = (await rt.storage.list_runs(parent_run_id=run_id)).items[0]
+    child = (await rt.storage.list_runs_page(parent_run_id=run_id)).items[0]
     assert child.status == RunStatus.COMPLETED
     events = await rt.storage.get_events(child.run_id)
     assert all("path" not in e.data for e in events), [e.data for e in events]
@@ -196,7 +196,7 @@ async def test_a_zombie_execution_stops_at_its_first_failed_write() -> None:
         await asyncio.sleep(0)
     assert RAN["one"] == 1
     clock.advance(61)  # its lease expires while it is frozen
-    run_id = (await store.list_runs()).items[0].run_id
+    run_id = (await store.list_runs_page()).items[0].run_id
     assert (await other.drive(run_id)).status == RunStatus.COMPLETED
     GATE["c"].set()
     await zombie
@@ -330,8 +330,8 @@ async def test_a_hook_created_again_after_a_crash_takes_the_new_token() -> None:
     second = QuietRuntime(store, clock=clock)
     await run_once(second)  # steals the dead process's run, stores the hook again
     assert len(TOKENS) == 1
-    found = await store.get_hook(hash_token(TOKENS[0]))
+    found = await store.get_hook_by_hash(hash_token(TOKENS[0]))
     assert found is not None
     await deliver_hook(second, found, {"n": 5})
-    run = (await store.list_runs()).items[0]
+    run = (await store.list_runs_page()).items[0]
     assert run.status == RunStatus.COMPLETED, run.status

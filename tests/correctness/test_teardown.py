@@ -32,7 +32,7 @@ async def td_flow() -> str:
 def _stored(db) -> tuple:
     async def read():
         store = SQLiteStorageBackend(db)
-        runs = (await store.list_runs()).items
+        runs = (await store.list_runs_page()).items
         events = await store.get_events(runs[0].run_id)
         await store.close()
         return runs[0], [e.type.value for e in events]
@@ -44,7 +44,7 @@ def _finish_with_a_worker(db, clock) -> pyworkflow.WorkflowRun:
     async def work():
         pyworkflow.configure(storage=SQLiteStorageBackend(db), clock=clock)
         await run_once(get_runtime())
-        return (await pyworkflow.get_storage().list_runs()).items[0]
+        return (await pyworkflow.get_storage().list_runs_page()).items[0]
 
     return asyncio.run(work())
 

@@ -71,7 +71,7 @@ async def family(storage: StorageBackend, run_id: str) -> Family:
         runs.append(run)
         if run.continued_to_run_id:
             todo.append(run.continued_to_run_id)
-        todo.extend(c.run_id for c in (await storage.list_runs(parent_run_id=rid)).items)
+        todo.extend(c.run_id for c in (await storage.list_runs_page(parent_run_id=rid)).items)
     histories = {r.run_id: await storage.get_events(r.run_id) for r in runs}
     by_id = {r.run_id: r for r in runs}
     last = runs[0]
@@ -198,7 +198,7 @@ class EmbeddedDriver:
             if not hooks:
                 continue
             token = wf.TOKENS.get(run.run_id)
-            hook = await rt.storage.get_hook(hash_token(token)) if token else None
+            hook = await rt.storage.get_hook_by_hash(hash_token(token)) if token else None
             if hook is None:
                 hook = await rt.storage.find_hook(run.run_id, name=hooks[0].name)
             if hook is None:

@@ -51,7 +51,7 @@ async def crash_before_recording(tmp_path, workflow_fn, order: str) -> str:
     assert RAN[order] == 1
     LIVE_OWNERS.discard(get_runtime(faulty).executor.owner)  # that process is dead
     await run_once(LocalRuntime(SQLiteStorageBackend(tmp_path / "runs.db")))
-    page = await store.list_runs(workflow_name=workflow_fn.__workflow_name__)
+    page = await store.list_runs_page(workflow_name=workflow_fn.__workflow_name__)
     return page.items[0].run_id
 
 

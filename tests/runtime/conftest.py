@@ -29,7 +29,7 @@ async def start_failing(workflow_fn, *args, **kwargs):
     does); return the stored run, after checking it recorded that same exception."""
     with pytest.raises(BaseException) as info:  # noqa: PT011 - any failure type is the subject
         await pyworkflow.start(workflow_fn, *args, **kwargs)
-    page = await pyworkflow.get_storage().list_runs(
+    page = await pyworkflow.get_storage().list_runs_page(
         workflow_name=workflow_fn.__workflow_name__, limit=20
     )
     run = next(r for r in page.items if r.parent_run_id is None)

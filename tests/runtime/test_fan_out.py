@@ -180,7 +180,7 @@ async def test_plain_gather_replays_after_a_crash_in_the_middle(storage):
     for i in (3, 1):  # these finish (and are recorded) first; the others are in flight
         gate(i).set()
         await until(lambda i=i: calls[f"gated{i}"] == 1)
-    run_id = (await storage.list_runs()).items[0].run_id
+    run_id = (await storage.list_runs_page()).items[0].run_id
     task.cancel()  # the process dies mid-gather
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -311,7 +311,7 @@ async def test_cancellation_reaches_a_fan_out_in_progress(storage):
     gate(0).set()
     await until(lambda: calls["gated0"] == 1)
     await arrived(2).wait()  # item 2 took item 0's slot; 1 and 2 are in flight
-    run_id = (await storage.list_runs()).items[0].run_id
+    run_id = (await storage.list_runs_page()).items[0].run_id
     assert await cancel_workflow(run_id, reason="stop") is True
     gate(1).set()
     await task

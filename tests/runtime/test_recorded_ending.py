@@ -51,7 +51,7 @@ async def test_a_recorded_ending_is_settled_by_the_next_drive(
     monkeypatch.setattr(storage, "append_events", die_after_the_events)
     with pytest.raises(Crash):
         await pyworkflow.start(squares, 3, fail=ending == "failed")
-    run = (await storage.list_runs(workflow_name="squares")).items[0]
+    run = (await storage.list_runs_page(workflow_name="squares")).items[0]
     assert run.status == RunStatus.RUNNING
     history = await storage.get_events(run.run_id)
     assert history[-1].type == (
@@ -98,7 +98,7 @@ async def test_a_recorded_wait_without_its_record_is_replayed_into_the_same_wait
     monkeypatch.setattr(storage, "append_events", die_after_the_events)
     with pytest.raises(Crash):
         await pyworkflow.start(napper)
-    run = (await storage.list_runs(workflow_name="recorded_wait_napper")).items[0]
+    run = (await storage.list_runs_page(workflow_name="recorded_wait_napper")).items[0]
     history = await storage.get_events(run.run_id)
     assert run.status == RunStatus.RUNNING and history[-1].type == EventType.SLEEP_STARTED
     monkeypatch.setattr(storage, "append_events", real_append)

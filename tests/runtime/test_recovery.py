@@ -83,7 +83,7 @@ def test_kill_9_mid_run_then_worker_finishes_without_rerunning_steps(tmp_path: P
     import asyncio
 
     async def recover():
-        [run] = (await store.list_runs()).items
+        [run] = (await store.list_runs_page()).items
         assert run.status == RunStatus.RUNNING
         assert owner_is_dead(run.lease_owner)
         stats = await run_once(get_runtime())

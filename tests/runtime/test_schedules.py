@@ -328,7 +328,7 @@ async def test_two_workers_on_one_storage_start_a_fire_time_once():
     assert one.executor.owner != two.executor.owner
     a, b = await asyncio.gather(fire_due_schedules(one), fire_due_schedules(two))
     assert sorted(a + b) == [scheduled_run_id(fire_key("r", T0))]
-    page = await store.list_runs()
+    page = await store.list_runs_page()
     assert len(page.items) == 1 and page.items[0].status == RunStatus.COMPLETED
     assert calls["race"] == 1
     assert (await store.get_schedule("r")).total_runs == 1

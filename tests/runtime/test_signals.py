@@ -177,7 +177,7 @@ async def test_cancelling_a_running_run_stops_it_at_its_next_await(storage):
     sync.update(gate=asyncio.Event(), entered=asyncio.Event())
     task = asyncio.create_task(start(running_flow))
     await sync["entered"].wait()
-    run_id = (await storage.list_runs()).items[0].run_id
+    run_id = (await storage.list_runs_page()).items[0].run_id
     assert await cancel_workflow(run_id, reason="stop") is True
     sync["gate"].set()
     await task
@@ -222,7 +222,7 @@ async def test_child_result_is_returned_to_the_parent(storage):
     run_id = await start(parent_flow, 4)
     run = await get_workflow_run(run_id)
     assert run.status == RunStatus.COMPLETED and run.get_result() == 8
-    children = (await storage.list_runs(parent_run_id=run_id)).items
+    children = (await storage.list_runs_page(parent_run_id=run_id)).items
     assert [c.status for c in children] == [RunStatus.COMPLETED]
     assert children[0].nesting_depth == 1
 
@@ -374,7 +374,7 @@ async def test_a_cancel_from_another_process_reaches_a_long_execution(storage, c
     sync.update(gate=asyncio.Event(), entered=asyncio.Event())
     task = asyncio.create_task(start(running_flow))
     await sync["entered"].wait()
-    run_id = (await storage.list_runs()).items[0].run_id
+    run_id = (await storage.list_runs_page()).items[0].run_id
     # Only the stored record changes (as a CLI in another process would do): no in-process flag.
     await request_cancel(storage, clock, run_id, "from elsewhere")
     clock.advance(2)  # the execution re-reads its record about once a second

@@ -214,7 +214,7 @@ async def test_arguments_that_do_not_fit_fail_before_anything_is_written(storage
         await start(typed_args, 1, 2, 3)
     with pytest.raises(InvalidArgumentsError, match="'n'"):
         await start(typed_args, "not a number")
-    page = await storage.list_runs()
+    page = await storage.list_runs_page()
     assert page.items == []
 
 
@@ -233,7 +233,7 @@ async def test_idempotency_key_returns_the_same_run(storage):
     first = await start(typed_args, 1, idempotency_key="k-1")
     second = await start(typed_args, 1, idempotency_key="k-1")
     assert first == second
-    assert len((await storage.list_runs()).items) == 1
+    assert len((await storage.list_runs_page()).items) == 1
 
 
 async def test_empty_in_memory_storage_works_as_storage():
@@ -258,7 +258,7 @@ async def transient_flow() -> str:
 async def test_transient_workflow_runs_without_touching_storage(storage):
     run_id = await start(transient_flow)
     assert run_id
-    assert (await storage.list_runs()).items == []
+    assert (await storage.list_runs_page()).items == []
     assert calls["transient"] == 1
 
 

@@ -52,7 +52,7 @@ async def test_a_store_failure_mid_run_is_retried_not_recorded_as_the_outcome(
     monkeypatch.setattr(storage, "append_events", flaky_append)
     with pytest.raises(Throttled):
         await pyworkflow.start(three_steps)
-    run = (await storage.list_runs(workflow_name="three_steps")).items[0]
+    run = (await storage.list_runs_page(workflow_name="three_steps")).items[0]
     assert run.status == RunStatus.RUNNING  # not failed, not "-1"
     history = await storage.get_events(run.run_id)
     assert [e.sequence for e in history] == list(range(1, len(history) + 1))

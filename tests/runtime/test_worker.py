@@ -42,7 +42,7 @@ async def test_a_cancelled_drive_hands_the_run_back_at_once(storage):
     entered = hold["entered"]
     task = asyncio.create_task(start(interruptible))
     await entered.wait()
-    [run] = (await storage.list_runs()).items
+    [run] = (await storage.list_runs_page()).items
     assert run.lease_owner is not None
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

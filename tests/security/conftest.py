@@ -84,5 +84,7 @@ def api(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
 
 @pytest.fixture
 def store(api: Api, db_path: Path) -> Store:
-    api.run(api.runtime.storage.list_runs(limit=1))  # the backend makes its tables on first use
+    api.run(
+        api.runtime.storage.list_runs_page(limit=1)
+    )  # the backend makes its tables on first use
     return Store(db_path)

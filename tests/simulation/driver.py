@@ -268,7 +268,7 @@ class Driver:
                 # the records themselves, uncopied: the environment never changes them
                 self._runs = dict(self.store._runs)
             else:
-                page = await self.store.list_runs(limit=10_000)
+                page = await self.store.list_runs_page(limit=10_000)
                 self._runs = {r.run_id: r for r in page.items}
         return self._runs
 
@@ -503,7 +503,9 @@ class EmbeddedDriver(Driver):
         if by_name:
             found = await rt.storage.find_hook(hook.run_id, name=hook.name)
         else:
-            found = await rt.storage.get_hook(hash_token(self.world.tokens[hook.token_hash]))
+            found = await rt.storage.get_hook_by_hash(
+                hash_token(self.world.tokens[hook.token_hash])
+            )
         if found is None:
             raise HookError(f"{hook.name} not found")
         await deliver_hook(rt, found, payload)

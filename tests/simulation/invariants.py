@@ -49,7 +49,7 @@ class Snapshot:
 
 
 async def snapshot(store: StorageBackend) -> Snapshot:
-    runs = {r.run_id: r for r in (await store.list_runs(limit=100_000)).items}
+    runs = {r.run_id: r for r in (await store.list_runs_page(limit=100_000)).items}
     histories = {rid: await store.get_events(rid) for rid in sorted(runs)}
     hooks = sorted(await store.list_hooks(limit=100_000), key=lambda h: h.token_hash)
     return Snapshot(runs, histories, hooks)

@@ -368,9 +368,9 @@ class SimStorage(FaultyStorage):
         await self._alive()
         return await self.inner.get_run_by_idempotency_key(key)
 
-    async def list_runs(self, **kwargs: Any) -> Any:
+    async def list_runs_page(self, **kwargs: Any) -> Any:
         await self._alive()
-        return await self.inner.list_runs(**kwargs)
+        return await self.inner.list_runs_page(**kwargs)
 
     async def list_due_runs(
         self, now: datetime, *, limit: int = 100, after: str | None = None
@@ -378,13 +378,13 @@ class SimStorage(FaultyStorage):
         await self._alive()
         return await self.inner.list_due_runs(now, limit=limit, after=after)
 
-    async def get_events(self, run_id: str, *, after_sequence: int = 0) -> Any:
+    async def read_events(self, run_id: str, *, after_sequence: int = 0) -> Any:
         await self._alive()
-        return await self.inner.get_events(run_id, after_sequence=after_sequence)
+        return await self.inner.read_events(run_id, after_sequence=after_sequence)
 
-    async def get_hook(self, token_hash: str) -> Any:
+    async def get_hook_by_hash(self, token_hash: str) -> Any:
         await self._alive()
-        return await self.inner.get_hook(token_hash)
+        return await self.inner.get_hook_by_hash(token_hash)
 
     async def find_hook(
         self, run_id: str, *, hook_id: str | None = None, name: str | None = None
@@ -392,9 +392,9 @@ class SimStorage(FaultyStorage):
         await self._alive()
         return await self.inner.find_hook(run_id, hook_id=hook_id, name=name)
 
-    async def list_hooks(self, **kwargs: Any) -> Any:
+    async def read_hooks(self, **kwargs: Any) -> Any:
         await self._alive()
-        return await self.inner.list_hooks(**kwargs)
+        return await self.inner.read_hooks(**kwargs)
 
     async def close(self) -> None:
         return None  # the shared store outlives its workers

@@ -168,12 +168,12 @@ async def test_listings_never_scan(ddb: DynamoDBStorageBackend) -> None:
         )
     ddb.requests.clear()
     costs = {
-        "all": await cost(ddb, ddb.list_runs(limit=5)),
-        "status": await cost(ddb, ddb.list_runs(status=RunStatus.RUNNING, limit=5)),
-        "workflow": await cost(ddb, ddb.list_runs(workflow_name="odd", limit=5)),
-        "parent": await cost(ddb, ddb.list_runs(parent_run_id="p")),
+        "all": await cost(ddb, ddb.list_runs_page(limit=5)),
+        "status": await cost(ddb, ddb.list_runs_page(status=RunStatus.RUNNING, limit=5)),
+        "workflow": await cost(ddb, ddb.list_runs_page(workflow_name="odd", limit=5)),
+        "parent": await cost(ddb, ddb.list_runs_page(parent_run_id="p")),
         "status+workflow": await cost(
-            ddb, ddb.list_runs(status=RunStatus.RUNNING, workflow_name="odd", limit=3)
+            ddb, ddb.list_runs_page(status=RunStatus.RUNNING, workflow_name="odd", limit=3)
         ),
         "due": await cost(ddb, ddb.list_due_runs(T0 + timedelta(hours=1))),
         "hooks": await cost(ddb, ddb.list_hooks()),
@@ -198,7 +198,7 @@ async def test_pagination_across_shards_is_newest_first_without_duplicates(
     seen: list[str] = []
     cursor = None
     for _ in range(20):
-        page = await ddb.list_runs(limit=7, cursor=cursor)
+        page = await ddb.list_runs_page(limit=7, cursor=cursor)
         seen += [r.run_id for r in page.items]
         cursor = page.next_cursor
         if cursor is None:

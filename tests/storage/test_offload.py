@@ -141,7 +141,7 @@ async def test_small_payloads_stay_inline(
     await store.append_events("r", [step_event("r", 2, "ok")])
     assert blobs.requests == {}
     assert (await inner.get_run("r")).input_args == '["small"]'
-    assert [e.data.get("result") for e in await inner.get_events("r")] == [None, "ok"]
+    assert [e.data.get("result") for e in await inner.read_events("r")] == [None, "ok"]
 
 
 async def test_a_large_step_result_is_a_pointer_underneath(
@@ -151,7 +151,7 @@ async def test_a_large_step_result_is_a_pointer_underneath(
     result = {"rows": [big(100) for _ in range(200)]}  # ~20 KB
     await store.append_events("r", [step_event("r", 2, result)])
 
-    raw = (await inner.get_events("r"))[1]
+    raw = (await inner.read_events("r"))[1]
     assert is_pointer(raw.data)
     key, digest = raw.data["$blob"], raw.data["sha256"]
     assert key == f"runs/r/events/0000000002-{digest}.json"
@@ -186,7 +186,7 @@ async def test_run_input_is_offloaded_once_across_record_updates(
         )
         assert run.input_args == args
     assert blobs.requests["memory.Put"] == 1
-    assert (await store.list_runs()).items[0].input_args == args
+    assert (await store.list_runs_page()).items[0].input_args == args
     assert (await store.get_run("r")).input_args == args
 
 
@@ -210,7 +210,7 @@ async def test_one_write_carries_at_most_the_batch_budget_inline(
     await store.create_run(make_run("r"), [started("r", [])])
     events = [step_event("r", 2 + i, big(8 * KB), op=i) for i in range(5)]  # 40 KB in all
     await store.append_events("r", events)
-    raw = await inner.get_events("r", after_sequence=1)
+    raw = await inner.read_events("r", after_sequence=1)
     assert sum(is_pointer(e.data) for e in raw) == 3  # 2 x 8 KB stay: under 20 KB
     assert [e.data for e in await store.get_events("r", after_sequence=1)] == [
         e.data for e in events
@@ -224,15 +224,15 @@ async def test_hook_payloads_and_schedule_arguments(
         token_hash="t", run_id="r", hook_id="h1", op=1, name="approval", created_at=T0, version=0
     )
     await store.create_hook(hook)
-    stored = await store.get_hook("t")
+    stored = await store.get_hook_by_hash("t")
     payload = {"doc": big(50 * KB)}
     updated = await store.update_hook(
         stored.model_copy(update={"status": HookStatus.RECEIVED, "payload": payload}),
         expected_version=stored.version,
     )
     assert updated.payload == payload
-    assert is_pointer((await inner.get_hook("t")).payload)
-    assert (await store.get_hook("t")).payload == payload
+    assert is_pointer((await inner.get_hook_by_hash("t")).payload)
+    assert (await store.get_hook_by_hash("t")).payload == payload
     assert (await store.find_hook("r", name="approval")).payload == payload
     assert [h.payload for h in await store.list_hooks(run_id="r")] == [payload]
 
@@ -258,8 +258,8 @@ async def test_a_value_that_looks_like_a_pointer_reads_back_as_itself(
         token_hash="t", run_id="r", hook_id="h1", op=1, name="n", created_at=T0, payload=fake
     )
     await store.create_hook(hook)
-    assert (await store.get_hook("t")).payload == fake
-    assert (await inner.get_hook("t")).payload != fake  # stored as a blob of its own
+    assert (await store.get_hook_by_hash("t")).payload == fake
+    assert (await inner.get_hook_by_hash("t")).payload != fake  # stored as a blob of its own
     text = json.dumps(fake, separators=(",", ":"))
     await store.create_run(make_run("r", result=text), [started("r", [])])
     assert (await store.get_run("r")).result == text
@@ -296,7 +296,7 @@ async def test_a_tampered_or_missing_blob_is_refused(
 ) -> None:
     await store.create_run(make_run("r"), [started("r", [])])
     await store.append_events("r", [step_event("r", 2, big(20 * KB))])
-    key = (await inner.get_events("r"))[1].data["$blob"]
+    key = (await inner.read_events("r"))[1].data["$blob"]
     fresh = OffloadingStorage(inner, blobs)
     blobs.blobs[key] = blobs.blobs[key].replace(b"x", b"y", 1)
     with pytest.raises(BlobIntegrityError, match="does not match"):
@@ -446,7 +446,7 @@ async def test_embedded_runtime_on_sqlite_with_a_blob_directory(
     run = await pyworkflow.get_workflow_run(run_id)
     assert run.status == RunStatus.COMPLETED, run.error
     assert run.get_result() == 300 * KB + 1024 * KB
-    raw = await storage.inner.get_events(run_id)
+    raw = await storage.inner.read_events(run_id)
     assert [is_pointer(e.data) for e in raw] == [True, True, False]  # args, step result, end
     assert (await storage.get_events(run_id))[1].data["result"] == {"report": big(1024 * KB, "r")}
 
@@ -459,7 +459,7 @@ async def test_embedded_step_result_over_the_limit_fails_the_run_naming_it(
     pyworkflow.reset_config()
     with pytest.raises(PayloadTooLargeError):
         await pyworkflow.start(large_report, "small", 200 * KB)
-    page = await pyworkflow.get_storage().list_runs(workflow_name="large_report")
+    page = await pyworkflow.get_storage().list_runs_page(workflow_name="large_report")
     run = page.items[0]
     assert run.status == RunStatus.FAILED
     assert "The result of step 'make_report'" in run.error
@@ -491,4 +491,4 @@ async def test_embedded_continued_arguments_over_the_limit_fail_the_run_instead(
     assert "(PYWORKFLOW_MAX_PAYLOAD_BYTES)" in run.error
     events = await pyworkflow.get_storage().get_events(run_id)
     assert [e.type for e in events] == [EventType.WORKFLOW_STARTED, EventType.WORKFLOW_FAILED]
-    assert (await pyworkflow.get_storage().list_runs(workflow_name="growing")).items == [run]
+    assert (await pyworkflow.get_storage().list_runs_page(workflow_name="growing")).items == [run]

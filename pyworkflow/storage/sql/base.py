@@ -369,7 +369,7 @@ class SQLStorageBackend(StorageBackend):
         async with self._transaction() as tx:
             return await self._replace_run(tx, run.run_id, run, expected_version)
 
-    async def list_runs(
+    async def list_runs_page(
         self,
         *,
         status: RunStatus | None = None,
@@ -453,7 +453,7 @@ class SQLStorageBackend(StorageBackend):
             return await self._replace_run(tx, run_id, run, expected_version)
         return None
 
-    async def get_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
+    async def read_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
         self.reads += 1
         rows = await self._fetch(
             "SELECT data FROM events WHERE run_id = ? AND sequence > ? ORDER BY sequence",
@@ -468,7 +468,7 @@ class SQLStorageBackend(StorageBackend):
         async with self._transaction() as tx:
             await tx.execute(self._hook_upsert, self._hook_row(stamped(hook, 1)))
 
-    async def get_hook(self, token_hash: str) -> Hook | None:
+    async def get_hook_by_hash(self, token_hash: str) -> Hook | None:
         hook: Hook | None = await self._one(
             Hook, "SELECT data FROM hooks WHERE token_hash = ?", token_hash
         )
@@ -498,7 +498,7 @@ class SQLStorageBackend(StorageBackend):
                 raise hook_moved(hook)
         return stored
 
-    async def list_hooks(
+    async def read_hooks(
         self, *, run_id: str | None = None, status: HookStatus | None = None, limit: int = 100
     ) -> list[Hook]:
         self.reads += 1

@@ -229,7 +229,7 @@ class Api:
         return run
 
     def count_runs(self) -> int:
-        return len(self.run(self.runtime.storage.list_runs(limit=1000)).items)
+        return len(self.run(self.runtime.storage.list_runs_page(limit=1000)).items)
 
 
 @pytest.fixture

@@ -218,7 +218,7 @@ def test_internal_failure_is_500(api: Api, monkeypatch: pytest.MonkeyPatch) -> N
     async def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("boom with details")
 
-    monkeypatch.setattr(api.runtime.storage, "list_runs", broken)
+    monkeypatch.setattr(api.runtime.storage, "list_runs_page", broken)
     message = failed(api.invoke("list_runs"), 500, "InternalError")
     assert "boom" not in message
 
