@@ -103,8 +103,12 @@ async def get_workflow_events(run_id: str, storage: StorageBackend | None = None
 async def get_workflow_chain(
     run_id: str, storage: StorageBackend | None = None
 ) -> list[WorkflowRun]:
-    """Every run of the continue-as-new chain ``run_id`` belongs to, oldest first."""
-    return await runs.chain(storage or get_storage(), run_id)
+    """Every run of the continue-as-new chain ``run_id`` belongs to, oldest first; ``[]`` for
+    an unknown run, as pyworkflow-engine answers (the API and CLI say 404 / not found)."""
+    try:
+        return await runs.chain(storage or get_storage(), run_id)
+    except WorkflowNotFoundError:
+        return []
 
 
 async def cancel_workflow(

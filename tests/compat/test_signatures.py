@@ -80,3 +80,14 @@ async def test_child_workflow_handle_built_the_engine_way():
     assert handle.parent_run_id == "parent_run"
     assert await handle.get_status() == RunStatus.RUNNING
     assert await handle.is_running()
+
+
+async def test_get_workflow_chain_of_an_unknown_run_is_empty(tmp_path):
+    import pyworkflow
+    from pyworkflow.storage import InMemoryStorageBackend
+
+    pyworkflow.configure(storage=InMemoryStorageBackend())
+    try:
+        assert await pyworkflow.get_workflow_chain("run_missing") == []
+    finally:
+        pyworkflow.reset_config()

@@ -54,7 +54,10 @@ class ModuleEntry:
         return found
 
     async def chain(self, run_id: str) -> list[WorkflowRun]:
-        return await pyworkflow.get_workflow_chain(run_id)
+        found = await pyworkflow.get_workflow_chain(run_id)  # [] when unknown, as 0.1.9
+        if not found:
+            raise WorkflowNotFoundError(run_id)
+        return found
 
     async def cancel(self, run_id: str, reason: str | None = None) -> bool:
         return await pyworkflow.cancel_workflow(run_id, reason)
