@@ -463,6 +463,10 @@ class Executor:
         for type_, data in events_data:
             await ctx.record(type_, data, defer=True, final=True)
         events = ctx.take_pending()
+        # the step context on the run record too (pyworkflow-engine's run.context); the history
+        # holds it already, so this is a view, written with the write that happens anyway
+        if ctx.step_context is not None:
+            update = {"context": to_jsonable(ctx.step_context.to_dict()), **update}
         for _ in range(MAX_RESTARTS):
             now = self.clock.now()
             new = journal.run.model_copy(

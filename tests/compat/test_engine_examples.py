@@ -68,7 +68,12 @@ EXAMPLES: dict[str, list[str]] = {
         "Triggered run: run_",
         "=== Final Schedule Stats ===",
     ],
-    "durable/13_step_context.py": ["[notify] Order order-456 completed!", "Status: completed"],
+    "durable/13_step_context.py": [
+        "[notify] Order order-456 completed!",
+        "Status: completed",
+        # run.context holds the step context, as 0.1.9's storage.update_run_context kept it
+        "Stored context: {'workspace_id': 'ws-123', 'user_id': 'user-789'",
+    ],
     "transient/01_quick_tasks.py": [
         "Sending notification for order order-123...",
         "Workflow completed: run_",
