@@ -264,8 +264,4 @@ def print_tracebacks(events: Iterable[Event]) -> None:
 def dump_run(run: WorkflowRun) -> dict[str, Any]:
     """A run for ``--output json``: as the API answers it, the arguments and the result as
     JSON values (a run keeps them as JSON text)."""
-    data = run.model_dump(mode="json")
-    for name in ("input_args", "input_kwargs", "result"):
-        if isinstance(data.get(name), str):
-            data[name] = json.loads(data[name])
-    return data
+    return run.as_json_values()

@@ -33,7 +33,6 @@ from pyworkflow.core.models import (
     ScheduleStatus,
     WorkflowRun,
 )
-from pyworkflow.core.serde import dumps
 from pyworkflow.exceptions import RunAlreadyEndedError
 
 M = TypeVar("M", bound=BaseModel)
@@ -66,18 +65,13 @@ def _dump(model: BaseModel) -> dict[str, Any]:
 
 
 def _run(answer: Any) -> WorkflowRun:
-    """A run from the API's view, whose ``result``/``input_args``/``input_kwargs`` are JSON
-    values: back to the JSON text ``WorkflowRun`` keeps (``result`` only once completed)."""
-    if isinstance(answer, dict):
-        answer = dict(answer)
-        for name in ("input_args", "input_kwargs"):
-            if name in answer:
-                answer[name] = dumps(answer[name])
-        if answer.get("status") == RunStatus.COMPLETED.value:
-            answer["result"] = dumps(answer.get("result"))
-        else:
-            answer["result"] = None
-    return _as(WorkflowRun, answer)
+    """A run from the API's view (arguments and result as JSON values)."""
+    if not isinstance(answer, dict):
+        return _as(WorkflowRun, answer)  # says what is wrong with the answer
+    try:
+        return WorkflowRun.from_json_values(answer)
+    except (ValidationError, TypeError, ValueError) as error:
+        raise TransportError(f"The API's answer is not a WorkflowRun: {str(error)[:500]}") from None
 
 
 def _as(model: type[M], answer: Any) -> M:

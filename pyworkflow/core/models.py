@@ -194,9 +194,34 @@ class WorkflowRun(_Record):
 
     def get_result(self) -> Any:
         """The decoded result (None while the run has none)."""
-        import json
-
         return None if self.result is None else json.loads(self.result)
+
+    # A run keeps its arguments and result as JSON text; the API and ``--output json`` show
+    # them as JSON values. These two are the conversion, both ways, written once.
+    JSON_TEXT_FIELDS: ClassVar[tuple[str, ...]] = ("input_args", "input_kwargs", "result")
+
+    def as_json_values(self, *, exclude: set[str] | None = None) -> dict[str, Any]:
+        """JSON-ready, with the arguments and the result as the values themselves."""
+        data = self.model_dump(mode="json", exclude=exclude)
+        for name in self.JSON_TEXT_FIELDS:
+            if isinstance(data.get(name), str):
+                data[name] = json.loads(data[name])
+        return data
+
+    @classmethod
+    def from_json_values(cls, data: Mapping[str, Any]) -> WorkflowRun:
+        """The inverse of ``as_json_values``: a result is JSON text once the run completed
+        (a JSON ``null`` result then is ``"null"``), ``None`` before."""
+        data = dict(data)
+        for name in ("input_args", "input_kwargs"):
+            if name in data:
+                data[name] = json.dumps(data[name], separators=(",", ":"), ensure_ascii=False)
+        completed = data.get("status") == RunStatus.COMPLETED.value
+        result = data.get("result")
+        data["result"] = (
+            json.dumps(result, separators=(",", ":"), ensure_ascii=False) if completed else None
+        )
+        return cls.model_validate(data)
 
 
 class HookStatus(StrEnum):

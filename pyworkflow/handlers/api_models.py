@@ -14,7 +14,6 @@ be sent.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from typing import Any, ClassVar, Literal
 
@@ -138,9 +137,6 @@ class StartRunResponse(BaseModel):
     status: RunStatus
 
 
-# Fields a run keeps as JSON text, which the API answers as the JSON values themselves.
-JSON_RUN_FIELDS = ("input_args", "input_kwargs", "result")
-
 # The public view of a run: every field of ``WorkflowRun`` except the internal ones, derived
 # from the model so that a field added to runs shows up here without a second list to keep.
 RunView: type[BaseModel] = create_model(  # type: ignore[call-overload]
@@ -150,7 +146,7 @@ RunView: type[BaseModel] = create_model(  # type: ignore[call-overload]
         "(``result`` is null until the run completes)."
     ),
     **{
-        name: ((Any, None) if name in JSON_RUN_FIELDS else (info.annotation, info))
+        name: ((Any, None) if name in WorkflowRun.JSON_TEXT_FIELDS else (info.annotation, info))
         for name, info in WorkflowRun.model_fields.items()
         if name not in INTERNAL_RUN_FIELDS
     },
@@ -158,11 +154,7 @@ RunView: type[BaseModel] = create_model(  # type: ignore[call-overload]
 
 
 def run_view(run: WorkflowRun) -> BaseModel:
-    data = run.model_dump(exclude=set(INTERNAL_RUN_FIELDS))
-    for name in JSON_RUN_FIELDS:
-        if isinstance(data.get(name), str):
-            data[name] = json.loads(data[name])
-    return RunView.model_validate(data)
+    return RunView.model_validate(run.as_json_values(exclude=set(INTERNAL_RUN_FIELDS)))
 
 
 class ListRunsQuery(_Request):

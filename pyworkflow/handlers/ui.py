@@ -110,7 +110,7 @@ def _query() -> ListRunsQuery:
 
 
 def _as_run(view: Any) -> WorkflowRun:
-    return WorkflowRun.model_validate(view.model_dump())
+    return WorkflowRun.from_json_values(view.model_dump(mode="json"))
 
 
 @router.get("/ui", include_in_schema=False)
