@@ -26,7 +26,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import ValidationError
 
-from pyworkflow.core.models import WorkflowRun
+from pyworkflow.core.models import RunStatus, WorkflowRun
+from pyworkflow.core.serde import dumps
 from pyworkflow.handlers import api_ops as ops
 from pyworkflow.handlers.api_models import ListRunsQuery
 from pyworkflow.handlers.ui_templates.html import CSP, LIST_HREF_FROM_RUN, Html, error_page
@@ -110,7 +111,17 @@ def _query() -> ListRunsQuery:
 
 
 def _as_run(view: Any) -> WorkflowRun:
-    return WorkflowRun.model_validate(view.model_dump())
+    """A run from the API's view, whose ``result``/``input_args``/``input_kwargs`` are JSON
+    values: back to the JSON text ``WorkflowRun`` keeps (``result`` only once completed), as the
+    SDK's remote client does."""
+    data = view.model_dump()
+    for name in ("input_args", "input_kwargs"):
+        if name in data:
+            data[name] = dumps(data[name])
+    data["result"] = (
+        dumps(data.get("result")) if data.get("status") == RunStatus.COMPLETED else None
+    )
+    return WorkflowRun.model_validate(data)
 
 
 @router.get("/ui", include_in_schema=False)
