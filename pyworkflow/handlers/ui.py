@@ -239,6 +239,10 @@ def _act(run_id: str, up: str, act: Callable[[], str]) -> Response[str]:
     try:
         query = act()
     except Exception as error:  # noqa: BLE001 - every failure becomes an error page
+        status = ops.status_of(error)
+        if status is not None:  # the type only, as the API logs a rejection (no payloads)
+            kind = error.type if isinstance(error, ops.ApiError) else type(error).__name__
+            logger.info("viewer form refused", extra={"status": status, "error_type": kind})
         return _error(error, up + "../../ui", back_href=run_href)
     headers = dict(HEADERS) | {"Location": f"{run_href}?{query}"}
     return Response(
