@@ -21,7 +21,14 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -65,6 +72,9 @@ DEFAULT_MAX_PAYLOAD_BYTES = 50 * 1024 * 1024
 # API (pyworkflow/handlers/api.py)
 ENV_MAX_REQUEST_BYTES = "PYWORKFLOW_MAX_REQUEST_BYTES"  # larger request bodies are a 413
 DEFAULT_MAX_REQUEST_BYTES = 256 * 1024
+# The run viewer's forms (pyworkflow/handlers/ui_csrf.py)
+ENV_UI_SECRET = "PYWORKFLOW_UI_SECRET"  # signs the forms' CSRF tokens; unset: a per-container key
+ENV_UI_ORIGINS = "PYWORKFLOW_UI_ORIGINS"  # more origins the forms may be posted from (a proxy's)
 
 # Powertools' own variables, which the handlers give defaults of their own
 ENV_POWERTOOLS_SERVICE = "POWERTOOLS_SERVICE_NAME"
@@ -114,6 +124,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=DEFAULT_MAX_REQUEST_BYTES, gt=0, validation_alias=ENV_MAX_REQUEST_BYTES
     )
+    # SecretStr: never shown by a repr or a dump of the settings
+    ui_secret: SecretStr | None = Field(default=None, validation_alias=ENV_UI_SECRET)
+    ui_origins: str | None = Field(default=None, validation_alias=ENV_UI_ORIGINS)
     service_name: str | None = Field(default=None, validation_alias=ENV_POWERTOOLS_SERVICE)
     metrics_namespace: str | None = Field(default=None, validation_alias=ENV_POWERTOOLS_NAMESPACE)
 
@@ -326,6 +339,8 @@ __all__ = [
     "ENV_SCHEDULER_ROLE_ARN",
     "ENV_SQS_DELAY_MAX",
     "ENV_STORAGE",
+    "ENV_UI_ORIGINS",
+    "ENV_UI_SECRET",
     "ENV_VISIBILITY_TIMEOUT",
     "OPTIONS",
     "VARIABLES",

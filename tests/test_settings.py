@@ -33,6 +33,7 @@ DOCUMENTED = {
     "PYWORKFLOW_BLOB_DIR": "blob_dir",
     "PYWORKFLOW_OFFLOAD_THRESHOLD_BYTES": "offload_threshold_bytes",
     "PYWORKFLOW_MAX_PAYLOAD_BYTES": "max_payload_bytes",
+    "PYWORKFLOW_UI_ORIGINS": "ui_origins",
 }
 SAMPLE = {
     "sqs_delay_max_seconds": ("0", 0.0),

@@ -248,6 +248,11 @@ async def resume_hook(rt: AwsRuntime, token: str, payload: Any) -> HookResumeRes
     return _resumed(await hooks.resume_hook(rt, token, payload))
 
 
+async def pending_hooks(rt: AwsRuntime, run_id: str) -> list[str]:
+    """Names of the hooks ``run_id`` waits on (what ``resume_hook_by_name`` can resume)."""
+    return await hooks.pending_hooks(rt.storage, run_id)
+
+
 async def resume_hook_by_name(
     rt: AwsRuntime, run_id: str, name: str, payload: Any
 ) -> HookResumeResponse:

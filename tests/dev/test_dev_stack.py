@@ -276,6 +276,35 @@ def test_route_matching_prefers_the_most_specific() -> None:
     assert match_route(_routes(("GET", "/health", "NONE")), "GET", "/other") is None
 
 
+def test_the_viewer_forms_take_the_api_authorizer_like_the_json_routes() -> None:
+    """``POST /ui/runs/{id}/cancel`` and ``POST /ui/runs/{id}/hooks/{name}`` reach the API as
+    its JSON twins and ``GET /ui`` do: through the authenticated catch-all (IAM, or the JWT
+    authorizer), never a public route, in the repository's template."""
+    for parameters in (
+        {},
+        {"AuthMode": "JWT", "JwtIssuer": "https://i.example", "JwtAudience": "a"},
+    ):
+        tpl = StackTemplate.load(TEMPLATE_PATH, parameters=parameters)
+        _physical_repo(tpl)
+        routes = [Route.compile(r) for r in tpl.function_spec("ApiFunction").http_routes]
+        requests = [
+            ("GET", "/ui"),
+            ("GET", "/ui/runs/r1"),
+            ("POST", "/ui/runs/r1/cancel"),
+            ("POST", "/ui/runs/r1/hooks/approval"),
+            ("POST", "/runs/r1/cancel"),
+            ("POST", "/runs/r1/hooks/approval"),
+        ]
+        chosen = set()
+        for method, path in requests:
+            found = match_route(routes, method, path)
+            assert found is not None, (method, path)
+            chosen.add((found[0].key, found[0].spec.authorizer))
+        assert len(chosen) == 1
+        ((key, authorizer),) = chosen
+        assert authorizer in ("AWS_IAM", "JwtAuthorizer"), key
+
+
 def test_event_shape_follows_payload_format_2() -> None:
     route, params = match_route(
         _routes(("POST", "/hooks/{token}", "NONE")), "POST", "/hooks/t1"

@@ -194,6 +194,16 @@ svg.bar { display: block; } svg.bar rect.track { fill: #f2f4f7; }
 svg.bar rect.step { fill: #2f5bea; } svg.bar rect.sleep, svg.bar rect.hook { fill: #f79009; }
 svg.bar rect.child { fill: #7a5af8; } svg.bar rect.other { fill: #98a2b3; }
 svg.bar rect.failed { fill: #d92d20; }
+.actions { display: flex; gap: 16px; flex-wrap: wrap; align-items: flex-start; }
+form.action { background: #fff; border: 1px solid var(--line); padding: 10px 14px;
+              display: flex; flex-direction: column; gap: 8px; }
+form.action h3 { font-size: 14px; margin: 0; }
+form.action label { display: flex; flex-direction: column; font-size: 12px; color: #344054; }
+form.action textarea, form.action input { font: 12px ui-monospace, Menlo, Consolas, monospace;
+                                          padding: 4px 6px; }
+form.action button { font: inherit; padding: 5px 14px; align-self: flex-start; }
+button.danger { color: #b42318; }
+.flash { background: #ecfdf3; border: 1px solid #abefc6; padding: 8px 12px; }
 """
 
 _CSS_HASH = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
@@ -210,12 +220,16 @@ def status_badge(status: str) -> Html:
 
 
 def page(
-    title: str, body: Html, *, refresh_seconds: int | None = None, home_href: str = "ui"
+    title: str,
+    body: Html,
+    *,
+    refresh_seconds: int | None = None,
+    refresh_href: str | None = None,
+    home_href: str = "ui",
 ) -> Html:
+    content = f"{refresh_seconds}; url={refresh_href}" if refresh_href else refresh_seconds
     refresh = (
-        h('<meta http-equiv="refresh" content="{}">', refresh_seconds)
-        if refresh_seconds
-        else Html("")
+        h('<meta http-equiv="refresh" content="{}">', content) if refresh_seconds else Html("")
     )
     return Html(
         h(
@@ -236,14 +250,18 @@ def page(
     )
 
 
-def error_page(status: int, title: str, message: str, *, home_href: str) -> Html:
+def error_page(
+    status: int, title: str, message: str, *, home_href: str, back_href: str | None = None
+) -> Html:
+    back = h('<a id="back-to-run" href="{}">Back to the run</a> · ', back_href) if back_href else ""
     return page(
         title,
         h(
             '<h1>{}</h1><p class="error-box" id="error-message">{}</p>'
-            '<p><a href="{}">All runs</a></p>',
+            '<p>{}<a href="{}">All runs</a></p>',
             f"{status} · {title}",
             message,
+            back,
             home_href,
         ),
         home_href=home_href,

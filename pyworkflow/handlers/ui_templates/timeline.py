@@ -13,6 +13,7 @@ from typing import Any
 
 from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import WorkflowRun
+from pyworkflow.handlers.ui_templates.actions import Actions, render_actions
 from pyworkflow.handlers.ui_templates.html import (
     LIST_HREF_FROM_RUN,
     Html,
@@ -330,13 +331,22 @@ def _outcome(run: WorkflowRun) -> Html:
     return Html("")
 
 
-def render_run_page(run: WorkflowRun, events: list[Event], chain: list[WorkflowRun]) -> Html:
+def render_run_page(
+    run: WorkflowRun,
+    events: list[Event],
+    chain: list[WorkflowRun],
+    actions: Actions | None = None,
+    flash: Html | None = None,
+) -> Html:
     tl = build_timeline(events)
+    actions = actions or Actions()
     body = h(
-        '<p><a href="{home}">← all runs</a></p><h1 id="run-id">{run_id}</h1>{facts}{outcome}'
-        "{chain}{children}<h2>Operations</h2>{ops}<h2>Timeline</h2>{events}",
+        '<p><a href="{home}">← all runs</a></p>{flash}<h1 id="run-id">{run_id}</h1>{facts}'
+        "{actions}{outcome}{chain}{children}<h2>Operations</h2>{ops}<h2>Timeline</h2>{events}",
         home=LIST_HREF_FROM_RUN,
+        flash=flash or Html(""),
         run_id=run.run_id,
+        actions=render_actions(run.run_id, actions),
         facts=_facts(run),
         outcome=_outcome(run),
         chain=_chain(run, chain),
@@ -344,10 +354,14 @@ def render_run_page(run: WorkflowRun, events: list[Event], chain: list[WorkflowR
         ops=_operations_table(tl),
         events=_events_table(tl),
     )
-    # A run still going refreshes itself; a finished one stays still.
+    # A run still going refreshes itself (to its page without the query: a message shown after
+    # an action is shown once); a finished one stays still, and so does one waiting on a hook,
+    # whose form would lose a payload being typed.
+    still = run.status.is_terminal or bool(actions.hook_tokens)
     return page(
         f"Run {run.run_id}",
         body,
         home_href=LIST_HREF_FROM_RUN,
-        refresh_seconds=None if run.status.is_terminal else 5,
+        refresh_seconds=None if still else 5,
+        refresh_href=run_href(run.run_id, from_list=False),
     )

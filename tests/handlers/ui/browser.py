@@ -134,6 +134,9 @@ class Browser:
     def click(self, selector: str) -> str:
         return str(self.call("click", selector=selector)["url"])
 
+    def fill(self, selector: str, value: str) -> None:
+        self.call("fill", selector=selector, value=value)
+
     def select(self, selector: str, value: str) -> None:
         self.call("select", selector=selector, value=value)
 

@@ -21,6 +21,8 @@ from pyworkflow.storage.sqlite import SQLiteStorageBackend
 from tests.handlers.api.conftest import RecordingDispatcher, http_event
 
 WORKFLOWS = "tests.handlers.ui.workflows"
+HOST = "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"  # the sample events' Host
+ORIGIN = "https://" + HOST
 
 
 @dataclass
@@ -45,6 +47,35 @@ class Viewer:
             FakeLambdaContext(function_name="pyworkflow-api"),
         )
         return answer
+
+    def post_form(
+        self,
+        path: str,
+        fields: dict[str, str],
+        *,
+        headers: dict[str, str] | None = None,
+        base64: bool = False,
+    ) -> Page:
+        """A browser's form POST from one of our pages (its ``Origin`` is the API's host
+        unless ``headers`` say otherwise; a header set to None is left out)."""
+        from urllib.parse import urlencode
+
+        sent = {"content-type": "application/x-www-form-urlencoded", "origin": ORIGIN}
+        sent.update(headers or {})
+        event = http_event(
+            "POST",
+            path,
+            raw_body=urlencode(fields),
+            headers={k: v for k, v in sent.items() if v is not None},
+            base64=base64,
+        )
+        for name, value in sent.items():
+            if value is None:
+                event["headers"].pop(name, None)
+        answer = self.module.handler(event, FakeLambdaContext(function_name="pyworkflow-api"))
+        return Page(
+            answer["statusCode"], dict(answer.get("headers") or {}), answer.get("body") or ""
+        )
 
     def page(self, path: str, **query: Any) -> Page:
         answer = self.raw("GET", path, query=query or None)

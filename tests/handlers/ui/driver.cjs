@@ -29,6 +29,10 @@ async function main() {
                          page.locator(selector).first().click()]);
       return { url: page.url() };
     },
+    async fill({ selector, value }) {
+      await page.locator(selector).fill(value);
+      return null;  // undefined would leave "result" out of the answer
+    },
     async select({ selector, value }) {
       return page.locator(selector).selectOption(value);
     },

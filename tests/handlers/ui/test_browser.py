@@ -2,7 +2,8 @@
 AWS stack that ``pyworkflow dev`` runs (``pyworkflow.dev.stack.LocalStack``: DynamoDB Local, the
 worker fed by the work queue, timers fired through EventBridge Scheduler), a workflow with steps, a
 retry, a sleep, a child and a continue-as-new, and the pages checked as a user would see them.
-Saves screenshots under ``.cache/screenshots/`` (``run.png``: the run page) and prints their paths.
+Saves screenshots under ``.cache/screenshots/`` (``run.png``: the run page; ``actions.png``: a run
+page with its forms) and prints their paths. The run page's forms are filled and submitted too.
 
 Needs Chromium (``apt-get install -y chromium``), Node.js + npm (playwright-core is installed
 into ``.cache/`` on first use) and Java 17 (DynamoDB Local); each missing piece fails with how
@@ -153,3 +154,53 @@ def test_a_missing_chromium_fails_with_how_to_install_it(monkeypatch: pytest.Mon
     monkeypatch.setenv(module.ENV_CHROMIUM, "/nonexistent/chromium")
     with pytest.raises(BrowserError, match="apt-get install -y chromium"):
         module.find_chromium()
+
+
+def test_the_run_page_forms_resume_a_hook_and_cancel_a_run_in_chromium(
+    stack: LocalStack, browser: Browser
+) -> None:
+    ui = stack.api_url + "/ui"
+    resumed = _api(stack, "POST", "/runs", {"workflow": "ui_approval", "args": ["o-1"]})["run_id"]
+    cancelled = _api(stack, "POST", "/runs", {"workflow": "ui_approval", "args": ["o-2"]})["run_id"]
+    for run_id in (resumed, cancelled):
+        _wait_for(stack, run_id, "suspended")
+
+    # Resume the hook by name: the payload typed into the form reaches the workflow.
+    assert browser.goto(f"{ui}/runs/{resumed}") == 200
+    assert browser.attrs("form.resume-hook", "data-hook") == ["approval"]
+    browser.screenshot(SCREENSHOT_DIR / "actions.png")  # the run page with its forms
+    payload = {"approved": True, "note": wf.XSS}
+    browser.fill('form.resume-hook[data-hook="approval"] textarea', json.dumps(payload))
+    landed = browser.click('form.resume-hook[data-hook="approval"] button[type="submit"]')
+    assert landed.endswith(f"/ui/runs/{resumed}?done=resumed&hook=approval")
+    assert browser.texts("#flash") == ["Payload delivered to hook approval."]
+    run = _wait_for(stack, resumed, "completed")
+    assert run["result"] == {"order": "o-1", "payload": payload}
+    browser.goto(f"{ui}/runs/{resumed}")
+    assert browser.texts("dl.facts .badge") == ["completed"]
+    assert browser.count("#actions form") == 0  # an ended run offers nothing
+
+    # A payload that is not JSON: the 400 page, and the hook still waits.
+    browser.goto(f"{ui}/runs/{cancelled}")
+    browser.fill('form.resume-hook[data-hook="approval"] textarea', "{approved: yes}")
+    browser.click('form.resume-hook[data-hook="approval"] button[type="submit"]')
+    (message,) = browser.texts("#error-message")
+    assert message.startswith("The payload must be JSON")
+    assert browser.click("#back-to-run").endswith(f"/ui/runs/{cancelled}")
+
+    # Cancel, with a reason: the run ends cancelled and its page says so.
+    browser.fill("form.cancel-run input[name=reason]", "not needed")
+    landed = browser.click("form.cancel-run button[type=submit]")
+    assert landed.endswith(f"/ui/runs/{cancelled}?done=cancelled")
+    assert browser.texts("#flash")[0].startswith("Cancellation requested")
+    deadline = time.monotonic() + 90
+    while _api(stack, "GET", f"/runs/{cancelled}")["status"] != "cancelled":
+        assert time.monotonic() < deadline, "the run was not cancelled"
+        time.sleep(0.2)
+    browser.goto(f"{ui}/runs/{cancelled}")
+    assert browser.texts("dl.facts .badge") == ["cancelled"]
+    browser.screenshot(SCREENSHOT_DIR / "cancelled.png")
+    # The forms needed no script and none ran: the one console line is the 400 page's status.
+    assert browser.problems() == [
+        "console: Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    ]

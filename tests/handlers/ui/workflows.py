@@ -4,6 +4,8 @@ continue-as-new, with user data that tries to be markup (the viewer must show it
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from pyworkflow import continue_as_new, hook, sleep, start_child_workflow, step, workflow
 from pyworkflow.core import context as _ctx
 
@@ -63,3 +65,15 @@ async def _remember(token: str) -> None:
 async def approval(order: str) -> dict:
     payload = await hook("approval", on_created=_remember)
     return {"order": order, "payload": payload}
+
+
+class Decision(BaseModel):
+    approved: bool
+
+
+@workflow(name="ui_typed_approval")
+async def typed_approval(order: str) -> dict:
+    """A hook whose payload must fit ``Decision``."""
+    payload = await hook("decision", payload_schema=Decision)
+    decided = payload.model_dump() if isinstance(payload, BaseModel) else payload
+    return {"order": order, "decision": decided}
