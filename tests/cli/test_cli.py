@@ -318,7 +318,22 @@ def test_runs_chain_oldest_first(cli):
     assert positions == sorted(positions)  # oldest first
     assert out.index("START") < out.index("#2 <--") < out.index("CURRENT")
     assert out.count("<--") == 1
+    # each run's block names its own status
+    blocks = [
+        out[p : positions[i + 1]] if i + 1 < len(positions) else out[p:]
+        for i, p in enumerate(positions)
+    ]
+    assert ["completed" in b for b in blocks] == [False, False, True]
     assert out.count("continued as new") == 2
+
+
+def test_output_option_after_the_subcommand(cli):
+    run_id = started_run_id(cli, "cli_adder", "--arg", "a=1")
+    logs = cli("runs", "logs", run_id, "-o", "json")
+    assert logs.exit_code == 0, logs.output
+    assert [e["type"] for e in json.loads(logs.stdout)][0] == "workflow.started"
+    status = cli("runs", "status", run_id, "--output", "json")
+    assert json.loads(status.stdout)["result"] == 2
 
 
 def test_cancel_suspended_run(cli):

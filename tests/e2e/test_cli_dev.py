@@ -83,6 +83,7 @@ def test_pyworkflow_dev_prints_urls_serves_and_stops_on_ctrl_c(
         ):
             assert label in text, (label, text)
         assert dynamodb_endpoint in text
+        assert f"the data is in your DynamoDB at {dynamodb_endpoint}" in text  # the banner
         api = Api(api_url.group(1))
         run_id = api.ok("POST", "/runs", {"workflow": "e2e_add", "args": [20, 1]}, expect=202)[
             "run_id"

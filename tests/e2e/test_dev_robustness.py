@@ -244,3 +244,53 @@ def test_persist_keeps_dynamodb_local_data_in_the_folder(tmp_path: Path) -> None
         dev.process.send_signal(signal.SIGTERM)
         dev.wait(timeout=60)
     assert any(data.glob("*.db")), list(data.iterdir())
+
+
+def test_quiet_hides_the_request_and_machinery_lines(
+    dynamodb_endpoint: str, tmp_path: Path
+) -> None:
+    import json
+    import re
+    import urllib.request
+
+    dev = Dev(
+        [
+            "-m",
+            "tests.e2e.workflows",
+            "dev",
+            "--template",
+            TEMPLATE,
+            "--port",
+            "0",
+            "--dynamodb-endpoint",
+            dynamodb_endpoint,
+            "--quiet",
+        ],
+        tmp_path,
+    )
+    try:
+        until(
+            lambda: "Ctrl-C stops" in dev.text or dev.process.poll() is not None,
+            120,
+            what="pyworkflow dev to come up",
+        )
+        api = re.search(r"API:\s+(http://127\.0\.0\.1:\d+)", dev.text)
+        assert api is not None, dev.text
+        request = urllib.request.Request(
+            f"{api.group(1)}/runs",
+            method="POST",
+            data=json.dumps({"workflow": "e2e_add", "args": [1, 2]}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        run_id = json.loads(urllib.request.urlopen(request, timeout=10).read())["run_id"]
+
+        def done() -> bool:
+            with urllib.request.urlopen(f"{api.group(1)}/runs/{run_id}", timeout=10) as r:
+                return json.loads(r.read())["status"] == "completed"
+
+        until(done, 60, what="the run to complete")
+    finally:
+        dev.process.send_signal(signal.SIGTERM)
+        dev.wait(timeout=60)
+    after_banner = dev.text.split("Ctrl-C stops", 1)[1]
+    assert "POST" not in after_banner and "SQS" not in after_banner, after_banner
