@@ -105,6 +105,7 @@ class _Sandbox:
     init_error: dict[str, Any] | None = None
     killed: bool = False
     watcher: asyncio.Future[None] | None = None
+    polls: set[asyncio.Task[Any]] = field(default_factory=set)  # /next requests waiting
 
     @property
     def alive(self) -> bool:
@@ -344,6 +345,9 @@ class RicFunction:
             await asyncio.gather(sandbox.watcher, return_exceptions=True)
         elif process is not None:
             await process.wait()
+        for poll in list(sandbox.polls):  # a dead process's /next: never answered
+            poll.cancel()
+        await asyncio.gather(*sandbox.polls, return_exceptions=True)
         if sandbox.runner is not None:
             await sandbox.runner.cleanup()
         if self._sandbox is sandbox:
@@ -365,7 +369,13 @@ class RicFunction:
                 sandbox.ready.set_result(None)
                 pid = sandbox.process.pid if sandbox.process else "?"
                 self._event(f"cold start {seconds * 1000:.0f} ms (pid {pid})")
-            invocation = await sandbox.queue.get()
+            task = asyncio.current_task()
+            if task is not None:
+                sandbox.polls.add(task)
+            try:
+                invocation = await sandbox.queue.get()
+            finally:
+                sandbox.polls.discard(task)  # type: ignore[arg-type]
             return web.Response(
                 body=invocation.body,
                 content_type="application/json",

@@ -10,7 +10,9 @@ events).
 
 Each function module is one Lambda "container": its own single thread, so one invocation at a
 time (its handler keeps one event loop, as in Lambda). All functions share this process's
-environment, so it holds the union of their variables.
+environment, so it holds the union of their variables. With ``lambda_runtime=True`` each function
+runs instead as Lambda runs it, in its own long-lived process under AWS's runtime interface
+client, with its own environment (``pyworkflow.dev.runtime_api``).
 
     with LocalStack(port=0, module="myapp.workflows") as stack:
         print(stack.api_url)
@@ -39,6 +41,7 @@ from pyworkflow import config
 from pyworkflow.dev import moto_server
 from pyworkflow.dev.http_api import HttpApiServer
 from pyworkflow.dev.pumps import FakeLambdaContext, SqsEventSource
+from pyworkflow.dev.runtime_api import FunctionInitError, RicFunction
 from pyworkflow.dev.scheduler_pump import RuleTimer, SchedulerPump
 from pyworkflow.dev.template import (
     ACCOUNT_ID,
@@ -67,13 +70,15 @@ class LocalStackError(RuntimeError):
 
 @dataclass
 class Function:
-    """A template function, bound to its imported handler and its container thread."""
+    """A template function, bound to its imported handler and its container thread, or (in
+    lambda_runtime mode) to its process under awslambdaric."""
 
     spec: FunctionSpec
     name: str
     arn: str
-    module: ModuleType
-    executor: ThreadPoolExecutor
+    module: ModuleType | None = None
+    executor: ThreadPoolExecutor | None = None
+    ric: RicFunction | None = None
 
     def context(self) -> FakeLambdaContext:
         deadline = time.monotonic() + self.spec.timeout
@@ -91,6 +96,8 @@ class Function:
         return getattr(self.module, self.spec.attribute)(event, context)
 
     async def invoke(self, event: dict[str, Any], context: Any = None) -> Any:
+        if self.ric is not None:  # the runtime builds the real context from the deadline
+            return await self.ric.invoke(event)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self.executor, self.call, event, context or self.context()
@@ -139,6 +146,8 @@ class LocalStack:
     # one readable line per piece of machinery at work: an SQS delivery to a function (the
     # run, ok or failed, ms), a Scheduler schedule firing, the template's sweep
     on_event: Callable[[str], None] | None = None
+    # each function in its own process under awslambdaric, as on Lambda (--lambda-runtime)
+    lambda_runtime: bool = False
 
     info: StackInfo | None = field(default=None, init=False)
     functions: dict[str, Function] = field(default_factory=dict, init=False)
@@ -152,6 +161,7 @@ class LocalStack:
     _ready: threading.Event = field(default_factory=threading.Event, init=False)
     _failure: BaseException | None = field(default=None, init=False)
     _api: HttpApiServer | None = field(default=None, init=False)
+    _function_env: dict[str, str] = field(default_factory=dict, init=False)
 
     # --- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> LocalStack:
@@ -273,14 +283,16 @@ class LocalStack:
                     loop.call_soon_threadsafe(stop.set)
             self._thread.join(timeout=60)
             self._thread = None
-        for function in {f.module.__name__: f for f in self.functions.values()}.values():
+        # (each awslambdaric process was stopped with the serving loop)
+        imported = [f for f in self.functions.values() if f.module and f.executor]
+        for function in {f.module.__name__: f for f in imported if f.module}.values():
             reset = getattr(function.module, "reset", None)
-            if callable(reset):
+            if callable(reset) and function.executor is not None:
                 try:
                     function.executor.submit(reset).result(timeout=30)
                 except Exception as exc:  # noqa: BLE001 - stopping must go on
-                    logger.warning("reset of %s failed: %s", function.module.__name__, exc)
-        for executor in {id(f.executor): f.executor for f in self.functions.values()}.values():
+                    logger.warning("reset of %s failed: %s", function.spec.module, exc)
+        for executor in {id(f.executor): f.executor for f in imported if f.executor}.values():
             executor.shutdown(wait=True)
         self.functions = {}
 
@@ -357,6 +369,19 @@ class LocalStack:
                 os.environ[name] = value
         self._saved_env = {}
 
+    def _overrides(self, ddb: str, moto: str) -> dict[str, str]:
+        """What every function's environment gets on top of its template variables."""
+        overrides = {
+            config.ENV_DYNAMODB_ENDPOINT: ddb,
+            "AWS_ENDPOINT_URL_DYNAMODB": ddb,
+            "AWS_ENDPOINT_URL_SQS": moto,
+            "AWS_ENDPOINT_URL_SCHEDULER": moto,
+            "AWS_ENDPOINT_URL_S3": moto,
+        }
+        if self.module:
+            overrides[config.ENV_MODULE] = self.module  # also when the template has no parameter
+        return {**overrides, **self.env}
+
     def _environment(self, specs: list[FunctionSpec], ddb: str, moto: str) -> dict[str, str]:
         merged: dict[str, str] = {}
         for spec in specs:
@@ -374,19 +399,8 @@ class LocalStack:
                         value,
                     )
                 merged[name] = value
-        merged.update(
-            {
-                config.ENV_DYNAMODB_ENDPOINT: ddb,
-                "AWS_ENDPOINT_URL_DYNAMODB": ddb,
-                "AWS_ENDPOINT_URL_SQS": moto,
-                "AWS_ENDPOINT_URL_SCHEDULER": moto,
-                "AWS_ENDPOINT_URL_S3": moto,
-            }
-        )
-        if self.module:
-            merged[config.ENV_MODULE] = self.module  # also when the template has no parameter
-        merged.update(self.env)
-        return merged
+        self._function_env = self._overrides(ddb, moto)
+        return {**merged, **self._function_env}
 
     # --- resources -------------------------------------------------------------------------
     def _create_tables(self, tpl: StackTemplate, endpoint: str) -> dict[str, str]:
@@ -443,6 +457,24 @@ class LocalStack:
     def _bind_functions(self, tpl: StackTemplate, specs: list[FunctionSpec]) -> None:
         executors: dict[str, ThreadPoolExecutor] = {}
         for spec in specs:
+            physical = tpl.resolver.physical[spec.logical_id]
+            if self.lambda_runtime:  # its own environment: this process's, then its own
+                self.functions[spec.logical_id] = Function(
+                    spec=spec,
+                    name=physical["Ref"],
+                    arn=physical["Arn"],
+                    ric=RicFunction(
+                        name=physical["Ref"],
+                        handler=spec.handler,
+                        timeout=spec.timeout,
+                        memory_size=spec.memory_size,
+                        environment={**os.environ, **spec.environment, **self._function_env},
+                        arn=physical["Arn"],
+                        region=self.region,
+                        on_event=self._event,
+                    ),
+                )
+                continue
             try:
                 module = importlib.import_module(spec.module)
             except ImportError as exc:
@@ -459,7 +491,6 @@ class LocalStack:
                 if callable(reset):
                     # A fresh container: its runtime is rebuilt from this stack's environment.
                     executors[spec.module].submit(reset).result()
-            physical = tpl.resolver.physical[spec.logical_id]
             self.functions[spec.logical_id] = Function(
                 spec=spec,
                 name=physical["Ref"],
@@ -496,6 +527,13 @@ class LocalStack:
             scheduler = await stack.enter_async_context(
                 session.client("scheduler", endpoint_url=moto_endpoint, region_name=self.region)
             )
+            rics = [f.ric for f in self.functions.values() if f.ric is not None]
+            for ric in rics:
+                stack.push_async_callback(ric.stop)
+            try:  # their cold starts now: a handler that cannot load fails start-up
+                await asyncio.gather(*(ric.start() for ric in rics))
+            except FunctionInitError as exc:
+                raise LocalStackError(f"a function failed to initialise: {exc}") from exc
             api_functions = [f for f in self.functions.values() if f.spec.http_routes]
             if len(api_functions) > 1:
                 raise LocalStackError(
@@ -506,11 +544,11 @@ class LocalStack:
                 function = api_functions[0]
                 self._api = HttpApiServer(
                     handler=function.call,
+                    invoke=function.invoke,
                     routes=function.spec.http_routes,
                     host=self.host,
                     port=self.port,
                     context_factory=function.context,
-                    executor=function.executor,
                     on_request=self.on_request,
                 )
                 try:
