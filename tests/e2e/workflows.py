@@ -73,3 +73,17 @@ async def ticked(label: str) -> str:
 @step
 async def _label(label: str) -> str:
     return f"tick {label}"
+
+
+@step
+async def slow(n: int, seconds: float) -> int:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return n
+
+
+@workflow(name="e2e_slow_steps")
+async def slow_steps(count: int, seconds: float) -> list[int]:
+    """``count`` steps of ``seconds`` each: more than one invocation of a short-timeout worker."""
+    return [await slow(n, seconds) for n in range(count)]
