@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import json
 import logging
 import os
 import threading
@@ -39,8 +38,9 @@ from typing import Any
 
 from pyworkflow import config
 from pyworkflow.dev import moto_server
+from pyworkflow.dev.dynamodb_local import create_tables
 from pyworkflow.dev.http_api import HttpApiServer
-from pyworkflow.dev.pumps import FakeLambdaContext, SqsEventSource
+from pyworkflow.dev.pumps import FakeLambdaContext, SqsEventSource, message_label
 from pyworkflow.dev.runtime_api import FunctionInitError, RicFunction
 from pyworkflow.dev.scheduler_pump import RuleTimer, SchedulerPump
 from pyworkflow.dev.template import (
@@ -220,7 +220,7 @@ class LocalStack:
         self.on_progress(f"DynamoDB Local at {ddb_endpoint}")
         moto = self._exit.enter_context(moto_server.start())
         self.on_progress(f"moto (SQS, Scheduler, S3) at {moto.endpoint_url}")
-        tables = self._create_tables(tpl, ddb_endpoint)
+        tables = create_tables(tpl, ddb_endpoint, region=self.region, on_progress=self.on_progress)
         queues = moto_server.create_queues(tpl, moto.endpoint_url, region=self.region)
         groups = moto_server.create_schedule_groups(tpl, moto.endpoint_url, region=self.region)
         moto_server.create_buckets(tpl, moto.endpoint_url, region=self.region)
@@ -403,36 +403,6 @@ class LocalStack:
         return {**merged, **self._function_env}
 
     # --- resources -------------------------------------------------------------------------
-    def _create_tables(self, tpl: StackTemplate, endpoint: str) -> dict[str, str]:
-        import boto3
-
-        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=self.region)
-        names = {}
-        for logical_id in tpl.table_ids():
-            args = tpl.table_args(logical_id)
-            name = args["TableName"]
-            try:
-                client.create_table(**args)
-                created = True
-            except client.exceptions.ResourceInUseException:
-                created = False  # a shared DynamoDB Local: the table from an earlier stack
-            client.get_waiter("table_exists").wait(
-                TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-            )  # type: ignore[typeddict-item]
-            ttl = tpl.table_ttl(logical_id)
-            if created and ttl:
-                client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
-            table = client.describe_table(TableName=name)["Table"]
-            tpl.set_physical(
-                logical_id,
-                Ref=name,
-                Arn=table["TableArn"],
-                StreamArn=table.get("LatestStreamArn", ""),
-            )
-            names[logical_id] = name
-            self.on_progress(f"table {name} ({'created' if created else 'existing'})")
-        return names
-
     def _record_others(self, tpl: StackTemplate) -> None:
         """Values for what exists only on AWS but may be referred to: roles (moto's Scheduler
         takes any role ARN), functions, the HTTP API."""
@@ -651,7 +621,7 @@ class LocalStack:
             for message in messages:
                 outcome = "failed" if message["MessageId"] in failed else "ok"
                 self._event(
-                    f"SQS        {_message_label(message.get('Body', ''))} → {function} "
+                    f"SQS        {message_label(message.get('Body', ''))} → {function} "
                     f"{outcome} ({seconds * 1000:.0f} ms for {len(messages)} message(s))"
                 )
 
@@ -683,18 +653,3 @@ class LocalStack:
             yield f"  {logical_id}", url
         for logical_id, name in info.schedule_groups.items():
             yield f"  {logical_id}", name
-
-
-def _message_label(body: str) -> str:
-    """What a work-queue message is about, for a console line: a run and why, or a tick."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return "message"
-    if not isinstance(data, dict):
-        return "message"
-    if "run_id" in data:
-        return f"{data['run_id']} ({data.get('reason', 'wake')})"
-    if "schedule_id" in data:
-        return f"tick of schedule {data['schedule_id']}"
-    return "message"
