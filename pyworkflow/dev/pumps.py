@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -372,3 +373,18 @@ class SqsEventSource:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await poll
             return
+
+
+def message_label(body: str) -> str:
+    """What a work-queue message is about, for a console line: a run and why, or a tick."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return "message"
+    if not isinstance(data, dict):
+        return "message"
+    if "run_id" in data:
+        return f"{data['run_id']} ({data.get('reason', 'wake')})"
+    if "schedule_id" in data:
+        return f"tick of schedule {data['schedule_id']}"
+    return "message"

@@ -10,7 +10,9 @@ events).
 
 Each function module is one Lambda "container": its own single thread, so one invocation at a
 time (its handler keeps one event loop, as in Lambda). All functions share this process's
-environment, so it holds the union of their variables.
+environment, so it holds the union of their variables. With ``lambda_runtime=True`` each function
+runs instead as Lambda runs it, in its own long-lived process under AWS's runtime interface
+client, with its own environment (``pyworkflow.dev.runtime_api``).
 
     with LocalStack(port=0, module="myapp.workflows") as stack:
         print(stack.api_url)
@@ -21,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import json
 import logging
 import os
 import threading
@@ -37,8 +38,10 @@ from typing import Any
 
 from pyworkflow import config
 from pyworkflow.dev import moto_server
+from pyworkflow.dev.dynamodb_local import create_tables
 from pyworkflow.dev.http_api import HttpApiServer
-from pyworkflow.dev.pumps import FakeLambdaContext, SqsEventSource
+from pyworkflow.dev.pumps import FakeLambdaContext, SqsEventSource, message_label
+from pyworkflow.dev.runtime_api import FunctionInitError, RicFunction
 from pyworkflow.dev.scheduler_pump import RuleTimer, SchedulerPump
 from pyworkflow.dev.template import (
     ACCOUNT_ID,
@@ -67,13 +70,15 @@ class LocalStackError(RuntimeError):
 
 @dataclass
 class Function:
-    """A template function, bound to its imported handler and its container thread."""
+    """A template function, bound to its imported handler and its container thread, or (in
+    lambda_runtime mode) to its process under awslambdaric."""
 
     spec: FunctionSpec
     name: str
     arn: str
-    module: ModuleType
-    executor: ThreadPoolExecutor
+    module: ModuleType | None = None
+    executor: ThreadPoolExecutor | None = None
+    ric: RicFunction | None = None
 
     def context(self) -> FakeLambdaContext:
         deadline = time.monotonic() + self.spec.timeout
@@ -91,6 +96,8 @@ class Function:
         return getattr(self.module, self.spec.attribute)(event, context)
 
     async def invoke(self, event: dict[str, Any], context: Any = None) -> Any:
+        if self.ric is not None:  # the runtime builds the real context from the deadline
+            return await self.ric.invoke(event)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self.executor, self.call, event, context or self.context()
@@ -139,6 +146,8 @@ class LocalStack:
     # one readable line per piece of machinery at work: an SQS delivery to a function (the
     # run, ok or failed, ms), a Scheduler schedule firing, the template's sweep
     on_event: Callable[[str], None] | None = None
+    # each function in its own process under awslambdaric, as on Lambda (--lambda-runtime)
+    lambda_runtime: bool = False
 
     info: StackInfo | None = field(default=None, init=False)
     functions: dict[str, Function] = field(default_factory=dict, init=False)
@@ -152,6 +161,7 @@ class LocalStack:
     _ready: threading.Event = field(default_factory=threading.Event, init=False)
     _failure: BaseException | None = field(default=None, init=False)
     _api: HttpApiServer | None = field(default=None, init=False)
+    _function_env: dict[str, str] = field(default_factory=dict, init=False)
 
     # --- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> LocalStack:
@@ -210,7 +220,7 @@ class LocalStack:
         self.on_progress(f"DynamoDB Local at {ddb_endpoint}")
         moto = self._exit.enter_context(moto_server.start())
         self.on_progress(f"moto (SQS, Scheduler, S3) at {moto.endpoint_url}")
-        tables = self._create_tables(tpl, ddb_endpoint)
+        tables = create_tables(tpl, ddb_endpoint, region=self.region, on_progress=self.on_progress)
         queues = moto_server.create_queues(tpl, moto.endpoint_url, region=self.region)
         groups = moto_server.create_schedule_groups(tpl, moto.endpoint_url, region=self.region)
         moto_server.create_buckets(tpl, moto.endpoint_url, region=self.region)
@@ -273,14 +283,16 @@ class LocalStack:
                     loop.call_soon_threadsafe(stop.set)
             self._thread.join(timeout=60)
             self._thread = None
-        for function in {f.module.__name__: f for f in self.functions.values()}.values():
+        # (each awslambdaric process was stopped with the serving loop)
+        imported = [f for f in self.functions.values() if f.module and f.executor]
+        for function in {f.module.__name__: f for f in imported if f.module}.values():
             reset = getattr(function.module, "reset", None)
-            if callable(reset):
+            if callable(reset) and function.executor is not None:
                 try:
                     function.executor.submit(reset).result(timeout=30)
                 except Exception as exc:  # noqa: BLE001 - stopping must go on
-                    logger.warning("reset of %s failed: %s", function.module.__name__, exc)
-        for executor in {id(f.executor): f.executor for f in self.functions.values()}.values():
+                    logger.warning("reset of %s failed: %s", function.spec.module, exc)
+        for executor in {id(f.executor): f.executor for f in imported if f.executor}.values():
             executor.shutdown(wait=True)
         self.functions = {}
 
@@ -357,6 +369,19 @@ class LocalStack:
                 os.environ[name] = value
         self._saved_env = {}
 
+    def _overrides(self, ddb: str, moto: str) -> dict[str, str]:
+        """What every function's environment gets on top of its template variables."""
+        overrides = {
+            config.ENV_DYNAMODB_ENDPOINT: ddb,
+            "AWS_ENDPOINT_URL_DYNAMODB": ddb,
+            "AWS_ENDPOINT_URL_SQS": moto,
+            "AWS_ENDPOINT_URL_SCHEDULER": moto,
+            "AWS_ENDPOINT_URL_S3": moto,
+        }
+        if self.module:
+            overrides[config.ENV_MODULE] = self.module  # also when the template has no parameter
+        return {**overrides, **self.env}
+
     def _environment(self, specs: list[FunctionSpec], ddb: str, moto: str) -> dict[str, str]:
         merged: dict[str, str] = {}
         for spec in specs:
@@ -374,51 +399,10 @@ class LocalStack:
                         value,
                     )
                 merged[name] = value
-        merged.update(
-            {
-                config.ENV_DYNAMODB_ENDPOINT: ddb,
-                "AWS_ENDPOINT_URL_DYNAMODB": ddb,
-                "AWS_ENDPOINT_URL_SQS": moto,
-                "AWS_ENDPOINT_URL_SCHEDULER": moto,
-                "AWS_ENDPOINT_URL_S3": moto,
-            }
-        )
-        if self.module:
-            merged[config.ENV_MODULE] = self.module  # also when the template has no parameter
-        merged.update(self.env)
-        return merged
+        self._function_env = self._overrides(ddb, moto)
+        return {**merged, **self._function_env}
 
     # --- resources -------------------------------------------------------------------------
-    def _create_tables(self, tpl: StackTemplate, endpoint: str) -> dict[str, str]:
-        import boto3
-
-        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=self.region)
-        names = {}
-        for logical_id in tpl.table_ids():
-            args = tpl.table_args(logical_id)
-            name = args["TableName"]
-            try:
-                client.create_table(**args)
-                created = True
-            except client.exceptions.ResourceInUseException:
-                created = False  # a shared DynamoDB Local: the table from an earlier stack
-            client.get_waiter("table_exists").wait(
-                TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-            )  # type: ignore[typeddict-item]
-            ttl = tpl.table_ttl(logical_id)
-            if created and ttl:
-                client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
-            table = client.describe_table(TableName=name)["Table"]
-            tpl.set_physical(
-                logical_id,
-                Ref=name,
-                Arn=table["TableArn"],
-                StreamArn=table.get("LatestStreamArn", ""),
-            )
-            names[logical_id] = name
-            self.on_progress(f"table {name} ({'created' if created else 'existing'})")
-        return names
-
     def _record_others(self, tpl: StackTemplate) -> None:
         """Values for what exists only on AWS but may be referred to: roles (moto's Scheduler
         takes any role ARN), functions, the HTTP API."""
@@ -443,6 +427,24 @@ class LocalStack:
     def _bind_functions(self, tpl: StackTemplate, specs: list[FunctionSpec]) -> None:
         executors: dict[str, ThreadPoolExecutor] = {}
         for spec in specs:
+            physical = tpl.resolver.physical[spec.logical_id]
+            if self.lambda_runtime:  # its own environment: this process's, then its own
+                self.functions[spec.logical_id] = Function(
+                    spec=spec,
+                    name=physical["Ref"],
+                    arn=physical["Arn"],
+                    ric=RicFunction(
+                        name=physical["Ref"],
+                        handler=spec.handler,
+                        timeout=spec.timeout,
+                        memory_size=spec.memory_size,
+                        environment={**os.environ, **spec.environment, **self._function_env},
+                        arn=physical["Arn"],
+                        region=self.region,
+                        on_event=self._event,
+                    ),
+                )
+                continue
             try:
                 module = importlib.import_module(spec.module)
             except ImportError as exc:
@@ -459,7 +461,6 @@ class LocalStack:
                 if callable(reset):
                     # A fresh container: its runtime is rebuilt from this stack's environment.
                     executors[spec.module].submit(reset).result()
-            physical = tpl.resolver.physical[spec.logical_id]
             self.functions[spec.logical_id] = Function(
                 spec=spec,
                 name=physical["Ref"],
@@ -496,6 +497,13 @@ class LocalStack:
             scheduler = await stack.enter_async_context(
                 session.client("scheduler", endpoint_url=moto_endpoint, region_name=self.region)
             )
+            rics = [f.ric for f in self.functions.values() if f.ric is not None]
+            for ric in rics:
+                stack.push_async_callback(ric.stop)
+            try:  # their cold starts now: a handler that cannot load fails start-up
+                await asyncio.gather(*(ric.start() for ric in rics))
+            except FunctionInitError as exc:
+                raise LocalStackError(f"a function failed to initialise: {exc}") from exc
             api_functions = [f for f in self.functions.values() if f.spec.http_routes]
             if len(api_functions) > 1:
                 raise LocalStackError(
@@ -506,11 +514,11 @@ class LocalStack:
                 function = api_functions[0]
                 self._api = HttpApiServer(
                     handler=function.call,
+                    invoke=function.invoke,
                     routes=function.spec.http_routes,
                     host=self.host,
                     port=self.port,
                     context_factory=function.context,
-                    executor=function.executor,
                     on_request=self.on_request,
                 )
                 try:
@@ -613,7 +621,7 @@ class LocalStack:
             for message in messages:
                 outcome = "failed" if message["MessageId"] in failed else "ok"
                 self._event(
-                    f"SQS        {_message_label(message.get('Body', ''))} → {function} "
+                    f"SQS        {message_label(message.get('Body', ''))} → {function} "
                     f"{outcome} ({seconds * 1000:.0f} ms for {len(messages)} message(s))"
                 )
 
@@ -645,18 +653,3 @@ class LocalStack:
             yield f"  {logical_id}", url
         for logical_id, name in info.schedule_groups.items():
             yield f"  {logical_id}", name
-
-
-def _message_label(body: str) -> str:
-    """What a work-queue message is about, for a console line: a run and why, or a tick."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return "message"
-    if not isinstance(data, dict):
-        return "message"
-    if "run_id" in data:
-        return f"{data['run_id']} ({data.get('reason', 'wake')})"
-    if "schedule_id" in data:
-        return f"tick of schedule {data['schedule_id']}"
-    return "message"

@@ -12,6 +12,7 @@ dead-letter path, take seconds instead of minutes.
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -23,9 +24,13 @@ from typing import Any
 import pytest
 
 from pyworkflow.dev.stack import LocalStack
+from tests.e2e.workflows import TOKENS_FOLDER
 
 VISIBILITY_TIMEOUT = 2
 MAX_RECEIVE_COUNT = 3  # the worker fails a run on the 2nd failing delivery
+# PYWORKFLOW_DEV_LAMBDA_RUNTIME=1: the functions run under awslambdaric, each in its own process
+# (``pyworkflow dev --lambda-runtime``); CI runs the suite both ways
+LAMBDA_RUNTIME = os.environ.get("PYWORKFLOW_DEV_LAMBDA_RUNTIME", "") not in ("", "0")
 
 
 @pytest.fixture(scope="package")
@@ -55,7 +60,7 @@ SCHEDULER_CLOCK = SchedulerClock()
 
 
 @pytest.fixture(scope="package")
-def stack(dynamodb_endpoint: str) -> Iterator[LocalStack]:
+def stack(dynamodb_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     local = LocalStack(
         module="tests.e2e.workflows",
         port=0,
@@ -65,10 +70,12 @@ def stack(dynamodb_endpoint: str) -> Iterator[LocalStack]:
         clock=SCHEDULER_CLOCK,
         parameters={"VisibilityTimeout": VISIBILITY_TIMEOUT, "MaxReceiveCount": MAX_RECEIVE_COUNT},
         check_parameter_ranges=False,
+        lambda_runtime=LAMBDA_RUNTIME,
         env={
             "PYWORKFLOW_SQS_DELAY_MAX_SECONDS": "0",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
+            TOKENS_FOLDER: str(tmp_path_factory.mktemp("hook-tokens")),
         },
     )
     with local:

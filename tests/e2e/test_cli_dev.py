@@ -93,7 +93,12 @@ def test_pyworkflow_dev_prints_urls_serves_and_stops_on_ctrl_c(
             lambda: any(f"/runs/{run_id}" in line for line in lines), 10, what="the request lines"
         )
         # the machinery, one line each: the queue delivering the run's start to the worker
-        delivered = [line for line in lines if line.startswith("SQS") and run_id in line]
+        # (printed once the invocation returns: possibly after the run shows completed)
+        delivered = until(
+            lambda: [line for line in lines if line.startswith("SQS") and run_id in line],
+            10,
+            what="the delivery line",
+        )
         assert delivered and "(start) → WorkerFunction ok" in delivered[0], "".join(lines)
         # ... and a durable sleep: a Scheduler schedule fires into the work queue
         sleeper = api.ok("POST", "/runs", {"workflow": "e2e_sleeper", "args": [1]}, expect=202)

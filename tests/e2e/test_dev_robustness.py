@@ -5,6 +5,7 @@ exit (SIGTERM included, also while DynamoDB Local is starting) stops DynamoDB Lo
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -244,6 +245,56 @@ def test_persist_keeps_dynamodb_local_data_in_the_folder(tmp_path: Path) -> None
         dev.process.send_signal(signal.SIGTERM)
         dev.wait(timeout=60)
     assert any(data.glob("*.db")), list(data.iterdir())
+
+
+def runtime_clients(pids: set[int]) -> set[int]:
+    """Those of ``pids`` that run awslambdaric (a function under --lambda-runtime)."""
+    out = set()
+    for pid in pids:
+        try:
+            if b"awslambdaric" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                out.add(pid)
+        except OSError:
+            continue
+    return out
+
+
+def test_lambda_runtime_functions_cold_start_and_sigterm_stops_them(
+    dynamodb_endpoint: str, tmp_path: Path
+) -> None:
+    dev = Dev(
+        [
+            "dev",
+            "--template",
+            TEMPLATE,
+            "--port",
+            "0",
+            "--dynamodb-endpoint",
+            dynamodb_endpoint,
+            "--lambda-runtime",
+        ],
+        tmp_path,
+    )
+    try:
+        until(
+            lambda: "Ctrl-C stops" in dev.text or dev.process.poll() is not None,
+            120,
+            what="pyworkflow dev to come up",
+        )
+        assert dev.process.poll() is None, dev.text
+        functions = runtime_clients(dev.descendants())
+        assert len(functions) == 2, dev.text  # the API and the worker, one process each
+        for name in ("WorkerFunction", "ApiFunction"):
+            assert re.search(rf"Lambda +\S*{name}\S* cold start \d+ ms \(pid \d+\)", dev.text), (
+                dev.text
+            )
+        dev.process.send_signal(signal.SIGTERM)
+        assert dev.wait(timeout=60) == 0, dev.text
+        assert "Traceback" not in dev.text, dev.text
+        until(lambda: not alive(functions), 15, what="the functions' processes to exit")
+    finally:
+        if dev.process.poll() is None:
+            dev.process.kill()
 
 
 def test_quiet_hides_the_request_and_machinery_lines(

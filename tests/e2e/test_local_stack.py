@@ -96,7 +96,7 @@ def test_hook_resumed_through_the_public_webhook(api: Api) -> None:
     run_id = api.ok("POST", "/runs", {"workflow": "e2e_approval", "args": ["o-7"]}, expect=202)[
         "run_id"
     ]
-    token = until(lambda: wf.TOKENS.get(run_id), 30, what="the hook's token")
+    token = until(lambda: wf.token_of(run_id), 30, what="the hook's token")
     api.wait(run_id, "suspended")
     resumed = api.ok("POST", f"/hooks/{token}", {"approved": True}, expect=202)
     assert resumed["run_id"] == run_id

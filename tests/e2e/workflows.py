@@ -1,15 +1,25 @@
 """Workflows the end-to-end tests start over HTTP through the local stack (``pyworkflow dev``).
 The API and worker functions import this module from ``PYWORKFLOW_MODULE``, as a deployed
-stack imports the user's module. The functions run in this process, so ``TOKENS`` (filled by
-a hook's ``on_created``) is how a test learns a hook's token, as a webhook sender would by
-mail or chat."""
+stack imports the user's module. A hook's ``on_created`` writes its token to a file in
+``E2E_HOOK_TOKENS`` (a folder), named after the run: that is how a test learns a hook's token,
+as a webhook sender would by mail or chat, whether the functions run in the test's process or
+in their own (``--lambda-runtime``)."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from pyworkflow import continue_as_new, hook, sleep, step, workflow
 from pyworkflow.core import context as _ctx
 
-TOKENS: dict[str, str] = {}  # run id -> hook token
+TOKENS_FOLDER = "E2E_HOOK_TOKENS"
+
+
+def token_of(run_id: str) -> str | None:
+    """The token of ``run_id``'s hook, once the function that created it has written it."""
+    path = Path(os.environ[TOKENS_FOLDER]) / run_id
+    return path.read_text() if path.exists() else None
 
 
 @step
@@ -34,7 +44,10 @@ async def sleeper(seconds: float) -> str:
 async def _remember(token: str) -> None:
     ctx = _ctx.current()
     assert ctx is not None
-    TOKENS[ctx.run_id] = token
+    folder = Path(os.environ[TOKENS_FOLDER])
+    partial = folder / f".{ctx.run_id}"
+    partial.write_text(token)
+    partial.replace(folder / ctx.run_id)  # whole, or not there yet
 
 
 @workflow(name="e2e_approval")
@@ -60,3 +73,17 @@ async def ticked(label: str) -> str:
 @step
 async def _label(label: str) -> str:
     return f"tick {label}"
+
+
+@step
+async def slow(n: int, seconds: float) -> int:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return n
+
+
+@workflow(name="e2e_slow_steps")
+async def slow_steps(count: int, seconds: float) -> list[int]:
+    """``count`` steps of ``seconds`` each: more than one invocation of a short-timeout worker."""
+    return [await slow(n, seconds) for n in range(count)]
