@@ -26,3 +26,20 @@ def test_importing_pyworkflow_loads_no_testing_kit_dev_stack_or_cli():
     loaded = json.loads(done.stdout)
     heavy = [m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY)]
     assert heavy == []
+
+
+def test_import_pyworkflow_loads_names_on_first_use():
+    script = (
+        "import json, sys, pyworkflow\n"
+        "before = sorted(m for m in sys.modules if m.startswith('pyworkflow.'))\n"
+        "from pyworkflow import workflow, step\n"
+        "after = sorted(m for m in sys.modules if m.startswith('pyworkflow.'))\n"
+        "print(json.dumps([before, after, callable(pyworkflow.start), 'start' in dir(pyworkflow)]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    before, after, start_callable, listed = json.loads(done.stdout)
+    assert before == []  # nothing of the engine, the runtime or storage yet
+    assert "pyworkflow.core.workflow" in after and "pyworkflow.runtime.executor" not in after
+    assert start_callable and listed
