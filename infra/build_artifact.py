@@ -20,16 +20,17 @@ The checks, for every ``AWS::Serverless::Function`` of the template:
     no PYTHONPATH: the build directory is the only entry added to ``sys.path``), with the
     function's environment from the template (references replaced by placeholders): the
     handler module imports, its handler is callable, the ``WorkflowModule`` default imports,
-    so does every other top-level module of the build (the dependencies the handler imports
-    lazily), and every module loaded came from the build directory or the standard library.
-    Both builds must hold the same distributions at the same versions.
+    so does every top-level module installed from requirements.txt (the dependencies the
+    handler imports lazily), and every module loaded came from the build directory or the
+    standard library. Both builds must hold the same distributions at the same versions.
 (b) size: the unzipped size of each arm64 function directory, in MB (MiB, as Lambda counts its
     250 MB limit), must stay below ``SIZE_LIMIT_MB``.
 (c) contents: no test or development distribution (moto, pytest, ruff, mypy, import-linter,
     schemathesis, hypothesis, build, twine...) is in it. boto3/botocore are pinned by
     requirements.txt and kept (Lambda's runtime also has a copy, of its own version); their
-    size is reported. So are the project files ``CodeUri: .`` copies besides the code (tests/,
-    docs/...), which SAM's pip workflow has no way to exclude.
+    size is reported. So is everything ``CodeUri: .`` copies from the repository root besides
+    the code (tests/, docs/, a leftover build/...): SAM's pip workflow has no way to exclude
+    it, beyond its fixed list (.git, .venv, .cache, __pycache__...).
 
 Cached under ``.cache/``: the SAM CLI venv (shared with ``infra.lint_template``) and pip's
 HTTP cache (``.cache/lambda-pip``, ``PIP_CACHE_DIR``; it fills only where the index allows its
@@ -83,8 +84,6 @@ FORBIDDEN = frozenset(
 )
 # In the artifact on purpose (requirements.txt pins them), reported for their size.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
-# Project files `CodeUri: .` copies that no handler imports (reported, not failed).
-PROJECT_EXTRAS = (".ci", "tests", "bench", "docs", "infra")
 ELF_MACHINES = {"arm64": 183, "x86_64": 62}  # e_machine: EM_AARCH64, EM_X86_64
 
 
@@ -108,10 +107,12 @@ def distributions(build_dir: Path) -> dict[str, str]:
 
 
 def top_level_modules(build_dir: Path) -> set[str]:
-    """Importable top-level names: packages (folders), ``x.py`` and ``x.*.so`` files."""
+    """Importable top-level names: packages (folders with ``__init__.py``; a folder without
+    one, such as setuptools' ``build/``, is not the ``build`` package), ``x.py`` and ``x.*.so``
+    files."""
     names = set()
     for entry in build_dir.iterdir():
-        if entry.is_dir() and not entry.name.endswith((".dist-info", ".data")):
+        if entry.is_dir() and (entry / "__init__.py").is_file():
             names.add(entry.name)
         elif entry.suffix in (".py", ".so"):
             names.add(entry.name.split(".", 1)[0])
@@ -124,6 +125,17 @@ def forbidden_found(build_dir: Path, forbidden: Iterable[str] = FORBIDDEN) -> li
     hits = [f"dist:{name}" for name in distributions(build_dir) if name in banned]
     hits += [f"module:{name}" for name in top_level_modules(build_dir) if canonical(name) in banned]
     return sorted(hits)
+
+
+def copied_from_source(build_dir: Path, source_dir: Path) -> list[str]:
+    """Top-level entries of the build that ``CodeUri`` copied from the source folder (as
+    opposed to installed dependencies): the project's code and whatever else lies there."""
+    installed = {p.name for p in build_dir.glob("*.dist-info")}
+    return sorted(
+        entry.name
+        for entry in build_dir.iterdir()
+        if entry.name not in installed and (source_dir / entry.name).exists()
+    )
 
 
 def tree_size(path: Path) -> int:
@@ -398,7 +410,9 @@ def import_check(python: Path, directory: Path, logical_id: str, handler: str) -
             module,
             attribute,
             env.get("PYWORKFLOW_MODULE", ""),
-            ",".join(sorted(top_level_modules(directory) - set(PROJECT_EXTRAS))),
+            ",".join(
+                sorted(top_level_modules(directory) - set(copied_from_source(directory, REPO_ROOT)))
+            ),
         ],
         cwd=directory,
         env=env,
@@ -498,8 +512,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0
     if arm.functions:
         first = next(iter(arm.functions.values()))
         _report_parts("kept on purpose (requirements.txt pins them)", first, RUNTIME_PROVIDED)
+        copied = copied_from_source(first, REPO_ROOT)
         _report_parts(
-            "project files copied by CodeUri: . (no handler imports them)", first, PROJECT_EXTRAS
+            "copied from CodeUri: . (the handlers need pyworkflow/, examples/)", first, copied
         )
         biggest = sorted(((tree_size(p), p.name) for p in first.iterdir()), reverse=True)[:5]
         print("largest entries: " + ", ".join(f"{n} {mb(s):.1f}" for s, n in biggest))

@@ -38,6 +38,7 @@ def fake_build(root: Path, *, extra: tuple[str, ...] = ()) -> Path:
     (build / "boto3-1.40.61.dist-info").mkdir()
     (build / "boto3-1.40.61.dist-info" / "RECORD").write_bytes(b"y" * 24)
     (build / "yaml").mkdir()
+    (build / "yaml" / "__init__.py").write_text("")
     (build / "yaml" / "_yaml.cpython-312-aarch64-linux-gnu.so").write_bytes(_elf(183))
     (build / "pyyaml-6.0.4.dist-info").mkdir()
     (build / "six.py").write_text("")
@@ -85,6 +86,22 @@ def test_test_and_dev_packages_are_found_by_distribution_and_by_module(tmp_path:
         "module:moto",
         "module:pytest",
     ]
+
+
+def test_setuptools_build_folder_is_not_the_build_package_but_is_reported(
+    tmp_path: Path,
+) -> None:
+    build = fake_build(tmp_path)
+    (build / "build" / "lib" / "pyworkflow").mkdir(parents=True)  # a leftover of `pip wheel .`
+    assert ba.forbidden_found(build) == []
+    (build / "build" / "__init__.py").write_text("")  # the build package itself
+    assert ba.forbidden_found(build) == ["module:build"]
+    source = tmp_path / "repo"
+    for name in ("pyworkflow", ".ci", "README.md", "build", "tests"):
+        (source / name).mkdir(parents=True)
+    (build / "boto3-1.40.61.dist-info").rename(build / "tests-1.0.dist-info")  # installed
+    (source / "tests-1.0.dist-info").mkdir()
+    assert ba.copied_from_source(build, source) == [".ci", "README.md", "build", "pyworkflow"]
 
 
 def test_sizes_count_files_once_and_do_not_follow_symlinks(tmp_path: Path) -> None:
