@@ -156,6 +156,14 @@ def _curl_hint(api_url: str, modules: str | None) -> str:
     "printed. Default: the handlers run in this process.",
 )
 @click.option(
+    "--iam",
+    is_flag=True,
+    help="Enforce the template's roles: each function signs as its role (implies "
+    "--lambda-runtime), Scheduler delivers with its role, moto's IAM checks every request "
+    "(DynamoDB served by moto, as DynamoDB Local checks none); on exit, the actions each role "
+    "was granted and never used.",
+)
+@click.option(
     "--quiet",
     "-q",
     is_flag=True,
@@ -170,6 +178,7 @@ def dev(
     dynamodb_endpoint: str | None,
     persist: Path | None,
     lambda_runtime: bool,
+    iam: bool,
     quiet: bool,
 ) -> None:
     """Run the deployable stack locally: DynamoDB Local, SQS and Scheduler (moto), the API
@@ -181,7 +190,7 @@ def dev(
     """
     st = state()
     # the local stack's own dependencies are an extra, not the library's
-    needed = ("moto", "awslambdaric") if lambda_runtime else ("moto",)
+    needed = ("moto", "awslambdaric") if lambda_runtime or iam else ("moto",)
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
         raise CliError(
@@ -190,6 +199,8 @@ def dev(
         )
     from pyworkflow.dev.stack import LocalStack
 
+    if iam and (persist is not None or dynamodb_endpoint is not None):
+        raise CliError("--iam serves DynamoDB from moto: no --persist or --dynamodb-endpoint")
     if persist is not None and dynamodb_endpoint is not None:
         raise CliError(
             "--persist is for the DynamoDB Local that pyworkflow dev starts; "
@@ -231,6 +242,7 @@ def dev(
         dynamodb_endpoint=dynamodb_endpoint,
         persist=persist,
         lambda_runtime=lambda_runtime,
+        iam=iam,
     )
     with _sigterm_as_interrupt():
         _serve(stack, template_path, persist, dynamodb_endpoint)
@@ -280,4 +292,6 @@ def _serve(
         stack.run_forever()
     except LocalStackError as exc:
         raise CliError(str(exc)) from None
+    if stack.iam_binding is not None:
+        out.print(stack.iam_report(), highlight=False, markup=False)
     out.print("[dim]stopped[/dim]")

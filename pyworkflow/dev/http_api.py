@@ -48,6 +48,28 @@ from aiohttp.web_protocol import RequestHandler
 from pyworkflow.dev.template import HttpRouteSpec
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """Why ``port`` on ``host`` cannot be listened on (None: it can, or it is 0)."""
+    if not port:
+        return None
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as the HTTP server binds: a socket left in TIME_WAIT is not "busy"
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return (
+                f"port {port} on {host} is in use ({exc.strerror}): stop what "
+                "listens there (another pyworkflow dev?), or pass --port N "
+                "(--port 0 picks a free port)"
+            )
+    return None
+
+
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's request payload limit
 #: API Gateway's limit on the request line and the header values together (HTTP API quotas:
 #: "Total combined size of request line and header values", 10240 bytes).

@@ -168,3 +168,28 @@ def create_stack(
         blob_bucket=buckets.get("PayloadBucket"),
         s3_endpoint=endpoint_url,
     )
+
+
+def record_aws_only(tpl: StackTemplate, region: str) -> None:
+    """Values for what exists only on AWS but may be referred to: roles (moto's Scheduler
+    takes any role ARN; ``pyworkflow.dev.iam`` creates them by these names), functions, the
+    HTTP API."""
+    from pyworkflow.dev.template import ACCOUNT_ID
+
+    for logical_id in tpl.role_ids():
+        name = tpl.physical_name(logical_id)
+        tpl.set_physical(
+            logical_id,
+            Ref=name,
+            RoleId=f"AROA{logical_id.upper()[:17]}",
+            Arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}",
+        )
+    for logical_id in tpl.function_ids():
+        name = tpl.physical_name(logical_id)
+        tpl.set_physical(
+            logical_id,
+            Ref=name,
+            Arn=f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}",
+        )
+    for logical_id in tpl.resources("AWS::Serverless::HttpApi"):
+        tpl.set_physical(logical_id, Ref="localapi")

@@ -388,3 +388,19 @@ def message_label(body: str) -> str:
     if "schedule_id" in data:
         return f"tick of schedule {data['schedule_id']}"
     return "message"
+
+
+def delivery_reporter(
+    function: str, event: Callable[[str], None]
+) -> Callable[[list[dict[str, Any]], set[str], float], None]:
+    """An ``SqsEventSource.on_delivery`` telling ``event`` one line per delivered message."""
+
+    def report(messages: list[dict[str, Any]], failed: set[str], seconds: float) -> None:
+        for message in messages:
+            outcome = "failed" if message["MessageId"] in failed else "ok"
+            event(
+                f"SQS        {message_label(message.get('Body', ''))} → {function} "
+                f"{outcome} ({seconds * 1000:.0f} ms for {len(messages)} message(s))"
+            )
+
+    return report

@@ -25,7 +25,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -179,6 +179,9 @@ class SchedulerPump:
     sqs: Any
     invoke_lambda: LambdaInvoker | None = None
     groups: Sequence[str] | None = None  # None: every group
+    # role ARN -> the SQS client signing as that role: a schedule is delivered with the role its
+    # target names, as Scheduler does (None: with ``sqs``, no IAM)
+    senders: Mapping[str, Any] | None = None
     _plans: dict[tuple[str, str], _Plan] = field(default_factory=dict, repr=False)
     _urls: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -287,7 +290,12 @@ class SchedulerPump:
             group_id = (target.get("SqsParameters") or {}).get("MessageGroupId")
             if group_id:
                 kwargs["MessageGroupId"] = group_id
-            await self.sqs.send_message(**kwargs)
+            sender = (
+                self.sqs if self.senders is None else self.senders.get(target.get("RoleArn", ""))
+            )
+            if sender is None:
+                raise ExpressionError(f"no role {target.get('RoleArn')} to deliver to {arn} with")
+            await sender.send_message(**kwargs)
         elif service == "lambda" and self.invoke_lambda is not None:
             await self.invoke_lambda(arn, json.loads(payload) if payload else {})
         else:

@@ -37,14 +37,14 @@ from types import ModuleType, TracebackType
 from typing import Any
 
 from pyworkflow import config
+from pyworkflow.dev import iam as iam_mode
 from pyworkflow.dev import moto_server
 from pyworkflow.dev.dynamodb_local import create_tables
-from pyworkflow.dev.http_api import HttpApiServer
-from pyworkflow.dev.pumps import FakeLambdaContext, SqsEventSource, message_label
+from pyworkflow.dev.http_api import HttpApiServer, port_in_use
+from pyworkflow.dev.pumps import FakeLambdaContext, SqsEventSource, delivery_reporter
 from pyworkflow.dev.runtime_api import FunctionInitError, RicFunction
 from pyworkflow.dev.scheduler_pump import RuleTimer, SchedulerPump
 from pyworkflow.dev.template import (
-    ACCOUNT_ID,
     TEMPLATE_PATH,
     FunctionSpec,
     StackTemplate,
@@ -148,6 +148,10 @@ class LocalStack:
     on_event: Callable[[str], None] | None = None
     # each function in its own process under awslambdaric, as on Lambda (--lambda-runtime)
     lambda_runtime: bool = False
+    # the template's roles enforced by moto's IAM, DynamoDB served by moto (--iam; implies
+    # lambda_runtime: one environment, so one role's credentials, per function)
+    iam: bool = False
+    iam_binding: iam_mode.IamBinding | None = field(default=None, init=False)
 
     info: StackInfo | None = field(default=None, init=False)
     functions: dict[str, Function] = field(default_factory=dict, init=False)
@@ -162,6 +166,8 @@ class LocalStack:
     _failure: BaseException | None = field(default=None, init=False)
     _api: HttpApiServer | None = field(default=None, init=False)
     _function_env: dict[str, str] = field(default_factory=dict, init=False)
+    _iam_log: Path = field(default=Path(), init=False)
+    iam_decisions: list[dict[str, Any]] = field(default_factory=list, init=False)
 
     # --- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> LocalStack:
@@ -190,7 +196,9 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        self._check_port()
+        busy = port_in_use(self.host, self.port)  # before Java and moto start, not mid-way
+        if busy:
+            raise LocalStackError(busy)
         parameters = dict(self.parameters)
         declared = load_template(self.template).get("Parameters") or {}
         if self.module and MODULE_PARAMETER in declared:
@@ -206,7 +214,13 @@ class LocalStack:
             {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region, **_LOCAL_AWS_ENV}
         )
         ddb_endpoint = self.dynamodb_endpoint
-        if ddb_endpoint is None:
+        if self.iam:  # DynamoDB Local checks no IAM: moto's DynamoDB, in the enforcing moto
+            if ddb_endpoint is not None:
+                raise LocalStackError("iam=True serves DynamoDB from moto: no dynamodb_endpoint")
+            self.lambda_runtime = True
+            moto, self._iam_log = self._exit.enter_context(iam_mode.start_server())
+            ddb_endpoint = moto.endpoint_url
+        elif ddb_endpoint is None:
             from pyworkflow.dev.dynamodb_local import DynamoDBLocalError
             from pyworkflow.dev.dynamodb_local import start as start_dynamodb
 
@@ -217,14 +231,20 @@ class LocalStack:
                 raise LocalStackError(str(exc)) from None
             self._exit.callback(ddb.stop)
             ddb_endpoint = ddb.endpoint_url
-        self.on_progress(f"DynamoDB Local at {ddb_endpoint}")
-        moto = self._exit.enter_context(moto_server.start())
-        self.on_progress(f"moto (SQS, Scheduler, S3) at {moto.endpoint_url}")
+        if not self.iam:
+            self.on_progress(f"DynamoDB Local at {ddb_endpoint}")
+            moto = self._exit.enter_context(moto_server.start())
+        self.on_progress(f"moto at {moto.endpoint_url}{' (IAM enforced)' if self.iam else ''}")
         tables = create_tables(tpl, ddb_endpoint, region=self.region, on_progress=self.on_progress)
         queues = moto_server.create_queues(tpl, moto.endpoint_url, region=self.region)
         groups = moto_server.create_schedule_groups(tpl, moto.endpoint_url, region=self.region)
         moto_server.create_buckets(tpl, moto.endpoint_url, region=self.region)
-        self._record_others(tpl)
+        moto_server.record_aws_only(tpl, self.region)
+        if self.iam:
+            self.iam_binding = iam_mode.bind(tpl, moto.endpoint_url, region=self.region)
+            self._set_env({**self.iam_binding.services.env(), "AWS_SESSION_TOKEN": None})
+            iam_mode.forget_default_session()  # boto3.client() resolved "local" keys before
+            self.iam_binding.enforce()
         specs = [tpl.function_spec(f) for f in tpl.function_ids()]
         environment = self._environment(specs, ddb_endpoint, moto.endpoint_url)
         self._set_env(environment)
@@ -270,8 +290,12 @@ class LocalStack:
         try:
             self._stop_serving()
         finally:
+            if self.iam_binding is not None:
+                self.iam_decisions = iam_mode.decisions(self._iam_log)
             self._exit.close()
             self._restore_env()
+            if self.iam_binding is not None:
+                iam_mode.forget_default_session()
 
     def _stop_serving(self) -> None:
         if self._thread is not None:
@@ -295,24 +319,6 @@ class LocalStack:
         for executor in {id(f.executor): f.executor for f in imported if f.executor}.values():
             executor.shutdown(wait=True)
         self.functions = {}
-
-    def _check_port(self) -> None:
-        """A busy port fails at once, before Java and moto start (not after, mid-way)."""
-        if not self.port:
-            return
-        import socket
-
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            # as the HTTP server binds: a socket left in TIME_WAIT is not "busy"
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((self.host, self.port))
-            except OSError as exc:
-                raise LocalStackError(
-                    f"port {self.port} on {self.host} is in use ({exc.strerror}): stop what "
-                    "listens there (another pyworkflow dev?), or pass --port N "
-                    "(--port 0 picks a free port)"
-                ) from None
 
     def _import_workflows(self, modules: str | None) -> None:
         """Import the workflow module(s) now, as the functions will: an error fails start-up
@@ -355,11 +361,14 @@ class LocalStack:
             self.stop()
 
     # --- environment -----------------------------------------------------------------------
-    def _set_env(self, values: Mapping[str, str]) -> None:
+    def _set_env(self, values: Mapping[str, str | None]) -> None:
         for name, value in values.items():
             if name not in self._saved_env:
                 self._saved_env[name] = os.environ.get(name)
-            os.environ[name] = value
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
     def _restore_env(self) -> None:
         for name, value in self._saved_env.items():
@@ -403,26 +412,16 @@ class LocalStack:
         return {**merged, **self._function_env}
 
     # --- resources -------------------------------------------------------------------------
-    def _record_others(self, tpl: StackTemplate) -> None:
-        """Values for what exists only on AWS but may be referred to: roles (moto's Scheduler
-        takes any role ARN), functions, the HTTP API."""
-        for logical_id in tpl.role_ids():
-            name = tpl.physical_name(logical_id)
-            tpl.set_physical(
-                logical_id,
-                Ref=name,
-                RoleId=f"AROA{logical_id.upper()[:17]}",
-                Arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}",
-            )
-        for logical_id in tpl.function_ids():
-            name = tpl.physical_name(logical_id)
-            tpl.set_physical(
-                logical_id,
-                Ref=name,
-                Arn=f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}",
-            )
-        for logical_id in tpl.resources("AWS::Serverless::HttpApi"):
-            tpl.set_physical(logical_id, Ref="localapi")
+    def _role_env(self, function: str) -> dict[str, str]:
+        """With iam: the credentials of the function's role (Lambda's AWS_* variables)."""
+        return {} if self.iam_binding is None else self.iam_binding.function_env(function)
+
+    def iam_report(self) -> str:
+        """With iam: per role, the granted actions used, denied and never used."""
+        if self.iam_binding is None:
+            return ""
+        seen = self.iam_decisions or iam_mode.decisions(self._iam_log)
+        return iam_mode.report(self.iam_binding, seen)
 
     def _bind_functions(self, tpl: StackTemplate, specs: list[FunctionSpec]) -> None:
         executors: dict[str, ThreadPoolExecutor] = {}
@@ -438,7 +437,12 @@ class LocalStack:
                         handler=spec.handler,
                         timeout=spec.timeout,
                         memory_size=spec.memory_size,
-                        environment={**os.environ, **spec.environment, **self._function_env},
+                        environment={
+                            **os.environ,
+                            **spec.environment,
+                            **self._function_env,
+                            **self._role_env(spec.logical_id),
+                        },
                         arn=physical["Arn"],
                         region=self.region,
                         on_event=self._event,
@@ -497,6 +501,7 @@ class LocalStack:
             scheduler = await stack.enter_async_context(
                 session.client("scheduler", endpoint_url=moto_endpoint, region_name=self.region)
             )
+            roles = await iam_mode.role_clients(stack, session, self.iam_binding, self.region)
             rics = [f.ric for f in self.functions.values() if f.ric is not None]
             for ric in rics:
                 stack.push_async_callback(ric.stop)
@@ -537,7 +542,8 @@ class LocalStack:
                     url = tpl.resolver.physical[event.queue]["Ref"]
                     source = SqsEventSource(
                         invoke=function.invoke,
-                        sqs=sqs,
+                        # Lambda polls with the function's role
+                        sqs=roles.functions.get(function.spec.logical_id, sqs),
                         queue_url=url,
                         queue_arn=tpl.resolver.physical[event.queue]["Arn"],
                         region=self.region,
@@ -545,7 +551,9 @@ class LocalStack:
                         batching_window=event.batching_window_seconds,
                         report_batch_item_failures=event.report_batch_item_failures,
                         context_factory=function.context,
-                        on_delivery=self._delivery_reporter(function.spec.logical_id),
+                        on_delivery=None
+                        if self.on_event is None
+                        else delivery_reporter(function.spec.logical_id, self._event),
                     )
                     self.sources.append(source)
                     tasks.append(asyncio.ensure_future(source.run(stop)))
@@ -553,7 +561,11 @@ class LocalStack:
             # stacks' schedules (tests) are visible from here too.
             groups = [*tpl.schedule_groups().values(), "default"]
             self.scheduler_pump = SchedulerPump(
-                scheduler=scheduler, sqs=sqs, groups=groups, invoke_lambda=self._invoke_arn
+                scheduler=scheduler,
+                sqs=sqs,
+                groups=groups,
+                invoke_lambda=self._invoke_arn,
+                senders=roles.senders,
             )
             tasks.append(asyncio.ensure_future(self._timers(stop)))
             self._ready.set()
@@ -610,22 +622,6 @@ class LocalStack:
                 self.on_event(line)
             except Exception:  # noqa: BLE001 - a console hiccup must not stop the stack
                 logger.exception("on_event failed")
-
-    def _delivery_reporter(
-        self, function: str
-    ) -> Callable[[list[dict[str, Any]], set[str], float], None] | None:
-        if self.on_event is None:
-            return None
-
-        def report(messages: list[dict[str, Any]], failed: set[str], seconds: float) -> None:
-            for message in messages:
-                outcome = "failed" if message["MessageId"] in failed else "ok"
-                self._event(
-                    f"SQS        {message_label(message.get('Body', ''))} → {function} "
-                    f"{outcome} ({seconds * 1000:.0f} ms for {len(messages)} message(s))"
-                )
-
-        return report
 
     async def _invoke_rule(self, rule: RuleTimer) -> None:
         """An EventBridge rule invokes asynchronously: a failure is logged, nothing retried

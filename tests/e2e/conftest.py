@@ -11,6 +11,7 @@ dead-letter path, take seconds instead of minutes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 from pyworkflow.dev.stack import LocalStack
+from pyworkflow.dev.template import TEMPLATE_PATH
 from tests.e2e.workflows import TOKENS_FOLDER
 
 VISIBILITY_TIMEOUT = 2
@@ -31,6 +33,9 @@ MAX_RECEIVE_COUNT = 3  # the worker fails a run on the 2nd failing delivery
 # PYWORKFLOW_DEV_LAMBDA_RUNTIME=1: the functions run under awslambdaric, each in its own process
 # (``pyworkflow dev --lambda-runtime``); CI runs the suite both ways
 LAMBDA_RUNTIME = os.environ.get("PYWORKFLOW_DEV_LAMBDA_RUNTIME", "") not in ("", "0")
+# PYWORKFLOW_DEV_IAM=1: the template's roles enforced by moto's IAM, each function signing as its
+# role, DynamoDB served by moto (``pyworkflow dev --iam``, which implies --lambda-runtime)
+IAM = os.environ.get("PYWORKFLOW_DEV_IAM", "") not in ("", "0")
 
 
 @pytest.fixture(scope="package")
@@ -60,12 +65,17 @@ SCHEDULER_CLOCK = SchedulerClock()
 
 
 @pytest.fixture(scope="package")
-def stack(dynamodb_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalStack]:
     local = LocalStack(
+        # a scratch template (IAM mode: one statement removed must fail a test)
+        template=os.environ.get("PYWORKFLOW_DEV_TEMPLATE") or TEMPLATE_PATH,
         module="tests.e2e.workflows",
         port=0,
         stack_name="e2e",
-        dynamodb_endpoint=dynamodb_endpoint,
+        dynamodb_endpoint=None if IAM else request.getfixturevalue("dynamodb_endpoint"),
+        iam=IAM,
         tick_seconds=0.2,
         clock=SCHEDULER_CLOCK,
         parameters={"VisibilityTimeout": VISIBILITY_TIMEOUT, "MaxReceiveCount": MAX_RECEIVE_COUNT},
@@ -80,6 +90,10 @@ def stack(dynamodb_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> I
     )
     with local:
         yield local
+    if IAM:  # which granted actions the suite used, which it never needed
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            print("\n" + local.iam_report(), flush=True)
 
 
 @dataclass

@@ -1,0 +1,103 @@
+"""The template's roles are enforced, not only declared: with ``LocalStack(iam=True)`` a scratch
+copy of template.yaml with one statement removed from a role's policy breaks the behaviour that
+needs it (the e2e suite passes with the real template in this mode: CI's IAM step)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyworkflow.dev import iam as iam_mode
+from pyworkflow.dev.stack import LocalStack
+from pyworkflow.dev.template import TEMPLATE_PATH, load_template
+from tests.e2e.conftest import Api, until
+from tests.e2e.workflows import TOKENS_FOLDER
+
+
+def template_without(folder: Path, resource: str, statement: str) -> Path:
+    """template.yaml with the statement ``statement`` (its Sid, or the name of an inline policy
+    whose only statement it is) of ``resource``'s policies removed; an emptied policy goes."""
+    data = load_template(TEMPLATE_PATH)
+    props = data["Resources"][resource]["Properties"]
+    documents = [("", props["PolicyDocument"])] if "PolicyDocument" in props else []
+    documents += [(p["PolicyName"], p["PolicyDocument"]) for p in props.get("Policies", [])]
+    removed = 0
+    for name, document in documents:
+        kept = [s for s in document["Statement"] if statement not in (s.get("Sid"), name)]
+        removed += len(document["Statement"]) - len(kept)
+        document["Statement"] = kept
+    assert removed == 1, f"{resource} has no single statement {statement}"
+    props["Policies"] = [p for p in props.get("Policies", []) if p["PolicyDocument"]["Statement"]]
+    path = folder / "template.json"  # JSON is YAML: the stack reads it like template.yaml
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def scratch_stack(tmp_path: Path) -> Iterator[Any]:
+    """Start an IAM-enforced stack from a scratch template (as the e2e stack, otherwise)."""
+    stacks: list[LocalStack] = []
+
+    def start(template: Path) -> LocalStack:
+        tokens = tmp_path / "tokens"
+        tokens.mkdir(exist_ok=True)
+        stack = LocalStack(
+            template=template,
+            module="tests.e2e.workflows",
+            port=0,
+            stack_name="iam",
+            iam=True,
+            tick_seconds=0.2,
+            parameters={"VisibilityTimeout": 2, "MaxReceiveCount": 3},
+            check_parameter_ranges=False,
+            env={
+                "PYWORKFLOW_SQS_DELAY_MAX_SECONDS": "0",  # every sleep through Scheduler
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": "CRITICAL",
+                TOKENS_FOLDER: str(tokens),
+            },
+        )
+        stacks.append(stack.start())
+        return stack
+
+    yield start
+    for stack in stacks:
+        stack.stop()
+
+
+def _denied(stack: LocalStack, role: str) -> set[str]:
+    assert stack.iam_binding is not None
+    seen = stack.iam_decisions or iam_mode.decisions(stack._iam_log)
+    return set(iam_mode.usage(stack.iam_binding, seen)[role]["denied"])
+
+
+def test_a_worker_role_that_cannot_poll_the_queue_never_runs_a_started_run(
+    scratch_stack: Any, tmp_path: Path
+) -> None:
+    stack = scratch_stack(template_without(tmp_path, "WorkerRole", "PollWorkQueue"))
+    api = Api(stack.api_url)
+    run_id = api.ok("POST", "/runs", {"workflow": "e2e_add", "args": [2, 3]}, expect=202)["run_id"]
+    # Lambda's event source polls with the worker's role: refused, nothing is delivered.
+    until(lambda: _denied(stack, "WorkerRole"), 30, what="the worker's poll to be refused")
+    time.sleep(2)  # e2e_add completes in well under a second when delivered
+    assert api.run(run_id)["status"] != "completed"
+    assert _denied(stack, "WorkerRole") == {"sqs:ReceiveMessage"}
+    assert _denied(stack, "ApiRole") == set()
+
+
+def test_a_scheduler_role_that_cannot_send_to_the_queue_never_wakes_a_sleeping_run(
+    scratch_stack: Any, tmp_path: Path
+) -> None:
+    stack = scratch_stack(template_without(tmp_path, "SchedulerRole", "SendToWorkQueue"))
+    api = Api(stack.api_url)
+    run_id = api.ok("POST", "/runs", {"workflow": "e2e_sleeper", "args": [1]}, expect=202)["run_id"]
+    until(lambda: _denied(stack, "SchedulerRole"), 30, what="the timer's delivery to be refused")
+    time.sleep(3)  # the sleep (1 s) is long over, and the timer has fired again and again
+    assert api.run(run_id)["status"] == "suspended"
+    assert _denied(stack, "SchedulerRole") == {"sqs:SendMessage"}
+    assert _denied(stack, "WorkerRole") == set() and _denied(stack, "ApiRole") == set()
