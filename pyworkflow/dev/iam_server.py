@@ -4,9 +4,9 @@ state, so an enforcing server must not share a process with other stacks' moto (
 
 Each request is authorized as AWS authorizes it (``authorizations``: DynamoDB and Scheduler
 requests on their table, index or schedule, where moto checks ``*``; a transaction item by item;
-an SQS batch as its single action), and every decision is appended to a JSON-lines file
-(principal ARN, action, resource, allowed), which ``pyworkflow.dev.iam`` reads for its
-least-privilege report.
+an SQS batch as its single action; a schedule's create or update also as iam:PassRole on its
+target's role), and every decision is appended to a JSON-lines file (principal ARN, action,
+resource, allowed), which ``pyworkflow.dev.iam`` reads for its least-privilege report.
 Enforcement starts off; the stack turns it on (moto's ``/moto-api/reset-auth``) once it has
 created the roles.
 
@@ -31,6 +31,7 @@ _TRANSACT_WRITE = {
     "Delete": "DeleteItem",
     "ConditionCheck": "ConditionCheckItem",
 }
+_PASSES_ROLE = ("CreateSchedule", "UpdateSchedule")
 _SQS_BATCH = {
     "sqs:SendMessageBatch": "sqs:SendMessage",
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
@@ -57,7 +58,13 @@ def authorizations(
             return [(action, resource)]
         name = unquote(route.rstrip("/").rsplit("/", 1)[1])
         group = data.get("GroupName") or parse_qs(query).get("groupName", ["default"])[0]
-        return [(action, f"arn:aws:scheduler:{region}:{account}:schedule/{group}/{name}")]
+        pairs = [(action, f"arn:aws:scheduler:{region}:{account}:schedule/{group}/{name}")]
+        # Handing Scheduler a role to deliver with is passing it: AWS refuses the schedule
+        # unless the caller may iam:PassRole that role (moto does not check it).
+        role = (data.get("Target") or {}).get("RoleArn")
+        if operation in _PASSES_ROLE and role:
+            pairs.append(("iam:PassRole", role))
+        return pairs
 
     def table(name: str, index: str | None = None) -> str:
         arn = f"arn:aws:dynamodb:{region}:{account}:table/{name}"

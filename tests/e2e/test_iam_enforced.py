@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from pyworkflow.dev import iam as iam_mode
@@ -101,3 +102,29 @@ def test_a_scheduler_role_that_cannot_send_to_the_queue_never_wakes_a_sleeping_r
     assert api.run(run_id)["status"] == "suspended"
     assert _denied(stack, "SchedulerRole") == {"sqs:SendMessage"}
     assert _denied(stack, "WorkerRole") == set() and _denied(stack, "ApiRole") == set()
+
+
+def _timer_schedules(stack: LocalStack) -> list[dict[str, Any]]:
+    assert stack.info is not None
+    group = stack.info.schedule_groups["TimerScheduleGroup"]
+    scheduler = boto3.client(
+        "scheduler", endpoint_url=stack.info.moto_endpoint, region_name=stack.info.region
+    )
+    return list(scheduler.list_schedules(GroupName=group)["Schedules"])
+
+
+def test_a_runtime_that_may_not_pass_the_scheduler_role_never_schedules_a_sleep(
+    scratch_stack: Any, tmp_path: Path
+) -> None:
+    stack = scratch_stack(template_without(tmp_path, "RuntimePolicy", "PassSchedulerRole"))
+    api = Api(stack.api_url)
+    body = {"workflow": "e2e_sleeper", "args": [3600]}
+    run_id = api.ok("POST", "/runs", body, expect=202)["run_id"]
+    # The sleep outlasts PYWORKFLOW_SQS_DELAY_MAX_SECONDS (0): its timer is a Scheduler schedule
+    # delivering with SchedulerRole, which the worker hands over: refused without iam:PassRole.
+    until(lambda: _denied(stack, "WorkerRole"), 30, what="the timer's schedule to be refused")
+    time.sleep(1)
+    assert _timer_schedules(stack) == []
+    assert api.run(run_id)["status"] != "completed"
+    assert _denied(stack, "WorkerRole") == {"iam:PassRole"}
+    assert _denied(stack, "SchedulerRole") == set() and _denied(stack, "ApiRole") == set()
