@@ -16,6 +16,7 @@ import pytest
 from pyworkflow.dev import iam as iam_mode
 from pyworkflow.dev.stack import LocalStack
 from pyworkflow.dev.template import TEMPLATE_PATH, load_template
+from pyworkflow.storage.offload import DEFAULT_THRESHOLD_BYTES
 from tests.e2e.conftest import Api, until
 from tests.e2e.workflows import TOKENS_FOLDER
 
@@ -69,6 +70,12 @@ def scratch_stack(tmp_path: Path) -> Iterator[Any]:
     yield start
     for stack in stacks:
         stack.stop()
+
+
+def _allowed(stack: LocalStack, role: str) -> set[str]:
+    assert stack.iam_binding is not None
+    seen = stack.iam_decisions or iam_mode.decisions(stack._iam_log)
+    return set(iam_mode.usage(stack.iam_binding, seen)[role]["allowed"])
 
 
 def _denied(stack: LocalStack, role: str) -> set[str]:
@@ -128,3 +135,31 @@ def test_a_runtime_that_may_not_pass_the_scheduler_role_never_schedules_a_sleep(
     assert api.run(run_id)["status"] != "completed"
     assert _denied(stack, "WorkerRole") == {"iam:PassRole"}
     assert _denied(stack, "SchedulerRole") == set() and _denied(stack, "ApiRole") == set()
+
+
+LARGE = "x" * (DEFAULT_THRESHOLD_BYTES + 10 * 1024)  # over the offload threshold (200 KB)
+
+
+def test_a_large_payload_goes_through_the_bucket_with_the_template_s_roles(
+    scratch_stack: Any,
+) -> None:
+    stack = scratch_stack(TEMPLATE_PATH)
+    api = Api(stack.api_url)
+    body = {"workflow": "e2e_large", "args": [LARGE]}
+    run_id = api.ok("POST", "/runs", body, expect=202)["run_id"]
+    assert api.wait(run_id, "completed")["result"] == len(LARGE)
+    # The API wrote the argument; the worker read it and wrote the step's result.
+    assert {"s3:PutObject"} <= _allowed(stack, "ApiRole")
+    assert {"s3:GetObject", "s3:PutObject"} <= _allowed(stack, "WorkerRole")
+    assert not any(_denied(stack, role) for role in ("ApiRole", "WorkerRole", "SchedulerRole"))
+
+
+def test_a_runtime_that_may_not_use_the_payload_bucket_cannot_start_a_large_run(
+    scratch_stack: Any, tmp_path: Path
+) -> None:
+    stack = scratch_stack(template_without(tmp_path, "RuntimePolicy", "Payloads"))
+    api = Api(stack.api_url)
+    status, _ = api.call("POST", "/runs", {"workflow": "e2e_large", "args": [LARGE]})
+    assert status >= 500  # the argument could not be stored: no run
+    assert _denied(stack, "ApiRole") == {"s3:PutObject"}
+    assert _denied(stack, "WorkerRole") == set()
