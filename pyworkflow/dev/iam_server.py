@@ -43,15 +43,21 @@ def authorizations(
     action: str, resource: str, *, region: str, account: str, path: str, body: bytes
 ) -> list[tuple[str, str]]:
     """The (action, resource) pairs AWS authorizes a request by. moto names the resource of an
-    SQS (the queue) or S3 (the object) request, but ``*`` for DynamoDB and Scheduler: their
+    SQS (the queue) or S3 (the object) request, but ``*`` for DynamoDB, Scheduler and CloudWatch
+    Logs (a log stream's writes): their
     resource comes from the request here, so a statement scoped to a table, an index or a
     schedule group is checked as such."""
     service, operation = action.split(":", 1)
     if service == "sqs":
         return [(_SQS_BATCH.get(action, action), resource)]
-    if service not in ("dynamodb", "scheduler"):
+    if service not in ("dynamodb", "scheduler", "logs"):
         return [(action, resource)]
     data = json.loads(body or b"{}") if body[:1] in (b"{", b"") else {}
+    if service == "logs":
+        if "logStreamName" not in data:
+            return [(action, resource)]
+        group, stream = data.get("logGroupName", ""), data["logStreamName"]
+        return [(action, f"arn:aws:logs:{region}:{account}:log-group:{group}:log-stream:{stream}")]
     if service == "scheduler":
         route, _, query = path.partition("?")
         if "/schedules/" not in route:

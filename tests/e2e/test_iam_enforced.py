@@ -163,3 +163,59 @@ def test_a_runtime_that_may_not_use_the_payload_bucket_cannot_start_a_large_run(
     assert status >= 500  # the argument could not be stored: no run
     assert _denied(stack, "ApiRole") == {"s3:PutObject"}
     assert _denied(stack, "WorkerRole") == set()
+
+
+def _log_lines(stack: LocalStack, function: str) -> list[str]:
+    """Every line of ``function``'s log group, read as the stack's services (not a role)."""
+    assert stack.info is not None and stack.iam_binding is not None
+    logs = boto3.client(
+        "logs",
+        endpoint_url=stack.info.moto_endpoint,
+        region_name=stack.info.region,
+        **stack.iam_binding.services.client_kwargs(),
+    )
+    group = stack.functions[function].ric.on_logs.group  # type: ignore[union-attr]
+    return [
+        event["message"]
+        for s in logs.describe_log_streams(logGroupName=group)["logStreams"]
+        for event in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])[
+            "events"
+        ]
+    ]
+
+
+def test_each_function_s_output_reaches_its_log_group_with_the_template_s_roles(
+    scratch_stack: Any,
+) -> None:
+    stack = scratch_stack(TEMPLATE_PATH)
+    api = Api(stack.api_url)
+    run_id = api.ok("POST", "/runs", {"workflow": "e2e_add", "args": [2, 3]}, expect=202)["run_id"]
+    api.wait(run_id, "completed")
+    for function, role in (("WorkerFunction", "WorkerRole"), ("ApiFunction", "ApiRole")):
+        lines = until(lambda f=function: _log_lines(stack, f), 10, what=f"{function}'s logs")
+        assert any(line.startswith("REPORT RequestId: ") for line in lines)
+        assert {"logs:CreateLogStream", "logs:PutLogEvents"} <= _allowed(stack, role)
+        assert _denied(stack, role) == set()
+
+
+@pytest.mark.parametrize(
+    ("role", "function", "other"),
+    [("WorkerRole", "WorkerFunction", "ApiRole"), ("ApiRole", "ApiFunction", "WorkerRole")],
+)
+def test_a_function_role_that_cannot_write_its_logs_loses_them_visibly(
+    scratch_stack: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    role: str,
+    function: str,
+    other: str,
+) -> None:
+    stack = scratch_stack(template_without(tmp_path, role, "Logs"))
+    api = Api(stack.api_url)
+    run_id = api.ok("POST", "/runs", {"workflow": "e2e_add", "args": [2, 3]}, expect=202)["run_id"]
+    api.wait(run_id, "completed")  # Lambda runs the function all the same; its logs are lost
+    until(lambda: _denied(stack, role), 10, what=f"{function}'s logs to be refused")
+    assert _denied(stack, role) == {"logs:CreateLogStream"}
+    assert _log_lines(stack, function) == []
+    assert any(f"{function}: its logs are dropped" in r.getMessage() for r in caplog.records)
+    assert _denied(stack, other) == set()
