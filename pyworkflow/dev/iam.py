@@ -31,6 +31,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -159,6 +160,73 @@ def record_log_groups(tpl: StackTemplate, region: str) -> None:
         name = tpl.physical_name(logical_id, given)
         arn = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{name}"
         tpl.set_physical(logical_id, Ref=name, Arn=f"{arn}:*")
+
+
+def create_log_groups(tpl: StackTemplate, endpoint: str, region: str) -> None:
+    """The template's log groups in moto's CloudWatch Logs (the stack creates them)."""
+    import boto3
+
+    logs = boto3.client("logs", endpoint_url=endpoint, region_name=region)
+    for logical_id in tpl.resources("AWS::Logs::LogGroup"):
+        logs.create_log_group(logGroupName=tpl.resolver.physical[logical_id]["Ref"])
+
+
+def function_log_group(tpl: StackTemplate, function: str, name: str) -> str:
+    """The log group Lambda writes ``function``'s output to: its LoggingConfig's, or
+    /aws/lambda/<function name>."""
+    config = tpl.resolver.resolve(tpl.properties(function).get("LoggingConfig") or {})
+    return str(config.get("LogGroup") or f"/aws/lambda/{name}")
+
+
+class LogDelivery:
+    """Hands a function's output to CloudWatch Logs as Lambda does, with the function's role:
+    logs:CreateLogStream on a stream's first write, logs:PutLogEvents per invocation. Lambda
+    drops what its role may not write, silently; here a refusal is a warning (once per action)
+    and a DENIED line of the report."""
+
+    def __init__(
+        self,
+        *,
+        function: str,
+        group: str,
+        credentials: Credentials,
+        endpoint: str,
+        region: str,
+        warn: Any,
+    ) -> None:
+        import boto3
+
+        self.function = function
+        self.group = group
+        self.warn = warn
+        self.client = boto3.session.Session().client(
+            "logs", endpoint_url=endpoint, region_name=region, **credentials.client_kwargs()
+        )
+        self.streams: set[str] = set()
+        self.warned: set[str] = set()
+
+    def __call__(self, stream: str, lines: list[str]) -> None:
+        from botocore.exceptions import ClientError
+
+        now = int(time.time() * 1000)
+        try:
+            if stream not in self.streams:
+                self.client.create_log_stream(logGroupName=self.group, logStreamName=stream)
+                self.streams.add(stream)
+            self.client.put_log_events(
+                logGroupName=self.group,
+                logStreamName=stream,
+                logEvents=[{"timestamp": now, "message": line} for line in lines],
+            )
+        except ClientError as exc:
+            operation = exc.operation_name
+            if operation not in self.warned:
+                self.warned.add(operation)
+                self.warn(
+                    f"{self.function}: its logs are dropped, as Lambda drops them: "
+                    f"{operation} on {self.group} refused "
+                    f"({exc.response.get('Error', {}).get('Code')})"
+                )
 
 
 def role_policies(tpl: StackTemplate) -> dict[str, dict[str, dict[str, Any]]]:

@@ -4,9 +4,9 @@ state, so an enforcing server must not share a process with other stacks' moto (
 
 Each request is authorized as AWS authorizes it (``authorizations``: DynamoDB and Scheduler
 requests on their table, index or schedule, where moto checks ``*``; a transaction item by item;
-an SQS batch as its single action), and every decision is appended to a JSON-lines file
-(principal ARN, action, resource, allowed), which ``pyworkflow.dev.iam`` reads for its
-least-privilege report.
+an SQS batch as its single action; a schedule's create or update also as iam:PassRole on its
+target's role), and every decision is appended to a JSON-lines file (principal ARN, action,
+resource, allowed), which ``pyworkflow.dev.iam`` reads for its least-privilege report.
 Enforcement starts off; the stack turns it on (moto's ``/moto-api/reset-auth``) once it has
 created the roles.
 
@@ -31,6 +31,7 @@ _TRANSACT_WRITE = {
     "Delete": "DeleteItem",
     "ConditionCheck": "ConditionCheckItem",
 }
+_PASSES_ROLE = ("CreateSchedule", "UpdateSchedule")
 _SQS_BATCH = {
     "sqs:SendMessageBatch": "sqs:SendMessage",
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
@@ -42,22 +43,34 @@ def authorizations(
     action: str, resource: str, *, region: str, account: str, path: str, body: bytes
 ) -> list[tuple[str, str]]:
     """The (action, resource) pairs AWS authorizes a request by. moto names the resource of an
-    SQS (the queue) or S3 (the object) request, but ``*`` for DynamoDB and Scheduler: their
+    SQS (the queue) or S3 (the object) request, but ``*`` for DynamoDB, Scheduler and CloudWatch
+    Logs (a log stream's writes): their
     resource comes from the request here, so a statement scoped to a table, an index or a
     schedule group is checked as such."""
     service, operation = action.split(":", 1)
     if service == "sqs":
         return [(_SQS_BATCH.get(action, action), resource)]
-    if service not in ("dynamodb", "scheduler"):
+    if service not in ("dynamodb", "scheduler", "logs"):
         return [(action, resource)]
     data = json.loads(body or b"{}") if body[:1] in (b"{", b"") else {}
+    if service == "logs":
+        if "logStreamName" not in data:
+            return [(action, resource)]
+        group, stream = data.get("logGroupName", ""), data["logStreamName"]
+        return [(action, f"arn:aws:logs:{region}:{account}:log-group:{group}:log-stream:{stream}")]
     if service == "scheduler":
         route, _, query = path.partition("?")
         if "/schedules/" not in route:
             return [(action, resource)]
         name = unquote(route.rstrip("/").rsplit("/", 1)[1])
         group = data.get("GroupName") or parse_qs(query).get("groupName", ["default"])[0]
-        return [(action, f"arn:aws:scheduler:{region}:{account}:schedule/{group}/{name}")]
+        pairs = [(action, f"arn:aws:scheduler:{region}:{account}:schedule/{group}/{name}")]
+        # Handing Scheduler a role to deliver with is passing it: AWS refuses the schedule
+        # unless the caller may iam:PassRole that role (moto does not check it).
+        role = (data.get("Target") or {}).get("RoleArn")
+        if operation in _PASSES_ROLE and role:
+            pairs.append(("iam:PassRole", role))
+        return pairs
 
     def table(name: str, index: str | None = None) -> str:
         arn = f"arn:aws:dynamodb:{region}:{account}:table/{name}"

@@ -22,6 +22,11 @@ and invocation durations are recorded.
 
 Each process gets its own server (its own port): a killed process's pending ``/next`` can never
 take an event meant for its successor.
+
+With ``on_logs`` (``pyworkflow dev --iam``), the process's output is also handed over, as Lambda
+hands it to CloudWatch Logs: after each invocation, its lines between Lambda's ``START`` and
+``END``/``REPORT`` lines, with the log stream of the process (one per sandbox, named as
+Lambda names them); the output still reaches this process's stdout and stderr.
 """
 
 from __future__ import annotations
@@ -106,6 +111,9 @@ class _Sandbox:
     killed: bool = False
     watcher: asyncio.Future[None] | None = None
     polls: set[asyncio.Task[Any]] = field(default_factory=set)  # /next requests waiting
+    log_stream: str = ""  # with on_logs: the process's CloudWatch Logs stream
+    output: list[str] = field(default_factory=list)  # with on_logs: lines not yet handed over
+    readers: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def alive(self) -> bool:
@@ -177,6 +185,9 @@ class RicFunction:
     python: str = sys.executable
     # one readable line per cold start, timeout or unexpected exit
     on_event: Callable[[str], None] | None = None
+    # (log stream, lines) after each invocation, as Lambda delivers them to CloudWatch Logs;
+    # called in a worker thread, its failures are its own (logged, never the invocation's)
+    on_logs: Callable[[str, list[str]], None] | None = None
 
     cold_starts: list[float] = field(default_factory=list, init=False)  # seconds each
     durations: list[float] = field(default_factory=list, init=False)  # seconds per invocation
@@ -232,8 +243,10 @@ class RicFunction:
                     )
                 ) from None
             finally:
-                self.durations.append(time.monotonic() - started)
+                duration = time.monotonic() - started
+                self.durations.append(duration)
                 sandbox.invocations.pop(request_id, None)
+                await self._hand_over_logs(sandbox, request_id, duration)
 
     async def stop(self) -> None:
         """Kill the process (an invocation in progress fails) and close its server."""
@@ -289,6 +302,7 @@ class RicFunction:
             base=self.environment,
         )
         sandbox.started = time.monotonic()
+        piped = None if self.on_logs is None else asyncio.subprocess.PIPE
         try:
             sandbox.process = await asyncio.create_subprocess_exec(
                 self.python,
@@ -298,12 +312,23 @@ class RicFunction:
                 env=env,
                 cwd=self.task_root,
                 stdin=asyncio.subprocess.DEVNULL,
+                stdout=piped,
+                stderr=piped,
                 start_new_session=True,  # Ctrl-C reaches pyworkflow dev, which stops it
             )
         except BaseException:
             await runner.cleanup()
             raise
         self.pids.append(sandbox.process.pid)
+        if self.on_logs is not None:
+            day = datetime.now(UTC).strftime("%Y/%m/%d")
+            sandbox.log_stream = f"{day}/[$LATEST]{secrets.token_hex(16)}"
+            for stream, out in (
+                (sandbox.process.stdout, sys.stdout),
+                (sandbox.process.stderr, sys.stderr),
+            ):
+                if stream is not None:
+                    sandbox.readers.append(asyncio.ensure_future(_read(stream, out, sandbox)))
         sandbox.watcher = asyncio.ensure_future(self._watch(sandbox))
         return sandbox
 
@@ -345,6 +370,10 @@ class RicFunction:
             await asyncio.gather(sandbox.watcher, return_exceptions=True)
         elif process is not None:
             await process.wait()
+        if sandbox.readers:  # its output ends with it (a child holding the pipe: cut short)
+            _, pending = await asyncio.wait(sandbox.readers, timeout=1.0)
+            for reader in pending:
+                reader.cancel()
         for poll in list(sandbox.polls):  # a dead process's /next: never answered
             poll.cancel()
         await asyncio.gather(*sandbox.polls, return_exceptions=True)
@@ -352,6 +381,24 @@ class RicFunction:
             await sandbox.runner.cleanup()
         if self._sandbox is sandbox:
             self._sandbox = None
+
+    async def _hand_over_logs(self, sandbox: _Sandbox, request_id: str, duration: float) -> None:
+        """Lambda's lines around the invocation's output, to ``on_logs``."""
+        if self.on_logs is None:
+            return
+        await asyncio.sleep(0)  # the readers take what the process wrote before answering
+        lines = [
+            f"START RequestId: {request_id} Version: $LATEST",
+            *sandbox.output,
+            f"END RequestId: {request_id}",
+            f"REPORT RequestId: {request_id}\tDuration: {duration * 1000:.2f} ms\t"
+            f"Memory Size: {self.memory_size} MB",
+        ]
+        sandbox.output.clear()
+        try:
+            await asyncio.to_thread(self.on_logs, sandbox.log_stream, lines)
+        except Exception:  # noqa: BLE001 - the logs are lost, the invocation stands
+            logger.exception("%s: its logs were not delivered", self.name)
 
     def _event(self, what: str) -> None:
         if self.on_event is not None:
@@ -437,6 +484,15 @@ class RicFunction:
         app.router.add_post(_RESPONSE, response)
         app.router.add_post(_ERROR, error)
         app.router.add_post(_INIT_ERROR, init_error)
+
+
+async def _read(stream: asyncio.StreamReader, out: Any, sandbox: _Sandbox) -> None:
+    """Forward the process's output to ``out`` line by line, keeping each line for its logs."""
+    while line := await stream.readline():
+        text = line.decode("utf-8", "replace")
+        sandbox.output.append(text.rstrip("\n"))
+        out.write(text)
+        out.flush()
 
 
 async def _error_document(request: web.Request) -> dict[str, Any]:

@@ -242,6 +242,7 @@ class LocalStack:
         moto_server.record_aws_only(tpl, self.region)
         if self.iam:
             self.iam_binding = iam_mode.bind(tpl, moto.endpoint_url, region=self.region)
+            iam_mode.create_log_groups(tpl, moto.endpoint_url, region=self.region)
             self._set_env({**self.iam_binding.services.env(), "AWS_SESSION_TOKEN": None})
             iam_mode.forget_default_session()  # boto3.client() resolved "local" keys before
             self.iam_binding.enforce()
@@ -416,6 +417,26 @@ class LocalStack:
         """With iam: the credentials of the function's role (Lambda's AWS_* variables)."""
         return {} if self.iam_binding is None else self.iam_binding.function_env(function)
 
+    def _log_delivery(
+        self, tpl: StackTemplate, function: str, name: str
+    ) -> iam_mode.LogDelivery | None:
+        """With iam: the function's output to CloudWatch Logs, signed as its role."""
+        binding = self.iam_binding
+        if binding is None:
+            return None
+        return iam_mode.LogDelivery(
+            function=function,
+            group=iam_mode.function_log_group(tpl, function, name),
+            credentials=binding.roles[binding.function_roles[function]],
+            endpoint=binding.endpoint,
+            region=self.region,
+            warn=self._warn,
+        )
+
+    def _warn(self, line: str) -> None:
+        logger.warning("%s", line)
+        self._event(f"WARNING    {line}")
+
     def iam_report(self) -> str:
         """With iam: per role, the granted actions used, denied and never used."""
         if self.iam_binding is None:
@@ -446,6 +467,7 @@ class LocalStack:
                         arn=physical["Arn"],
                         region=self.region,
                         on_event=self._event,
+                        on_logs=self._log_delivery(tpl, spec.logical_id, physical["Ref"]),
                     ),
                 )
                 continue

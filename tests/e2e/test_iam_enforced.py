@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from pyworkflow.dev import iam as iam_mode
 from pyworkflow.dev.stack import LocalStack
 from pyworkflow.dev.template import TEMPLATE_PATH, load_template
+from pyworkflow.storage.offload import DEFAULT_THRESHOLD_BYTES
 from tests.e2e.conftest import Api, until
 from tests.e2e.workflows import TOKENS_FOLDER
 
@@ -70,6 +72,12 @@ def scratch_stack(tmp_path: Path) -> Iterator[Any]:
         stack.stop()
 
 
+def _allowed(stack: LocalStack, role: str) -> set[str]:
+    assert stack.iam_binding is not None
+    seen = stack.iam_decisions or iam_mode.decisions(stack._iam_log)
+    return set(iam_mode.usage(stack.iam_binding, seen)[role]["allowed"])
+
+
 def _denied(stack: LocalStack, role: str) -> set[str]:
     assert stack.iam_binding is not None
     seen = stack.iam_decisions or iam_mode.decisions(stack._iam_log)
@@ -101,3 +109,113 @@ def test_a_scheduler_role_that_cannot_send_to_the_queue_never_wakes_a_sleeping_r
     assert api.run(run_id)["status"] == "suspended"
     assert _denied(stack, "SchedulerRole") == {"sqs:SendMessage"}
     assert _denied(stack, "WorkerRole") == set() and _denied(stack, "ApiRole") == set()
+
+
+def _timer_schedules(stack: LocalStack) -> list[dict[str, Any]]:
+    assert stack.info is not None
+    group = stack.info.schedule_groups["TimerScheduleGroup"]
+    scheduler = boto3.client(
+        "scheduler", endpoint_url=stack.info.moto_endpoint, region_name=stack.info.region
+    )
+    return list(scheduler.list_schedules(GroupName=group)["Schedules"])
+
+
+def test_a_runtime_that_may_not_pass_the_scheduler_role_never_schedules_a_sleep(
+    scratch_stack: Any, tmp_path: Path
+) -> None:
+    stack = scratch_stack(template_without(tmp_path, "RuntimePolicy", "PassSchedulerRole"))
+    api = Api(stack.api_url)
+    body = {"workflow": "e2e_sleeper", "args": [3600]}
+    run_id = api.ok("POST", "/runs", body, expect=202)["run_id"]
+    # The sleep outlasts PYWORKFLOW_SQS_DELAY_MAX_SECONDS (0): its timer is a Scheduler schedule
+    # delivering with SchedulerRole, which the worker hands over: refused without iam:PassRole.
+    until(lambda: _denied(stack, "WorkerRole"), 30, what="the timer's schedule to be refused")
+    time.sleep(1)
+    assert _timer_schedules(stack) == []
+    assert api.run(run_id)["status"] != "completed"
+    assert _denied(stack, "WorkerRole") == {"iam:PassRole"}
+    assert _denied(stack, "SchedulerRole") == set() and _denied(stack, "ApiRole") == set()
+
+
+LARGE = "x" * (DEFAULT_THRESHOLD_BYTES + 10 * 1024)  # over the offload threshold (200 KB)
+
+
+def test_a_large_payload_goes_through_the_bucket_with_the_template_s_roles(
+    scratch_stack: Any,
+) -> None:
+    stack = scratch_stack(TEMPLATE_PATH)
+    api = Api(stack.api_url)
+    body = {"workflow": "e2e_large", "args": [LARGE]}
+    run_id = api.ok("POST", "/runs", body, expect=202)["run_id"]
+    assert api.wait(run_id, "completed")["result"] == len(LARGE)
+    # The API wrote the argument; the worker read it and wrote the step's result.
+    assert {"s3:PutObject"} <= _allowed(stack, "ApiRole")
+    assert {"s3:GetObject", "s3:PutObject"} <= _allowed(stack, "WorkerRole")
+    assert not any(_denied(stack, role) for role in ("ApiRole", "WorkerRole", "SchedulerRole"))
+
+
+def test_a_runtime_that_may_not_use_the_payload_bucket_cannot_start_a_large_run(
+    scratch_stack: Any, tmp_path: Path
+) -> None:
+    stack = scratch_stack(template_without(tmp_path, "RuntimePolicy", "Payloads"))
+    api = Api(stack.api_url)
+    status, _ = api.call("POST", "/runs", {"workflow": "e2e_large", "args": [LARGE]})
+    assert status >= 500  # the argument could not be stored: no run
+    assert _denied(stack, "ApiRole") == {"s3:PutObject"}
+    assert _denied(stack, "WorkerRole") == set()
+
+
+def _log_lines(stack: LocalStack, function: str) -> list[str]:
+    """Every line of ``function``'s log group, read as the stack's services (not a role)."""
+    assert stack.info is not None and stack.iam_binding is not None
+    logs = boto3.client(
+        "logs",
+        endpoint_url=stack.info.moto_endpoint,
+        region_name=stack.info.region,
+        **stack.iam_binding.services.client_kwargs(),
+    )
+    group = stack.functions[function].ric.on_logs.group  # type: ignore[union-attr]
+    return [
+        event["message"]
+        for s in logs.describe_log_streams(logGroupName=group)["logStreams"]
+        for event in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])[
+            "events"
+        ]
+    ]
+
+
+def test_each_function_s_output_reaches_its_log_group_with_the_template_s_roles(
+    scratch_stack: Any,
+) -> None:
+    stack = scratch_stack(TEMPLATE_PATH)
+    api = Api(stack.api_url)
+    run_id = api.ok("POST", "/runs", {"workflow": "e2e_add", "args": [2, 3]}, expect=202)["run_id"]
+    api.wait(run_id, "completed")
+    for function, role in (("WorkerFunction", "WorkerRole"), ("ApiFunction", "ApiRole")):
+        lines = until(lambda f=function: _log_lines(stack, f), 10, what=f"{function}'s logs")
+        assert any(line.startswith("REPORT RequestId: ") for line in lines)
+        assert {"logs:CreateLogStream", "logs:PutLogEvents"} <= _allowed(stack, role)
+        assert _denied(stack, role) == set()
+
+
+@pytest.mark.parametrize(
+    ("role", "function", "other"),
+    [("WorkerRole", "WorkerFunction", "ApiRole"), ("ApiRole", "ApiFunction", "WorkerRole")],
+)
+def test_a_function_role_that_cannot_write_its_logs_loses_them_visibly(
+    scratch_stack: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    role: str,
+    function: str,
+    other: str,
+) -> None:
+    stack = scratch_stack(template_without(tmp_path, role, "Logs"))
+    api = Api(stack.api_url)
+    run_id = api.ok("POST", "/runs", {"workflow": "e2e_add", "args": [2, 3]}, expect=202)["run_id"]
+    api.wait(run_id, "completed")  # Lambda runs the function all the same; its logs are lost
+    until(lambda: _denied(stack, role), 10, what=f"{function}'s logs to be refused")
+    assert _denied(stack, role) == {"logs:CreateLogStream"}
+    assert _log_lines(stack, function) == []
+    assert any(f"{function}: its logs are dropped" in r.getMessage() for r in caplog.records)
+    assert _denied(stack, other) == set()

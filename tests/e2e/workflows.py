@@ -41,6 +41,19 @@ async def sleeper(seconds: float) -> str:
     return f"woke with {after}"
 
 
+@step
+async def shout(text: str) -> str:
+    return text.upper()
+
+
+@workflow(name="e2e_large")
+async def large(text: str) -> int:
+    """Its argument and its step's result are as large as the caller makes them: over the
+    offload threshold, both go to the payload bucket (written once, read on each replay)."""
+    loud = await shout(text)
+    return len(loud)
+
+
 async def _remember(token: str) -> None:
     ctx = _ctx.current()
     assert ctx is not None
