@@ -68,7 +68,8 @@ def start_server() -> Iterator[tuple[MotoServer, Path]]:
         env={k: v for k, v in os.environ.items() if k != "INITIAL_NO_AUTH_ACTION_COUNT"},
     )
     try:
-        assert process.stdout is not None
+        if process.stdout is None:  # stdout=PIPE above: only a broken Popen gets here
+            raise RuntimeError("moto (IAM) was started without a pipe for its endpoint")
         endpoint = process.stdout.readline().strip()
         if not endpoint.startswith("http"):
             raise RuntimeError(f"moto (IAM) did not start (exit status {process.poll()})")
