@@ -140,10 +140,16 @@ def test_name_imports_from_pyworkflow(name):
     assert namespace[name] is getattr(pyworkflow, name)
 
 
-@pytest.mark.parametrize("name", ENGINE_ALL)
+def test_names_not_compared_are_what_the_reason_says():
+    from pydantic import BaseModel
+
+    assert set(NOT_COMPARED) <= set(ENGINE_ALL)
+    assert isinstance(pyworkflow.__version__, str)
+    assert issubclass(pyworkflow.StepContext, BaseModel)
+
+
+@pytest.mark.parametrize("name", [n for n in ENGINE_ALL if n not in NOT_COMPARED])
 def test_signature_matches_engine(engine, name):
-    if name in NOT_COMPARED:
-        pytest.skip(NOT_COMPARED[name])
     ours = getattr(pyworkflow, name)
     if engine.is_enum(name):
         engine_values = engine.enum_values(name)
