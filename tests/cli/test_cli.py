@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -497,14 +496,12 @@ def test_run_wait_names_the_hook_at_once_and_a_timeout_exits_non_zero(cli):
     assert data["status"] == "suspended" and data["waiting_for"] == "hook 'approve'"
     assert data["timed_out"] is True
 
-    started = time.monotonic()
     result = cli("workflows", "run", "cli_approval", "--arg", "x=12", "--wait", "--timeout", "5")
     # the hook is named (with the command that resumes it) as soon as the run waits ...
     notice = [line for line in result.output.splitlines() if "waits for hook 'approve'" in line]
     assert notice and "pyworkflow hooks resume --run run_" in notice[0], result.output
     # ... and the timeout still ends the wait, as a failure
     assert result.exit_code == 1 and "Timed out after 5s" in result.output, result.output
-    assert time.monotonic() - started < 30
 
 
 # --- schedules ------------------------------------------------------------------------------------

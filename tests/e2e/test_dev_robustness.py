@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,7 +120,6 @@ def busy_port() -> Iterator[int]:
 
 
 def test_a_busy_port_is_an_immediate_clear_error(busy_port: int, tmp_path: Path) -> None:
-    started = time.monotonic()
     dev = Dev(["dev", "--template", TEMPLATE, "--port", str(busy_port)], tmp_path)
     code = dev.wait(timeout=30)
     assert code != 0
@@ -130,7 +128,6 @@ def test_a_busy_port_is_an_immediate_clear_error(busy_port: int, tmp_path: Path)
     assert "Traceback" not in dev.text
     # checked before anything starts: no JVM was launched for nothing
     assert "starting DynamoDB Local" not in dev.text
-    assert time.monotonic() - started < 20
 
 
 def test_a_workflow_module_that_fails_to_import_fails_dev_at_start(
