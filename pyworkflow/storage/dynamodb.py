@@ -3,7 +3,8 @@
 Cost drives the shape. A step's result is one event item written by one conditional PutItem
 (``attribute_not_exists(SK)``): one write request, no index touched. A run's history is one
 consistent Query. Nothing ever Scans: listings query global secondary indexes, and listing all
-runs merges ``SHARDS`` queries so no partition key receives every run.
+runs queries every shard of a write-sharded index key (``layout.Family``) and merges, so no
+partition key receives every run.
 
 Gap-free appends without a read on the hot path: the backend remembers, per run, the highest
 sequence it has *seen stored* (after ``create_run``, ``append_events`` or ``read_events``). Events
@@ -40,7 +41,7 @@ from pyworkflow.core.models import Hook, HookStatus, Page, RunStatus, Schedule, 
 from pyworkflow.exceptions import ConcurrencyError, WorkflowNotFoundError
 from pyworkflow.storage import dynamodb_items as layout
 from pyworkflow.storage.base import StorageBackend
-from pyworkflow.storage.dynamodb_items import EVT_MAX, SHARDS, n, s, utc_iso
+from pyworkflow.storage.dynamodb_items import EVT_MAX, n, s, utc_iso
 from pyworkflow.storage.dynamodb_table import DynamoDBTable, error_code
 from pyworkflow.storage.shared import decode_cursor, is_due, required_version
 
@@ -192,17 +193,22 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
             return Page(items=[])
         filters: dict[str, str] = {}
         if parent_run_id is not None:  # the narrowest index first; the rest are filters
-            index, pks = "GSI3", [f"PARENT#{parent_run_id}"]
+            family, pks = layout.RUN_PARENT, layout.RUN_PARENT.keys(parent_run_id)
             filters = {"st": status.value} if status is not None else {}
             if workflow_name is not None:
                 filters["wf"] = workflow_name
         elif status is not None:
-            index, pks = "GSI1", [f"STATUS#{RunStatus(status).value}"]
+            status = RunStatus(status)
+            family = layout.RUN_STATUS
+            pks = family.keys(layout.status_group(status))
             filters = {"wf": workflow_name} if workflow_name is not None else {}
+            if not status.is_terminal:  # unfinished statuses share a group: st tells them apart
+                filters["st"] = status.value
         elif workflow_name is not None:
-            index, pks = "GSI2", [f"WF#{workflow_name}"]
+            family, pks = layout.RUN_WORKFLOW, layout.RUN_WORKFLOW.keys(workflow_name)
         else:
-            index, pks = "GSI4", [f"RUNS#{i}" for i in range(SHARDS)]
+            family, pks = layout.RUN_ALL, layout.RUN_ALL.keys()
+        index = family.index
         entries = await self._query_merged(
             index, pks, want=limit + 1, sk_below=after, filters=filters
         )
@@ -229,8 +235,8 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         due: list[WorkflowRun] = []
         for _ in range(_DUE_PAGES):
             entries = await self._query_merged(
-                "GSI5",
-                [f"DUE#{i}" for i in range(SHARDS)],
+                layout.RUN_DUE.index,
+                layout.RUN_DUE.keys(),
                 want=limit,
                 sk_below=utc_iso(now) + "$",  # '$' sorts after '#': includes runs due right now
                 sk_above=after,
@@ -519,9 +525,9 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
     ) -> Hook | None:
         self.reads += 1
         filters = {"hook_id": hook_id, "hook_name": name}
-        entries = await self._query_index(
-            "GSI6",
-            f"HOOKRUN#{run_id}",
+        entries = await self._query_merged(
+            layout.HOOK_RUN.index,
+            layout.HOOK_RUN.keys(run_id),
             want=1,
             filters={k: v for k, v in filters.items() if v is not None},
         )
@@ -544,15 +550,18 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
             return []
         st = HookStatus(status).value if status is not None else None
         if run_id is not None:
-            entries = await self._query_index(
-                "GSI6", f"HOOKRUN#{run_id}", want=limit, filters={"st": st} if st else None
+            entries = await self._query_merged(
+                layout.HOOK_RUN.index,
+                layout.HOOK_RUN.keys(run_id),
+                want=limit,
+                filters={"st": st} if st else None,
             )
         elif st is not None:
-            entries = await self._query_merged("GSI1", [f"HOOKSTATUS#{st}"], want=limit)
+            family = layout.HOOK_STATUS
+            entries = await self._query_merged(family.index, family.keys(st), want=limit)
         else:
-            entries = await self._query_merged(
-                "GSI4", [f"HOOKS#{i}" for i in range(SHARDS)], want=limit
-            )
+            family = layout.HOOK_ALL
+            entries = await self._query_merged(family.index, family.keys(), want=limit)
         hooks = (Hook.model_validate_json(d) for d in await self._fetch(entries))
         return [
             h
@@ -598,9 +607,9 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         if limit <= 0:
             return []
         filters = {"wf": workflow_name, "st": str(status) if status is not None else None}
-        entries = await self._query_index(
-            "GSI1",
-            "SCHEDULES",
+        entries = await self._query_merged(
+            layout.SCHEDULES.index,
+            layout.SCHEDULES.keys(),
             want=limit,
             filters={k: v for k, v in filters.items() if v is not None},
         )

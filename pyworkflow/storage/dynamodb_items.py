@@ -6,14 +6,21 @@ attributes only exist to be keyed or filtered on.
 
 | item     | PK                 | SK               | index attributes                          |
 | -------- | ------------------ | ---------------- | ----------------------------------------- |
-| run      | ``RUN#<run_id>``   | ``RUN``          | GSI1 status, GSI2 workflow, GSI3 parent,  |
-|          |                    |                  | GSI4 all-runs shard, GSI5 due (sparse);   |
-|          |                    |                  | also holds event 1 (``e1``)               |
+| run      | ``RUN#<run_id>``   | ``RUN``          | GSI1 status group, GSI2 workflow, GSI3    |
+|          |                    |                  | parent, GSI4 all runs, GSI5 due (sparse); |
+|          |                    |                  | also holds event 1 (``e1``) and an ending |
 | event    | ``RUN#<run_id>``   | ``EVT#<seq:010>``| none (so an append writes no index)       |
 | hook     | ``HOOK#<hash>``    | ``HOOK``         | GSI1 hook status, GSI4 all-hooks shard,   |
 |          |                    |                  | GSI6 hooks of a run                       |
 | idem key | ``IDEM#<key>``     | ``IDEM``         | none                                      |
-| schedule | ``SCHED#<id>``     | ``SCHED``        | GSI1 ``SCHEDULES``                        |
+| schedule | ``SCHED#<id>``     | ``SCHED``        | GSI1 ``SCHEDULES#<shard>``                |
+
+Every index key but a run's parent and a hook's run is *write-sharded* (``Family``): the key of a
+record is ``STATUS#completed#<k>``, ``WF#<name>#<k>``, ``RUNS#<k>``, ... with ``k`` a stable hash of
+its id, and a listing queries the ``k`` partitions in parallel and merges them newest first. A
+partition (of the table or of an index) takes at most 1,000 writes/s, and a throttled index
+throttles the table's writes: without shards every run ending in one second would write one
+``STATUS#completed`` key. ``bench/capacity.py`` shows the load on each family's hottest key.
 
 Why a run's first event lives in the run item (attribute ``e1``): starting a run then costs one
 PutItem instead of a two-item transaction (4 write units), and sequence 1 can still be written
@@ -31,8 +38,9 @@ Why the indexes look like this:
   ``data``: an index is rewritten only when an attribute it holds changes, so a lease renewal or
   a version bump costs no index write. Listings fetch the records with one consistent
   BatchGetItem instead, which also means they never return stale records.
-- Listing *all* runs (or hooks) queries ``RUNS#<shard>`` for ``SHARDS`` shards and merge-sorts:
-  no single partition key receives every run.
+- Unfinished statuses share one status partition group (``STATUS#active#<k>``, ``st`` projected
+  and filtered on): a run going pending -> running -> suspended -> running updates its entry in
+  place (one index write each) instead of moving it between partitions (two each).
 - GSI5 (``DUE#<shard>``, ``DUESK = <due time>#<run_id>``) holds only runs a worker may have to
   drive (pending, running, interrupted, and suspended with a ``wake_at``): a sparse index, so the
   due sweep never reads finished or sleeping-forever runs. It projects keys only: taking,
@@ -45,6 +53,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,8 +61,6 @@ from pyworkflow.core.events import Event
 from pyworkflow.core.models import Hook, HookStatus, RunStatus, Schedule, WorkflowRun
 from pyworkflow.storage.shared import due_key
 
-#: shards of the all-runs / all-hooks / due partitions. Changing it needs a re-index of old items.
-SHARDS = 4
 #: zero padding of event sequences in the sort key (10 digits: beyond any history limit)
 SEQ_WIDTH = 10
 #: the largest event sort key, so a range never reaches the run item (``RUN`` > ``EVT#``)
@@ -130,9 +137,71 @@ def n(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
 
-def shard(key: str) -> int:
+def shard(key: str, shards: int) -> int:
     """Stable shard of an id (crc32: the same in every process, unlike ``hash``)."""
-    return zlib.crc32(key.encode()) % SHARDS
+    return zlib.crc32(key.encode()) % shards
+
+
+@dataclass(frozen=True)
+class Family:
+    """One logical index partition (all runs of a status, of a workflow...) written over
+    ``shards`` partition keys, so no single key takes more than its share of the writes.
+
+    A record's key is ``<prefix>#<name>#<shard of its id>`` (``<prefix>#<shard>`` without a
+    name; ``<prefix>#<name>`` when unsharded); a listing queries every shard in parallel and
+    merges (``keys``). The shard counts are sized by ``bench/capacity.py``: at 10,000 run starts/s
+    and 100,000 steps/s every partition stays under half of DynamoDB's 1,000 writes/s.
+    """
+
+    index: str
+    prefix: str
+    shards: int
+
+    def key(self, record_id: str, name: str | None = None) -> str:
+        base = self.prefix if name is None else f"{self.prefix}#{name}"
+        if self.shards == 1:
+            return base
+        return f"{base}#{shard(record_id, self.shards)}"
+
+    def keys(self, name: str | None = None) -> list[str]:
+        base = self.prefix if name is None else f"{self.prefix}#{name}"
+        if self.shards == 1:
+            return [base]
+        return [f"{base}#{i}" for i in range(self.shards)]
+
+
+# Shard counts: a status or due partition takes two writes per run (the entry comes, the entry
+# goes), the others one; see bench/capacity.py for the load each takes. Changing a count
+# needs ``python -m pyworkflow.storage.dynamodb_migrate`` (re-keys stored items).
+RUN_STATUS = Family("GSI1", "STATUS", 64)
+RUN_WORKFLOW = Family("GSI2", "WF", 32)
+RUN_PARENT = Family("GSI3", "PARENT", 1)  # the children of one run
+RUN_ALL = Family("GSI4", "RUNS", 32)
+RUN_DUE = Family("GSI5", "DUE", 64)
+HOOK_STATUS = Family("GSI1", "HOOKSTATUS", 32)
+HOOK_ALL = Family("GSI4", "HOOKS", 32)
+HOOK_RUN = Family("GSI6", "HOOKRUN", 1)  # the hooks of one run
+SCHEDULES = Family("GSI1", "SCHEDULES", 8)
+FAMILIES = (
+    RUN_STATUS,
+    RUN_WORKFLOW,
+    RUN_PARENT,
+    RUN_ALL,
+    RUN_DUE,
+    HOOK_STATUS,
+    HOOK_ALL,
+    HOOK_RUN,
+    SCHEDULES,
+)
+#: the status index groups every unfinished status under one key, so a run moving between them
+#: (pending -> running -> suspended -> running) updates its entry's ``st`` in place (one index
+#: write) instead of moving it to another partition (two)
+ACTIVE = "active"
+
+
+def status_group(status: RunStatus) -> str:
+    """The name of the status index partition holding runs of ``status``."""
+    return status.value if status.is_terminal else ACTIVE
 
 
 def ttl_at(when: datetime | None, retention_days: float | None) -> int | None:
@@ -193,15 +262,15 @@ def run_item(
         "st": s(run.status.value),
         "wf": s(run.workflow_name),
         "GSISK": s(run_sort(run)),
-        "GSI1PK": s(f"STATUS#{run.status.value}"),
-        "GSI2PK": s(f"WF#{run.workflow_name}"),
-        "GSI4PK": s(f"RUNS#{shard(run.run_id)}"),
+        "GSI1PK": s(RUN_STATUS.key(run.run_id, status_group(run.status))),
+        "GSI2PK": s(RUN_WORKFLOW.key(run.run_id, run.workflow_name)),
+        "GSI4PK": s(RUN_ALL.key(run.run_id)),
     }
     if run.parent_run_id is not None:
-        item["GSI3PK"] = s(f"PARENT#{run.parent_run_id}")
+        item["GSI3PK"] = s(RUN_PARENT.key(run.run_id, run.parent_run_id))
     due = due_sort(run)
     if due is not None:
-        item["GSI5PK"] = s(f"DUE#{shard(run.run_id)}")
+        item["GSI5PK"] = s(RUN_DUE.key(run.run_id))
         item["DUESK"] = s(due)
     if first_event is not None:
         item[E1] = s(first_event.model_dump_json(exclude_defaults=True))
@@ -274,9 +343,9 @@ def hook_item(hook: Hook, retention_days: float | None) -> Item:
         "hook_id": s(hook.hook_id),
         "hook_name": s(hook.name),
         "GSISK": s(hook_sort(hook)),
-        "GSI1PK": s(f"HOOKSTATUS#{hook.status.value}"),
-        "GSI4PK": s(f"HOOKS#{shard(hook.token_hash)}"),
-        "GSI6PK": s(f"HOOKRUN#{hook.run_id}"),
+        "GSI1PK": s(HOOK_STATUS.key(hook.token_hash, hook.status.value)),
+        "GSI4PK": s(HOOK_ALL.key(hook.token_hash)),
+        "GSI6PK": s(HOOK_RUN.key(hook.token_hash, hook.run_id)),
     }
     if hook.status != HookStatus.PENDING:  # settled: kept for the retention, like its run
         expires = ttl_at(hook.received_at or hook.expires_at or hook.created_at, retention_days)
@@ -292,7 +361,7 @@ def schedule_item(schedule: Schedule) -> Item:
         "version": n(schedule.version),
         "st": s(schedule.status.value),
         "wf": s(schedule.workflow_name),
-        "GSI1PK": s("SCHEDULES"),  # schedules are few: one partition is plenty
+        "GSI1PK": s(SCHEDULES.key(schedule.schedule_id)),
         "GSISK": s(f"{utc_iso(schedule.created_at)}#{schedule.schedule_id}"),
     }
 
