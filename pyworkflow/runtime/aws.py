@@ -78,7 +78,9 @@ class AwsExecutor(Executor):
     def on_execution_done(self, ctx: ExecutionContext) -> None:
         # The step endings this execution recorded: those past the history it replayed.
         before = self._replayed.pop(ctx.run_id, len(ctx.history))
-        self.stats.steps_executed += sum(1 for e in ctx.history[before:] if e.type in _STEP_ENDINGS)
+        # (with those recorded and still to be written with the outcome)
+        recorded = [*ctx.history[before:], *ctx.unwritten]
+        self.stats.steps_executed += sum(1 for e in recorded if e.type in _STEP_ENDINGS)
 
 
 @dataclass

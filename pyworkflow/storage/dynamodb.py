@@ -41,7 +41,7 @@ from pyworkflow.core.models import Hook, HookStatus, Page, RunStatus, Schedule, 
 from pyworkflow.exceptions import ConcurrencyError, WorkflowNotFoundError
 from pyworkflow.storage import dynamodb_items as layout
 from pyworkflow.storage.base import StorageBackend
-from pyworkflow.storage.dynamodb_items import EVT_MAX, n, s, utc_iso
+from pyworkflow.storage.dynamodb_items import n, s, utc_iso
 from pyworkflow.storage.dynamodb_table import DynamoDBTable, error_code
 from pyworkflow.storage.shared import decode_cursor, is_due, required_version
 
@@ -285,6 +285,12 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
             stored = await self._append_first(run_id, events, run, expected_version)
             self._remember(run_id, last)
             return stored
+        if run is not None and run.status.is_terminal and events[-1].type in _RECORDED_ENDINGS:
+            tail = "[" + ",".join(e.model_dump_json(exclude_defaults=True) for e in events) + "]"
+            if len(tail) <= layout.TAIL_MAX:
+                return await self._end_in_record(
+                    run_id, tail, events, run, expected_version, prev_known=prev_known
+                )
         if run is not None and (
             run.status == RunStatus.SUSPENDED
             or (run.status.is_terminal and events[-1].type in _RECORDED_ENDINGS)
@@ -348,6 +354,41 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
         if events:
             self._remember(run.run_id, events[-1].sequence)
         self._remember(new_run.run_id, len(new_events))
+        return stored
+
+    async def _end_in_record(
+        self,
+        run_id: str,
+        tail: str,
+        events: list[Event],
+        run: WorkflowRun,
+        expected_version: int | None,
+        *,
+        prev_known: bool,
+    ) -> WorkflowRun:
+        """A run's ending as one UpdateItem: the final record and its last events (the run
+        item's ``tail``, see dynamodb_items), conditional on the version. Nothing is written
+        if the version moved."""
+        expected_version = required_version(expected_version)
+        if not prev_known:
+            await self._require_previous(run_id, events[0].sequence)
+        stored = run.model_copy(update={"version": expected_version + 1}, deep=True)
+        update = self._run_update(stored, expected_version)
+        update["UpdateExpression"] = update["UpdateExpression"].replace(
+            "SET ", "SET #tail = :tail, ", 1
+        )
+        update["ConditionExpression"] += " AND attribute_not_exists(#tail)"
+        update["ExpressionAttributeNames"]["#tail"] = layout.TAIL
+        update["ExpressionAttributeValues"][":tail"] = s(tail)
+        try:
+            await (await self._db()).update_item(TableName=self.table_name, **update)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise await self._run_conflict(
+                    run_id, f"expected version {expected_version}"
+                ) from exc
+            raise
+        self._remember(run_id, events[-1].sequence)
         return stored
 
     async def _append_then_record(
@@ -476,33 +517,43 @@ class DynamoDBStorageBackend(DynamoDBTable, StorageBackend):
 
     async def read_events(self, run_id: str, *, after_sequence: int = 0) -> list[Event]:
         self.reads += 1
-        with_first = after_sequence < 1  # event 1 is in the run item, the range's last key
+        # the range ends at the run item (``RUN`` sorts after every ``EVT#``): it holds event 1
+        # and a finished run's ending (``tail``)
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lo AND :hi",
             "ExpressionAttributeValues": {
                 ":pk": s(f"RUN#{run_id}"),
                 ":lo": s(layout.event_sk(max(after_sequence, 0) + 1)),
-                ":hi": s(layout.RUN_SK if with_first else EVT_MAX),
+                ":hi": s(layout.RUN_SK),
             },
-            "ProjectionExpression": "SK, #d, #e1",
-            "ExpressionAttributeNames": {"#d": "data", "#e1": layout.E1},
+            "ProjectionExpression": "SK, #d, #e1, #tail",
+            "ExpressionAttributeNames": {"#d": "data", "#e1": layout.E1, "#tail": layout.TAIL},
             "ConsistentRead": True,
         }
         client = await self._db()
         first: list[str] = []
         chunks: list[str] = []
+        tail = None
         while True:  # one request unless the history exceeds 1 MB
             resp = await client.query(**kwargs)
             for item in resp.get("Items", []):
                 if item["SK"]["S"] == layout.RUN_SK:
-                    first.extend(item[layout.E1]["S"] for _ in (1,) if layout.E1 in item)
+                    if after_sequence < 1 and layout.E1 in item:
+                        first.append(item[layout.E1]["S"])
+                    if layout.TAIL in item:
+                        tail = item[layout.TAIL]["S"]
                 else:
                     chunks.append(item["data"]["S"])
             if "LastEvaluatedKey" not in resp:
                 break
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
         events = _EVENT_LIST.validate_json("[" + ",".join(first + chunks) + "]")
+        if tail is not None:  # the ending wins over event items from its first sequence on
+            ending = _EVENT_LIST.validate_json(tail)
+            start = ending[0].sequence
+            events = [e for e in events if e.sequence < start]
+            events += [e for e in ending if e.sequence > after_sequence]
         if events:
             self._remember(run_id, events[-1].sequence)
         return events

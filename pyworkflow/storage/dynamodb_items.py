@@ -27,6 +27,13 @@ PutItem instead of a two-item transaction (4 write units), and sequence 1 can st
 only once (``attribute_not_exists(e1)``). The history Query's key range ends at ``RUN``, so it
 reads ``e1`` in the same request. Run records are written with UpdateItem, so ``e1`` stays.
 
+Why a run's ending lives in the run item too (attribute ``tail``, a JSON list of its last events):
+the ending (the last step's result, ``workflow.completed``) and the final record are then one
+UpdateItem, conditional on the record's version, instead of one PutItem per event plus the
+UpdateItem. The history Query reads the run item anyway. Events in ``tail`` win over event items
+with the same or later sequences: those can only be a zombie's appends (a worker whose lease
+expired) racing the owner's ending, and a finished run has no events after its ending.
+
 Why the records are small: ``data`` leaves out fields at their defaults, so a run item stays
 under 1 KB and each write of it costs one write unit.
 
@@ -69,6 +76,11 @@ EVT_MAX = "EVT#" + "9" * SEQ_WIDTH
 RUN_SK = "RUN"
 #: the run item attribute holding event 1 (see the module docstring)
 E1 = "e1"
+#: the run item attribute holding a run's ending: its last events, written with its final record
+TAIL = "tail"
+#: an ending larger than this (JSON characters) is written as event items instead: an item holds
+#: at most 400 KB, and the record may repeat the result
+TAIL_MAX = 100_000
 #: run item attributes that come and go with the run's state (removed when absent)
 OPTIONAL_RUN_ATTRS = ("GSI3PK", "GSI5PK", "DUESK", "ttl")
 

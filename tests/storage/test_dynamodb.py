@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import RunStatus
 from pyworkflow.exceptions import ConcurrencyError, ConfigurationError
 from pyworkflow.storage.dynamodb import DynamoDBStorageBackend
@@ -20,6 +21,7 @@ from pyworkflow.storage.dynamodb_items import (
     RUN_DUE,
     RUN_STATUS,
     RUN_WORKFLOW,
+    TAIL_MAX,
     run_key,
     shard,
     table_definition,
@@ -267,30 +269,70 @@ def test_table_name_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
     assert backend.table_name == "from-env" and backend.endpoint_url == "http://127.0.0.1:1"
 
 
-async def test_an_ending_is_a_put_then_an_update_not_a_transaction(
-    ddb: DynamoDBStorageBackend,
-) -> None:
-    """A transaction bills each item twice; a run's ending is its event, then its record
-    (the executor settles the record from the history if a worker dies in between)."""
-    from pyworkflow.core.events import Event, EventType
-
-    run = await ddb.create_run(make_run("r1"), make_events("r1", 1, 1))
-    done = run.model_copy(update={"status": RunStatus.COMPLETED, "completed_at": T0})
-    ending = Event(
-        event_id="end",
-        run_id="r1",
+def _ending(run_id: str, sequence: int, result: object = 1) -> Event:
+    return Event(
+        event_id=f"end-{sequence}",
+        run_id=run_id,
         type=EventType.WORKFLOW_COMPLETED,
         timestamp=T0,
-        sequence=2,
-        data={"result": 1},
+        sequence=sequence,
+        data={"result": result},
     )
+
+
+async def test_an_ending_is_one_update_of_the_run_item_carrying_its_events(
+    ddb: DynamoDBStorageBackend, tmp_path: Path
+) -> None:
+    """A run's ending (its last events and its final record) is one conditional UpdateItem:
+    no PutItem per event, no transaction (which bills each item twice)."""
+    run = await ddb.create_run(make_run("r1"), make_events("r1", 1, 1))
+    done = run.model_copy(update={"status": RunStatus.COMPLETED, "completed_at": T0})
+    ending = _ending("r1", 2)
     got = await cost(ddb, ddb.append_events("r1", [ending], run=done, expected_version=1))
-    assert got == {"PutItem": 1, "UpdateItem": 1}
+    assert got == {"UpdateItem": 1}
     assert (await ddb.get_run("r1")).status == RunStatus.COMPLETED  # type: ignore[union-attr]
-    # a moved version: the event is refused first, so nothing is written twice
+    # a moved version: refused, nothing written twice
     with pytest.raises(ConcurrencyError):
         await ddb.append_events("r1", [ending], run=done, expected_version=1)
-    assert [e.event_id for e in await ddb.get_events("r1")] == ["r1-1-", "end"]
+    assert [e.event_id for e in await ddb.get_events("r1")] == ["r1-1-", "end-2"]
+    assert [e.event_id for e in await ddb.read_events("r1", after_sequence=1)] == ["end-2"]
+    assert await ddb.read_events("r1", after_sequence=2) == []
+    # another process (no remembered head) reads the same history
+    other = make_dynamodb(tmp_path)
+    try:
+        assert [e.event_id for e in await other.get_events("r1")] == ["r1-1-", "end-2"]
+    finally:
+        await other.close()
+
+
+async def test_a_zombies_event_at_the_endings_sequence_is_not_history(
+    ddb: DynamoDBStorageBackend, tmp_path: Path
+) -> None:
+    """A worker whose lease expired may append an event item at the sequence the owner ends
+    the run with, racing it: the ending in the run item wins, whatever the zombie wrote at or
+    after its sequences, so the history never forks."""
+    run = await ddb.create_run(make_run("r1"), make_events("r1", 1, 2))
+    zombie = make_dynamodb(tmp_path)
+    try:
+        await zombie.append_events("r1", make_events("r1", 3, 4))  # the zombie's, unseen
+        done = run.model_copy(update={"status": RunStatus.COMPLETED, "completed_at": T0})
+        await ddb.append_events("r1", [_ending("r1", 3)], run=done, expected_version=1)
+        history = await zombie.get_events("r1")
+    finally:
+        await zombie.close()
+    assert [e.sequence for e in history] == [1, 2, 3]
+    assert history[-1].event_id == "end-3"
+
+
+async def test_an_ending_too_large_for_the_run_item_is_written_as_event_items(
+    ddb: DynamoDBStorageBackend,
+) -> None:
+    run = await ddb.create_run(make_run("r1"), make_events("r1", 1, 1))
+    done = run.model_copy(update={"status": RunStatus.COMPLETED, "completed_at": T0})
+    big = _ending("r1", 2, result="x" * (TAIL_MAX + 1))
+    got = await cost(ddb, ddb.append_events("r1", [big], run=done, expected_version=1))
+    assert got == {"PutItem": 1, "UpdateItem": 1}
+    assert [e.event_id for e in await ddb.get_events("r1")] == ["r1-1-", "end-2"]
 
 
 async def test_a_suspension_is_a_put_then_an_update_too(ddb: DynamoDBStorageBackend) -> None:
