@@ -203,9 +203,11 @@ class MySQLStorageBackend(ServerSQLStorageBackend):
             # DDL commits implicitly in MySQL: the lock, not a transaction, keeps processes
             # from interleaving; every step is IF NOT EXISTS, so a crashed step can rerun
             await tx.fetchone("SELECT GET_LOCK(?, 120)", (_LOCK_NAME,))
+            await tx.execute("SET SESSION sql_notes = 0")  # no "already exists" warnings
             try:
                 await self.apply_migrations(tx)
             finally:
+                await tx.execute("SET SESSION sql_notes = 1")
                 await tx.fetchone("SELECT RELEASE_LOCK(?)", (_LOCK_NAME,))
 
     # --- the dialect ---------------------------------------------------------------------------
