@@ -56,11 +56,12 @@ def _my(sql: str) -> str:
 class _Connection:
     """``SQLConnection`` over one aiomysql connection."""
 
-    __slots__ = ("_conn", "_sql")
+    __slots__ = ("_backend", "_conn", "_sql")
 
-    def __init__(self, conn: Any, cache: dict[str, str]) -> None:
+    def __init__(self, conn: Any, backend: ServerSQLStorageBackend) -> None:
         self._conn = conn
-        self._sql = cache
+        self._sql = backend._sql
+        self._backend = backend
 
     def _q(self, sql: str) -> str:
         q = self._sql.get(sql)
@@ -69,15 +70,18 @@ class _Connection:
         return q
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._backend.statements += 1
         async with self._conn.cursor() as cur:
             count: int = await cur.execute(self._q(sql), tuple(params) or None)
             return count
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._backend.statements += 1
         async with self._conn.cursor() as cur:
             await cur.executemany(self._q(sql), [tuple(r) for r in rows])
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
+        self._backend.statements += 1
         async with self._conn.cursor() as cur:
             await cur.execute(self._q(sql), tuple(params) or None)
             row: Sequence[Any] | None = await cur.fetchone()
@@ -119,7 +123,6 @@ class MySQLStorageBackend(ServerSQLStorageBackend):
             self.pool_size = int(options["pool_size"])
         self._params.update(connect_kwargs or {})
         self._password = password
-        self._sql: dict[str, str] = {}
 
     # --- schema ------------------------------------------------------------------------------
     def concat(self, *parts: str) -> str:
@@ -194,7 +197,7 @@ class MySQLStorageBackend(ServerSQLStorageBackend):
 
     async def _migrate(self, pool: Any) -> None:
         async with pool.acquire() as conn:
-            tx = _Connection(conn, self._sql)
+            tx = _Connection(conn, self)
             with contextlib.suppress(pymysql.err.ProgrammingError):  # no table yet
                 row = await tx.fetchone(f"SELECT MAX(version) FROM {MIGRATIONS_TABLE}")
                 if row and row[0] == SCHEMA_VERSION:  # up to date: no lock taken
@@ -214,12 +217,13 @@ class MySQLStorageBackend(ServerSQLStorageBackend):
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[SQLConnection]:
         pool = await self.pool()
+        self.statements += 2  # BEGIN, COMMIT (or ROLLBACK): round trips too
         await self._refresh_password(pool)
         try:
             async with pool.acquire() as conn:
                 await conn.begin()
                 try:
-                    yield _Connection(conn, self._sql)
+                    yield _Connection(conn, self)
                 except BaseException:
                     await conn.rollback()
                     raise
@@ -231,6 +235,7 @@ class MySQLStorageBackend(ServerSQLStorageBackend):
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
         pool = await self.pool()
+        self.statements += 1
         await self._refresh_password(pool)
         q = self._sql.get(sql)
         if q is None:

@@ -55,11 +55,12 @@ _CONFLICTS: tuple[type[BaseException], ...] = (
 class _Connection:
     """``SQLConnection`` over one asyncpg connection; statements translated once, cached."""
 
-    __slots__ = ("_conn", "_sql")
+    __slots__ = ("_backend", "_conn", "_sql")
 
-    def __init__(self, conn: Any, cache: dict[str, str]) -> None:
+    def __init__(self, conn: Any, backend: ServerSQLStorageBackend) -> None:
         self._conn = conn
-        self._sql = cache
+        self._sql = backend._sql
+        self._backend = backend
 
     def _pg(self, sql: str) -> str:
         pg = self._sql.get(sql)
@@ -68,14 +69,17 @@ class _Connection:
         return pg
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._backend.statements += 1
         status: str = await self._conn.execute(self._pg(sql), *params)
         count = status.rpartition(" ")[2]  # "UPDATE 1", "INSERT 0 1", "CREATE TABLE"
         return int(count) if count.isdigit() else 0
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._backend.statements += 1
         await self._conn.executemany(self._pg(sql), rows)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
+        self._backend.statements += 1
         row: Sequence[Any] | None = await self._conn.fetchrow(self._pg(sql), *params)
         return row
 
@@ -119,7 +123,6 @@ class PostgresStorageBackend(ServerSQLStorageBackend):
             self.pool_size = int(options["pool_size"])
         self._password = password
         self._connect_kwargs = dict(connect_kwargs or {})
-        self._sql: dict[str, str] = {}
 
     # --- pool and migrations ------------------------------------------------------------------
     async def _create_pool(self) -> Any:
@@ -155,7 +158,7 @@ class PostgresStorageBackend(ServerSQLStorageBackend):
                 async with conn.transaction():
                     if self.schema:
                         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                    await self.apply_migrations(_Connection(conn, self._sql))
+                    await self.apply_migrations(_Connection(conn, self))
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
 
@@ -163,14 +166,16 @@ class PostgresStorageBackend(ServerSQLStorageBackend):
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[SQLConnection]:
         pool = await self.pool()
+        self.statements += 2  # BEGIN, COMMIT (or ROLLBACK): round trips too
         try:
             async with pool.acquire() as conn, conn.transaction():
-                yield _Connection(conn, self._sql)
+                yield _Connection(conn, self)
         except _CONFLICTS as exc:
             raise ConcurrencyError(f"PostgreSQL aborted a conflicting write: {exc}") from exc
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
         pool = await self.pool()
+        self.statements += 1
         pg = self._sql.get(sql)
         if pg is None:
             pg = self._sql[sql] = translate_placeholders(sql, lambda i: f"${i}")

@@ -57,6 +57,9 @@ class ServerSQLStorageBackend(SQLStorageBackend):
         self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._connecting: asyncio.Lock | None = None
         self.schema_version: int | None = None
+        #: SQL statements sent, BEGIN/COMMIT included (bench/local.py: statements per step)
+        self.statements = 0
+        self._sql: dict[str, str] = {}  # shared SQL -> this driver's, translated once
 
     # --- the dialect's driver -----------------------------------------------------------------
     @abstractmethod
