@@ -12,8 +12,8 @@ statements per step (every round trip, BEGIN/COMMIT included).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
