@@ -18,10 +18,11 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from pyworkflow.exceptions import ConfigurationError
 
-__all__ = ["RDSAuthToken", "url_from_secret"]
+__all__ = ["RDSAuthToken", "url_from_parts", "url_from_secret"]
 
 TOKEN_LIFETIME_SECONDS = 15 * 60
 
@@ -90,8 +91,6 @@ def url_from_secret(secret_id: str, *, endpoint_url: str | None = None, client: 
         data = json.loads(text)
     except ValueError as exc:
         raise ConfigurationError(f"secret {secret_id} is neither a URL nor JSON") from exc
-    from pyworkflow.storage.sql.urls import url_from_parts
-
     engine = str(data.get("engine", "postgres")).lower()
     if engine not in (
         "postgres",
@@ -111,3 +110,19 @@ def url_from_secret(secret_id: str, *, endpoint_url: str | None = None, client: 
         password=data.get("password"),
         database=data.get("dbname") or data.get("database") or "pyworkflow",
     )
+
+
+def url_from_parts(
+    kind: str,
+    *,
+    host: str = "localhost",
+    port: int | None = None,
+    user: str = "pyworkflow",
+    password: str | None = None,
+    database: str = "pyworkflow",
+) -> str:
+    """pyworkflow-engine 0.1.9's separate keys (``host``, ``port``...) as one URL."""
+    scheme = "postgresql" if kind.startswith("postgres") else "mysql"
+    port = port or (5432 if scheme == "postgresql" else 3306)
+    auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    return f"{scheme}://{auth}@{host}:{port}/{database}"

@@ -17,10 +17,11 @@ instead of a password (``pyworkflow.storage.sql.aws``); ``ssl=required`` (MySQL)
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pyworkflow.exceptions import ConfigurationError
 from pyworkflow.storage.base import StorageBackend
+from pyworkflow.storage.sql.aws import url_from_parts
 
 __all__ = ["SCHEMES", "backend_from_url", "is_database_url", "redact", "url_from_parts"]
 
@@ -42,22 +43,6 @@ def redact(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)
     user = netloc[0].split(":", 1)[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
-
-
-def url_from_parts(
-    kind: str,
-    *,
-    host: str = "localhost",
-    port: int | None = None,
-    user: str = "pyworkflow",
-    password: str | None = None,
-    database: str = "pyworkflow",
-) -> str:
-    """pyworkflow-engine 0.1.9's separate keys (``host``, ``port``...) as one URL."""
-    scheme = "postgresql" if kind.startswith("postgres") else "mysql"
-    port = port or (5432 if scheme == "postgresql" else 3306)
-    auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
-    return f"{scheme}://{auth}@{host}:{port}/{database}"
 
 
 def backend_from_url(
