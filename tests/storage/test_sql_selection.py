@@ -215,3 +215,12 @@ async def test_status_survives_in_a_postgres_schema_of_its_own(tmp_path: Path) -
         assert run is not None and run.status == RunStatus.PENDING
     finally:
         await again.close()
+
+
+def test_the_backends_are_exported_where_0_1_9_has_them() -> None:
+    from pyworkflow.storage import MySQLStorageBackend as My
+    from pyworkflow.storage import PostgresStorageBackend as Pg
+
+    assert (Pg, My) == (PostgresStorageBackend, MySQLStorageBackend)
+    pg = Pg(dsn="postgresql://u@h:5432/d", pool_size=3)
+    assert pg.pool_size == 3 and pg.dsn.startswith("postgresql://u@h:5432/d")
