@@ -304,14 +304,16 @@ def get_storage() -> StorageBackend:
 #     module: myapp.workflows          # or  modules: [myapp.a, myapp.b]
 #     runtime: local                   # "celery" is accepted: runs are driven in-process here
 #     storage:
-#       type: sqlite                   # memory | file | sqlite | dynamodb ("backend" also read)
-#       base_path: ./pyworkflow_data/pyworkflow.db   # ("path" also read)
+#       type: sqlite                   # memory | file | sqlite | dynamodb | postgres | mysql
+#       base_path: ./pyworkflow_data/pyworkflow.db   # ("path" also read; "backend" for type)
+#       dsn: postgresql://user:pw@host:5432/db       # postgres/mysql: dsn, or host, port,
+#       max_pool_size: 10                            #   user, password, database
 #     celery:
 #       broker: redis://localhost:6379/0             # accepted, no effect (warned)
 #
-# A storage type this engine does not have (postgres, mysql, redis, cassandra...) is a
+# A storage type this engine does not have (redis, cassandra...) is a
 # ``ConfigurationError`` naming the ones it has: silently using another store would lose runs.
-STORAGE_TYPES = ("memory", "file", "sqlite", "dynamodb")
+STORAGE_TYPES = ("memory", "file", "sqlite", "dynamodb", "postgres", "mysql")
 
 
 def storage_from_config(config: dict[str, Any]) -> StorageBackend:
@@ -345,10 +347,31 @@ def storage_from_config(config: dict[str, Any]) -> StorageBackend:
             retention_days=settings.retention_days,
         )
         return with_offload(backend, settings, item_limit=True)
+    if kind in ("postgres", "postgresql", "mysql", "mariadb"):
+        return _sql_from_config(kind, config)
     raise ConfigurationError(
         f"Storage type {kind!r} is not available in pyworkflow; use one of "
         f"{', '.join(STORAGE_TYPES)}"
     )
+
+
+def _sql_from_config(kind: str, config: dict[str, Any]) -> StorageBackend:
+    """0.1.9's postgres/mysql keys: ``dsn`` (``url`` also read), or ``host``, ``port``,
+    ``user``, ``password``, ``database``; ``max_pool_size``."""
+    from pyworkflow.storage.sql.urls import backend_from_url, url_from_parts
+
+    url = config.get("dsn") or config.get("url")
+    if not url:
+        url = url_from_parts(
+            kind,
+            host=str(config.get("host") or "localhost"),
+            port=int(config["port"]) if config.get("port") else None,
+            user=str(config.get("user") or "pyworkflow"),
+            password=str(config["password"]) if config.get("password") else None,
+            database=str(config.get("database") or "pyworkflow"),
+        )
+    pool = config.get("max_pool_size") or config.get("pool_size")
+    return backend_from_url(str(url), pool_size=int(pool) if pool else None)
 
 
 def configure_from_yaml(path: str | Path, discover: bool = True) -> None:

@@ -44,6 +44,8 @@ ENV_DB_PATH = "PYWORKFLOW_DB"  # SQLite file of the embedded default storage
 ENV_MODULE = "PYWORKFLOW_MODULE"  # module(s) defining workflows, for the CLI and worker
 ENV_DISCOVER = "PYWORKFLOW_DISCOVER"  # pyworkflow-engine's name for the same (discover_workflows)
 ENV_STORAGE = "PYWORKFLOW_STORAGE"  # "sqlite" (default), "memory", "file:<dir>", "dynamodb"
+# postgresql://.., mysql://.., sqlite:///.., secretsmanager://<arn>: wins over PYWORKFLOW_STORAGE
+ENV_DATABASE_URL = "PYWORKFLOW_DATABASE_URL"
 ENV_DYNAMODB_TABLE = "PYWORKFLOW_TABLE"  # DynamoDB table of the AWS storage
 ENV_DYNAMODB_ENDPOINT = "PYWORKFLOW_DYNAMODB_ENDPOINT"  # e.g. DynamoDB Local; unset on AWS
 ENV_AWS_REGION = "AWS_REGION"  # set by Lambda; AWS_DEFAULT_REGION is the fallback
@@ -103,6 +105,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices(ENV_MODULE, ENV_DISCOVER)
     )
     storage_kind: str = Field(default="sqlite", validation_alias=ENV_STORAGE)
+    database_url: str | None = Field(default=None, validation_alias=ENV_DATABASE_URL)
     api_url: str | None = Field(default=None, validation_alias=ENV_API_URL)
 
     # --- AWS ---------------------------------------------------------------------------------
@@ -323,6 +326,7 @@ __all__ = [
     "ENV_BLOB_DIR",
     "ENV_DB_PATH",
     "ENV_DISCOVER",
+    "ENV_DATABASE_URL",
     "ENV_DYNAMODB_ENDPOINT",
     "ENV_DYNAMODB_TABLE",
     "ENV_MAX_PAYLOAD_BYTES",

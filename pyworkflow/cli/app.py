@@ -77,8 +77,9 @@ class PyworkflowGroup(click.Group):
 @click.option(
     "--db",
     envvar=ENV_DB_PATH,
-    metavar="PATH",
-    help=f"SQLite file (env {ENV_DB_PATH}; default .pyworkflow/pyworkflow.db).",
+    metavar="PATH|URL",
+    help=f"SQLite file, or a database URL: postgresql://.., mysql://.. (env {ENV_DB_PATH}; "
+    "default .pyworkflow/pyworkflow.db).",
 )
 @click.option(
     "--api-url",
@@ -153,11 +154,12 @@ def main(
         return
     try:
         obj.configure_storage()
-    except (ValueError, OSError) as exc:
-        raise CliError(f"Cannot use database {obj.db}: {exc}") from None
+    except (ValueError, OSError, ConfigurationError) as exc:
+        raise CliError(f"Cannot use database {obj.db_label()}: {exc}") from None
 
 
 def _register() -> None:
+    from pyworkflow.cli.db import db
     from pyworkflow.cli.dev import dev
     from pyworkflow.cli.hooks import hooks
     from pyworkflow.cli.init import init
@@ -167,7 +169,7 @@ def _register() -> None:
     from pyworkflow.cli.worker import worker
     from pyworkflow.cli.workflows import workflows
 
-    for command in (workflows, runs, hooks, schedules, worker, dev, init, replay):
+    for command in (workflows, runs, hooks, schedules, worker, dev, init, replay, db):
         main.add_command(command)
     _output_everywhere(main)
 

@@ -108,7 +108,9 @@ class CliState:
         if self.api_url is not None:
             return self.api_url
         if self.db:
-            return self.db
+            from pyworkflow.storage.sql.urls import redact
+
+            return redact(self.db)
         storage = get_config().storage
         if storage is None:
             return get_config().db_path
@@ -117,6 +119,11 @@ class CliState:
 
     def configure_storage(self) -> None:
         if self.db and not self.remote:
+            from pyworkflow.storage.sql.urls import backend_from_url, is_database_url
+
+            if is_database_url(self.db):  # postgresql://, mysql://, secretsmanager://...
+                configure(storage=backend_from_url(self.db))
+                return
             from pyworkflow.storage.sqlite import SQLiteStorageBackend
 
             configure(storage=SQLiteStorageBackend(self.db))

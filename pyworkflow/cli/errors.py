@@ -127,6 +127,9 @@ def to_cli_error(exc: BaseException, *, db: str, api_url: str | None = None) -> 
         hint = "point --db (or PYWORKFLOW_DB) at a writable SQLite file"
     elif isinstance(exc, WorkflowError | ValueError):
         pass
+    elif isinstance(exc, OSError) and "://" in (db or ""):  # a database server
+        message = f"Cannot reach database {db}: {message}"
+        hint = "check the URL of --db (or PYWORKFLOW_DB / PYWORKFLOW_DATABASE_URL)"
     elif isinstance(exc, NotImplementedError):
         message = f"Not available in this build: {message or 'not implemented'}"
     else:

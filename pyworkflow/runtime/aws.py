@@ -101,9 +101,10 @@ def storage_from_env() -> StorageBackend:
     ``pyworkflow.config``. Payloads over the threshold go to ``PYWORKFLOW_BLOB_BUCKET``
     (``pyworkflow.storage.offload``); without a bucket, DynamoDB's item limit is a clear error."""
     settings = get_settings()
-    if settings.storage_kind.lower() == "dynamodb":
-        from pyworkflow.runtime.storage_factory import dynamodb_storage
+    from pyworkflow.runtime.storage_factory import database_url, dynamodb_storage
 
+    # PYWORKFLOW_DATABASE_URL (Aurora PostgreSQL/MySQL) wins over the template's "dynamodb"
+    if database_url(settings) is None and settings.storage_kind.lower() == "dynamodb":
         return dynamodb_storage(settings)
     return get_storage()  # offloads too when PYWORKFLOW_BLOB_* says so
 

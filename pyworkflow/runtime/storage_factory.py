@@ -17,11 +17,17 @@ if TYPE_CHECKING:
 
 
 def embedded_storage(settings: Settings) -> StorageBackend:
-    """``PYWORKFLOW_STORAGE``: "memory", "file[:<dir>]", else SQLite at ``PYWORKFLOW_DB``;
-    large payloads to a blob store if ``PYWORKFLOW_BLOB_*`` names one."""
+    """``PYWORKFLOW_DATABASE_URL`` (PostgreSQL, MySQL...; a URL in ``PYWORKFLOW_STORAGE`` or
+    ``PYWORKFLOW_DB`` too), else ``PYWORKFLOW_STORAGE``: "memory", "file[:<dir>]", else SQLite
+    at ``PYWORKFLOW_DB``; large payloads to a blob store if ``PYWORKFLOW_BLOB_*`` names one."""
     choice = settings.storage_kind
     storage: StorageBackend
-    if choice == "memory":
+    url = database_url(settings)
+    if url is not None:
+        from pyworkflow.storage.sql.urls import backend_from_url
+
+        storage = backend_from_url(url)
+    elif choice == "memory":
         from pyworkflow.storage.memory import InMemoryStorageBackend
 
         storage = InMemoryStorageBackend()
@@ -59,10 +65,24 @@ def dynamodb_storage(settings: Settings, *, session: Any = None) -> StorageBacke
     return with_offload(dynamodb_backend(settings, session=session), settings, item_limit=True)
 
 
+def database_url(settings: Settings) -> str | None:
+    """The database URL the settings name: ``PYWORKFLOW_DATABASE_URL``, else a URL given as
+    ``PYWORKFLOW_STORAGE`` or ``PYWORKFLOW_DB``; None if none does."""
+    from pyworkflow.storage.sql.urls import is_database_url
+
+    for value in (settings.database_url, settings.storage_kind, settings.db_path):
+        if is_database_url(value):
+            return value
+    if settings.database_url:
+        return settings.database_url  # not a URL we know: backend_from_url says so
+    return None
+
+
 def storage_from_settings(settings: Settings) -> StorageBackend:
-    """``PYWORKFLOW_STORAGE=dynamodb`` gives ``dynamodb_storage``; anything else the embedded
-    choice. (``pyworkflow.get_storage()`` keeps the embedded one for the process.)"""
-    if settings.storage_kind.lower() == "dynamodb":
+    """A database URL (``PYWORKFLOW_DATABASE_URL``) first; ``PYWORKFLOW_STORAGE=dynamodb``
+    gives ``dynamodb_storage``; anything else the embedded choice. (``pyworkflow.get_storage()``
+    keeps the embedded one for the process.)"""
+    if database_url(settings) is None and settings.storage_kind.lower() == "dynamodb":
         return dynamodb_storage(settings)
     return embedded_storage(settings)
 
@@ -97,6 +117,7 @@ def offload_from_env(storage: StorageBackend, *, item_limit: bool = False) -> St
 
 
 __all__ = [
+    "database_url",
     "dynamodb_backend",
     "dynamodb_storage",
     "embedded_storage",

@@ -11,6 +11,7 @@ the token never reached ``on_created``), and time passing for timers.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -127,8 +128,16 @@ class Outcome:
 class EmbeddedDriver:
     """Start ``faults_reference`` and see it through crashes, as deployments do."""
 
-    def __init__(self, db_path: Path, faults: Faults, clock: ManualClock) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        faults: Faults,
+        clock: ManualClock,
+        make_storage: Callable[[], StorageBackend] | None = None,
+    ) -> None:
         self.db_path = db_path
+        # each process opens its own connection(s) to one store: SQLite at db_path by default
+        self.make_storage = make_storage or (lambda: SQLiteStorageBackend(db_path))
         self.faults = faults
         self.clock = clock
         self.rt: QueuedLocalRuntime | None = None
@@ -138,9 +147,7 @@ class EmbeddedDriver:
         if self.rt is not None:
             LIVE_OWNERS.discard(self.rt.executor.owner)  # that process is dead
             await self.rt.storage.close()
-        self.rt = QueuedLocalRuntime(
-            SQLiteStorageBackend(self.db_path), clock=self.clock, lease_seconds=60
-        )
+        self.rt = QueuedLocalRuntime(self.make_storage(), clock=self.clock, lease_seconds=60)
         inject(self.rt, self.faults)
         return self.rt
 

@@ -1,5 +1,6 @@
 """The same run driven by several workers at once: one history, each step's result recorded
-once, no double completion, no lost wake-up. Embedded (separate runtimes, one SQLite file) and
+once, no double completion, no lost wake-up. Embedded (separate runtimes, one SQLite file or one
+PostgreSQL/MySQL store) and
 AWS (several worker "containers", every message delivered to several of them at once, and every
 message sent twice). ``tests/aws`` already covers one message delivered twice to a ten-step run.
 """
@@ -20,10 +21,12 @@ from pyworkflow.core.registry import get_workflow_by_func
 from pyworkflow.dev.pumps import FakeLambdaContext, receive_batch, settle, sqs_event
 from pyworkflow.runtime.executor import LIVE_OWNERS
 from pyworkflow.storage import SQLiteStorageBackend
+from pyworkflow.storage.base import StorageBackend
 from tests.aws.conftest import REGION, Aws
 from tests.aws.test_worker_e2e import load_container
 from tests.faults import workflows as wf
 from tests.faults.harness import QueuedLocalRuntime, broken_invariants, family, step_calls
+from tests.storage.sql_servers import SQL_SERVERS, make_sql_backend
 
 BUSY_RESULT = 140  # 0+1+2+3+4, +10 (the retried step), + the child's 100 + 20
 
@@ -44,14 +47,21 @@ async def drive_together(
             clock.advance(max(0.0, (run.wake_at - clock.now()).total_seconds()))
 
 
+def open_store(kind: str, tmp_path: Path) -> StorageBackend:
+    """One more connection (pool) to the test's store: a SQLite file or a server's."""
+    if kind == "sqlite":
+        return SQLiteStorageBackend(tmp_path / "runs.db")
+    return make_sql_backend(kind, tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", *SQL_SERVERS])
 @pytest.mark.parametrize("workers", [2, 4])
 @pytest.mark.parametrize("steal", [False, True], ids=["leased", "stealing"])
-async def test_workers_driving_one_run_at_once(tmp_path: Path, workers: int, steal: bool) -> None:
+async def test_workers_driving_one_run_at_once(
+    tmp_path: Path, workers: int, steal: bool, kind: str
+) -> None:
     clock = ManualClock()
-    runtimes = [
-        QueuedLocalRuntime(SQLiteStorageBackend(tmp_path / "runs.db"), clock=clock)
-        for _ in range(workers)
-    ]
+    runtimes = [QueuedLocalRuntime(open_store(kind, tmp_path), clock=clock) for _ in range(workers)]
     key = new_id("k")
     defn = get_workflow_by_func(wf.busy)
     assert defn is not None
@@ -66,6 +76,7 @@ async def test_workers_driving_one_run_at_once(tmp_path: Path, workers: int, ste
         assert all(n == 1 for name, n in calls.items() if not name.startswith("flaky"))
     for rt in runtimes:
         LIVE_OWNERS.discard(rt.executor.owner)
+        await rt.storage.close()
 
 
 GATE: dict[str, asyncio.Event] = {}
@@ -88,12 +99,13 @@ async def stalling(key: str) -> str:
     return await stalls_first_time(key)
 
 
-async def test_a_holder_whose_lease_expired_cannot_write_when_it_wakes_up(tmp_path: Path):
+@pytest.mark.parametrize("kind", ["sqlite", *SQL_SERVERS])
+async def test_a_holder_whose_lease_expired_cannot_write_when_it_wakes_up(
+    tmp_path: Path, kind: str
+):
     clock = ManualClock()
     first, second = (
-        QueuedLocalRuntime(
-            SQLiteStorageBackend(tmp_path / "runs.db"), clock=clock, lease_seconds=60
-        )
+        QueuedLocalRuntime(open_store(kind, tmp_path), clock=clock, lease_seconds=60)
         for _ in range(2)
     )
     key = new_id("k")
@@ -119,6 +131,7 @@ async def test_a_holder_whose_lease_expired_cannot_write_when_it_wakes_up(tmp_pa
     assert RAN[key] == 2  # at-least-once: it ran twice, its result is recorded once
     for rt in (first, second):
         LIVE_OWNERS.discard(rt.executor.owner)
+        await rt.storage.close()
 
 
 @pytest.fixture

@@ -1,18 +1,29 @@
-"""Crash the embedded runtime (SQLite) at every numbered point of the reference workflow, recover
-as a deployment would, and check the invariants against a run without crashes."""
+"""Crash the embedded runtime at every numbered point of the reference workflow, recover as a
+deployment would, and check the invariants against a run without crashes. On SQLite, and on the
+PostgreSQL/MySQL servers (a fresh schema/database per run)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pyworkflow.core.clock import ManualClock, new_id
 from pyworkflow.core.events import EventType
 from pyworkflow.runtime.faults import Faults
 from tests.faults.harness import EmbeddedDriver, broken_invariants, family, step_calls
+from tests.storage.sql_servers import SQL_SERVERS, make_sql_backend
 
 
-async def run_reference(tmp: Path, key: str, faults: Faults):
-    driver = EmbeddedDriver(tmp / f"{key}.db", faults, ManualClock())
+@pytest.fixture(params=["sqlite", *SQL_SERVERS])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def run_reference(tmp: Path, key: str, faults: Faults, kind: str = "sqlite"):
+    path = tmp / f"{key}.db"
+    make = None if kind == "sqlite" else (lambda: make_sql_backend(kind, path))
+    driver = EmbeddedDriver(path, faults, ManualClock(), make)
     try:
         outcome = await driver.run(key)
         assert driver.rt is not None and outcome.run_id is not None
@@ -21,17 +32,17 @@ async def run_reference(tmp: Path, key: str, faults: Faults):
         await driver.close()
 
 
-async def clean_run(tmp: Path) -> tuple[Faults, object, dict[str, int]]:
+async def clean_run(tmp: Path, kind: str) -> tuple[Faults, object, dict[str, int]]:
     faults = Faults(crash_at=None)
     key = new_id("clean")  # step counters are per key: a key is never reused
-    outcome, fam = await run_reference(tmp, key, faults)
+    outcome, fam = await run_reference(tmp, key, faults, kind)
     assert not outcome.stuck and not outcome.crashes
     assert broken_invariants(fam) == []
     return faults, fam, step_calls(key)
 
 
-async def test_clean_run_of_the_reference_workflow(tmp_path: Path) -> None:
-    faults, fam, calls = await clean_run(tmp_path)
+async def test_clean_run_of_the_reference_workflow(tmp_path: Path, kind: str) -> None:
+    faults, fam, calls = await clean_run(tmp_path, kind)
     assert fam.result == {"total": 1 + 10 + 5 + 101 + 2, "paid": 1000}
     assert len(fam.runs) == 3  # the first run, its child, the run that continued it
     kinds = {e.type for h in fam.histories.values() for e in h}
@@ -59,15 +70,15 @@ async def test_clean_run_of_the_reference_workflow(tmp_path: Path) -> None:
     assert calls == {"add::1": 1, "flaky:": 2, "add:/child:1": 1, "charge:": 1, "add::2": 1}
 
 
-async def test_every_crash_point(tmp_path: Path) -> None:
-    faults, clean, clean_calls = await clean_run(tmp_path)
+async def test_every_crash_point(tmp_path: Path, kind: str) -> None:
+    faults, clean, clean_calls = await clean_run(tmp_path, kind)
     points = faults.labels
     failures: list[str] = []
     reran: dict[str, list[str]] = {}
     for number, label in enumerate(points, start=1):
         key = new_id(f"p{number}")
         crashing = Faults(crash_at=number)
-        outcome, fam = await run_reference(tmp_path, key, crashing)
+        outcome, fam = await run_reference(tmp_path, key, crashing, kind)
         where = f"point {number} ({label})"
         if crashing.crashed != label:
             failures.append(f"{where}: crashed at {crashing.crashed!r} instead")

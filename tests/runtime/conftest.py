@@ -3,17 +3,21 @@ import pytest
 import pyworkflow
 from pyworkflow.core.clock import ManualClock
 from pyworkflow.storage import InMemoryStorageBackend, SQLiteStorageBackend
+from tests.storage.sql_servers import SQL_SERVERS, make_sql_backend
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def storage(request, tmp_path):
-    """The engine's tests run on both embedded backends."""
+@pytest.fixture(params=["memory", "sqlite", *SQL_SERVERS])
+async def storage(request, tmp_path):
+    """The engine's tests run on both embedded backends and on the PostgreSQL/MySQL servers."""
     if request.param == "memory":
         store = InMemoryStorageBackend()
-    else:
+    elif request.param == "sqlite":
         store = SQLiteStorageBackend(tmp_path / "runs.db")
+    else:
+        store = make_sql_backend(request.param, tmp_path)
     pyworkflow.configure(storage=store)
-    return store
+    yield store
+    await store.close()  # a server's pool: its connections end with the test
 
 
 @pytest.fixture

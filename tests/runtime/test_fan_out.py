@@ -55,6 +55,16 @@ async def until(predicate, rounds: int = 1000) -> None:
     raise AssertionError("condition not reached")
 
 
+async def until_recorded(run_id: str, op: int, rounds: int = 2000) -> None:
+    """Until the completion of step ``op`` is in the history (polled, not timed)."""
+    for _ in range(rounds):
+        events = await get_workflow_events(run_id)
+        if any(e.type == EventType.STEP_COMPLETED and e.data["op"] == op for e in events):
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"step {op} was never recorded")
+
+
 @step
 async def square(x: int) -> int:
     calls[f"square{x}"] += 1
@@ -177,10 +187,12 @@ async def test_plain_gather_replays_after_a_crash_in_the_middle(storage):
     task = asyncio.create_task(start(gathered_five))
     for i in range(5):
         await arrived(i).wait()
+    run_id = (await storage.list_runs_page()).items[0].run_id
     for i in (3, 1):  # these finish (and are recorded) first; the others are in flight
         gate(i).set()
         await until(lambda i=i: calls[f"gated{i}"] == 1)
-    run_id = (await storage.list_runs_page()).items[0].run_id
+        # on a database server the record is a round trip after the step returned
+        await until_recorded(run_id, i)
     task.cancel()  # the process dies mid-gather
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -21,9 +21,10 @@ from pyworkflow.storage.dynamodb import DynamoDBStorageBackend
 from pyworkflow.storage.file import FileStorageBackend
 from pyworkflow.storage.memory import InMemoryStorageBackend
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
+from tests.storage.sql_servers import SQL_SERVERS, make_sql_backend
 
-BACKENDS = ["memory", "sqlite", "file", "dynamodb"]
-PERSISTENT_BACKENDS = ["sqlite", "file", "dynamodb"]
+BACKENDS = ["memory", "sqlite", "file", "dynamodb", *SQL_SERVERS]
+PERSISTENT_BACKENDS = ["sqlite", "file", "dynamodb", *SQL_SERVERS]
 
 _dynamodb_local: DynamoDBLocal | None = None
 
@@ -84,6 +85,8 @@ def make_backend(kind: str, tmp_path: Path) -> StorageBackend:
         return FileStorageBackend(tmp_path / "data")
     if kind == "dynamodb":
         return make_dynamodb(tmp_path)
+    if kind in SQL_SERVERS:
+        return make_sql_backend(kind, tmp_path)
     raise ValueError(kind)
 
 

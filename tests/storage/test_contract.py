@@ -28,6 +28,7 @@ from pyworkflow.core.models import (
 from pyworkflow.exceptions import ConcurrencyError, ConfigurationError, WorkflowNotFoundError
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.memory import due_key
+from pyworkflow.storage.sql.server import ServerSQLStorageBackend
 from pyworkflow.storage.sqlite import SCHEMA_VERSION, SQLiteStorageBackend
 
 from .conftest import PERSISTENT_BACKENDS, make_backend
@@ -695,7 +696,7 @@ async def test_two_instances_racing_for_a_sequence_one_wins(kind: str, tmp_path:
 
 
 # --- continue-as-new ---------------------------------------------------------------------------
-TRANSACTIONAL = (SQLiteStorageBackend,)
+TRANSACTIONAL = (SQLiteStorageBackend, ServerSQLStorageBackend)
 
 
 def transactional(storage: StorageBackend) -> bool:

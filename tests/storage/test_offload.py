@@ -38,6 +38,7 @@ from pyworkflow.storage.offload import (
     is_pointer,
 )
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
+from tests.storage.sql_servers import SQL_SERVERS
 
 # The contract, re-collected here with this module's ``storage`` fixture (below).
 from .conftest import make_backend
@@ -71,7 +72,7 @@ from .test_contract import (  # noqa: F401 - collected by pytest
 KB = 1024
 
 
-@pytest.fixture(params=["memory", "sqlite", "dynamodb"])
+@pytest.fixture(params=["memory", "sqlite", "dynamodb", *SQL_SERVERS])
 async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StorageBackend]:
     """Every backend, wrapped so that every non-empty payload goes to a FileBlobStore."""
     inner = make_backend(request.param, tmp_path)

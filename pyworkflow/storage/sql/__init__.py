@@ -1,5 +1,6 @@
 """SQL storage: ``base.py`` is the contract in SQL, written once; each database is a small
-dialect module beside it (``sqlite.py`` today; its docstring lists what a dialect provides)."""
+dialect module beside it: ``sqlite.py``, and ``postgres.py`` / ``mysql.py`` over ``server.py``
+(pool, migrations, retention). ``urls.backend_from_url`` opens any of them from a URL."""
 
 from pyworkflow.storage.sql.base import SQLConnection, SQLStorageBackend
 
