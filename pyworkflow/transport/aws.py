@@ -15,6 +15,7 @@ for every wait ending in it (``transport/storm.py`` says when that is needed, an
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter
 from datetime import datetime
@@ -94,6 +95,7 @@ class AwsDispatcher:
         self.bucket_seconds = max(1, int(bucket_seconds))
         # buckets this container made or found: each is created once per container
         self._buckets: set[str] = set()
+        self._bucket_lock: asyncio.Lock | None = None
         self.clock = clock or SystemClock()
         #: AWS requests made, by "service.Operation" (read by tests and bench/)
         self.requests: Counter[str] = self.clients.requests
@@ -182,9 +184,14 @@ class AwsDispatcher:
         name = bucket_name(start)
         if name in self._buckets:
             return
-        until = bucket_until(start, self.lead, self.bucket_seconds)
-        await self.timers.ensure_bucket(start, until)
-        self._buckets.add(name)
+        if self._bucket_lock is None:
+            self._bucket_lock = asyncio.Lock()
+        async with self._bucket_lock:  # concurrent suspensions of one minute: one request
+            if name in self._buckets:
+                return
+            until = bucket_until(start, self.lead, self.bucket_seconds)
+            await self.timers.ensure_bucket(start, until)
+            self._buckets.add(name)
         while len(self._buckets) > 10_000:  # a long-lived container: forget the oldest
             self._buckets.discard(min(self._buckets))
 
