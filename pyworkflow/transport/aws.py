@@ -217,7 +217,12 @@ class AwsDispatcher:
         await self.queue.send(run_id, "child")
 
     async def forget(self, run: WorkflowRun) -> None:
-        """Delete the run's pending schedule, if it has one (a fired one deleted itself)."""
+        """Delete the run's pending schedule, if it has one (a fired one deleted itself). With
+        ``bucket`` timers a run has none of its own (its minute's bucket serves others, and a
+        wake-up it sends an ended run is a no-op): no DeleteSchedule per ending, which in a
+        storm would be a million Scheduler requests."""
+        if self.timer_mode == "bucket":
+            return
         if run.wake_key:
             await self.delete_schedule(run.wake_key)
 
