@@ -109,9 +109,21 @@ async def storm(args: argparse.Namespace, storage: StorageBackend, stack: Any) -
         response = await sqs.receive_message(QueueUrl=stack.queue_url, WaitTimeSeconds=2)
         (message,) = response["Messages"]
     swept_at = clock.now()
+    reading = [0.0]
+    list_due_runs = storage.list_due_runs
+
+    async def timed_list(*a: Any, **kw: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return await list_due_runs(*a, **kw)
+        finally:
+            reading[0] += time.perf_counter() - start
+
+    storage.list_due_runs = timed_list  # type: ignore[method-assign]
     began = time.perf_counter()
     outcome = await runtime.drive_message(message["Body"])
     fanout_s = time.perf_counter() - began
+    storage.list_due_runs = list_due_runs  # type: ignore[method-assign]
 
     clock.advance((swept_at + timedelta(seconds=bodies[0][0]) - clock.now()).total_seconds())
     began = time.perf_counter()
@@ -136,7 +148,8 @@ async def storm(args: argparse.Namespace, storage: StorageBackend, stack: Any) -
     )
     print(
         f"fan-out   {fanout_s:8.1f} s  {n / fanout_s:8.0f} runs/s  "
-        f"(one sweep, {outcome.woken} woken)"
+        f"(one sweep, {outcome.woken} woken; reading the due index {reading[0]:.1f} s, "
+        f"SendMessageBatch to moto {fanout_s - reading[0]:.1f} s)"
     )
     print(
         f"drive     {drive_s:8.1f} s  {n / drive_s:8.0f} runs/s  (concurrency {args.concurrency})"

@@ -89,7 +89,7 @@ class AwsExecutor(Executor):
         dispatcher = self.dispatcher
         if isinstance(dispatcher, AwsDispatcher):
             await dispatcher.rearm(run_id, when, key=key)
-        else:  # pragma: no cover - an AwsExecutor is built with an AwsDispatcher
+        else:  # a stand-in dispatcher (the simulation's): its own wake_at
             await super().rearm_timer(run_id, when, key)
 
     async def execute(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
