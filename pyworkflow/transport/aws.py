@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pyworkflow.core.clock import Clock, SystemClock
@@ -47,6 +47,9 @@ from pyworkflow.transport.storm import (
     rearm_delay,
     scheduler_fire_time,
 )
+
+#: a wait whose bucket fires sooner than this is sent its own delayed message
+BUCKET_SLACK = timedelta(seconds=10)
 
 
 class AwsDispatcher:
@@ -174,11 +177,13 @@ class AwsDispatcher:
 
     async def ensure_bucket(self, run_id: str, when: datetime, now: datetime, key: str) -> None:
         """The due bucket of a wait ending at ``when`` exists: one CreateSchedule per bucket per
-        container (ConflictException: another made it). A wait whose bucket would fire now or
-        earlier (it may have fired already) gets its own delayed message instead: it ends
-        within ``lead`` plus a bucket, less than SQS's limit."""
+        container (ConflictException: another made it). A wait whose bucket fires within
+        ``BUCKET_SLACK`` or has fired gets its own delayed message instead: it ends within
+        ``lead`` plus a bucket and the slack, less than SQS's limit."""
         start = bucket_start(when, self.lead, self.bucket_seconds)
-        if start <= now:
+        # Some slack: a bucket fired the moment this run's record reached the index (GSIs lag
+        # by a fraction of a second) could miss it.
+        if start <= now + BUCKET_SLACK:
             await self.rearm(run_id, when, key=key)
             return
         name = bucket_name(start)

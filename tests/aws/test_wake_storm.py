@@ -224,3 +224,37 @@ async def test_the_transports_clients_retry_throttling_with_backoff(aws: Aws) ->
             assert retries.get("total_max_attempts", retries.get("max_attempts", 0)) >= 10
     finally:
         await dispatcher.close()
+
+
+async def test_a_wait_whose_bucket_fires_too_soon_gets_its_own_delayed_message(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its bucket may fire before the run's record reaches the due index: no bucket then."""
+    monkeypatch.setenv("PYWORKFLOW_TIMERS", "bucket")
+    monkeypatch.setenv("PYWORKFLOW_SQS_DELAY_MAX_SECONDS", "0")
+    clock = ManualClock(floor_to(datetime.now(UTC), 60) + timedelta(seconds=30))
+    dispatcher = AwsDispatcher.from_env(clock=clock)
+    sqs = await dispatcher.clients.get("sqs")
+    sent: list[dict[str, Any]] = []
+    send = sqs.send_message
+
+    async def record(**kwargs: Any) -> Any:
+        sent.append(kwargs)
+        return await send(**kwargs)
+
+    sqs.send_message = record
+    try:
+        when = clock.now() + timedelta(seconds=DEFAULT_LEAD_SECONDS + 5.5)
+        await dispatcher.wake_at("run_a", when, key="run_a-3")
+        assert await aws.schedules() == []
+        (message,) = sent
+        assert json.loads(message["MessageBody"])["key"] == "run_a-3"
+        arrival = clock.now() + timedelta(seconds=message["DelaySeconds"])
+        assert timedelta(0) <= arrival - when < timedelta(seconds=1)
+        # A wait far enough out joins its bucket.
+        await dispatcher.wake_at("run_b", when + timedelta(hours=1), key="run_b-3")
+        assert await aws.schedules() == [
+            bucket_name(bucket_start(when + timedelta(hours=1), DEFAULT_LEAD_SECONDS))
+        ]
+    finally:
+        await dispatcher.close()
