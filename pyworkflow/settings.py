@@ -58,6 +58,8 @@ ENV_QUEUE_ARN = "PYWORKFLOW_QUEUE_ARN"  # the same queue, as Scheduler's target
 ENV_SCHEDULER_GROUP = "PYWORKFLOW_SCHEDULER_GROUP"  # schedule group of one-time timers
 ENV_SCHEDULER_ROLE_ARN = "PYWORKFLOW_SCHEDULER_ROLE_ARN"  # role Scheduler sends to SQS with
 ENV_SQS_DELAY_MAX = "PYWORKFLOW_SQS_DELAY_MAX_SECONDS"  # waits up to this use DelaySeconds
+ENV_SCHEDULER_LEAD = "PYWORKFLOW_SCHEDULER_LEAD_SECONDS"  # Scheduler hops fire this early
+ENV_TIMERS = "PYWORKFLOW_TIMERS"  # "run": a schedule per wait; "bucket": one per minute of waits
 ENV_VISIBILITY_TIMEOUT = "PYWORKFLOW_VISIBILITY_TIMEOUT"  # the queue's, in seconds: the lease
 ENV_MAX_RECEIVES = "PYWORKFLOW_MAX_RECEIVES"  # a message failing this often fails its run
 ENV_RETENTION_DAYS = "PYWORKFLOW_RETENTION_DAYS"  # days finished runs stay (DynamoDB TTL)
@@ -119,6 +121,10 @@ class Settings(BaseSettings):
     scheduler_group: str | None = Field(default=None, validation_alias=ENV_SCHEDULER_GROUP)
     scheduler_role_arn: str | None = Field(default=None, validation_alias=ENV_SCHEDULER_ROLE_ARN)
     sqs_delay_max_seconds: float | None = Field(default=None, validation_alias=ENV_SQS_DELAY_MAX)
+    scheduler_lead_seconds: float | None = Field(
+        default=None, ge=0, validation_alias=ENV_SCHEDULER_LEAD
+    )
+    timers: str = Field(default="run", validation_alias=ENV_TIMERS)
     visibility_timeout: float | None = Field(
         default=None, gt=0, validation_alias=ENV_VISIBILITY_TIMEOUT
     )
@@ -340,9 +346,11 @@ __all__ = [
     "ENV_QUEUE_URL",
     "ENV_RETENTION_DAYS",
     "ENV_SCHEDULER_GROUP",
+    "ENV_SCHEDULER_LEAD",
     "ENV_SCHEDULER_ROLE_ARN",
     "ENV_SQS_DELAY_MAX",
     "ENV_STORAGE",
+    "ENV_TIMERS",
     "ENV_UI_ORIGINS",
     "ENV_UI_SECRET",
     "ENV_VISIBILITY_TIMEOUT",

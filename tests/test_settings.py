@@ -25,6 +25,8 @@ DOCUMENTED = {
     "PYWORKFLOW_SCHEDULER_GROUP": "scheduler_group",
     "PYWORKFLOW_SCHEDULER_ROLE_ARN": "scheduler_role_arn",
     "PYWORKFLOW_SQS_DELAY_MAX_SECONDS": "sqs_delay_max_seconds",
+    "PYWORKFLOW_SCHEDULER_LEAD_SECONDS": "scheduler_lead_seconds",
+    "PYWORKFLOW_TIMERS": "timers",
     "PYWORKFLOW_VISIBILITY_TIMEOUT": "visibility_timeout",
     "PYWORKFLOW_MAX_RECEIVES": "max_receives",
     "PYWORKFLOW_RETENTION_DAYS": "retention_days",
@@ -37,6 +39,7 @@ DOCUMENTED = {
 }
 SAMPLE = {
     "sqs_delay_max_seconds": ("0", 0.0),
+    "scheduler_lead_seconds": ("90", 90.0),
     "visibility_timeout": ("30", 30.0),
     "max_receives": ("5.0", 5),
     "retention_days": ("7", 7.0),

@@ -15,6 +15,7 @@ dead-letter redrive's maxReceiveCount), ``PYWORKFLOW_SQS_DELAY_MAX_SECONDS``,
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -30,7 +31,12 @@ from pyworkflow.config import import_modules
 from pyworkflow.core.models import RunStatus
 from pyworkflow.runtime.aws import AwsRuntime, PoisonMessageError
 from pyworkflow.settings import get_settings
-from pyworkflow.transport.messages import MalformedMessageError, ScheduleTick, parse_message
+from pyworkflow.transport.messages import (
+    BucketTick,
+    MalformedMessageError,
+    ScheduleTick,
+    parse_message,
+)
 
 logger = Logger(service=get_settings().service_name or "pyworkflow-worker")
 metrics = Metrics(namespace=get_settings().metrics_namespace or "pyworkflow")
@@ -79,6 +85,17 @@ def reset(runtime: AwsRuntime | None = None) -> None:
         _loop.run_until_complete(old.close())
 
 
+def _time_left(lambda_context: Any) -> Callable[[], float] | None:
+    """Seconds left in this invocation, from Lambda's context (None outside Lambda)."""
+    if lambda_context is None:
+        return None
+
+    def time_left() -> float:
+        return float(lambda_context.get_remaining_time_in_millis()) / 1000
+
+    return time_left
+
+
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     """One message: drive its run. Raising marks the record failed (SQS redelivers it)."""
     receive_count = int(record.attributes.approximate_receive_count or 1)
@@ -100,14 +117,15 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
             )
         logger.info("schedule tick", extra={"schedule_id": message.schedule_id, "started": started})
         return
+    time_left = _time_left(lambda_context)
+    if isinstance(message, BucketTick):  # a due bucket: wake its runs, 10 a request
+        woken = _loop.run_until_complete(runtime.wake_bucket(message, time_left=time_left))
+        if woken:
+            metrics.add_metric(name="RunsWokenByBucket", unit=MetricUnit.Count, value=woken)
+        logger.info("due bucket", extra={"bucket": str(message.due_bucket), "woken": woken})
+        return
     logger.append_keys(run_id=message.run_id)
     try:
-        if lambda_context is not None:
-
-            def time_left() -> float:
-                return float(lambda_context.get_remaining_time_in_millis()) / 1000
-        else:
-            time_left = None  # type: ignore[assignment]
         try:
             outcome = _loop.run_until_complete(
                 runtime.drive_message(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pyworkflow.config import get_config, get_storage
@@ -27,14 +28,27 @@ from pyworkflow.runtime.aws_schedules import AwsSchedules
 from pyworkflow.runtime.executor import MAX_RESTARTS, Executor, written_run
 from pyworkflow.settings import get_settings
 from pyworkflow.storage.base import StorageBackend
+from pyworkflow.storage.shared import due_key
 from pyworkflow.transport.aws import AwsDispatcher
-from pyworkflow.transport.messages import MalformedMessageError, ScheduleTick, parse_message
+from pyworkflow.transport.messages import (
+    BucketTick,
+    MalformedMessageError,
+    ScheduleTick,
+    bucket_body,
+    parse_message,
+)
+from pyworkflow.transport.sqs import Wake
+from pyworkflow.transport.storm import rearm_delay
 
 logger = logging.getLogger("pyworkflow")
 
 DEFAULT_VISIBILITY_TIMEOUT = 900.0
 DEFAULT_MAX_RECEIVES = 5
 POISON_ERROR_TYPE = "PoisonMessageError"
+#: runs a due bucket's sweep reads a page
+BUCKET_PAGE = 1000
+#: a bucket sweep with less time left than this hands the rest on (a continuation message)
+BUCKET_MARGIN_SECONDS = 30.0
 
 
 class PoisonMessageError(WorkflowError):
@@ -68,6 +82,16 @@ class AwsExecutor(Executor):
         self.stats = DriveStats()
         self._replayed: dict[str, int] = {}
 
+    async def rearm_timer(self, run_id: str, when: datetime, key: str) -> None:
+        """A Scheduler hop woke the run early (on purpose: it fires ahead of Scheduler's minute
+        of imprecision): the rest of the wait rides on an SQS delay, whatever
+        ``PYWORKFLOW_SQS_DELAY_MAX_SECONDS`` says about a wait's first hop."""
+        dispatcher = self.dispatcher
+        if isinstance(dispatcher, AwsDispatcher):
+            await dispatcher.rearm(run_id, when, key=key)
+        else:  # a stand-in dispatcher (the simulation's): its own wake_at
+            await super().rearm_timer(run_id, when, key)
+
     async def execute(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
         self.stats.events_replayed += len(history)
         if len(history) <= 1:
@@ -93,6 +117,7 @@ class DriveOutcome:
     malformed: bool = False
     stats: DriveStats = field(default_factory=DriveStats)
     started: list[str] = field(default_factory=list)  # runs a schedule tick started
+    woken: int = 0  # runs a due bucket's sweep woke
 
 
 def storage_from_env() -> StorageBackend:
@@ -183,6 +208,9 @@ class AwsRuntime:
         if isinstance(message, ScheduleTick):
             started = await self.schedules.fire(message)
             return DriveOutcome(run_id=None, noop=not started, started=started)
+        if isinstance(message, BucketTick):
+            woken = await self.wake_bucket(message, time_left=time_left)
+            return DriveOutcome(run_id=None, noop=not woken, woken=woken)
         self.executor.stats = stats = DriveStats()
         self.executor.time_left = time_left
         try:
@@ -220,6 +248,41 @@ class AwsRuntime:
             await self.dispatcher.wake(run.run_id, reason="sweep")
         started = await self.schedules.fire_due()  # ticks lost to an outage are made up here
         return [run.run_id for run in due] + started
+
+    async def wake_bucket(
+        self, tick: BucketTick, *, time_left: Callable[[], float] | None = None
+    ) -> int:
+        """A due bucket's schedule fired: wake every run due before ``tick.until``, each with
+        one message delayed to its own time (SendMessageBatch, 10 a request), page by page of
+        the due index. Runs already due go at once. With less than ``BUCKET_MARGIN_SECONDS``
+        left, the rest is handed to a continuation message. Writes nothing to the store.
+        Returns how many wake-ups were sent."""
+        after = tick.after
+        sent = 0
+        while True:
+            page = await self.storage.list_due_runs(tick.until, limit=BUCKET_PAGE, after=after)
+            if not page:
+                return sent
+            now = self.clock.now()
+            wakes = [
+                Wake(
+                    run.run_id,
+                    "timer" if run.wake_key else "sweep",
+                    delay=rearm_delay(run.wake_at, now) if run.wake_at else 0,
+                    key=run.wake_key,
+                )
+                for run in page
+            ]
+            await self.dispatcher.wake_many(wakes)
+            sent += len(wakes)
+            after = due_key(page[-1])
+            if len(page) < BUCKET_PAGE:
+                return sent
+            if time_left is not None and time_left() < BUCKET_MARGIN_SECONDS:
+                body = bucket_body(tick.due_bucket, tick.until, after)
+                await self.dispatcher.queue.send_body(body)
+                logger.info("bucket %s: %d woken, the rest continues", tick.due_bucket, sent)
+                return sent
 
     async def fail_run(self, run_id: str, reason: str) -> WorkflowRun | None:
         """Mark ``run_id`` failed with ``reason``: a compare-and-set of the record to FAILED and

@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pyworkflow.core import context as _ctx
@@ -243,7 +243,7 @@ class Executor:
                 and (run.wake_at is None or run.wake_at > now)
             ):
                 if timer_key is not None and timer_key == run.wake_key and run.wake_at:
-                    await self.dispatcher.wake_at(run_id, run.wake_at, key=timer_key)
+                    await self.rearm_timer(run_id, run.wake_at, timer_key)
                 return run
             try:
                 run = await self.storage.update_run(
@@ -272,6 +272,11 @@ class Executor:
             except (ConcurrencyError, RestartSignal):
                 continue
         raise WorkflowError(f"Run {run_id}: gave up after {MAX_RESTARTS} conflicting writes")
+
+    async def rearm_timer(self, run_id: str, when: datetime, key: str) -> None:
+        """The timer of the run's current wait ``key`` woke it before ``when``: arm it again
+        (and write nothing: the run stays as it is). The AWS executor re-arms on SQS."""
+        await self.dispatcher.wake_at(run_id, when, key=key)
 
     async def create(
         self,

@@ -1,5 +1,10 @@
 """The AWS clients of a transport: one per service, created on first use and kept (a Lambda
-container reuses its connections), with a count of the requests made."""
+container reuses its connections), with a count of the requests made.
+
+Throttling is retried by botocore itself (``RETRIES``: its "standard" mode backs off with jitter
+on ``ThrottlingException``, ``RequestThrottled``... and 5xx), with more attempts than its
+default 3: in a wake storm a throttled SendMessage or CreateSchedule waits and goes through
+instead of failing the drive that made it (which would count against the run's deliveries)."""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ import asyncio
 import contextlib
 from collections import Counter
 from typing import Any
+
+#: botocore's retry settings for the transport's clients (see the module docstring)
+RETRIES = {"mode": "standard", "max_attempts": 10}
 
 
 class AwsClients:
@@ -36,7 +44,11 @@ class AwsClients:
                     self._session = aioboto3.Session()
                 if self._stack is None:
                     self._stack = contextlib.AsyncExitStack()
-                kwargs = {"endpoint_url": self.endpoint_url} if self.endpoint_url else {}
+                from aiobotocore.config import AioConfig
+
+                kwargs: dict[str, Any] = {"config": AioConfig(retries=RETRIES)}
+                if self.endpoint_url:
+                    kwargs["endpoint_url"] = self.endpoint_url
                 self.opened[service] = await self._stack.enter_async_context(
                     self._session.client(service, **kwargs)
                 )

@@ -3,12 +3,15 @@
 A run's wake-up is ``{"run_id", "reason", "key"?}`` (``WakeMessage``): from ``SqsQueue``, or as
 the Input of a wait's one-time Scheduler schedule. A pyworkflow schedule's tick is
 ``{"schedule_id", "fire_time", "reason"}`` (``ScheduleTick``), the Input of its recurring
-EventBridge schedule, which puts the tick's scheduled time in ``fire_time``.
+EventBridge schedule, which puts the tick's scheduled time in ``fire_time``. A due bucket's tick
+is ``{"due_bucket", "until", "after"?}`` (``BucketTick``, ``bucket`` timers): wake the runs due
+before ``until``, from the due position ``after`` on (a sweep that ran out of time continues).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -40,6 +43,17 @@ class ScheduleTick(BaseModel):
     reason: str = "schedule"
 
 
+class BucketTick(BaseModel):
+    """The Input of a due bucket's schedule, or a sweep's continuation."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    due_bucket: datetime
+    until: datetime
+    after: str | None = None
+    reason: str = "due-bucket"
+
+
 class MalformedMessageError(WorkflowError):
     """A queue message that is not a ``WakeMessage``: retrying it can never help."""
 
@@ -47,6 +61,13 @@ class MalformedMessageError(WorkflowError):
 def wake_body(run_id: str, reason: str, key: str | None = None) -> str:
     """The JSON body of ``run_id``'s wake-up."""
     return WakeMessage(run_id=run_id, reason=reason, key=key).model_dump_json(exclude_none=True)
+
+
+def bucket_body(start: datetime, until: datetime, after: str | None = None) -> str:
+    """The JSON body of due bucket ``start``'s tick, which wakes the runs due before ``until``
+    (``after``: where its sweep goes on)."""
+    tick = BucketTick(due_bucket=start, until=until, after=after)
+    return tick.model_dump_json(exclude_none=True)
 
 
 def parse_tick(body: dict[str, Any]) -> ScheduleTick | None:
@@ -64,9 +85,11 @@ def tick_input(schedule_id: str) -> str:
     return ScheduleTick(schedule_id=schedule_id, fire_time=SCHEDULED_TIME).model_dump_json()
 
 
-def parse_message(body: str | bytes | dict[str, Any]) -> WakeMessage | ScheduleTick:
-    """Validate a message body: a run's wake-up, or a schedule's tick (from its EventBridge
-    schedule); ``MalformedMessageError`` says why it is neither."""
+def parse_message(
+    body: str | bytes | dict[str, Any],
+) -> WakeMessage | ScheduleTick | BucketTick:
+    """Validate a message body: a run's wake-up, a schedule's tick (from its EventBridge
+    schedule) or a due bucket's; ``MalformedMessageError`` says why it is none of them."""
     try:
         data = body if isinstance(body, dict) else json.loads(body)
     except ValueError as exc:
@@ -75,6 +98,11 @@ def parse_message(body: str | bytes | dict[str, Any]) -> WakeMessage | ScheduleT
         tick = parse_tick(data)
         if tick is not None:
             return tick
+        if "due_bucket" in data and "run_id" not in data:
+            try:
+                return BucketTick.model_validate(data)
+            except ValidationError as exc:
+                raise MalformedMessageError(f"not a due bucket's tick: {exc}") from None
     try:
         return WakeMessage.model_validate(data)
     except ValidationError as exc:

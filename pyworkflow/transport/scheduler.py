@@ -2,7 +2,11 @@
 one-time schedule ``at(...)`` that sends the run's wake-up to the work queue and deletes itself.
 
 Schedule names derive from the wait's key (run and sequence), so a retried suspension meets
-``ConflictException`` instead of creating a second timer. The recurring schedules of pyworkflow
+``ConflictException`` instead of creating a second timer. A long wait's schedule fires a little
+early (``fire_at``, see ``transport/storm.py``) and carries the wait's key, so the worker it wakes
+re-arms the run on SQS for the rest. In ``bucket`` mode a wait's schedule is instead the one
+schedule of its minute (``ensure_bucket``), whose tick makes a worker wake the bucket's runs.
+The recurring schedules of pyworkflow
 schedules live in the same group: ``put`` and ``delete`` serve ``runtime/aws_schedules.py``,
 which maps a schedule to its expressions.
 """
@@ -15,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pyworkflow.transport.clients import AwsClients, is_error
-from pyworkflow.transport.messages import wake_body
+from pyworkflow.transport.messages import bucket_body, wake_body
+from pyworkflow.transport.storm import bucket_name
 
 #: Scheduler's names: [0-9a-zA-Z-_.]+, 1..64 characters.
 SCHEDULE_NAME_MAX = 64
@@ -59,25 +64,48 @@ class SchedulerTimers:
         return {"Arn": self.target_arn, "RoleArn": self.role_arn, "Input": message}
 
     # --- timers of waits ---------------------------------------------------------------------
-    async def create_timer(self, run_id: str, when: datetime, key: str) -> None:
-        """Wake ``run_id`` at ``when`` (rounded up to the second); a no-op if the timer of wait
-        ``key`` exists already."""
+    async def create_timer(
+        self,
+        run_id: str,
+        when: datetime,
+        key: str,
+        *,
+        fire_at: datetime | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Wake ``run_id`` at ``fire_at`` (default ``when``; rounded up to the second) with a
+        message naming wait ``key``, so a wake before ``when`` re-arms instead of driving; a
+        no-op if the timer (``name``, default the key's) exists already."""
+        # False (it exists): made by an earlier attempt of this same suspension, which stands.
+        await self._create_at(
+            name or schedule_name(key), fire_at or when, wake_body(run_id, "timer", key)
+        )
+
+    async def ensure_bucket(self, start: datetime, until: datetime) -> bool:
+        """The due bucket ``start``'s one-time schedule, firing at ``start`` to wake the runs
+        due before ``until``: False if it existed already (another container made it)."""
+        return await self._create_at(bucket_name(start), start, bucket_body(start, until))
+
+    async def _create_at(self, name: str, fire_at: datetime, message: str) -> bool:
+        """A one-time schedule ``name`` sending ``message`` at ``fire_at`` and deleting itself;
+        False if one of that name exists (``ConflictException``)."""
         scheduler = await self.clients.get("scheduler")
         self.clients.requests["scheduler.CreateSchedule"] += 1
         try:
             await scheduler.create_schedule(
-                Name=schedule_name(key),
+                Name=name,
                 GroupName=self.group,
-                ScheduleExpression=at_expression(when),
+                ScheduleExpression=at_expression(fire_at),
                 ScheduleExpressionTimezone="UTC",
                 FlexibleTimeWindow={"Mode": "OFF"},
                 ActionAfterCompletion="DELETE",
-                Target=self.target(wake_body(run_id, "timer")),
+                Target=self.target(message),
             )
         except Exception as exc:
             if not is_error(exc, "ConflictException"):
                 raise
-            # Made by an earlier attempt of this same suspension: that timer stands.
+            return False
+        return True
 
     async def delete_timer(self, key: str) -> bool:
         """Delete the timer of wait ``key``; False if there was none."""

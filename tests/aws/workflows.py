@@ -79,3 +79,12 @@ async def chain(i: int) -> int:
     if i < 2:
         continue_as_new(i + 1)
     return i
+
+
+@workflow(name="aws_sleep_until")
+async def sleep_until(when: str) -> str:
+    """Sleeps until an absolute time (ISO text): many runs due at one instant make a storm."""
+    from datetime import datetime
+
+    await sleep(datetime.fromisoformat(when))
+    return "woke"
