@@ -97,7 +97,16 @@ def private_copy(record: M, update: dict[str, Any] | None = None) -> M:
     copied = record.model_copy(update=update)
     fields = copied.__dict__
     for name, value in fields.items():
-        if value is not None and type(value) not in _IMMUTABLE and not isinstance(value, Enum):
+        kind = type(value)
+        if kind in _IMMUTABLE or value is None or isinstance(value, Enum):
+            continue
+        if kind is dict and all(
+            type(k) in _IMMUTABLE and (type(v) in _IMMUTABLE or v is None) for k, v in value.items()
+        ):
+            fields[name] = dict(value)  # (the common case: empty, or flat JSON)
+        elif kind is list and all(type(v) in _IMMUTABLE or v is None for v in value):
+            fields[name] = list(value)
+        else:
             fields[name] = copy.deepcopy(value)
     return copied
 
