@@ -237,7 +237,7 @@ def read_environment() -> Settings:
 # public way.
 _ENVIRON_DATA: dict[Any, Any] | None = getattr(os.environ, "_data", None)
 _ENCODED: tuple[Any, ...] = (
-    tuple(os.environ.encodekey(name) for name in VARIABLES)  # type: ignore[attr-defined]
+    tuple(os.environ.encodekey(name) for name in VARIABLES)
     if _ENVIRON_DATA is not None and hasattr(os.environ, "encodekey")
     else ()
 )
