@@ -1,6 +1,7 @@
 """``pyworkflow.settings``: every variable read in one place, by its documented name, typed."""
 
 import ast
+import os
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,16 @@ def test_the_environment_is_parsed_again_only_when_it_changed(monkeypatch):
     assert get_settings() is first
     monkeypatch.setenv("PYWORKFLOW_MODULE", "other.module")
     assert get_settings() is not first and get_settings().module == "other.module"
+
+
+def test_a_variable_unset_again_or_a_replaced_environ_is_seen(monkeypatch):
+    monkeypatch.setenv("PYWORKFLOW_MODULE", "set.module")
+    assert get_settings().module == "set.module"
+    monkeypatch.delenv("PYWORKFLOW_MODULE")
+    assert get_settings().module != "set.module"
+    # os.environ swapped for a plain mapping (some test tools do): read the public way
+    monkeypatch.setattr(os, "environ", {**os.environ, "PYWORKFLOW_MODULE": "swapped.module"})
+    assert get_settings().module == "swapped.module"
 
 
 def test_only_the_settings_module_reads_the_environment():

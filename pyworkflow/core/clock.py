@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -43,6 +45,20 @@ class ManualClock:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
+
+
+# Event ids need to be unique, not unguessable (a run's history is read only by who may read the
+# run): 64 bits from a generator seeded from the OS once per process, and again in a forked
+# child so parent and child never share a sequence. ``secrets`` asks the OS on every call, once
+# per step: ~1 us of the per-step path.
+_event_ids = random.Random(secrets.randbits(128))
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _event_ids.seed(secrets.randbits(128)))
+
+
+def new_event_id() -> str:
+    """An event id: ``evt_`` and 16 hex digits, as ``new_id("evt")`` makes."""
+    return f"evt_{_event_ids.getrandbits(64):016x}"
 
 
 def new_token() -> str:

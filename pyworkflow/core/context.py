@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from pyworkflow.core.clock import Clock, new_id
+from pyworkflow.core.clock import Clock, new_event_id
 from pyworkflow.core.events import TERMINAL_OP_EVENTS, Event, EventType
 from pyworkflow.exceptions import (
     CancellationError,
@@ -146,8 +146,12 @@ class Branch:
     settled_in_history: bool = False
 
 
+# (by event type, worked out once: op_kind runs for every event recorded or replayed)
+_KIND_BY_TYPE = {t: _KIND_BY_PREFIX.get(t.value.split(".", 1)[0], "?") for t in EventType}
+
+
 def op_kind(event: Event) -> str:
-    return _KIND_BY_PREFIX.get(event.type.value.split(".", 1)[0], "?")
+    return _KIND_BY_TYPE.get(event.type, "?")
 
 
 @dataclass
@@ -298,7 +302,7 @@ class ExecutionContext:
         seq = self._next_assign
         self._next_assign += 1
         return Event(
-            event_id=new_id("evt"),
+            event_id=new_event_id(),
             run_id=self.run_id,
             type=type_,
             timestamp=self.clock.now(),

@@ -178,6 +178,10 @@ class RunJournal:
         if the lease is lost: another worker took the run. A cancel request met on the way
         does not stop the renewal (the step under way still runs to its end); the execution
         reloads at its next operation to replay it."""
+        now = self.clock.now()
+        expires = self.run.lease_expires_at
+        if expires is not None and expires - now > self.executor.lease * 2 / 3:
+            return True  # fresh: nothing to write (nearly every step), so no lock to take
         async with self._renewing:
             now = self.clock.now()
             expires = self.run.lease_expires_at

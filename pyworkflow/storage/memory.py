@@ -24,6 +24,7 @@ from pyworkflow.storage.shared import (  # noqa: F401
     due_key,
     encode_cursor,
     is_due,
+    private_copy,
     run_sort_key,
 )
 
@@ -54,7 +55,7 @@ class InMemoryStorageBackend(RecordStorageBackend):
         return self._tables[kind].values()
 
     def _own(self, record: M) -> M:
-        return record.model_copy(deep=True)
+        return private_copy(record)
 
     def _put(self, kind: str, key: str, record: BaseModel) -> None:
         # the base passes a fresh copy it hands out only through ``_own``

@@ -9,9 +9,11 @@ here and re-checks its rows with it where a mismatch could return a wrong row (`
 from __future__ import annotations
 
 import base64
+import copy
 import json
-from datetime import UTC, datetime
-from typing import TypeVar
+from datetime import UTC, date, datetime, timedelta
+from enum import Enum
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -20,6 +22,9 @@ from pyworkflow.core.models import Hook, RunStatus, Schedule, WorkflowRun
 from pyworkflow.exceptions import ConcurrencyError, WorkflowNotFoundError
 
 M = TypeVar("M", bound=BaseModel)
+#: field values a copy of a record may share with the original (exact types: a subclass may not
+#: be immutable; enums are checked apart)
+_IMMUTABLE = frozenset({str, int, float, bool, bytes, datetime, date, timedelta})
 
 
 # --- times and orders --------------------------------------------------------------------------
@@ -83,9 +88,32 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
 
 
 # --- checks ------------------------------------------------------------------------------------
+def private_copy(record: M, update: dict[str, Any] | None = None) -> M:
+    """A copy of ``record`` (with ``update`` applied) that shares nothing mutable with it: what
+    ``model_copy(deep=True)`` gives, at a fraction of the cost. Most fields of a record hold
+    immutable values (strings, numbers, datetimes, enums, None), which need no copy; only the
+    others (dicts, lists, nested models) are deep-copied. Deep-copying every field was a third of
+    the in-memory backend's time per step."""
+    copied = record.model_copy(update=update)
+    fields = copied.__dict__
+    for name, value in fields.items():
+        kind = type(value)
+        if kind in _IMMUTABLE or value is None or isinstance(value, Enum):
+            continue
+        if kind is dict and all(
+            type(k) in _IMMUTABLE and (type(v) in _IMMUTABLE or v is None) for k, v in value.items()
+        ):
+            fields[name] = dict(value)  # (the common case: empty, or flat JSON)
+        elif kind is list and all(type(v) in _IMMUTABLE or v is None for v in value):
+            fields[name] = list(value)
+        else:
+            fields[name] = copy.deepcopy(value)
+    return copied
+
+
 def stamped(record: M, version: int) -> M:
     """A deep copy of ``record`` carrying ``version`` (what a create or a CAS stores)."""
-    return record.model_copy(update={"version": version}, deep=True)
+    return private_copy(record, {"version": version})
 
 
 def check_batch(run_id: str, events: list[Event], *, first: int) -> None:
