@@ -29,6 +29,7 @@ from pyworkflow.exceptions import (
     HookExpiredError,
     HookFailedError,
     HookHeartbeatTimeoutError,
+    HookPayloadError,
     SuspensionSignal,
 )
 
@@ -346,6 +347,37 @@ async def _hook_of(
     if schema is not None and not isinstance(payload, schema):
         return from_jsonable(payload, schema)
     return payload
+
+
+#: What ``fail_hook`` keeps of the sender's error (it goes into the run's history).
+MAX_ERROR_TYPE = 256
+MAX_ERROR_MESSAGE = 32_768
+
+
+def hook_error(error: Any, message: str | None = None) -> tuple[str, str]:
+    """``(error_type, message)`` of what a sender fails a hook with: an exception (its class
+    name and text), a mapping (``{"error_type"|"type": ..., "message": ...}``) or a text (the
+    message, of type ``"HookFailure"``); ``message`` overrides. The types are checked (an
+    API body is any JSON)."""
+    if isinstance(error, BaseException):
+        error_type, text = type(error).__name__, str(error)
+    elif isinstance(error, dict):
+        error_type = error.get("error_type", error.get("type")) or "HookFailure"
+        text = error.get("message", error.get("error_message")) or ""
+    elif isinstance(error, str):
+        error_type, text = error, ""
+    else:
+        raise HookPayloadError("fail_hook() needs an exception, an error type or a mapping")
+    if message is not None:
+        text = message
+    if not isinstance(error_type, str) or not isinstance(text, str) or not error_type:
+        raise HookPayloadError("fail_hook(): the error type and message must be text")
+    if len(error_type) > MAX_ERROR_TYPE or len(text) > MAX_ERROR_MESSAGE:
+        raise HookPayloadError(
+            f"fail_hook(): error type over {MAX_ERROR_TYPE} or message over "
+            f"{MAX_ERROR_MESSAGE} characters"
+        )
+    return error_type, text
 
 
 def stored_payload(hook: Hook) -> Any:
