@@ -9,7 +9,15 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from pyworkflow import continue_as_new, hook, sleep, start_child_workflow, step, workflow
+from pyworkflow import (
+    HookHeartbeatTimeoutError,
+    continue_as_new,
+    hook,
+    sleep,
+    start_child_workflow,
+    step,
+    workflow,
+)
 from pyworkflow.core import context as _ctx
 
 CALLS: Counter[str] = Counter()  # step executions by "<name>:<key>"
@@ -79,3 +87,16 @@ async def chain(i: int) -> int:
     if i < 2:
         continue_as_new(i + 1)
     return i
+
+
+@workflow(name="aws_heartbeat_waiter")
+async def heartbeat_waiter(seconds: int) -> str:
+    def remember(token: str) -> None:
+        ctx = _ctx.current()
+        assert ctx is not None
+        TOKENS[ctx.run_id] = token
+
+    try:
+        return str(await hook("job", heartbeat_timeout=seconds, on_created=remember))
+    except HookHeartbeatTimeoutError:
+        return "silent"
