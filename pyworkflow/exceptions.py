@@ -17,7 +17,9 @@
         ├── HookError
         │   ├── HookNotFoundError
         │   ├── HookExpiredError
+        │   │   └── HookHeartbeatTimeoutError  no heartbeat_hook() within heartbeat_timeout
         │   ├── HookAlreadyReceivedError
+        │   ├── HookFailedError          an outside party failed the hook (fail_hook)
         │   ├── HookPayloadError         payload failed the hook's schema (hook stays pending)
         │   └── InvalidTokenError
         ├── ChildWorkflowError
@@ -172,6 +174,33 @@ class HookExpiredError(HookError):
     def __init__(self, hook_id: str, *, detail: str | None = None) -> None:
         shown = detail or hook_id
         super().__init__(f"Hook expired{': ' + shown if shown else ''}")
+        self.hook_id = hook_id
+
+
+class HookHeartbeatTimeoutError(HookExpiredError):
+    """The hook asked for heartbeats (``hook(..., heartbeat_timeout=)``) and none came in time.
+    A ``HookExpiredError`` too (the hook is over either way), but a distinct class: ``except
+    HookHeartbeatTimeoutError`` tells a silent worker from the overall ``timeout``."""
+
+    def __init__(self, hook_id: str, *, detail: str | None = None) -> None:
+        shown = detail or hook_id
+        HookError.__init__(self, f"Hook heartbeat timed out{': ' + shown if shown else ''}")
+        self.hook_id = hook_id
+
+
+class HookFailedError(HookError):
+    """An outside party failed the hook (``fail_hook``): ``await hook(...)`` raises this, with
+    the sender's ``error_type`` and ``error_message``. Recorded (``hook.failed``), so every
+    replay raises the same."""
+
+    error_type: str = ""
+    error_message: str = ""
+    hook_id: str = ""
+
+    def __init__(self, error_type: str, message: str, *, hook_id: str = "") -> None:
+        super().__init__(f"{error_type}: {message}" if error_type else message)
+        self.error_type = error_type
+        self.error_message = message
         self.hook_id = hook_id
 
 

@@ -26,6 +26,9 @@ __all__ = [
     "get_workflow_events",
     "get_workflow_run",
     "resume",
+    "fail_hook",
+    "fail_hook_by_name",
+    "heartbeat_hook",
     "resume_hook",
     "resume_hook_by_name",
     "start",
@@ -163,3 +166,35 @@ async def resume_hook_by_name(
     """Deliver ``payload`` to the newest hook named ``name`` of ``run_id`` (for operators, who
     never see tokens: the CLI and the IAM-authenticated API use this)."""
     return await hooks.resume_hook_by_name(get_runtime(storage), run_id, name, payload)
+
+
+async def fail_hook(
+    token: str,
+    error: Any,
+    message: str | None = None,
+    *,
+    storage: StorageBackend | None = None,
+) -> ResumeResult:
+    """Fail the hook ``token`` belongs to: the run's ``await hook(...)`` raises
+    ``HookFailedError`` with the error's type and message. ``error``: an exception, an error
+    type (``"PaymentDeclined"``, with ``message``) or ``{"error_type": ..., "message": ...}``.
+    The same errors as ``resume_hook``."""
+    return await hooks.fail_hook(get_runtime(storage), token, error, message)
+
+
+async def fail_hook_by_name(
+    run_id: str,
+    name: str,
+    error: Any,
+    message: str | None = None,
+    *,
+    storage: StorageBackend | None = None,
+) -> ResumeResult:
+    """``fail_hook`` for the newest hook named ``name`` of ``run_id`` (for operators)."""
+    return await hooks.fail_hook_by_name(get_runtime(storage), run_id, name, error, message)
+
+
+async def heartbeat_hook(token: str, *, storage: StorageBackend | None = None) -> ResumeResult:
+    """Keep a hook that asks for heartbeats (``hook(..., heartbeat_timeout=)``) alive: its
+    deadline moves to now + that timeout. ``HookHeartbeatTimeoutError`` once it was missed."""
+    return await hooks.heartbeat_hook(get_runtime(storage), token)

@@ -86,6 +86,14 @@ class Backend(Protocol):
 
     async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> HookResumed: ...
 
+    async def fail_hook(self, token: str, error_type: str, message: str) -> HookResumed: ...
+
+    async def fail_hook_by_name(
+        self, run_id: str, name: str, error_type: str, message: str
+    ) -> HookResumed: ...
+
+    async def heartbeat_hook(self, token: str) -> HookResumed: ...
+
     # --- workflows ---------------------------------------------------------------------------
     async def workflows(self) -> list[dict[str, Any]]:
         """Descriptions of the registered workflows (see ``describe``), sorted by name."""

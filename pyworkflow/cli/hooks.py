@@ -1,5 +1,6 @@
-"""``pyworkflow hooks list | resume``. Tokens are stored only as hashes, so operators resume a
-hook by run id and name; a token (handed to ``on_created``) works too."""
+"""``pyworkflow hooks list | resume | fail | heartbeat``. Tokens are stored only as hashes, so
+operators resume (or fail) a hook by run id and name; a token (handed to ``on_created``) works
+too."""
 
 from __future__ import annotations
 
@@ -133,12 +134,7 @@ def resume_cmd(
       pyworkflow -m app.flows hooks resume TOKEN --payload '{"ok": true}'
     """
     st = state()
-    if token and (run_id or name):
-        raise click.UsageError("Give either a TOKEN or --run/--name, not both.")
-    if not token and not run_id:
-        raise click.UsageError("Give a TOKEN, or --run RUN_ID (and --name NAME).")
-    if name and not run_id:
-        raise click.UsageError("--name needs --run RUN_ID.")
+    _check_target(token, run_id, name)
     text = payload_file.read() if payload_file is not None else payload
     try:
         data = json.loads(text)
@@ -146,7 +142,69 @@ def resume_cmd(
         raise CliError(f"The payload is not valid JSON: {exc}", PAYLOAD_HINT) from None
     if not st.remote:
         st.load_modules()
-    outcome = run_async(_resume(st.backend, token, run_id, name, data))
+    _show(run_async(_resume(st.backend, token, run_id, name, data)), "Hook resumed")
+
+
+def _check_target(token: str | None, run_id: str | None, name: str | None) -> None:
+    if token and (run_id or name):
+        raise click.UsageError("Give either a TOKEN or --run/--name, not both.")
+    if not token and not run_id:
+        raise click.UsageError("Give a TOKEN, or --run RUN_ID (and --name NAME).")
+    if name and not run_id:
+        raise click.UsageError("--name needs --run RUN_ID.")
+
+
+@hooks.command("fail")
+@click.argument("token", required=False)
+@click.option(
+    "--run",
+    "--run-id",
+    "run_id",
+    metavar="RUN_ID",
+    help="The run waiting on the hook (with --name; no token needed).",
+)
+@click.option(
+    "--name", metavar="NAME", help="The hook's name (default: the run's only pending hook)."
+)
+@click.option(
+    "--type",
+    "error_type",
+    required=True,
+    metavar="TYPE",
+    help="The error's type, as the workflow sees it (HookFailedError.error_type).",
+)
+@click.option("--message", "-m", default="", metavar="TEXT", help="What went wrong.")
+def fail_cmd(
+    token: str | None, run_id: str | None, name: str | None, error_type: str, message: str
+) -> None:
+    """Fail a hook: the run's ``await hook(...)`` raises HookFailedError(TYPE, MESSAGE).
+
+    \b
+      pyworkflow -m app.flows hooks fail --run RUN_ID --name payment --type Declined -m "card"
+      pyworkflow -m app.flows hooks fail TOKEN --type Declined
+    """
+    st = state()
+    _check_target(token, run_id, name)
+    if not st.remote:
+        st.load_modules()
+    failure = (error_type, message)
+    _show(run_async(_resume(st.backend, token, run_id, name, None, failure)), "Hook failed")
+
+
+@hooks.command("heartbeat")
+@click.argument("token")
+def heartbeat_cmd(token: str) -> None:
+    """Keep a hook with a heartbeat_timeout alive: its deadline moves on by that timeout."""
+    st = state()
+    result = run_async(st.backend.heartbeat_hook(token))
+    if st.json:
+        print_json(result.model_dump(mode="json"))
+        return
+    print_key_values("Heartbeat taken", [("Run ID", result.run_id), ("Hook", result.hook_id)])
+
+
+def _show(outcome: dict[str, Any], title: str) -> None:
+    st = state()
     if st.json:
         print_json(outcome)
         return
@@ -159,7 +217,7 @@ def resume_cmd(
         pairs.append(("Result", pretty(outcome["result"])))
     if outcome.get("waiting_for"):
         pairs.append(("Waiting for", outcome["waiting_for"]))
-    print_key_values("Hook resumed", pairs)
+    print_key_values(title, pairs)
     if st.remote and not RunStatus(outcome["run_status"]).is_terminal:
         info(
             f"The run carries on {st.backend.carries_on}: 'pyworkflow runs status "
@@ -185,15 +243,25 @@ async def _check_open(backend: Backend, run: WorkflowRun) -> None:
 
 
 async def _resume(
-    backend: Backend, token: str | None, run_id: str | None, name: str | None, payload: Any
+    backend: Backend,
+    token: str | None,
+    run_id: str | None,
+    name: str | None,
+    payload: Any,
+    failure: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
+    """Deliver ``payload`` (or fail the hook with ``failure``) and say where the run is."""
     from pyworkflow.cli.watch import follow_chain, waiting_for
 
     if token:
         found = await backend.hook_run(token)
         if found is not None:
             await _check_open(backend, found)
-        result = await backend.resume_hook(token, payload)
+        result = (
+            await backend.resume_hook(token, payload)
+            if failure is None
+            else await backend.fail_hook(token, *failure)
+        )
     else:
         if run_id is None:  # resume_cmd asks for a TOKEN or --run
             raise CliError("Give a TOKEN, or --run RUN_ID (and --name NAME).")
@@ -209,7 +277,11 @@ async def _resume(
                     else f"'{_hooks_of(run_id)}' shows its hooks",
                 )
             name = names[0]
-        result = await backend.resume_hook_by_name(run_id, name, payload)
+        result = (
+            await backend.resume_hook_by_name(run_id, name, payload)
+            if failure is None
+            else await backend.fail_hook_by_name(run_id, name, *failure)
+        )
     await backend.settle()
     run = await follow_chain(backend, await backend.get_run(result.run_id))
     return {

@@ -128,6 +128,18 @@ class LocalBackend:
     async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> HookResumed:
         return hook_resumed(await hooks.resume_hook_by_name(self._runtime(), run_id, name, payload))
 
+    async def fail_hook(self, token: str, error_type: str, message: str) -> HookResumed:
+        return hook_resumed(await hooks.fail_hook(self._runtime(), token, error_type, message))
+
+    async def fail_hook_by_name(
+        self, run_id: str, name: str, error_type: str, message: str
+    ) -> HookResumed:
+        rt = self._runtime()
+        return hook_resumed(await hooks.fail_hook_by_name(rt, run_id, name, error_type, message))
+
+    async def heartbeat_hook(self, token: str) -> HookResumed:
+        return hook_resumed(await hooks.heartbeat_hook(self._runtime(), token))
+
     # --- workflows ---------------------------------------------------------------------------
     async def workflows(self) -> list[dict[str, Any]]:
         self._state().load_modules()

@@ -114,6 +114,17 @@ class RemoteBackend:
     async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> HookResumed:
         return await self.client.resume_hook_by_name(run_id, name, payload)
 
+    async def fail_hook(self, token: str, error_type: str, message: str) -> HookResumed:
+        return await self.client.fail_hook(token, error_type, message)
+
+    async def fail_hook_by_name(
+        self, run_id: str, name: str, error_type: str, message: str
+    ) -> HookResumed:
+        return await self.client.fail_hook_by_name(run_id, name, error_type, message)
+
+    async def heartbeat_hook(self, token: str) -> HookResumed:
+        return await self.client.heartbeat_hook(token)
+
     # --- workflows ---------------------------------------------------------------------------
     async def workflows(self) -> list[dict[str, Any]]:
         found = await self.client.list_workflows()

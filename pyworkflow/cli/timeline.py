@@ -141,7 +141,8 @@ def op_detail(o: Operation) -> str:
     if o.retries:
         parts.append(f"{o.retries} retr{'y' if o.retries == 1 else 'ies'}")
     if o.fan_out is not None:
-        parts.append(f"item {o.fan_out[1]} of fan-out {o.fan_out[0]}")
+        item = f"item {o.fan_out[1]}" + (f" {o.item!r}" if o.item else "")
+        parts.append(f"{item} of fan-out {o.fan_out[0]}")
     if o.error:
         parts.append(short(o.error, 80))
     return " · ".join(parts)
@@ -164,6 +165,8 @@ def operation_data(o: Operation) -> dict[str, Any]:
         "path": o.path,
         "kind": o.kind.value,
         "name": o.name,
+        "label": o.label,
+        "item": o.item,
         "start": o.start,
         "end": o.end,
         "duration": o.elapsed,
@@ -273,7 +276,7 @@ def _operations(tl: Timeline) -> None:
             [
                 op_label(o),
                 Text(o.kind.value, style=KIND_STYLES.get(o.kind, "")),
-                o.name,
+                o.title,
                 fmt_offset(o.start),
                 fmt_seconds(o.elapsed),
                 str(o.attempts) if o.kind == OpKind.STEP else "",

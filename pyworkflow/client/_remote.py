@@ -214,6 +214,46 @@ class RemoteTransport:
         )
         return _as(HookResumed, answer)
 
+    async def fail_hook(self, token: str, error_type: str, message: str) -> HookResumed:
+        # Signed like every route but the webhook: failing a hook is an API call, as AWS's
+        # SendDurableExecutionCallbackFailure is.
+        body = {"error_type": error_type, "message": message}
+        answer = await self._call(
+            Call(
+                "fail_hook",
+                "POST",
+                f"/hooks/{seg(token)}/fail",
+                params={"token": token, **body},
+                body=body,
+                has_body=True,
+            )
+        )
+        return _as(HookResumed, answer)
+
+    async def fail_hook_by_name(
+        self, run_id: str, name: str, error_type: str, message: str
+    ) -> HookResumed:
+        body = {"error_type": error_type, "message": message}
+        answer = await self._call(
+            Call(
+                "fail_hook_by_name",
+                "POST",
+                f"/runs/{seg(run_id)}/hooks/{seg(name)}/fail",
+                params={"run_id": run_id, "name": name, **body},
+                body=body,
+                has_body=True,
+            )
+        )
+        return _as(HookResumed, answer)
+
+    async def heartbeat_hook(self, token: str) -> HookResumed:
+        answer = await self._call(
+            Call(
+                "heartbeat_hook", "POST", f"/hooks/{seg(token)}/heartbeat", params={"token": token}
+            )
+        )
+        return _as(HookResumed, answer)
+
     # --- workflows and schedules -------------------------------------------------------------
     async def list_workflows(self) -> list[WorkflowInfo]:
         answer = await self._call(Call("list_workflows", "GET", "/workflows"))

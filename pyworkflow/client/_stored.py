@@ -98,6 +98,19 @@ class ServiceTransport(Generic[R]):
     async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> HookResumed:
         return hook_resumed(await hooks.resume_hook_by_name(self.runtime, run_id, name, payload))
 
+    async def fail_hook(self, token: str, error_type: str, message: str) -> HookResumed:
+        return hook_resumed(await hooks.fail_hook(self.runtime, token, error_type, message))
+
+    async def fail_hook_by_name(
+        self, run_id: str, name: str, error_type: str, message: str
+    ) -> HookResumed:
+        return hook_resumed(
+            await hooks.fail_hook_by_name(self.runtime, run_id, name, error_type, message)
+        )
+
+    async def heartbeat_hook(self, token: str) -> HookResumed:
+        return hook_resumed(await hooks.heartbeat_hook(self.runtime, token))
+
     # --- workflows ---------------------------------------------------------------------------
     async def list_workflows(self) -> list[WorkflowInfo]:
         return [info for info in workflows.list_workflow_infos()]

@@ -261,6 +261,26 @@ class Client:
         tokens)."""
         return await self.transport.resume_hook_by_name(run_id, name, payload)
 
+    async def fail_hook(self, token: str, error: Any, message: str | None = None) -> HookResumed:
+        """Fail the hook ``token`` was given for: the run's ``await hook(...)`` raises
+        ``HookFailedError``. ``error``: an exception, an error type (with ``message``) or
+        ``{"error_type": ..., "message": ...}``."""
+        from pyworkflow.core.hook import hook_error
+
+        return await self.transport.fail_hook(token, *hook_error(error, message))
+
+    async def fail_hook_by_name(
+        self, run_id: str, name: str, error: Any, message: str | None = None
+    ) -> HookResumed:
+        """``fail_hook`` for ``run_id``'s newest hook named ``name``."""
+        from pyworkflow.core.hook import hook_error
+
+        return await self.transport.fail_hook_by_name(run_id, name, *hook_error(error, message))
+
+    async def heartbeat_hook(self, token: str) -> HookResumed:
+        """Keep a hook with a ``heartbeat_timeout`` alive (its deadline moves on)."""
+        return await self.transport.heartbeat_hook(token)
+
     # --- workflows ---------------------------------------------------------------------------
     async def list_workflows(self) -> list[WorkflowInfo]:
         """The workflows the other side has registered."""

@@ -38,7 +38,8 @@ class Cancelled(BaseModel):
 
 
 class HookResumed(BaseModel):
-    """A payload was stored on the hook and its run woken (``status`` is "resumed")."""
+    """A payload was stored on the hook and its run woken (``status`` "resumed"), a failure
+    ("failed"), or a heartbeat taken ("alive")."""
 
     model_config = ConfigDict(extra="ignore")
 

@@ -160,6 +160,17 @@ class SyncClient:
     def resume_hook_by_name(self, run_id: str, name: str, payload: Any = None) -> HookResumed:
         return self._run(self.client.resume_hook_by_name(run_id, name, payload))
 
+    def fail_hook(self, token: str, error: Any, message: str | None = None) -> HookResumed:
+        return self._run(self.client.fail_hook(token, error, message))
+
+    def fail_hook_by_name(
+        self, run_id: str, name: str, error: Any, message: str | None = None
+    ) -> HookResumed:
+        return self._run(self.client.fail_hook_by_name(run_id, name, error, message))
+
+    def heartbeat_hook(self, token: str) -> HookResumed:
+        return self._run(self.client.heartbeat_hook(token))
+
     # --- workflows ---------------------------------------------------------------------------
     def list_workflows(self) -> list[WorkflowInfo]:
         return self._run(self.client.list_workflows())

@@ -10,6 +10,7 @@ the child end with its parent instead).
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -137,11 +138,19 @@ async def start_child_workflow(
     **kwargs: Any,
 ) -> Any:
     """Start ``workflow_func`` as a child run. Returns its result (``wait_for_completion=True``)
-    or a ``ChildWorkflowHandle``. Children nest at most 3 deep."""
+    or a ``ChildWorkflowHandle``. Children nest at most 3 deep.
+
+    ``name="..."`` labels the operation in the history (``child_name``), ``runs show`` and the
+    web UI, as ``sleep(name=)`` does; it is not part of the operation's identity. A child
+    workflow that takes a ``name`` argument itself (or ``**kwargs``) gets it as before: the
+    label is only taken when the child could not accept it."""
     ctx = _ctx.require("start_child_workflow()")
     defn = get_workflow_by_func(workflow_func)
     if defn is None:
         raise ValueError(not_registered_message(workflow_func))
+    label = kwargs.pop("name", None) if "name" in kwargs and not _takes_name(defn.func) else None
+    if label is not None and not isinstance(label, str):
+        raise TypeError(f"start_child_workflow() name must be a string, got {label!r}")
     if parent_close_policy not in PARENT_CLOSE_POLICIES:
         raise ValueError(f"parent_close_policy must be one of {PARENT_CLOSE_POLICIES}")
 
@@ -162,16 +171,16 @@ async def start_child_workflow(
         await ctx.journal.start_child(
             defn.name, child_run_id, args, kwargs, op, parent_close_policy, wait_for_completion
         )
-        await ctx.record(
-            EventType.CHILD_WORKFLOW_STARTED,
-            {
-                "op": op,
-                "name": defn.name,
-                "child_run_id": child_run_id,
-                "wait": wait_for_completion,
-                "parent_close_policy": parent_close_policy,
-            },
-        )
+        data: dict[str, Any] = {
+            "op": op,
+            "name": defn.name,
+            "child_run_id": child_run_id,
+            "wait": wait_for_completion,
+            "parent_close_policy": parent_close_policy,
+        }
+        if label is not None:
+            data["child_name"] = label
+        await ctx.record(EventType.CHILD_WORKFLOW_STARTED, data)
     else:
         started = ctx.opening(rec, EventType.CHILD_WORKFLOW_STARTED)
         child_run_id = started.data["child_run_id"]
@@ -200,6 +209,18 @@ async def start_child_workflow(
     type_, data = _child_event(child, op, defn.name)
     await ctx.record(type_, data)
     return _outcome(type_, data, defn)
+
+
+def _takes_name(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` accepts a ``name`` keyword (then ``name=`` is its argument)."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return True  # cannot tell: keep 0.1.9's behaviour, pass it on
+    return any(
+        (p.name == "name" and p.kind != p.POSITIONAL_ONLY) or p.kind == p.VAR_KEYWORD
+        for p in params
+    )
 
 
 def _child_event(child: WorkflowRun, op: int, name: str) -> tuple[EventType, dict[str, Any]]:

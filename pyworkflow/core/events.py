@@ -34,6 +34,8 @@ class EventType(StrEnum):
     HOOK_CREATED = "hook.created"
     HOOK_RECEIVED = "hook.received"
     HOOK_EXPIRED = "hook.expired"
+    # An outside party failed the hook (fail_hook): the sender's error type and message.
+    HOOK_FAILED = "hook.failed"
 
     CANCELLATION_REQUESTED = "cancellation.requested"
 
@@ -62,6 +64,7 @@ TERMINAL_OP_EVENTS = frozenset(
         EventType.SLEEP_COMPLETED,
         EventType.HOOK_RECEIVED,
         EventType.HOOK_EXPIRED,
+        EventType.HOOK_FAILED,
         EventType.CHILD_WORKFLOW_COMPLETED,
         EventType.CHILD_WORKFLOW_FAILED,
         EventType.CHILD_WORKFLOW_CANCELLED,

@@ -229,6 +229,7 @@ class HookStatus(StrEnum):
     RECEIVED = "received"
     EXPIRED = "expired"
     DISPOSED = "disposed"
+    FAILED = "failed"  # an outside party failed it (fail_hook): error_type, error_message
 
 
 class Hook(_Record):
@@ -267,6 +268,13 @@ class Hook(_Record):
     url: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
     version: int = 0
+    #: ``hook(..., heartbeat_timeout=)``: seconds allowed between heartbeats, and the current
+    #: deadline (``heartbeat_hook`` moves it on).
+    heartbeat_timeout: float | None = None
+    heartbeat_deadline: datetime | None = None
+    #: ``fail_hook``: what the sender said went wrong (status ``failed``).
+    error_type: str | None = None
+    error_message: str | None = None
 
     _token: str | None = PrivateAttr(default=None)
 

@@ -28,7 +28,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
@@ -116,11 +116,17 @@ async def parallel(
     max_concurrency: int | None = None,
     min_successful: int | None = None,
     tolerated_failures: int | None = None,
+    name: str | None = None,
+    names: Sequence[str] | None = None,
 ) -> FanOutResult[Any]:
     """Run coroutines concurrently as durable branches::
 
         res = await pyworkflow.parallel(charge(order), reserve(order), notify(order))
         receipt, reservation, _ = res.raise_if_failed()
+
+    ``name`` labels the fan-out and ``names`` its branches, one each, in the history
+    (``parallel.started``), ``runs show`` and the web UI; labels are not part of the
+    operations' identity (renaming one does not break a replay).
 
     Pass coroutine objects (``charge(order)``), not tasks: a branch must start inside the
     fan-out to be replayed onto its own history. Outside a workflow the same thing runs plainly.
@@ -132,6 +138,12 @@ async def parallel(
                 "a task started outside the fan-out cannot be replayed as a branch"
             )
     coros = [a if inspect.iscoroutine(a) else _await(a) for a in awaitables]
+    try:
+        labels = _labels(name, list(names) if names is not None else None, len(coros))
+    except (TypeError, ValueError):
+        for c in coros:
+            c.close()
+        raise
     return await _fan_out(
         "parallel",
         [_once(c) for c in coros],
@@ -139,6 +151,7 @@ async def parallel(
         min_successful,
         tolerated_failures,
         closers=[c.close for c in coros],
+        labels=labels,
     )
 
 
@@ -148,22 +161,46 @@ async def map(  # noqa: A001 - pyworkflow.map, like the builtin but durable
     max_concurrency: int | None = None,
     min_successful: int | None = None,
     tolerated_failures: int | None = None,
+    name: str | None = None,
+    item_name: Callable[[Any, int], str] | None = None,
 ) -> FanOutResult[T]:
     """Call ``fn(item)`` (a step, a child workflow launcher, any async function) for each item,
     concurrently, at most ``max_concurrency`` at a time::
 
         res = await pyworkflow.map(resize, images, max_concurrency=10, tolerated_failures=2)
         for index, error in res.failed.items(): ...
+
+    ``name`` labels the fan-out; ``item_name(item, index)`` labels each item (both shown in
+    the history, ``runs show`` and the web UI; not part of the operations' identity).
     """
     values = list(items)
-    name = "map:" + str(getattr(fn, "__step_name__", None) or getattr(fn, "__name__", "fn"))
+    op_name = "map:" + str(getattr(fn, "__step_name__", None) or getattr(fn, "__name__", "fn"))
+    if item_name is not None and not callable(item_name):
+        raise TypeError(f"map() item_name must be a function (item, index) -> str: {item_name!r}")
+    names = [item_name(v, i) for i, v in enumerate(values)] if item_name is not None else None
     return await _fan_out(
-        name,
+        op_name,
         [_call(fn, v) for v in values],
         max_concurrency,
         min_successful,
         tolerated_failures,
+        labels=_labels(name, names, len(values)),
     )
+
+
+def _labels(name: str | None, names: list[str] | None, n: int) -> dict[str, Any]:
+    """What ``parallel.started`` records of the fan-out's labels (nothing when it has none)."""
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"a fan-out's name must be a string, got {name!r}")
+    if names is not None:
+        if len(names) != n or not all(isinstance(x, str) for x in names):
+            raise ValueError(f"names must be {n} string(s), one per branch, got {names!r}")
+    labels: dict[str, Any] = {}
+    if name is not None:
+        labels["label"] = name
+    if names is not None:
+        labels["item_names"] = names
+    return labels
 
 
 def _call(fn: Callable[[Any], Awaitable[T]], value: Any) -> Callable[[], Awaitable[T]]:
@@ -229,6 +266,7 @@ async def _fan_out(
     min_successful: int | None,
     tolerated_failures: int | None,
     closers: list[Callable[[], None]] | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> FanOutResult[Any]:
     n = len(thunks)
     try:
@@ -250,7 +288,9 @@ async def _fan_out(
     op, rec = ctx.allocate("parallel", name)
     _check_items(ctx, op, rec, name, n)
     if rec is None:
-        ctx.record_later(EventType.PARALLEL_STARTED, {"op": op, "name": name, "total": n})
+        ctx.record_later(
+            EventType.PARALLEL_STARTED, {"op": op, "name": name, "total": n, **(labels or {})}
+        )
     stop = rec.terminal.data if rec is not None and rec.terminal is not None else None
     # Before any branch records anything. Inside a branch that is itself settled (an outer
     # fan-out the recorded run finished), every nested branch is settled too.

@@ -66,6 +66,7 @@ from pyworkflow.handlers.api_models import (
     EventPage,
     EventsQuery,
     HealthResponse,
+    HookFailRequest,
     HookResumeResponse,
     ListRunsQuery,
     ListSchedulesQuery,
@@ -271,6 +272,50 @@ def resume_hook_by_name(
     # The same body as POST /hooks/{token}: the payload itself (one shape for both routes)
     refuse_unencodable_text(payload, "payload")
     return _run(ops.resume_hook_by_name(get_runtime(), _seg(run_id), _seg(name), payload))
+
+
+@app.post(
+    "/runs/<run_id>/hooks/<name>/fail",
+    status_code=202,
+    tags=["hooks"],
+    summary="Fail a run's hook by name",
+    responses=_responses(202, "Failure delivered", 400, 404, 409, 410, 413, 422),
+)
+def fail_hook_by_name(
+    run_id: RunId,
+    name: Annotated[str, Path(min_length=1)],
+    body: Annotated[HookFailRequest, Body()],
+) -> HookResumeResponse:
+    return _run(
+        ops.fail_hook_by_name(
+            get_runtime(), _seg(run_id), _seg(name), body.error_type, body.message
+        )
+    )
+
+
+# Failing and heartbeating take the token in the path too, but are signed API calls (they match
+# /{proxy+} in template.yaml, not the public POST /hooks/{token}), as AWS's
+# SendDurableExecutionCallbackFailure/Heartbeat are IAM-authorized.
+@app.post(
+    "/hooks/<token>/fail",
+    status_code=202,
+    tags=["hooks"],
+    summary="Fail a hook: the run's await hook(...) raises HookFailedError",
+    responses=_responses(202, "Failure delivered", 400, 404, 409, 410, 413, 422),
+)
+def fail_hook(token: str, body: Annotated[HookFailRequest, Body()]) -> HookResumeResponse:
+    return _run(ops.fail_hook(get_runtime(), _seg(token), body.error_type, body.message))
+
+
+@app.post(
+    "/hooks/<token>/heartbeat",
+    status_code=202,
+    tags=["hooks"],
+    summary="Keep a hook with a heartbeat_timeout alive",
+    responses=_responses(202, "Heartbeat taken", 400, 404, 409, 410),
+)
+def heartbeat_hook(token: str) -> HookResumeResponse:
+    return _run(ops.heartbeat_hook(get_runtime(), _seg(token)))
 
 
 # --- the public webhook ------------------------------------------------------------------------
@@ -485,7 +530,10 @@ def _request_id() -> str | None:
 
 def _safe_path(path: str) -> str:
     """A path fit for logs and error messages: a hook's token is replaced by its name."""
-    return HOOK_PREFIX + "{token}" if path.startswith(HOOK_PREFIX) else path
+    if not path.startswith(HOOK_PREFIX):
+        return path
+    _, slash, action = path[len(HOOK_PREFIX) :].partition("/")  # /fail, /heartbeat
+    return HOOK_PREFIX + "{token}" + slash + action
 
 
 def _route_label(event: dict[str, Any]) -> str:

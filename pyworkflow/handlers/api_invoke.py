@@ -19,8 +19,11 @@ from pyworkflow.handlers import api_ops as ops
 from pyworkflow.handlers.api_models import (
     CancelParams,
     CreateScheduleRequest,
+    FailHookByNameParams,
+    FailHookParams,
     GetEventsParams,
     HealthResponse,
+    HeartbeatHookParams,
     ListRunsQuery,
     ListSchedulesQuery,
     NoParams,
@@ -59,6 +62,17 @@ ACTIONS: dict[str, Action] = {
     "resume_hook_by_name": Action(
         ResumeHookByNameParams,
         lambda rt, p, ie: ops.resume_hook_by_name(rt, p.run_id, p.name, p.payload),
+    ),
+    "fail_hook": Action(
+        FailHookParams,
+        lambda rt, p, ie: ops.fail_hook(rt, p.token, p.error_type, p.message),
+    ),
+    "fail_hook_by_name": Action(
+        FailHookByNameParams,
+        lambda rt, p, ie: ops.fail_hook_by_name(rt, p.run_id, p.name, p.error_type, p.message),
+    ),
+    "heartbeat_hook": Action(
+        HeartbeatHookParams, lambda rt, p, ie: ops.heartbeat_hook(rt, p.token)
     ),
     "list_workflows": Action(NoParams, lambda rt, p, ie: ops.list_workflow_infos()),
     "create_schedule": Action(

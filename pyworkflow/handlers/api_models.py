@@ -230,6 +230,32 @@ class ResumeHookByNameParams(RunRef, HookPayloadRequest):
     name: str = _NAME
 
 
+class HookFailRequest(_Request):
+    """The body of ``POST /hooks/{token}/fail``: what went wrong, as the run will see it
+    (``HookFailedError.error_type`` and ``.error_message``)."""
+
+    error_type: str = Field(min_length=1, max_length=256, description="e.g. PaymentDeclined")
+    message: str = Field(default="", max_length=32_768)
+
+
+class FailHookParams(HookFailRequest):
+    """Direct invoke ``fail_hook``."""
+
+    token: str
+    _unchecked_text: ClassVar[frozenset[str]] = frozenset({"token"})
+
+
+class FailHookByNameParams(RunRef, HookFailRequest):
+    name: str = _NAME
+
+
+class HeartbeatHookParams(_Request):
+    """Direct invoke ``heartbeat_hook``."""
+
+    token: str
+    _unchecked_text: ClassVar[frozenset[str]] = frozenset({"token"})
+
+
 class HookResumeResponse(BaseModel):
     run_id: str
     hook_id: str

@@ -237,15 +237,39 @@ def _resumed(result: hooks.ResumeResult) -> HookResumeResponse:
     return HookResumeResponse(run_id=result.run_id, hook_id=result.hook_id, status=result.status)
 
 
-async def resume_hook(rt: AwsRuntime, token: str, payload: Any) -> HookResumeResponse:
-    """The public webhook: the token is the credential. Errors never repeat the token."""
+def _check_token_text(token: str) -> None:
     if isinstance(token, str) and safe_text(token) != token:
         # Text UTF-8 cannot encode is no token (tokens are ASCII): the 404 of any invalid one.
         raise exc.InvalidTokenError(
             "", detail="Invalid hook token: pass the token given to on_created"
         )
+
+
+async def resume_hook(rt: AwsRuntime, token: str, payload: Any) -> HookResumeResponse:
+    """The public webhook: the token is the credential. Errors never repeat the token."""
+    _check_token_text(token)
     check_depth(payload)
     return _resumed(await hooks.resume_hook(rt, token, payload))
+
+
+async def fail_hook(
+    rt: AwsRuntime, token: str, error_type: str, message: str
+) -> HookResumeResponse:
+    """The run's ``await hook(...)`` raises ``HookFailedError(error_type, message)``."""
+    _check_token_text(token)
+    return _resumed(await hooks.fail_hook(rt, token, error_type, message))
+
+
+async def fail_hook_by_name(
+    rt: AwsRuntime, run_id: str, name: str, error_type: str, message: str
+) -> HookResumeResponse:
+    return _resumed(await hooks.fail_hook_by_name(rt, run_id, name, error_type, message))
+
+
+async def heartbeat_hook(rt: AwsRuntime, token: str) -> HookResumeResponse:
+    """A hook with a ``heartbeat_timeout`` lives on for that long again."""
+    _check_token_text(token)
+    return _resumed(await hooks.heartbeat_hook(rt, token))
 
 
 async def pending_hooks(rt: AwsRuntime, run_id: str) -> list[str]:

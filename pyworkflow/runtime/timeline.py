@@ -63,6 +63,7 @@ _OUTCOMES = {
     EventType.SLEEP_COMPLETED: "slept",
     EventType.HOOK_RECEIVED: "received",
     EventType.HOOK_EXPIRED: "expired",
+    EventType.HOOK_FAILED: "failed",
     EventType.CHILD_WORKFLOW_COMPLETED: "completed",
     EventType.CHILD_WORKFLOW_FAILED: "failed",
     EventType.CHILD_WORKFLOW_CANCELLED: "cancelled",
@@ -107,6 +108,19 @@ class Operation(BaseModel):
     traceback: str | None = None
     #: Inside a fan-out: "5.1.0" (fan-out op 5, item 1, the item's first operation).
     path: str | None = None
+    #: The label the code gave the operation (``sleep(name=)``, ``start_child_workflow(name=)``,
+    #: ``parallel(name=)``/``map(name=)``); ``name`` is what identifies it on replay.
+    label: str | None = None
+    #: Inside a fan-out: the label of the item it belongs to (``parallel(names=)``,
+    #: ``map(item_name=)``).
+    item: str | None = None
+
+    @property
+    def title(self) -> str:
+        """The label, with the operation's own name after it when they differ."""
+        if self.label and self.label != self.name:
+            return f"{self.label} ({self.name})"
+        return self.name
 
     @property
     def elapsed(self) -> float | None:
@@ -169,6 +183,7 @@ def build_timeline(events: list[Event]) -> Timeline:
         if e.op is not None and e.type != EventType.PARALLEL_STARTED:
             by_op.setdefault(e.op, []).append(e)
     operations = [_operation(op, evs, offset) for op, evs in sorted(by_op.items())]
+    _label_items(events, operations)
     total = max((r.offset for r in rows), default=0.0)
     return Timeline(started_at=origin, rows=rows, operations=operations, total=total)
 
@@ -189,6 +204,7 @@ def _operation(op: int, events: list[Event], offset: Callable[[Event], float]) -
         [int(a) for e in events if isinstance(a := e.data.get("attempt"), int)], default=1
     )
     child = next((e.data.get("child_run_id") for e in events if e.data.get("child_run_id")), None)
+    label = next((e.data[k] for e in events for k in _LABEL_KEYS if e.data.get(k)), None)
     path = next((p for e in events if isinstance(p := e.data.get("path"), str)), None)
     result = Operation(
         op=op,
@@ -202,6 +218,7 @@ def _operation(op: int, events: list[Event], offset: Callable[[Event], float]) -
         run_ms=float(run_ms) if isinstance(run_ms, int | float) else None,
         child_run_id=str(child) if child else None,
         path=path,
+        label=str(label) if label is not None else None,
     )
     if kind == OpKind.SLEEP and opening is not None:
         result.wait_until = parse_time(opening.data.get("resume_at"))
@@ -221,6 +238,37 @@ def _operation(op: int, events: list[Event], offset: Callable[[Event], float]) -
     if "error" in terminal.data:
         result.error = error_text(terminal.data)
     return result
+
+
+#: Where each primitive records the label the code gave it.
+_LABEL_KEYS = ("sleep_name", "child_name", "label")
+
+
+def _label_items(events: list[Event], operations: list[Operation]) -> None:
+    """Give each operation of a fan-out item that item's label (``parallel.started``'s
+    ``item_names``), and a stopped-early fan-out its own label; the innermost fan-out wins."""
+    fan_outs: dict[str, dict[str, Any]] = {}
+    for e in events:
+        if e.type == EventType.PARALLEL_STARTED and e.op is not None:
+            path = e.data.get("path")
+            fan_outs[path if isinstance(path, str) else str(e.op)] = e.data
+    if not fan_outs:
+        return
+    for o in operations:
+        if o.kind == OpKind.FAN_OUT:
+            started = fan_outs.get(o.path or str(o.op))
+            if started is not None and isinstance(started.get("label"), str):
+                o.label = started["label"]
+        if o.path is None:
+            continue
+        parts = o.path.split(".")
+        for cut in range(len(parts) - 2, 0, -1):
+            started = fan_outs.get(".".join(parts[:cut]))
+            names = started.get("item_names") if started is not None else None
+            if isinstance(names, list):
+                index = int(parts[cut])
+                o.item = str(names[index]) if 0 <= index < len(names) else None
+                break
 
 
 def parse_time(raw: Any) -> datetime | None:

@@ -1,5 +1,7 @@
 """Hooks: deliver a payload to a waiting run, by token (the public webhook: the token is the
 credential) or by name (operators, authenticated some other way) — once, for every entry point.
+Or fail the hook (``fail_hook``: the run's ``await hook(...)`` raises ``HookFailedError``), or
+keep it alive (``heartbeat_hook``, for hooks that ask for heartbeats).
 
 The payload is checked against the model the waiting code declared, stored on the hook with a
 compare-and-set (so two deliveries cannot both land), and the run is moved along: driven here
@@ -10,9 +12,11 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pyworkflow.core.events import EventType
+from pyworkflow.core.hook import hook_error
 from pyworkflow.core.models import Hook, HookStatus, WorkflowRun, hash_token
 from pyworkflow.core.registry import get_hook_schema
 from pyworkflow.core.serde import to_jsonable, validate
@@ -20,6 +24,7 @@ from pyworkflow.exceptions import (
     ConcurrencyError,
     HookAlreadyReceivedError,
     HookExpiredError,
+    HookHeartbeatTimeoutError,
     HookNotFoundError,
     HookPayloadError,
     InvalidTokenError,
@@ -33,6 +38,10 @@ __all__ = [
     "ResumeResult",
     "check_token",
     "deliver_hook",
+    "fail_hook",
+    "fail_hook_by_name",
+    "heartbeat_hook",
+    "hook_error",
     "hook_run",
     "pending_hooks",
     "resume_hook",
@@ -86,12 +95,86 @@ async def resume_hook_by_name(rt: Runtime, run_id: str, name: str, payload: Any)
     """Deliver ``payload`` to the newest hook named ``name`` of ``run_id``; the same checks as
     by token. ``WorkflowNotFoundError`` when the run does not exist, ``HookNotFoundError`` when
     it has no such hook."""
-    hook = await rt.storage.find_hook(run_id, name=name)
+    return await deliver_hook(rt, await _named(rt.storage, run_id, name), payload)
+
+
+async def _named(storage: StorageBackend, run_id: str, name: str) -> Hook:
+    hook = await storage.find_hook(run_id, name=name)
     if hook is None:
-        if await rt.storage.get_run(run_id) is None:  # say which of the two is missing
+        if await storage.get_run(run_id) is None:  # say which of the two is missing
             raise WorkflowNotFoundError(run_id)
         raise HookNotFoundError("", detail=f"No hook named {name!r} on run {run_id}")
-    return await deliver_hook(rt, hook, payload)
+    return hook
+
+
+async def fail_hook(
+    rt: Runtime, token: str, error: Any, message: str | None = None
+) -> ResumeResult:
+    """Fail the hook ``token`` belongs to: the run's ``await hook(...)`` raises
+    ``HookFailedError(error_type, message)``. ``error``: see ``hook_error``. The same errors
+    as ``resume_hook`` (a settled hook: ``HookAlreadyReceivedError``)."""
+    failure = hook_error(error, message)
+    return await _settle(rt, await _hook_of(rt.storage, token), failure=failure)
+
+
+async def fail_hook_by_name(
+    rt: Runtime, run_id: str, name: str, error: Any, message: str | None = None
+) -> ResumeResult:
+    """``fail_hook`` for the newest hook named ``name`` of ``run_id`` (operators)."""
+    failure = hook_error(error, message)
+    return await _settle(rt, await _named(rt.storage, run_id, name), failure=failure)
+
+
+async def heartbeat_hook(rt: Runtime, token: str) -> ResumeResult:
+    """Keep a pending hook alive: its heartbeat deadline moves to now + its
+    ``heartbeat_timeout`` (a hook without one just answers). The run is not woken: it wakes
+    at the deadline it knew, finds the new one and waits on. ``HookExpiredError`` once the
+    deadline (or the timeout) has passed, ``HookAlreadyReceivedError`` once it is settled."""
+    hook = await _hook_of(rt.storage, token)
+    for _ in range(MAX_DELIVERY_ATTEMPTS):
+        if _received(hook):
+            raise HookAlreadyReceivedError(hook.hook_id, detail=hook.name)
+        _check_open(rt, hook)
+        if hook.heartbeat_timeout is None:
+            break
+        try:
+            hook = await rt.storage.update_hook(
+                hook.model_copy(
+                    update={
+                        "heartbeat_deadline": rt.clock.now()
+                        + timedelta(seconds=hook.heartbeat_timeout)
+                    }
+                ),
+                expected_version=hook.version,
+            )
+        except ConcurrencyError:
+            hook = await _reread(rt.storage, hook)
+            continue
+        break
+    return ResumeResult(run_id=hook.run_id, hook_id=hook.hook_id, status="alive")
+
+
+def _check_open(rt: Runtime, hook: Hook) -> None:
+    """``HookExpiredError`` for a hook that can take nothing any more: not pending, past its
+    timeout, or past its heartbeat deadline (``HookHeartbeatTimeoutError``)."""
+    now = rt.clock.now()
+    if (
+        hook.heartbeat_deadline is not None
+        and now >= hook.heartbeat_deadline
+        and (hook.expires_at is None or hook.heartbeat_deadline < hook.expires_at)
+    ):
+        raise HookHeartbeatTimeoutError(hook.hook_id, detail=hook.name)
+    if hook.status != HookStatus.PENDING or (
+        hook.expires_at is not None and now >= hook.expires_at
+    ):
+        raise HookExpiredError(hook.hook_id, detail=hook.name)
+
+
+async def _reread(storage: StorageBackend, hook: Hook) -> Hook:
+    latest = await storage.get_hook_by_hash(hook.token_hash)
+    if latest is None:
+        raise HookNotFoundError("", detail=hook.name)
+    return latest
 
 
 async def hook_run(storage: StorageBackend, token: str) -> WorkflowRun | None:
@@ -126,11 +209,24 @@ def _payload_for(hook: Hook, payload: Any) -> Any:
 
 
 def _received(hook: Hook) -> bool:
-    return hook.status == HookStatus.RECEIVED
+    """Settled by the outside: a payload, or a failure."""
+    return hook.status in (HookStatus.RECEIVED, HookStatus.FAILED)
 
 
 async def deliver_hook(rt: Runtime, hook: Hook, payload: Any) -> ResumeResult:
     """Store ``payload`` on ``hook`` (compare-and-set) and move its run along."""
+    return await _settle(rt, hook, payload=payload)
+
+
+async def _settle(
+    rt: Runtime,
+    hook: Hook,
+    *,
+    payload: Any = None,
+    failure: tuple[str, str] | None = None,
+) -> ResumeResult:
+    """Store ``payload`` (or ``failure``) on ``hook`` (compare-and-set) and move its run
+    along."""
     if _received(hook):
         await _wake_if_not_taken(rt, hook)
         raise HookAlreadyReceivedError(hook.hook_id, detail=hook.name)
@@ -145,34 +241,27 @@ async def deliver_hook(rt: Runtime, hook: Hook, payload: Any) -> ResumeResult:
         if _received(hook):  # (re-read after a lost compare-and-set)
             await _wake_if_not_taken(rt, hook)
             raise HookAlreadyReceivedError(hook.hook_id, detail=hook.name)
-        if hook.status != HookStatus.PENDING or (
-            hook.expires_at is not None and rt.clock.now() >= hook.expires_at
-        ):
-            raise HookExpiredError(hook.hook_id, detail=hook.name)
-        data = _payload_for(hook, payload)
+        _check_open(rt, hook)
+        update: dict[str, Any] = {"received_at": rt.clock.now()}
+        if failure is None:
+            update.update(status=HookStatus.RECEIVED, payload=_payload_for(hook, payload))
+        else:
+            update.update(status=HookStatus.FAILED, error_type=failure[0], error_message=failure[1])
         try:
             await rt.storage.update_hook(
-                hook.model_copy(
-                    update={
-                        "status": HookStatus.RECEIVED,
-                        "payload": data,
-                        "received_at": rt.clock.now(),
-                    }
-                ),
-                expected_version=hook.version,
+                hook.model_copy(update=update), expected_version=hook.version
             )
         except ConcurrencyError:
-            latest = await rt.storage.get_hook_by_hash(hook.token_hash)
-            if latest is None:
-                raise HookNotFoundError("", detail=hook.name) from None
-            hook = latest
+            hook = await _reread(rt.storage, hook)
             continue
         break
     await rt.executor.touch(hook.run_id)
     # An execution going on here reads the hook when it gets there.
     if not rt.is_active(hook.run_id):
         await rt.advance(hook.run_id, reason="hook")
-    return ResumeResult(run_id=hook.run_id, hook_id=hook.hook_id, status="resumed")
+    return ResumeResult(
+        run_id=hook.run_id, hook_id=hook.hook_id, status="resumed" if failure is None else "failed"
+    )
 
 
 async def _wake_if_not_taken(rt: Runtime, hook: Hook) -> None:
@@ -184,7 +273,9 @@ async def _wake_if_not_taken(rt: Runtime, hook: Hook) -> None:
         return
     history = await rt.storage.get_events(hook.run_id)
     if any(
-        e.data.get("hook_id") == hook.hook_id and e.type == EventType.HOOK_RECEIVED for e in history
+        e.data.get("hook_id") == hook.hook_id
+        and e.type in (EventType.HOOK_RECEIVED, EventType.HOOK_FAILED)
+        for e in history
     ):
         return
     await rt.executor.touch(hook.run_id)

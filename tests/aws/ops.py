@@ -97,3 +97,6 @@ class AwsOps:
 
     async def resume_hook_by_name(self, run_id: str, name: str, payload: Any) -> hooks.ResumeResult:
         return await hooks.resume_hook_by_name(self.rt, run_id, name, payload)
+
+    async def heartbeat_hook(self, token: str) -> hooks.ResumeResult:
+        return await hooks.heartbeat_hook(self.rt, token)

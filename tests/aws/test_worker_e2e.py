@@ -133,6 +133,25 @@ async def test_hook_resumed_through_sqs(aws: Aws) -> None:
     assert run.get_result() == {"approved": True}
 
 
+async def test_a_hook_heartbeat_deadline_wakes_the_run_through_sqs(aws: Aws) -> None:
+    run_id = await aws.client.start(wf.heartbeat_waiter, 2)
+    await aws.pump(idle_polls=1, wait_seconds=0)
+    run = await aws.run(run_id)
+    (stored,) = await aws.storage.list_hooks(run_id=run_id)
+    assert run.status == RunStatus.SUSPENDED and run.wake_at == stored.heartbeat_deadline
+    beat = await aws.client.heartbeat_hook(wf.TOKENS[run_id])
+    assert beat.status == "alive"
+    (stored,) = await aws.storage.list_hooks(run_id=run_id)
+    assert stored.heartbeat_deadline is not None and stored.heartbeat_deadline > run.wake_at
+    # woken at the first deadline (a delayed message), it waits on to the new one, then ends
+    await aws.pump_until_done(run_id)
+    run = await aws.run(run_id)
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.get_result() == "silent"
+    expired = [e for e in await aws.storage.get_events(run_id) if e.type == EventType.HOOK_EXPIRED]
+    assert [e.data["reason"] for e in expired] == ["heartbeat"]
+
+
 async def test_child_workflow(aws: Aws) -> None:
     run_id = await aws.client.start(wf.parent, 5)
     result = await aws.pump_until_done(run_id)

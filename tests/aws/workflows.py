@@ -9,7 +9,15 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from pyworkflow import continue_as_new, hook, sleep, start_child_workflow, step, workflow
+from pyworkflow import (
+    HookHeartbeatTimeoutError,
+    continue_as_new,
+    hook,
+    sleep,
+    start_child_workflow,
+    step,
+    workflow,
+)
 from pyworkflow.core import context as _ctx
 
 CALLS: Counter[str] = Counter()  # step executions by "<name>:<key>"
@@ -88,3 +96,16 @@ async def sleep_until(when: str) -> str:
 
     await sleep(datetime.fromisoformat(when))
     return "woke"
+
+
+@workflow(name="aws_heartbeat_waiter")
+async def heartbeat_waiter(seconds: int) -> str:
+    def remember(token: str) -> None:
+        ctx = _ctx.current()
+        assert ctx is not None
+        TOKENS[ctx.run_id] = token
+
+    try:
+        return str(await hook("job", heartbeat_timeout=seconds, on_created=remember))
+    except HookHeartbeatTimeoutError:
+        return "silent"

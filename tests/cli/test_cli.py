@@ -426,6 +426,24 @@ def test_hooks_resume_errors(cli):
     assert cli("hooks", "resume", "tok", "--run", run_id).exit_code == 2
 
 
+def test_hooks_fail_by_run_and_name_raises_hook_failed_error_in_the_run(cli):
+    run_id = started_run_id(cli, "cli_approval", "--arg", "x=11")
+    args = ("--run", run_id, "--name", "approve", "--type", "Declined", "-m", "no budget")
+    data = as_json(cli("hooks", "fail", *args, output="json"))
+    assert (data["status"], data["run_status"]) == ("failed", "failed")
+    status = as_json(cli("runs", "status", run_id, output="json"))
+    assert status["error_type"] == "HookFailedError"
+    assert status["error"] == "Declined: no budget"
+    assert cli("hooks", "fail", "--run", run_id).exit_code == 2  # --type is required
+
+
+def test_hooks_heartbeat_by_token(cli, flows):
+    run_id = started_run_id(cli, "cli_approval", "--arg", "x=12")
+    data = as_json(cli("hooks", "heartbeat", flows.TOKENS[12], output="json"))
+    assert (data["run_id"], data["status"]) == (run_id, "alive")
+    assert_one_line_error(cli("hooks", "heartbeat", "not-a-token"), "Hook not found")
+
+
 # --- worker and waiting ---------------------------------------------------------------------------
 def test_worker_once_resumes_a_due_sleep(cli):
     clock = ManualClock()

@@ -115,6 +115,13 @@ async def show_waiter() -> object:
     return await hook("approve")
 
 
+@workflow(name="show_named")
+async def show_named() -> object:
+    await sleep("1m", name="cool_off")
+    await start_child_workflow(show_kid, 1, name="billing")
+    return (await pyworkflow.parallel(show_square(1), show_square(2), names=["a", "b"])).results
+
+
 @pytest.fixture(autouse=True)
 def _fresh() -> Iterator[None]:
     FLAKY_CALLS.clear()
@@ -225,6 +232,27 @@ def test_show_a_finished_run_op_by_op(db: str) -> None:
     assert "Children (1)" in out
     assert row(out, f"{run_id}-c4", "Children").split()[1:4] == ["show_kid", "4", "completed"]
     assert "Continue-as-new chain" not in out and "Events (" not in out
+
+
+def test_show_names_labelled_operations_and_fan_out_items(db: str) -> None:
+    async def scenario(env: WorkflowEnvironment) -> str:
+        run_id = await env.start(show_named)
+        await env.result(run_id)
+        return run_id
+
+    run_id = record(db, scenario)
+    out = cli(db, "runs", "show", run_id).output
+    assert "cool_off (sleep)" in row(out, "0")
+    assert "billing (show_kid)" in row(out, "1")
+    assert "item 0 'a' of fan-out 2" in row(out, "2.0.0")
+    assert "item 1 'b' of fan-out 2" in row(out, "2.1.0")
+    ops = show_json(db, run_id)["operations"]
+    assert [(o["label"], o["item"]) for o in ops] == [
+        ("cool_off", None),
+        ("billing", None),
+        (None, "a"),
+        (None, "b"),
+    ]
 
 
 def test_show_as_json_has_the_same_data(db: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from pyworkflow import continue_as_new, hook, sleep, step, workflow
+from pyworkflow import HookFailedError, continue_as_new, hook, sleep, step, workflow
 from pyworkflow.core import context as _ctx
 
 TOKENS: dict[str, str] = {}  # run id -> hook token (given to on_created)
@@ -54,6 +54,14 @@ async def approval() -> dict:
 @workflow(name="client_any_hook")
 async def any_hook() -> object:
     return await hook("note", on_created=_remember)
+
+
+@workflow(name="client_failable_hook")
+async def failable_hook() -> object:
+    try:
+        return await hook("job", on_created=_remember, heartbeat_timeout="1h")
+    except HookFailedError as error:
+        return {"failed": [error.error_type, error.error_message]}
 
 
 @workflow(name="client_chain")

@@ -70,6 +70,19 @@ class ModuleEntry:
 
         return await resume_hook_by_name(run_id, name, payload)
 
+    async def fail_hook(self, token: str, error: Any, message: str | None = None) -> Any:
+        return await pyworkflow.fail_hook(token, error, message)
+
+    async def fail_hook_by_name(
+        self, run_id: str, name: str, error: Any, message: str | None = None
+    ) -> Any:
+        from pyworkflow.api import fail_hook_by_name
+
+        return await fail_hook_by_name(run_id, name, error, message)
+
+    async def heartbeat_hook(self, token: str) -> Any:
+        return await pyworkflow.heartbeat_hook(token)
+
     async def list_runs(self, **_: Any) -> Any:
         raise AssertionError("not part of the module API")
 

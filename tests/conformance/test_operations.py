@@ -139,6 +139,35 @@ async def hook_of_an_ended_run(e: Entry) -> Any:
     return await outcome(e.resume_hook_by_name(run_id, "note", 1))
 
 
+async def hook_failed_and_heartbeat_by_token(e: Entry) -> Any:
+    run_id = await e.start(wf.failable_hook)
+    await e.settle()
+    token = wf.TOKENS[run_id]
+    beat = await e.heartbeat_hook(token)
+    failed = await e.fail_hook(token, "PaymentDeclined", "card expired")
+    await e.settle()
+    result = (await e.get_run(run_id)).get_result()
+    again = await outcome(e.fail_hook(token, "Again"))
+    late_beat = await outcome(e.heartbeat_hook(token))
+    return [beat.status, failed.status, result, again, late_beat]
+
+
+async def hook_failed_by_name(e: Entry) -> Any:
+    missing_run = await outcome(e.fail_hook_by_name("run_missing", "job", "Rejected"))
+    run_id = await e.start(wf.failable_hook)
+    await e.settle()
+    failed = await e.fail_hook_by_name(run_id, "job", {"error_type": "Rejected", "message": "no"})
+    await e.settle()
+    result = (await e.get_run(run_id)).get_result()
+    return [
+        missing_run,
+        failed.status,
+        result,
+        await outcome(e.fail_hook("whk_not_a_real_token", "Rejected")),
+        await outcome(e.heartbeat_hook("whk_not_a_real_token")),
+    ]
+
+
 async def schedule_lifecycle(e: Entry) -> Any:
     sid = f"conf-{e.name}"
     unknown = await outcome(
@@ -203,6 +232,20 @@ EXPECTED: dict[Case, Any] = {
     hook_tokens_that_name_nothing: ["HookNotFoundError", "InvalidTokenError"],
     hook_by_name: ["WorkflowNotFoundError", "HookNotFoundError", "resumed", {"n": [1, 2]}],
     hook_of_an_ended_run: "HookExpiredError",
+    hook_failed_and_heartbeat_by_token: [
+        "alive",
+        "failed",
+        {"failed": ["PaymentDeclined", "card expired"]},
+        "HookAlreadyReceivedError",
+        "HookAlreadyReceivedError",
+    ],
+    hook_failed_by_name: [
+        "WorkflowNotFoundError",
+        "failed",
+        {"failed": ["Rejected", "no"]},
+        "HookNotFoundError",
+        "HookNotFoundError",
+    ],
     schedule_lifecycle: [
         "UnknownWorkflowError",
         "active",

@@ -188,6 +188,8 @@ def _operations_table(tl: Timeline) -> Html:
         detail = []
         if o.run_ms is not None:
             detail.append(h("ran {}", fmt_seconds(o.run_ms / 1000)))
+        if o.item:
+            detail.append(h('item <span class="item">{}</span>', o.item))
         if o.child_run_id:
             detail.append(_run_link(o.child_run_id, "child"))
         if o.error:
@@ -210,7 +212,7 @@ def _operations_table(tl: Timeline) -> Html:
                 css="bad" if o.failed else "retry" if o.retries else "",
                 op=o.op,
                 kind=o.kind.value,
-                name=o.name,
+                name=o.title,
                 start=fmt_offset(o.start),
                 end=fmt_offset(o.end),
                 elapsed=fmt_seconds(o.elapsed),

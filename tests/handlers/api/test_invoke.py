@@ -151,6 +151,25 @@ def test_schedule_actions(api: Api) -> None:
     )
 
 
+def test_fail_and_heartbeat_hook_actions(api: Api) -> None:
+    run_id = ok(api.invoke("start_run", workflow="api_waiter"))["run_id"]
+    api.drive()
+    token = wf.TOKENS[run_id]
+    assert ok(api.invoke("heartbeat_hook", token=token))["status"] == "alive"
+    failed(api.invoke("fail_hook", token=token, message="no type"), 422, "ValidationError")
+    answer = ok(api.invoke("fail_hook", token=token, error_type="Declined", message="card"))
+    assert (answer["run_id"], answer["status"]) == (run_id, "failed")
+    failed(
+        api.invoke("fail_hook", token=token, error_type="Declined"),
+        409,
+        "HookAlreadyReceivedError",
+    )
+    failed(api.invoke("heartbeat_hook", token="whk_nope"), 404, "HookNotFoundError")
+    api.drive()
+    run = api.get(run_id)
+    assert (run.error_type, run.error) == ("HookFailedError", "Declined: card")
+
+
 def test_every_action_is_covered() -> None:
     assert set(ACTIONS) == {
         "start_run",
@@ -161,6 +180,9 @@ def test_every_action_is_covered() -> None:
         "cancel_run",
         "resume_hook",
         "resume_hook_by_name",
+        "fail_hook",
+        "fail_hook_by_name",
+        "heartbeat_hook",
         "list_workflows",
         "create_schedule",
         "get_schedule",

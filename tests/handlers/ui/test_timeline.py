@@ -157,6 +157,27 @@ def test_hooks_and_children() -> None:
     assert child.error == "ValueError: boom" and tl.children == [child]
 
 
+def test_the_run_page_shows_operation_labels_and_item_names() -> None:
+    from pyworkflow.core.models import RunStatus, WorkflowRun
+    from pyworkflow.handlers.ui_templates.timeline import render_run_page
+
+    events = _events(
+        (0, EventType.WORKFLOW_STARTED, {}),
+        (0, EventType.SLEEP_STARTED, {"op": 0, "name": "sleep", "sleep_name": "cool_off"}),
+        (1, EventType.SLEEP_COMPLETED, {"op": 0, "name": "sleep"}),
+        (
+            1,
+            EventType.PARALLEL_STARTED,
+            {"op": 1, "name": "parallel", "total": 1, "item_names": ["<card>"]},
+        ),
+        (2, EventType.STEP_COMPLETED, {"op": 2, "name": "pay", "path": "1.0.0", "result": 1}),
+    )
+    run = WorkflowRun(run_id="r", workflow_name="w", status=RunStatus.RUNNING)
+    html = str(render_run_page(run, events, []))
+    assert "<td>cool_off (sleep)</td>" in html
+    assert 'item <span class="item">&lt;card&gt;</span>' in html  # text, never markup
+
+
 def test_formatting() -> None:
     assert [fmt_seconds(s) for s in (0.0004, 0.25, 12.34, 125, 7300, 200000)] == [
         "0.4 ms",
