@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     from pyworkflow.core.parallel import map as map
     from pyworkflow.core.patching import deprecate_patch, patched
     from pyworkflow.core.registry import get_step, get_workflow, list_steps, list_workflows
+    from pyworkflow.core.retry_policy import Jitter, RetryPolicy
     from pyworkflow.core.shield import shield
     from pyworkflow.core.sleep import sleep
     from pyworkflow.core.step import step
@@ -199,6 +200,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "get_workflow": ("pyworkflow.core.registry", "get_workflow"),
     "list_steps": ("pyworkflow.core.registry", "list_steps"),
     "list_workflows": ("pyworkflow.core.registry", "list_workflows"),
+    "Jitter": ("pyworkflow.core.retry_policy", "Jitter"),
+    "RetryPolicy": ("pyworkflow.core.retry_policy", "RetryPolicy"),
     "shield": ("pyworkflow.core.shield", "shield"),
     "sleep": ("pyworkflow.core.sleep", "sleep"),
     "step": ("pyworkflow.core.step", "step"),
@@ -278,6 +281,8 @@ __all__ = [
     # decorators and primitives
     "workflow",
     "step",
+    "RetryPolicy",
+    "Jitter",
     "sleep",
     "hook",
     "define_hook",

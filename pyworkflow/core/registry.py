@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
+from pyworkflow.core.retry_policy import RetryPolicy
 from pyworkflow.exceptions import ConfigurationError
 
 
@@ -33,6 +34,7 @@ class StepDefinition:
     timeout: float | None
     metadata: dict[str, Any]
     return_annotation: Any = None
+    retry: RetryPolicy | None = None  # replaces max_retries/retry_delay when given
 
 
 _workflows: dict[str, WorkflowDefinition] = {}
