@@ -113,6 +113,7 @@ if TYPE_CHECKING:
         HookNotFoundError,
         HookPayloadError,
         InvalidArgumentsError,
+        InvalidResultError,
         InvalidTokenError,
         MaxNestingDepthError,
         NonDeterminismError,
@@ -230,6 +231,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "HookNotFoundError": ("pyworkflow.exceptions", "HookNotFoundError"),
     "HookPayloadError": ("pyworkflow.exceptions", "HookPayloadError"),
     "InvalidArgumentsError": ("pyworkflow.exceptions", "InvalidArgumentsError"),
+    "InvalidResultError": ("pyworkflow.exceptions", "InvalidResultError"),
     "InvalidTokenError": ("pyworkflow.exceptions", "InvalidTokenError"),
     "MaxNestingDepthError": ("pyworkflow.exceptions", "MaxNestingDepthError"),
     "NonDeterminismError": ("pyworkflow.exceptions", "NonDeterminismError"),
@@ -389,6 +391,7 @@ __all__ = [
     "SerializationError",
     "StepInterruptedError",
     "InvalidArgumentsError",
+    "InvalidResultError",
     "ConcurrencyError",
     "SuspensionSignal",
 ]

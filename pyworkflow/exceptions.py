@@ -26,6 +26,7 @@
         ├── NonDeterminismError          replay met code that no longer matches the history
         ├── EventLimitExceededError      history reached the hard event limit
         ├── SerializationError           a value cannot be stored as JSON
+        │   └── InvalidResultError       a result does not fit its declared (Annotated) type
         ├── InvalidArgumentsError        arguments do not fit the workflow's signature
         │   └── InvalidCursorError       a listing cursor no listing handed out
         ├── ScheduleError / ScheduleNotFoundError / ScheduleAlreadyExistsError
@@ -281,6 +282,11 @@ class PayloadTooLargeError(SerializationError):
         self.size = size
         self.limit = limit
         self.setting = setting
+
+
+class InvalidResultError(SerializationError):
+    """A step's or workflow's result does not fit its declared return type (its ``Annotated``
+    constraints and validators included). Not retried: the same value would fail again."""
 
 
 class InvalidArgumentsError(WorkflowError):

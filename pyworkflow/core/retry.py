@@ -157,4 +157,5 @@ _REBUILT_OWN: tuple[type[Exception], ...] = (
     _exc.WorkflowError,
     _exc.RetryableError,
     _exc.StepInterruptedError,
+    _exc.InvalidResultError,
 )

@@ -41,7 +41,7 @@ from pyworkflow.core.retry import (
     validate_retry_delay,
 )
 from pyworkflow.core.retry_policy import LegacyRetry, RetryPolicy
-from pyworkflow.core.serde import from_jsonable, to_jsonable
+from pyworkflow.core.serde import check_result, constrained, from_jsonable, to_jsonable
 from pyworkflow.exceptions import (
     RetryableError,
     StepInterruptedError,
@@ -117,6 +117,7 @@ def step(
     def decorate(func: F) -> F:
         if not callable(func) or inspect.isclass(func):
             raise TypeError(f"@step decorates a function, got {func!r}")
+        returns = type_hints(func).get("return")
         defn = StepDefinition(
             name=name or func.__name__,
             func=func,
@@ -124,8 +125,9 @@ def step(
             retry_delay=retry_delay,
             timeout=timeout_s,
             metadata=dict(metadata or {}),
-            return_annotation=type_hints(func).get("return"),
+            return_annotation=returns,
             retry=retry,
+            constrained=constrained(returns),
         )
         register_step(defn)
 
@@ -276,9 +278,10 @@ async def execute_step(
         step_token = _ctx.enter_step(f"step {defn.name!r}")
         error: Exception | None = None
         try:
-            payload = to_jsonable(
-                await _call(defn, args, kwargs), what=f"The result of step {defn.name!r}"
-            )
+            what = f"The result of step {defn.name!r}"
+            payload = to_jsonable(await _call(defn, args, kwargs), what=what)
+            if defn.constrained:
+                check_result(payload, defn.return_annotation, what=what)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, then retried or raised
             error = exc
         except asyncio.CancelledError:

@@ -35,6 +35,7 @@ PUBLIC_API = [
     "HookStatus",
     "InMemoryStorageBackend",
     "InvalidArgumentsError",
+    "InvalidResultError",
     "InvalidTokenError",
     "ItemStatus",
     "Jitter",
