@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         reset_config,
     )
     from pyworkflow.core.child import ChildWorkflowHandle, start_child_workflow
+    from pyworkflow.core.condition import WaitStrategy, wait_for_condition
     from pyworkflow.core.continue_as_new import continue_as_new
     from pyworkflow.core.events import Event, EventType
     from pyworkflow.core.hook import TypedHook, define_hook, hook
@@ -104,6 +105,7 @@ if TYPE_CHECKING:
         ChildWorkflowError,
         ChildWorkflowFailedError,
         ConcurrencyError,
+        ConditionNotMetError,
         ConfigurationError,
         DiscoveryError,
         EventLimitExceededError,
@@ -204,6 +206,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Jitter": ("pyworkflow.core.retry_policy", "Jitter"),
     "RetryPolicy": ("pyworkflow.core.retry_policy", "RetryPolicy"),
     "shield": ("pyworkflow.core.shield", "shield"),
+    "WaitStrategy": ("pyworkflow.core.condition", "WaitStrategy"),
+    "wait_for_condition": ("pyworkflow.core.condition", "wait_for_condition"),
     "sleep": ("pyworkflow.core.sleep", "sleep"),
     "step": ("pyworkflow.core.step", "step"),
     "StepContext": ("pyworkflow.core.step_context", "StepContext"),
@@ -220,6 +224,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "discover_workflows": ("pyworkflow.discovery", "discover_workflows"),
     "CancellationError": ("pyworkflow.exceptions", "CancellationError"),
     "ChildWorkflowError": ("pyworkflow.exceptions", "ChildWorkflowError"),
+    "ConditionNotMetError": ("pyworkflow.exceptions", "ConditionNotMetError"),
     "ChildWorkflowFailedError": ("pyworkflow.exceptions", "ChildWorkflowFailedError"),
     "ConcurrencyError": ("pyworkflow.exceptions", "ConcurrencyError"),
     "ConfigurationError": ("pyworkflow.exceptions", "ConfigurationError"),
@@ -286,6 +291,8 @@ __all__ = [
     "RetryPolicy",
     "Jitter",
     "sleep",
+    "wait_for_condition",
+    "WaitStrategy",
     "hook",
     "define_hook",
     "TypedHook",
@@ -373,6 +380,7 @@ __all__ = [
     "FatalError",
     "RetryableError",
     "CancellationError",
+    "ConditionNotMetError",
     "WorkflowNotFoundError",
     "WorkflowAlreadyRunningError",
     "ConfigurationError",

@@ -7,6 +7,7 @@
         │   └── PrimitiveInStepError     sleep()/hook()/a child started inside a step
         ├── RetryableError               a step failure to retry (optionally after ``retry_after``)
         ├── CancellationError            delivered into a cancelled workflow at its next await
+        ├── ConditionNotMetError         wait_for_condition ran out of checks
         ├── WorkflowNotFoundError
         ├── WorkflowAlreadyRunningError
         ├── RunAlreadyEndedError         nothing to cancel (the API's 409)
@@ -194,6 +195,18 @@ class InvalidTokenError(HookError):
     def __init__(self, hook_id: str, *, detail: str | None = None) -> None:
         super().__init__(detail or f"Invalid token for hook: {hook_id}")
         self.hook_id = hook_id
+
+
+class ConditionNotMetError(WorkflowError):
+    """``wait_for_condition`` made its last allowed check and the condition still did not
+    hold. ``state``: the last state found (JSON data); ``attempts``: the checks made."""
+
+    def __init__(
+        self, message: str = "", *, state: Any = None, attempts: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.state = state
+        self.attempts = attempts
 
 
 class ChildWorkflowError(WorkflowError):

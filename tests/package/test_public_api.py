@@ -19,6 +19,7 @@ PUBLIC_API = [
     "ChildWorkflowHandle",
     "CompletionReason",
     "ConcurrencyError",
+    "ConditionNotMetError",
     "ConfigurationError",
     "DiscoveryError",
     "Event",
@@ -64,6 +65,7 @@ PUBLIC_API = [
     "StorageBackend",
     "SuspensionSignal",
     "TypedHook",
+    "WaitStrategy",
     "WorkflowAlreadyRunningError",
     "WorkflowContext",
     "WorkflowError",
@@ -124,6 +126,7 @@ PUBLIC_API = [
     "step",
     "trigger_schedule",
     "update_schedule",
+    "wait_for_condition",
     "workflow",
 ]
 
