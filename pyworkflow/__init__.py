@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         reset_config,
     )
     from pyworkflow.core.child import ChildWorkflowHandle, start_child_workflow
+    from pyworkflow.core.condition import WaitStrategy, wait_for_condition
     from pyworkflow.core.continue_as_new import continue_as_new
     from pyworkflow.core.events import Event, EventType
     from pyworkflow.core.hook import TypedHook, define_hook, hook
@@ -81,6 +82,7 @@ if TYPE_CHECKING:
     from pyworkflow.core.parallel import map as map
     from pyworkflow.core.patching import deprecate_patch, patched
     from pyworkflow.core.registry import get_step, get_workflow, list_steps, list_workflows
+    from pyworkflow.core.retry_policy import Jitter, RetryPolicy
     from pyworkflow.core.shield import shield
     from pyworkflow.core.sleep import sleep
     from pyworkflow.core.step import step
@@ -105,6 +107,7 @@ if TYPE_CHECKING:
         ChildWorkflowError,
         ChildWorkflowFailedError,
         ConcurrencyError,
+        ConditionNotMetError,
         ConfigurationError,
         DiscoveryError,
         EventLimitExceededError,
@@ -116,6 +119,7 @@ if TYPE_CHECKING:
         HookNotFoundError,
         HookPayloadError,
         InvalidArgumentsError,
+        InvalidResultError,
         InvalidTokenError,
         MaxNestingDepthError,
         NonDeterminismError,
@@ -205,7 +209,11 @@ _LAZY: dict[str, tuple[str, str]] = {
     "get_workflow": ("pyworkflow.core.registry", "get_workflow"),
     "list_steps": ("pyworkflow.core.registry", "list_steps"),
     "list_workflows": ("pyworkflow.core.registry", "list_workflows"),
+    "Jitter": ("pyworkflow.core.retry_policy", "Jitter"),
+    "RetryPolicy": ("pyworkflow.core.retry_policy", "RetryPolicy"),
     "shield": ("pyworkflow.core.shield", "shield"),
+    "WaitStrategy": ("pyworkflow.core.condition", "WaitStrategy"),
+    "wait_for_condition": ("pyworkflow.core.condition", "wait_for_condition"),
     "sleep": ("pyworkflow.core.sleep", "sleep"),
     "step": ("pyworkflow.core.step", "step"),
     "StepContext": ("pyworkflow.core.step_context", "StepContext"),
@@ -222,6 +230,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "discover_workflows": ("pyworkflow.discovery", "discover_workflows"),
     "CancellationError": ("pyworkflow.exceptions", "CancellationError"),
     "ChildWorkflowError": ("pyworkflow.exceptions", "ChildWorkflowError"),
+    "ConditionNotMetError": ("pyworkflow.exceptions", "ConditionNotMetError"),
     "ChildWorkflowFailedError": ("pyworkflow.exceptions", "ChildWorkflowFailedError"),
     "ConcurrencyError": ("pyworkflow.exceptions", "ConcurrencyError"),
     "ConfigurationError": ("pyworkflow.exceptions", "ConfigurationError"),
@@ -235,6 +244,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "HookNotFoundError": ("pyworkflow.exceptions", "HookNotFoundError"),
     "HookPayloadError": ("pyworkflow.exceptions", "HookPayloadError"),
     "InvalidArgumentsError": ("pyworkflow.exceptions", "InvalidArgumentsError"),
+    "InvalidResultError": ("pyworkflow.exceptions", "InvalidResultError"),
     "InvalidTokenError": ("pyworkflow.exceptions", "InvalidTokenError"),
     "MaxNestingDepthError": ("pyworkflow.exceptions", "MaxNestingDepthError"),
     "NonDeterminismError": ("pyworkflow.exceptions", "NonDeterminismError"),
@@ -286,7 +296,11 @@ __all__ = [
     # decorators and primitives
     "workflow",
     "step",
+    "RetryPolicy",
+    "Jitter",
     "sleep",
+    "wait_for_condition",
+    "WaitStrategy",
     "hook",
     "define_hook",
     "TypedHook",
@@ -376,6 +390,7 @@ __all__ = [
     "FatalError",
     "RetryableError",
     "CancellationError",
+    "ConditionNotMetError",
     "WorkflowNotFoundError",
     "WorkflowAlreadyRunningError",
     "ConfigurationError",
@@ -396,6 +411,7 @@ __all__ = [
     "SerializationError",
     "StepInterruptedError",
     "InvalidArgumentsError",
+    "InvalidResultError",
     "ConcurrencyError",
     "SuspensionSignal",
 ]

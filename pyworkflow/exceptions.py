@@ -7,6 +7,7 @@
         │   └── PrimitiveInStepError     sleep()/hook()/a child started inside a step
         ├── RetryableError               a step failure to retry (optionally after ``retry_after``)
         ├── CancellationError            delivered into a cancelled workflow at its next await
+        ├── ConditionNotMetError         wait_for_condition ran out of checks
         ├── WorkflowNotFoundError
         ├── WorkflowAlreadyRunningError
         ├── RunAlreadyEndedError         nothing to cancel (the API's 409)
@@ -28,6 +29,7 @@
         ├── NonDeterminismError          replay met code that no longer matches the history
         ├── EventLimitExceededError      history reached the hard event limit
         ├── SerializationError           a value cannot be stored as JSON
+        │   └── InvalidResultError       a result does not fit its declared (Annotated) type
         ├── InvalidArgumentsError        arguments do not fit the workflow's signature
         │   └── InvalidCursorError       a listing cursor no listing handed out
         ├── ScheduleError / ScheduleNotFoundError / ScheduleAlreadyExistsError
@@ -224,6 +226,18 @@ class InvalidTokenError(HookError):
         self.hook_id = hook_id
 
 
+class ConditionNotMetError(WorkflowError):
+    """``wait_for_condition`` made its last allowed check and the condition still did not
+    hold. ``state``: the last state found (JSON data); ``attempts``: the checks made."""
+
+    def __init__(
+        self, message: str = "", *, state: Any = None, attempts: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.state = state
+        self.attempts = attempts
+
+
 class ChildWorkflowError(WorkflowError):
     pass
 
@@ -310,6 +324,11 @@ class PayloadTooLargeError(SerializationError):
         self.size = size
         self.limit = limit
         self.setting = setting
+
+
+class InvalidResultError(SerializationError):
+    """A step's or workflow's result does not fit its declared return type (its ``Annotated``
+    constraints and validators included). Not retried: the same value would fail again."""
 
 
 class InvalidArgumentsError(WorkflowError):

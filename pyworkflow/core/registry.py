@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
+from pyworkflow.core.retry_policy import RetryPolicy
 from pyworkflow.exceptions import ConfigurationError
 
 
@@ -33,6 +34,8 @@ class StepDefinition:
     timeout: float | None
     metadata: dict[str, Any]
     return_annotation: Any = None
+    retry: RetryPolicy | None = None  # replaces max_retries/retry_delay when given
+    constrained: bool = False  # the result is checked against an Annotated return type
 
 
 _workflows: dict[str, WorkflowDefinition] = {}
@@ -43,7 +46,9 @@ _hook_schemas: dict[str, list[type]] = {}
 
 def type_hints(func: Callable[..., Any]) -> dict[str, Any]:
     try:
-        return get_type_hints(func)
+        # include_extras: ``Annotated[int, Field(gt=0)]`` keeps its constraints (pydantic
+        # applies them to arguments and results); without it the hint is a bare ``int``.
+        return get_type_hints(func, include_extras=True)
     except Exception:  # noqa: BLE001 - unresolvable forward refs: fall back to plain JSON
         return {}
 

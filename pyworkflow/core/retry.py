@@ -125,9 +125,20 @@ def format_traceback(exc: BaseException) -> str | None:
 
 
 def rebuild_error(data: dict[str, Any], step_name: str) -> Exception:
-    """The exception a recorded ``step.failed`` raises, identical on every replay."""
+    """The exception a recorded ``step.failed`` raises, identical on every replay.
+
+    Whatever class it is raised as, it carries the recorded ``error_type`` (the original
+    exception's class name) and ``error_message`` as attributes: a type outside the safe list
+    becomes a ``FatalError`` but keeps both, as AWS's SDKs keep ``ErrorType``/``ErrorMessage``."""
     error_type = str(data.get("error_type") or "Exception")
     message = str(data.get("error") or "")
+    error = _rebuild(error_type, message, step_name)
+    error.error_type = error_type  # type: ignore[attr-defined]
+    error.error_message = message  # type: ignore[attr-defined]
+    return error
+
+
+def _rebuild(error_type: str, message: str, step_name: str) -> Exception:
     cls = _SAFE_BUILTINS.get(error_type)
     if cls is not None:
         try:
@@ -135,6 +146,16 @@ def rebuild_error(data: dict[str, Any], step_name: str) -> Exception:
         except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError needs five arguments
             pass
     own = _OWN.get(error_type)
-    if own is not None and own in (_exc.FatalError, _exc.WorkflowError, _exc.RetryableError):
+    if own is not None and own in _REBUILT_OWN:
         return own(message)
     return _exc.FatalError(f"Step {step_name!r} failed: {error_type}: {message}")
+
+
+#: Our own exception types raised again as themselves (their constructor takes a message).
+_REBUILT_OWN: tuple[type[Exception], ...] = (
+    _exc.FatalError,
+    _exc.WorkflowError,
+    _exc.RetryableError,
+    _exc.StepInterruptedError,
+    _exc.InvalidResultError,
+)

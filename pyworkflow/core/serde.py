@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import Enum
 from functools import lru_cache
 from pathlib import PurePath
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin
 from uuid import UUID
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -209,4 +209,51 @@ def from_jsonable(data: Any, annotation: Any = None) -> Any:
 
 def validate(data: Any, annotation: Any) -> Any:
     """Strictly decode ``data`` into ``annotation``; raises pydantic's ValidationError."""
-    return _adapter(annotation).validate_python(data)
+    try:
+        return _adapter(annotation).validate_python(data)
+    except ValidationError:
+        # JSON data: a strict type takes some values (a datetime) from their JSON form only.
+        return _adapter(annotation).validate_json(json.dumps(data))
+
+
+def constrained(annotation: Any) -> bool:
+    """Whether ``annotation`` carries ``Annotated`` metadata anywhere (``Annotated[int,
+    Field(gt=0)]``, ``list[Annotated[str, AfterValidator(f)]]``): a result declared so is
+    checked when it is recorded, where other annotations only decode what was stored."""
+    if annotation is None or annotation is Any:
+        return False
+    if get_origin(annotation) is Annotated:
+        return True
+    try:
+        return any(constrained(arg) for arg in get_args(annotation))
+    except TypeError:  # an object typing cannot take apart: no metadata we know of
+        return False
+
+
+def check_result(payload: Any, annotation: Any, *, what: str) -> None:
+    """``InvalidResultError`` if the JSON ``payload`` does not fit a constrained annotation
+    (see ``constrained``), naming ``what`` ("The result of step 'charge'") and pydantic's
+    reasons. Called before a result is recorded, so nothing invalid is ever stored."""
+    if not constrained(annotation):
+        return
+    from pyworkflow.exceptions import InvalidResultError
+
+    try:
+        validate(payload, annotation)
+    except ValidationError as exc:
+        raise InvalidResultError(
+            f"{what} does not fit its declared type {type_label(annotation)}: {exc}"
+        ) from None
+
+
+def type_label(annotation: Any) -> str:
+    """``int``, ``Annotated[int, Gt(gt=0)]``: an annotation as a reader writes it."""
+    if isinstance(annotation, type) and get_origin(annotation) is None:
+        return annotation.__name__
+    if get_origin(annotation) is Annotated:
+        base, *extras = get_args(annotation)
+        shown: list[str] = []
+        for extra in extras:  # a Field(...) is shown as the constraints it holds
+            shown += [repr(m) for m in getattr(extra, "metadata", None) or [extra]]
+        return f"Annotated[{type_label(base)}, {', '.join(shown)}]"
+    return str(annotation).replace("typing.", "")

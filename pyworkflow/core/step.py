@@ -9,8 +9,10 @@ and otherwise suspends the run until then.
 Delivery is at-least-once: a step runs again if its process dies after running it and before
 ``step.completed`` is written (or a retry's ``step.retrying``), since nothing recorded that it
 ran. ``@step(at_most_once=True)`` records ``step.started`` before each attempt instead (one more
-write); an attempt found started but without an outcome is not run again: the step fails with
-``StepInterruptedError`` (recorded, so every replay raises it too), which the workflow may catch.
+write); an attempt found started but without an outcome is not run again: it counts as an
+attempt that failed with ``StepInterruptedError``, and the step's retry policy decides, as for
+any failure, whether a new attempt follows (``retry_interrupted=False``: never). A step that
+gives up raises it (recorded, so every replay raises it too); the workflow may catch it.
 """
 
 from __future__ import annotations
@@ -30,20 +32,18 @@ from typing import Any, TypeVar, overload
 
 from pyworkflow.core import context as _ctx
 from pyworkflow.core.duration import parse_duration
-from pyworkflow.core.events import EventType
+from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.registry import StepDefinition, register_step, type_hints
 from pyworkflow.core.retry import (
     describe_error,
     rebuild_error,
     retry_after_seconds,
-    retry_delay_seconds,
     validate_retry_delay,
 )
-from pyworkflow.core.serde import from_jsonable, to_jsonable
+from pyworkflow.core.retry_policy import LegacyRetry, RetryPolicy
+from pyworkflow.core.serde import check_result, constrained, from_jsonable, to_jsonable
 from pyworkflow.exceptions import (
-    FatalError,
     RetryableError,
-    SerializationError,
     StepInterruptedError,
     SuspensionSignal,
 )
@@ -63,6 +63,8 @@ def step(
     metadata: dict[str, Any] | None = None,
     *,
     at_most_once: bool = False,
+    retry: RetryPolicy | None = None,
+    retry_interrupted: bool = True,
 ) -> Callable[[F], F]: ...
 
 
@@ -74,6 +76,8 @@ def step(
     metadata: dict[str, Any] | None = None,
     *,
     at_most_once: bool = False,
+    retry: RetryPolicy | None = None,
+    retry_interrupted: bool = True,
 ) -> Any:
     """Mark a function as a durable step. Usable as ``@step`` or ``@step(...)``. An ``async
     def`` runs on the event loop; a plain ``def`` runs in a worker thread (await it either way).
@@ -85,20 +89,35 @@ def step(
     retry_after=...)`` to choose the wait. A timeout cannot stop code that blocks the event loop
     (an ``async def`` calling ``time.sleep``): such a step is reported in a warning; blocking
     code belongs in a plain ``def`` step. A timed-out thread is not killed (Python cannot): the
-    attempt fails and may be retried while it still runs. ``at_most_once`` (see the module
-    doc): never run an attempt twice; an interrupted attempt fails the step with
-    ``StepInterruptedError``.
+    attempt fails and may be retried while it still runs.
+
+    ``retry``: a ``RetryPolicy`` (which errors, how many attempts, backoff, jitter) instead of
+    ``max_retries``/``retry_delay``, which it cannot be combined with.
+
+    ``at_most_once`` (see the module doc): never run an attempt twice. An attempt interrupted
+    (its process died between starting it and recording its outcome) counts as an attempt that
+    failed with ``StepInterruptedError``, retried by the step's policy like any failure (the
+    AWS SDKs' at-most-once-per-retry); ``retry_interrupted=False`` fails the step at once
+    instead.
     """
     if callable(name):
         return step()(name)
     if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
         raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
     validate_retry_delay(retry_delay)
+    if retry is not None:
+        if not isinstance(retry, RetryPolicy):
+            raise TypeError(f"@step retry takes a RetryPolicy, got {retry!r}")
+        if max_retries is not None or retry_delay != "exponential":
+            raise ValueError(
+                "@step takes either retry=RetryPolicy(...) or max_retries/retry_delay, not both"
+            )
     timeout_s = None if timeout is None else parse_duration(timeout, name="@step timeout")
 
     def decorate(func: F) -> F:
         if not callable(func) or inspect.isclass(func):
             raise TypeError(f"@step decorates a function, got {func!r}")
+        returns = type_hints(func).get("return")
         defn = StepDefinition(
             name=name or func.__name__,
             func=func,
@@ -106,13 +125,17 @@ def step(
             retry_delay=retry_delay,
             timeout=timeout_s,
             metadata=dict(metadata or {}),
-            return_annotation=type_hints(func).get("return"),
+            return_annotation=returns,
+            retry=retry,
+            constrained=constrained(returns),
         )
         register_step(defn)
 
         @functools.wraps(func)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return await execute_step(defn, args, kwargs, at_most_once=at_most_once)
+            return await execute_step(
+                defn, args, kwargs, at_most_once=at_most_once, retry_interrupted=retry_interrupted
+            )
 
         wrapper.__step__ = True  # type: ignore[attr-defined]
         wrapper.__step_name__ = defn.name  # type: ignore[attr-defined]
@@ -200,6 +223,7 @@ async def execute_step(
     kwargs: dict[str, Any],
     *,
     at_most_once: bool = False,
+    retry_interrupted: bool = True,
 ) -> Any:
     ctx = _ctx.current()
     installed = _ctx.override()
@@ -221,8 +245,6 @@ async def execute_step(
             # The workflow's own code cancelled it (asyncio.wait_for, asyncio.timeout): they
             # turned that into a TimeoutError, which the step raises at once on replay.
             raise TimeoutError(str(rec.terminal.data.get("error", "")))
-        if rec.terminal.data.get("error_type") == StepInterruptedError.__name__:
-            raise StepInterruptedError(str(rec.terminal.data.get("error", "")))
         raise rebuild_error(rec.terminal.data, defn.name)
 
     retries = [e for e in rec.events if e.type == EventType.STEP_RETRYING] if rec else []
@@ -234,11 +256,15 @@ async def execute_step(
     ):
         interrupted = StepInterruptedError(
             f"Step {defn.name!r} (operation #{op}, attempt {attempt}) was interrupted: it "
-            "started but its outcome was never recorded, and it is at_most_once, so it is not "
-            "run again"
+            "started but its outcome was never recorded, and it is at_most_once, so that "
+            "attempt is not run again"
         )
-        await _record_failure(ctx, defn, op, attempt, interrupted)
-        raise interrupted
+        retry_in = _retry_in(ctx, defn, interrupted, attempt, op) if retry_interrupted else None
+        if retry_in is None:
+            await _record_failure(ctx, defn, op, attempt, interrupted)
+            raise interrupted
+        retries.append(await _record_retry(ctx, defn, op, attempt, interrupted, retry_in))
+        attempt += 1
     if retries:
         await _wait_until(ctx, retries[-1].data["retry_at"], op)
 
@@ -253,9 +279,10 @@ async def execute_step(
         error: Exception | None = None
         ctx.steps_running += 1
         try:
-            payload = to_jsonable(
-                await _call(defn, args, kwargs), what=f"The result of step {defn.name!r}"
-            )
+            what = f"The result of step {defn.name!r}"
+            payload = to_jsonable(await _call(defn, args, kwargs), what=what)
+            if defn.constrained:
+                check_result(payload, defn.return_annotation, what=what)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, then retried or raised
             error = exc
         except asyncio.CancelledError:
@@ -282,30 +309,58 @@ async def execute_step(
             )
             return from_jsonable(payload, defn.return_annotation)
 
-        retry_in = None
-        retryable = not isinstance(error, FatalError | SerializationError)
-        max_retries = defn.max_retries if defn.max_retries is not None else ctx.default_retries
-        if retryable and attempt <= max_retries:
-            retry_in = retry_after_seconds(getattr(error, "retry_after", None), ctx.now())
-            if retry_in is None:
-                retry_in = retry_delay_seconds(defn.retry_delay, attempt)
+        retry_in = _retry_in(ctx, defn, error, attempt, op)
         if retry_in is None:
             await _record_failure(ctx, defn, op, attempt, error)
             raise rebuild_error(describe_error(error), defn.name) from error
-        retry_at = ctx.now() + timedelta(seconds=retry_in)
-        await ctx.record(
-            EventType.STEP_RETRYING,
-            {
-                "op": op,
-                "name": defn.name,
-                "step_name": defn.name,
-                "attempt": attempt,
-                "retry_at": retry_at.isoformat(),
-                **describe_error(error),
-            },
-        )
+        retrying = await _record_retry(ctx, defn, op, attempt, error, retry_in)
         attempt += 1
-        await _wait_until(ctx, retry_at.isoformat(), op)
+        await _wait_until(ctx, retrying.data["retry_at"], op)
+
+
+def policy_of(defn: StepDefinition, ctx: _ctx.ExecutionContext) -> RetryPolicy | LegacyRetry:
+    """The step's retry policy: its ``RetryPolicy``, else what ``max_retries``/``retry_delay``
+    say (``max_retries`` defaults to ``configure(default_retries=)``, read when it runs)."""
+    if defn.retry is not None:
+        return defn.retry
+    max_retries = defn.max_retries if defn.max_retries is not None else ctx.default_retries
+    return LegacyRetry(max_retries=max_retries, retry_delay=defn.retry_delay)
+
+
+def _retry_in(
+    ctx: _ctx.ExecutionContext, defn: StepDefinition, error: BaseException, attempt: int, op: int
+) -> float | None:
+    """Seconds until the next attempt after ``error`` ended attempt ``attempt``, or None: the
+    step fails. Decided here, live, once: the answer is recorded and replays read it."""
+    seed = f"{ctx.run_id}/{ctx.path_of(op)}/{attempt}"
+    delay = policy_of(defn, ctx).next_delay(error, attempt, seed)
+    if delay is None:
+        return None
+    asked = retry_after_seconds(getattr(error, "retry_after", None), ctx.now())
+    return delay if asked is None else asked
+
+
+async def _record_retry(
+    ctx: _ctx.ExecutionContext,
+    defn: StepDefinition,
+    op: int,
+    attempt: int,
+    error: BaseException,
+    retry_in: float,
+) -> Event:
+    retry_at = ctx.now() + timedelta(seconds=retry_in)
+    return await ctx.record(
+        EventType.STEP_RETRYING,
+        {
+            "op": op,
+            "name": defn.name,
+            "step_name": defn.name,
+            "attempt": attempt,
+            "retry_at": retry_at.isoformat(),
+            "delay_seconds": retry_in,
+            **describe_error(error),
+        },
+    )
 
 
 def _note_cancelled(

@@ -13,7 +13,14 @@ from typing import Any, TypeVar, overload
 
 from pyworkflow.core.duration import parse_duration
 from pyworkflow.core.registry import WorkflowDefinition, register_workflow, type_hints
-from pyworkflow.core.serde import from_jsonable, to_jsonable, validate
+from pyworkflow.core.serde import (
+    check_result,
+    dumps,
+    from_jsonable,
+    to_jsonable,
+    type_label,
+    validate,
+)
 from pyworkflow.exceptions import InvalidArgumentsError, SerializationError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -126,7 +133,7 @@ def encode_arguments(
             except Exception as exc:  # noqa: BLE001 - pydantic's message names the field
                 raise InvalidArgumentsError(
                     f"Argument {pname!r} of workflow {defn.name!r} does not fit "
-                    f"{getattr(annotation, '__name__', annotation)}: {exc}"
+                    f"{type_label(annotation)}: {exc}"
                 ) from None
     what = f"The arguments of workflow {defn.name!r}"
     return _storable(list(args), what), _storable(kwargs, what)
@@ -138,6 +145,16 @@ def _storable(value: Any, what: str) -> Any:
         return to_jsonable(value, what=what)
     except SerializationError as exc:
         raise InvalidArgumentsError(str(exc), path=exc.path) from None
+
+
+def encode_result(defn: WorkflowDefinition, result: Any) -> str:
+    """The workflow's result as JSON text, checked against a constrained return annotation
+    (``InvalidResultError``; ``SerializationError`` if it cannot be stored at all)."""
+    what = f"The result of workflow {defn.name!r}"
+    text = dumps(result, what=what)
+    if "return" in defn.hints:
+        check_result(to_jsonable(result, what=what), defn.hints["return"], what=what)
+    return text
 
 
 def decode_arguments(

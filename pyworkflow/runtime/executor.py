@@ -26,7 +26,7 @@ from pyworkflow.core.models import HookStatus, RunStatus, WorkflowRun
 from pyworkflow.core.registry import WorkflowDefinition, get_workflow
 from pyworkflow.core.retry import format_traceback
 from pyworkflow.core.serde import describe, dumps, loads, to_jsonable
-from pyworkflow.core.workflow import decode_arguments, encode_arguments
+from pyworkflow.core.workflow import decode_arguments, encode_arguments, encode_result
 from pyworkflow.exceptions import (
     CancellationError,
     ConcurrencyError,
@@ -445,7 +445,7 @@ class Executor:
             )
             return await self._finish(journal, RunStatus.FAILED, error=err)
         try:
-            encoded = dumps(result, what=f"The result of workflow {defn.name!r}")
+            encoded = encode_result(defn, result)  # checked against an Annotated return type
         except SerializationError as exc:
             return await self._finish(journal, RunStatus.FAILED, error=exc)
         return await self._finish(journal, RunStatus.COMPLETED, result=encoded)

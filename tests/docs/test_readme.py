@@ -47,6 +47,7 @@ ACCOUNTED = [
         "# Hooks: fail, heartbeat, a recorded submitter",
         "tests/runtime/test_hook_outcomes.py, test_named_operations.py (the same calls)",
     ),
+    ("python", "from typing import Annotated", "test_the_retry_and_condition_snippet_runs"),
     ("python", "from datetime import timedelta", "test_the_testing_snippet_passes"),
     ("bash", "pyworkflow -m myapp.workflows workflows list", "test_the_cli_block_runs"),
     ("bash", "pyworkflow init hello", "tests/package/test_scaffold.py (the same steps, literally)"),
@@ -59,6 +60,7 @@ DIGESTS = {
     "python3 -m venv .venv && .venv/bin/pip install -q -e '.[dev]'": "5a5d2501d6b8",
     "import asyncio": "a915f66f5ca1",
     "# Hooks: fail, heartbeat, a recorded submitter": "d6503613c20c",
+    "from typing import Annotated": "2b26c705cdc0",
     "from datetime import timedelta": "8e719e2279fb",
     "pyworkflow -m myapp.workflows workflows list": "ffb9e51e28fe",
     "pyworkflow init hello": "37c9b5066dc7",
@@ -129,6 +131,21 @@ def test_the_demo_command_runs(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_retry_and_condition_snippet_runs(tmp_path: Path) -> None:
+    (tmp_path / "ship.py").write_text(block("from typing import Annotated"))
+    done = subprocess.run(
+        [sys.executable, "ship.py"],
+        cwd=tmp_path,
+        env=_user_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "suspended"  # waiting between two checks
 
 
 def test_the_workflow_snippet_runs(myapp: Path) -> None:

@@ -1,5 +1,8 @@
-"""``@step(at_most_once=True)``: ``step.started`` is recorded before the step runs; a step found
-started but unfinished after a crash is not run again but fails with ``StepInterruptedError``."""
+"""``@step(at_most_once=True)``: ``step.started`` is recorded before the step runs; an attempt
+found started but unfinished after a crash is never run again. It counts as an attempt that
+failed with ``StepInterruptedError`` (AWS's at-most-once-per-retry, conformance 1.17 and 1.18):
+the step's retry policy starts a new attempt, unless it has none left or ``retry_interrupted=False``
+(then the step fails with ``StepInterruptedError``)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,15 @@ from collections import Counter
 import pytest
 
 import pyworkflow
-from pyworkflow import EventType, RunStatus, get_workflow_events, get_workflow_run, step, workflow
+from pyworkflow import (
+    EventType,
+    RetryPolicy,
+    RunStatus,
+    get_workflow_events,
+    get_workflow_run,
+    step,
+    workflow,
+)
 from pyworkflow.core.step import StepInterruptedError
 from pyworkflow.runtime.executor import LIVE_OWNERS
 from pyworkflow.runtime.faults import Faults, FaultyStorage, InjectedCrash
@@ -19,10 +30,47 @@ from pyworkflow.storage import SQLiteStorageBackend
 RAN: Counter[str] = Counter()
 
 
-@step(at_most_once=True)
+@step(at_most_once=True, retry_interrupted=False)
 async def pay(order: str) -> str:
     RAN[order] += 1
     return f"paid {order}"
+
+
+@step(name="faults_pay_retried", at_most_once=True, max_retries=2, retry_delay=0)
+async def pay_retried(order: str) -> str:
+    RAN[order] += 1
+    return f"paid {order} on attempt {RAN[order]}"
+
+
+@step(name="faults_pay_one_attempt", at_most_once=True, retry=RetryPolicy.none())
+async def pay_one_attempt(order: str) -> str:
+    RAN[order] += 1
+    return f"paid {order}"
+
+
+@step(
+    name="faults_pay_filtered",
+    at_most_once=True,
+    retry=RetryPolicy(max_attempts=5, initial_delay=0, retry_on=ConnectionError),
+)
+async def pay_filtered(order: str) -> str:
+    RAN[order] += 1
+    return f"paid {order}"
+
+
+@workflow(name="faults_pay_retried")
+async def pay_retried_flow(order: str) -> str:
+    return await pay_retried(order)
+
+
+@workflow(name="faults_pay_one_attempt")
+async def pay_one_attempt_flow(order: str) -> str:
+    return await pay_one_attempt(order)
+
+
+@workflow(name="faults_pay_filtered")
+async def pay_filtered_flow(order: str) -> str:
+    return await pay_filtered(order)
 
 
 @workflow(name="faults_pay_unhandled")
@@ -92,6 +140,50 @@ async def test_a_finished_at_most_once_step_replays_its_result(tmp_path) -> None
         EventType.WORKFLOW_COMPLETED,
     ]
     assert RAN["o3"] == 1
+
+
+async def test_an_interrupted_attempt_is_a_failed_attempt_and_is_retried(tmp_path) -> None:
+    """Conformance 1.18: the crashed attempt is not run again; a new attempt is, once."""
+    run_id = await crash_before_recording(tmp_path, pay_retried_flow, "o4")
+    assert RAN["o4"] == 2  # the crashed attempt, then one retry: never the same attempt twice
+    run = await get_workflow_run(run_id)
+    assert run.status == RunStatus.COMPLETED
+    assert run.get_result() == "paid o4 on attempt 2"
+    events = await get_workflow_events(run_id)
+    assert [e.type for e in events] == [
+        EventType.WORKFLOW_STARTED,
+        EventType.STEP_STARTED,
+        EventType.STEP_RETRYING,
+        EventType.STEP_STARTED,
+        EventType.STEP_COMPLETED,
+        EventType.WORKFLOW_COMPLETED,
+    ]
+    retrying = events[2]
+    assert retrying.data["attempt"] == 1
+    assert retrying.data["error_type"] == "StepInterruptedError"
+    assert "interrupted" in retrying.data["error"]
+    assert [e.data["attempt"] for e in events if e.type == EventType.STEP_STARTED] == [1, 2]
+    assert events[4].data["attempt"] == 2
+
+
+async def test_an_interrupted_attempt_with_no_attempts_left_fails_the_step(tmp_path) -> None:
+    """Conformance 1.17: no retry configured, so the interruption fails the step."""
+    run_id = await crash_before_recording(tmp_path, pay_one_attempt_flow, "o5")
+    assert RAN["o5"] == 1
+    run = await get_workflow_run(run_id)
+    assert run.status == RunStatus.FAILED
+    assert run.error_type == "StepInterruptedError"
+    types = [e.type for e in await get_workflow_events(run_id)]
+    assert EventType.STEP_RETRYING not in types
+
+
+async def test_an_interruption_is_retried_only_if_the_policy_retries_it(tmp_path) -> None:
+    """retry_on=ConnectionError: a StepInterruptedError is not among the retried errors."""
+    run_id = await crash_before_recording(tmp_path, pay_filtered_flow, "o6")
+    assert RAN["o6"] == 1
+    run = await get_workflow_run(run_id)
+    assert run.status == RunStatus.FAILED
+    assert run.error_type == "StepInterruptedError"
 
 
 async def test_plain_steps_record_no_start() -> None:

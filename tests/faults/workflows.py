@@ -31,7 +31,7 @@ async def flaky(key: str) -> int:
     return 10
 
 
-@step(at_most_once=True)
+@step(at_most_once=True, retry_interrupted=False)  # the crash tests count it: never twice
 async def charge(key: str) -> int:
     CALLS[f"charge:{key}"] += 1
     return 1000
