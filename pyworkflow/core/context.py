@@ -316,9 +316,15 @@ class ExecutionContext:
         """Record an event. Deferred events ride along with the next write (a suspension writes
         them together with the run record, in one atomic write)."""
         event = self.record_later(type_, data, final=final)
-        if not defer:
+        if not defer or (not final and not self._fits(event)):
+            # An event the store cannot hold is written (and fitted) at once: a deferred one
+            # would reach the store only with a final write, after the code went on with it.
             await self.flush()
         return event
+
+    def _fits(self, event: Event) -> bool:
+        fits = getattr(self.journal, "fits", None)  # a runtime without payload limits has none
+        return True if fits is None else bool(fits(event))
 
     def record_later(self, type_: EventType, data: dict[str, Any], *, final: bool = False) -> Event:
         """Record an event that rides along with the next write (no await: ``patched()`` is a

@@ -133,6 +133,10 @@ class RunJournal:
         # What the store can hold, looked at once per execution (None: anything)
         self.guard = PayloadGuard.for_storage(self.storage)
 
+    def fits(self, event: Event) -> bool:
+        """Whether the store can hold ``event`` as it is (the execution defers only such)."""
+        return self.guard is None or not self.guard.oversized([event])
+
     @_io
     async def write(self, events: list[Event]) -> None:
         expires = self.run.lease_expires_at
