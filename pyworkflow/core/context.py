@@ -212,9 +212,6 @@ class ExecutionContext:
         # first ``get_context()``: one object per execution, so identity checks hold.
         self.facade: Any = None
         self.interrupted = False  # set by the runtime: reload at the next new operation
-        # step attempts under way: a step that completes while none other runs defers its
-        # event to the next write (see ``begin``), so a run's last step rides with its ending
-        self.steps_running = 0
         self.awaits_child = False  # a child's ending is among what the run waits for
         self.child_wait_since: datetime | None = None  # since when (the earliest such child)
         self.closed = False  # the execution has ended: no operation may start any more
@@ -407,9 +404,6 @@ class ExecutionContext:
         if rec is not None:
             self._reached.add(op)  # its outcome is handed out now (see _replay_turn)
             return op, rec
-        # A deferred step result is written before anything new happens: no side effect ever
-        # starts while an earlier one's outcome is only in memory.
-        await self.flush()
         if self.interrupted:
             from pyworkflow.exceptions import RestartSignal
 

@@ -277,7 +277,6 @@ async def execute_step(
         started = time.perf_counter()
         step_token = _ctx.enter_step(f"step {defn.name!r}")
         error: Exception | None = None
-        ctx.steps_running += 1
         try:
             what = f"The result of step {defn.name!r}"
             payload = to_jsonable(await _call(defn, args, kwargs), what=what)
@@ -289,12 +288,8 @@ async def execute_step(
             _note_cancelled(ctx, defn, op, attempt)
             raise
         finally:
-            ctx.steps_running -= 1
             _ctx.leave_step(step_token)
         if error is None:
-            # Written at once if another step is under way (its outcome must not wait on that
-            # one), else with the next write: the next operation's start (``begin`` flushes
-            # first), the suspension or the ending — one write fewer per run.
             await ctx.record(
                 EventType.STEP_COMPLETED,
                 {
@@ -305,7 +300,6 @@ async def execute_step(
                     "attempt": attempt,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 },
-                defer=ctx.steps_running == 0,
             )
             return from_jsonable(payload, defn.return_annotation)
 
