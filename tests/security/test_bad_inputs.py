@@ -152,7 +152,7 @@ REFUSED = [
         "/runs",
         404,
         "UnknownWorkflowError",
-        "'nope' is not registered. Available: api_",
+        "'nope' is not registered. Available: ",
         body={"workflow": "nope"},
     ),
     Refused(
