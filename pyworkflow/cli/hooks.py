@@ -5,6 +5,7 @@ too."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -98,18 +99,31 @@ def list_cmd(run_id: str | None, status: str | None, limit: int) -> None:
     )
 
 
+def _hook_target(command: Callable[..., None]) -> Callable[..., None]:
+    """A hook is named by its TOKEN, or by --run RUN_ID and --name NAME (resume and fail alike)."""
+    for option in reversed(
+        [
+            click.argument("token", required=False),
+            click.option(
+                "--run",
+                "--run-id",
+                "run_id",
+                metavar="RUN_ID",
+                help="The run waiting on the hook (with --name; no token needed).",
+            ),
+            click.option(
+                "--name",
+                metavar="NAME",
+                help="The hook's name (default: the run's only pending hook).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @hooks.command("resume")
-@click.argument("token", required=False)
-@click.option(
-    "--run",
-    "--run-id",
-    "run_id",
-    metavar="RUN_ID",
-    help="The run waiting on the hook (with --name; no token needed).",
-)
-@click.option(
-    "--name", metavar="NAME", help="The hook's name (default: the run's only pending hook)."
-)
+@_hook_target
 @click.option(
     "--payload",
     "-p",
@@ -155,17 +169,7 @@ def _check_target(token: str | None, run_id: str | None, name: str | None) -> No
 
 
 @hooks.command("fail")
-@click.argument("token", required=False)
-@click.option(
-    "--run",
-    "--run-id",
-    "run_id",
-    metavar="RUN_ID",
-    help="The run waiting on the hook (with --name; no token needed).",
-)
-@click.option(
-    "--name", metavar="NAME", help="The hook's name (default: the run's only pending hook)."
-)
+@_hook_target
 @click.option(
     "--type",
     "error_type",

@@ -54,6 +54,14 @@ class Call:
     body: Any = None
     has_body: bool = False
 
+    @classmethod
+    def with_body(
+        cls, action: str, method: str, path: str, ids: dict[str, Any], body: dict[str, Any]
+    ) -> Call:
+        """A call with a JSON object body: over HTTP ``ids`` travel in the path, ``body`` as the
+        body; as a direct invoke both are the action's fields."""
+        return cls(action, method, path, params={**ids, **body}, body=body, has_body=True)
+
 
 def seg(value: str) -> str:
     """One path segment, percent-encoded (ids and hook names may hold any character)."""
@@ -171,13 +179,8 @@ class RemoteTransport:
         body = {"reason": reason} if reason is not None else {}
         try:
             answer = await self._call(
-                Call(
-                    "cancel_run",
-                    "POST",
-                    f"/runs/{seg(run_id)}/cancel",
-                    params={"run_id": run_id, **body},
-                    body=body,
-                    has_body=True,
+                Call.with_body(
+                    "cancel_run", "POST", f"/runs/{seg(run_id)}/cancel", {"run_id": run_id}, body
                 )
             )
         except RunAlreadyEndedError:
@@ -219,14 +222,7 @@ class RemoteTransport:
         # SendDurableExecutionCallbackFailure is.
         body = {"error_type": error_type, "message": message}
         answer = await self._call(
-            Call(
-                "fail_hook",
-                "POST",
-                f"/hooks/{seg(token)}/fail",
-                params={"token": token, **body},
-                body=body,
-                has_body=True,
-            )
+            Call.with_body("fail_hook", "POST", f"/hooks/{seg(token)}/fail", {"token": token}, body)
         )
         return _as(HookResumed, answer)
 
@@ -235,13 +231,12 @@ class RemoteTransport:
     ) -> HookResumed:
         body = {"error_type": error_type, "message": message}
         answer = await self._call(
-            Call(
+            Call.with_body(
                 "fail_hook_by_name",
                 "POST",
                 f"/runs/{seg(run_id)}/hooks/{seg(name)}/fail",
-                params={"run_id": run_id, "name": name, **body},
-                body=body,
-                has_body=True,
+                {"run_id": run_id, "name": name},
+                body,
             )
         )
         return _as(HookResumed, answer)
@@ -313,13 +308,12 @@ class RemoteTransport:
     ) -> Schedule:
         body = _dump(ScheduleUpdateRequest(spec=spec, overlap_policy=overlap_policy))
         answer = await self._call(
-            Call(
+            Call.with_body(
                 "update_schedule",
                 "PATCH",
                 f"/schedules/{seg(schedule_id)}",
-                params={"schedule_id": schedule_id, **body},
-                body=body,
-                has_body=True,
+                {"schedule_id": schedule_id},
+                body,
             )
         )
         return _as(Schedule, answer)
@@ -342,13 +336,12 @@ class RemoteTransport:
 
     async def trigger_schedule(self, schedule_id: str) -> str:
         answer = await self._call(
-            Call(
+            Call.with_body(
                 "trigger_schedule",
                 "POST",
                 f"/schedules/{seg(schedule_id)}/trigger",
-                params={"schedule_id": schedule_id},
-                body={},
-                has_body=True,
+                {"schedule_id": schedule_id},
+                {},
             )
         )
         return _as(Started, answer).run_id

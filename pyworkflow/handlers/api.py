@@ -36,7 +36,7 @@ import binascii
 import json
 import logging
 import re
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any, TypeVar
@@ -179,6 +179,24 @@ def _responses(status: int, description: str, *errors: int) -> dict[int, OpenAPI
     return out
 
 
+# What a hook route can answer besides its 202: the hook or run unknown (404), ended (409/410),
+# a payload too large (413) or refused by the hook's schema (422).
+_HOOK_ERRORS = (400, 404, 409, 410, 413, 422)
+
+
+def _hook_route(
+    path: str, summary: str, delivered: str, errors: tuple[int, ...] = _HOOK_ERRORS
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The POST routes that act on a hook: 202 with ``HookResumeResponse``, tagged "hooks"."""
+    return app.post(
+        path,
+        status_code=202,
+        tags=["hooks"],
+        summary=summary,
+        responses=_responses(202, delivered, *errors),
+    )
+
+
 def _json_response(status: int, body: Any) -> Response:
     return Response(
         status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body)
@@ -257,12 +275,10 @@ def cancel_run(
     return _run(ops.cancel_run(get_runtime(), _seg(run_id), body.reason if body else None))
 
 
-@app.post(
+@_hook_route(
     "/runs/<run_id>/hooks/<name>",
-    status_code=202,
-    tags=["hooks"],
-    summary="Resume a run's hook by name",
-    responses=_responses(202, "Payload delivered", 400, 404, 409, 410, 413, 422),
+    "Resume a run's hook by name",
+    "Payload delivered",
 )
 def resume_hook_by_name(
     run_id: RunId,
@@ -274,12 +290,10 @@ def resume_hook_by_name(
     return _run(ops.resume_hook_by_name(get_runtime(), _seg(run_id), _seg(name), payload))
 
 
-@app.post(
+@_hook_route(
     "/runs/<run_id>/hooks/<name>/fail",
-    status_code=202,
-    tags=["hooks"],
-    summary="Fail a run's hook by name",
-    responses=_responses(202, "Failure delivered", 400, 404, 409, 410, 413, 422),
+    "Fail a run's hook by name",
+    "Failure delivered",
 )
 def fail_hook_by_name(
     run_id: RunId,
@@ -296,35 +310,30 @@ def fail_hook_by_name(
 # Failing and heartbeating take the token in the path too, but are signed API calls (they match
 # /{proxy+} in template.yaml, not the public POST /hooks/{token}), as AWS's
 # SendDurableExecutionCallbackFailure/Heartbeat are IAM-authorized.
-@app.post(
+@_hook_route(
     "/hooks/<token>/fail",
-    status_code=202,
-    tags=["hooks"],
-    summary="Fail a hook: the run's await hook(...) raises HookFailedError",
-    responses=_responses(202, "Failure delivered", 400, 404, 409, 410, 413, 422),
+    "Fail a hook: the run's await hook(...) raises HookFailedError",
+    "Failure delivered",
 )
 def fail_hook(token: str, body: Annotated[HookFailRequest, Body()]) -> HookResumeResponse:
     return _run(ops.fail_hook(get_runtime(), _seg(token), body.error_type, body.message))
 
 
-@app.post(
+@_hook_route(
     "/hooks/<token>/heartbeat",
-    status_code=202,
-    tags=["hooks"],
-    summary="Keep a hook with a heartbeat_timeout alive",
-    responses=_responses(202, "Heartbeat taken", 400, 404, 409, 410),
+    "Keep a hook with a heartbeat_timeout alive",
+    "Heartbeat taken",
+    errors=(400, 404, 409, 410),
 )
 def heartbeat_hook(token: str) -> HookResumeResponse:
     return _run(ops.heartbeat_hook(get_runtime(), _seg(token)))
 
 
 # --- the public webhook ------------------------------------------------------------------------
-@app.post(
+@_hook_route(
     "/hooks/<token>",
-    status_code=202,
-    tags=["hooks"],
-    summary="Deliver a payload to a hook (the token is the credential)",
-    responses=_responses(202, "Payload delivered", 400, 404, 409, 410, 413, 422),
+    "Deliver a payload to a hook (the token is the credential)",
+    "Payload delivered",
 )
 def resume_hook(
     token: str,
