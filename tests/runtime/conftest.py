@@ -1,9 +1,20 @@
+from collections import Counter
+
 import pytest
 
 import pyworkflow
 from pyworkflow.core.clock import ManualClock
 from pyworkflow.storage import InMemoryStorageBackend, SQLiteStorageBackend
 from tests.storage.sql_servers import SQL_SERVERS, make_sql_backend
+
+# How often each test's steps ran, by key: one counter the runtime tests share, emptied before
+# each test (the steps counting into it are defined at their modules' top level).
+calls: Counter[str] = Counter()
+
+
+@pytest.fixture(autouse=True)
+def _reset_calls():
+    calls.clear()
 
 
 @pytest.fixture(params=["memory", "sqlite", *SQL_SERVERS])

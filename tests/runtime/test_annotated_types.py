@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Annotated
 
 import pytest
@@ -25,15 +24,7 @@ from pyworkflow import (
     step,
     workflow,
 )
-from tests.runtime.conftest import start_failing
-
-calls: Counter[str] = Counter()
-
-
-@pytest.fixture(autouse=True)
-def _reset_calls():
-    calls.clear()
-
+from tests.runtime.conftest import calls, start_failing
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Lower = Annotated[str, AfterValidator(str.lower)]

@@ -2,8 +2,6 @@
 it chose are recorded and replayed, never recomputed; errors keep their type name and message
 through the history (conformance step 1.10-1.13)."""
 
-from collections import Counter
-
 import pytest
 
 from pyworkflow import (
@@ -19,14 +17,7 @@ from pyworkflow import (
     step,
     workflow,
 )
-from tests.runtime.conftest import start_failing
-
-calls: Counter[str] = Counter()
-
-
-@pytest.fixture(autouse=True)
-def _reset_calls():
-    calls.clear()
+from tests.runtime.conftest import calls, start_failing
 
 
 class PaymentDeclinedError(Exception):

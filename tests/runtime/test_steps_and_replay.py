@@ -21,14 +21,7 @@ from pyworkflow import (
     step,
     workflow,
 )
-from tests.runtime.conftest import start_failing
-
-calls: Counter[str] = Counter()
-
-
-@pytest.fixture(autouse=True)
-def _reset_calls():
-    calls.clear()
+from tests.runtime.conftest import calls, start_failing
 
 
 class Receipt(BaseModel):

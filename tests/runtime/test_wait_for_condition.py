@@ -4,7 +4,6 @@ check; a replay returns the same states and waits without calling anything."""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 
 import pytest
@@ -23,14 +22,7 @@ from pyworkflow import (
     wait_for_condition,
     workflow,
 )
-from tests.runtime.conftest import start_failing
-
-calls: Counter[str] = Counter()
-
-
-@pytest.fixture(autouse=True)
-def _reset_calls():
-    calls.clear()
+from tests.runtime.conftest import calls, start_failing
 
 
 async def drive(run_id: str, clock) -> None:
