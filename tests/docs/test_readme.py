@@ -103,6 +103,21 @@ def _user_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def _python(
+    cwd: Path, home: Path, *args: str, timeout: int = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run this Python as a user would, in ``cwd``, with the user environment of ``home``."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=_user_env(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @pytest.fixture
 def myapp(tmp_path: Path) -> Path:
     """The README's workflow saved as myapp/workflows.py, as its testing snippet says."""
@@ -116,72 +131,43 @@ def test_the_demo_command_runs(tmp_path: Path) -> None:
     command = block("python3 -m venv .venv && .venv/bin/pip install -q -e . &&").strip()
     demo = command.split("&&")[-1].strip()
     assert demo == ".venv/bin/python examples/order_processing.py"  # the venv: .ci/run's
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "examples" / "order_processing.py"),
-            "--db",
-            str(tmp_path / "demo.db"),
-        ],
-        cwd=REPO,
-        env=_user_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = _python(
+        REPO,
+        tmp_path,
+        str(REPO / "examples" / "order_processing.py"),
+        "--db",
+        str(tmp_path / "demo.db"),
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_the_retry_and_condition_snippet_runs(tmp_path: Path) -> None:
     (tmp_path / "ship.py").write_text(block("from typing import Annotated"))
-    done = subprocess.run(
-        [sys.executable, "ship.py"],
-        cwd=tmp_path,
-        env=_user_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _python(tmp_path, tmp_path, "ship.py")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().splitlines()[-1] == "suspended"  # waiting between two checks
 
 
 def test_the_workflow_snippet_runs(myapp: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "myapp/workflows.py"],
-        cwd=myapp,
-        env=_user_env(myapp),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _python(myapp, myapp, "myapp/workflows.py")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().splitlines()[-1] == "suspended"
 
 
 def test_the_testing_snippet_passes(myapp: Path) -> None:
     (myapp / "test_order.py").write_text(block("from datetime import timedelta"))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-o",
-            "asyncio_mode=auto",
-            "test_order.py",
-        ],
-        cwd=myapp,
-        env=_user_env(myapp),
-        capture_output=True,
-        text=True,
+    done = _python(
+        myapp,
+        myapp,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "asyncio_mode=auto",
+        "test_order.py",
         timeout=300,
-        check=False,
     )
     assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout + done.stderr
 
