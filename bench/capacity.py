@@ -357,7 +357,7 @@ def quota_rows(w: Workload, cost: RunCost) -> list[Row]:
     return [
         Row("table writes (on-demand table quota)", table, TABLE_WCU_QUOTA, "WCU/s", hard=False),
         Row(
-            f"busiest GSI writes ({busiest[0]}, per-GSI quota)",
+            f"busiest GSI writes ({busiest[0]}; quota = table's?)",
             per_s * busiest[1],
             TABLE_WCU_QUOTA,
             "WCU/s",
