@@ -53,7 +53,7 @@ os.environ.setdefault("POWERTOOLS_DEV", "false")
 
 from aiobotocore.endpoint import AioEndpoint  # type: ignore[import-untyped]  # noqa: E402
 
-from pyworkflow import config, continue_as_new, sleep, step, workflow  # noqa: E402
+from pyworkflow import config, continue_as_new, hook, sleep, step, workflow  # noqa: E402
 from pyworkflow.core.models import RunStatus  # noqa: E402
 from pyworkflow.dev import moto_server  # noqa: E402
 from pyworkflow.dev.pumps import PumpResult, fire_due_schedules, pump_queue  # noqa: E402
@@ -100,6 +100,13 @@ async def sleeper(scenario: str, seconds: float) -> int:
     before = await bench_add(scenario, 1, 0)
     await sleep(seconds)
     return await bench_add(scenario, 2, before)
+
+
+@workflow(name="bench_hook")
+async def hooked() -> int:
+    before = await bench_add("hook", 1, 0)
+    payload = await hook("approval")
+    return await bench_add("hook", int(payload["add"]), before)
 
 
 @workflow(name="bench_chain")
@@ -395,6 +402,16 @@ async def scenario_sleep_sqs_delay(b: Bench, runs: int) -> tuple[list[str], Pump
     return ids, result
 
 
+async def scenario_hook(b: Bench, runs: int) -> tuple[list[str], PumpResult]:
+    ids = [await b.client.start(hooked) for _ in range(runs)]
+    result = await pump(b)
+    for run_id in ids:  # as an API call would: the client runtime resumes the hook by name
+        await b.client.resume_hook_by_name(run_id, "approval", {"add": 2})
+    add(result, await pump(b, stop_when=await until_ended(b, ids), idle_polls=5, wait_seconds=1))
+    await expect(b, ids, 3)
+    return ids, result
+
+
 CHAIN_LINKS = 5
 
 
@@ -435,6 +452,7 @@ SCENARIOS = [
     Scenario(
         "chain", f"continue-as-new {CHAIN_LINKS} runs x 2 steps", scenario_chain, "other_runs"
     ),
+    Scenario("hook", "2 steps around a hook (resumed by name)", scenario_hook, "other_runs"),
 ]
 
 

@@ -5,7 +5,8 @@ and the cost per million steps, each against its AWS limit.
     python bench/capacity.py --runs-per-s 10000 --steps 10 --sleeps 0 --hooks 0 [--layout old|new]
 
 Nothing here is a second copy of the table layout: a run's life (pending -> running ->
-[suspended -> running] x sleeps -> completed) is turned into items by
+[suspended -> running] x (sleeps + hooks) -> completed, and its hooks' pending -> received) is
+turned into items by
 ``pyworkflow.storage.dynamodb_items.run_item`` with the ``CURRENT`` (``--layout new``) or
 ``LEGACY`` (``--layout old``: before write-sharding, commit bff4852) key families, and the
 index writes are the differences between consecutive items, counted as DynamoDB bills them: an
@@ -34,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyworkflow.core.models import RunStatus, WorkflowRun  # noqa: E402
+from pyworkflow.core.models import Hook, HookStatus, RunStatus, WorkflowRun  # noqa: E402
 from pyworkflow.storage import dynamodb_items as items  # noqa: E402
 from pyworkflow.transport import storm  # noqa: E402
 
@@ -170,73 +171,120 @@ def _segments(steps: int, waits: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(waits + 1)]
 
 
+RUN_ID = "run_capacity0"
+
+
 def run_cost(w: Workload) -> RunCost:
-    """The requests one run of the workload makes, in the order the worker makes them (see
-    ``bench/aws_requests.py --trace``)."""
-    if w.hooks:
-        raise ValueError("hooks are not modelled yet (only steps and sleeps)")
+    """The requests one run of the workload makes, in the order the worker (and, for a hook,
+    the API) makes them: see ``bench/aws_requests.py --trace``. Its sleeps come first, then its
+    hooks, with the steps spread evenly between them."""
     cost = RunCost()
     r = cost.requests
-    item: items.Item | None = None
-    run = WorkflowRun(
-        run_id="run_capacity0", workflow_name=w.workflow, created_at=T0, updated_at=T0
-    )
+    stored: dict[str, items.Item | None] = {"run": None}
+    run = WorkflowRun(run_id=RUN_ID, workflow_name=w.workflow, created_at=T0, updated_at=T0)
 
-    def write(op: str, new: WorkflowRun, wru: float = 1.0) -> float:
-        nonlocal item
-        after = items.run_item(new, 30.0, layout=w.layout)
-        cost.index_writes.update(index_writes(w.layout, item, after))
-        item = after
+    def write(op: str, after: items.Item, kind: str = "run") -> float:
+        cost.index_writes.update(index_writes(w.layout, stored.get(kind), after))
+        stored[kind] = after
         r[f"dynamodb.{op}"] += 1
-        cost.wru_table += wru
-        return wru
+        cost.wru_table += 1.0
+        return 1.0
 
-    def events(op: str, count: int, wru: float) -> float:
+    def update_run(record: WorkflowRun) -> float:
+        return write("UpdateItem", items.run_item(record, 30.0, layout=w.layout))
+
+    def events(op: str, count: int) -> float:
         r[f"dynamodb.{op}"] += count
-        cost.wru_table += wru * count
-        return wru * count
+        cost.wru_table += count
+        return float(count)
 
-    def read(op: str) -> None:
+    def read(op: str, units: float = 1.0) -> None:
         r[f"dynamodb.{op}"] += 1
-        cost.rru += 1.0
+        cost.rru += units
 
     # the client starts it: one PutItem (the run and its first event), one SendMessage
-    write("PutItem", run)
+    write("PutItem", items.run_item(run, 30.0, layout=w.layout))
     r["sqs.SendMessage"] += 1
-    segments = _segments(w.steps, w.sleeps)
+    waits = ["sleep"] * w.sleeps + ["hook"] * w.hooks
+    segments = _segments(w.steps, len(waits))
     long_sleep = w.sleep_seconds > w.sqs_delay_max
     for d, steps in enumerate(segments):
+        after = waits[d - 1] if d else None  # the wait this drive resumes from
         cost.messages += 1
         read("GetItem")  # the run, before taking its lease
         running = run.model_copy(
             update={"status": RunStatus.RUNNING, "lease_owner": "worker", "wake_at": None}
         )
-        wru = write("UpdateItem", running)
+        wru = update_run(running)
         read("Query")  # the history (and the run item's first event)
-        if d == 0:
-            wru += events("PutItem", steps, 1.0)
-        else:  # the wait's completion rides with the next step's result: one transaction
+        if after is None:
+            wru += events("PutItem", steps)
+        elif after == "sleep":  # its completion rides with the next step's result
             r["dynamodb.TransactWriteItems"] += 1
             cost.wru_table += 4.0  # 2 items x 2 (transactional)
-            wru += 4.0 + events("PutItem", steps - 1, 1.0)
-        if d < len(segments) - 1:
-            wru += events("PutItem", 1, 1.0)  # sleep started
+            wru += 4.0 + events("PutItem", steps - 1)
+        else:  # a hook: replay looks it up, then its receipt and the steps are written
+            read("Query", 0.5)
+            wru += events("PutItem", 1 + steps)
+        if d == len(segments) - 1:
+            ended = running.model_copy(update={"status": RunStatus.COMPLETED, "completed_at": T0})
+            wru += update_run(ended)  # the ending: its last events in ``tail`` + the record
+            if w.hooks:
+                read("Query", 0.5)  # the run's pending hooks, disposed of at its end
+        elif waits[d] == "sleep":
+            wru += events("PutItem", 1)  # sleep started
             wake = T0 + timedelta(seconds=w.sleep_seconds * (d + 1))
-            wru += write(
-                "UpdateItem",
-                running.model_copy(
-                    update={"status": RunStatus.SUSPENDED, "lease_owner": None, "wake_at": wake}
-                ),
-            )
+            asleep = {"status": RunStatus.SUSPENDED, "lease_owner": None, "wake_at": wake}
+            wru += update_run(running.model_copy(update=asleep))
             _timer(w, cost, long_sleep)
         else:
-            ended = running.model_copy(update={"status": RunStatus.COMPLETED, "completed_at": T0})
-            wru += write("UpdateItem", ended)  # the ending: last events in ``tail`` + record
+            wru += _hook(w, cost, d, write, read, running)
         run = running
         cost.busiest_drive_wru = max(cost.busiest_drive_wru, wru)
     if w.sleeps and w.timers == "run":
         r["scheduler.DeleteSchedule"] += 1  # the ending forgets the run's last wait key
     return cost
+
+
+def _hook(w: Workload, cost: RunCost, d: int, write: Any, read: Any, running: WorkflowRun) -> float:
+    """A hook wait: the worker creates the hook and suspends; the API (resume by name)
+    receives it, makes the run due (``Executor.touch``) and sends its wake-up."""
+    hook = Hook(
+        token_hash=f"{d:064x}",
+        run_id=RUN_ID,
+        hook_id=f"hook_approval_{d}",
+        name="approval",
+        op=d + 2,
+        created_at=T0,
+    )
+    read("Query", 0.5)  # an existing hook of this op? (a retried drive must not make two)
+    wru = write("PutItem", items.hook_item(hook, 30.0, layout=w.layout), f"hook{d}")
+    wru += write_event(cost)  # hook created
+    read("Query", 0.5)
+    asleep = running.model_copy(update={"status": RunStatus.SUSPENDED, "lease_owner": None})
+    wru += write("UpdateItem", items.run_item(asleep, 30.0, layout=w.layout))
+    # the API: find it by name, read the run, receive it, touch the run, wake it
+    read("Query", 0.5)
+    read("GetItem")
+    received = hook.model_copy(update={"status": HookStatus.RECEIVED, "received_at": T0})
+    write("PutItem", items.hook_item(received, 30.0, layout=w.layout), f"hook{d}")
+    read("GetItem")
+    write(
+        "UpdateItem",
+        items.run_item(
+            asleep.model_copy(update={"wake_at": T0 + timedelta(seconds=d + 1)}),
+            30.0,
+            layout=w.layout,
+        ),
+    )
+    cost.requests["sqs.SendMessage"] += 1
+    return wru
+
+
+def write_event(cost: RunCost) -> float:
+    cost.requests["dynamodb.PutItem"] += 1
+    cost.wru_table += 1.0
+    return 1.0
 
 
 def _timer(w: Workload, cost: RunCost, long_sleep: bool) -> None:
@@ -297,16 +345,23 @@ class Hot:
 
 
 def hottest(
-    layout: items.Layout, per_s: float, writes: Counter[tuple[str, str, str]]
+    layout: items.Layout,
+    per_s: float,
+    writes: Counter[tuple[str, str, str]],
+    drive_s: float = DEFAULT_DRIVE_MS / 1000.0,
 ) -> dict[str, Hot]:
     """Per index, its hottest partition. A family's writes spread evenly over its shards
-    (uniform hashing: the hottest shard takes total / shards)."""
+    (uniform hashing: the hottest shard takes total / shards). A key named after the run itself
+    (the hooks of a run) takes only that run's writes: at most all of them within one drive."""
     out: dict[str, Hot] = {}
     for (index, prefix, name), count in writes.items():
         family = next(f for f in layout.families if f.index == index and f.prefix == prefix)
-        total = per_s * count
-        needed = max(1, math.floor(total / (SAFE_FRACTION * PARTITION_WCU)) + 1)
-        hot = Hot(family.keys(name or None)[0], total / family.shards, family.shards, needed)
+        if name == RUN_ID:
+            hot = Hot(f"{prefix}#<run_id>", count / drive_s, family.shards, 1)
+        else:
+            total = per_s * count
+            needed = max(1, math.floor(total / (SAFE_FRACTION * PARTITION_WCU)) + 1)
+            hot = Hot(family.keys(name or None)[0], total / family.shards, family.shards, needed)
         if index not in out or hot.rate > out[index].rate:
             out[index] = hot
     return out
@@ -334,7 +389,7 @@ def partition_rows(w: Workload, cost: RunCost) -> list[Row]:
             "RUN#<run_id>",
         )
     )
-    hot = hottest(w.layout, w.runs_per_s, cost.index_writes)
+    hot = hottest(w.layout, w.runs_per_s, cost.index_writes, drive_s)
     for index in items.INDEXES:
         if index not in hot:
             rows.append(Row(f"{index} hottest partition", 0.0, PARTITION_WCU, "WCU/s", "(unused)"))
@@ -437,7 +492,8 @@ def report(w: Workload, name: str) -> bool:
     cost = run_cost(w)
     print(
         f"\n== layout {name}: {w.runs_per_s:,.0f} run starts/s, {w.steps} steps, {w.sleeps} sleeps "
-        f"of {w.sleep_seconds:g} s ({w.timers} timers) => {w.steps_per_s:,.0f} steps/s"
+        f"of {w.sleep_seconds:g} s ({w.timers} timers), {w.hooks} hooks => "
+        f"{w.steps_per_s:,.0f} steps/s"
     )
     r = cost.requests
     print(
@@ -505,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-per-s", type=float, default=10_000.0)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--sleeps", type=int, default=0)
-    parser.add_argument("--hooks", type=int, default=0, help="must be 0: not modelled yet")
+    parser.add_argument("--hooks", type=int, default=0, help="hooks per run, resumed by name")
     parser.add_argument("--sleep-seconds", type=float, default=60.0)
     parser.add_argument("--timers", choices=storm.TIMER_MODES, default="run")
     parser.add_argument("--layout", choices=("old", "new", "both"), default="both")

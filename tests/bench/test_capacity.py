@@ -123,8 +123,15 @@ def test_long_sleep_on_the_scheduler_hops_early_and_rearms_on_sqs() -> None:
     assert cost.messages == 3  # first drive, early wake, the drive after the sleep
 
 
-def test_model_refuses_workloads_it_does_not_model() -> None:
-    with pytest.raises(ValueError, match="hooks"):
-        capacity.run_cost(capacity.Workload(hooks=1))
+def test_model_refuses_a_wait_without_a_step_after_it() -> None:
     with pytest.raises(ValueError, match="step after every wait"):
-        capacity.run_cost(capacity.Workload(steps=1, sleeps=1))
+        capacity.run_cost(capacity.Workload(steps=2, sleeps=1, hooks=1))
+
+
+def test_a_hooks_run_key_is_one_runs_own_and_its_status_key_is_sharded() -> None:
+    w = capacity.Workload(runs_per_s=10_000.0, steps=2, hooks=1)
+    cost = capacity.run_cost(w)
+    assert cost.index_writes[("GSI1", "HOOKSTATUS", "pending")] == 2  # comes, goes
+    assert cost.index_writes[("GSI6", "HOOKRUN", capacity.RUN_ID)] == 2  # created, received
+    hot = capacity.hottest(items.CURRENT, w.runs_per_s, cost.index_writes, drive_s=0.1)
+    assert hot["GSI6"].key == "HOOKRUN#<run_id>" and hot["GSI6"].rate == pytest.approx(20.0)

@@ -1,7 +1,8 @@
 """The capacity model's per-run counts equal the requests bench/aws_requests.py counts on the
 local stack (DynamoDB Local + moto SQS/Scheduler, the worker fed by the SQS pump) for the same
-workloads: every request by service and operation, the messages driven, and the index write
-units DynamoDB Local reports. The bench runs in its own process: it patches aiobotocore to count."""
+workloads (10 steps; 2 steps around a sleep, by SQS and by Scheduler; 2 around a hook resumed
+by name): every request by service and operation, the messages driven, and the index write
+units DynamoDB Local reports. The bench runs in its own process: it patches aiobotocore."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ WORKLOADS = {
     "ten_steps": capacity.Workload(steps=10),
     "sleep_scheduler": capacity.Workload(steps=2, sleeps=1, sleep_seconds=2, sqs_delay_max=0),
     "sleep_sqs_delay": capacity.Workload(steps=2, sleeps=1, sleep_seconds=2),
+    "hook": capacity.Workload(steps=2, hooks=1),
 }
 
 
