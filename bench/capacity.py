@@ -6,8 +6,8 @@ and the cost per million steps, each against its AWS limit.
 
 Nothing here is a second copy of the table layout: a run's life (pending -> running ->
 [suspended -> running] x (sleeps + hooks) -> completed, and its hooks' pending -> received) is
-turned into items by
-``pyworkflow.storage.dynamodb_items.run_item`` with the ``CURRENT`` (``--layout new``) or
+turned into items by ``pyworkflow.storage.dynamodb_items.run_item`` (and ``hook_item``) with
+the ``CURRENT`` (``--layout new``) or
 ``LEGACY`` (``--layout old``: before write-sharding, commit bff4852) key families, and the
 index writes are the differences between consecutive items, counted as DynamoDB bills them: an
 entry that appears or goes is one write, a changed index key is two (delete + put), a changed
@@ -18,7 +18,8 @@ sequence per drive is the one ``bench/aws_requests.py`` counts on the local stac
 Assumptions (printed with the figures): items and index entries <= 1 KB (1 WRU a write, 2 per
 transaction item; 1 RRU a strongly consistent read <= 4 KB); every run is of one workflow (the
 worst case for the workflow index); an index family spreads over its shards by crc32 of the
-record id, so its hottest shard takes total / shards (uniform hashing); a run's own items
+record id, so its hottest shard takes total / shards on average (uniform hashing; the busiest
+second of one shard is printed too, as "1-s peak"); a run's own items
 (``RUN#<id>``) take at most its busiest drive's writes within one drive's duration.
 """
 
@@ -343,6 +344,15 @@ class Hot:
     shards: int
     needed: int
 
+    @property
+    def peak(self) -> float:
+        """The busiest shard in one second when writes land at random (Poisson counts): about
+        mean + sqrt(2 ln shards x mean). DynamoDB's burst capacity absorbs such seconds; the
+        verdict is on the mean, as stated."""
+        if self.shards <= 1:
+            return self.rate
+        return self.rate + math.sqrt(2.0 * math.log(self.shards) * self.rate)
+
 
 def hottest(
     layout: items.Layout,
@@ -395,7 +405,8 @@ def partition_rows(w: Workload, cost: RunCost) -> list[Row]:
             rows.append(Row(f"{index} hottest partition", 0.0, PARTITION_WCU, "WCU/s", "(unused)"))
             continue
         h = hot[index]
-        note = f"{h.key} ({h.shards} shards; {h.needed} for < 50 %)"
+        peak = 100.0 * h.peak / PARTITION_WCU
+        note = f"{h.key} ({h.shards} shards; {h.needed} for < 50 %; 1-s peak ~{peak:.0f} %)"
         rows.append(Row(f"{index} hottest partition", h.rate, PARTITION_WCU, "WCU/s", note))
     return rows
 

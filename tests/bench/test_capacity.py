@@ -135,3 +135,9 @@ def test_a_hooks_run_key_is_one_runs_own_and_its_status_key_is_sharded() -> None
     assert cost.index_writes[("GSI6", "HOOKRUN", capacity.RUN_ID)] == 2  # created, received
     hot = capacity.hottest(items.CURRENT, w.runs_per_s, cost.index_writes, drive_s=0.1)
     assert hot["GSI6"].key == "HOOKRUN#<run_id>" and hot["GSI6"].rate == pytest.approx(20.0)
+
+
+def test_one_second_peak_of_a_shard_is_mean_plus_poisson_spread() -> None:
+    hot = capacity.Hot("STATUS#active#0", 468.75, 64, 61)
+    assert hot.peak == pytest.approx(468.75 + (2 * 4.1589 * 468.75) ** 0.5, rel=1e-3)
+    assert capacity.Hot("PARENT#x", 10.0, 1, 1).peak == 10.0  # one key: no spread
