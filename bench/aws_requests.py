@@ -53,7 +53,7 @@ os.environ.setdefault("POWERTOOLS_DEV", "false")
 
 from aiobotocore.endpoint import AioEndpoint  # type: ignore[import-untyped]  # noqa: E402
 
-from pyworkflow import config, continue_as_new, sleep, step, workflow  # noqa: E402
+from pyworkflow import config, continue_as_new, hook, sleep, step, workflow  # noqa: E402
 from pyworkflow.core.models import RunStatus  # noqa: E402
 from pyworkflow.dev import moto_server  # noqa: E402
 from pyworkflow.dev.pumps import PumpResult, fire_due_schedules, pump_queue  # noqa: E402
@@ -100,6 +100,13 @@ async def sleeper(scenario: str, seconds: float) -> int:
     before = await bench_add(scenario, 1, 0)
     await sleep(seconds)
     return await bench_add(scenario, 2, before)
+
+
+@workflow(name="bench_hook")
+async def hooked() -> int:
+    before = await bench_add("hook", 1, 0)
+    payload = await hook("approval")
+    return await bench_add("hook", int(payload["add"]), before)
 
 
 @workflow(name="bench_chain")
@@ -303,12 +310,23 @@ class Bench:
     batch_size: int
 
 
+#: (seconds, messages) of every worker invocation: the measured drive duration
+INVOCATIONS: list[tuple[float, int]] = []
+
+
 async def pump(b: Bench, **kwargs: Any) -> PumpResult:
+    def timed(event: dict[str, Any], context: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return b.worker.handler(event, context)
+        finally:
+            INVOCATIONS.append((time.perf_counter() - t0, len(event.get("Records", []))))
+
     kwargs.setdefault("wait_seconds", 0)
     kwargs.setdefault("idle_polls", 2)
     kwargs.setdefault("max_invocations", 10_000)
     return await pump_queue(
-        b.worker.handler,
+        timed,
         b.stack.queue_url,
         sqs=b.esm_sqs,
         queue_arn=b.stack.queue_arn,
@@ -384,6 +402,16 @@ async def scenario_sleep_sqs_delay(b: Bench, runs: int) -> tuple[list[str], Pump
     return ids, result
 
 
+async def scenario_hook(b: Bench, runs: int) -> tuple[list[str], PumpResult]:
+    ids = [await b.client.start(hooked) for _ in range(runs)]
+    result = await pump(b)
+    for run_id in ids:  # as an API call would: the client runtime resumes the hook by name
+        await b.client.resume_hook_by_name(run_id, "approval", {"add": 2})
+    add(result, await pump(b, stop_when=await until_ended(b, ids), idle_polls=5, wait_seconds=1))
+    await expect(b, ids, 3)
+    return ids, result
+
+
 CHAIN_LINKS = 5
 
 
@@ -424,6 +452,7 @@ SCENARIOS = [
     Scenario(
         "chain", f"continue-as-new {CHAIN_LINKS} runs x 2 steps", scenario_chain, "other_runs"
     ),
+    Scenario("hook", "2 steps around a hook (resumed by name)", scenario_hook, "other_runs"),
 ]
 
 
@@ -445,6 +474,21 @@ class Figures:
     checks: list[str]
     trace: list[str]
     elapsed: float
+    ms_per_message: float  # worker invocation time per message it drove
+
+    def as_data(self) -> dict[str, Any]:
+        """The counts as data (``--json``; ``tests/bench`` compares them with
+        ``bench/capacity.py``'s model): per run, the user's requests by ``service.Operation``,
+        the messages the worker received, the index WRU DynamoDB Local reported; and the
+        elapsed milliseconds per message driven."""
+        return {
+            "runs": self.runs,
+            "steps": self.steps,
+            "requests_per_run": {op: c / self.runs for op, c in sorted(self.user.items()) if c},
+            "messages_per_run": self.pumped.received / self.runs,
+            "wru_index_per_run": self.wru_index / self.runs,
+            "ms_per_message": self.ms_per_message,
+        }
 
 
 USER_LABELS = (
@@ -463,6 +507,7 @@ async def measure(b: Bench, sc: Scenario, runs: int, *, trace: bool) -> Figures:
     client_ddb0 = Counter(b.client.storage.requests)
     client_disp0 = Counter(b.client.dispatcher.requests)
     TALLY.clear()
+    INVOCATIONS.clear()
     _EMPTY[sc.name] = 0
     b.esm_sqs._bench_scenario = sc.name
     steps0 = STEPS[sc.name]
@@ -546,6 +591,9 @@ async def measure(b: Bench, sc: Scenario, runs: int, *, trace: bool) -> Figures:
         checks=checks,
         trace=lines,
         elapsed=elapsed,
+        ms_per_message=1000.0
+        * sum(s for s, _ in INVOCATIONS)
+        / max(1, sum(m for _, m in INVOCATIONS)),
     )
 
 
@@ -582,7 +630,7 @@ def report(f: Figures, batch_size: int) -> dict[str, float]:
     print(
         f"\n== {sc.label}: {f.runs} runs, {steps} steps ({steps / f.runs:g}/run), "
         f"{inv} Lambda invocations for {messages} messages (ESM batch <= {batch_size}), "
-        f"{f.elapsed:.1f} s"
+        f"{f.elapsed:.1f} s, worker {f.ms_per_message:.0f} ms per message"
     )
     print(f"   {'request':32} {'total':>6} {'/run':>7} {'/step':>7}   sent by")
     for op in sorted(u):
@@ -734,22 +782,30 @@ async def bench(args: argparse.Namespace, stack: moto_server.AwsStack) -> None:
             )
             hook_empty_receives(esm_sqs)
             await probe.get_run("run_warmup")  # open the probe's client (not counted below)
+            out = sys.stderr if args.json else sys.stdout
             print(
                 f"pyworkflow AWS requests per step: DynamoDB Local + moto {REGION}, "
-                f"ESM batch size {args.batch_size}"
+                f"ESM batch size {args.batch_size}",
+                file=out,
             )
             print(
                 "prices: DynamoDB on-demand $0.625/M WRU, $0.125/M RRU (transactional x2, "
                 "items <= 1 KB, Query ~ 1 RRU); SQS $0.40/M; Scheduler $1.00/M invocations "
-                "(CreateSchedule counted as one); Lambda $0.20/M requests, duration excluded"
+                "(CreateSchedule counted as one); Lambda $0.20/M requests, duration excluded",
+                file=out,
             )
             totals = []
+            data = {}
             for sc in SCENARIOS:
                 if args.only and sc.name not in args.only:
                     continue
                 runs = getattr(args, sc.runs_arg)
                 figures = await measure(b, sc, runs, trace=args.trace)
-                totals.append((sc, report(figures, args.batch_size)))
+                data[sc.name] = figures.as_data()
+                if not args.json:
+                    totals.append((sc, report(figures, args.batch_size)))
+            if args.json:
+                print(json.dumps(data, indent=1))
             summary(totals)
     finally:
         await asyncio.to_thread(worker.reset)
@@ -825,6 +881,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=[s.name for s in SCENARIOS])
     parser.add_argument(
         "--trace", action="store_true", help="list the requests of the first run of each scenario"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print each scenario's per-run counts as JSON only"
     )
     args = parser.parse_args()
     asyncio.run(run_all(args))

@@ -183,8 +183,9 @@ class Family:
 
 
 # Shard counts: a status or due partition takes two writes per run (the entry comes, the entry
-# goes), the others one; see bench/capacity.py for the load each takes. Changing a count
-# needs ``python -m pyworkflow.storage.dynamodb_migrate`` (re-keys stored items).
+# goes), the others one; ``bench/capacity.py`` shows the load each takes. Changing a count (or
+# any key below) needs ``pyworkflow db rekey`` (``storage/dynamodb_migrate.py``: re-keys stored
+# items).
 RUN_STATUS = Family("GSI1", "STATUS", 64)
 RUN_WORKFLOW = Family("GSI2", "WF", 32)
 RUN_PARENT = Family("GSI3", "PARENT", 1)  # the children of one run
@@ -211,9 +212,63 @@ FAMILIES = (
 ACTIVE = "active"
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Every index key family of the table, and whether unfinished run statuses share one status
+    key. ``CURRENT`` is what this code writes and lists; ``LEGACY`` is the layout before
+    write-sharding (commit bff4852), kept so ``bench/capacity.py --layout old`` can show which
+    key was hot and the migration's tests can say what they re-key."""
+
+    run_status: Family
+    run_workflow: Family
+    run_parent: Family
+    run_all: Family
+    run_due: Family
+    hook_status: Family
+    hook_all: Family
+    hook_run: Family
+    schedules: Family
+    group_active: bool
+
+    @property
+    def families(self) -> tuple[Family, ...]:
+        return (
+            self.run_status,
+            self.run_workflow,
+            self.run_parent,
+            self.run_all,
+            self.run_due,
+            self.hook_status,
+            self.hook_all,
+            self.hook_run,
+            self.schedules,
+        )
+
+    def status_name(self, status: RunStatus) -> str:
+        """The name of the status index partition holding runs of ``status``."""
+        if self.group_active and not status.is_terminal:
+            return ACTIVE
+        return status.value
+
+
+CURRENT = Layout(*FAMILIES, group_active=True)
+LEGACY = Layout(
+    run_status=Family("GSI1", "STATUS", 1),
+    run_workflow=Family("GSI2", "WF", 1),
+    run_parent=RUN_PARENT,
+    run_all=Family("GSI4", "RUNS", 4),
+    run_due=Family("GSI5", "DUE", 4),
+    hook_status=Family("GSI1", "HOOKSTATUS", 1),
+    hook_all=Family("GSI4", "HOOKS", 4),
+    hook_run=HOOK_RUN,
+    schedules=Family("GSI1", "SCHEDULES", 1),
+    group_active=False,
+)
+
+
 def status_group(status: RunStatus) -> str:
     """The name of the status index partition holding runs of ``status``."""
-    return status.value if status.is_terminal else ACTIVE
+    return CURRENT.status_name(status)
 
 
 def ttl_at(when: datetime | None, retention_days: float | None) -> int | None:
@@ -261,7 +316,11 @@ def hook_sort(hook: Hook) -> str:
 
 # --- items -------------------------------------------------------------------------------------
 def run_item(
-    run: WorkflowRun, retention_days: float | None, first_event: Event | None = None
+    run: WorkflowRun,
+    retention_days: float | None,
+    first_event: Event | None = None,
+    *,
+    layout: Layout = CURRENT,
 ) -> Item:
     """The run record plus the attributes of every index it belongs to right now (and, when
     the run is created with it, its first event). Updates SET these attributes and REMOVE the
@@ -274,15 +333,15 @@ def run_item(
         "st": s(run.status.value),
         "wf": s(run.workflow_name),
         "GSISK": s(run_sort(run)),
-        "GSI1PK": s(RUN_STATUS.key(run.run_id, status_group(run.status))),
-        "GSI2PK": s(RUN_WORKFLOW.key(run.run_id, run.workflow_name)),
-        "GSI4PK": s(RUN_ALL.key(run.run_id)),
+        "GSI1PK": s(layout.run_status.key(run.run_id, layout.status_name(run.status))),
+        "GSI2PK": s(layout.run_workflow.key(run.run_id, run.workflow_name)),
+        "GSI4PK": s(layout.run_all.key(run.run_id)),
     }
     if run.parent_run_id is not None:
-        item["GSI3PK"] = s(RUN_PARENT.key(run.run_id, run.parent_run_id))
+        item["GSI3PK"] = s(layout.run_parent.key(run.run_id, run.parent_run_id))
     due = due_sort(run)
     if due is not None:
-        item["GSI5PK"] = s(RUN_DUE.key(run.run_id))
+        item["GSI5PK"] = s(layout.run_due.key(run.run_id))
         item["DUESK"] = s(due)
     if first_event is not None:
         item[E1] = s(first_event.model_dump_json(exclude_defaults=True))
@@ -346,7 +405,7 @@ def event_item(event: Event, ttl: int | None = None) -> Item:
     return item
 
 
-def hook_item(hook: Hook, retention_days: float | None) -> Item:
+def hook_item(hook: Hook, retention_days: float | None, *, layout: Layout = CURRENT) -> Item:
     item: Item = {
         **hook_key(hook.token_hash),
         "data": s(hook.model_dump_json()),
@@ -355,9 +414,9 @@ def hook_item(hook: Hook, retention_days: float | None) -> Item:
         "hook_id": s(hook.hook_id),
         "hook_name": s(hook.name),
         "GSISK": s(hook_sort(hook)),
-        "GSI1PK": s(HOOK_STATUS.key(hook.token_hash, hook.status.value)),
-        "GSI4PK": s(HOOK_ALL.key(hook.token_hash)),
-        "GSI6PK": s(HOOK_RUN.key(hook.token_hash, hook.run_id)),
+        "GSI1PK": s(layout.hook_status.key(hook.token_hash, hook.status.value)),
+        "GSI4PK": s(layout.hook_all.key(hook.token_hash)),
+        "GSI6PK": s(layout.hook_run.key(hook.token_hash, hook.run_id)),
     }
     if hook.status != HookStatus.PENDING:  # settled: kept for the retention, like its run
         expires = ttl_at(hook.received_at or hook.expires_at or hook.created_at, retention_days)
@@ -366,14 +425,14 @@ def hook_item(hook: Hook, retention_days: float | None) -> Item:
     return item
 
 
-def schedule_item(schedule: Schedule) -> Item:
+def schedule_item(schedule: Schedule, *, layout: Layout = CURRENT) -> Item:
     return {
         **schedule_key(schedule.schedule_id),
         "data": s(schedule.model_dump_json()),
         "version": n(schedule.version),
         "st": s(schedule.status.value),
         "wf": s(schedule.workflow_name),
-        "GSI1PK": s(SCHEDULES.key(schedule.schedule_id)),
+        "GSI1PK": s(layout.schedules.key(schedule.schedule_id)),
         "GSISK": s(f"{utc_iso(schedule.created_at)}#{schedule.schedule_id}"),
     }
 
