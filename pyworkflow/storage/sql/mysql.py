@@ -23,8 +23,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pyworkflow.exceptions import ConcurrencyError, ConfigurationError
-from pyworkflow.storage.sql.base import INDEXES, TABLE_KEYS, TABLES, SQLConnection
+from pyworkflow.exceptions import ConfigurationError
+from pyworkflow.storage.sql.base import TABLES, SQLConnection
 from pyworkflow.storage.sql.server import (
     MIGRATIONS_TABLE,
     SCHEMA_VERSION,
@@ -49,41 +49,30 @@ _CONFLICT_CODES = (1205, 1213)  # lock wait timeout, deadlock: the transaction w
 _TABLE = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 
 
-def _my(sql: str) -> str:
-    return translate_placeholders(sql.replace("%", "%%"), lambda _: "%s")
-
-
 class _Connection:
     """``SQLConnection`` over one aiomysql connection."""
 
-    __slots__ = ("_backend", "_conn", "_sql")
+    __slots__ = ("_backend", "_conn")
 
     def __init__(self, conn: Any, backend: ServerSQLStorageBackend) -> None:
         self._conn = conn
-        self._sql = backend._sql
         self._backend = backend
-
-    def _q(self, sql: str) -> str:
-        q = self._sql.get(sql)
-        if q is None:
-            q = self._sql[sql] = _my(sql)
-        return q
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._backend.statements += 1
         async with self._conn.cursor() as cur:
-            count: int = await cur.execute(self._q(sql), tuple(params) or None)
+            count: int = await cur.execute(self._backend.dialect_sql(sql), tuple(params) or None)
             return count
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._backend.statements += 1
         async with self._conn.cursor() as cur:
-            await cur.executemany(self._q(sql), [tuple(r) for r in rows])
+            await cur.executemany(self._backend.dialect_sql(sql), [tuple(r) for r in rows])
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
         self._backend.statements += 1
         async with self._conn.cursor() as cur:
-            await cur.execute(self._q(sql), tuple(params) or None)
+            await cur.execute(self._backend.dialect_sql(sql), tuple(params) or None)
             row: Sequence[Any] | None = await cur.fetchone()
             return row
 
@@ -92,12 +81,15 @@ class MySQLStorageBackend(ServerSQLStorageBackend):
     """The storage contract on MySQL 8 / MariaDB 10.6+ (see the module docstring)."""
 
     NAME: ClassVar[str] = "mysql"
+    TITLE: ClassVar[str] = "MySQL"
     TYPES: ClassVar[dict[str, str]] = {
         "key": "VARCHAR(255)",
         "time": "VARCHAR(40)",
         "int": "BIGINT",
         "json": "LONGTEXT",
     }
+    TABLE_OPTIONS: ClassVar[dict[str, str]] = dict.fromkeys(TABLES, _TABLE)
+    INLINE_INDEXES: ClassVar[bool] = True
     LOCK_ROW: ClassVar[str] = " FOR UPDATE"
     DUE_SUFFIX: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
     UNIQUE_VIOLATION: ClassVar[tuple[type[BaseException], ...]] = (
@@ -134,17 +126,6 @@ class MySQLStorageBackend(ServerSQLStorageBackend):
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
             f" ON DUPLICATE KEY UPDATE {updates}"
         )
-
-    def schema_statements(self) -> list[str]:
-        """One ``CREATE TABLE IF NOT EXISTS`` per table, its indexes inside it."""
-        statements = []
-        for table, columns in TABLES.items():
-            parts = [f"{c} {self.TYPES[t]} {constraint}".rstrip() for c, t, constraint in columns]
-            if table in TABLE_KEYS:
-                parts.append(TABLE_KEYS[table])
-            parts += [f"INDEX {n} ({c})" for n, t, c in INDEXES if t == table]
-            statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(parts)}){_TABLE}")
-        return statements
 
     # --- pool and migrations ------------------------------------------------------------------
     async def _connect_params(self) -> dict[str, Any]:
@@ -214,36 +195,32 @@ class MySQLStorageBackend(ServerSQLStorageBackend):
                 await tx.fetchone("SELECT RELEASE_LOCK(?)", (_LOCK_NAME,))
 
     # --- the dialect ---------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[SQLConnection]:
-        pool = await self.pool()
-        self.statements += 2  # BEGIN, COMMIT (or ROLLBACK): round trips too
-        await self._refresh_password(pool)
-        try:
-            async with pool.acquire() as conn:
-                await conn.begin()
-                try:
-                    yield _Connection(conn, self)
-                except BaseException:
-                    await conn.rollback()
-                    raise
-                await conn.commit()
-        except pymysql.err.OperationalError as exc:
-            if exc.args and exc.args[0] in _CONFLICT_CODES:
-                raise ConcurrencyError(f"MySQL aborted a conflicting write: {exc}") from exc
-            raise
+    def _translate(self, sql: str) -> str:
+        return translate_placeholders(sql.replace("%", "%%"), lambda _: "%s")
 
-    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
-        pool = await self.pool()
-        self.statements += 1
-        await self._refresh_password(pool)
-        q = self._sql.get(sql)
-        if q is None:
-            q = self._sql[sql] = _my(sql)
+    @contextlib.asynccontextmanager
+    async def _begin(self, pool: Any) -> AsyncIterator[SQLConnection]:
+        async with pool.acquire() as conn:
+            await conn.begin()
+            try:
+                yield _Connection(conn, self)
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
+
+    async def _fetch_rows(self, pool: Any, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         async with pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(q, tuple(params) or None)
+            await cur.execute(sql, tuple(params) or None)
             rows: list[Sequence[Any]] = list(await cur.fetchall())
             return rows
+
+    def _is_conflict(self, exc: Exception) -> bool:
+        return (
+            isinstance(exc, pymysql.err.OperationalError)
+            and bool(exc.args)
+            and exc.args[0] in _CONFLICT_CODES
+        )
 
 
 def _parse_url(dsn: str) -> tuple[dict[str, Any], dict[str, str]]:

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pyworkflow.exceptions import ConcurrencyError, ConfigurationError
+from pyworkflow.exceptions import ConfigurationError
 from pyworkflow.storage.sql.base import SQLConnection
 from pyworkflow.storage.sql.server import (
     LOCK_KEY,
@@ -53,34 +53,29 @@ _CONFLICTS: tuple[type[BaseException], ...] = (
 
 
 class _Connection:
-    """``SQLConnection`` over one asyncpg connection; statements translated once, cached."""
+    """``SQLConnection`` over one asyncpg connection."""
 
-    __slots__ = ("_backend", "_conn", "_sql")
+    __slots__ = ("_backend", "_conn")
 
     def __init__(self, conn: Any, backend: ServerSQLStorageBackend) -> None:
         self._conn = conn
-        self._sql = backend._sql
         self._backend = backend
-
-    def _pg(self, sql: str) -> str:
-        pg = self._sql.get(sql)
-        if pg is None:
-            pg = self._sql[sql] = translate_placeholders(sql, lambda i: f"${i}")
-        return pg
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._backend.statements += 1
-        status: str = await self._conn.execute(self._pg(sql), *params)
+        status: str = await self._conn.execute(self._backend.dialect_sql(sql), *params)
         count = status.rpartition(" ")[2]  # "UPDATE 1", "INSERT 0 1", "CREATE TABLE"
         return int(count) if count.isdigit() else 0
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._backend.statements += 1
-        await self._conn.executemany(self._pg(sql), rows)
+        await self._conn.executemany(self._backend.dialect_sql(sql), rows)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
         self._backend.statements += 1
-        row: Sequence[Any] | None = await self._conn.fetchrow(self._pg(sql), *params)
+        row: Sequence[Any] | None = await self._conn.fetchrow(
+            self._backend.dialect_sql(sql), *params
+        )
         return row
 
 
@@ -88,6 +83,7 @@ class PostgresStorageBackend(ServerSQLStorageBackend):
     """The storage contract on PostgreSQL (see the module docstring)."""
 
     NAME: ClassVar[str] = "postgres"
+    TITLE: ClassVar[str] = "PostgreSQL"
     TYPES: ClassVar[dict[str, str]] = {
         "key": _TEXT,
         "time": _TEXT,
@@ -163,24 +159,20 @@ class PostgresStorageBackend(ServerSQLStorageBackend):
                 await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
 
     # --- the dialect ---------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[SQLConnection]:
-        pool = await self.pool()
-        self.statements += 2  # BEGIN, COMMIT (or ROLLBACK): round trips too
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                yield _Connection(conn, self)
-        except _CONFLICTS as exc:
-            raise ConcurrencyError(f"PostgreSQL aborted a conflicting write: {exc}") from exc
+    def _translate(self, sql: str) -> str:
+        return translate_placeholders(sql, lambda i: f"${i}")
 
-    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
-        pool = await self.pool()
-        self.statements += 1
-        pg = self._sql.get(sql)
-        if pg is None:
-            pg = self._sql[sql] = translate_placeholders(sql, lambda i: f"${i}")
-        rows: list[Sequence[Any]] = await pool.fetch(pg, *params)
+    @contextlib.asynccontextmanager
+    async def _begin(self, pool: Any) -> AsyncIterator[SQLConnection]:
+        async with pool.acquire() as conn, conn.transaction():
+            yield _Connection(conn, self)
+
+    async def _fetch_rows(self, pool: Any, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        rows: list[Sequence[Any]] = await pool.fetch(sql, *params)
         return rows
+
+    def _is_conflict(self, exc: Exception) -> bool:
+        return isinstance(exc, _CONFLICTS)
 
 
 def _split_options(dsn: str) -> tuple[str, dict[str, str]]:
