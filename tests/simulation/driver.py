@@ -33,6 +33,7 @@ from pyworkflow.runtime.worker import owner_is_dead, run_once
 from pyworkflow.service.hooks import deliver_hook
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.memory import InMemoryStorageBackend, is_due
+from pyworkflow.storage.sql.server import ServerSQLStorageBackend
 from tests.simulation.interpreter import BAD_PAYLOAD, GOOD_PAYLOAD, sim_program
 from tests.simulation.invariants import open_ops
 from tests.simulation.program import Instr, Program, hooks_of
@@ -42,6 +43,9 @@ MAX_ROUNDS = 4000
 # Writes and sends a seed may make (typical seeds make a few hundred): past this the engine is
 # running away (a drive that replays and conflicts again and again), and the seed is stuck.
 MAX_POINTS = 30_000
+# A server reply slower than this is a hang (a lock held by a task that will never run), not
+# a slow query: the seed is reported stuck instead of waiting forever. Not a timing assertion.
+SERVER_REPLY_SECONDS = 120.0
 Action = tuple[str, Worker | None, Callable[[], Awaitable[Any]]]
 
 
@@ -73,6 +77,8 @@ class Driver:
         self.rounds = 0
         self.stuck: str | None = None
         self.errors: list[str] = []  # unexpected exceptions out of actions
+        #: every store made so far; settling waits for those on a database server
+        self.stores: list[StorageBackend] = []
         self._runs: dict[str, WorkflowRun] | None = None
         self._hooks: list[Hook] | None = None
         w.canceller = self.cancel_inside
@@ -216,12 +222,19 @@ class Driver:
         self.tasks.append((task, worker))
 
     async def settle(self) -> None:
-        """Run every runnable task until none is (each is done or held by the world)."""
+        """Run every runnable task until none is (each is done or held by the world).
+
+        A task awaiting a database server is not runnable yet but not held either: its reply
+        comes after no fixed number of loop turns. So when no task is ready, settling also
+        waits for the servers' in-flight operations (``wait_idle``) and goes on; the embedded
+        stores never have any, so their seeds settle exactly as before (same trace)."""
         self.forget_views()
         loop = asyncio.get_running_loop()
         for _ in range(200_000):
             await asyncio.sleep(0)
-            if not getattr(loop, "_ready", None):
+            if getattr(loop, "_ready", None):
+                continue
+            if not await self.wait_for_servers():
                 break
         else:
             self.stuck = "actions kept running without end (a livelock)"
@@ -236,6 +249,17 @@ class Driver:
                 still.append((task, worker))
         self.tasks = still
         self.forget_views()
+
+    async def wait_for_servers(self) -> bool:
+        """Wait until no operation of a server store is in flight; whether any was."""
+        busy = [s for s in self.stores if isinstance(s, ServerSQLStorageBackend) and s.in_flight]
+        for server in busy:
+            try:
+                await asyncio.wait_for(server.wait_idle(), SERVER_REPLY_SECONDS)
+            except TimeoutError:
+                self.stuck = f"a {server.NAME} operation never finished (a lock never released)"
+                return False
+        return bool(busy)
 
     async def actions(self) -> list[Action]:
         out: list[Action] = []

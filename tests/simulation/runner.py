@@ -16,7 +16,9 @@ their parent's result. Nothing else is left to timing, so the comparison is exac
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import random
 import shutil
 import tempfile
@@ -27,6 +29,9 @@ from typing import Any
 
 from pyworkflow.runtime.executor import LIVE_OWNERS
 from pyworkflow.storage.memory import InMemoryStorageBackend
+from pyworkflow.storage.sql.mysql import MySQLStorageBackend
+from pyworkflow.storage.sql.postgres import PostgresStorageBackend
+from pyworkflow.storage.sql.server import ServerSQLStorageBackend
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
 from tests.simulation import interpreter as _interpreter  # noqa: F401 - registers sim_program
 from tests.simulation.aws_driver import LEASE_SECONDS as AWS_LEASE
@@ -36,11 +41,17 @@ from tests.simulation.invariants import Waiting, check, snapshot, top_results
 from tests.simulation.program import ALL_FEATURES, Features, Program, generate
 from tests.simulation.world import FaultPlan, TraceEntry, World, installed
 
-CONFIGS = ("memory", "sqlite", "aws")
+CONFIGS = ("memory", "sqlite", "aws")  # the configurations a seed draws from
+# Embedded workers over a database server, each worker with its own pool (as separate
+# processes would have); chosen by name only (``--config postgres``), never drawn, so every
+# seed keeps the configuration it always had. One schema / database per simulation.
+SERVER_CONFIGS = ("postgres", "mysql")
 # Branches an early stop never started are closed unawaited; Python says so at collection.
 warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
 EMBEDDED_LEASE = 60.0
 NO_FAULTS = FaultPlan()
+SERVER_POOL = 4  # connections per worker's pool: up to 8 workers and the observer per seed
+_STORES = itertools.count()
 
 
 def config_of(seed: int) -> str:
@@ -94,6 +105,14 @@ async def _simulate(
         return store
 
     shared = InMemoryStorageBackend() if config == "memory" else None
+    if config in SERVER_CONFIGS:
+        url = server_store_url(config, f"sim{seed}_{os.getpid()}_{next(_STORES)}")
+
+        def make_store() -> Any:
+            store = _server_backend(config, url)
+            stores.append(store)
+            return store
+
     with installed(w):
         observer = make_store()
         driver: Driver
@@ -108,6 +127,7 @@ async def _simulate(
                 config,
                 concurrent_passes=features.concurrent_passes,
             )
+        driver.stores = stores  # the list itself: workers made later add their stores
         try:
             await driver.run()
             snap = await snapshot(observer)
@@ -119,7 +139,11 @@ async def _simulate(
             problems.append(f"stuck: {driver.stuck}")
         results = top_results(snap, driver.top, len(programs), Waiting(snap, driver.hooks))
     for store in stores:
-        await store.close()
+        if store is not observer:
+            await store.close()
+    if isinstance(observer, ServerSQLStorageBackend):
+        await _drop_store(observer)
+    await observer.close()
     return SimResult(
         seed=seed,
         config=config,
@@ -133,6 +157,33 @@ async def _simulate(
         rounds=driver.rounds,
         trace=tuple(w.trace),
     )
+
+
+def server_store_url(kind: str, name: str) -> str:
+    """The URL of a store of its own (schema / database ``name``) on the session's server of
+    ``kind`` (``tests/storage/sql_servers.py``: started on first use, stopped at exit)."""
+    from tests.storage.sql_servers import server
+
+    url = server(kind).url
+    if kind == "postgres":
+        return f"{url}?schema={name}"
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def _server_backend(kind: str, url: str) -> ServerSQLStorageBackend:
+    if kind == "postgres":
+        return PostgresStorageBackend(url, pool_size=SERVER_POOL)
+    return MySQLStorageBackend(url, pool_size=SERVER_POOL)
+
+
+async def _drop_store(store: ServerSQLStorageBackend) -> None:
+    """Drop the simulation's schema / database, so a sweep of many seeds leaves nothing."""
+    if isinstance(store, PostgresStorageBackend):
+        statement = f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE'
+    else:
+        statement = f"DROP DATABASE IF EXISTS `{store.dsn.rsplit('/', 1)[1]}`"
+    async with store._transaction() as tx:
+        await tx.execute(statement)
 
 
 def simulate(
