@@ -36,7 +36,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.simulation.program import ALL_FEATURES, CI_FEATURES, Features, generate  # noqa: E402
-from tests.simulation.runner import CONFIGS, SERVER_CONFIGS, check_seed  # noqa: E402
+from tests.simulation.runner import CONFIGS, check_seed  # noqa: E402
+from tests.simulation.servers import SERVER_CONFIGS, kind_of  # noqa: E402
 from tests.storage.sql_servers import server  # noqa: E402
 
 
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     flag = " --features ci" if args.features == "ci" else ""
     if args.config in SERVER_CONFIGS:
         try:
-            server(args.config)  # started once, before the jobs fork: they share it
+            server(kind_of(args.config))  # started once, before the jobs fork: they share it
         except pytest.fail.Exception as exc:  # the server's binaries are missing
             print(exc, file=sys.stderr)
             return 1

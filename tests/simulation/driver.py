@@ -37,6 +37,7 @@ from pyworkflow.storage.sql.server import ServerSQLStorageBackend
 from tests.simulation.interpreter import BAD_PAYLOAD, GOOD_PAYLOAD, sim_program
 from tests.simulation.invariants import open_ops
 from tests.simulation.program import Instr, Program, hooks_of
+from tests.simulation.servers import RoundTrips
 from tests.simulation.world import CURRENT_DRIVE, SimDispatcher, SimStorage, Worker, World
 
 MAX_ROUNDS = 4000
@@ -79,6 +80,7 @@ class Driver:
         self.errors: list[str] = []  # unexpected exceptions out of actions
         #: every store made so far; settling waits for those on a database server
         self.stores: list[StorageBackend] = []
+        self.round_trips: RoundTrips | None = None  # server stores taking turns
         self._runs: dict[str, WorkflowRun] | None = None
         self._hooks: list[Hook] | None = None
         w.canceller = self.cancel_inside
@@ -226,15 +228,19 @@ class Driver:
 
         A task awaiting a database server is not runnable yet but not held either: its reply
         comes after no fixed number of loop turns. So when no task is ready, settling also
-        waits for the servers' in-flight operations (``wait_idle``) and goes on; the embedded
-        stores never have any, so their seeds settle exactly as before (same trace)."""
+        waits for the servers' in-flight operations (``wait_idle``), or with ``round_trips``
+        for the one under way or grants the next (``tests/simulation/servers.py``), and goes
+        on; the embedded stores have neither, so their seeds settle exactly as before."""
         self.forget_views()
         loop = asyncio.get_running_loop()
         for _ in range(200_000):
             await asyncio.sleep(0)
             if getattr(loop, "_ready", None):
                 continue
-            if not await self.wait_for_servers():
+            if self.round_trips is not None:
+                if not await self.round_trips.step():
+                    break
+            elif not await self.wait_for_servers():
                 break
         else:
             self.stuck = "actions kept running without end (a livelock)"

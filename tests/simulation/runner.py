@@ -29,8 +29,6 @@ from typing import Any
 
 from pyworkflow.runtime.executor import LIVE_OWNERS
 from pyworkflow.storage.memory import InMemoryStorageBackend
-from pyworkflow.storage.sql.mysql import MySQLStorageBackend
-from pyworkflow.storage.sql.postgres import PostgresStorageBackend
 from pyworkflow.storage.sql.server import ServerSQLStorageBackend
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
 from tests.simulation import interpreter as _interpreter  # noqa: F401 - registers sim_program
@@ -39,18 +37,24 @@ from tests.simulation.aws_driver import AwsDriver
 from tests.simulation.driver import Driver, EmbeddedDriver
 from tests.simulation.invariants import Waiting, check, snapshot, top_results
 from tests.simulation.program import ALL_FEATURES, Features, Program, generate
+from tests.simulation.servers import (
+    SERVER_CONFIGS,
+    RoundTrips,
+    drop_store,
+    kind_of,
+    make_server_store,
+    store_url,
+)
 from tests.simulation.world import FaultPlan, TraceEntry, World, installed
 
 CONFIGS = ("memory", "sqlite", "aws")  # the configurations a seed draws from
-# Embedded workers over a database server, each worker with its own pool (as separate
-# processes would have); chosen by name only (``--config postgres``), never drawn, so every
-# seed keeps the configuration it always had. One schema / database per simulation.
-SERVER_CONFIGS = ("postgres", "mysql")
+# SERVER_CONFIGS: embedded workers over a database server (tests/simulation/servers.py), each
+# worker with its own pool as separate processes would have; chosen by name only
+# (``--config postgres``), never drawn, so every seed keeps the configuration it always had.
 # Branches an early stop never started are closed unawaited; Python says so at collection.
 warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
 EMBEDDED_LEASE = 60.0
 NO_FAULTS = FaultPlan()
-SERVER_POOL = 4  # connections per worker's pool: up to 8 workers and the observer per seed
 _STORES = itertools.count()
 
 
@@ -105,11 +109,15 @@ async def _simulate(
         return store
 
     shared = InMemoryStorageBackend() if config == "memory" else None
+    round_trips = None
     if config in SERVER_CONFIGS:
-        url = server_store_url(config, f"sim{seed}_{os.getpid()}_{next(_STORES)}")
+        url = store_url(kind_of(config), f"sim{seed}_{os.getpid()}_{next(_STORES)}")
+        if not config.endswith("-concurrent"):
+            round_trips = RoundTrips()
+            round_trips.environment = asyncio.current_task()
 
         def make_store() -> Any:
-            store = _server_backend(config, url)
+            store = make_server_store(config, url, round_trips)
             stores.append(store)
             return store
 
@@ -128,6 +136,7 @@ async def _simulate(
                 concurrent_passes=features.concurrent_passes,
             )
         driver.stores = stores  # the list itself: workers made later add their stores
+        driver.round_trips = round_trips
         try:
             await driver.run()
             snap = await snapshot(observer)
@@ -142,7 +151,7 @@ async def _simulate(
         if store is not observer:
             await store.close()
     if isinstance(observer, ServerSQLStorageBackend):
-        await _drop_store(observer)
+        await drop_store(observer)
     await observer.close()
     return SimResult(
         seed=seed,
@@ -157,33 +166,6 @@ async def _simulate(
         rounds=driver.rounds,
         trace=tuple(w.trace),
     )
-
-
-def server_store_url(kind: str, name: str) -> str:
-    """The URL of a store of its own (schema / database ``name``) on the session's server of
-    ``kind`` (``tests/storage/sql_servers.py``: started on first use, stopped at exit)."""
-    from tests.storage.sql_servers import server
-
-    url = server(kind).url
-    if kind == "postgres":
-        return f"{url}?schema={name}"
-    return url.rsplit("/", 1)[0] + "/" + name
-
-
-def _server_backend(kind: str, url: str) -> ServerSQLStorageBackend:
-    if kind == "postgres":
-        return PostgresStorageBackend(url, pool_size=SERVER_POOL)
-    return MySQLStorageBackend(url, pool_size=SERVER_POOL)
-
-
-async def _drop_store(store: ServerSQLStorageBackend) -> None:
-    """Drop the simulation's schema / database, so a sweep of many seeds leaves nothing."""
-    if isinstance(store, PostgresStorageBackend):
-        statement = f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE'
-    else:
-        statement = f"DROP DATABASE IF EXISTS `{store.dsn.rsplit('/', 1)[1]}`"
-    async with store._transaction() as tx:
-        await tx.execute(statement)
 
 
 def simulate(
