@@ -90,8 +90,6 @@ class MySQLStorageBackend(ServerSQLStorageBackend):
     }
     TABLE_OPTIONS: ClassVar[dict[str, str]] = dict.fromkeys(TABLES, _TABLE)
     INLINE_INDEXES: ClassVar[bool] = True
-    LOCK_ROW: ClassVar[str] = " FOR UPDATE"
-    DUE_SUFFIX: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
     UNIQUE_VIOLATION: ClassVar[tuple[type[BaseException], ...]] = (
         (pymysql.err.IntegrityError,) if aiomysql is not None else ()
     )
@@ -108,13 +106,11 @@ class MySQLStorageBackend(ServerSQLStorageBackend):
             raise ConfigurationError(
                 "MySQL storage needs aiomysql: pip install 'pyworkflow-durable[mysql]'"
             )
-        super().__init__(pool_size=pool_size)
-        self.dsn = dsn
         self._params, options = _parse_url(dsn)
-        if "pool_size" in options:
-            self.pool_size = int(options["pool_size"])
-        self._params.update(connect_kwargs or {})
-        self._password = password
+        super().__init__(
+            dsn, options, pool_size=pool_size, password=password, connect_kwargs=connect_kwargs
+        )
+        self._params.update(self._connect_kwargs)
 
     # --- schema ------------------------------------------------------------------------------
     def concat(self, *parts: str) -> str:

@@ -90,8 +90,6 @@ class PostgresStorageBackend(ServerSQLStorageBackend):
         "int": "BIGINT",
         "json": "TEXT",
     }
-    LOCK_ROW: ClassVar[str] = " FOR UPDATE"
-    DUE_SUFFIX: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
     UNIQUE_VIOLATION: ClassVar[tuple[type[BaseException], ...]] = (
         (asyncpg.exceptions.UniqueViolationError,) if asyncpg is not None else ()
     )
@@ -109,16 +107,13 @@ class PostgresStorageBackend(ServerSQLStorageBackend):
             raise ConfigurationError(
                 "PostgreSQL storage needs asyncpg: pip install 'pyworkflow-durable[postgres]'"
             )
-        super().__init__(pool_size=pool_size)
         dsn, options = _split_options(dsn)
-        self.dsn = dsn
+        super().__init__(
+            dsn, options, pool_size=pool_size, password=password, connect_kwargs=connect_kwargs
+        )
         self.schema = schema or options.get("schema")
         if self.schema is not None and not self.schema.replace("_", "").isalnum():
             raise ConfigurationError(f"schema must be letters, digits and _, got {self.schema!r}")
-        if "pool_size" in options:
-            self.pool_size = int(options["pool_size"])
-        self._password = password
-        self._connect_kwargs = dict(connect_kwargs or {})
 
     # --- pool and migrations ------------------------------------------------------------------
     async def _create_pool(self) -> Any:

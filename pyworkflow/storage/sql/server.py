@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, ClassVar
@@ -58,11 +58,30 @@ class ServerSQLStorageBackend(SQLStorageBackend):
     NAME: ClassVar[str] = "sql"
     TITLE: ClassVar[str] = "SQL"
 
-    def __init__(self, *, pool_size: int = 10) -> None:
+    #: both servers lock the row a compare-and-set reads, and pollers skip the rows being
+    #: claimed (PostgreSQL 9.5+, MySQL 8.0+, MariaDB 10.6+)
+    LOCK_ROW: ClassVar[str] = " FOR UPDATE"
+    DUE_SUFFIX: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(
+        self,
+        dsn: str,
+        options: Mapping[str, str],
+        *,
+        pool_size: int = 10,
+        password: PasswordProvider | None = None,
+        connect_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """``dsn`` for the driver; ``options`` are ours from the URL's query (``pool_size``
+        there wins over the argument)."""
         super().__init__()
+        pool_size = int(options.get("pool_size", pool_size))
         if pool_size < 1:
             raise ConfigurationError(f"pool_size must be at least 1, got {pool_size}")
+        self.dsn = dsn
         self.pool_size = pool_size
+        self._password = password
+        self._connect_kwargs = dict(connect_kwargs or {})
         self._pool: Any = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._connecting: asyncio.Lock | None = None
