@@ -29,6 +29,7 @@ from pyworkflow.storage.sql.server import (
     MIGRATIONS_TABLE,
     SCHEMA_VERSION,
     PasswordProvider,
+    ServerConnection,
     ServerSQLStorageBackend,
     resolve_password,
     translate_placeholders,
@@ -49,30 +50,23 @@ _CONFLICT_CODES = (1205, 1213)  # lock wait timeout, deadlock: the transaction w
 _TABLE = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 
 
-class _Connection:
+class _Connection(ServerConnection):
     """``SQLConnection`` over one aiomysql connection."""
 
-    __slots__ = ("_backend", "_conn")
-
-    def __init__(self, conn: Any, backend: ServerSQLStorageBackend) -> None:
-        self._conn = conn
-        self._backend = backend
+    __slots__ = ()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        self._backend.statements += 1
         async with self._conn.cursor() as cur:
-            count: int = await cur.execute(self._backend.dialect_sql(sql), tuple(params) or None)
+            count: int = await cur.execute(self._sql(sql), tuple(params) or None)
             return count
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._backend.statements += 1
         async with self._conn.cursor() as cur:
-            await cur.executemany(self._backend.dialect_sql(sql), [tuple(r) for r in rows])
+            await cur.executemany(self._sql(sql), [tuple(r) for r in rows])
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
-        self._backend.statements += 1
         async with self._conn.cursor() as cur:
-            await cur.execute(self._backend.dialect_sql(sql), tuple(params) or None)
+            await cur.execute(self._sql(sql), tuple(params) or None)
             row: Sequence[Any] | None = await cur.fetchone()
             return row
 

@@ -29,6 +29,7 @@ from pyworkflow.storage.sql.server import (
     MIGRATIONS_TABLE,
     SCHEMA_VERSION,
     PasswordProvider,
+    ServerConnection,
     ServerSQLStorageBackend,
     translate_placeholders,
 )
@@ -52,30 +53,21 @@ _CONFLICTS: tuple[type[BaseException], ...] = (
 )
 
 
-class _Connection:
+class _Connection(ServerConnection):
     """``SQLConnection`` over one asyncpg connection."""
 
-    __slots__ = ("_backend", "_conn")
-
-    def __init__(self, conn: Any, backend: ServerSQLStorageBackend) -> None:
-        self._conn = conn
-        self._backend = backend
+    __slots__ = ()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        self._backend.statements += 1
-        status: str = await self._conn.execute(self._backend.dialect_sql(sql), *params)
+        status: str = await self._conn.execute(self._sql(sql), *params)
         count = status.rpartition(" ")[2]  # "UPDATE 1", "INSERT 0 1", "CREATE TABLE"
         return int(count) if count.isdigit() else 0
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._backend.statements += 1
-        await self._conn.executemany(self._backend.dialect_sql(sql), rows)
+        await self._conn.executemany(self._sql(sql), rows)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
-        self._backend.statements += 1
-        row: Sequence[Any] | None = await self._conn.fetchrow(
-            self._backend.dialect_sql(sql), *params
-        )
+        row: Sequence[Any] | None = await self._conn.fetchrow(self._sql(sql), *params)
         return row
 
 

@@ -35,7 +35,13 @@ from pyworkflow.core.models import RunStatus, WorkflowRun
 from pyworkflow.exceptions import ConcurrencyError, ConfigurationError
 from pyworkflow.storage.sql.base import SQLConnection, SQLStorageBackend, to_db_time
 
-__all__ = ["MIGRATIONS_TABLE", "SCHEMA_VERSION", "PasswordProvider", "ServerSQLStorageBackend"]
+__all__ = [
+    "MIGRATIONS_TABLE",
+    "SCHEMA_VERSION",
+    "PasswordProvider",
+    "ServerConnection",
+    "ServerSQLStorageBackend",
+]
 
 #: bump when the schema changes, and add the step to ``migrations()``
 SCHEMA_VERSION = 1
@@ -47,6 +53,21 @@ LOCK_KEY = 0x7079776F726B  # "pywork"
 PasswordProvider = Callable[[], str | Awaitable[str]]
 
 _TERMINAL = tuple(s.value for s in RunStatus if s.is_terminal)
+
+
+class ServerConnection:
+    """What a dialect's ``SQLConnection`` over one pooled connection shares: ``_sql`` counts
+    the statement and gives it in the driver's placeholders."""
+
+    __slots__ = ("_backend", "_conn")
+
+    def __init__(self, conn: Any, backend: ServerSQLStorageBackend) -> None:
+        self._conn = conn
+        self._backend = backend
+
+    def _sql(self, sql: str) -> str:
+        self._backend.statements += 1
+        return self._backend.dialect_sql(sql)
 
 
 class ServerSQLStorageBackend(SQLStorageBackend):
