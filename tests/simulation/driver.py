@@ -237,10 +237,7 @@ class Driver:
             await asyncio.sleep(0)
             if getattr(loop, "_ready", None):
                 continue
-            if self.round_trips is not None:
-                if not await self.round_trips.step():
-                    break
-            elif not await self.wait_for_servers():
+            if not await self.wait_for_servers():
                 break
         else:
             self.stuck = "actions kept running without end (a livelock)"
@@ -257,15 +254,26 @@ class Driver:
         self.forget_views()
 
     async def wait_for_servers(self) -> bool:
-        """Wait until no operation of a server store is in flight; whether any was."""
-        busy = [s for s in self.stores if isinstance(s, ServerSQLStorageBackend) and s.in_flight]
-        for server in busy:
-            try:
-                await asyncio.wait_for(server.wait_idle(), SERVER_REPLY_SECONDS)
-            except TimeoutError:
-                self.stuck = f"a {server.NAME} operation never finished (a lock never released)"
-                return False
-        return bool(busy)
+        """Nothing is ready: wait for the server stores' operations under way (with turns:
+        the one under way, or grant the next); whether there was any. Without any, it returns
+        at once without giving the loop a turn: embedded seeds settle exactly as they did."""
+        if not self._servers_busy():
+            return False
+        try:
+            return await asyncio.wait_for(self._server_round_trips(), SERVER_REPLY_SECONDS)
+        except TimeoutError:
+            self.stuck = "a database server operation never finished (a lock never released)"
+            return False
+
+    def _servers_busy(self) -> list[ServerSQLStorageBackend]:
+        return [s for s in self.stores if isinstance(s, ServerSQLStorageBackend) and s.in_flight]
+
+    async def _server_round_trips(self) -> bool:
+        if self.round_trips is not None:
+            return await self.round_trips.step()
+        for server in self._servers_busy():
+            await server.wait_idle()
+        return True
 
     async def actions(self) -> list[Action]:
         out: list[Action] = []
