@@ -3,6 +3,7 @@
     python bench/simulate.py --seeds 10000 [--start 0] [--config memory|sqlite|aws|all]
                              [--jobs N] [--classify]
     python bench/simulate.py --seed 123 [--config ...]     # reproduce one seed, with its trace
+    python bench/simulate.py --storage postgres|mysql --seeds 200   # on a database server
 
 Each seed generates 1-3 programs for the one interpreter workflow, runs them in the seed's
 configuration (or each of ``--config all``) with the seed's faults, runs them again without
@@ -10,6 +11,9 @@ faults, and checks the invariants of ``tests/simulation/invariants.py`` plus equ
 A failing seed is printed with the command that reproduces it; ``--seed`` prints the
 step-by-step trace (which worker drove which run, crash points, deliveries, clock moves) and
 the broken invariants. ``--features ci`` uses the CI feature set (known bugs avoided).
+``--storage postgres|mysql`` (the same as ``--config``) runs every seed with embedded workers
+over a throwaway PostgreSQL / MariaDB server started for the sweep (``pyworkflow.dev.sql_servers``;
+the Debian packages ``postgresql`` / ``mariadb-server``), one schema / database per simulation.
 ``--classify`` names the bug behind each failing seed: the feature switches of
 ``CI_FEATURES`` whose removal alone makes the seed pass (a program with a switch off is the same
 program minus that switch's instructions), or "unexplained" when it fails with all of them off.
@@ -27,10 +31,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.simulation.program import ALL_FEATURES, CI_FEATURES, Features, generate  # noqa: E402
 from tests.simulation.runner import CONFIGS, check_seed  # noqa: E402
+from tests.simulation.servers import SERVER_CONFIGS, kind_of  # noqa: E402
+from tests.storage.sql_servers import server  # noqa: E402
 
 
 def _features(name: str) -> Features:
@@ -195,8 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=int, default=0, help="the first seed")
     parser.add_argument(
         "--config",
-        choices=[*CONFIGS, "all"],
-        help="the configuration (default: one per seed, drawn from it)",
+        "--storage",
+        dest="config",
+        choices=[*CONFIGS, *SERVER_CONFIGS, "all"],
+        help="the configuration (default: one per seed, drawn from it); postgres and mysql "
+        "run embedded workers on a server started for the sweep",
     )
     parser.add_argument(
         "--features",
@@ -219,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     features = _features(args.features)
     flag = " --features ci" if args.features == "ci" else ""
+    if args.config in SERVER_CONFIGS:
+        try:
+            server(kind_of(args.config))  # started once, before the jobs fork: they share it
+        except pytest.fail.Exception as exc:  # the server's binaries are missing
+            print(exc, file=sys.stderr)
+            return 1
     if args.seed is not None:
         return reproduce(args.seed, args.config, features, programs=args.programs)
     return sweep(args.start, args.seeds, args.config, features, flag, args.jobs, args.classify)

@@ -22,11 +22,9 @@ import fcntl
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -34,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
+
+from pyworkflow.dev.processes import free_port, stop_process, wait_ready
 
 if TYPE_CHECKING:
     from pyworkflow.dev.template import StackTemplate
@@ -128,13 +128,6 @@ def check_java() -> str:
     return java
 
 
-def free_port() -> int:
-    """A port nobody listens on right now (the OS picks it, so parallel runs do not collide)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class DynamoDBLocal:
     """A running DynamoDB Local (in memory: its data dies with it). Stop it with ``stop()``."""
@@ -156,13 +149,7 @@ class DynamoDBLocal:
 
     def stop(self) -> None:
         """Terminate the JVM (kill it if it ignores SIGTERM for 10 s); idempotent."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process, grace=10)
         if self._log is not None:
             self._log.close()  # type: ignore[attr-defined]
             self._log = None
@@ -229,14 +216,11 @@ def start(
     )
     local = DynamoDBLocal(process=process, port=port, log_path=Path(log_name), _log=log)
     try:
-        deadline = time.monotonic() + timeout
-        while not _answers(local.endpoint_url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                why = (
-                    "exited" if process.poll() is not None else f"did not answer in {timeout:.0f}s"
-                )
-                raise DynamoDBLocalError(f"DynamoDB Local {why} (port {port}):\n{local.log_tail()}")
-            time.sleep(0.1)
+        why = wait_ready(
+            process, lambda: _answers(local.endpoint_url), timeout=timeout, interval=0.1
+        )
+        if why is not None:
+            raise DynamoDBLocalError(f"DynamoDB Local {why} (port {port}):\n{local.log_tail()}")
     except BaseException:
         # also Ctrl-C or SIGTERM while Java starts: never leave the JVM behind
         local.stop()

@@ -25,16 +25,15 @@ import argparse
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from pyworkflow.dev.dynamodb_local import free_port
+from pyworkflow.dev.processes import free_port, listens, stop_process, wait_ready
 
 __all__ = [
     "APT_HINT",
@@ -67,13 +66,7 @@ class SQLServer:
 
     def stop(self) -> None:
         """Terminate the server (kill it if it ignores SIGTERM for 20 s); idempotent."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process, grace=20)
         if self._log is not None:
             self._log.close()  # type: ignore[attr-defined]
             self._log = None
@@ -108,18 +101,41 @@ def _as_server_user(argv: list[str]) -> list[str]:
     return [runuser, "-u", _PG_SYSTEM_USER, "--", *argv]
 
 
-def _wait_for_port(server: SQLServer, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            server.stop()
-            raise SQLServerError(f"{server.kind} exited at start: {_tail(log)}")
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            if sock.connect_ex(("127.0.0.1", server.port)) == 0:
-                return
-        time.sleep(0.05)
-    server.stop()
-    raise SQLServerError(f"{server.kind} did not listen within {timeout:.0f}s: {_tail(log)}")
+def _initialise(folder: Path, argv: list[str], what: str) -> None:
+    """Make the data directory; ``folder`` goes if that fails."""
+    try:
+        _run(argv, what)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _launch(
+    kind: str,
+    folder: Path,
+    argv: Callable[[int], list[str]],
+    url: Callable[[int], str],
+    timeout: float,
+) -> SQLServer:
+    """Start ``argv(port)`` on a free port, logging to ``folder/server.log``, and wait until it
+    listens; a server that exits or stays silent is stopped and its log's end raised."""
+    port = free_port()
+    log_path = folder / "server.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed by stop()
+    process = subprocess.Popen(
+        argv(port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    server = SQLServer(kind, url(port), port, process, folder, log)
+    _ready(server, lambda: listens(port), timeout)
+    return server
+
+
+def _ready(server: SQLServer, ready: Callable[[], bool], timeout: float) -> None:
+    why = wait_ready(server.process, ready, timeout=timeout)
+    if why is not None:
+        log = _tail(server.folder / "server.log")  # before stop() removes the folder
+        server.stop()
+        raise SQLServerError(f"{server.kind} {why} at start: {log}")
 
 
 def _tail(log: Path) -> str:
@@ -138,6 +154,7 @@ def start_postgres(*, timeout: float = 60.0, max_connections: int = 300) -> SQLS
     """``initdb`` a fresh cluster (trust auth, user ``pyworkflow``) and start it on loopback."""
     initdb = _binary("initdb", _PG_BIN_DIRS)
     postgres = _binary("postgres", _PG_BIN_DIRS)
+    pg_isready = _binary("pg_isready", _PG_BIN_DIRS)
     folder = Path(tempfile.mkdtemp(prefix="pyworkflow-pg-"))
     data = folder / "data"
     if os.geteuid() == 0:
@@ -146,54 +163,34 @@ def start_postgres(*, timeout: float = 60.0, max_connections: int = 300) -> SQLS
         except LookupError as exc:
             shutil.rmtree(folder, ignore_errors=True)
             raise SQLServerError(f"no '{_PG_SYSTEM_USER}' system user: {APT_HINT}") from exc
-    try:
-        _run(
-            _as_server_user(
-                [initdb, "-D", str(data), "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync"]
-            ),
-            "initdb",
-        )
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    port = free_port()
-    log_path = folder / "server.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - closed by stop()
-    argv = [
-        postgres,
-        "-D",
-        str(data),
-        "-p",
-        str(port),
-        "-k",
-        str(folder),
-        "-c",
-        "listen_addresses=127.0.0.1",
-        "-c",
-        f"max_connections={max_connections}",
-        "-c",
-        "fsync=off",
-        "-c",
-        "synchronous_commit=off",
-        "-c",
-        "full_page_writes=off",
-        "-c",
-        "shared_buffers=32MB",
-    ]
-    process = subprocess.Popen(
-        _as_server_user(argv), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    _initialise(
+        folder,
+        _as_server_user(
+            [initdb, "-D", str(data), "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync"]
+        ),
+        "initdb",
     )
-    url = f"postgresql://{PG_USER}@127.0.0.1:{port}/postgres"
-    server = SQLServer("postgres", url, port, process, folder, log)
-    _wait_for_port(server, log_path, timeout)
+    settings = {
+        "listen_addresses": "127.0.0.1",
+        "max_connections": str(max_connections),
+        "fsync": "off",
+        "synchronous_commit": "off",
+        "full_page_writes": "off",
+        "shared_buffers": "32MB",
+    }
+    options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
+    server = _launch(
+        "postgres",
+        folder,
+        lambda port: _as_server_user(
+            [postgres, "-D", str(data), "-p", str(port), "-k", str(folder), *options]
+        ),
+        lambda port: f"postgresql://{PG_USER}@127.0.0.1:{port}/postgres",
+        timeout,
+    )
     # the port opens before recovery ends; pg_isready says when connections are accepted
-    ready = [_binary("pg_isready", _PG_BIN_DIRS), "-q", "-h", "127.0.0.1", "-p", str(port)]
-    deadline = time.monotonic() + timeout
-    while subprocess.run(ready, check=False).returncode != 0:
-        if time.monotonic() > deadline or process.poll() is not None:
-            server.stop()
-            raise SQLServerError(f"postgres is not ready: {_tail(log_path)}")
-        time.sleep(0.05)
+    ready = [pg_isready, "-q", "-h", "127.0.0.1", "-p", str(server.port)]
+    _ready(server, lambda: subprocess.run(ready, check=False).returncode == 0, timeout)
     return server
 
 
@@ -205,29 +202,21 @@ def start_mysql(*, timeout: float = 60.0, max_connections: int = 400) -> SQLServ
     folder = Path(tempfile.mkdtemp(prefix="pyworkflow-mysql-"))
     data = folder / "data"
     user = ["--user=root"] if os.geteuid() == 0 else []
-    try:
-        _run(
-            [
-                install,
-                "--no-defaults",
-                f"--datadir={data}",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-                *user,
-            ],
-            "mariadb-install-db",
-        )
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    port = free_port()
-    log_path = folder / "server.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - closed by stop()
-    argv = [
-        mariadbd,
+    _initialise(
+        folder,
+        [
+            install,
+            "--no-defaults",
+            f"--datadir={data}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            *user,
+        ],
+        "mariadb-install-db",
+    )
+    options = [
         "--no-defaults",
         f"--datadir={data}",
-        f"--port={port}",
         "--bind-address=127.0.0.1",
         f"--socket={folder / 'mysqld.sock'}",
         f"--pid-file={folder / 'mysqld.pid'}",
@@ -240,11 +229,13 @@ def start_mysql(*, timeout: float = 60.0, max_connections: int = 400) -> SQLServ
         "--innodb-log-file-size=32M",
         *user,
     ]
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"mysql://root@127.0.0.1:{port}/pyworkflow"
-    server = SQLServer("mysql", url, port, process, folder, log)
-    _wait_for_port(server, log_path, timeout)
-    return server
+    return _launch(
+        "mysql",
+        folder,
+        lambda port: [mariadbd, *options, f"--port={port}"],
+        lambda port: f"mysql://root@127.0.0.1:{port}/pyworkflow",
+        timeout,
+    )
 
 
 STARTERS = {"postgres": start_postgres, "mysql": start_mysql}

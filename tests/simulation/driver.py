@@ -33,15 +33,20 @@ from pyworkflow.runtime.worker import owner_is_dead, run_once
 from pyworkflow.service.hooks import deliver_hook
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.memory import InMemoryStorageBackend, is_due
+from pyworkflow.storage.sql.server import ServerSQLStorageBackend
 from tests.simulation.interpreter import BAD_PAYLOAD, GOOD_PAYLOAD, sim_program
 from tests.simulation.invariants import open_ops
 from tests.simulation.program import Instr, Program, hooks_of
+from tests.simulation.servers import RoundTrips
 from tests.simulation.world import CURRENT_DRIVE, SimDispatcher, SimStorage, Worker, World
 
 MAX_ROUNDS = 4000
 # Writes and sends a seed may make (typical seeds make a few hundred): past this the engine is
 # running away (a drive that replays and conflicts again and again), and the seed is stuck.
 MAX_POINTS = 30_000
+# A server reply slower than this is a hang (a lock held by a task that will never run), not
+# a slow query: the seed is reported stuck instead of waiting forever. Not a timing assertion.
+SERVER_REPLY_SECONDS = 120.0
 Action = tuple[str, Worker | None, Callable[[], Awaitable[Any]]]
 
 
@@ -73,6 +78,9 @@ class Driver:
         self.rounds = 0
         self.stuck: str | None = None
         self.errors: list[str] = []  # unexpected exceptions out of actions
+        #: every store made so far; settling waits for those on a database server
+        self.stores: list[StorageBackend] = []
+        self.round_trips: RoundTrips | None = None  # server stores taking turns
         self._runs: dict[str, WorkflowRun] | None = None
         self._hooks: list[Hook] | None = None
         w.canceller = self.cancel_inside
@@ -216,12 +224,20 @@ class Driver:
         self.tasks.append((task, worker))
 
     async def settle(self) -> None:
-        """Run every runnable task until none is (each is done or held by the world)."""
+        """Run every runnable task until none is (each is done or held by the world).
+
+        A task awaiting a database server is not runnable yet but not held either: its reply
+        comes after no fixed number of loop turns. So when no task is ready, settling also
+        waits for the servers' in-flight operations (``wait_idle``), or with ``round_trips``
+        for the one under way or grants the next (``tests/simulation/servers.py``), and goes
+        on; the embedded stores have neither, so their seeds settle exactly as before."""
         self.forget_views()
         loop = asyncio.get_running_loop()
         for _ in range(200_000):
             await asyncio.sleep(0)
-            if not getattr(loop, "_ready", None):
+            if getattr(loop, "_ready", None):
+                continue
+            if not await self.wait_for_servers():
                 break
         else:
             self.stuck = "actions kept running without end (a livelock)"
@@ -236,6 +252,28 @@ class Driver:
                 still.append((task, worker))
         self.tasks = still
         self.forget_views()
+
+    async def wait_for_servers(self) -> bool:
+        """Nothing is ready: wait for the server stores' operations under way (with turns:
+        the one under way, or grant the next); whether there was any. Without any, it returns
+        at once without giving the loop a turn: embedded seeds settle exactly as they did."""
+        if not self._servers_busy():
+            return False
+        try:
+            return await asyncio.wait_for(self._server_round_trips(), SERVER_REPLY_SECONDS)
+        except TimeoutError:
+            self.stuck = "a database server operation never finished (a lock never released)"
+            return False
+
+    def _servers_busy(self) -> list[ServerSQLStorageBackend]:
+        return [s for s in self.stores if isinstance(s, ServerSQLStorageBackend) and s.in_flight]
+
+    async def _server_round_trips(self) -> bool:
+        if self.round_trips is not None:
+            return await self.round_trips.step()
+        for server in self._servers_busy():
+            await server.wait_idle()
+        return True
 
     async def actions(self) -> list[Action]:
         out: list[Action] = []

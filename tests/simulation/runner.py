@@ -16,7 +16,9 @@ their parent's result. Nothing else is left to timing, so the comparison is exac
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import random
 import shutil
 import tempfile
@@ -27,6 +29,7 @@ from typing import Any
 
 from pyworkflow.runtime.executor import LIVE_OWNERS
 from pyworkflow.storage.memory import InMemoryStorageBackend
+from pyworkflow.storage.sql.server import ServerSQLStorageBackend
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
 from tests.simulation import interpreter as _interpreter  # noqa: F401 - registers sim_program
 from tests.simulation.aws_driver import LEASE_SECONDS as AWS_LEASE
@@ -34,13 +37,25 @@ from tests.simulation.aws_driver import AwsDriver
 from tests.simulation.driver import Driver, EmbeddedDriver
 from tests.simulation.invariants import Waiting, check, snapshot, top_results
 from tests.simulation.program import ALL_FEATURES, Features, Program, generate
+from tests.simulation.servers import (
+    SERVER_CONFIGS,
+    RoundTrips,
+    drop_store,
+    kind_of,
+    make_server_store,
+    store_url,
+)
 from tests.simulation.world import FaultPlan, TraceEntry, World, installed
 
-CONFIGS = ("memory", "sqlite", "aws")
+CONFIGS = ("memory", "sqlite", "aws")  # the configurations a seed draws from
+# SERVER_CONFIGS: embedded workers over a database server (tests/simulation/servers.py), each
+# worker with its own pool as separate processes would have; chosen by name only
+# (``--config postgres``), never drawn, so every seed keeps the configuration it always had.
 # Branches an early stop never started are closed unawaited; Python says so at collection.
 warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
 EMBEDDED_LEASE = 60.0
 NO_FAULTS = FaultPlan()
+_STORES = itertools.count()
 
 
 def config_of(seed: int) -> str:
@@ -94,6 +109,18 @@ async def _simulate(
         return store
 
     shared = InMemoryStorageBackend() if config == "memory" else None
+    round_trips = None
+    if config in SERVER_CONFIGS:
+        url = store_url(kind_of(config), f"sim{seed}_{os.getpid()}_{next(_STORES)}")
+        if not config.endswith("-concurrent"):
+            round_trips = RoundTrips()
+            round_trips.environment = asyncio.current_task()
+
+        def make_store() -> Any:
+            store = make_server_store(config, url, round_trips)
+            stores.append(store)
+            return store
+
     with installed(w):
         observer = make_store()
         driver: Driver
@@ -108,6 +135,8 @@ async def _simulate(
                 config,
                 concurrent_passes=features.concurrent_passes,
             )
+        driver.stores = stores  # the list itself: workers made later add their stores
+        driver.round_trips = round_trips
         try:
             await driver.run()
             snap = await snapshot(observer)
@@ -119,7 +148,11 @@ async def _simulate(
             problems.append(f"stuck: {driver.stuck}")
         results = top_results(snap, driver.top, len(programs), Waiting(snap, driver.hooks))
     for store in stores:
-        await store.close()
+        if store is not observer:
+            await store.close()
+    if isinstance(observer, ServerSQLStorageBackend):
+        await drop_store(observer)
+    await observer.close()
     return SimResult(
         seed=seed,
         config=config,

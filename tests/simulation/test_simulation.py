@@ -4,7 +4,9 @@ CI runs ``CI_FEATURES`` (tests/simulation/program.py): every instruction kind an
 move. A switch there turns a feature off while an engine bug it runs into is being fixed (none
 is off today; the bugs found so far are reduced to tests in
 ``tests/correctness/test_found_by_simulation.py``). ``python bench/simulate.py --seeds 10000``
-runs the same on more seeds.
+runs the same on more seeds. The first ``SERVER_SEEDS`` seeds run on PostgreSQL and MariaDB
+too, and ``CONCURRENT_SEEDS`` more with overlapping round trips; ``python bench/simulate.py
+--storage postgres`` runs more there.
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ import pytest
 
 from tests.simulation.program import ALL_FEATURES, CI_FEATURES, Features
 from tests.simulation.runner import CONFIGS, SeedReport, check_seed
+from tests.storage.sql_servers import SQL_SERVERS
 
 # A crashed execution's fan-out branches never run: Python warns when it collects them.
 pytestmark = pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
 
 BATCHES = 12
 PER_BATCH = 25  # 300 seeds, each in the configuration drawn from it
+# On each database server (PostgreSQL, MariaDB): the first seeds, embedded workers over the
+# server (each worker its own pool, the seed's own schema / database), their round trips taking
+# turns (``tests/simulation/servers.py``); then a few more with round trips overlapping.
+SERVER_SEEDS = 12  # taking turns: reproducible
+CONCURRENT_SEEDS = 6  # round trips overlapping
 
 # Seeds that once failed: (seed, config, switches, the bug). Each must pass with CI's features.
 # (switches: the feature switches of a bug not fixed yet, kept off in CI_FEATURES meanwhile.)
@@ -164,6 +172,34 @@ def test_random_seeds(batch: int) -> None:
     assert not failing, "\n\n".join(failing)
 
 
+def _server_seeds(config: str, seeds: range) -> None:
+    failing = []
+    runs = steps = faults = 0
+    for seed in seeds:
+        report = check_seed(seed, config, CI_FEATURES)
+        if not report.ok:
+            failing.append(_explain(report))
+        runs, steps = runs + report.faulty.runs, steps + report.faulty.steps
+        faults += report.faulty.crashes + report.faulty.store_errors
+    assert not failing, "\n\n".join(failing)
+    # a seed that stalled would have ended early with nothing done
+    assert runs >= 2 * len(seeds) and steps >= 10 * len(seeds) and faults >= len(seeds)
+
+
+@pytest.mark.parametrize("kind", SQL_SERVERS)
+def test_seeds_on_a_database_server(kind: str) -> None:
+    """The simulation settles on a server too (it waits for the store's round trips, not for
+    a number of loop turns), and its seeds keep every invariant there."""
+    _server_seeds(kind, range(SERVER_SEEDS))
+
+
+@pytest.mark.parametrize("kind", SQL_SERVERS)
+def test_seeds_with_overlapping_round_trips_on_a_database_server(kind: str) -> None:
+    """Round trips of several drives under way at once, as real workers' are: the server's
+    row locks, SKIP LOCKED and conflict aborts take part."""
+    _server_seeds(f"{kind}-concurrent", range(SERVER_SEEDS, SERVER_SEEDS + CONCURRENT_SEEDS))
+
+
 def _name(case: tuple[int, str, frozenset[str], str]) -> str:
     return f"{case[0]}-{case[1]}"
 
@@ -175,10 +211,10 @@ def test_regression_seed(case: tuple[int, str, frozenset[str], str]) -> None:
     assert report.ok, f"{bug}\n{_explain(report)}"
 
 
-def _fingerprint(seeds: range, features: Features) -> str:
+def _fingerprint(seeds: range, features: Features, config: str | None = None) -> str:
     digest = hashlib.sha256()
     for seed in seeds:
-        report = check_seed(seed, None, features)
+        report = check_seed(seed, config, features)
         digest.update("\n".join(map(str, report.faulty.trace)).encode())
         digest.update(repr((report.faulty.results, report.problems)).encode())
     return digest.hexdigest()
@@ -189,6 +225,14 @@ def test_a_seed_replays_exactly() -> None:
     processes too: ids come from the seed, nothing iterates a set of strings.)"""
     seeds = range(1000, 1012)
     assert _fingerprint(seeds, ALL_FEATURES) == _fingerprint(seeds, ALL_FEATURES)
+
+
+@pytest.mark.parametrize("kind", SQL_SERVERS)
+def test_a_seed_replays_exactly_on_a_database_server(kind: str) -> None:
+    """Round trips taking turns make a server's seed reproducible too: its reply can only
+    resume its own drive, since nothing else runs meanwhile."""
+    seeds = range(3)
+    assert _fingerprint(seeds, CI_FEATURES, kind) == _fingerprint(seeds, CI_FEATURES, kind)
 
 
 def test_the_simulation_exercises_the_engine() -> None:

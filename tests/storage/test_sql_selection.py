@@ -5,6 +5,7 @@ and RDS IAM tokens. The servers are the session's (``tests/storage/sql_servers.p
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -69,27 +70,29 @@ def test_redact_hides_the_password() -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("storage_env", "select"),
+    [
+        # the API (configure / get_storage)
+        (None, get_storage),
+        # the Lambda worker on Aurora: the template says dynamodb, the URL wins
+        ("dynamodb", storage_from_env),
+    ],
+    ids=["api", "lambda-worker-over-dynamodb"],
+)
 async def test_pyworkflow_database_url_selects_the_backend(
-    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kind: str,
+    storage_env: str | None,
+    select: Callable[[], object],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if storage_env is not None:
+        monkeypatch.setenv("PYWORKFLOW_STORAGE", storage_env)
     monkeypatch.setenv("PYWORKFLOW_DATABASE_URL", database_url(kind, tmp_path))
     reset_settings()
     pyworkflow.reset_config()
-    storage = get_storage()
-    assert isinstance(storage, KINDS[kind])
-    await round_trip(storage)
-
-
-@pytest.mark.parametrize("kind", KINDS)
-async def test_the_workers_storage_follows_the_url_over_dynamodb(
-    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The Lambda worker on Aurora: the template says dynamodb, the URL wins."""
-    monkeypatch.setenv("PYWORKFLOW_STORAGE", "dynamodb")
-    monkeypatch.setenv("PYWORKFLOW_DATABASE_URL", database_url(kind, tmp_path))
-    reset_settings()
-    pyworkflow.reset_config()
-    storage = storage_from_env()
+    storage = select()
     assert isinstance(storage, KINDS[kind])
     await round_trip(storage)
 

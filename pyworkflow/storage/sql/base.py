@@ -21,7 +21,8 @@ What a dialect provides (``Postgres``/``MySQL`` are sketched in brackets):
   ``IntegrityError``];
 * creating or migrating the schema on first connect, from ``schema_statements()`` [a version
   table instead of SQLite's ``PRAGMA user_version``], and ``close()``;
-* optionally ``TYPES`` / ``TABLE_OPTIONS`` [``VARCHAR(255)`` for indexed text in MySQL],
+* optionally ``TYPES`` / ``TABLE_OPTIONS`` / ``INLINE_INDEXES`` [``VARCHAR(255)`` for indexed
+  text, ``ENGINE=InnoDB ..``, indexes inside ``CREATE TABLE`` in MySQL],
   ``concat()`` [MySQL ``CONCAT()``], ``upsert()`` [MySQL ``ON DUPLICATE KEY UPDATE``] and
   ``DUE_SUFFIX`` [``" FOR UPDATE SKIP LOCKED"`` where the server has it, so pollers skip the
   rows another worker is claiming]. TTL/retention is a periodic ``DELETE`` a dialect may add.
@@ -185,6 +186,8 @@ class SQLStorageBackend(StorageBackend):
     }
     #: text after a table's closing parenthesis, by table
     TABLE_OPTIONS: ClassVar[dict[str, str]] = {}
+    #: declare the indexes inside ``CREATE TABLE`` (MySQL 8 has no ``CREATE INDEX IF NOT EXISTS``)
+    INLINE_INDEXES: ClassVar[bool] = False
     #: appended to the version read of a compare-and-set (row lock where needed)
     LOCK_ROW: ClassVar[str] = ""
     #: appended to the due-run query
@@ -225,17 +228,21 @@ class SQLStorageBackend(StorageBackend):
         )
 
     def schema_statements(self) -> list[str]:
-        """``CREATE TABLE``/``CREATE INDEX IF NOT EXISTS`` for ``TABLES`` and ``INDEXES``."""
+        """``CREATE TABLE``/``CREATE INDEX IF NOT EXISTS`` for ``TABLES`` and ``INDEXES`` (the
+        indexes inside ``CREATE TABLE`` with ``INLINE_INDEXES``)."""
         statements = []
         for table, columns in TABLES.items():
             parts = [f"{c} {self.TYPES[t]} {constraint}".rstrip() for c, t, constraint in columns]
             if table in TABLE_KEYS:
                 parts.append(TABLE_KEYS[table])
+            if self.INLINE_INDEXES:
+                parts += [f"INDEX {n} ({c})" for n, t, c in INDEXES if t == table]
             statements.append(
                 f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(parts)})"
                 + self.TABLE_OPTIONS.get(table, "")
             )
-        statements += [f"CREATE INDEX IF NOT EXISTS {n} ON {t} ({c})" for n, t, c in INDEXES]
+        if not self.INLINE_INDEXES:
+            statements += [f"CREATE INDEX IF NOT EXISTS {n} ON {t} ({c})" for n, t, c in INDEXES]
         return statements
 
     # --- rows ----------------------------------------------------------------------------------

@@ -23,12 +23,13 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pyworkflow.exceptions import ConcurrencyError, ConfigurationError
-from pyworkflow.storage.sql.base import INDEXES, TABLE_KEYS, TABLES, SQLConnection
+from pyworkflow.exceptions import ConfigurationError
+from pyworkflow.storage.sql.base import TABLES, SQLConnection
 from pyworkflow.storage.sql.server import (
     MIGRATIONS_TABLE,
     SCHEMA_VERSION,
     PasswordProvider,
+    ServerConnection,
     ServerSQLStorageBackend,
     resolve_password,
     translate_placeholders,
@@ -49,41 +50,23 @@ _CONFLICT_CODES = (1205, 1213)  # lock wait timeout, deadlock: the transaction w
 _TABLE = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 
 
-def _my(sql: str) -> str:
-    return translate_placeholders(sql.replace("%", "%%"), lambda _: "%s")
-
-
-class _Connection:
+class _Connection(ServerConnection):
     """``SQLConnection`` over one aiomysql connection."""
 
-    __slots__ = ("_backend", "_conn", "_sql")
-
-    def __init__(self, conn: Any, backend: ServerSQLStorageBackend) -> None:
-        self._conn = conn
-        self._sql = backend._sql
-        self._backend = backend
-
-    def _q(self, sql: str) -> str:
-        q = self._sql.get(sql)
-        if q is None:
-            q = self._sql[sql] = _my(sql)
-        return q
+    __slots__ = ()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        self._backend.statements += 1
         async with self._conn.cursor() as cur:
-            count: int = await cur.execute(self._q(sql), tuple(params) or None)
+            count: int = await cur.execute(self._sql(sql), tuple(params) or None)
             return count
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._backend.statements += 1
         async with self._conn.cursor() as cur:
-            await cur.executemany(self._q(sql), [tuple(r) for r in rows])
+            await cur.executemany(self._sql(sql), [tuple(r) for r in rows])
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
-        self._backend.statements += 1
         async with self._conn.cursor() as cur:
-            await cur.execute(self._q(sql), tuple(params) or None)
+            await cur.execute(self._sql(sql), tuple(params) or None)
             row: Sequence[Any] | None = await cur.fetchone()
             return row
 
@@ -92,14 +75,15 @@ class MySQLStorageBackend(ServerSQLStorageBackend):
     """The storage contract on MySQL 8 / MariaDB 10.6+ (see the module docstring)."""
 
     NAME: ClassVar[str] = "mysql"
+    TITLE: ClassVar[str] = "MySQL"
     TYPES: ClassVar[dict[str, str]] = {
         "key": "VARCHAR(255)",
         "time": "VARCHAR(40)",
         "int": "BIGINT",
         "json": "LONGTEXT",
     }
-    LOCK_ROW: ClassVar[str] = " FOR UPDATE"
-    DUE_SUFFIX: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
+    TABLE_OPTIONS: ClassVar[dict[str, str]] = dict.fromkeys(TABLES, _TABLE)
+    INLINE_INDEXES: ClassVar[bool] = True
     UNIQUE_VIOLATION: ClassVar[tuple[type[BaseException], ...]] = (
         (pymysql.err.IntegrityError,) if aiomysql is not None else ()
     )
@@ -116,13 +100,11 @@ class MySQLStorageBackend(ServerSQLStorageBackend):
             raise ConfigurationError(
                 "MySQL storage needs aiomysql: pip install 'pyworkflow-durable[mysql]'"
             )
-        super().__init__(pool_size=pool_size)
-        self.dsn = dsn
         self._params, options = _parse_url(dsn)
-        if "pool_size" in options:
-            self.pool_size = int(options["pool_size"])
-        self._params.update(connect_kwargs or {})
-        self._password = password
+        super().__init__(
+            dsn, options, pool_size=pool_size, password=password, connect_kwargs=connect_kwargs
+        )
+        self._params.update(self._connect_kwargs)
 
     # --- schema ------------------------------------------------------------------------------
     def concat(self, *parts: str) -> str:
@@ -134,17 +116,6 @@ class MySQLStorageBackend(ServerSQLStorageBackend):
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
             f" ON DUPLICATE KEY UPDATE {updates}"
         )
-
-    def schema_statements(self) -> list[str]:
-        """One ``CREATE TABLE IF NOT EXISTS`` per table, its indexes inside it."""
-        statements = []
-        for table, columns in TABLES.items():
-            parts = [f"{c} {self.TYPES[t]} {constraint}".rstrip() for c, t, constraint in columns]
-            if table in TABLE_KEYS:
-                parts.append(TABLE_KEYS[table])
-            parts += [f"INDEX {n} ({c})" for n, t, c in INDEXES if t == table]
-            statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(parts)}){_TABLE}")
-        return statements
 
     # --- pool and migrations ------------------------------------------------------------------
     async def _connect_params(self) -> dict[str, Any]:
@@ -214,36 +185,32 @@ class MySQLStorageBackend(ServerSQLStorageBackend):
                 await tx.fetchone("SELECT RELEASE_LOCK(?)", (_LOCK_NAME,))
 
     # --- the dialect ---------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[SQLConnection]:
-        pool = await self.pool()
-        self.statements += 2  # BEGIN, COMMIT (or ROLLBACK): round trips too
-        await self._refresh_password(pool)
-        try:
-            async with pool.acquire() as conn:
-                await conn.begin()
-                try:
-                    yield _Connection(conn, self)
-                except BaseException:
-                    await conn.rollback()
-                    raise
-                await conn.commit()
-        except pymysql.err.OperationalError as exc:
-            if exc.args and exc.args[0] in _CONFLICT_CODES:
-                raise ConcurrencyError(f"MySQL aborted a conflicting write: {exc}") from exc
-            raise
+    def _translate(self, sql: str) -> str:
+        return translate_placeholders(sql.replace("%", "%%"), lambda _: "%s")
 
-    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
-        pool = await self.pool()
-        self.statements += 1
-        await self._refresh_password(pool)
-        q = self._sql.get(sql)
-        if q is None:
-            q = self._sql[sql] = _my(sql)
+    @contextlib.asynccontextmanager
+    async def _begin(self, pool: Any) -> AsyncIterator[SQLConnection]:
+        async with pool.acquire() as conn:
+            await conn.begin()
+            try:
+                yield _Connection(conn, self)
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
+
+    async def _fetch_rows(self, pool: Any, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         async with pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(q, tuple(params) or None)
+            await cur.execute(sql, tuple(params) or None)
             rows: list[Sequence[Any]] = list(await cur.fetchall())
             return rows
+
+    def _is_conflict(self, exc: Exception) -> bool:
+        return (
+            isinstance(exc, pymysql.err.OperationalError)
+            and bool(exc.args)
+            and exc.args[0] in _CONFLICT_CODES
+        )
 
 
 def _parse_url(dsn: str) -> tuple[dict[str, Any], dict[str, str]]:

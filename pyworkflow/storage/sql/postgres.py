@@ -22,13 +22,14 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pyworkflow.exceptions import ConcurrencyError, ConfigurationError
+from pyworkflow.exceptions import ConfigurationError
 from pyworkflow.storage.sql.base import SQLConnection
 from pyworkflow.storage.sql.server import (
     LOCK_KEY,
     MIGRATIONS_TABLE,
     SCHEMA_VERSION,
     PasswordProvider,
+    ServerConnection,
     ServerSQLStorageBackend,
     translate_placeholders,
 )
@@ -52,35 +53,21 @@ _CONFLICTS: tuple[type[BaseException], ...] = (
 )
 
 
-class _Connection:
-    """``SQLConnection`` over one asyncpg connection; statements translated once, cached."""
+class _Connection(ServerConnection):
+    """``SQLConnection`` over one asyncpg connection."""
 
-    __slots__ = ("_backend", "_conn", "_sql")
-
-    def __init__(self, conn: Any, backend: ServerSQLStorageBackend) -> None:
-        self._conn = conn
-        self._sql = backend._sql
-        self._backend = backend
-
-    def _pg(self, sql: str) -> str:
-        pg = self._sql.get(sql)
-        if pg is None:
-            pg = self._sql[sql] = translate_placeholders(sql, lambda i: f"${i}")
-        return pg
+    __slots__ = ()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        self._backend.statements += 1
-        status: str = await self._conn.execute(self._pg(sql), *params)
+        status: str = await self._conn.execute(self._sql(sql), *params)
         count = status.rpartition(" ")[2]  # "UPDATE 1", "INSERT 0 1", "CREATE TABLE"
         return int(count) if count.isdigit() else 0
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._backend.statements += 1
-        await self._conn.executemany(self._pg(sql), rows)
+        await self._conn.executemany(self._sql(sql), rows)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
-        self._backend.statements += 1
-        row: Sequence[Any] | None = await self._conn.fetchrow(self._pg(sql), *params)
+        row: Sequence[Any] | None = await self._conn.fetchrow(self._sql(sql), *params)
         return row
 
 
@@ -88,14 +75,13 @@ class PostgresStorageBackend(ServerSQLStorageBackend):
     """The storage contract on PostgreSQL (see the module docstring)."""
 
     NAME: ClassVar[str] = "postgres"
+    TITLE: ClassVar[str] = "PostgreSQL"
     TYPES: ClassVar[dict[str, str]] = {
         "key": _TEXT,
         "time": _TEXT,
         "int": "BIGINT",
         "json": "TEXT",
     }
-    LOCK_ROW: ClassVar[str] = " FOR UPDATE"
-    DUE_SUFFIX: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
     UNIQUE_VIOLATION: ClassVar[tuple[type[BaseException], ...]] = (
         (asyncpg.exceptions.UniqueViolationError,) if asyncpg is not None else ()
     )
@@ -113,16 +99,13 @@ class PostgresStorageBackend(ServerSQLStorageBackend):
             raise ConfigurationError(
                 "PostgreSQL storage needs asyncpg: pip install 'pyworkflow-durable[postgres]'"
             )
-        super().__init__(pool_size=pool_size)
         dsn, options = _split_options(dsn)
-        self.dsn = dsn
+        super().__init__(
+            dsn, options, pool_size=pool_size, password=password, connect_kwargs=connect_kwargs
+        )
         self.schema = schema or options.get("schema")
         if self.schema is not None and not self.schema.replace("_", "").isalnum():
             raise ConfigurationError(f"schema must be letters, digits and _, got {self.schema!r}")
-        if "pool_size" in options:
-            self.pool_size = int(options["pool_size"])
-        self._password = password
-        self._connect_kwargs = dict(connect_kwargs or {})
 
     # --- pool and migrations ------------------------------------------------------------------
     async def _create_pool(self) -> Any:
@@ -163,24 +146,20 @@ class PostgresStorageBackend(ServerSQLStorageBackend):
                 await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
 
     # --- the dialect ---------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[SQLConnection]:
-        pool = await self.pool()
-        self.statements += 2  # BEGIN, COMMIT (or ROLLBACK): round trips too
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                yield _Connection(conn, self)
-        except _CONFLICTS as exc:
-            raise ConcurrencyError(f"PostgreSQL aborted a conflicting write: {exc}") from exc
+    def _translate(self, sql: str) -> str:
+        return translate_placeholders(sql, lambda i: f"${i}")
 
-    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
-        pool = await self.pool()
-        self.statements += 1
-        pg = self._sql.get(sql)
-        if pg is None:
-            pg = self._sql[sql] = translate_placeholders(sql, lambda i: f"${i}")
-        rows: list[Sequence[Any]] = await pool.fetch(pg, *params)
+    @contextlib.asynccontextmanager
+    async def _begin(self, pool: Any) -> AsyncIterator[SQLConnection]:
+        async with pool.acquire() as conn, conn.transaction():
+            yield _Connection(conn, self)
+
+    async def _fetch_rows(self, pool: Any, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        rows: list[Sequence[Any]] = await pool.fetch(sql, *params)
         return rows
+
+    def _is_conflict(self, exc: Exception) -> bool:
+        return isinstance(exc, _CONFLICTS)
 
 
 def _split_options(dsn: str) -> tuple[str, dict[str, str]]:
