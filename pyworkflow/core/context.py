@@ -31,6 +31,15 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from pyworkflow.core.clock import Clock, new_event_id
 from pyworkflow.core.events import TERMINAL_OP_EVENTS, Event, EventType
+from pyworkflow.core.instrumentation import (
+    REPORTED_KINDS,
+    Instruments,
+    OperationInfo,
+    OutcomeStatus,
+    outcome_of,
+    parent_of,
+    with_attempt,
+)
 from pyworkflow.exceptions import (
     CancellationError,
     EventLimitExceededError,
@@ -226,6 +235,11 @@ class ExecutionContext:
         # Tasks the engine itself cancelled (a fan-out's early stop, a teardown): a step cut off
         # there is not "cancelled by the workflow" (see ``step._note_cancelled``).
         self.engine_cancelled: set[asyncio.Task[Any]] = set()
+        # Instrumentation plugins (set by the runtime; None: nothing is reported, nothing
+        # costs): the operations reported started and not yet ended, and their open attempts.
+        self.instruments: Instruments | None = None
+        self._reported: dict[int, OperationInfo] = {}
+        self._attempts: dict[int, OperationInfo] = {}
         for event in history:
             self._index(event)
         # The recorded top-level ops in the order their outcomes were recorded, and which of
@@ -337,6 +351,8 @@ class ExecutionContext:
         self._pending.append(event)
         # Indexed at once: if the write fails the whole execution is discarded and replayed.
         self._index(event)
+        if self.instruments is not None and event.op in self._reported:
+            self._report_event(event)
         return event
 
     async def flush(self) -> None:
@@ -523,6 +539,12 @@ class ExecutionContext:
     def allocate(self, kind: str, name: str) -> tuple[int, OpRecord | None]:
         """Take the next position (no checkpoint): its op number and its recorded op, if any,
         checked to be the same kind and name."""
+        op, rec = self._allocate(kind, name)
+        if self.instruments is not None and kind in REPORTED_KINDS:
+            self._report_start(op, kind, name, rec)
+        return op, rec
+
+    def _allocate(self, kind: str, name: str) -> tuple[int, OpRecord | None]:
         try:
             task = asyncio.current_task()
         except RuntimeError:  # no running loop: a synchronous caller (tests of the core)
@@ -630,6 +652,64 @@ class ExecutionContext:
                 f"gathered coroutine, but the code now calls {kind} {name!r}",
             )
         return op, rec
+
+    # --- instrumentation (see ``pyworkflow.core.instrumentation``) ----------------------------
+    def _report_start(self, op: int, kind: str, name: str, rec: OpRecord | None) -> None:
+        """An operation is reached: reported unless the history holds it finished (the
+        execution that finished it reported it)."""
+        if self.instruments is None or (rec is not None and rec.terminal is not None):
+            return
+        path = self.path_of(op)
+        retries = sum(1 for e in rec.events if e.type == EventType.STEP_RETRYING) if rec else 0
+        info = OperationInfo(
+            run_id=self.run_id,
+            workflow=self.workflow_name,
+            kind=kind,
+            name=name,
+            op_id=path,
+            parent_id=parent_of(path),
+            attempt=retries + 1,
+            replayed=rec is not None,
+            # time from the history for an operation already under way (a resumed sleep
+            # started when it was recorded), else from the injected clock
+            started_at=rec.events[0].timestamp if rec is not None else self.clock.now(),
+        )
+        self._reported[op] = info
+        self.instruments.operation_started(info)
+
+    def attempt_started(self, op: int, attempt: int) -> None:
+        """A step's attempt ``attempt`` is about to call its function."""
+        info = self._reported.get(op)
+        if self.instruments is None or info is None:
+            return
+        current = self._attempts[op] = with_attempt(info, attempt, self.clock.now())
+        self.instruments.attempt_started(current)
+
+    def _report_event(self, event: Event) -> None:
+        instruments, op = self.instruments, event.op
+        if instruments is None or op is None:
+            return
+        type_ = event.type
+        status = _OUTCOMES.get(type_)
+        if type_ == EventType.STEP_RETRYING:
+            attempt = self._attempts.pop(op, None)
+            if attempt is not None:
+                outcome = outcome_of(event.data, OutcomeStatus.FAILED)
+                instruments.attempt_ended(attempt, outcome, event.timestamp - attempt.started_at)
+            return
+        if status is None:
+            if type_ != EventType.CHILD_WORKFLOW_STARTED or event.data.get("wait", True):
+                return
+            status = OutcomeStatus.SUCCEEDED  # a child started and not waited for
+        outcome = outcome_of(event.data, status)
+        attempt = self._attempts.pop(op, None)
+        if attempt is not None:
+            instruments.attempt_ended(attempt, outcome, event.timestamp - attempt.started_at)
+        info = self._reported.pop(op)
+        recorded = event.data.get("attempt")
+        if isinstance(recorded, int) and recorded != info.attempt:
+            info = with_attempt(info, recorded, info.started_at)
+        instruments.operation_ended(info, outcome, event.timestamp - info.started_at)
 
     # --- fan-out checks (see ``pyworkflow.core.parallel``) -----------------------------------
     def recorded_past(self, op: int) -> bool:
@@ -775,6 +855,24 @@ class ExecutionContext:
     def _lane_key(rec: OpRecord) -> str | None:
         lane = rec.events[0].data.get("lane") if rec.events else None
         return lane if isinstance(lane, str) else None
+
+
+_OUTCOMES = {
+    type_: (
+        OutcomeStatus.FAILED
+        if type_
+        in (
+            EventType.STEP_FAILED,
+            EventType.HOOK_EXPIRED,
+            EventType.HOOK_FAILED,
+            EventType.CHILD_WORKFLOW_FAILED,
+        )
+        else OutcomeStatus.CANCELLED
+        if type_ in (EventType.STEP_CANCELLED, EventType.CHILD_WORKFLOW_CANCELLED)
+        else OutcomeStatus.SUCCEEDED
+    )
+    for type_ in TERMINAL_OP_EVENTS
+}
 
 
 def _position(path: str) -> tuple[int, ...]:
