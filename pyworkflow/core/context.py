@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,8 +34,10 @@ from pyworkflow.core.clock import Clock, new_event_id
 from pyworkflow.core.events import TERMINAL_OP_EVENTS, Event, EventType
 from pyworkflow.core.instrumentation import (
     REPORTED_KINDS,
+    ErrorInfo,
     Instruments,
     OperationInfo,
+    Outcome,
     OutcomeStatus,
     outcome_of,
     parent_of,
@@ -657,6 +660,8 @@ class ExecutionContext:
     def _report_start(self, op: int, kind: str, name: str, rec: OpRecord | None) -> None:
         """An operation is reached: reported unless the history holds it finished (the
         execution that finished it reported it)."""
+        if kind == "parallel":  # its end is its block's closing (see ``close_block``)
+            _fan_outs.set((*_fan_outs.get(), op))
         if self.instruments is None or (rec is not None and rec.terminal is not None):
             return
         path = self.path_of(op)
@@ -782,6 +787,34 @@ class ExecutionContext:
         if _branch.get() is None:
             self._open_block = None
             self._next_op = block.top + 1
+        if self.instruments is not None:
+            self._report_fan_out_end()
+
+    def _report_fan_out_end(self) -> None:
+        """The fan-out the calling code opened last has ended: normally, stopped early, or by
+        the exception being handled now (a wait is no ending: it stays open)."""
+        opened = _fan_outs.get()
+        if not opened:
+            return
+        op = opened[-1]
+        _fan_outs.set(opened[:-1])
+        info = self._reported.get(op)
+        if info is None or self.instruments is None:
+            return
+        error = sys.exc_info()[1]
+        if isinstance(error, SuspensionSignal):
+            return
+        if error is None:
+            outcome = Outcome(OutcomeStatus.SUCCEEDED)
+        else:
+            status = (
+                OutcomeStatus.CANCELLED
+                if isinstance(error, CancellationError | asyncio.CancelledError)
+                else OutcomeStatus.FAILED
+            )
+            outcome = Outcome(status, error=ErrorInfo(type(error).__name__, str(error)))
+        del self._reported[op]
+        self.instruments.operation_ended(info, outcome, self.clock.now() - info.started_at)
 
     def opening(self, rec: OpRecord, type_: EventType) -> Event:
         """The event that opened recorded op ``rec`` (``sleep.started``, ``hook.created``...).
@@ -897,6 +930,8 @@ _in_step: ContextVar[str | None] = ContextVar("pyworkflow_in_step", default=None
 _shield_depth: ContextVar[int] = ContextVar("pyworkflow_shield_depth", default=0)
 _branch: ContextVar[Branch | None] = ContextVar("pyworkflow_branch", default=None)
 _lane: ContextVar[Lane | None] = ContextVar("pyworkflow_lane", default=None)
+# the fan-outs the calling code has open, innermost last (instrumentation only)
+_fan_outs: ContextVar[tuple[int, ...]] = ContextVar("pyworkflow_fan_outs", default=())
 # A context the user installed with ``set_context()`` (a ``MockContext`` in a test): the
 # primitives hand their work to it when no execution of ours is running.
 _override: ContextVar[Any] = ContextVar("pyworkflow_public_context", default=None)
