@@ -52,6 +52,16 @@ async def boom() -> str:
     raise ValueError("boom")
 
 
+@step(retry=RetryPolicy(max_attempts=2, initial_delay=0))
+async def always_down() -> str:
+    raise ConnectionError("down")
+
+
+@workflow(name="instr_exhausted")
+async def exhausted() -> str:
+    return await always_down()
+
+
 @workflow(name="instr_demo")
 async def demo(name: str) -> str:
     greeting = await greet(name)
@@ -124,6 +134,21 @@ async def test_operation_ends_carry_the_recorded_result_or_the_error(storage) ->
     assert rec.results == [("greet", "hi a", None), ("boom", None, "boom")]
     assert rec.of("run_ended") == [("run_ended", "instr_failing", "failed", "ValueError")]
     assert ("operation_ended", "step", "boom", "1", "failed", 1) in rec.calls
+
+
+async def test_attempts_are_reported_until_retries_run_out_then_the_step_fails(storage) -> None:
+    rec = Recording()
+    pyworkflow.configure(instrumentation=[rec])
+    await start_failing(exhausted)
+    assert [c for c in rec.calls if c[0] != "run_started"] == [
+        ("operation_started", "step", "always_down", "0", False),
+        ("attempt_started", "always_down", 1),
+        ("attempt_ended", "always_down", 1, "failed"),
+        ("attempt_started", "always_down", 2),
+        ("attempt_ended", "always_down", 2, "failed"),
+        ("operation_ended", "step", "always_down", "0", "failed", 2),
+        ("run_ended", "instr_exhausted", "failed", "ConnectionError"),
+    ]
 
 
 async def test_branch_operations_name_their_fan_out_as_parent(storage) -> None:
