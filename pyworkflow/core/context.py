@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,17 +31,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from pyworkflow.core.clock import Clock, new_event_id
 from pyworkflow.core.events import TERMINAL_OP_EVENTS, Event, EventType
-from pyworkflow.core.instrumentation import (
-    REPORTED_KINDS,
-    ErrorInfo,
-    Instruments,
-    OperationInfo,
-    Outcome,
-    OutcomeStatus,
-    outcome_of,
-    parent_of,
-    with_attempt,
-)
+from pyworkflow.core.instrumentation import REPORTED_KINDS, OperationReporter
 from pyworkflow.exceptions import (
     CancellationError,
     EventLimitExceededError,
@@ -238,11 +227,9 @@ class ExecutionContext:
         # Tasks the engine itself cancelled (a fan-out's early stop, a teardown): a step cut off
         # there is not "cancelled by the workflow" (see ``step._note_cancelled``).
         self.engine_cancelled: set[asyncio.Task[Any]] = set()
-        # Instrumentation plugins (set by the runtime; None: nothing is reported, nothing
-        # costs): the operations reported started and not yet ended, and their open attempts.
-        self.instruments: Instruments | None = None
-        self._reported: dict[int, OperationInfo] = {}
-        self._attempts: dict[int, OperationInfo] = {}
+        # Tells instrumentation plugins about operations (set by the runtime when there are
+        # plugins; None: nothing is reported and nothing costs).
+        self.reporter: OperationReporter | None = None
         for event in history:
             self._index(event)
         # The recorded top-level ops in the order their outcomes were recorded, and which of
@@ -354,8 +341,8 @@ class ExecutionContext:
         self._pending.append(event)
         # Indexed at once: if the write fails the whole execution is discarded and replayed.
         self._index(event)
-        if self.instruments is not None and event.op in self._reported:
-            self._report_event(event)
+        if self.reporter is not None and event.op in self.reporter.reported:
+            self.reporter.event(event)
         return event
 
     async def flush(self) -> None:
@@ -543,8 +530,8 @@ class ExecutionContext:
         """Take the next position (no checkpoint): its op number and its recorded op, if any,
         checked to be the same kind and name."""
         op, rec = self._allocate(kind, name)
-        if self.instruments is not None and kind in REPORTED_KINDS:
-            self._report_start(op, kind, name, rec)
+        if self.reporter is not None and kind in REPORTED_KINDS:
+            self.reporter.started(op, kind, name, rec)
         return op, rec
 
     def _allocate(self, kind: str, name: str) -> tuple[int, OpRecord | None]:
@@ -656,66 +643,6 @@ class ExecutionContext:
             )
         return op, rec
 
-    # --- instrumentation (see ``pyworkflow.core.instrumentation``) ----------------------------
-    def _report_start(self, op: int, kind: str, name: str, rec: OpRecord | None) -> None:
-        """An operation is reached: reported unless the history holds it finished (the
-        execution that finished it reported it)."""
-        if kind == "parallel":  # its end is its block's closing (see ``close_block``)
-            _fan_outs.set((*_fan_outs.get(), op))
-        if self.instruments is None or (rec is not None and rec.terminal is not None):
-            return
-        path = self.path_of(op)
-        retries = sum(1 for e in rec.events if e.type == EventType.STEP_RETRYING) if rec else 0
-        info = OperationInfo(
-            run_id=self.run_id,
-            workflow=self.workflow_name,
-            kind=kind,
-            name=name,
-            op_id=path,
-            parent_id=parent_of(path),
-            attempt=retries + 1,
-            replayed=rec is not None,
-            # time from the history for an operation already under way (a resumed sleep
-            # started when it was recorded), else from the injected clock
-            started_at=rec.events[0].timestamp if rec is not None else self.clock.now(),
-        )
-        self._reported[op] = info
-        self.instruments.operation_started(info)
-
-    def attempt_started(self, op: int, attempt: int) -> None:
-        """A step's attempt ``attempt`` is about to call its function."""
-        info = self._reported.get(op)
-        if self.instruments is None or info is None:
-            return
-        current = self._attempts[op] = with_attempt(info, attempt, self.clock.now())
-        self.instruments.attempt_started(current)
-
-    def _report_event(self, event: Event) -> None:
-        instruments, op = self.instruments, event.op
-        if instruments is None or op is None:
-            return
-        type_ = event.type
-        status = _OUTCOMES.get(type_)
-        if type_ == EventType.STEP_RETRYING:
-            attempt = self._attempts.pop(op, None)
-            if attempt is not None:
-                outcome = outcome_of(event.data, OutcomeStatus.FAILED)
-                instruments.attempt_ended(attempt, outcome, event.timestamp - attempt.started_at)
-            return
-        if status is None:
-            if type_ != EventType.CHILD_WORKFLOW_STARTED or event.data.get("wait", True):
-                return
-            status = OutcomeStatus.SUCCEEDED  # a child started and not waited for
-        outcome = outcome_of(event.data, status)
-        attempt = self._attempts.pop(op, None)
-        if attempt is not None:
-            instruments.attempt_ended(attempt, outcome, event.timestamp - attempt.started_at)
-        info = self._reported.pop(op)
-        recorded = event.data.get("attempt")
-        if isinstance(recorded, int) and recorded != info.attempt:
-            info = with_attempt(info, recorded, info.started_at)
-        instruments.operation_ended(info, outcome, event.timestamp - info.started_at)
-
     # --- fan-out checks (see ``pyworkflow.core.parallel``) -----------------------------------
     def recorded_past(self, op: int) -> bool:
         """Whether the history holds an op after fan-out ``op`` in its scope (the top level, or
@@ -787,34 +714,8 @@ class ExecutionContext:
         if _branch.get() is None:
             self._open_block = None
             self._next_op = block.top + 1
-        if self.instruments is not None:
-            self._report_fan_out_end()
-
-    def _report_fan_out_end(self) -> None:
-        """The fan-out the calling code opened last has ended: normally, stopped early, or by
-        the exception being handled now (a wait is no ending: it stays open)."""
-        opened = _fan_outs.get()
-        if not opened:
-            return
-        op = opened[-1]
-        _fan_outs.set(opened[:-1])
-        info = self._reported.get(op)
-        if info is None or self.instruments is None:
-            return
-        error = sys.exc_info()[1]
-        if isinstance(error, SuspensionSignal):
-            return
-        if error is None:
-            outcome = Outcome(OutcomeStatus.SUCCEEDED)
-        else:
-            status = (
-                OutcomeStatus.CANCELLED
-                if isinstance(error, CancellationError | asyncio.CancelledError)
-                else OutcomeStatus.FAILED
-            )
-            outcome = Outcome(status, error=ErrorInfo(type(error).__name__, str(error)))
-        del self._reported[op]
-        self.instruments.operation_ended(info, outcome, self.clock.now() - info.started_at)
+        if self.reporter is not None:
+            self.reporter.fan_out_closed()
 
     def opening(self, rec: OpRecord, type_: EventType) -> Event:
         """The event that opened recorded op ``rec`` (``sleep.started``, ``hook.created``...).
@@ -890,24 +791,6 @@ class ExecutionContext:
         return lane if isinstance(lane, str) else None
 
 
-_OUTCOMES = {
-    type_: (
-        OutcomeStatus.FAILED
-        if type_
-        in (
-            EventType.STEP_FAILED,
-            EventType.HOOK_EXPIRED,
-            EventType.HOOK_FAILED,
-            EventType.CHILD_WORKFLOW_FAILED,
-        )
-        else OutcomeStatus.CANCELLED
-        if type_ in (EventType.STEP_CANCELLED, EventType.CHILD_WORKFLOW_CANCELLED)
-        else OutcomeStatus.SUCCEEDED
-    )
-    for type_ in TERMINAL_OP_EVENTS
-}
-
-
 def _position(path: str) -> tuple[int, ...]:
     return tuple(int(part) for part in path.split("."))
 
@@ -930,8 +813,6 @@ _in_step: ContextVar[str | None] = ContextVar("pyworkflow_in_step", default=None
 _shield_depth: ContextVar[int] = ContextVar("pyworkflow_shield_depth", default=0)
 _branch: ContextVar[Branch | None] = ContextVar("pyworkflow_branch", default=None)
 _lane: ContextVar[Lane | None] = ContextVar("pyworkflow_lane", default=None)
-# the fan-outs the calling code has open, innermost last (instrumentation only)
-_fan_outs: ContextVar[tuple[int, ...]] = ContextVar("pyworkflow_fan_outs", default=())
 # A context the user installed with ``set_context()`` (a ``MockContext`` in a test): the
 # primitives hand their work to it when no execution of ours is running.
 _override: ContextVar[Any] = ContextVar("pyworkflow_public_context", default=None)

@@ -26,12 +26,23 @@ A plugin that raises is logged and skipped: it never changes what a run does.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pyworkflow.core.clock import Clock
+from pyworkflow.core.events import TERMINAL_OP_EVENTS, EventType
+from pyworkflow.exceptions import CancellationError, SuspensionSignal
+
+if TYPE_CHECKING:
+    from pyworkflow.core.context import OpRecord
+    from pyworkflow.core.events import Event
 
 logger = logging.getLogger("pyworkflow.instrumentation")
 
@@ -215,12 +226,146 @@ def with_attempt(op: OperationInfo, attempt: int, started_at: datetime) -> Opera
     return replace(op, attempt=attempt, started_at=started_at)
 
 
+_OUTCOMES = {
+    type_: (
+        OutcomeStatus.FAILED
+        if type_
+        in (
+            EventType.STEP_FAILED,
+            EventType.HOOK_EXPIRED,
+            EventType.HOOK_FAILED,
+            EventType.CHILD_WORKFLOW_FAILED,
+        )
+        else OutcomeStatus.CANCELLED
+        if type_ in (EventType.STEP_CANCELLED, EventType.CHILD_WORKFLOW_CANCELLED)
+        else OutcomeStatus.SUCCEEDED
+    )
+    for type_ in TERMINAL_OP_EVENTS
+}
+
+# the fan-outs the calling code has open, innermost last (a normal fan-out records no ending
+# event: its end is the closing of its block, in the code that opened it)
+_fan_outs: ContextVar[tuple[int, ...]] = ContextVar("pyworkflow_fan_outs", default=())
+
+
+class Positions(Protocol):
+    """What the reporter reads from the execution's replay context."""
+
+    clock: Clock
+
+    def path_of(self, op: int) -> str: ...
+
+
+class OperationReporter:
+    """Tells the plugins about one execution's operations, from what the replay context sees:
+    an operation reached (``started``), a step attempt beginning (``attempt_started``), an
+    event recorded (``event``: an attempt's or an operation's end) and a fan-out's block
+    closing (``fan_out_closed``)."""
+
+    __slots__ = ("attempts", "instruments", "positions", "reported", "run_id", "workflow")
+
+    def __init__(
+        self, instruments: Instruments, run_id: str, workflow: str, positions: Positions
+    ) -> None:
+        self.instruments = instruments
+        self.run_id = run_id
+        self.workflow = workflow
+        self.positions = positions
+        self.reported: dict[int, OperationInfo] = {}  # started and not ended, by op number
+        self.attempts: dict[int, OperationInfo] = {}  # step attempts under way
+
+    def started(self, op: int, kind: str, name: str, rec: OpRecord | None) -> None:
+        """Operation ``op`` is reached: reported unless the history holds it finished (the
+        execution that finished it reported it)."""
+        if kind == OperationKind.PARALLEL:
+            _fan_outs.set((*_fan_outs.get(), op))
+        if rec is not None and rec.terminal is not None:
+            return
+        path = self.positions.path_of(op)
+        retries = sum(1 for e in rec.events if e.type == EventType.STEP_RETRYING) if rec else 0
+        info = OperationInfo(
+            run_id=self.run_id,
+            workflow=self.workflow,
+            kind=kind,
+            name=name,
+            op_id=path,
+            parent_id=parent_of(path),
+            attempt=retries + 1,
+            replayed=rec is not None,
+            # from the history for an operation already under way (a resumed sleep started
+            # when it was recorded), else from the injected clock
+            started_at=rec.events[0].timestamp if rec is not None else self.positions.clock.now(),
+        )
+        self.reported[op] = info
+        self.instruments.operation_started(info)
+
+    def attempt_started(self, op: int, attempt: int) -> None:
+        """A step's attempt ``attempt`` is about to call its function."""
+        info = self.reported.get(op)
+        if info is None:
+            return
+        current = self.attempts[op] = with_attempt(info, attempt, self.positions.clock.now())
+        self.instruments.attempt_started(current)
+
+    def event(self, event: Event) -> None:
+        """An event of a reported operation was recorded."""
+        op, type_ = event.op, event.type
+        if op is None:
+            return
+        if type_ == EventType.STEP_RETRYING:
+            self._attempt_ended(op, event, outcome_of(event.data, OutcomeStatus.FAILED))
+            return
+        status = _OUTCOMES.get(type_)
+        if status is None:
+            if type_ != EventType.CHILD_WORKFLOW_STARTED or event.data.get("wait", True):
+                return
+            status = OutcomeStatus.SUCCEEDED  # a child started and not waited for
+        outcome = outcome_of(event.data, status)
+        self._attempt_ended(op, event, outcome)
+        info = self.reported.pop(op)
+        recorded = event.data.get("attempt")
+        if isinstance(recorded, int) and recorded != info.attempt:
+            info = with_attempt(info, recorded, info.started_at)
+        self.instruments.operation_ended(info, outcome, event.timestamp - info.started_at)
+
+    def _attempt_ended(self, op: int, event: Event, outcome: Outcome) -> None:
+        attempt = self.attempts.pop(op, None)
+        if attempt is not None:
+            duration = event.timestamp - attempt.started_at
+            self.instruments.attempt_ended(attempt, outcome, duration)
+
+    def fan_out_closed(self) -> None:
+        """The fan-out the calling code opened last has ended: normally, stopped early, or by
+        the exception being handled now (a wait is no ending: it stays open)."""
+        opened = _fan_outs.get()
+        if not opened:
+            return
+        op = opened[-1]
+        _fan_outs.set(opened[:-1])
+        info = self.reported.get(op)
+        error = sys.exc_info()[1]
+        if info is None or isinstance(error, SuspensionSignal):
+            return
+        if error is None:
+            outcome = Outcome(OutcomeStatus.SUCCEEDED)
+        else:
+            cancelled = isinstance(error, CancellationError | asyncio.CancelledError)
+            outcome = Outcome(
+                OutcomeStatus.CANCELLED if cancelled else OutcomeStatus.FAILED,
+                error=ErrorInfo(type(error).__name__, str(error)),
+            )
+        del self.reported[op]
+        duration = self.positions.clock.now() - info.started_at
+        self.instruments.operation_ended(info, outcome, duration)
+
+
 __all__ = [
     "ErrorInfo",
     "Instrumentation",
     "Instruments",
     "OperationInfo",
     "OperationKind",
+    "OperationReporter",
     "Outcome",
     "OutcomeStatus",
     "RunInfo",

@@ -22,7 +22,7 @@ from pyworkflow.core import context as _ctx
 from pyworkflow.core.clock import Clock, new_id
 from pyworkflow.core.context import ExecutionContext, Limits
 from pyworkflow.core.events import Event, EventType
-from pyworkflow.core.instrumentation import Instruments
+from pyworkflow.core.instrumentation import Instruments, OperationReporter
 from pyworkflow.core.models import HookStatus, RunStatus, WorkflowRun
 from pyworkflow.core.registry import WorkflowDefinition, get_workflow
 from pyworkflow.core.retry import format_traceback
@@ -415,7 +415,8 @@ class Executor:
             default_retries=self.default_retries,
         )
         journal.ctx = ctx
-        ctx.instruments = instruments
+        if instruments is not None:
+            ctx.reporter = OperationReporter(instruments, ctx.run_id, ctx.workflow_name, ctx)
         if run.cancel_requested and ctx.cancel_seq is None:
             await ctx.record(
                 EventType.CANCELLATION_REQUESTED, {"reason": run.cancel_reason}, defer=True
