@@ -245,7 +245,9 @@ _OUTCOMES = {
 
 # the fan-outs the calling code has open, innermost last (a normal fan-out records no ending
 # event: its end is the closing of its block, in the code that opened it)
-_fan_outs: ContextVar[tuple[int, ...]] = ContextVar("pyworkflow_fan_outs", default=())
+_fan_outs: ContextVar[tuple[tuple[object, int], ...]] = ContextVar(
+    "pyworkflow_fan_outs", default=()
+)
 
 
 class Positions(Protocol):
@@ -278,7 +280,7 @@ class OperationReporter:
         """Operation ``op`` is reached: reported unless the history holds it finished (the
         execution that finished it reported it)."""
         if kind == OperationKind.PARALLEL:
-            _fan_outs.set((*_fan_outs.get(), op))
+            _fan_outs.set((*_fan_outs.get(), (self, op)))
         if rec is not None and rec.terminal is not None:
             return
         path = self.positions.path_of(op)
@@ -340,8 +342,10 @@ class OperationReporter:
         opened = _fan_outs.get()
         if not opened:
             return
-        op = opened[-1]
+        owner, op = opened[-1]
         _fan_outs.set(opened[:-1])
+        if owner is not self:  # left open by another execution that failed mid-opening
+            return
         info = self.reported.get(op)
         error = sys.exc_info()[1]
         if info is None or isinstance(error, SuspensionSignal):

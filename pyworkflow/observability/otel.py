@@ -44,7 +44,6 @@ from pyworkflow.core.instrumentation import (
     OutcomeStatus,
     RunInfo,
 )
-from pyworkflow.observability.plugins import set_propagator
 
 SCOPE = "pyworkflow"
 _W3C = TraceContextTextMapPropagator()
@@ -75,9 +74,8 @@ class OtelInstrumentation(Instrumentation):
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
         self.tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
         self._executions: dict[str, _Execution] = {}
-        set_propagator(self)
 
-    # --- propagation (wake-up messages) -------------------------------------------------------
+    # --- propagation (wake-up messages; pyworkflow.observability.plugins calls these) ------
     def inject(self) -> dict[str, str] | None:
         carrier: dict[str, str] = {}
         _W3C.inject(carrier)

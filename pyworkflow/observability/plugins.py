@@ -6,7 +6,8 @@ call and gets None when there are none: the engine then reports nothing and pays
 
 Also the door of trace propagation for the transport: ``outgoing_trace()`` is what a wake-up
 message carries (None unless a tracer is on), ``incoming_trace()`` makes a received one current
-while the worker drives the run. The transport imports no tracer: the tracer registers itself.
+while the worker drives the run. The transport imports no tracer: the propagator is the first
+plugin that can inject and attach a context (``OtelInstrumentation``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class _State:
     tracing: str | None = None
     resolved = False
     active: Instruments | None = None
-    propagator: Propagator | None = None
+    propagator: Any = None  # a Propagator
     tracer: Instrumentation | None = None
 
 
@@ -82,6 +83,7 @@ def reset() -> None:
     _state.tracing = None
     _state.resolved = False
     _state.active = None
+    _state.propagator = None
 
 
 def active() -> Instruments | None:
@@ -103,29 +105,28 @@ def _resolve() -> None:
             _state.tracer = OtelInstrumentation()
         plugins.append(_state.tracer)
     _state.active = Instruments(plugins) if plugins else None
+    # the first plugin that can carry a trace context through wake-ups (OpenTelemetry's)
+    _state.propagator = next(
+        (p for p in plugins if callable(getattr(p, "inject", None)) and hasattr(p, "attach")),
+        None,
+    )
     _state.resolved = True
-
-
-def set_propagator(propagator: Propagator | None) -> None:
-    _state.propagator = propagator
 
 
 def outgoing_trace() -> dict[str, str] | None:
     """The trace context a wake-up sent now carries (None when no tracer is on)."""
-    propagator = _state.propagator
-    if propagator is None or _state.active is None:
+    if active() is None or _state.propagator is None:
         return None
-    return propagator.inject()
+    return _state.propagator.inject()  # type: ignore[no-any-return]
 
 
 @contextlib.contextmanager
 def incoming_trace(carrier: Mapping[str, Any] | None) -> Iterator[None]:
     """The trace context a received wake-up carried is the current one inside."""
-    propagator = _state.propagator
-    if not carrier or propagator is None:
+    if not carrier or active() is None or _state.propagator is None:
         yield
         return
-    with propagator.attach(carrier):
+    with _state.propagator.attach(carrier):
         yield
 
 
@@ -135,6 +136,5 @@ __all__ = [
     "outgoing_trace",
     "reset",
     "set_plugins",
-    "set_propagator",
     "set_tracing",
 ]

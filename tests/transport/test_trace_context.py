@@ -33,3 +33,14 @@ def test_a_wake_up_carries_the_current_trace_context_when_tracing() -> None:
         current = trace.get_current_span().get_span_context()
     assert (current.trace_id, current.span_id) == (context.trace_id, context.span_id)
     assert not trace.get_current_span().get_span_context().is_valid
+
+
+def test_a_fresh_worker_takes_the_trace_context_of_its_first_message() -> None:
+    pyworkflow.configure(instrumentation=[OtelInstrumentation(tracer_provider=TracerProvider())])
+    carrier = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    with incoming_trace(carrier):  # before anything else asked for the plugins
+        current = trace.get_current_span().get_span_context()
+    assert (current.trace_id, current.span_id) == (
+        0x0AF7651916CD43DD8448EB211C80319C,
+        0xB7AD6B7169203331,
+    )
