@@ -65,7 +65,9 @@ _NO_EFFECT = {
     "aws_region": f"the AWS runtime takes its region from {ENV_AWS_REGION}",
 }
 # "local" is the only runtime; any other is refused (see _check)
-_VALID = OPTIONS | {"storage", "clock", "default_runtime"} | _NO_EFFECT.keys()
+# instrumentation plugins and tracing are objects, kept by pyworkflow.observability.plugins
+_INSTRUMENTATION = {"instrumentation", "tracing"}
+_VALID = OPTIONS | {"storage", "clock", "default_runtime"} | _NO_EFFECT.keys() | _INSTRUMENTATION
 
 
 @dataclass
@@ -136,7 +138,10 @@ def configure(*, module: str | None = None, discover: bool = True, **kwargs: Any
     Every setting takes effect at once, also after the first run: runtimes already made take
     the new limits, lease and retry settings for their next executions, and a new
     ``storage``/``clock``/``db_path`` gives new runtimes. ``module="myapp.workflows"`` imports
-    that module so its workflows are registered.
+    that module so its workflows are registered. ``instrumentation=[plugin, ...]`` registers
+    instrumentation plugins (``pyworkflow.observability.Instrumentation``) and
+    ``tracing="otel"`` OpenTelemetry's (``PYWORKFLOW_OTEL=1`` does too); every runtime calls
+    them from its next execution on (docs/observability.md).
     """
     for key in kwargs:
         if key not in _VALID:
@@ -168,6 +173,13 @@ def configure(*, module: str | None = None, discover: bool = True, **kwargs: Any
         objects["storage_from_defaults"] = False
     if objects:
         _new_objects(**objects)
+    if _INSTRUMENTATION & kwargs.keys():
+        from pyworkflow.observability import plugins
+
+        if "instrumentation" in kwargs:
+            plugins.set_plugins(kwargs["instrumentation"])
+        if "tracing" in kwargs:
+            plugins.set_tracing(kwargs["tracing"])
     if module and discover:
         import_modules(module)
 
@@ -218,6 +230,11 @@ def _check(kwargs: dict[str, Any]) -> None:
             raise ConfigurationError(f"{key} must be True or False, got {kwargs[key]!r}")
     if "db_path" in kwargs and not isinstance(kwargs["db_path"], str | os.PathLike):
         raise ConfigurationError(f"db_path must be a path, got {kwargs['db_path']!r}")
+    if _INSTRUMENTATION & kwargs.keys():
+        from pyworkflow.observability import plugins
+
+        plugins.check_plugins(kwargs.get("instrumentation"))
+        plugins.check_tracing(kwargs.get("tracing"))
 
 
 def import_modules(spec: str) -> None:
@@ -261,6 +278,9 @@ def reset_config() -> None:
     and the environment is read again at the next use."""
     reset_settings()
     _new_objects(storage=None, clock=None, storage_from_defaults=False)
+    from pyworkflow.observability import plugins
+
+    plugins.reset()
 
 
 @dataclass(frozen=True)

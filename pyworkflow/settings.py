@@ -81,6 +81,7 @@ ENV_UI_SECRET = "PYWORKFLOW_UI_SECRET"  # signs the forms' CSRF tokens; unset: a
 ENV_UI_ORIGINS = "PYWORKFLOW_UI_ORIGINS"  # more origins the forms may be posted from (a proxy's)
 
 # Powertools' own variables, which the handlers give defaults of their own
+ENV_OTEL = "PYWORKFLOW_OTEL"  # "1": OpenTelemetry tracing (pyworkflow.observability.otel)
 ENV_POWERTOOLS_SERVICE = "POWERTOOLS_SERVICE_NAME"
 ENV_POWERTOOLS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 
@@ -136,6 +137,7 @@ class Settings(BaseSettings):
     # SecretStr: never shown by a repr or a dump of the settings
     ui_secret: SecretStr | None = Field(default=None, validation_alias=ENV_UI_SECRET)
     ui_origins: str | None = Field(default=None, validation_alias=ENV_UI_ORIGINS)
+    otel: bool = Field(default=False, validation_alias=ENV_OTEL)
     service_name: str | None = Field(default=None, validation_alias=ENV_POWERTOOLS_SERVICE)
     metrics_namespace: str | None = Field(default=None, validation_alias=ENV_POWERTOOLS_NAMESPACE)
 
@@ -357,6 +359,7 @@ __all__ = [
     "ENV_MAX_REQUEST_BYTES",
     "ENV_MODULE",
     "ENV_OFFLOAD_THRESHOLD_BYTES",
+    "ENV_OTEL",
     "ENV_POWERTOOLS_NAMESPACE",
     "ENV_POWERTOOLS_SERVICE",
     "ENV_QUEUE_ARN",

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from pyworkflow.core.clock import Clock, new_event_id
 from pyworkflow.core.events import TERMINAL_OP_EVENTS, Event, EventType
+from pyworkflow.core.instrumentation import REPORTED_KINDS, OperationReporter
 from pyworkflow.exceptions import (
     CancellationError,
     EventLimitExceededError,
@@ -226,6 +227,9 @@ class ExecutionContext:
         # Tasks the engine itself cancelled (a fan-out's early stop, a teardown): a step cut off
         # there is not "cancelled by the workflow" (see ``step._note_cancelled``).
         self.engine_cancelled: set[asyncio.Task[Any]] = set()
+        # Tells instrumentation plugins about operations (set by the runtime when there are
+        # plugins; None: nothing is reported and nothing costs).
+        self.reporter: OperationReporter | None = None
         for event in history:
             self._index(event)
         # The recorded top-level ops in the order their outcomes were recorded, and which of
@@ -337,6 +341,8 @@ class ExecutionContext:
         self._pending.append(event)
         # Indexed at once: if the write fails the whole execution is discarded and replayed.
         self._index(event)
+        if self.reporter is not None and event.op in self.reporter.reported:
+            self.reporter.event(event)
         return event
 
     async def flush(self) -> None:
@@ -523,6 +529,12 @@ class ExecutionContext:
     def allocate(self, kind: str, name: str) -> tuple[int, OpRecord | None]:
         """Take the next position (no checkpoint): its op number and its recorded op, if any,
         checked to be the same kind and name."""
+        op, rec = self._allocate(kind, name)
+        if self.reporter is not None and kind in REPORTED_KINDS:
+            self.reporter.started(op, kind, name, rec)
+        return op, rec
+
+    def _allocate(self, kind: str, name: str) -> tuple[int, OpRecord | None]:
         try:
             task = asyncio.current_task()
         except RuntimeError:  # no running loop: a synchronous caller (tests of the core)
@@ -702,6 +714,8 @@ class ExecutionContext:
         if _branch.get() is None:
             self._open_block = None
             self._next_op = block.top + 1
+        if self.reporter is not None:
+            self.reporter.fan_out_closed()
 
     def opening(self, rec: OpRecord, type_: EventType) -> Event:
         """The event that opened recorded op ``rec`` (``sleep.started``, ``hook.created``...).

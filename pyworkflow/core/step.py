@@ -269,6 +269,8 @@ async def execute_step(
         await _wait_until(ctx, retries[-1].data["retry_at"], op)
 
     while True:
+        if ctx.reporter is not None:
+            ctx.reporter.attempt_started(op, attempt)
         if at_most_once:
             await ctx.record(
                 EventType.STEP_STARTED,

@@ -24,6 +24,7 @@ from pyworkflow.core.events import Event, EventType
 from pyworkflow.core.models import RunStatus, Schedule, ScheduleSpec, WorkflowRun
 from pyworkflow.core.registry import WorkflowDefinition
 from pyworkflow.exceptions import ConcurrencyError, WorkflowError
+from pyworkflow.observability.plugins import incoming_trace
 from pyworkflow.runtime.aws_schedules import AwsSchedules
 from pyworkflow.runtime.executor import MAX_RESTARTS, Executor, written_run
 from pyworkflow.settings import get_settings
@@ -214,7 +215,10 @@ class AwsRuntime:
         self.executor.stats = stats = DriveStats()
         self.executor.time_left = time_left
         try:
-            run = await self.executor.drive(message.run_id, only_if_due=True, timer_key=message.key)
+            with incoming_trace(message.trace):  # the sender's trace goes on (tracing only)
+                run = await self.executor.drive(
+                    message.run_id, only_if_due=True, timer_key=message.key
+                )
         except Exception as exc:
             if receive_count < self.max_receives:
                 raise

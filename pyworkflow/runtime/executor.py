@@ -22,6 +22,7 @@ from pyworkflow.core import context as _ctx
 from pyworkflow.core.clock import Clock, new_id
 from pyworkflow.core.context import ExecutionContext, Limits
 from pyworkflow.core.events import Event, EventType
+from pyworkflow.core.instrumentation import Instruments, OperationReporter
 from pyworkflow.core.models import HookStatus, RunStatus, WorkflowRun
 from pyworkflow.core.registry import WorkflowDefinition, get_workflow
 from pyworkflow.core.retry import format_traceback
@@ -41,6 +42,8 @@ from pyworkflow.exceptions import (
     WorkflowError,
     WorkflowNotFoundError,
 )
+from pyworkflow.observability.plugins import active as active_instruments
+from pyworkflow.runtime.instrumented import ExecutionReport, recorded_trace
 from pyworkflow.runtime.journal import MAX_RESTARTS, RunJournal, request_cancel
 from pyworkflow.runtime.payloads import fit_final
 from pyworkflow.storage.base import StorageBackend
@@ -189,6 +192,8 @@ class Executor:
         # where a redelivery tells the parent instead (AWS: the child's message comes back).
         self.child_check: timedelta | None = None
         self.active: dict[str, ExecutionContext] = {}
+        # Instrumentation plugins of this executor; None: configure()'s (usually none).
+        self.instruments: Instruments | None = None
         # The exception a run failed with, for the caller that started it in this process.
         self.failures: dict[str, BaseException] = {}
 
@@ -288,15 +293,24 @@ class Executor:
         idempotency_key: str | None = None,
         lease: bool = False,
         store: bool = True,
+        trace_links: list[Any] | None = None,
         **fields: Any,
     ) -> tuple[WorkflowRun, list[Event]]:
         """Check the arguments and store a new run with its ``workflow.started`` event, in one
-        write. With ``lease=True`` the run is created already held by this executor."""
+        write. With ``lease=True`` the run is created already held by this executor.
+        ``trace_links``: the recorded trace contexts of the runs this one continues or was
+        started by (instrumentation links them)."""
         if self.before_execution is not None:
             self.before_execution()
         enc_args, enc_kwargs = encode_arguments(defn, args, kwargs)
         now = self.clock.now()
         run_id = run_id or new_id("run")
+        instruments = self.instruments or active_instruments()
+        trace = (
+            instruments.trace_context(run_id, defn.name, [t for t in trace_links or [] if t])
+            if instruments is not None
+            else None
+        )
         deadline = None
         if defn.max_duration:
             from pyworkflow.core.duration import parse_duration
@@ -342,6 +356,7 @@ class Executor:
                     if fields.get("parent_run_id")
                     else {}
                 ),
+                **({"trace_context": trace} if trace else {}),
             },
         )
         if not store:
@@ -368,6 +383,21 @@ class Executor:
     async def execute(self, run: WorkflowRun, history: list[Event]) -> WorkflowRun:
         if self.before_execution is not None:
             self.before_execution()
+        instruments = self.instruments or active_instruments()
+        if instruments is None:
+            return await self._execute(run, history, None)
+        report = ExecutionReport(instruments, run, history, self.clock)
+        try:
+            ended = await self._execute(run, history, instruments)
+        except BaseException as exc:
+            report.interrupted(exc)
+            raise
+        report.ended(ended)
+        return ended
+
+    async def _execute(
+        self, run: WorkflowRun, history: list[Event], instruments: Instruments | None
+    ) -> WorkflowRun:
         defn = get_workflow(run.workflow_name)
         if defn is None:
             await self._release(run)
@@ -385,6 +415,8 @@ class Executor:
             default_retries=self.default_retries,
         )
         journal.ctx = ctx
+        if instruments is not None:
+            ctx.reporter = OperationReporter(instruments, ctx.run_id, ctx.workflow_name, ctx)
         if run.cancel_requested and ctx.cancel_seq is None:
             await ctx.record(
                 EventType.CANCELLATION_REQUESTED, {"reason": run.cancel_reason}, defer=True
@@ -593,6 +625,7 @@ class Executor:
                 signal.kwargs,
                 run_id=new_id_,
                 store=False,
+                trace_links=[recorded_trace(journal.ctx.history if journal.ctx else [])],
                 continued_from_run_id=old.run_id,
                 parent_run_id=old.parent_run_id,
                 parent_op=old.parent_op,

@@ -33,6 +33,7 @@ from pyworkflow.exceptions import (
     WorkflowError,
     WorkflowNotFoundError,
 )
+from pyworkflow.runtime.instrumented import recorded_trace
 from pyworkflow.runtime.payloads import PayloadGuard, fail_oversized
 from pyworkflow.storage.base import StorageBackend
 
@@ -311,6 +312,7 @@ class RunJournal:
                 args,
                 kwargs,
                 run_id=child_run_id,
+                trace_links=[recorded_trace(self.ctx.history if self.ctx else [])],
                 parent_run_id=self.run.run_id,
                 parent_op=op,
                 parent_close_policy=parent_close_policy,

@@ -1,7 +1,10 @@
 """The messages on the work queue: what the transport sends and the worker parses.
 
-A run's wake-up is ``{"run_id", "reason", "key"?}`` (``WakeMessage``): from ``SqsQueue``, or as
-the Input of a wait's one-time Scheduler schedule. A pyworkflow schedule's tick is
+A run's wake-up is ``{"run_id", "reason", "key"?, "trace"?}`` (``WakeMessage``): from
+``SqsQueue``, or as the Input of a wait's one-time Scheduler schedule. ``trace`` is the W3C trace
+context of the execution that sent it, when tracing is on (docs/observability.md): in the body,
+not in SQS message attributes, so a Scheduler timer (whose target takes only an Input) carries it
+the same way. A pyworkflow schedule's tick is
 ``{"schedule_id", "fire_time", "reason"}`` (``ScheduleTick``), the Input of its recurring
 EventBridge schedule, which puts the tick's scheduled time in ``fire_time``. A due bucket's tick
 is ``{"due_bucket", "until", "after"?}`` (``BucketTick``, ``bucket`` timers): wake the runs due
@@ -17,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pyworkflow.exceptions import WorkflowError
+from pyworkflow.observability.plugins import outgoing_trace
 
 #: Scheduler puts the tick's scheduled time into the target's Input here
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
@@ -31,6 +35,8 @@ class WakeMessage(BaseModel):
     reason: str = "wake"
     # A timer's wait (run and sequence): tells a timer that fired early from a stale one.
     key: str | None = None
+    # The sender's trace context ({"traceparent": ...}), when tracing is on.
+    trace: dict[str, str] | None = None
 
 
 class ScheduleTick(BaseModel):
@@ -59,8 +65,9 @@ class MalformedMessageError(WorkflowError):
 
 
 def wake_body(run_id: str, reason: str, key: str | None = None) -> str:
-    """The JSON body of ``run_id``'s wake-up."""
-    return WakeMessage(run_id=run_id, reason=reason, key=key).model_dump_json(exclude_none=True)
+    """The JSON body of ``run_id``'s wake-up (with the current trace context, if tracing)."""
+    message = WakeMessage(run_id=run_id, reason=reason, key=key, trace=outgoing_trace())
+    return message.model_dump_json(exclude_none=True)
 
 
 def bucket_body(start: datetime, until: datetime, after: str | None = None) -> str:

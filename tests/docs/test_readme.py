@@ -49,6 +49,11 @@ ACCOUNTED = [
     ),
     ("python", "from typing import Annotated", "test_the_retry_and_condition_snippet_runs"),
     ("python", "from datetime import timedelta", "test_the_testing_snippet_passes"),
+    (
+        "python",
+        "# Instrumentation: a plugin of your own, and OpenTelemetry spans",
+        "test_the_instrumentation_snippet_runs",
+    ),
     ("bash", "pyworkflow -m myapp.workflows workflows list", "test_the_cli_block_runs"),
     ("bash", "pyworkflow init hello", "tests/package/test_scaffold.py (the same steps, literally)"),
     ("bash", "curl -s -X POST localhost:8787/runs", "tests/package/test_scaffold.py, tests/e2e"),
@@ -62,6 +67,7 @@ DIGESTS = {
     "# Hooks: fail, heartbeat, a recorded submitter": "d6503613c20c",
     "from typing import Annotated": "2b26c705cdc0",
     "from datetime import timedelta": "8e719e2279fb",
+    "# Instrumentation: a plugin of your own, and OpenTelemetry spans": "668ba44779e9",
     "pyworkflow -m myapp.workflows workflows list": "ffb9e51e28fe",
     "pyworkflow init hello": "37c9b5066dc7",
     "curl -s -X POST localhost:8787/runs": "1aad5aeed93d",
@@ -146,6 +152,25 @@ def test_the_retry_and_condition_snippet_runs(tmp_path: Path) -> None:
     done = _python(tmp_path, tmp_path, "ship.py")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().splitlines()[-1] == "suspended"  # waiting between two checks
+
+
+def test_the_instrumentation_snippet_runs(tmp_path: Path) -> None:
+    (tmp_path / "invoice.py").write_text(
+        block("# Instrumentation: a plugin of your own, and OpenTelemetry spans")
+    )
+    done = subprocess.run(
+        [sys.executable, "invoice.py"],
+        cwd=tmp_path,
+        env=_user_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().splitlines()[-1] == (
+        "['execution invoice', 'step charge', 'step charge #1', 'workflow invoice']"
+    )
 
 
 def test_the_workflow_snippet_runs(myapp: Path) -> None:

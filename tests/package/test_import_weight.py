@@ -2,6 +2,7 @@
 the local stack, the Lambda handlers, the CLI or test tools."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,23 @@ def test_import_pyworkflow_loads_names_on_first_use():
     assert before == []  # nothing of the engine, the runtime or storage yet
     assert "pyworkflow.core.workflow" in after and "pyworkflow.runtime.executor" not in after
     assert start_callable and listed
+
+
+def test_a_run_without_tracing_never_loads_opentelemetry():
+    script = (
+        "import asyncio, json, sys, pyworkflow\n"
+        "from pyworkflow.storage import InMemoryStorageBackend\n"
+        "@pyworkflow.step\n"
+        "async def one() -> int:\n"
+        "    return 1\n"
+        "@pyworkflow.workflow(name='no_tracing')\n"
+        "async def flow() -> int:\n"
+        "    return await one()\n"
+        "pyworkflow.configure(storage=InMemoryStorageBackend())\n"
+        "asyncio.run(pyworkflow.start(flow))\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('opentelemetry'))))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYWORKFLOW_OTEL"}
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True, env=env)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
