@@ -260,6 +260,10 @@ class Executor:
                             "updated_at": now,
                             "started_at": run.started_at or now,
                             "wake_at": None,
+                            # Woken by its own timer: that timer is spent (a Scheduler
+                            # schedule deletes itself after firing), so the run's ending
+                            # need not delete it (no DeleteSchedule per sleeping run).
+                            "wake_key": None if timer_key == run.wake_key else run.wake_key,
                         }
                     ),
                     expected_version=run.version,

@@ -64,9 +64,9 @@ async def test_retries_across_invocations(aws: Aws, worker: Any) -> None:
     assert result.invocations == 3  # each backoff suspends; a delayed message resumes it
     types = [e.type for e in await aws.storage.get_events(run_id)]
     assert types.count(EventType.STEP_RETRYING) == 2
-    # two delayed wake-ups; at the end the last wait's key is forgotten (a DeleteSchedule that
-    # finds nothing: that wait went through SQS)
-    assert worker_requests(worker) == {"sqs.SendMessage": 2, "scheduler.DeleteSchedule": 1}
+    # two delayed wake-ups and no DeleteSchedule at the end: each wait was woken by its own
+    # (SQS) timer, so the ending has no pending timer to delete
+    assert worker_requests(worker) == {"sqs.SendMessage": 2}
 
 
 async def test_short_sleep_uses_sqs_delay(aws: Aws, worker: Any) -> None:
@@ -84,8 +84,8 @@ async def test_short_sleep_uses_sqs_delay(aws: Aws, worker: Any) -> None:
     run = await aws.run(run_id)
     assert run.status == RunStatus.COMPLETED, run.error
     assert run.completed_at is not None and run.completed_at - started >= timedelta(seconds=2)
-    # the ended run's wait key is forgotten: one DeleteSchedule that finds nothing
-    assert worker_requests(worker) == {"sqs.SendMessage": 1, "scheduler.DeleteSchedule": 1}
+    # the sleep's own timer woke the run: its ending deletes no schedule (none exists)
+    assert worker_requests(worker) == {"sqs.SendMessage": 1}
 
 
 async def test_long_sleep_creates_one_schedule(
@@ -118,7 +118,8 @@ async def test_long_sleep_creates_one_schedule(
     run = await aws.run(run_id)
     assert run.status == RunStatus.COMPLETED, run.error
     assert run.get_result() == 3
-    assert worker_requests(worker) == {"scheduler.CreateSchedule": 1, "scheduler.DeleteSchedule": 1}
+    # the schedule fired and deleted itself: the ending does not delete it again
+    assert worker_requests(worker) == {"scheduler.CreateSchedule": 1}
 
 
 async def test_hook_resumed_through_sqs(aws: Aws) -> None:
@@ -289,7 +290,7 @@ async def test_time_running_out_reenqueues(aws: Aws, worker: Any) -> None:
     assert sorted(step_results(events)) == list(range(10))
     assert all(wf.CALLS[f"add:{key}:{i}"] == 1 for i in range(10))
     # the yield re-enqueued the run with one immediate SendMessage (no delay, no schedule)
-    assert worker_requests(worker) == {"sqs.SendMessage": 1, "scheduler.DeleteSchedule": 1}
+    assert worker_requests(worker) == {"sqs.SendMessage": 1}
 
 
 async def test_sweep_wakes_a_due_run_whose_timer_was_lost(
