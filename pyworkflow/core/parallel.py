@@ -469,6 +469,8 @@ class _Runner:
         for i, task in running.items():
             if not task.cancelled() and self._collect(i, task) is not None:
                 self.result.statuses[i] = ItemStatus.SKIPPED
+            if self.closers:  # a branch cancelled before it first ran never awaited its coroutine
+                self.closers[i]()
 
 
 def _earliest(parked: list[SuspensionSignal]) -> SuspensionSignal:
