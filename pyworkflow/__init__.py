@@ -70,9 +70,11 @@ if TYPE_CHECKING:
     )
     from pyworkflow.core.parallel import (
         CompletionReason,
+        FanOutConfigError,
         FanOutError,
         FanOutResult,
         ItemStatus,
+        TerminationMode,
         parallel,
     )
 
@@ -199,6 +201,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "WorkflowRun": ("pyworkflow.core.models", "WorkflowRun"),
     "CompletionReason": ("pyworkflow.core.parallel", "CompletionReason"),
     "FanOutError": ("pyworkflow.core.parallel", "FanOutError"),
+    "FanOutConfigError": ("pyworkflow.core.parallel", "FanOutConfigError"),
+    "TerminationMode": ("pyworkflow.core.parallel", "TerminationMode"),
     "FanOutResult": ("pyworkflow.core.parallel", "FanOutResult"),
     "ItemStatus": ("pyworkflow.core.parallel", "ItemStatus"),
     "parallel": ("pyworkflow.core.parallel", "parallel"),
@@ -326,6 +330,8 @@ __all__ = [
     "FanOutError",
     "ItemStatus",
     "CompletionReason",
+    "TerminationMode",
+    "FanOutConfigError",
     "patched",
     "deprecate_patch",
     "replay_history",

@@ -29,86 +29,31 @@ import contextvars
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from pyworkflow.core import context as _ctx
 from pyworkflow.core.events import EventType
+from pyworkflow.core.fan_out_policy import (
+    CompletionPolicy,
+    CompletionReason,
+    FanOutConfigError,
+    FanOutError,
+    FanOutResult,
+    ItemStatus,
+    Serdes,
+    TerminationMode,
+    as_serdes,
+    item_serdes,
+    policy,
+    takes_index,
+)
 from pyworkflow.exceptions import (
     CancellationError,
     ConcurrencyError,
     SuspensionSignal,
-    WorkflowError,
 )
 
 T = TypeVar("T")
-
-
-class ItemStatus(StrEnum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # not started, or cancelled by an early stop
-
-
-class CompletionReason(StrEnum):
-    ALL_COMPLETED = "all_completed"
-    MIN_SUCCESSFUL_REACHED = "min_successful_reached"
-    FAILURE_TOLERANCE_EXCEEDED = "failure_tolerance_exceeded"
-
-
-class FanOutError(WorkflowError):
-    """Raised by ``FanOutResult.raise_if_failed()``: some items failed (``failed`` maps their
-    index to the exception; the first one is also the ``__cause__``)."""
-
-    def __init__(self, failed: dict[int, BaseException], total: int) -> None:
-        first = min(failed)
-        super().__init__(
-            f"{len(failed)} of {total} item(s) failed; first: item {first}: "
-            f"{type(failed[first]).__name__}: {failed[first]}"
-        )
-        self.failed = failed
-
-
-@dataclass
-class FanOutResult(Generic[T]):
-    """What ``parallel``/``map`` return. Indexes are positions in the input."""
-
-    statuses: list[ItemStatus]
-    values: dict[int, T] = field(default_factory=dict)
-    errors: dict[int, BaseException] = field(default_factory=dict)
-    completion_reason: CompletionReason = CompletionReason.ALL_COMPLETED
-
-    @property
-    def results(self) -> list[T | None]:
-        """Every item's value in input order (None for failed or skipped items)."""
-        return [self.values.get(i) for i in range(len(self.statuses))]
-
-    @property
-    def succeeded(self) -> dict[int, T]:
-        return dict(self.values)
-
-    @property
-    def failed(self) -> dict[int, BaseException]:
-        return dict(self.errors)
-
-    @property
-    def skipped(self) -> list[int]:
-        return [i for i, s in enumerate(self.statuses) if s == ItemStatus.SKIPPED]
-
-    @property
-    def all_succeeded(self) -> bool:
-        return all(s == ItemStatus.SUCCEEDED for s in self.statuses)
-
-    def raise_if_failed(self) -> list[T | None]:
-        """Raise ``FanOutError`` if any item failed; else return ``results``."""
-        if self.errors:
-            first = self.errors[min(self.errors)]
-            raise FanOutError(dict(self.errors), len(self.statuses)) from first
-        return self.results
-
-    def __len__(self) -> int:
-        return len(self.statuses)
 
 
 async def parallel(
@@ -118,11 +63,25 @@ async def parallel(
     tolerated_failures: int | None = None,
     name: str | None = None,
     names: Sequence[str] | None = None,
+    tolerated_failure_count: int | None = None,
+    tolerated_failure_percentage: float | None = None,
+    on_completion: TerminationMode | str = TerminationMode.CANCEL,
+    serdes: Serdes | tuple[Callable[[Any], Any], Callable[[Any], Any]] | None = None,
 ) -> FanOutResult[Any]:
     """Run coroutines concurrently as durable branches::
 
         res = await pyworkflow.parallel(charge(order), reserve(order), notify(order))
         receipt, reservation, _ = res.raise_if_failed()
+
+    Completion (AWS's ``CompletionConfig``): ``min_successful`` items succeeded, or more than
+    ``tolerated_failure_count`` (older name: ``tolerated_failures``) or more than
+    ``tolerated_failure_percentage`` percent of all items failed, or ``min_successful`` can no
+    longer be reached. Then no further item starts; ``on_completion`` says what happens to the
+    items already running: ``"cancel"`` (default; they are skipped) or ``"wait"`` (they finish
+    and are reported). ``completion_reason`` says why it completed.
+
+    ``serdes``: how the steps run directly by the branches record their results (an object
+    with ``serialize``/``deserialize``, or a pair of functions), instead of plain JSON.
 
     ``name`` labels the fan-out and ``names`` its branches, one each, in the history
     (``parallel.started``), ``runs show`` and the web UI; labels are not part of the
@@ -140,6 +99,16 @@ async def parallel(
     coros = [a if inspect.iscoroutine(a) else _await(a) for a in awaitables]
     try:
         labels = _labels(name, list(names) if names is not None else None, len(coros))
+        rules = policy(
+            len(coros),
+            max_concurrency=max_concurrency,
+            min_successful=min_successful,
+            tolerated_failures=tolerated_failures,
+            tolerated_failure_count=tolerated_failure_count,
+            tolerated_failure_percentage=tolerated_failure_percentage,
+            on_completion=on_completion,
+        )
+        codec = as_serdes(serdes)
     except (TypeError, ValueError):
         for c in coros:
             c.close()
@@ -147,22 +116,25 @@ async def parallel(
     return await _fan_out(
         "parallel",
         [_once(c) for c in coros],
-        max_concurrency,
-        min_successful,
-        tolerated_failures,
+        rules,
         closers=[c.close for c in coros],
         labels=labels,
+        serdes=codec,
     )
 
 
 async def map(  # noqa: A001 - pyworkflow.map, like the builtin but durable
-    fn: Callable[[Any], Awaitable[T]],
+    fn: Callable[..., Awaitable[T]],
     items: Iterable[Any],
     max_concurrency: int | None = None,
     min_successful: int | None = None,
     tolerated_failures: int | None = None,
     name: str | None = None,
     item_name: Callable[[Any, int], str] | None = None,
+    tolerated_failure_count: int | None = None,
+    tolerated_failure_percentage: float | None = None,
+    on_completion: TerminationMode | str = TerminationMode.CANCEL,
+    serdes: Serdes | tuple[Callable[[Any], Any], Callable[[Any], Any]] | None = None,
 ) -> FanOutResult[T]:
     """Call ``fn(item)`` (a step, a child workflow launcher, any async function) for each item,
     concurrently, at most ``max_concurrency`` at a time::
@@ -170,21 +142,34 @@ async def map(  # noqa: A001 - pyworkflow.map, like the builtin but durable
         res = await pyworkflow.map(resize, images, max_concurrency=10, tolerated_failures=2)
         for index, error in res.failed.items(): ...
 
-    ``name`` labels the fan-out; ``item_name(item, index)`` labels each item (both shown in
-    the history, ``runs show`` and the web UI; not part of the operations' identity).
+    ``fn(item, index)`` when ``fn`` takes two positional parameters without defaults (read
+    from its signature; a ``@step`` keeps the one it decorates). Completion options and
+    ``serdes`` as for ``parallel``. ``name`` labels the fan-out; ``item_name(item, index)``
+    labels each item (both shown in the history, ``runs show`` and the web UI; not part of
+    the operations' identity).
     """
     values = list(items)
     op_name = "map:" + str(getattr(fn, "__step_name__", None) or getattr(fn, "__name__", "fn"))
     if item_name is not None and not callable(item_name):
         raise TypeError(f"map() item_name must be a function (item, index) -> str: {item_name!r}")
+    rules = policy(
+        len(values),
+        max_concurrency=max_concurrency,
+        min_successful=min_successful,
+        tolerated_failures=tolerated_failures,
+        tolerated_failure_count=tolerated_failure_count,
+        tolerated_failure_percentage=tolerated_failure_percentage,
+        on_completion=on_completion,
+    )
+    codec = as_serdes(serdes)
     names = [item_name(v, i) for i, v in enumerate(values)] if item_name is not None else None
+    indexed = takes_index(fn)
     return await _fan_out(
         op_name,
-        [_call(fn, v) for v in values],
-        max_concurrency,
-        min_successful,
-        tolerated_failures,
+        [_call(fn, v, i if indexed else None) for i, v in enumerate(values)],
+        rules,
         labels=_labels(name, names, len(values)),
+        serdes=codec,
     )
 
 
@@ -203,8 +188,10 @@ def _labels(name: str | None, names: list[str] | None, n: int) -> dict[str, Any]
     return labels
 
 
-def _call(fn: Callable[[Any], Awaitable[T]], value: Any) -> Callable[[], Awaitable[T]]:
-    return lambda: fn(value)
+def _call(
+    fn: Callable[..., Awaitable[T]], value: Any, index: int | None
+) -> Callable[[], Awaitable[T]]:
+    return (lambda: fn(value)) if index is None else (lambda: fn(value, index))
 
 
 def _once(coro: Coroutine[Any, Any, Any]) -> Callable[[], Awaitable[Any]]:
@@ -234,27 +221,6 @@ async def _run_branch(
     return result
 
 
-def _validate(
-    n: int, max_concurrency: int | None, min_successful: int | None, tolerated_failures: int | None
-) -> None:
-    if max_concurrency is not None and (
-        not isinstance(max_concurrency, int) or max_concurrency < 1
-    ):
-        raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
-    if min_successful is not None and (
-        not isinstance(min_successful, int) or not 1 <= min_successful <= max(1, n)
-    ):
-        raise ValueError(
-            f"min_successful must be between 1 and the {n} item(s), got {min_successful!r}"
-        )
-    if tolerated_failures is not None and (
-        not isinstance(tolerated_failures, int) or tolerated_failures < 0
-    ):
-        raise ValueError(
-            f"tolerated_failures must be a non-negative integer, got {tolerated_failures!r}"
-        )
-
-
 # Exceptions of a branch that are the run's business, not the item's: they end the fan-out.
 _CONTROL = (CancellationError, ConcurrencyError)
 
@@ -262,25 +228,16 @@ _CONTROL = (CancellationError, ConcurrencyError)
 async def _fan_out(
     name: str,
     thunks: list[Callable[[], Awaitable[Any]]],
-    max_concurrency: int | None,
-    min_successful: int | None,
-    tolerated_failures: int | None,
+    rules: CompletionPolicy,
     closers: list[Callable[[], None]] | None = None,
     labels: dict[str, Any] | None = None,
+    serdes: Serdes | None = None,
 ) -> FanOutResult[Any]:
     n = len(thunks)
-    try:
-        _validate(n, max_concurrency, min_successful, tolerated_failures)
-    except ValueError:
-        for close in closers or []:
-            close()
-        raise
     ctx = _ctx.current()
     if ctx is None or ctx.in_step:
         # Outside a workflow (or inside a step): the same semantics, nothing recorded.
-        runner = _Runner(
-            None, None, "", thunks, max_concurrency, min_successful, tolerated_failures, closers
-        )
+        runner = _Runner(None, None, "", thunks, rules, closers, serdes=serdes)
         return await runner.run(allowed=None)
 
     # No checkpoint for the fan-out itself (its one event rides with the next write): its
@@ -297,22 +254,40 @@ async def _fan_out(
     settled = ctx.recorded_past(op) or ctx.position_settled()
     block = ctx.open_block(op)
     prefix = ctx.fan_out_prefix(op)
-    runner = _Runner(
-        ctx,
-        block,
-        prefix,
-        thunks,
-        max_concurrency,
-        min_successful,
-        tolerated_failures,
-        closers,
-        settled=settled,
-    )
+    runner = _Runner(ctx, block, prefix, thunks, rules, closers, serdes=serdes, settled=settled)
+
+    def stop_record(result: FanOutResult[Any], next_op: int | None) -> dict[str, Any]:
+        return {
+            "op": op,
+            "name": name,
+            "reason": result.completion_reason.value,
+            # cancel: the items that finished before the stop; wait: every item started
+            # (all of them finish, replays included)
+            "finished": sorted(runner.started)
+            if rules.on_completion == TerminationMode.WAIT
+            else [i for i, s in enumerate(result.statuses) if s != ItemStatus.SKIPPED],
+            "on_completion": rules.on_completion.value,
+            "next_op": next_op,
+            "total": n,
+        }
+
+    def decided_then_parked(result: FanOutResult[Any]) -> None:
+        # "wait": the fan-out completed early but a started item must wait (a sleep, a
+        # hook). A replay would decide again with its recorded items finishing in another
+        # order: the decision rides with the suspension's write. Its end is not known yet
+        # (next_op None): every replay runs the same items to the same end.
+        ctx.record_later(EventType.PARALLEL_COMPLETED, stop_record(result, None))
+
+    runner.decided_then_parked = decided_then_parked
     try:
         if stop is not None:  # an early stop recorded by an earlier execution decides
             result = await runner.run(allowed=set(stop["finished"]))
             result.completion_reason = CompletionReason(stop["reason"])
-            ctx.close_block(block, int(stop["next_op"]))
+            end = stop.get("next_op")
+            ctx.close_block(
+                block,
+                int(end) if end is not None else max(block.top + 1, ctx.recorded_end(op, prefix)),
+            )
             return result
         result = await runner.run(allowed=None)
     except BaseException:
@@ -326,17 +301,7 @@ async def _fan_out(
         # any this one took: the ops after the fan-out come after those too.
         next_op = max(block.top + 1, ctx.recorded_end(op, prefix))
         ctx.close_block(block, next_op)
-        await ctx.record(
-            EventType.PARALLEL_COMPLETED,
-            {
-                "op": op,
-                "name": name,
-                "reason": result.completion_reason.value,
-                "finished": [i for i, s in enumerate(result.statuses) if s != ItemStatus.SKIPPED],
-                "next_op": next_op,
-                "total": n,
-            },
-        )
+        await ctx.record(EventType.PARALLEL_COMPLETED, stop_record(result, next_op))
     else:
         ctx.close_block(block)
     return result
@@ -370,28 +335,31 @@ class _Runner:
         block: _ctx.Block | None,
         prefix: str,
         thunks: list[Callable[[], Awaitable[Any]]],
-        max_concurrency: int | None,
-        min_successful: int | None,
-        tolerated_failures: int | None,
+        rules: CompletionPolicy,
         closers: list[Callable[[], None]] | None,
         *,
+        serdes: Serdes | None = None,
         settled: bool = False,
     ) -> None:
         self.ctx, self.block, self.prefix = ctx, block, prefix
         self.settled = settled
         self.thunks = thunks
-        self.limit = max_concurrency or max(1, len(thunks))
-        self.min_successful = min_successful
-        self.tolerated = tolerated_failures
+        self.rules = rules
+        self.limit = rules.max_concurrency or max(1, len(thunks))
         self.closers = closers
+        self.serdes = serdes
         self.result: FanOutResult[Any] = FanOutResult([ItemStatus.SKIPPED] * len(thunks))
         self.finished: asyncio.Queue[tuple[int, asyncio.Task[Any]]] = asyncio.Queue()
-        self.stopped = False  # an early stop was decided (min_successful / tolerated_failures)
+        self.stopped = False  # this execution decided to complete early
+        self.started: set[int] = set()
         self.running: dict[int, asyncio.Task[Any]] = {}
         self.parked: list[SuspensionSignal] = []
+        self.decided_then_parked: Callable[[FanOutResult[Any]], None] | None = None
 
     def _start(self, i: int) -> None:
         context = contextvars.copy_context()
+        # Always set: a nested fan-out without serdes must not use the outer one's.
+        context.run(item_serdes.set, (self.ctx, self.serdes) if self.serdes else None)
         run: Coroutine[Any, Any, Any]
         if self.ctx is not None and self.block is not None:
             branch = _ctx.Branch(
@@ -402,26 +370,18 @@ class _Runner:
         else:
             run = _run(self.thunks[i])
         task = asyncio.get_running_loop().create_task(run, context=context)
+        self.started.add(i)
         self.running[i] = task
         task.add_done_callback(functools.partial(self._done, i))
 
     def _done(self, i: int, task: asyncio.Task[Any]) -> None:
         self.finished.put_nowait((i, task))
 
-    def _stop_reason(self) -> CompletionReason | None:
-        ok, bad = len(self.result.values), len(self.result.errors)
-        n = len(self.thunks)
-        if self.tolerated is not None and bad > self.tolerated:
-            return CompletionReason.FAILURE_TOLERANCE_EXCEEDED
-        if self.min_successful is not None:
-            if ok >= self.min_successful:
-                return CompletionReason.MIN_SUCCESSFUL_REACHED
-            if bad > n - self.min_successful:
-                return CompletionReason.FAILURE_TOLERANCE_EXCEEDED
-        return None
-
     async def run(self, allowed: set[int] | None) -> FanOutResult[Any]:
+        """Run the items (only those in ``allowed``, as a recorded early stop says, if given:
+        then nothing is decided again)."""
         n = len(self.thunks)
+        wait = self.rules.on_completion == TerminationMode.WAIT
         next_i = 0
         reason: CompletionReason | None = None
         control: BaseException | None = None
@@ -443,13 +403,14 @@ class _Runner:
                 i, task = await self.finished.get()
                 self.running.pop(i, None)
                 control = control or self._collect(i, task)
-                if control is not None or reason is not None:
+                if control is not None:
                     break
-                if allowed is None:
-                    reason = self._stop_reason()
+                if reason is None and allowed is None:
+                    reason = self.rules.decide(len(self.result.values), len(self.result.errors))
                     if reason is not None:
                         self.stopped = True
-                        break
+                        if not wait:
+                            break
         finally:
             # An early stop, a control signal, or this coroutine itself cancelled: stop the rest.
             await self._cancel_running()
@@ -458,12 +419,16 @@ class _Runner:
                     self.closers[j]()
         if control is not None:
             raise control
-        if self.parked and reason is None:
+        if self.parked and (reason is None or wait):
+            if reason is not None:
+                self.result.completion_reason = reason
+                if self.decided_then_parked is not None:
+                    self.decided_then_parked(self.result)
             signal = _earliest(self.parked)
             raise signal if self.ctx is None else await self.ctx.suspension(signal)
         self.result.completion_reason = reason or (
             CompletionReason.FAILURE_TOLERANCE_EXCEEDED
-            if self.tolerated is not None and len(self.result.errors) > self.tolerated
+            if self.rules.tolerance_exceeded(len(self.result.errors))
             else CompletionReason.ALL_COMPLETED
         )
         return self.result
@@ -504,6 +469,8 @@ class _Runner:
         for i, task in running.items():
             if not task.cancelled() and self._collect(i, task) is not None:
                 self.result.statuses[i] = ItemStatus.SKIPPED
+            if self.closers:  # a branch cancelled before it first ran never awaited its coroutine
+                self.closers[i]()
 
 
 def _earliest(parked: list[SuspensionSignal]) -> SuspensionSignal:
@@ -513,4 +480,13 @@ def _earliest(parked: list[SuspensionSignal]) -> SuspensionSignal:
     return min(timed, key=lambda s: s.wake_at) if timed else parked[0]  # type: ignore[arg-type,return-value]
 
 
-__all__ = ["parallel", "map", "FanOutResult", "FanOutError", "ItemStatus", "CompletionReason"]
+__all__ = [
+    "parallel",
+    "map",
+    "FanOutResult",
+    "FanOutError",
+    "FanOutConfigError",
+    "ItemStatus",
+    "CompletionReason",
+    "TerminationMode",
+]

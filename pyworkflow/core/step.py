@@ -33,6 +33,7 @@ from typing import Any, TypeVar, overload
 from pyworkflow.core import context as _ctx
 from pyworkflow.core.duration import parse_duration
 from pyworkflow.core.events import Event, EventType
+from pyworkflow.core.fan_out_policy import serdes_for
 from pyworkflow.core.registry import StepDefinition, register_step, type_hints
 from pyworkflow.core.retry import (
     describe_error,
@@ -238,8 +239,12 @@ async def execute_step(
 
     op, rec = await ctx.begin("step", defn.name)
     ctx.check_cancellation(rec)
+    # A fan-out's serdes= (the step runs in one of its branches) records the result instead.
+    codec = serdes_for(ctx)
     if rec is not None and rec.terminal is not None:
         if rec.terminal.type == EventType.STEP_COMPLETED:
+            if codec is not None:
+                return codec.deserialize(rec.terminal.data.get("result"))
             return from_jsonable(rec.terminal.data.get("result"), defn.return_annotation)
         if rec.terminal.type == EventType.STEP_CANCELLED:
             # The workflow's own code cancelled it (asyncio.wait_for, asyncio.timeout): they
@@ -281,8 +286,11 @@ async def execute_step(
         error: Exception | None = None
         try:
             what = f"The result of step {defn.name!r}"
-            payload = to_jsonable(await _call(defn, args, kwargs), what=what)
-            if defn.constrained:
+            value = await _call(defn, args, kwargs)
+            if codec is not None:
+                value = codec.serialize(value)
+            payload = to_jsonable(value, what=what)
+            if defn.constrained and codec is None:
                 check_result(payload, defn.return_annotation, what=what)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, then retried or raised
             error = exc
@@ -303,6 +311,8 @@ async def execute_step(
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 },
             )
+            if codec is not None:  # the value every replay returns, live too
+                return codec.deserialize(payload)
             return from_jsonable(payload, defn.return_annotation)
 
         retry_in = _retry_in(ctx, defn, error, attempt, op)

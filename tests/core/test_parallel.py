@@ -54,9 +54,9 @@ async def test_min_successful_skips_the_rest_and_closes_unstarted_coroutines():
     assert res.completion_reason == CompletionReason.MIN_SUCCESSFUL_REACHED
 
 
-async def test_unreachable_min_successful_stops_as_failure_tolerance_exceeded():
+async def test_unreachable_min_successful_stops_and_says_so():
     res = await pyworkflow.map(double, [-1, -2, 3, 4], max_concurrency=1, min_successful=3)
-    assert res.completion_reason == CompletionReason.FAILURE_TOLERANCE_EXCEEDED
+    assert res.completion_reason == CompletionReason.MIN_SUCCESSFUL_UNREACHABLE
     assert res.skipped == [2, 3]
 
 

@@ -48,6 +48,7 @@ ACCOUNTED = [
         "tests/runtime/test_hook_outcomes.py, test_named_operations.py (the same calls)",
     ),
     ("python", "from typing import Annotated", "test_the_retry_and_condition_snippet_runs"),
+    ("python", "# Fan-out: completion policies", "test_the_fan_out_snippet_runs"),
     ("python", "from datetime import timedelta", "test_the_testing_snippet_passes"),
     (
         "python",
@@ -66,6 +67,7 @@ DIGESTS = {
     "import asyncio": "a915f66f5ca1",
     "# Hooks: fail, heartbeat, a recorded submitter": "d6503613c20c",
     "from typing import Annotated": "2b26c705cdc0",
+    "# Fan-out: completion policies": "f54b72b419be",
     "from datetime import timedelta": "8e719e2279fb",
     "# Instrumentation: a plugin of your own, and OpenTelemetry spans": "668ba44779e9",
     "pyworkflow -m myapp.workflows workflows list": "ffb9e51e28fe",
@@ -171,6 +173,22 @@ def test_the_instrumentation_snippet_runs(tmp_path: Path) -> None:
     assert done.stdout.strip().splitlines()[-1] == (
         "['execution invoice', 'step charge', 'step charge #1', 'workflow invoice']"
     )
+
+
+def test_the_fan_out_snippet_runs(tmp_path: Path) -> None:
+    (tmp_path / "quotes.py").write_text(block("# Fan-out: completion policies"))
+    done = subprocess.run(
+        [sys.executable, "quotes.py"],
+        cwd=tmp_path,
+        env=_user_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # two quotes were enough; slow-co's failure (25 %) was tolerated
+    assert done.stdout.strip().splitlines()[-1] == "min_successful_reached: 10"
 
 
 def test_the_workflow_snippet_runs(myapp: Path) -> None:

@@ -198,13 +198,18 @@ async def _fan_out(instr: Instr) -> list[Any]:
     limits = {
         "max_concurrency": instr["max_concurrency"],
         "min_successful": instr["min_successful"],
-        "tolerated_failures": instr["tolerated_failures"],
+        "tolerated_failure_count": instr["tolerated_failures"],
+        "tolerated_failure_percentage": instr.get("tolerated_percentage"),
+        "on_completion": instr.get("on_completion", "cancel"),
     }
     if instr["api"] == "map":
         res = await pyworkflow.map(_branch, items, **limits)
     else:
         res = await pyworkflow.parallel(*(_branch(item) for item in items), **limits)
-    if instr["min_successful"] is not None or instr["tolerated_failures"] is not None:
+    if any(
+        instr.get(k) is not None
+        for k in ("min_successful", "tolerated_failures", "tolerated_percentage")
+    ):
         # Which items finished before an early stop is a matter of timing; the reason is not.
         return [res.completion_reason.value]
     return [

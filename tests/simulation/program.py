@@ -159,7 +159,7 @@ class Generator:
                 else:
                     ops.append({**self.child(op_id, depth), "wait": True})
             items.append({"ops": ops, "strict": r.random() < 0.5})
-        return {
+        out = {
             "id": iid,
             "kind": "fan_out",
             "api": r.choice(["map", "parallel"]),
@@ -168,6 +168,16 @@ class Generator:
             "min_successful": bound if limit == "min" else None,
             "tolerated_failures": bound - 1 if limit == "tol" else None,
         }
+        # The completion options added later draw from their own generator (seeded by this
+        # one's state, which reading does not advance): the programs of earlier seeds stay
+        # the same, with these options on top.
+        extra = random.Random(f"{iid}/{r.getstate()[1][:8]}")
+        out["on_completion"] = extra.choice(["cancel", "wait"])
+        if limit == "none" and extra.random() < 0.3:
+            out["tolerated_percentage"] = extra.choice([0, 25, 50])
+        else:
+            out["tolerated_percentage"] = None
+        return out
 
     def gather(self, iid: str) -> Instr:
         r = self.rng
@@ -289,8 +299,12 @@ def restrict(program: Program, f: Features) -> Program:
         if kind == "fan_out":
             out = {**instr}
             if not f.early_stop:
-                out.update(min_successful=None, tolerated_failures=None)
-            early = out["min_successful"] is not None or out["tolerated_failures"] is not None
+                out.update(min_successful=None, tolerated_failures=None, tolerated_percentage=None)
+            early = (
+                out["min_successful"] is not None
+                or out["tolerated_failures"] is not None
+                or out.get("tolerated_percentage") is not None
+            )
             items = []
             for item in instr["items"]:
                 ops = [one(op, True) for op in item["ops"]]
