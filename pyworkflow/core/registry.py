@@ -36,6 +36,7 @@ class StepDefinition:
     return_annotation: Any = None
     retry: RetryPolicy | None = None  # replaces max_retries/retry_delay when given
     constrained: bool = False  # the result is checked against an Annotated return type
+    serdes: Any = None  # @step(serdes=): records the result (core.fan_out_policy.Serdes)
 
 
 _workflows: dict[str, WorkflowDefinition] = {}

@@ -33,7 +33,7 @@ from typing import Any, TypeVar, overload
 from pyworkflow.core import context as _ctx
 from pyworkflow.core.duration import parse_duration
 from pyworkflow.core.events import Event, EventType
-from pyworkflow.core.fan_out_policy import serdes_for
+from pyworkflow.core.fan_out_policy import as_serdes, serdes_for
 from pyworkflow.core.registry import StepDefinition, register_step, type_hints
 from pyworkflow.core.retry import (
     describe_error,
@@ -66,6 +66,7 @@ def step(
     at_most_once: bool = False,
     retry: RetryPolicy | None = None,
     retry_interrupted: bool = True,
+    serdes: Any = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -79,6 +80,7 @@ def step(
     at_most_once: bool = False,
     retry: RetryPolicy | None = None,
     retry_interrupted: bool = True,
+    serdes: Any = None,
 ) -> Any:
     """Mark a function as a durable step. Usable as ``@step`` or ``@step(...)``. An ``async
     def`` runs on the event loop; a plain ``def`` runs in a worker thread (await it either way).
@@ -94,6 +96,11 @@ def step(
 
     ``retry``: a ``RetryPolicy`` (which errors, how many attempts, backoff, jitter) instead of
     ``max_retries``/``retry_delay``, which it cannot be combined with.
+
+    ``serdes``: how the step's result is recorded, an object with ``serialize(value)`` /
+    ``deserialize(data)`` or a pair of functions (AWS's per-step ``SerDes``): the recorded value
+    is ``serialize(result)`` (JSON) and the step returns ``deserialize`` of it, live and on every
+    replay alike. It takes precedence over a fan-out's ``serdes=`` for this step.
 
     ``at_most_once`` (see the module doc): never run an attempt twice. An attempt interrupted
     (its process died between starting it and recording its outcome) counts as an attempt that
@@ -114,6 +121,7 @@ def step(
                 "@step takes either retry=RetryPolicy(...) or max_retries/retry_delay, not both"
             )
     timeout_s = None if timeout is None else parse_duration(timeout, name="@step timeout")
+    codec = as_serdes(serdes)
 
     def decorate(func: F) -> F:
         if not callable(func) or inspect.isclass(func):
@@ -129,6 +137,7 @@ def step(
             return_annotation=returns,
             retry=retry,
             constrained=constrained(returns),
+            serdes=codec,
         )
         register_step(defn)
 
@@ -239,8 +248,9 @@ async def execute_step(
 
     op, rec = await ctx.begin("step", defn.name)
     ctx.check_cancellation(rec)
-    # A fan-out's serdes= (the step runs in one of its branches) records the result instead.
-    codec = serdes_for(ctx)
+    # The step's own serdes=, else a fan-out's (the step runs in one of its branches), records
+    # the result instead of plain JSON.
+    codec = defn.serdes if defn.serdes is not None else serdes_for(ctx)
     if rec is not None and rec.terminal is not None:
         if rec.terminal.type == EventType.STEP_COMPLETED:
             if codec is not None:

@@ -329,3 +329,37 @@ async def test_a_nested_fan_out_does_not_use_the_outer_serdes(storage):
     run_id = await start(nested_without_serdes)
     assert (await get_workflow_run(run_id)).get_result() == [[3]]
     assert calls["serialize"] == 0
+
+
+# --- @step(serdes=): one step's own result serialization (AWS's per-step SerDes) -----------------
+@step(serdes=MoneySerdes())
+async def own_price(sku: str) -> Money:
+    calls[f"own-{sku}"] += 1
+    return Money(7 * len(sku), "USD")
+
+
+@workflow
+async def priced_by_its_step(sku: str) -> list:
+    first = await own_price(sku)
+    assert isinstance(first, Money)  # deserialize()'s value live...
+    await sleep("1m")
+    # ...and after the resume, replayed from the history; inside a fan-out with a serdes of
+    # its own, the step's serdes still records its result
+    pair = await pyworkflow.parallel(own_price("xy"), serdes=(lambda m: "other", lambda d: d))
+    return [first.cents, first.currency, pair.results[0].cents]
+
+
+async def test_a_steps_own_serdes_records_its_result_and_replays_the_same_value(storage, clock):
+    run_id = await start(priced_by_its_step, "abc")
+    clock.advance(60)
+    assert await resume(run_id) == [21, "USD", 14]
+    events = await get_workflow_events(run_id)
+    results = [e.data["result"] for e in events if e.type == EventType.STEP_COMPLETED]
+    assert results == [{"c": 21, "cur": "USD"}, {"c": 14, "cur": "USD"}]
+    assert [calls["own-abc"], calls["own-xy"]] == [1, 1]  # the replay ran neither again
+    assert (await replay_recorded(run_id)).ok
+
+
+def test_a_step_serdes_that_is_not_one_is_refused_at_decoration():
+    with pytest.raises(ValueError, match="serialize"):
+        step(serdes="json")(own_price.__wrapped__)
