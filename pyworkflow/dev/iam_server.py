@@ -32,7 +32,7 @@ _TRANSACT_WRITE = {
     "ConditionCheck": "ConditionCheckItem",
 }
 _PASSES_ROLE = ("CreateSchedule", "UpdateSchedule")
-_SQS_BATCH = {
+SQS_BATCH_ACTIONS = {
     "sqs:SendMessageBatch": "sqs:SendMessage",
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
@@ -49,7 +49,7 @@ def authorizations(
     schedule group is checked as such."""
     service, operation = action.split(":", 1)
     if service == "sqs":
-        return [(_SQS_BATCH.get(action, action), resource)]
+        return [(SQS_BATCH_ACTIONS.get(action, action), resource)]
     if service not in ("dynamodb", "scheduler", "logs"):
         return [(action, resource)]
     data = json.loads(body or b"{}") if body[:1] in (b"{", b"") else {}
