@@ -186,12 +186,12 @@ class Family:
 # goes), the others one; ``bench/capacity.py`` shows the load each takes. Changing a count (or
 # any key below) needs ``pyworkflow db rekey`` (``storage/dynamodb_migrate.py``: re-keys stored
 # items).
-RUN_STATUS = Family("GSI1", "STATUS", 64)
+RUN_STATUS = Family("GSI1", "STATUS", 128)
 RUN_WORKFLOW = Family("GSI2", "WF", 32)
 RUN_PARENT = Family("GSI3", "PARENT", 1)  # the children of one run
 RUN_ALL = Family("GSI4", "RUNS", 32)
-RUN_DUE = Family("GSI5", "DUE", 64)
-HOOK_STATUS = Family("GSI1", "HOOKSTATUS", 32)
+RUN_DUE = Family("GSI5", "DUE", 128)
+HOOK_STATUS = Family("GSI1", "HOOKSTATUS", 64)
 HOOK_ALL = Family("GSI4", "HOOKS", 32)
 HOOK_RUN = Family("GSI6", "HOOKRUN", 1)  # the hooks of one run
 SCHEDULES = Family("GSI1", "SCHEDULES", 8)

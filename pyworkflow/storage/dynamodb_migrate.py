@@ -2,7 +2,7 @@
 
 Tables written before write-sharding (``dynamodb_items.LEGACY``) hold ``STATUS#<status>``,
 ``WF#<name>``, ``HOOKSTATUS#<status>`` and ``SCHEDULES``: the listings, which query
-``STATUS#active#0..63`` and the like, do not find them. (``RUNS#0..3`` and ``DUE#0..3`` are
+``STATUS#active#0..127`` and the like, do not find them. (``RUNS#0..3`` and ``DUE#0..3`` are
 among the new shard keys, so all-runs listings and the due sweep find those items anyway; they
 are re-keyed too, to spread them.) ``rekey`` scans the table and rewrites each run, hook and
 schedule item's index partition keys to what ``run_item`` / ``hook_item`` / ``schedule_item``
