@@ -1,3 +1,4 @@
+import asyncio
 from collections import Counter
 
 import pytest
@@ -10,11 +11,33 @@ from tests.storage.sql_servers import SQL_SERVERS, make_sql_backend
 # How often each test's steps ran, by key: one counter the runtime tests share, emptied before
 # each test (the steps counting into it are defined at their modules' top level).
 calls: Counter[str] = Counter()
+# Fan-out tests hold branches at gates and see them arrive (asyncio events by branch number).
+gates: dict[int, asyncio.Event] = {}
+entered: dict[int, asyncio.Event] = {}
 
 
 @pytest.fixture(autouse=True)
 def _reset_calls():
     calls.clear()
+    gates.clear()
+    entered.clear()
+
+
+def gate(i: int) -> asyncio.Event:
+    return gates.setdefault(i, asyncio.Event())
+
+
+def arrived(i: int) -> asyncio.Event:
+    return entered.setdefault(i, asyncio.Event())
+
+
+async def until(predicate, rounds: int = 1000) -> None:
+    """Until ``predicate()`` holds, giving the loop ``rounds`` turns at most (no timing)."""
+    for _ in range(rounds):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not reached")
 
 
 @pytest.fixture(params=["memory", "sqlite", *SQL_SERVERS])

@@ -2,7 +2,6 @@
 replay (after a resume, after a crash, or by replay_history) gives the same outcome."""
 
 import asyncio
-from collections import Counter
 
 import pytest
 
@@ -18,33 +17,7 @@ from pyworkflow import (
     step,
     workflow,
 )
-
-calls: Counter[str] = Counter()
-gates: dict[int, asyncio.Event] = {}
-entered: dict[int, asyncio.Event] = {}
-
-
-@pytest.fixture(autouse=True)
-def _reset():
-    calls.clear()
-    gates.clear()
-    entered.clear()
-
-
-def gate(i: int) -> asyncio.Event:
-    return gates.setdefault(i, asyncio.Event())
-
-
-def arrived(i: int) -> asyncio.Event:
-    return entered.setdefault(i, asyncio.Event())
-
-
-async def until(predicate, rounds: int = 1000) -> None:
-    for _ in range(rounds):
-        if predicate():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition not reached")
+from tests.runtime.conftest import arrived, calls, gate, until
 
 
 async def until_event(run_id: str, found, rounds: int = 2000) -> None:
