@@ -97,6 +97,10 @@ class RunInfo:
     continued_from_run_id: str | None = None
     #: what the run's ``workflow.started`` event recorded for tracing (W3C ``traceparent``...)
     trace_context: Mapping[str, Any] = field(default_factory=dict)
+    #: the run's input as recorded: JSON text of its positional and keyword arguments (AWS's
+    #: invocation input, plugin requirement 10.19)
+    input_args: str = "[]"
+    input_kwargs: str = "{}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,8 @@ class ExecutionReport:
             parent_run_id=run.parent_run_id,
             continued_from_run_id=run.continued_from_run_id,
             trace_context=recorded_trace(history) or {},
+            input_args=run.input_args,
+            input_kwargs=run.input_kwargs,
         )
         instruments.run_started(self.info)
 

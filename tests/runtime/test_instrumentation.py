@@ -5,7 +5,9 @@ failing plugin never changes a run; and that nothing is called when none is regi
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,7 @@ from pyworkflow import (
     workflow,
 )
 from pyworkflow.exceptions import ConfigurationError
+from pyworkflow.observability import Instrumentation
 from tests.observability.recording import Faulty, Recording
 from tests.runtime.conftest import start_failing
 
@@ -206,3 +209,21 @@ def test_configure_refuses_what_is_not_a_plugin_or_a_tracer() -> None:
         pyworkflow.configure(instrumentation=[object()])
     with pytest.raises(ConfigurationError, match="tracing takes 'otel'"):
         pyworkflow.configure(tracing="zipkin")
+
+
+class SeesInput(Instrumentation):
+    def __init__(self) -> None:
+        self.inputs: list[tuple[str, Any, Any]] = []
+
+    def run_started(self, run):
+        self.inputs.append((run.workflow, json.loads(run.input_args), json.loads(run.input_kwargs)))
+
+
+async def test_a_plugin_sees_the_runs_recorded_input_in_every_execution(storage, clock) -> None:
+    seen = SeesInput()
+    pyworkflow.configure(instrumentation=[seen])
+    run_id = await start(demo, name="ann")
+    clock.advance(61)
+    await resume(run_id)
+    # the first execution and the one the sleep woke: the input as recorded (10.19)
+    assert seen.inputs == [("instr_demo", [], {"name": "ann"})] * 2
