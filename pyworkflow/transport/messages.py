@@ -17,7 +17,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from pyworkflow.exceptions import WorkflowError
 from pyworkflow.observability.plugins import outgoing_trace
@@ -37,6 +37,15 @@ class WakeMessage(BaseModel):
     key: str | None = None
     # The sender's trace context ({"traceparent": ...}), when tracing is on.
     trace: dict[str, str] | None = None
+
+    @field_validator("trace", mode="before")
+    @classmethod
+    def _drop_bad_trace(cls, value: Any) -> Any:
+        # Tracing is advisory: a malformed context is dropped, the wake-up is still delivered
+        good = isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
+        return value if good else None
 
 
 class ScheduleTick(BaseModel):
