@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -27,19 +26,7 @@ from pyworkflow.transport.scheduler import schedule_name
 from pyworkflow.transport.storm import DEFAULT_LEAD_SECONDS, SCHEDULER_PRECISION_SECONDS
 from tests.aws import workflows as wf
 from tests.aws.conftest import Aws
-
-
-class Sent:
-    """The SendMessage calls of an SQS client, as made (moto does not echo DelaySeconds)."""
-
-    def __init__(self, client: Any) -> None:
-        self.calls: list[dict[str, Any]] = []
-        self._send = client.send_message
-        client.send_message = self
-
-    async def __call__(self, **kwargs: Any) -> Any:
-        self.calls.append(kwargs)
-        return await self._send(**kwargs)
+from tests.aws.test_transport import Sent
 
 
 async def stack_runtime(aws: Aws, clock: ManualClock) -> tuple[AwsRuntime, Sent]:
